@@ -1,0 +1,77 @@
+//! The audit trail trait: one entry per outcome of every operation that can spend or refuse.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ErrorKind, UserFacing};
+use crate::money::Usd;
+use crate::task::ProviderId;
+
+/// How an audited operation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditOutcome {
+    /// Completed and stored.
+    Success,
+    /// Refused before sending (guard, budget, confirmation, rate).
+    Refused,
+    /// Sent and failed (provider error, safety block, deadline).
+    Failed,
+    /// Interrupted by the user.
+    Cancelled,
+    /// A safeguard was overridden (safety checker off, unpriced model, spend written off).
+    Override,
+}
+
+/// What the engine reports for one outcome; the sink adds `seq`, `prev`, `ts`, `os_user` and digests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditEvent {
+    /// `generate`, `pipeline`, `spend.abandon`, …
+    pub operation: String,
+    /// The run, if any.
+    pub run_id: Option<String>,
+    /// The step, if any.
+    pub step: Option<String>,
+    /// Provider.
+    pub provider: Option<ProviderId>,
+    /// Catalogue key.
+    pub model: Option<String>,
+    /// The provider's request id.
+    pub request_id: Option<String>,
+    /// The user text; the sink stores only its length and a keyed digest unless configured to
+    /// keep it, and never keeps the text of a refused request.
+    pub prompt: Option<String>,
+    /// Worst-case estimate.
+    pub estimate: Option<Usd>,
+    /// Actual cost.
+    pub actual: Option<Usd>,
+    /// Fingerprint of the key used (12 hex digits of its sha256).
+    pub key_fingerprint: Option<String>,
+    /// Where the key came from.
+    pub key_source: Option<String>,
+    /// The acgs user.
+    pub user: String,
+    /// How it ended; `None` is not allowed when recording.
+    pub outcome: Option<AuditOutcome>,
+    /// Stable error or override code.
+    pub code: Option<String>,
+}
+
+/// Audit failures.
+#[derive(Debug, thiserror::Error)]
+#[error("the audit log could not be written: {0}")]
+pub struct AuditError(pub String);
+
+impl UserFacing for AuditError {
+    fn code(&self) -> &'static str {
+        "audit.write_failed"
+    }
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::Internal
+    }
+}
+
+/// Where audit entries go.
+pub trait AuditSink: Send + Sync {
+    /// Append one entry.
+    fn record(&self, event: AuditEvent) -> Result<(), AuditError>;
+}

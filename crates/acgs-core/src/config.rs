@@ -1,0 +1,1060 @@
+//! Configuration: layered, profiled, strict about unknown keys, and suspicious of project files.
+//!
+//! Layers, later wins (DESIGN.md §3.1): built-in defaults < user file
+//! (`$XDG_CONFIG_HOME/acgs/config.toml`) < project file (`./acgs.toml`, or `--config PATH`, which
+//! is trusted) < `ACGS_*` environment variables, which beat every profile table. Each file holds
+//! profile tables (`[default]`, `[dev]`, `[prod]`); `[default]` values of every file come first,
+//! then the selected profile's.
+//!
+//! A project file is someone else's: it may not set provider URLs, `network`, `ledger`, `audit`,
+//! `key_command`, `models`, `user` or any `allow_*` key, and every other value may only tighten
+//! limits and guards ([`check_tightens`], also used for pipeline `settings`).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Component, Path, PathBuf};
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::env::{Paths, ProcessEnv};
+use crate::error::{Error, Result};
+use crate::money::Usd;
+
+/// A profile name: `[a-z0-9_-]{1,32}`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Profile(String);
+
+impl Profile {
+    /// Validate a profile name.
+    pub fn new(name: &str) -> Result<Self> {
+        let ok = !name.is_empty()
+            && name.len() <= 32
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+        if ok {
+            Ok(Self(name.to_owned()))
+        } else {
+            Err(Error::InvalidConfig {
+                key: "profile".into(),
+                origin: "--profile / ACGS_PROFILE".into(),
+                reason: "profile names are 1–32 of [a-z0-9_-]".into(),
+            })
+        }
+    }
+
+    /// The name.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for Profile {
+    fn default() -> Self {
+        Self("dev".into())
+    }
+}
+
+impl fmt::Display for Profile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A multiplier kept exactly, in thousandths (`2.0` is 2000).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Ratio(pub u32);
+
+impl Serialize for Ratio {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        serializer.collect_str(&format_args!("{}.{:03}", self.0 / 1000, self.0 % 1000))
+    }
+}
+
+impl<'de> Deserialize<'de> for Ratio {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        let amount = Usd::deserialize(deserializer)?;
+        let permille = amount.micros() / 1000;
+        if amount.micros() % 1000 != 0 || permille < 1000 {
+            return Err(serde::de::Error::custom(
+                "a multiplier of at least 1.0 with up to three decimals",
+            ));
+        }
+        u32::try_from(permille)
+            .map(Ratio)
+            .map_err(|_| serde::de::Error::custom("multiplier too large"))
+    }
+}
+
+/// `[cost_management]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CostManagement {
+    /// Worst case of one command or pipeline run.
+    pub max_cost_per_run: Usd,
+    /// Per calendar day in `timezone`.
+    pub daily_limit: Usd,
+    /// At or above this estimate acgs warns.
+    pub warn_threshold: Usd,
+    /// Ask before spending (or require `--yes` without a terminal).
+    pub require_confirmation: bool,
+    /// IANA time zone that defines the day.
+    pub timezone: String,
+    /// Allow models without a catalogue price (audited).
+    pub allow_unpriced_models: bool,
+    /// Multiplier for prices not marked verified.
+    pub unverified_price_margin: Ratio,
+}
+
+impl Default for CostManagement {
+    fn default() -> Self {
+        Self {
+            max_cost_per_run: Usd::from_dollars(10),
+            daily_limit: Usd::from_dollars(100),
+            warn_threshold: Usd::from_dollars(5),
+            require_confirmation: true,
+            timezone: "UTC".into(),
+            allow_unpriced_models: false,
+            unverified_price_margin: Ratio(2000),
+        }
+    }
+}
+
+/// Submits per minute and jobs in flight for one provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    /// Submits per minute.
+    pub per_minute: u32,
+    /// Jobs in flight at once.
+    pub in_flight: u32,
+}
+
+/// `[rate_limits]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimits {
+    /// fal.
+    pub fal: RateLimit,
+    /// Gemini.
+    pub gemini: RateLimit,
+    /// ElevenLabs.
+    pub elevenlabs: RateLimit,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        Self {
+            fal: RateLimit {
+                per_minute: 60,
+                in_flight: 10,
+            },
+            gemini: RateLimit {
+                per_minute: 60,
+                in_flight: 10,
+            },
+            elevenlabs: RateLimit {
+                per_minute: 60,
+                in_flight: 2,
+            },
+        }
+    }
+}
+
+/// What to do when injection heuristics fire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InjectionPolicy {
+    /// Warn and continue.
+    Warn,
+    /// Refuse (exit 3).
+    Block,
+}
+
+/// `[guard]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GuardConfig {
+    /// Image and video prompts; text and speech use the model's limit.
+    pub max_prompt_chars: u32,
+    /// Speech texts (stitched above one request's limit).
+    pub max_speech_chars: u32,
+    /// Injection policy.
+    pub on_injection: InjectionPolicy,
+    /// Block-list files, one term per line, `category: term` allowed.
+    pub blocklists: Vec<PathBuf>,
+}
+
+impl Default for GuardConfig {
+    fn default() -> Self {
+        Self {
+            max_prompt_chars: 2000,
+            max_speech_chars: 100_000,
+            on_injection: InjectionPolicy::Block,
+            blocklists: Vec::new(),
+        }
+    }
+}
+
+/// `[audit]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// The JSONL file; empty means `<state>/audit.jsonl`.
+    pub path: PathBuf,
+    /// Keep prompt text (otherwise only length and a keyed digest).
+    pub record_prompt_text: bool,
+}
+
+/// `[ledger]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LedgerConfig {
+    /// `sqlite://PATH` or `postgres://…`; empty means `sqlite://<state>/ledger.sqlite3`.
+    pub url: String,
+}
+
+/// `[network]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetworkConfig {
+    /// Allow plain http to loopback (tests, local proxies).
+    pub allow_http_loopback: bool,
+    /// Extra PEM roots added to the OS roots; empty for none.
+    pub ca_bundle: PathBuf,
+    /// Explicit proxy URL; empty for none (system proxy variables are ignored).
+    pub proxy: String,
+    /// Connect timeout.
+    pub connect_timeout_secs: u64,
+    /// Whole-request timeout for JSON API calls.
+    pub request_timeout_secs: u64,
+    /// Streams and downloads: longest time without a byte.
+    pub read_idle_timeout_secs: u64,
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        Self {
+            allow_http_loopback: false,
+            ca_bundle: PathBuf::new(),
+            proxy: String::new(),
+            connect_timeout_secs: 10,
+            request_timeout_secs: 120,
+            read_idle_timeout_secs: 60,
+        }
+    }
+}
+
+/// `[providers.fal]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FalUrls {
+    /// Queue API.
+    pub queue_url: String,
+    /// REST API (storage, tokens).
+    pub rest_url: String,
+    /// Platform API (pricing).
+    pub api_url: String,
+}
+
+impl Default for FalUrls {
+    fn default() -> Self {
+        Self {
+            queue_url: "https://queue.fal.run".into(),
+            rest_url: "https://rest.fal.ai".into(),
+            api_url: "https://api.fal.ai".into(),
+        }
+    }
+}
+
+/// A provider with one base URL.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BaseUrl {
+    /// The base URL.
+    pub base_url: String,
+}
+
+/// `[providers]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProvidersConfig {
+    /// fal.
+    pub fal: FalUrls,
+    /// Gemini.
+    pub gemini: BaseUrl,
+    /// ElevenLabs.
+    pub elevenlabs: BaseUrl,
+}
+
+impl Default for ProvidersConfig {
+    fn default() -> Self {
+        Self {
+            fal: FalUrls::default(),
+            gemini: BaseUrl {
+                base_url: "https://generativelanguage.googleapis.com".into(),
+            },
+            elevenlabs: BaseUrl {
+                base_url: "https://api.elevenlabs.io".into(),
+            },
+        }
+    }
+}
+
+/// The whole configuration of one profile.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// The output root; every written path stays inside it.
+    pub output_dir: PathBuf,
+    /// The acgs user spend and audit entries are attributed to; empty means the OS user.
+    pub user: String,
+    /// Allow `user` to differ from the OS user.
+    pub allow_user_override: bool,
+    /// Allow parameters a model's schema does not list.
+    pub allow_unknown_params: bool,
+    /// Allow `safety` parameters (safety checkers, tolerance) to be changed (audited).
+    pub allow_safety_overrides: bool,
+    /// A command printing a key (argv, no shell); the variable name is appended as last argument.
+    pub key_command: Vec<String>,
+    /// Money.
+    pub cost_management: CostManagement,
+    /// Rate limits.
+    pub rate_limits: RateLimits,
+    /// Guard.
+    pub guard: GuardConfig,
+    /// Audit log.
+    pub audit: AuditConfig,
+    /// Spend ledger.
+    pub ledger: LedgerConfig,
+    /// Network policy.
+    pub network: NetworkConfig,
+    /// Provider base URLs.
+    pub providers: ProvidersConfig,
+    /// User catalogue entries: add or override models.
+    pub models: BTreeMap<String, toml::Table>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            output_dir: PathBuf::from("output"),
+            user: String::new(),
+            allow_user_override: false,
+            allow_unknown_params: false,
+            allow_safety_overrides: false,
+            key_command: Vec::new(),
+            cost_management: CostManagement::default(),
+            rate_limits: RateLimits::default(),
+            guard: GuardConfig::default(),
+            audit: AuditConfig::default(),
+            ledger: LedgerConfig::default(),
+            network: NetworkConfig::default(),
+            providers: ProvidersConfig::default(),
+            models: BTreeMap::new(),
+        }
+    }
+}
+
+/// Where configuration comes from.
+#[derive(Debug, Clone)]
+pub struct ConfigSources {
+    /// The user file, if it exists.
+    pub user_file: Option<PathBuf>,
+    /// `./acgs.toml`, if it exists (untrusted).
+    pub project_file: Option<PathBuf>,
+    /// `--config PATH` / `ACGS_CONFIG` (trusted; replaces the project file).
+    pub explicit_file: Option<PathBuf>,
+    /// The environment snapshot.
+    pub env: ProcessEnv,
+    /// The selected profile.
+    pub profile: Profile,
+}
+
+impl ConfigSources {
+    /// The standard sources for this environment: the user file, `./acgs.toml`, `ACGS_*`.
+    /// `config_flag` and `profile_flag` are `--config` and `--profile`, which beat `ACGS_CONFIG`
+    /// and `ACGS_PROFILE`.
+    pub fn standard(
+        env: &ProcessEnv,
+        config_flag: Option<PathBuf>,
+        profile_flag: Option<&str>,
+    ) -> Result<Self> {
+        let paths = env.paths();
+        let profile = match profile_flag.or_else(|| env.var("ACGS_PROFILE")) {
+            Some(name) => Profile::new(name)?,
+            None => Profile::default(),
+        };
+        let explicit_file = config_flag
+            .or_else(|| env.var("ACGS_CONFIG").map(PathBuf::from))
+            .map(|p| env.cwd.join(p));
+        let project = env.cwd.join("acgs.toml");
+        let user = paths.user_config();
+        Ok(Self {
+            user_file: user.is_file().then_some(user),
+            project_file: (explicit_file.is_none() && project.is_file()).then_some(project),
+            explicit_file,
+            env: env.clone(),
+            profile,
+        })
+    }
+}
+
+/// A loaded configuration with what it was loaded from.
+#[derive(Debug, Clone)]
+pub struct LoadedConfig {
+    /// The configuration of the selected profile.
+    pub config: Config,
+    /// The selected profile.
+    pub profile: Profile,
+    /// Files read, in order, with whether they were trusted.
+    pub files: Vec<(PathBuf, bool)>,
+    /// Standard folders.
+    pub paths: Paths,
+}
+
+impl LoadedConfig {
+    /// The audit log path (configured or default).
+    #[must_use]
+    pub fn audit_path(&self) -> PathBuf {
+        if self.config.audit.path.as_os_str().is_empty() {
+            self.paths.state_file("audit.jsonl")
+        } else {
+            self.config.audit.path.clone()
+        }
+    }
+
+    /// The ledger URL (configured or default).
+    #[must_use]
+    pub fn ledger_url(&self) -> String {
+        if self.config.ledger.url.is_empty() {
+            format!(
+                "sqlite://{}",
+                self.paths.state_file("ledger.sqlite3").display()
+            )
+        } else {
+            self.config.ledger.url.clone()
+        }
+    }
+
+    /// The acgs user name: `user` when allowed, else the OS user.
+    #[must_use]
+    pub fn user(&self, env: &ProcessEnv) -> String {
+        if self.config.allow_user_override && !self.config.user.is_empty() {
+            self.config.user.clone()
+        } else {
+            env.os_user()
+        }
+    }
+}
+
+/// One configuration source with its profile tables.
+struct Layer {
+    origin: String,
+    trusted: bool,
+    profiles: BTreeMap<String, toml::Table>,
+}
+
+impl Config {
+    /// Load the configuration of the selected profile from `sources`.
+    pub fn load(sources: &ConfigSources) -> Result<LoadedConfig> {
+        let mut layers = Vec::new();
+        let mut files = Vec::new();
+        if let Some(path) = &sources.user_file {
+            layers.push(read_layer(path, true)?);
+            files.push((path.clone(), true));
+        }
+        if let Some(path) = &sources.explicit_file {
+            layers.push(read_layer(path, true)?);
+            files.push((path.clone(), true));
+        } else if let Some(path) = &sources.project_file {
+            let layer = read_layer(path, false)?;
+            check_project_keys(&layer, path)?;
+            layers.push(layer);
+            files.push((path.clone(), false));
+        }
+        let profile = sources.profile.as_str();
+        let trusted_only: Vec<&Layer> = layers.iter().filter(|l| l.trusted).collect();
+        let all: Vec<&Layer> = layers.iter().collect();
+        let base = merge_profile(&trusted_only, profile);
+        let with_project = merge_profile(&all, profile);
+        let mut merged = with_project.clone();
+        let env_table = env_layer(&sources.env)?;
+        deep_merge(&mut merged, &env_table);
+        let config = deserialize(merged, "the merged configuration")?;
+        if let Some((path, _)) = files.iter().find(|(_, trusted)| !trusted) {
+            let origin = path.display().to_string();
+            let before = deserialize(base, &origin)?;
+            let after = deserialize(with_project, &origin)?;
+            check_tightens(&before, &after, &origin)?;
+        }
+        Ok(LoadedConfig {
+            config,
+            profile: sources.profile.clone(),
+            files,
+            paths: sources.env.paths(),
+        })
+    }
+}
+
+fn read_layer(path: &Path, trusted: bool) -> Result<Layer> {
+    let origin = path.display().to_string();
+    let text = fs_err::read_to_string(path).map_err(|source| Error::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    let table: toml::Table = toml::from_str(&text).map_err(|e| Error::InvalidConfig {
+        key: "(file)".into(),
+        origin: origin.clone(),
+        reason: e.message().to_owned(),
+    })?;
+    let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let mut profiles = BTreeMap::new();
+    for (name, value) in table {
+        let toml::Value::Table(mut section) = value else {
+            return Err(Error::InvalidConfig {
+                key: name,
+                origin,
+                reason: "top-level keys are profile tables such as [default] or [dev]".into(),
+            });
+        };
+        Profile::new(&name).map_err(|_| Error::InvalidConfig {
+            key: name.clone(),
+            origin: origin.clone(),
+            reason: "profile names are 1–32 of [a-z0-9_-]".into(),
+        })?;
+        check_known_keys(&section, &defaults_table(), "", &origin)?;
+        resolve_relative_paths(&mut section, &base_dir);
+        deserialize(section.clone(), &origin)?;
+        profiles.insert(name, section);
+    }
+    Ok(Layer {
+        origin,
+        trusted,
+        profiles,
+    })
+}
+
+fn defaults_table() -> toml::Table {
+    match toml::Value::try_from(Config::default()) {
+        Ok(toml::Value::Table(table)) => table,
+        _ => toml::Table::new(),
+    }
+}
+
+/// Every key must exist in the defaults (except free-form `models` entries).
+fn check_known_keys(
+    table: &toml::Table,
+    known: &toml::Table,
+    prefix: &str,
+    origin: &str,
+) -> Result<()> {
+    for (key, value) in table {
+        let path = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
+        if path == "models" {
+            continue;
+        }
+        match known.get(key) {
+            None => {
+                return Err(Error::UnknownConfigKey {
+                    key: path,
+                    origin: origin.to_owned(),
+                });
+            }
+            Some(toml::Value::Table(inner_known)) => {
+                if let toml::Value::Table(inner) = value {
+                    check_known_keys(inner, inner_known, &path, origin)?;
+                }
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// Relative paths in a file resolve against that file's folder.
+fn resolve_relative_paths(section: &mut toml::Table, base_dir: &Path) {
+    let absolutize = |value: &mut toml::Value| {
+        if let toml::Value::String(s) = value
+            && !s.is_empty()
+            && Path::new(s.as_str()).is_relative()
+        {
+            *s = base_dir.join(&*s).display().to_string();
+        }
+    };
+    if let Some(toml::Value::Table(guard)) = section.get_mut("guard")
+        && let Some(toml::Value::Array(lists)) = guard.get_mut("blocklists")
+    {
+        lists.iter_mut().for_each(absolutize);
+    }
+    for (table, key) in [("network", "ca_bundle"), ("audit", "path")] {
+        if let Some(toml::Value::Table(t)) = section.get_mut(table)
+            && let Some(v) = t.get_mut(key)
+        {
+            absolutize(v);
+        }
+    }
+    if let Some(toml::Value::Table(ledger)) = section.get_mut("ledger")
+        && let Some(toml::Value::String(url)) = ledger.get_mut("url")
+        && let Some(rest) = url.strip_prefix("sqlite://")
+        && Path::new(rest).is_relative()
+        && !rest.is_empty()
+    {
+        *url = format!("sqlite://{}", base_dir.join(rest).display());
+    }
+}
+
+/// Keys a project file may never set.
+fn check_project_keys(layer: &Layer, path: &Path) -> Result<()> {
+    const FORBIDDEN: [&str; 7] = [
+        "providers",
+        "network",
+        "ledger",
+        "audit",
+        "key_command",
+        "models",
+        "user",
+    ];
+    let untrusted = |key: String| Error::UntrustedConfigKey {
+        key,
+        file: path.to_owned(),
+    };
+    for section in layer.profiles.values() {
+        for (key, value) in section {
+            if FORBIDDEN.contains(&key.as_str()) || key.starts_with("allow_") {
+                return Err(untrusted(first_leaf(key, value)));
+            }
+            if let toml::Value::Table(inner) = value
+                && let Some(name) = inner
+                    .keys()
+                    .find(|k| k.starts_with("allow_") || *k == "timezone")
+            {
+                return Err(untrusted(format!("{key}.{name}")));
+            }
+            if key == "output_dir" {
+                let ok = value.as_str().map(Path::new).is_some_and(|p| {
+                    p.components()
+                        .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+                });
+                if !ok {
+                    return Err(untrusted(
+                        "output_dir (only a relative folder without `..`)".into(),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The first leaf key under `key`, for a precise message (`providers.fal.queue_url`).
+fn first_leaf(key: &str, value: &toml::Value) -> String {
+    match value {
+        toml::Value::Table(t) => match t.iter().next() {
+            Some((k, v)) => first_leaf(&format!("{key}.{k}"), v),
+            None => key.to_owned(),
+        },
+        _ => key.to_owned(),
+    }
+}
+
+/// Defaults, then every layer's `[default]`, then every layer's selected profile.
+fn merge_profile(layers: &[&Layer], profile: &str) -> toml::Table {
+    let mut merged = defaults_table();
+    for name in ["default", profile] {
+        for layer in layers {
+            if let Some(section) = layer.profiles.get(name) {
+                deep_merge(&mut merged, section);
+            }
+        }
+        if profile == "default" {
+            break;
+        }
+    }
+    merged
+}
+
+fn deep_merge(target: &mut toml::Table, overlay: &toml::Table) {
+    for (key, value) in overlay {
+        match (target.get_mut(key), value) {
+            (Some(toml::Value::Table(existing)), toml::Value::Table(incoming)) => {
+                deep_merge(existing, incoming);
+            }
+            _ => {
+                target.insert(key.clone(), value.clone());
+            }
+        }
+    }
+}
+
+/// `ACGS_*` variables (except `ACGS_PROFILE`, `ACGS_LOG`, `ACGS_CONFIG`) as a table; `__` nests.
+fn env_layer(env: &ProcessEnv) -> Result<toml::Table> {
+    let mut table = toml::Table::new();
+    for (name, raw) in &env.vars {
+        let Some(rest) = name.strip_prefix("ACGS_") else {
+            continue;
+        };
+        if matches!(rest, "PROFILE" | "LOG" | "CONFIG") {
+            continue;
+        }
+        let path: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
+        let value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(raw.clone()));
+        let origin = format!("environment variable {name}");
+        insert_path(&mut table, &path, value);
+        check_known_keys(&table, &defaults_table(), "", &origin)?;
+    }
+    let cwd = env.cwd.clone();
+    resolve_relative_paths(&mut table, &cwd);
+    deserialize(table.clone(), "ACGS_* environment variables")?;
+    Ok(table)
+}
+
+fn insert_path(table: &mut toml::Table, path: &[String], value: toml::Value) {
+    match path {
+        [] => {}
+        [last] => {
+            table.insert(last.clone(), value);
+        }
+        [first, rest @ ..] => {
+            let entry = table
+                .entry(first.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            if let toml::Value::Table(inner) = entry {
+                insert_path(inner, rest, value);
+            }
+        }
+    }
+}
+
+fn deserialize(table: toml::Table, origin: &str) -> Result<Config> {
+    let mut merged = defaults_table();
+    deep_merge(&mut merged, &table);
+    merged
+        .try_into()
+        .map_err(|e: toml::de::Error| Error::InvalidConfig {
+            key: "(value)".into(),
+            origin: origin.to_owned(),
+            reason: e.message().to_owned(),
+        })
+}
+
+/// Refuse any value in `candidate` that is looser than in `base`: limits may only go down, guards
+/// only get stricter, confirmation only turn on. Used for project files and pipeline `settings`.
+pub fn check_tightens(base: &Config, candidate: &Config, origin: &str) -> Result<()> {
+    let loosens = |key: &str| Error::LoosensLimit {
+        key: key.to_owned(),
+        origin: origin.to_owned(),
+    };
+    let (b, c) = (&base.cost_management, &candidate.cost_management);
+    let money = [
+        (
+            "cost_management.max_cost_per_run",
+            b.max_cost_per_run,
+            c.max_cost_per_run,
+        ),
+        ("cost_management.daily_limit", b.daily_limit, c.daily_limit),
+        (
+            "cost_management.warn_threshold",
+            b.warn_threshold,
+            c.warn_threshold,
+        ),
+    ];
+    if let Some((key, ..)) = money.iter().find(|(_, before, after)| after > before) {
+        return Err(loosens(key));
+    }
+    if b.require_confirmation && !c.require_confirmation {
+        return Err(loosens("cost_management.require_confirmation"));
+    }
+    if c.allow_unpriced_models && !b.allow_unpriced_models {
+        return Err(loosens("cost_management.allow_unpriced_models"));
+    }
+    if c.timezone != b.timezone {
+        return Err(loosens("cost_management.timezone"));
+    }
+    if c.unverified_price_margin < b.unverified_price_margin {
+        return Err(loosens("cost_management.unverified_price_margin"));
+    }
+    let rates = [
+        (
+            "rate_limits.fal",
+            base.rate_limits.fal,
+            candidate.rate_limits.fal,
+        ),
+        (
+            "rate_limits.gemini",
+            base.rate_limits.gemini,
+            candidate.rate_limits.gemini,
+        ),
+        (
+            "rate_limits.elevenlabs",
+            base.rate_limits.elevenlabs,
+            candidate.rate_limits.elevenlabs,
+        ),
+    ];
+    if let Some((key, ..)) = rates.iter().find(|(_, before, after)| {
+        after.per_minute > before.per_minute || after.in_flight > before.in_flight
+    }) {
+        return Err(loosens(key));
+    }
+    let (bg, cg) = (&base.guard, &candidate.guard);
+    if cg.max_prompt_chars > bg.max_prompt_chars {
+        return Err(loosens("guard.max_prompt_chars"));
+    }
+    if cg.max_speech_chars > bg.max_speech_chars {
+        return Err(loosens("guard.max_speech_chars"));
+    }
+    if cg.on_injection < bg.on_injection {
+        return Err(loosens("guard.on_injection"));
+    }
+    if bg
+        .blocklists
+        .iter()
+        .any(|list| !cg.blocklists.contains(list))
+    {
+        return Err(loosens("guard.blocklists"));
+    }
+    let switches = [
+        (
+            "allow_unknown_params",
+            base.allow_unknown_params,
+            candidate.allow_unknown_params,
+        ),
+        (
+            "allow_safety_overrides",
+            base.allow_safety_overrides,
+            candidate.allow_safety_overrides,
+        ),
+        (
+            "allow_user_override",
+            base.allow_user_override,
+            candidate.allow_user_override,
+        ),
+        (
+            "network.allow_http_loopback",
+            base.network.allow_http_loopback,
+            candidate.network.allow_http_loopback,
+        ),
+    ];
+    if let Some((key, ..)) = switches
+        .iter()
+        .find(|(_, before, after)| *after && !*before)
+    {
+        return Err(loosens(key));
+    }
+    Ok(())
+}
+
+/// Names of the layers, for messages: `user config`, `project file`.
+impl fmt::Debug for Layer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Layer({}, trusted={})", self.origin, self.trusted)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Fixture {
+        dir: tempfile::TempDir,
+        env: ProcessEnv,
+    }
+
+    impl Fixture {
+        fn new() -> Self {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let mut env = ProcessEnv {
+                cwd: dir.path().join("project"),
+                ..ProcessEnv::default()
+            };
+            fs_err::create_dir_all(&env.cwd).expect("mkdir");
+            env.vars
+                .insert("HOME".into(), dir.path().display().to_string());
+            env.vars.insert(
+                "XDG_CONFIG_HOME".into(),
+                dir.path().join("cfg").display().to_string(),
+            );
+            Self { dir, env }
+        }
+
+        fn user_file(&self, text: &str) {
+            let path = self.dir.path().join("cfg/acgs/config.toml");
+            fs_err::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+            fs_err::write(path, text).expect("write");
+        }
+
+        fn project_file(&self, text: &str) {
+            fs_err::write(self.env.cwd.join("acgs.toml"), text).expect("write");
+        }
+
+        fn load(&self, profile: Option<&str>) -> Result<LoadedConfig> {
+            Config::load(&ConfigSources::standard(&self.env, None, profile)?)
+        }
+    }
+
+    #[test]
+    fn defaults_match_the_design() {
+        let fx = Fixture::new();
+        let c = fx.load(None).expect("loads").config;
+        assert_eq!(c.cost_management.max_cost_per_run, Usd::from_dollars(10));
+        assert_eq!(c.cost_management.daily_limit, Usd::from_dollars(100));
+        assert!(c.cost_management.require_confirmation);
+        assert_eq!(c.rate_limits.elevenlabs.in_flight, 2);
+        assert_eq!(c.providers.fal.queue_url, "https://queue.fal.run");
+    }
+
+    #[test]
+    fn profiles_layer_over_default_and_env_wins() {
+        let mut fx = Fixture::new();
+        fx.user_file("[default.cost_management]\ndaily_limit = 50.0\n[dev.cost_management]\ndaily_limit = 20.0\n[prod.cost_management]\ndaily_limit = 80.0\n");
+        assert_eq!(
+            fx.load(None)
+                .expect("dev")
+                .config
+                .cost_management
+                .daily_limit,
+            Usd::from_dollars(20)
+        );
+        assert_eq!(
+            fx.load(Some("prod"))
+                .expect("prod")
+                .config
+                .cost_management
+                .daily_limit,
+            Usd::from_dollars(80)
+        );
+        fx.env
+            .vars
+            .insert("ACGS_COST_MANAGEMENT__DAILY_LIMIT".into(), "7.5".into());
+        assert_eq!(
+            fx.load(None)
+                .expect("env")
+                .config
+                .cost_management
+                .daily_limit,
+            Usd::parse("7.5").expect("usd")
+        );
+    }
+
+    #[test]
+    fn unknown_keys_name_key_and_file() {
+        let fx = Fixture::new();
+        fx.user_file("[default.guard]\nmax_prompt_chars = 10\nmax_prompt_charz = 5\n");
+        let err = fx.load(None).expect_err("unknown key");
+        let text = err.to_string();
+        assert!(text.contains("guard.max_prompt_charz"), "{text}");
+        assert!(text.contains("config.toml"), "{text}");
+    }
+
+    #[test]
+    fn unknown_env_keys_name_the_variable() {
+        let mut fx = Fixture::new();
+        fx.env
+            .vars
+            .insert("ACGS_NETWORK__ALLOW_HTTP_LOOPBAK".into(), "true".into());
+        let text = fx.load(None).expect_err("unknown").to_string();
+        assert!(text.contains("ACGS_NETWORK__ALLOW_HTTP_LOOPBAK"), "{text}");
+    }
+
+    #[test]
+    fn project_files_cannot_set_trusted_keys() {
+        for (text, key) in [
+            (
+                "[default.providers.fal]\nqueue_url = \"https://evil.example\"\n",
+                "providers.fal.queue_url",
+            ),
+            (
+                "[default]\nkey_command = [\"sh\", \"-c\", \"curl evil\"]\n",
+                "key_command",
+            ),
+            (
+                "[dev.network]\nallow_http_loopback = true\n",
+                "network.allow_http_loopback",
+            ),
+            (
+                "[default.cost_management]\nallow_unpriced_models = true\n",
+                "cost_management.allow_unpriced_models",
+            ),
+            ("[default]\noutput_dir = \"/etc\"\n", "output_dir"),
+        ] {
+            let fx = Fixture::new();
+            fx.project_file(text);
+            let err = fx.load(None).expect_err(key);
+            assert_eq!(crate::error::UserFacing::code(&err), "config.untrusted_key");
+            assert!(err.to_string().contains(key), "{err} should name {key}");
+        }
+    }
+
+    #[test]
+    fn project_files_may_tighten_but_not_loosen() {
+        let fx = Fixture::new();
+        fx.project_file("[default.cost_management]\ndaily_limit = 5\n");
+        assert_eq!(
+            fx.load(None)
+                .expect("tightens")
+                .config
+                .cost_management
+                .daily_limit,
+            Usd::from_dollars(5)
+        );
+        let fx = Fixture::new();
+        fx.project_file("[default.cost_management]\ndaily_limit = 5000\n");
+        let err = fx.load(None).expect_err("loosens");
+        assert!(err.to_string().contains("cost_management.daily_limit"));
+        let fx = Fixture::new();
+        fx.project_file("[dev.cost_management]\nrequire_confirmation = false\n");
+        assert!(fx.load(None).is_err());
+    }
+
+    #[test]
+    fn explicit_config_is_trusted() {
+        let fx = Fixture::new();
+        let path = fx.dir.path().join("trusted.toml");
+        fs_err::write(
+            &path,
+            "[default.providers.fal]\nqueue_url = \"http://127.0.0.1:9\"\n",
+        )
+        .expect("write");
+        let sources = ConfigSources::standard(&fx.env, Some(path), None).expect("sources");
+        let c = Config::load(&sources).expect("trusted").config;
+        assert_eq!(c.providers.fal.queue_url, "http://127.0.0.1:9");
+    }
+
+    #[test]
+    fn relative_paths_resolve_against_their_file() {
+        let fx = Fixture::new();
+        fx.user_file("[default.audit]\npath = \"logs/audit.jsonl\"\n");
+        let loaded = fx.load(None).expect("loads");
+        assert_eq!(
+            loaded.audit_path(),
+            fx.dir.path().join("cfg/acgs/logs/audit.jsonl")
+        );
+    }
+
+    #[test]
+    fn bad_profile_names_are_refused() {
+        assert!(Profile::new("Prod").is_err());
+        assert!(Profile::new("../x").is_err());
+        assert!(Profile::new("staging-2").is_ok());
+    }
+
+    #[test]
+    fn pipelines_cannot_raise_limits() {
+        let base = Config::default();
+        let mut raised = base.clone();
+        raised.cost_management.max_cost_per_run = Usd::from_dollars(11);
+        assert!(check_tightens(&base, &raised, "pipeline").is_err());
+        let mut lowered = base.clone();
+        lowered.cost_management.max_cost_per_run = Usd::from_dollars(1);
+        lowered.guard.max_prompt_chars = 100;
+        assert!(check_tightens(&base, &lowered, "pipeline").is_ok());
+    }
+}

@@ -1,0 +1,257 @@
+//! The spend ledger trait: atomic reservations of worst-case cost, settled after the fact.
+//!
+//! States (DESIGN.md §4.3): `held` (nothing sent; owned, leased, expires) → `submitted` (set with the
+//! persisted job handle; never expires) → `settled` | `released`.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ErrorKind, UserFacing};
+use crate::money::Usd;
+use crate::provider::BoxFuture;
+use crate::request::JobHandle;
+use crate::task::ProviderId;
+
+/// Identifies a reservation.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ReservationId(pub String);
+
+impl fmt::Display for ReservationId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Proves which process holds a `held` reservation (only the owner renews it).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct OwnerToken(pub String);
+
+impl fmt::Debug for OwnerToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("OwnerToken(..)")
+    }
+}
+
+/// State of a reservation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReservationState {
+    /// Reserved, nothing sent yet; expires when its lease runs out.
+    Held,
+    /// Sent to the provider; counts at its estimate until settled; never expires.
+    Submitted,
+    /// Paid: the actual cost is recorded.
+    Settled,
+    /// Nothing was billed.
+    Released,
+    /// The lease ran out before anything was sent.
+    Expired,
+}
+
+impl ReservationState {
+    /// The lowercase name stored in the ledger.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Held => "held",
+            Self::Submitted => "submitted",
+            Self::Settled => "settled",
+            Self::Released => "released",
+            Self::Expired => "expired",
+        }
+    }
+
+    /// Parse the stored name.
+    #[must_use]
+    pub fn from_name(name: &str) -> Option<Self> {
+        [
+            Self::Held,
+            Self::Submitted,
+            Self::Settled,
+            Self::Released,
+            Self::Expired,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == name)
+    }
+}
+
+/// A request to reserve money.
+#[derive(Debug, Clone)]
+pub struct ReserveRequest {
+    /// The run.
+    pub run_id: String,
+    /// The step, or `*` for a whole pipeline.
+    pub step: String,
+    /// The provider.
+    pub provider: ProviderId,
+    /// Catalogue key.
+    pub model: String,
+    /// The acgs user the spend is attributed to.
+    pub user: String,
+    /// Worst-case estimate.
+    pub amount: Usd,
+    /// The daily limit to hold.
+    pub daily_limit: Usd,
+    /// IANA time zone that defines the day.
+    pub timezone: String,
+    /// Lease of the `held` state.
+    pub lease: Duration,
+}
+
+/// A granted reservation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reservation {
+    /// Its id.
+    pub id: ReservationId,
+    /// The owner token needed to renew it.
+    pub owner: OwnerToken,
+    /// The calendar day it counts against (`YYYY-MM-DD` in the configured zone).
+    pub day: String,
+    /// Spend on that day before this reservation (reserved + settled).
+    pub spent_before: Usd,
+}
+
+/// Result of settling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settlement {
+    /// The estimate that was held.
+    pub estimate: Usd,
+    /// The recorded actual cost.
+    pub actual: Usd,
+}
+
+impl Settlement {
+    /// How much the actual cost exceeded the estimate, if it did.
+    #[must_use]
+    pub fn overrun(&self) -> Option<Usd> {
+        (self.actual > self.estimate).then(|| self.actual.saturating_sub(self.estimate))
+    }
+}
+
+/// Spend of one day.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct DaySpend {
+    /// Held and submitted reservations, at their estimates.
+    pub reserved: Usd,
+    /// Settled actual costs.
+    pub settled: Usd,
+}
+
+impl DaySpend {
+    /// Everything that counts against the limit.
+    #[must_use]
+    pub fn total(&self) -> Usd {
+        self.reserved.saturating_add(self.settled)
+    }
+}
+
+/// Ledger failures.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum LedgerError {
+    /// Reserving would pass the daily limit.
+    #[error(
+        "this would pass the daily limit of ${limit}: ${spent} already counts today and this needs up to ${requested}"
+    )]
+    DailyLimit {
+        /// The limit.
+        limit: Usd,
+        /// Already counted today.
+        spent: Usd,
+        /// Asked for.
+        requested: Usd,
+    },
+    /// Spend is over the limit after an overrun; new reservations wait for the next day.
+    #[error("today's spend (${spent}) is over the daily limit of ${limit} after a cost overrun")]
+    OverBudget {
+        /// The limit.
+        limit: Usd,
+        /// Counted today.
+        spent: Usd,
+    },
+    /// The reservation does not exist or is not in a state that allows this change.
+    #[error("reservation {id} cannot go from {from} to {to}")]
+    InvalidTransition {
+        /// The reservation.
+        id: ReservationId,
+        /// Its state (or `missing`).
+        from: String,
+        /// The state asked for.
+        to: &'static str,
+    },
+    /// The time zone is not a known IANA name.
+    #[error("unknown time zone `{0}`")]
+    TimeZone(String),
+    /// The ledger could not be reached or written.
+    #[error("the spend ledger is unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl UserFacing for LedgerError {
+    fn code(&self) -> &'static str {
+        match self {
+            Self::DailyLimit { .. } => "budget.daily_limit",
+            Self::OverBudget { .. } => "budget.overrun",
+            Self::InvalidTransition { .. } => "ledger.invalid_transition",
+            Self::TimeZone(_) => "config.invalid_value",
+            Self::Unavailable(_) => "ledger.unavailable",
+        }
+    }
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::DailyLimit { .. } | Self::OverBudget { .. } => ErrorKind::Money,
+            Self::TimeZone(_) => ErrorKind::Usage,
+            Self::InvalidTransition { .. } | Self::Unavailable(_) => ErrorKind::Internal,
+        }
+    }
+    fn hint(&self) -> Option<String> {
+        match self {
+            Self::DailyLimit { .. } | Self::OverBudget { .. } => Some(
+                "`acgs spend --today` shows what counts; raise `cost_management.daily_limit` in your user config to allow more".into(),
+            ),
+            _ => None,
+        }
+    }
+}
+
+/// Result alias for ledger calls.
+pub type LedgerResult<T> = Result<T, LedgerError>;
+
+/// A spend ledger. Every method is atomic; `reserve` checks and counts in one transaction.
+pub trait Ledger: Send + Sync {
+    /// Reserve `amount` if the day's spend plus it stays within the limit.
+    fn reserve(&self, request: ReserveRequest) -> BoxFuture<'_, LedgerResult<Reservation>>;
+
+    /// Extend the lease of a `held` reservation.
+    fn renew<'a>(
+        &'a self,
+        id: &'a ReservationId,
+        owner: &'a OwnerToken,
+        lease: Duration,
+    ) -> BoxFuture<'a, LedgerResult<()>>;
+
+    /// `held` → `submitted`, recording the job handle.
+    fn mark_submitted<'a>(
+        &'a self,
+        id: &'a ReservationId,
+        job: &'a JobHandle,
+    ) -> BoxFuture<'a, LedgerResult<()>>;
+
+    /// `held`/`submitted` → `settled` at `actual`.
+    fn settle<'a>(
+        &'a self,
+        id: &'a ReservationId,
+        actual: Usd,
+    ) -> BoxFuture<'a, LedgerResult<Settlement>>;
+
+    /// `held`/`submitted` → `released` (nothing billed).
+    fn release<'a>(&'a self, id: &'a ReservationId) -> BoxFuture<'a, LedgerResult<()>>;
+
+    /// Spend of the current day in `timezone`.
+    fn today<'a>(&'a self, timezone: &'a str) -> BoxFuture<'a, LedgerResult<DaySpend>>;
+}

@@ -1,0 +1,36 @@
+//! # acgs-core
+//!
+//! The vocabulary of acgs, the AI Content Generation Suite: what every other acgs crate implements
+//! against. It is small on purpose and does no network I/O and no file writes.
+//!
+//! - [`task`]: providers, task kinds, media types and content sniffing;
+//! - [`catalog`] and [`pricing`]: models, parameter schemas with field kinds, prices with provenance;
+//! - [`money`]: [`Usd`], integer micro-dollars;
+//! - [`request`]: requests, the sealed [`Authorized`] wrapper, outputs and job handles;
+//! - [`provider`], [`ledger`], [`audit`], [`moderation`]: the traits providers, ledgers, audit sinks
+//!   and moderators implement;
+//! - [`config`], [`credentials`], [`env`]: layered configuration and key discovery;
+//! - [`redact`]: the redactor behind the one redacting sink;
+//! - [`error`]: error kinds, exit codes and the [`UserFacing`] trait.
+
+pub mod audit;
+pub mod catalog;
+pub mod config;
+pub mod credentials;
+pub mod env;
+pub mod error;
+pub mod ledger;
+pub mod moderation;
+pub mod money;
+pub mod pricing;
+pub mod provider;
+pub mod redact;
+pub mod request;
+pub mod task;
+
+pub use catalog::{Catalog, ModelSpec, Params};
+pub use error::{Error, ErrorKind, UserFacing};
+pub use money::Usd;
+pub use provider::{BoxFuture, Provider};
+pub use request::{Authorized, Request};
+pub use task::{ContentType, MediaKind, ProviderId, TaskKind};

@@ -1,0 +1,544 @@
+//! Prices with provenance, worst-case estimates and actual costs.
+//!
+//! A price is an integer number of micro-dollars per quantum (image, megapixel, second, minute,
+//! 1,000 characters, 1M tokens, request), optionally varying by parameter values (tiers: audio on,
+//! 1080p, …). Estimates round up and assume the worst case; actual costs round half-up once per
+//! request (DESIGN.md §4.1).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::catalog::{CountMode, FieldKind, ModelSpec, ParamType, Params};
+use crate::money::Usd;
+use crate::request::Usage;
+
+/// The quantum a price is quoted per.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PriceUnit {
+    /// Per output image.
+    Image,
+    /// Per megapixel (10⁶ pixels) of each output image, rounded up per image.
+    Megapixel,
+    /// Per second of output (duration parameter).
+    Second,
+    /// Per started minute of input media.
+    Minute,
+    /// Per 1,000 characters of input text.
+    KiloCharacters,
+    /// Per million tokens (input at `input_rate`, output at `rate`).
+    MillionTokens,
+    /// Per request.
+    Request,
+}
+
+impl PriceUnit {
+    /// Short name for tables: "MP", "s", "1k chars" …
+    #[must_use]
+    pub const fn label(self) -> &'static str {
+        match self {
+            Self::Image => "image",
+            Self::Megapixel => "megapixel",
+            Self::Second => "second",
+            Self::Minute => "minute",
+            Self::KiloCharacters => "1k characters",
+            Self::MillionTokens => "1M tokens",
+            Self::Request => "request",
+        }
+    }
+}
+
+/// A rate that applies when every listed parameter has the given value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PriceTier {
+    /// Parameter values that select this tier.
+    pub when: BTreeMap<String, Value>,
+    /// Rate per quantum in this tier.
+    pub rate: Usd,
+    /// Input-token rate in this tier (token pricing only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_rate: Option<Usd>,
+}
+
+/// A model's price and where it came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pricing {
+    /// The quantum.
+    pub unit: PriceUnit,
+    /// Rate per quantum (output tokens for token pricing).
+    pub rate: Usd,
+    /// Input-token rate (token pricing only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_rate: Option<Usd>,
+    /// Tier rates; the first tier whose `when` matches wins.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tiers: Vec<PriceTier>,
+    /// The parameter that gives the quantity: duration for seconds, image size for megapixels,
+    /// maximum output tokens for token pricing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantity_param: Option<String>,
+    /// Further output-token parameters counted in the worst case (e.g. a thinking budget).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_output_params: Vec<String>,
+    /// The day the price was read.
+    pub priced_on: jiff::civil::Date,
+    /// Where it was read (URL or "fal pricing API").
+    pub source: String,
+    /// Whether the price was checked against the provider's own page or API.
+    pub verified: bool,
+}
+
+/// Facts about a request that prices depend on, beyond its parameters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PriceInputs {
+    /// Characters of user text sent (after sanitizing and templating).
+    pub text_chars: u64,
+    /// Bytes of text sent (an upper bound on input tokens).
+    pub text_bytes: u64,
+    /// Duration of input media in seconds, when known.
+    pub media_seconds: Option<u64>,
+    /// Input tokens for attached media (images, audio), when known.
+    pub media_tokens: u64,
+}
+
+/// A worst-case estimate for one request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Quote {
+    /// Worst case, margin included.
+    pub amount: Usd,
+    /// Worst case before the margin for unverified prices.
+    pub base: Usd,
+    /// The rate that applied (tier included).
+    pub rate: Usd,
+    /// The quantum.
+    pub unit: PriceUnit,
+    /// How many quanta were counted.
+    pub quantity: u64,
+    /// Margin applied, in thousandths (2000 = ×2.0), when the price is unverified.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub margin_permille: Option<u32>,
+}
+
+/// Why a request could not be priced.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PriceError {
+    /// The quantity parameter is missing or malformed.
+    #[error("cannot price `{model}`: {reason}")]
+    Quantity {
+        /// Model key.
+        model: String,
+        /// What is missing.
+        reason: String,
+    },
+    /// The estimate does not fit in the money type.
+    #[error("the estimate for `{model}` overflows")]
+    Overflow {
+        /// Model key.
+        model: String,
+    },
+}
+
+/// Pixels in a megapixel (SI): the conservative reading, which never underestimates.
+const PIXELS_PER_MEGAPIXEL: u64 = 1_000_000;
+
+/// Dimensions of the size presets used by fal image models.
+#[must_use]
+pub fn image_size_preset(name: &str) -> Option<(u64, u64)> {
+    Some(match name {
+        "square_hd" => (1024, 1024),
+        "square" => (512, 512),
+        "portrait_4_3" => (768, 1024),
+        "portrait_16_9" => (576, 1024),
+        "landscape_4_3" => (1024, 768),
+        "landscape_16_9" => (1024, 576),
+        _ => return None,
+    })
+}
+
+/// Width and height of an `image_size` value: a preset name or `{width, height}`.
+#[must_use]
+pub fn image_dimensions(value: &Value) -> Option<(u64, u64)> {
+    match value {
+        Value::String(name) => image_size_preset(name),
+        Value::Object(map) => Some((map.get("width")?.as_u64()?, map.get("height")?.as_u64()?)),
+        _ => None,
+    }
+}
+
+/// Megapixels of one image, rounded up; at least one.
+#[must_use]
+pub fn megapixels_ceil(width: u64, height: u64) -> u64 {
+    width
+        .saturating_mul(height)
+        .div_ceil(PIXELS_PER_MEGAPIXEL)
+        .max(1)
+}
+
+/// Seconds in a duration value: `5`, `"5"`, `"8s"`, `5.5` (rounded up).
+#[must_use]
+pub fn duration_seconds(value: &Value) -> Option<u64> {
+    match value {
+        Value::Number(n) => n.as_u64().or_else(|| {
+            let f = n.as_f64()?;
+            (f.is_finite() && f >= 0.0).then(|| format!("{:.0}", f.ceil()).parse().ok())?
+        }),
+        Value::String(s) => s.trim().trim_end_matches('s').trim().parse().ok(),
+        _ => None,
+    }
+}
+
+impl Pricing {
+    /// The tier matching `params`, as `(rate, input_rate)`.
+    fn rates(&self, params: &Params) -> (Usd, Option<Usd>) {
+        self.tiers
+            .iter()
+            .find(|tier| tier.when.iter().all(|(k, v)| params.get(k) == Some(v)))
+            .map_or((self.rate, self.input_rate), |t| {
+                (t.rate, t.input_rate.or(self.input_rate))
+            })
+    }
+
+    /// Worst-case estimate for one request with these (validated, defaulted) parameters.
+    pub fn estimate(
+        &self,
+        model: &ModelSpec,
+        params: &Params,
+        inputs: PriceInputs,
+    ) -> Result<Quote, PriceError> {
+        let quantity_error = |reason: String| PriceError::Quantity {
+            model: model.key.clone(),
+            reason,
+        };
+        let overflow = || PriceError::Overflow {
+            model: model.key.clone(),
+        };
+        let (rate, input_rate) = self.rates(params);
+        let count = output_count(model, params);
+        let param = |name: &Option<String>| {
+            name.as_ref().and_then(|n| params.get(n)).ok_or_else(|| {
+                quantity_error(format!(
+                    "parameter `{}` is missing",
+                    name.as_deref().unwrap_or("?")
+                ))
+            })
+        };
+        let (quantity, base) = match self.unit {
+            PriceUnit::Image => (
+                count,
+                rate.checked_mul(to_i64(count)?).ok_or_else(overflow)?,
+            ),
+            PriceUnit::Request => (1, rate),
+            PriceUnit::Megapixel => {
+                let value = param(&self.quantity_param)?;
+                let (w, h) = image_dimensions(value)
+                    .ok_or_else(|| quantity_error("unknown image size".into()))?;
+                let mp = megapixels_ceil(w, h).saturating_mul(count);
+                (mp, rate.checked_mul(to_i64(mp)?).ok_or_else(overflow)?)
+            }
+            PriceUnit::Second => {
+                let value = param(&self.quantity_param)?;
+                let secs = duration_seconds(value)
+                    .ok_or_else(|| quantity_error("unreadable duration".into()))?;
+                (secs, rate.checked_mul(to_i64(secs)?).ok_or_else(overflow)?)
+            }
+            PriceUnit::Minute => {
+                let secs = inputs
+                    .media_seconds
+                    .ok_or_else(|| quantity_error("the input media duration is unknown".into()))?;
+                let minutes = secs.div_ceil(60).max(1);
+                (
+                    minutes,
+                    rate.checked_mul(to_i64(minutes)?).ok_or_else(overflow)?,
+                )
+            }
+            PriceUnit::KiloCharacters => {
+                let chars = inputs.text_chars;
+                (
+                    chars,
+                    rate.mul_div_ceil(to_i64(chars)?, 1000)
+                        .ok_or_else(overflow)?,
+                )
+            }
+            PriceUnit::MillionTokens => {
+                let mut output_tokens = 0u64;
+                for name in self.quantity_param.iter().chain(&self.extra_output_params) {
+                    if let Some(v) = params.get(name) {
+                        output_tokens = output_tokens.saturating_add(v.as_u64().unwrap_or(0));
+                    }
+                }
+                if output_tokens == 0 {
+                    return Err(quantity_error("no output-token bound is set".into()));
+                }
+                let input_tokens = inputs.text_bytes.saturating_add(inputs.media_tokens);
+                let input_cost = input_rate
+                    .unwrap_or(Usd::ZERO)
+                    .mul_div_ceil(to_i64(input_tokens)?, 1_000_000)
+                    .ok_or_else(overflow)?;
+                let output_cost = rate
+                    .mul_div_ceil(to_i64(output_tokens)?, 1_000_000)
+                    .ok_or_else(overflow)?;
+                (
+                    input_tokens.saturating_add(output_tokens),
+                    input_cost.checked_add(output_cost).ok_or_else(overflow)?,
+                )
+            }
+        };
+        Ok(Quote {
+            amount: base,
+            base,
+            rate,
+            unit: self.unit,
+            quantity,
+            margin_permille: None,
+        })
+    }
+
+    /// Actual cost of one request from reported usage, rounded half-up; `None` when the usage does
+    /// not carry the quantity this price needs (the caller then settles at the estimate).
+    #[must_use]
+    pub fn actual(&self, params: &Params, usage: &Usage) -> Option<Usd> {
+        let (rate, input_rate) = self.rates(params);
+        match self.unit {
+            PriceUnit::Image => rate.checked_mul(i64::try_from(usage.images.as_ref()?.len()).ok()?),
+            PriceUnit::Megapixel => {
+                let mp: u64 = usage
+                    .images
+                    .as_ref()?
+                    .iter()
+                    .map(|(w, h)| megapixels_ceil(*w, *h))
+                    .sum();
+                rate.checked_mul(i64::try_from(mp).ok()?)
+            }
+            PriceUnit::Second => rate.checked_mul(i64::try_from(usage.seconds?).ok()?),
+            PriceUnit::Minute => {
+                rate.checked_mul(i64::try_from(usage.seconds?.div_ceil(60).max(1)).ok()?)
+            }
+            PriceUnit::KiloCharacters => {
+                rate.mul_div_round(i64::try_from(usage.characters?).ok()?, 1000)
+            }
+            PriceUnit::MillionTokens => {
+                let input = input_rate
+                    .unwrap_or(Usd::ZERO)
+                    .mul_div_round(i64::try_from(usage.input_tokens?).ok()?, 1_000_000)?;
+                let output =
+                    rate.mul_div_round(i64::try_from(usage.output_tokens?).ok()?, 1_000_000)?;
+                input.checked_add(output)
+            }
+            PriceUnit::Request => Some(rate),
+        }
+    }
+
+    /// Consistency of the price with the model's parameters.
+    pub(crate) fn check(&self, model: &ModelSpec) -> Result<(), String> {
+        let priced_param = |name: &str| {
+            model
+                .params
+                .get(name)
+                .is_some_and(|p| matches!(p.kind, FieldKind::Priced))
+        };
+        let needs_quantity = matches!(
+            self.unit,
+            PriceUnit::Second | PriceUnit::Megapixel | PriceUnit::MillionTokens
+        );
+        match (&self.quantity_param, needs_quantity) {
+            (Some(name), true) if !priced_param(name) => {
+                return Err(format!(
+                    "pricing quantity `{name}` must be a `priced` parameter"
+                ));
+            }
+            (None, true) => {
+                return Err(format!(
+                    "pricing per {} needs `quantity_param`",
+                    self.unit.label()
+                ));
+            }
+            _ => {}
+        }
+        if self.unit == PriceUnit::Megapixel {
+            let is_size = self
+                .quantity_param
+                .as_ref()
+                .and_then(|n| model.params.get(n))
+                .is_some_and(|p| p.ty == ParamType::ImageSize);
+            if !is_size {
+                return Err("megapixel pricing needs an `image_size` quantity parameter".into());
+            }
+        }
+        for tier in &self.tiers {
+            if let Some(name) = tier.when.keys().find(|k| !priced_param(k)) {
+                return Err(format!(
+                    "price tier parameter `{name}` must be a `priced` parameter"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Quote {
+    /// Apply the margin for an unverified price: `amount = ceil(base × permille / 1000)`.
+    #[must_use]
+    pub fn with_margin(mut self, permille: u32) -> Self {
+        self.amount = self
+            .base
+            .mul_div_ceil(i64::from(permille), 1000)
+            .unwrap_or(Usd::MAX);
+        self.margin_permille = Some(permille);
+        self
+    }
+
+    /// This quote for `n` identical requests.
+    #[must_use]
+    pub fn times(mut self, n: u64) -> Self {
+        let n = i64::try_from(n).unwrap_or(i64::MAX);
+        self.amount = self.amount.checked_mul(n).unwrap_or(Usd::MAX);
+        self.base = self.base.checked_mul(n).unwrap_or(Usd::MAX);
+        self.quantity = self.quantity.saturating_mul(u64::try_from(n).unwrap_or(0));
+        self
+    }
+}
+
+fn output_count(model: &ModelSpec, params: &Params) -> u64 {
+    match &model.count {
+        CountMode::Param(name) => params.get(name).and_then(Value::as_u64).unwrap_or(1).max(1),
+        CountMode::Requests => 1,
+    }
+}
+
+fn to_i64(value: u64) -> Result<i64, PriceError> {
+    i64::try_from(value).map_err(|_| PriceError::Overflow {
+        model: String::new(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::Catalog;
+    use crate::task::ProviderId;
+    use serde_json::json;
+
+    const CATALOG: &str = r#"
+[flux_dev]
+name = "FLUX.1 dev"
+endpoint = "fal-ai/flux/dev"
+task = "text_to_image"
+count = { param = "num_images" }
+pricing = { unit = "megapixel", rate = "0.025", quantity_param = "image_size", priced_on = 2026-11-27, source = "s", verified = true }
+params.num_images = { kind = "priced", type = "integer", min = 1, max = 4, default = 1 }
+params.image_size = { kind = "priced", type = "image_size", values = ["square_hd", "landscape_4_3"], default = "landscape_4_3" }
+
+[kling]
+name = "Kling"
+endpoint = "fal-ai/kling"
+task = "text_to_video"
+pricing = { unit = "second", rate = "0.07", quantity_param = "duration", priced_on = 2026-11-27, source = "s", verified = false, tiers = [{ when = { generate_audio = true }, rate = "0.14" }] }
+params.duration = { kind = "priced", type = "enum", values = ["5", "10"], default = "5" }
+params.generate_audio = { kind = "priced", type = "boolean", default = true }
+
+[gemini_flash]
+name = "Gemini"
+endpoint = "gemini-2.5-flash"
+task = "text_generation"
+pricing = { unit = "million_tokens", rate = "2.50", input_rate = "0.30", quantity_param = "maxOutputTokens", priced_on = 2026-11-27, source = "s", verified = false }
+params.maxOutputTokens = { kind = "priced", type = "integer", default = 1024 }
+"#;
+
+    fn model(key: &str) -> std::sync::Arc<ModelSpec> {
+        Catalog::from_toml(ProviderId::Fal, "test", CATALOG)
+            .expect("catalogue")
+            .resolve(key)
+            .expect("model")
+    }
+
+    fn params(value: Value) -> Params {
+        value.as_object().cloned().unwrap_or_default()
+    }
+
+    fn quote(key: &str, p: Value, inputs: PriceInputs) -> Quote {
+        let m = model(key);
+        m.pricing
+            .as_ref()
+            .expect("priced")
+            .estimate(&m, &params(p), inputs)
+            .expect("estimate")
+    }
+
+    #[test]
+    fn megapixels_round_up_per_image() {
+        // 1024×768 = 0.79 MP → 1 MP; 1024×1024 = 1.05 MP → 2 MP.
+        let q = quote(
+            "flux_dev",
+            json!({"image_size": "landscape_4_3", "num_images": 1}),
+            PriceInputs::default(),
+        );
+        assert_eq!(q.amount, Usd::parse("0.025").expect("usd"));
+        let q = quote(
+            "flux_dev",
+            json!({"image_size": "square_hd", "num_images": 3}),
+            PriceInputs::default(),
+        );
+        assert_eq!(q.amount, Usd::parse("0.15").expect("usd"));
+    }
+
+    #[test]
+    fn tiers_change_the_rate() {
+        let with_audio = quote(
+            "kling",
+            json!({"duration": "10", "generate_audio": true}),
+            PriceInputs::default(),
+        );
+        assert_eq!(with_audio.amount, Usd::parse("1.40").expect("usd"));
+        let silent = quote(
+            "kling",
+            json!({"duration": "5", "generate_audio": false}),
+            PriceInputs::default(),
+        );
+        assert_eq!(silent.amount, Usd::parse("0.35").expect("usd"));
+        assert_eq!(
+            silent.with_margin(2000).amount,
+            Usd::parse("0.70").expect("usd")
+        );
+    }
+
+    #[test]
+    fn tokens_bound_input_by_bytes_and_output_by_max() {
+        let inputs = PriceInputs {
+            text_chars: 1000,
+            text_bytes: 1000,
+            ..PriceInputs::default()
+        };
+        let q = quote("gemini_flash", json!({"maxOutputTokens": 1024}), inputs);
+        // 1000 × 0.30/1M = 0.0003 ; 1024 × 2.50/1M = 0.00256
+        assert_eq!(q.amount, Usd::from_micros(300 + 2560));
+    }
+
+    #[test]
+    fn actual_cost_from_usage() {
+        let m = model("flux_dev");
+        let p = params(json!({"image_size": "square_hd", "num_images": 1}));
+        let usage = Usage {
+            images: Some(vec![(1024, 768)]),
+            ..Usage::default()
+        };
+        let pricing = m.pricing.as_ref().expect("priced");
+        assert_eq!(
+            pricing.actual(&p, &usage),
+            Some(Usd::parse("0.025").expect("usd"))
+        );
+        assert_eq!(pricing.actual(&p, &Usage::default()), None);
+    }
+
+    #[test]
+    fn durations_parse_leniently() {
+        assert_eq!(duration_seconds(&json!("8s")), Some(8));
+        assert_eq!(duration_seconds(&json!(5)), Some(5));
+        assert_eq!(duration_seconds(&json!(5.2)), Some(6));
+        assert_eq!(duration_seconds(&json!("x")), None);
+    }
+}

@@ -1,0 +1,270 @@
+//! The [`Provider`] trait, provider failures and their classification, and progress events.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+pub use tokio_util::sync::CancellationToken;
+
+use crate::error::{ErrorKind, UserFacing};
+use crate::request::{
+    Authorized, CancelOutcome, JobHandle, LocalInput, Output, RemoteRef, Request, Submitted,
+};
+use crate::task::ProviderId;
+
+/// A boxed, sendable future: the return type of the object-safe async traits of this crate.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// An HTTP answer that was not a success, as the retry layer and providers see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpFailure {
+    /// Status code.
+    pub status: u16,
+    /// Response headers (names lowercase), the ones classification needs.
+    pub headers: Vec<(String, String)>,
+    /// The body, capped and redacted.
+    pub body: String,
+}
+
+impl HttpFailure {
+    /// The first header with this (lowercase) name.
+    #[must_use]
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// What a failure means, decided by the provider; the one retry layer acts on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureClass {
+    /// The key is missing, wrong or lacks permission (exit 5).
+    Auth,
+    /// Balance, credit or quota exhausted (exit 4).
+    Quota,
+    /// Rate limited: retry after the advised delay.
+    RateLimited,
+    /// The provider's concurrency for this account is saturated: lower in-flight, then retry.
+    Saturated,
+    /// Temporary upstream failure (408, 5xx): retry.
+    Transient,
+    /// The request was rejected as invalid (422 and most 4xx).
+    Rejected,
+    /// The content was blocked by the provider's safety system.
+    SafetyBlocked,
+    /// A timeout the user asked for (not retried).
+    Timeout,
+    /// The job or resource does not exist.
+    NotFound,
+    /// Anything else.
+    Other,
+}
+
+impl FailureClass {
+    /// Whether the one retry layer may try again.
+    #[must_use]
+    pub const fn retryable(self) -> bool {
+        matches!(self, Self::RateLimited | Self::Saturated | Self::Transient)
+    }
+
+    /// The exit-code kind of a failure of this class.
+    #[must_use]
+    pub const fn error_kind(self) -> ErrorKind {
+        match self {
+            Self::Auth => ErrorKind::Auth,
+            Self::Quota => ErrorKind::Money,
+            _ => ErrorKind::Provider,
+        }
+    }
+}
+
+/// Who pays for a failed request (DESIGN.md §4.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Charge {
+    /// Nothing was (or will be) billed: release the reservation.
+    Release,
+    /// The provider may have billed: settle at the estimate.
+    Estimate,
+}
+
+/// A provider failure with its class, stable code and charge.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct ProviderError {
+    /// What it means.
+    pub class: FailureClass,
+    /// Stable code, e.g. `provider.job_failed`.
+    pub code: &'static str,
+    /// One sentence for the user (no secrets, no raw bodies).
+    pub message: String,
+    /// Redacted provider body or internals for `-v`.
+    pub detail: Option<String>,
+    /// Who pays.
+    pub charge: Charge,
+    /// Delay the provider advised before a retry.
+    pub retry_after: Option<Duration>,
+}
+
+impl ProviderError {
+    /// A failure with no detail, no retry delay.
+    #[must_use]
+    pub fn new(
+        class: FailureClass,
+        code: &'static str,
+        message: impl Into<String>,
+        charge: Charge,
+    ) -> Self {
+        Self {
+            class,
+            code,
+            message: message.into(),
+            detail: None,
+            charge,
+            retry_after: None,
+        }
+    }
+
+    /// Attach a (redacted) detail.
+    #[must_use]
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+}
+
+impl UserFacing for ProviderError {
+    fn code(&self) -> &'static str {
+        self.code
+    }
+    fn kind(&self) -> ErrorKind {
+        self.class.error_kind()
+    }
+    fn hint(&self) -> Option<String> {
+        match self.class {
+            FailureClass::Auth => Some(
+                "check the key with `acgs keys status`; run with -v for the provider's answer"
+                    .into(),
+            ),
+            FailureClass::Quota => {
+                Some("top up or raise the quota in the provider's dashboard".into())
+            }
+            FailureClass::Transient | FailureClass::RateLimited | FailureClass::Saturated => {
+                Some("the provider is busy; try again later".into())
+            }
+            _ => Some("run with -v for the provider's answer".into()),
+        }
+    }
+    fn detail(&self) -> Option<String> {
+        self.detail.clone()
+    }
+}
+
+/// Where a generation is on the guarded path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    /// Checking, pricing, reserving.
+    Preparing,
+    /// Uploading inputs.
+    Uploading,
+    /// Sending the request.
+    Submitting,
+    /// Waiting in the provider's queue.
+    Queued,
+    /// Running at the provider.
+    Running,
+    /// Fetching and storing results.
+    Storing,
+    /// Finished.
+    Done,
+}
+
+/// A progress event for one step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProgressEvent {
+    /// The run.
+    pub run_id: String,
+    /// The step.
+    pub step: String,
+    /// Where it is.
+    pub stage: Stage,
+    /// Short status word (`in_queue`, `in_progress`, `completed`, …).
+    pub status: String,
+    /// 0-based position in the provider's queue.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue_position: Option<u64>,
+    /// A provider log line or note (untrusted text; renderers strip control characters).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// Receives progress events; cheap to clone.
+#[derive(Clone)]
+pub struct EventSink(Arc<dyn Fn(ProgressEvent) + Send + Sync>);
+
+impl EventSink {
+    /// A sink calling `f` for every event.
+    pub fn new(f: impl Fn(ProgressEvent) + Send + Sync + 'static) -> Self {
+        Self(Arc::new(f))
+    }
+
+    /// A sink that drops every event.
+    #[must_use]
+    pub fn none() -> Self {
+        Self::new(|_| {})
+    }
+
+    /// Deliver one event.
+    pub fn emit(&self, event: ProgressEvent) {
+        (self.0)(event);
+    }
+}
+
+impl fmt::Debug for EventSink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("EventSink")
+    }
+}
+
+/// Result alias for provider calls.
+pub type ProviderResult<T> = Result<T, ProviderError>;
+
+/// A provider: the wire protocol behind a catalogue. Implementations make one attempt per call;
+/// retries belong to the one retry layer in `acgs-http`, which asks [`Provider::classify`].
+pub trait Provider: Send + Sync {
+    /// Which provider this is.
+    fn id(&self) -> ProviderId;
+
+    /// Quota or capability checks before any money is reserved.
+    fn preflight<'a>(&'a self, request: &'a Request) -> BoxFuture<'a, ProviderResult<()>>;
+
+    /// Send the request. Only guarded, paid-for requests can be submitted.
+    fn submit<'a>(
+        &'a self,
+        request: &'a Authorized<Request>,
+    ) -> BoxFuture<'a, ProviderResult<Submitted>>;
+
+    /// Wait for a pending job, reporting progress, until it ends, fails or `cancel` fires.
+    fn wait<'a>(
+        &'a self,
+        job: &'a JobHandle,
+        events: &'a EventSink,
+        cancel: CancellationToken,
+    ) -> BoxFuture<'a, ProviderResult<Output>>;
+
+    /// Ask the provider to cancel a job.
+    fn cancel<'a>(&'a self, job: &'a JobHandle) -> BoxFuture<'a, ProviderResult<CancelOutcome>>;
+
+    /// Make a local input readable by the provider.
+    fn upload(&self, input: LocalInput) -> BoxFuture<'_, ProviderResult<RemoteRef>>;
+
+    /// What an HTTP failure from this provider means.
+    fn classify(&self, failure: &HttpFailure) -> FailureClass;
+}

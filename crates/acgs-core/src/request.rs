@@ -1,0 +1,289 @@
+//! Requests, outputs and job handles: what flows between the engine and a provider.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::{ModelSpec, Params};
+use crate::ledger::ReservationId;
+use crate::task::{ContentType, ProviderId};
+
+/// One request to a provider, after the guarded path has validated and templated it.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// The run this request belongs to.
+    pub run_id: String,
+    /// The step id within the run (`image` for single commands).
+    pub step: String,
+    /// The resolved model.
+    pub model: Arc<ModelSpec>,
+    /// Wire parameters: validated, defaulted, text inspected, media fields set to uploaded URLs.
+    pub params: Params,
+    /// System instruction for text models; user text stays in `params`.
+    pub system: Option<String>,
+}
+
+/// The guard's verdict on a request: what it warned about and which overrides are in effect.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Verdict {
+    /// Rules that warned without refusing.
+    pub warnings: Vec<String>,
+    /// Overrides in effect (safety checker off, unpriced model allowed), each audited.
+    pub overrides: Vec<String>,
+}
+
+/// A request that went through the guarded path: inspected, priced and paid for.
+///
+/// Providers only accept this type. Its fields are private and its one constructor is
+/// [`Authorized::by_engine`], hidden from the documentation: skipping the guarded path is a
+/// deliberate, visible act in code review, never an accident of API use.
+#[derive(Debug, Clone)]
+pub struct Authorized<T> {
+    inner: T,
+    verdict: Verdict,
+    reservation: ReservationId,
+}
+
+impl<T> Authorized<T> {
+    /// Wrap a request the engine has inspected, priced and reserved. Only `acgs-engine` calls this.
+    #[doc(hidden)]
+    #[must_use]
+    pub fn by_engine(inner: T, verdict: Verdict, reservation: ReservationId) -> Self {
+        Self {
+            inner,
+            verdict,
+            reservation,
+        }
+    }
+
+    /// The authorized request.
+    #[must_use]
+    pub fn get(&self) -> &T {
+        &self.inner
+    }
+
+    /// The guard's verdict.
+    #[must_use]
+    pub fn verdict(&self) -> &Verdict {
+        &self.verdict
+    }
+
+    /// The reservation that pays for it.
+    #[must_use]
+    pub fn reservation(&self) -> &ReservationId {
+        &self.reservation
+    }
+}
+
+/// A local file given as input, already opened and checked (regular file, size cap, type by magic).
+#[derive(Debug)]
+pub struct LocalInput {
+    /// The parameter it fills.
+    pub field: String,
+    /// File name shown to the provider (no directories).
+    pub file_name: String,
+    /// Sniffed type.
+    pub content_type: ContentType,
+    /// Size in bytes at the time of the check.
+    pub size: u64,
+    /// The open file; reading it never re-resolves the path.
+    pub file: std::fs::File,
+}
+
+/// Where an uploaded input can be read by the provider.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteRef {
+    /// URL or URI to put in the request.
+    pub url: String,
+    /// A provider resource to delete after the run (Gemini files), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delete_after_run: Option<String>,
+}
+
+/// One produced artifact before it is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Artifact {
+    /// Media to fetch (without credentials unless same origin as the provider base).
+    Url {
+        /// The URL as given by the provider (untrusted).
+        url: String,
+        /// The type the provider claims; the stored type is sniffed, never taken from here.
+        claimed_type: Option<String>,
+    },
+    /// Inline bytes (data URIs, `inlineData`, audio bodies).
+    Bytes {
+        /// The bytes.
+        data: Vec<u8>,
+        /// The type the provider claims.
+        claimed_type: Option<String>,
+    },
+    /// Text produced by a model (untrusted; inspected again before reuse).
+    Text {
+        /// The text.
+        text: String,
+        /// How to store it.
+        content_type: ContentType,
+    },
+}
+
+/// Usage reported by a provider, from which the actual cost is computed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    /// Width and height of each produced image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub images: Option<Vec<(u64, u64)>>,
+    /// Seconds of media produced or processed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seconds: Option<u64>,
+    /// Characters billed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub characters: Option<u64>,
+    /// Input tokens billed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_tokens: Option<u64>,
+    /// Output tokens billed (thinking included).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_tokens: Option<u64>,
+}
+
+/// Safety signals in a provider's output.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SafetyReport {
+    /// Indexes of artifacts the provider flagged (e.g. `has_nsfw_concepts`); never stored.
+    pub flagged: Vec<usize>,
+    /// The whole output was blocked, with the provider's reason (`SAFETY`, `IMAGE_SAFETY` …).
+    pub blocked: Option<String>,
+}
+
+/// What a provider produced for one request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Output {
+    /// Produced artifacts, in order.
+    pub artifacts: Vec<Artifact>,
+    /// Reported usage.
+    pub usage: Usage,
+    /// Safety flags.
+    pub safety: SafetyReport,
+    /// The provider's request id.
+    pub request_id: Option<String>,
+}
+
+/// Current schema version of [`JobHandle`].
+pub const JOB_HANDLE_SCHEMA: u32 = 1;
+
+/// How a job is found again at the provider.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum JobRef {
+    /// A queue request (fal).
+    Queue {
+        /// The request id.
+        request_id: String,
+    },
+    /// A long-running operation (Veo).
+    Operation {
+        /// The operation name.
+        operation_name: String,
+    },
+}
+
+/// A submitted job, persisted before waiting so that `acgs resume` can re-attach.
+/// URLs are always rebuilt from the configured base and the id, never read from disk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobHandle {
+    /// [`JOB_HANDLE_SCHEMA`] when written.
+    pub schema_version: u32,
+    /// The provider.
+    pub provider: ProviderId,
+    /// Catalogue key.
+    pub model: String,
+    /// Endpoint or model id.
+    pub endpoint: String,
+    /// The job reference.
+    #[serde(flatten)]
+    pub job: JobRef,
+    /// When it was submitted.
+    pub submitted_at: jiff::Timestamp,
+}
+
+impl JobHandle {
+    /// The id used in URLs, checked to be a plain token (`[A-Za-z0-9._/-]`, no `..`).
+    #[must_use]
+    pub fn id(&self) -> Option<&str> {
+        let id = match &self.job {
+            JobRef::Queue { request_id } => request_id.as_str(),
+            JobRef::Operation { operation_name } => operation_name.as_str(),
+        };
+        is_plain_token(id).then_some(id)
+    }
+}
+
+/// Whether `id` is safe to put into a URL path: 1–256 of `[A-Za-z0-9._/-]`, no `..`, no leading `/`.
+#[must_use]
+pub fn is_plain_token(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 256
+        && !id.starts_with('/')
+        && !id.contains("..")
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'/'))
+}
+
+/// The answer to a submit.
+#[derive(Debug, Clone)]
+pub enum Submitted {
+    /// The provider answered with the output directly.
+    Done(Output),
+    /// The job is queued or running.
+    Pending(JobHandle),
+}
+
+/// The answer to a cancel request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CancelOutcome {
+    /// Removed before it ran: nothing is charged.
+    Cancelled,
+    /// A cancel signal was sent to a running job; the outcome is unknown until terminal.
+    Requested,
+    /// Too late: the job had finished.
+    AlreadyCompleted,
+    /// The provider does not know the job.
+    NotFound,
+    /// The provider cannot cancel this kind of job.
+    Unsupported,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_handles_round_trip_with_a_kind_tag() {
+        let handle = JobHandle {
+            schema_version: JOB_HANDLE_SCHEMA,
+            provider: ProviderId::Fal,
+            model: "flux_dev".into(),
+            endpoint: "fal-ai/flux/dev".into(),
+            job: JobRef::Queue {
+                request_id: "80e732af-1".into(),
+            },
+            submitted_at: jiff::Timestamp::UNIX_EPOCH,
+        };
+        let json = serde_json::to_value(&handle).expect("serializes");
+        assert_eq!(json["kind"], "queue");
+        assert_eq!(json["request_id"], "80e732af-1");
+        let back: JobHandle = serde_json::from_value(json).expect("parses");
+        assert_eq!(back, handle);
+    }
+
+    #[test]
+    fn ids_from_disk_must_be_plain_tokens() {
+        assert!(is_plain_token("80e732af-aaaa-bbbb"));
+        assert!(is_plain_token("models/veo-3/operations/abc123"));
+        for bad in ["", "../x", "/abs", "a?b=c", "a b", "http://evil", "a%2e%2e"] {
+            assert!(!is_plain_token(bad), "{bad:?}");
+        }
+    }
+}

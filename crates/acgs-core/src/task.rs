@@ -1,0 +1,348 @@
+//! Providers, task kinds and media types, with content sniffing by magic bytes.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// A provider acgs talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderId {
+    /// fal.ai (queue API).
+    Fal,
+    /// Google Gemini API.
+    Gemini,
+    /// ElevenLabs.
+    #[serde(rename = "elevenlabs")]
+    ElevenLabs,
+}
+
+impl ProviderId {
+    /// Every provider, in a stable order.
+    pub const ALL: [Self; 3] = [Self::Fal, Self::Gemini, Self::ElevenLabs];
+
+    /// The lowercase name used in configuration and `provider:key` model references.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Fal => "fal",
+            Self::Gemini => "gemini",
+            Self::ElevenLabs => "elevenlabs",
+        }
+    }
+
+    /// Parse the lowercase name.
+    #[must_use]
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.as_str() == name)
+    }
+}
+
+impl fmt::Display for ProviderId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a model does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskKind {
+    /// Prompt → image.
+    TextToImage,
+    /// Image(s) + prompt → image.
+    ImageToImage,
+    /// Prompt → video.
+    TextToVideo,
+    /// Image + prompt → video.
+    ImageToVideo,
+    /// Text → speech audio.
+    TextToSpeech,
+    /// Audio → transcript.
+    SpeechToText,
+    /// Prompt → text.
+    TextGeneration,
+    /// Image + question → text.
+    ImageUnderstanding,
+    /// Video or audio + question → text.
+    VideoUnderstanding,
+    /// Portrait + audio or text → talking video (avatar, lip-sync).
+    Avatar,
+    /// Image → larger image.
+    UpscaleImage,
+    /// Video → larger video.
+    UpscaleVideo,
+}
+
+impl TaskKind {
+    /// Every task kind, in a stable order.
+    pub const ALL: [Self; 12] = [
+        Self::TextToImage,
+        Self::ImageToImage,
+        Self::TextToVideo,
+        Self::ImageToVideo,
+        Self::TextToSpeech,
+        Self::SpeechToText,
+        Self::TextGeneration,
+        Self::ImageUnderstanding,
+        Self::VideoUnderstanding,
+        Self::Avatar,
+        Self::UpscaleImage,
+        Self::UpscaleVideo,
+    ];
+
+    /// The snake_case name used in catalogues and `--task`.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::TextToImage => "text_to_image",
+            Self::ImageToImage => "image_to_image",
+            Self::TextToVideo => "text_to_video",
+            Self::ImageToVideo => "image_to_video",
+            Self::TextToSpeech => "text_to_speech",
+            Self::SpeechToText => "speech_to_text",
+            Self::TextGeneration => "text_generation",
+            Self::ImageUnderstanding => "image_understanding",
+            Self::VideoUnderstanding => "video_understanding",
+            Self::Avatar => "avatar",
+            Self::UpscaleImage => "upscale_image",
+            Self::UpscaleVideo => "upscale_video",
+        }
+    }
+
+    /// Parse the snake_case name.
+    #[must_use]
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == name)
+    }
+
+    /// The kind of media this task produces.
+    #[must_use]
+    pub const fn output(self) -> MediaKind {
+        match self {
+            Self::TextToImage | Self::ImageToImage | Self::UpscaleImage => MediaKind::Image,
+            Self::TextToVideo | Self::ImageToVideo | Self::Avatar | Self::UpscaleVideo => {
+                MediaKind::Video
+            }
+            Self::TextToSpeech => MediaKind::Audio,
+            Self::SpeechToText
+            | Self::TextGeneration
+            | Self::ImageUnderstanding
+            | Self::VideoUnderstanding => MediaKind::Text,
+        }
+    }
+
+    /// The largest output acgs accepts for one artifact of this task, in bytes.
+    #[must_use]
+    pub const fn output_cap_bytes(self) -> u64 {
+        const MIB: u64 = 1024 * 1024;
+        match self.output() {
+            MediaKind::Image => 64 * MIB,
+            MediaKind::Video => 4096 * MIB,
+            MediaKind::Audio => 512 * MIB,
+            MediaKind::Text => 16 * MIB,
+        }
+    }
+}
+
+impl fmt::Display for TaskKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The broad kind of a piece of media.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MediaKind {
+    /// Still image.
+    Image,
+    /// Video.
+    Video,
+    /// Audio.
+    Audio,
+    /// Text (prose, transcripts, subtitles).
+    Text,
+}
+
+/// A content type acgs knows by its magic bytes. SVG, HTML and XML are deliberately absent: they
+/// can carry scripts and are never written as media.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContentType {
+    /// PNG image.
+    Png,
+    /// JPEG image.
+    Jpeg,
+    /// WebP image.
+    Webp,
+    /// GIF image.
+    Gif,
+    /// MP4 video.
+    Mp4,
+    /// QuickTime video.
+    Quicktime,
+    /// WebM / Matroska video.
+    Webm,
+    /// MPEG audio (MP3).
+    Mp3,
+    /// WAVE audio.
+    Wav,
+    /// Ogg container (Vorbis/Opus audio).
+    Ogg,
+    /// FLAC audio.
+    Flac,
+    /// MPEG-4 audio.
+    M4a,
+    /// UTF-8 text.
+    Text,
+    /// JSON text.
+    Json,
+    /// SubRip subtitles.
+    Srt,
+}
+
+impl ContentType {
+    /// The file extension written for this type.
+    #[must_use]
+    pub const fn extension(self) -> &'static str {
+        match self {
+            Self::Png => "png",
+            Self::Jpeg => "jpg",
+            Self::Webp => "webp",
+            Self::Gif => "gif",
+            Self::Mp4 => "mp4",
+            Self::Quicktime => "mov",
+            Self::Webm => "webm",
+            Self::Mp3 => "mp3",
+            Self::Wav => "wav",
+            Self::Ogg => "ogg",
+            Self::Flac => "flac",
+            Self::M4a => "m4a",
+            Self::Text => "txt",
+            Self::Json => "json",
+            Self::Srt => "srt",
+        }
+    }
+
+    /// The MIME type.
+    #[must_use]
+    pub const fn mime(self) -> &'static str {
+        match self {
+            Self::Png => "image/png",
+            Self::Jpeg => "image/jpeg",
+            Self::Webp => "image/webp",
+            Self::Gif => "image/gif",
+            Self::Mp4 => "video/mp4",
+            Self::Quicktime => "video/quicktime",
+            Self::Webm => "video/webm",
+            Self::Mp3 => "audio/mpeg",
+            Self::Wav => "audio/wav",
+            Self::Ogg => "audio/ogg",
+            Self::Flac => "audio/flac",
+            Self::M4a => "audio/mp4",
+            Self::Text => "text/plain; charset=utf-8",
+            Self::Json => "application/json",
+            Self::Srt => "application/x-subrip",
+        }
+    }
+
+    /// The media kind of this type.
+    #[must_use]
+    pub const fn media_kind(self) -> MediaKind {
+        match self {
+            Self::Png | Self::Jpeg | Self::Webp | Self::Gif => MediaKind::Image,
+            Self::Mp4 | Self::Quicktime | Self::Webm => MediaKind::Video,
+            Self::Mp3 | Self::Wav | Self::Ogg | Self::Flac | Self::M4a => MediaKind::Audio,
+            Self::Text | Self::Json | Self::Srt => MediaKind::Text,
+        }
+    }
+
+    /// Identify binary media by its first bytes (at least 12 are needed for every rule).
+    /// Text types are never sniffed: acgs writes those itself.
+    #[must_use]
+    pub fn sniff(head: &[u8]) -> Option<Self> {
+        let at =
+            |offset: usize, magic: &[u8]| head.get(offset..offset + magic.len()) == Some(magic);
+        if at(0, b"\x89PNG\r\n\x1a\n") {
+            Some(Self::Png)
+        } else if at(0, b"\xff\xd8\xff") {
+            Some(Self::Jpeg)
+        } else if at(0, b"GIF87a") || at(0, b"GIF89a") {
+            Some(Self::Gif)
+        } else if at(0, b"RIFF") && at(8, b"WEBP") {
+            Some(Self::Webp)
+        } else if at(0, b"RIFF") && at(8, b"WAVE") {
+            Some(Self::Wav)
+        } else if at(4, b"ftyp") {
+            if at(8, b"qt  ") {
+                Some(Self::Quicktime)
+            } else if at(8, b"M4A ") || at(8, b"M4B ") {
+                Some(Self::M4a)
+            } else {
+                Some(Self::Mp4)
+            }
+        } else if at(0, b"\x1a\x45\xdf\xa3") {
+            Some(Self::Webm)
+        } else if at(0, b"OggS") {
+            Some(Self::Ogg)
+        } else if at(0, b"fLaC") {
+            Some(Self::Flac)
+        } else if at(0, b"ID3") || matches!(head, [0xff, second, ..] if second & 0xe0 == 0xe0) {
+            Some(Self::Mp3)
+        } else {
+            None
+        }
+    }
+}
+
+impl fmt::Display for ContentType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.mime())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sniffs_common_media() {
+        let cases: [(&[u8], ContentType); 8] = [
+            (b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR", ContentType::Png),
+            (b"\xff\xd8\xff\xe0\0\x10JFIF\0\x01", ContentType::Jpeg),
+            (b"RIFF\x24\0\0\0WEBPVP8 ", ContentType::Webp),
+            (b"RIFF\x24\0\0\0WAVEfmt ", ContentType::Wav),
+            (b"\0\0\0\x20ftypisom\0\0\x02\0", ContentType::Mp4),
+            (b"\0\0\0\x14ftypqt  \0\0\0\0", ContentType::Quicktime),
+            (b"ID3\x04\0\0\0\0\0\0\0\0", ContentType::Mp3),
+            (b"OggS\0\x02\0\0\0\0\0\0", ContentType::Ogg),
+        ];
+        for (bytes, expected) in cases {
+            assert_eq!(ContentType::sniff(bytes), Some(expected));
+        }
+    }
+
+    #[test]
+    fn markup_and_text_are_never_media() {
+        for bytes in [
+            &b"<svg xmlns=\"http://www.w3.org/2000/svg\">"[..],
+            b"<!DOCTYPE html><html>",
+            b"<?xml version=\"1.0\"?>",
+            b"{\"images\": []}",
+            b"",
+        ] {
+            assert_eq!(ContentType::sniff(bytes), None);
+        }
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for task in TaskKind::ALL {
+            assert_eq!(TaskKind::from_name(task.as_str()), Some(task));
+        }
+        for provider in ProviderId::ALL {
+            assert_eq!(ProviderId::from_name(provider.as_str()), Some(provider));
+        }
+    }
+}
