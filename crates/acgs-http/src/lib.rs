@@ -1,0 +1,30 @@
+//! # acgs-http
+//!
+//! The only way acgs talks HTTP (DESIGN.md §5):
+//!
+//! - HTTPS with verification always (rustls with ring, OS roots plus an optional CA bundle); plain
+//!   http only to loopback IP literals and only with `allow_http_loopback`;
+//! - address checks inside the connector: a resolver that drops private, link-local, CGNAT,
+//!   multicast, documentation and other special ranges, with IP literals checked by the same
+//!   function ([`address::is_allowed`]);
+//! - no automatic redirects: at most five, GET only, every check re-run at each hop;
+//! - credentials bound to the provider's base origin ([`Credential`]), never sent elsewhere;
+//! - one retry layer ([`RetryPolicy`]) honouring `Retry-After`, `retry-after-ms` and Gemini's
+//!   `RetryInfo`; a submit is retried only when it was provably not accepted;
+//! - split timeouts, capped bodies, error bodies redacted, and streaming
+//!   [`HttpClient::download_to`] with a size cap and sha256 on the fly.
+
+pub mod address;
+mod client;
+mod download;
+mod error;
+mod retry;
+
+pub use client::{
+    Body, Credential, HttpClient, HttpRequest, HttpResponse, JSON_BODY_CAP, MAX_REDIRECTS,
+    NetworkPolicy, target_of,
+};
+pub use download::Download;
+pub use error::{Delivery, HttpError};
+pub use reqwest::Method;
+pub use retry::{Classifier, RetryPolicy, advised_delay};

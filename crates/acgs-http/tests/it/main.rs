@@ -1,0 +1,378 @@
+//! Integration tests of acgs-http against local servers.
+
+use std::time::{Duration, Instant};
+
+use acgs_core::UserFacing as _;
+use acgs_core::provider::{FailureClass, HttpFailure};
+use acgs_core::redact::Redactor;
+use acgs_http::{Credential, HttpClient, HttpError, HttpRequest, NetworkPolicy, RetryPolicy};
+use secrecy::SecretString;
+use tokio::io::AsyncWriteExt as _;
+use url::Url;
+use wiremock::matchers::{header, method, path};
+use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+
+const KEY: &str = "fal-canary-1111-2222:secretcanary0123456789abcdef";
+
+fn policy(allow_loopback: bool) -> NetworkPolicy {
+    NetworkPolicy {
+        allow_loopback,
+        ca_bundle: None,
+        proxy: None,
+        connect_timeout: Duration::from_secs(5),
+        request_timeout: Duration::from_secs(10),
+        read_idle_timeout: Duration::from_secs(5),
+    }
+}
+
+fn client(allow_loopback: bool) -> HttpClient {
+    let redactor = Redactor::new();
+    redactor.add_secret(KEY);
+    HttpClient::new(policy(allow_loopback), redactor).expect("client")
+}
+
+fn url(base: &str, p: &str) -> Url {
+    Url::parse(&format!("{base}{p}")).expect("url")
+}
+
+fn credential(server: &MockServer) -> Credential {
+    Credential::new(
+        &url(&server.uri(), "/"),
+        "authorization",
+        "Key ",
+        &SecretString::from(KEY),
+    )
+    .expect("credential")
+}
+
+fn by_status(f: &HttpFailure) -> FailureClass {
+    match f.status {
+        429 => FailureClass::RateLimited,
+        408 | 500..=599 => FailureClass::Transient,
+        _ => FailureClass::Rejected,
+    }
+}
+
+#[tokio::test]
+async fn credentials_reach_their_origin_but_not_a_redirect_target() {
+    let provider = MockServer::start().await;
+    let elsewhere = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/result"))
+        .and(header("authorization", format!("Key {KEY}").as_str()))
+        .respond_with(ResponseTemplate::new(302).insert_header(
+            "location",
+            format!("{}/media.png", elsewhere.uri()).as_str(),
+        ))
+        .expect(1)
+        .mount(&provider)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/media.png"))
+        .respond_with(ResponseTemplate::new(200).set_body_bytes(b"\x89PNG\r\n\x1a\nrest".to_vec()))
+        .expect(1)
+        .mount(&elsewhere)
+        .await;
+    let c = client(true);
+    let cred = credential(&provider);
+    let response = c
+        .execute(&HttpRequest::get(url(&provider.uri(), "/result")).credential(&cred))
+        .await
+        .expect("followed");
+    assert!(response.body.starts_with(b"\x89PNG"));
+    let seen = elsewhere.received_requests().await.expect("recorded");
+    assert_eq!(seen.len(), 1);
+    assert!(
+        seen[0].headers.get("authorization").is_none(),
+        "the key must not reach another origin"
+    );
+}
+
+#[tokio::test]
+async fn plain_http_and_loopback_need_the_switch() {
+    let server = MockServer::start().await;
+    let c = client(false);
+    let err = c
+        .execute(&HttpRequest::get(url(&server.uri(), "/")))
+        .await
+        .expect_err("loopback refused");
+    assert_eq!(err.code(), "network.refused");
+    assert!(
+        server
+            .received_requests()
+            .await
+            .expect("recorded")
+            .is_empty()
+    );
+    let err = client(true)
+        .execute(&HttpRequest::get(
+            Url::parse("http://93.184.216.34/").expect("url"),
+        ))
+        .await
+        .expect_err("http off loopback");
+    assert_eq!(err.code(), "network.refused");
+}
+
+#[tokio::test]
+async fn disallowed_literals_are_refused_even_with_loopback_allowed() {
+    let c = client(true);
+    for target in [
+        "https://169.254.169.254/latest/meta-data/",
+        "https://10.0.0.1/",
+        "https://[::ffff:192.168.0.1]/",
+        "https://[fd00::1]/",
+        "https://0xa9.0xfe.0xa9.0xfe/",
+        "ftp://example.com/",
+        "https://user:pw@example.com/",
+    ] {
+        let err = c
+            .execute(&HttpRequest::get(Url::parse(target).expect("url")))
+            .await
+            .expect_err(target);
+        assert!(matches!(err, HttpError::Refused { .. }), "{target}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn names_resolving_to_loopback_are_dropped_by_the_resolver() {
+    let server = MockServer::start().await;
+    let port = server.address().port();
+    let err = client(false)
+        .execute(&HttpRequest::get(
+            Url::parse(&format!("https://localhost:{port}/")).expect("url"),
+        ))
+        .await
+        .expect_err("blocked");
+    assert!(matches!(err, HttpError::Refused { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn redirect_hops_are_checked_and_bounded() {
+    let server = MockServer::start().await;
+    Mock::given(path("/to-metadata"))
+        .respond_with(
+            ResponseTemplate::new(301).insert_header("location", "http://169.254.169.254/"),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(path("/loop"))
+        .respond_with(ResponseTemplate::new(302).insert_header("location", "/loop"))
+        .mount(&server)
+        .await;
+    let c = client(true);
+    let err = c
+        .execute(&HttpRequest::get(url(&server.uri(), "/to-metadata")))
+        .await
+        .expect_err("refused hop");
+    assert!(matches!(err, HttpError::Refused { .. }), "{err:?}");
+    let err = c
+        .execute(&HttpRequest::get(url(&server.uri(), "/loop")))
+        .await
+        .expect_err("bounded");
+    assert!(matches!(err, HttpError::Redirect(_)), "{err:?}");
+    let hops = server
+        .received_requests()
+        .await
+        .expect("recorded")
+        .iter()
+        .filter(|r| r.url.path() == "/loop")
+        .count();
+    assert_eq!(hops, acgs_http::MAX_REDIRECTS + 1);
+}
+
+#[tokio::test]
+async fn posts_do_not_follow_redirects() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(307).insert_header("location", "/elsewhere"))
+        .mount(&server)
+        .await;
+    let err = client(true)
+        .execute(
+            &HttpRequest::new(acgs_http::Method::POST, url(&server.uri(), "/submit"))
+                .json(serde_json::json!({})),
+        )
+        .await
+        .expect_err("not followed");
+    assert_eq!(err.failure().map(|f| f.status), Some(307));
+    assert_eq!(server.received_requests().await.expect("recorded").len(), 1);
+}
+
+#[tokio::test]
+async fn error_bodies_are_redacted() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(|req: &Request| {
+            let echoed = req
+                .headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned();
+            ResponseTemplate::new(401)
+                .set_body_string(format!("{{\"detail\":\"bad key {echoed}\"}}"))
+        })
+        .mount(&server)
+        .await;
+    let cred = credential(&server);
+    let err = client(true)
+        .execute(&HttpRequest::get(url(&server.uri(), "/x")).credential(&cred))
+        .await
+        .expect_err("401");
+    let body = err.failure().map(|f| f.body.clone()).unwrap_or_default();
+    assert!(body.contains("bad key"), "{body}");
+    assert!(!body.contains("secretcanary"), "{body}");
+    assert!(!format!("{err:?}").contains("secretcanary"));
+}
+
+#[tokio::test]
+async fn bodies_are_capped() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_bytes(vec![b'a'; 4096]))
+        .mount(&server)
+        .await;
+    let err = client(true)
+        .execute(&HttpRequest::get(url(&server.uri(), "/big")).cap(1024))
+        .await
+        .expect_err("too large");
+    assert!(
+        matches!(err, HttpError::TooLarge { cap: 1024, .. }),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn rate_limits_are_retried_after_the_advised_delay() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "1"))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({"ok": true})))
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    let started = Instant::now();
+    let response = client(true)
+        .execute_retrying(
+            &HttpRequest::new(acgs_http::Method::POST, url(&server.uri(), "/submit")).submit(),
+            &RetryPolicy::default(),
+            &by_status,
+        )
+        .await
+        .expect("retried");
+    assert_eq!(response.status, 200);
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "the Retry-After delay was honoured"
+    );
+    assert_eq!(server.received_requests().await.expect("recorded").len(), 2);
+}
+
+#[tokio::test]
+async fn failed_submits_are_not_resent() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&server)
+        .await;
+    let err = client(true)
+        .execute_retrying(
+            &HttpRequest::new(acgs_http::Method::POST, url(&server.uri(), "/submit")).submit(),
+            &RetryPolicy::default(),
+            &by_status,
+        )
+        .await
+        .expect_err("503");
+    assert_eq!(err.failure().map(|f| f.status), Some(503));
+    assert_eq!(server.received_requests().await.expect("recorded").len(), 1);
+}
+
+#[tokio::test]
+async fn downloads_hash_on_the_fly_and_respect_the_cap() {
+    let server = MockServer::start().await;
+    let body = vec![7u8; 100_000];
+    Mock::given(method("GET"))
+        .and(path("/file"))
+        .respond_with(ResponseTemplate::new(200).set_body_bytes(body.clone()))
+        .mount(&server)
+        .await;
+    let c = client(true);
+    let mut sink = Vec::new();
+    let d = c
+        .download_to(&url(&server.uri(), "/file"), None, &mut sink, 1 << 20)
+        .await
+        .expect("download");
+    assert_eq!(d.bytes, 100_000);
+    assert_eq!(sink, body);
+    use sha2::Digest as _;
+    let expected: String = sha2::Sha256::digest(&body)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(d.sha256, expected);
+    let mut small = Vec::new();
+    let err = c
+        .download_to(&url(&server.uri(), "/file"), None, &mut small, 1000)
+        .await
+        .expect_err("cap");
+    assert!(matches!(err, HttpError::TooLarge { .. }));
+}
+
+#[tokio::test]
+async fn truncated_downloads_fail() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        if let Ok((mut socket, _)) = listener.accept().await {
+            let mut buf = [0u8; 1024];
+            let _ = tokio::io::AsyncReadExt::read(&mut socket, &mut buf).await;
+            let _ = socket
+                .write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: image/png\r\ncontent-length: 1000\r\n\r\n",
+                )
+                .await;
+            let _ = socket.write_all(&[1u8; 400]).await;
+            let _ = socket.shutdown().await;
+        }
+    });
+    let mut sink = Vec::new();
+    let err = client(true)
+        .download_to(
+            &Url::parse(&format!("http://{addr}/f")).expect("url"),
+            None,
+            &mut sink,
+            1 << 20,
+        )
+        .await
+        .expect_err("truncated");
+    assert!(
+        matches!(
+            err,
+            HttpError::Truncated { .. } | HttpError::Transfer { .. }
+        ),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn https_never_falls_back_to_plaintext() {
+    let server = MockServer::start().await;
+    let port = server.address().port();
+    let err = client(true)
+        .execute(&HttpRequest::get(
+            Url::parse(&format!("https://127.0.0.1:{port}/")).expect("url"),
+        ))
+        .await
+        .expect_err("no TLS on a plain server");
+    assert!(
+        matches!(err, HttpError::Tls { .. } | HttpError::Connect { .. }),
+        "{err:?}"
+    );
+}
