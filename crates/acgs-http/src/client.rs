@@ -368,9 +368,10 @@ impl HttpClient {
             return Err(refuse("URLs with user names or passwords are not fetched"));
         }
         if let Some(ip) = literal
-            && !is_allowed(ip, allow_loopback) {
-                return Err(refuse("the address is in a disallowed range"));
-            }
+            && !is_allowed(ip, allow_loopback)
+        {
+            return Err(refuse("the address is in a disallowed range"));
+        }
         Ok(())
     }
 

@@ -1,0 +1,244 @@
+//! Moderation by category block lists, matched on word boundaries after normalisation.
+//!
+//! Both the text and every term go through the same [`skeleton`]: NFKC, invisible characters
+//! removed, case folded, accents dropped, common homoglyphs mapped to Latin, leetspeak digits
+//! and symbols mapped to letters, everything else turned into word breaks. A term matches only as
+//! whole words, so "Scunthorpe" and "assassin" pass a list that blocks shorter words inside them.
+
+use aho_corasick::AhoCorasick;
+use unicode_normalization::UnicodeNormalization as _;
+use unicode_normalization::char::is_combining_mark;
+
+use crate::sanitize::is_denied;
+
+/// The block list shipped with acgs (small on purpose; users add their own files).
+pub const BUILTIN: &str = include_str!("builtin_blocklist.txt");
+
+/// A block-list match: category and list, never the matched text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockHit {
+    /// Category, e.g. `violence`.
+    pub category: String,
+    /// Which list (`builtin` or a file name).
+    pub list: String,
+}
+
+/// Terms by category, compiled into one automaton.
+#[derive(Debug, Clone)]
+pub struct BlockList {
+    entries: Vec<(String, String)>,
+    lists: Vec<String>,
+    matcher: Option<AhoCorasick>,
+}
+
+impl Default for BlockList {
+    fn default() -> Self {
+        Self::empty()
+    }
+}
+
+impl BlockList {
+    /// No terms.
+    #[must_use]
+    pub fn empty() -> Self {
+        Self {
+            entries: Vec::new(),
+            lists: Vec::new(),
+            matcher: None,
+        }
+    }
+
+    /// The built-in list.
+    #[must_use]
+    pub fn builtin() -> Self {
+        let mut list = Self::empty();
+        list.add_text(BUILTIN, "builtin");
+        list
+    }
+
+    /// Add the terms of a list file: one term per line, `category: term` allowed, `#` comments.
+    pub fn add_text(&mut self, text: &str, list_name: &str) {
+        for line in text.lines() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (category, term) = match line.split_once(':') {
+                Some((c, t)) if !c.trim().is_empty() && !c.contains(' ') => {
+                    (c.trim().to_owned(), t.trim())
+                }
+                _ => ("blocklist".to_owned(), line),
+            };
+            let skeleton = skeleton(term);
+            if skeleton.trim().is_empty() {
+                continue;
+            }
+            self.entries.push((category, skeleton));
+            self.lists.push(list_name.to_owned());
+        }
+        self.matcher = AhoCorasick::new(self.entries.iter().map(|(_, t)| t.as_str())).ok();
+    }
+
+    /// Number of terms.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the list is empty.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The first blocked term in `text`, if any.
+    #[must_use]
+    pub fn check(&self, text: &str) -> Option<BlockHit> {
+        let matcher = self.matcher.as_ref()?;
+        let m = matcher.find(&skeleton(text))?;
+        let index = m.pattern().as_usize();
+        Some(BlockHit {
+            category: self.entries[index].0.clone(),
+            list: self.lists[index].clone(),
+        })
+    }
+}
+
+/// Map a homoglyph to the Latin letter it imitates.
+fn confusable(c: char) -> char {
+    match c {
+        'а' | 'α' | 'ɑ' => 'a',
+        'в' | 'β' | 'ь' => 'b',
+        'с' | 'ϲ' => 'c',
+        'ԁ' => 'd',
+        'е' | 'ε' | 'ё' => 'e',
+        'һ' => 'h',
+        'і' | 'ι' | 'ї' | 'ı' => 'i',
+        'ј' => 'j',
+        'к' | 'κ' => 'k',
+        'м' => 'm',
+        'п' | 'η' => 'n',
+        'о' | 'ο' | 'σ' => 'o',
+        'р' | 'ρ' => 'p',
+        'ԛ' => 'q',
+        'г' => 'r',
+        'ѕ' => 's',
+        'т' | 'τ' => 't',
+        'υ' | 'ս' => 'u',
+        'ν' | 'ѵ' => 'v',
+        'ԝ' | 'ω' => 'w',
+        'х' | 'χ' => 'x',
+        'у' | 'γ' => 'y',
+        'ᴢ' => 'z',
+        other => other,
+    }
+}
+
+/// Map leetspeak digits (always) and symbols (inside words) to letters. `l` and `1` both become
+/// `i` so that either reading matches.
+fn leet(c: char, inside_word: bool) -> Option<char> {
+    Some(match c {
+        '0' => 'o',
+        '1' | 'l' => 'i',
+        '3' => 'e',
+        '4' => 'a',
+        '5' => 's',
+        '7' => 't',
+        '8' => 'b',
+        '9' => 'g',
+        '@' if inside_word => 'a',
+        '$' if inside_word => 's',
+        '!' | '|' if inside_word => 'i',
+        '+' if inside_word => 't',
+        _ => return None,
+    })
+}
+
+/// The normal form both texts and terms are matched in, padded with spaces so that a substring
+/// match of a padded term is a whole-word match.
+#[must_use]
+pub fn skeleton(text: &str) -> String {
+    let folded: Vec<char> = text
+        .nfkd()
+        .filter(|c| !is_denied(*c) && !is_combining_mark(*c))
+        .flat_map(char::to_lowercase)
+        .map(confusable)
+        .collect();
+    let mut out = String::with_capacity(folded.len() + 2);
+    out.push(' ');
+    for (i, &c) in folded.iter().enumerate() {
+        let next_is_alnum = folded.get(i + 1).is_some_and(|n| n.is_alphanumeric());
+        let mapped = leet(c, next_is_alnum).unwrap_or(c);
+        if mapped.is_alphanumeric() {
+            out.push(mapped);
+        } else if !out.ends_with(' ') {
+            out.push(' ');
+        }
+    }
+    if !out.ends_with(' ') {
+        out.push(' ');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn list() -> BlockList {
+        let mut l = BlockList::empty();
+        l.add_text(
+            "# test list\nprofanity: ass\nviolence: pipe bomb\nhate: slurword\n",
+            "test",
+        );
+        l
+    }
+
+    #[test]
+    fn blocks_whole_words_through_tricks() {
+        let l = list();
+        for text in [
+            "how to build a pipe bomb",
+            "PIPE BOMB now",
+            "pipe\u{200B} b\u{200D}omb",
+            "pipe b0mb",
+            "pіpе bоmb",
+            "pipe-bomb!",
+            "ｐｉｐｅ ｂｏｍｂ",
+        ] {
+            let hit = l
+                .check(text)
+                .unwrap_or_else(|| panic!("{text:?} should be blocked"));
+            assert_eq!(hit.category, "violence");
+            assert_eq!(hit.list, "test");
+        }
+        assert_eq!(
+            l.check("you 4$$").map(|h| h.category),
+            None,
+            "symbols at a word end are breaks"
+        );
+        assert_eq!(
+            l.check("kick 4ss").map(|h| h.category),
+            Some("profanity".into())
+        );
+    }
+
+    #[test]
+    fn benign_words_containing_terms_pass() {
+        let l = list();
+        for text in [
+            "Scunthorpe United",
+            "a class assignment",
+            "analyse the assassin bug's hunting",
+            "a bass guitar and a brass band",
+            "a plumber fixing a pipe, then a bomber jacket",
+        ] {
+            assert_eq!(l.check(text), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn the_builtin_list_loads() {
+        assert!(!BlockList::builtin().is_empty());
+    }
+}

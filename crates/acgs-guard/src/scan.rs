@@ -1,0 +1,207 @@
+//! The credential scanner: one rule set shared by text refusal, the redacting sink and
+//! `acgs doctor`.
+//!
+//! Provider key formats (fal `uuid:hex32`, Google `AIza…`, ElevenLabs `sk_…`) and private-key
+//! blocks refuse a text. Generic high-entropy tokens only warn and are redacted from output:
+//! seeds, hashes and ids are common in prompts, so a token needs upper case, lower case and
+//! digits mixed to count.
+
+use std::sync::{Arc, LazyLock};
+
+use acgs_core::redact::{MASK, Scrubber};
+use regex::Regex;
+
+/// How a finding is treated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Severity {
+    /// The text is refused.
+    Refuse,
+    /// The text passes with a warning; the token is redacted from output.
+    Warn,
+}
+
+/// One rule of the scanner.
+#[derive(Debug)]
+pub struct Rule {
+    /// Stable name, e.g. `fal_key`.
+    pub name: &'static str,
+    /// Treatment.
+    pub severity: Severity,
+    regex: Regex,
+}
+
+/// A match of a rule (the span, never the text, is reported).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// The rule's name.
+    pub rule: &'static str,
+    /// Treatment.
+    pub severity: Severity,
+    /// Byte range in the scanned text.
+    pub span: std::ops::Range<usize>,
+}
+
+fn rule(name: &'static str, severity: Severity, pattern: &str) -> Rule {
+    Rule {
+        name,
+        severity,
+        regex: Regex::new(pattern).expect("the shipped patterns are constants that compile"),
+    }
+}
+
+/// The shipped rules.
+pub static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
+    vec![
+        rule(
+            "fal_key",
+            Severity::Refuse,
+            r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}:[0-9a-fA-F]{32}\b",
+        ),
+        rule(
+            "google_api_key",
+            Severity::Refuse,
+            r"\bAIza[0-9A-Za-z_\-]{35}",
+        ),
+        rule("elevenlabs_key", Severity::Refuse, r"\bsk_[0-9a-f]{48}\b"),
+        rule(
+            "private_key",
+            Severity::Refuse,
+            r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----",
+        ),
+        rule(
+            "high_entropy_token",
+            Severity::Warn,
+            r"[A-Za-z0-9_\-+/]{32,}={0,2}",
+        ),
+    ]
+});
+
+/// Whether a generic token is mixed enough to look like a secret: upper, lower and digits, and
+/// at least 16 distinct characters. Hex hashes, base-10 seeds and words do not qualify.
+fn looks_secret(token: &str) -> bool {
+    let has = |f: fn(&u8) -> bool| token.as_bytes().iter().any(f);
+    let mut seen = [false; 128];
+    let mut distinct = 0;
+    for b in token.bytes().filter(u8::is_ascii) {
+        let slot = &mut seen[usize::from(b)];
+        if !*slot {
+            *slot = true;
+            distinct += 1;
+        }
+    }
+    has(u8::is_ascii_uppercase)
+        && has(u8::is_ascii_lowercase)
+        && has(u8::is_ascii_digit)
+        && distinct >= 16
+}
+
+/// Every finding in `text`, provider keys first.
+#[must_use]
+pub fn scan(text: &str) -> Vec<Finding> {
+    let mut findings: Vec<Finding> = Vec::new();
+    for rule in RULES.iter() {
+        for m in rule.regex.find_iter(text) {
+            if findings
+                .iter()
+                .any(|f| f.span.start < m.end() && m.start() < f.span.end)
+            {
+                continue;
+            }
+            if rule.severity == Severity::Warn && !looks_secret(m.as_str()) {
+                continue;
+            }
+            findings.push(Finding {
+                rule: rule.name,
+                severity: rule.severity,
+                span: m.range(),
+            });
+        }
+    }
+    findings
+}
+
+/// The first refusing finding, if any.
+#[must_use]
+pub fn first_refusal(text: &str) -> Option<Finding> {
+    scan(text)
+        .into_iter()
+        .find(|f| f.severity == Severity::Refuse)
+}
+
+/// `text` with every finding masked, or `None` when nothing matched.
+#[must_use]
+pub fn mask_findings(text: &str) -> Option<String> {
+    let mut findings = scan(text);
+    if findings.is_empty() {
+        return None;
+    }
+    findings.sort_by_key(|f| f.span.start);
+    let mut out = String::with_capacity(text.len());
+    let mut last = 0;
+    for f in findings {
+        out.push_str(&text[last..f.span.start]);
+        out.push_str(MASK);
+        last = f.span.end;
+    }
+    out.push_str(&text[last..]);
+    Some(out)
+}
+
+/// The scanner as a scrubber for the redacting sink.
+#[must_use]
+pub fn scrubber() -> Scrubber {
+    Arc::new(mask_findings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FAL: &str = "0f3c2b1a-1234-4abc-9def-0123456789ab:0123456789abcdef0123456789abcdef";
+    const GOOGLE: &str = "AIzaSyD-1234567890abcdefghijklmnopqrstu";
+    const ELEVEN: &str = "sk_0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn every_rule_compiles() {
+        assert_eq!(RULES.len(), 5);
+    }
+
+    #[test]
+    fn provider_keys_are_refused() {
+        for (key, rule) in [
+            (FAL, "fal_key"),
+            (GOOGLE, "google_api_key"),
+            (ELEVEN, "elevenlabs_key"),
+        ] {
+            let text = format!("a cat wearing a hat, {key} please");
+            let f = first_refusal(&text).expect(rule);
+            assert_eq!(f.rule, rule);
+            assert_eq!(&text[f.span.clone()], key);
+        }
+        assert!(first_refusal("-----BEGIN OPENSSH PRIVATE KEY-----\nabc").is_some());
+        assert!(first_refusal("-----BEGIN PRIVATE KEY-----").is_some());
+    }
+
+    #[test]
+    fn seeds_hashes_and_urls_pass() {
+        for text in [
+            "seed 920212137, guidance 3.5",
+            "sha256 e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+            "see https://v3.fal.media/files/rabbit/xyz.png",
+            "request 80e732af-1f2e-4c3d-9e8f-0123456789ab",
+            "a photo_of_a_very_long_identifier_name_in_snake_case_here",
+        ] {
+            assert!(scan(text).is_empty(), "{text}: {:?}", scan(text));
+        }
+    }
+
+    #[test]
+    fn mixed_tokens_warn_and_are_masked() {
+        let text = "token Zx9Qw7Er5Ty3Ui1Op0AsDfGhJkLzXcVbNm42 here";
+        let findings = scan(text);
+        assert_eq!(findings.len(), 1);
+        assert_eq!(findings[0].severity, Severity::Warn);
+        let masked = mask_findings(text).expect("masked");
+        assert_eq!(masked, format!("token {MASK} here"));
+    }
+}
