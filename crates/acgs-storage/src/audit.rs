@@ -1,0 +1,434 @@
+//! The audit log: JSONL, 0600, one entry per outcome, appended under an exclusive lock, each entry
+//! chained to the previous one (DESIGN.md §6).
+//!
+//! With a per-install secret, `prev` and `prompt_digest` are HMAC-SHA256, so the chain cannot be
+//! recomputed by someone who edits the file. Without one they are plain sha256 and
+//! [`verify`] says that the chain only shows edits made without recomputing it.
+
+use std::io::{BufRead as _, Write as _};
+use std::path::{Path, PathBuf};
+
+use acgs_core::Usd;
+use acgs_core::audit::{AuditError, AuditEvent, AuditOutcome, AuditSink};
+use acgs_core::task::ProviderId;
+use hmac::{Hmac, Mac as _};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+use crate::error::{Result, StorageError};
+use crate::fsutil::random_hex;
+use crate::locked::LockedFile;
+
+/// `prev` of the first entry.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// How entries are chained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ChainKind {
+    /// Keyed with the per-install secret.
+    HmacSha256,
+    /// Unkeyed: shows only edits made without recomputing the chain.
+    Sha256,
+}
+
+/// One line of the audit log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// 1, 2, 3 …
+    pub seq: u64,
+    /// Digest of the previous line.
+    pub prev: String,
+    /// How `prev` and `prompt_digest` are computed.
+    pub chain: ChainKind,
+    /// When.
+    pub ts: jiff::Timestamp,
+    /// OS user.
+    pub os_user: String,
+    /// acgs user.
+    pub user: String,
+    /// Operation.
+    pub operation: String,
+    /// Run id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    /// Step id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
+    /// Provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<ProviderId>,
+    /// Model key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Provider request id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// Prompt length in characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_len: Option<u64>,
+    /// Keyed digest of the prompt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_digest: Option<String>,
+    /// Prompt text, only with `record_prompt_text` and never for refused requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<String>,
+    /// Estimate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimate: Option<Usd>,
+    /// Actual cost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actual: Option<Usd>,
+    /// Key fingerprint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_fingerprint: Option<String>,
+    /// Key source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_source: Option<String>,
+    /// Outcome.
+    pub outcome: AuditOutcome,
+    /// Stable code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+}
+
+/// The per-install secret that keys the chain.
+#[derive(Clone)]
+pub struct AuditKey(Vec<u8>);
+
+impl std::fmt::Debug for AuditKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AuditKey(..)")
+    }
+}
+
+impl AuditKey {
+    /// Load the secret from `path`, creating it (0600, 32 random bytes) on first use.
+    pub fn load_or_create(path: &Path) -> Result<Self> {
+        match fs_err::read_to_string(path) {
+            Ok(text) => hex::decode(text.trim())
+                .ok()
+                .filter(|k| k.len() >= 32)
+                .map(Self)
+                .ok_or_else(|| StorageError::Corrupt {
+                    path: path.to_owned(),
+                    reason: "not a 32-byte hex secret".into(),
+                }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if let Some(parent) = path.parent() {
+                    crate::fsutil::ensure_private_dir(parent)?;
+                }
+                let secret = random_hex(32);
+                let mut file = LockedFile::open_append(path)?;
+                file.write_all(secret.as_bytes())
+                    .map_err(StorageError::io("writing the audit key"))?;
+                file.sync()?;
+                drop(file);
+                Self::load_or_create(path)
+            }
+            Err(e) => Err(StorageError::io("reading the audit key")(e)),
+        }
+    }
+
+    /// A key from raw bytes (tests, other stores).
+    #[must_use]
+    pub fn from_bytes(bytes: Vec<u8>) -> Self {
+        Self(bytes)
+    }
+}
+
+fn digest(key: Option<&AuditKey>, data: &[u8]) -> String {
+    match key {
+        Some(AuditKey(k)) => match Hmac::<Sha256>::new_from_slice(k) {
+            Ok(mut mac) => {
+                mac.update(data);
+                hex::encode(mac.finalize().into_bytes())
+            }
+            Err(_) => hex::encode(Sha256::digest(data)),
+        },
+        None => hex::encode(Sha256::digest(data)),
+    }
+}
+
+/// The JSONL audit log.
+#[derive(Debug, Clone)]
+pub struct AuditLog {
+    path: PathBuf,
+    key: Option<AuditKey>,
+    record_prompt_text: bool,
+    os_user: String,
+}
+
+impl AuditLog {
+    /// The log at `path`.
+    #[must_use]
+    pub fn new(
+        path: PathBuf,
+        key: Option<AuditKey>,
+        record_prompt_text: bool,
+        os_user: String,
+    ) -> Self {
+        Self {
+            path,
+            key,
+            record_prompt_text,
+            os_user,
+        }
+    }
+
+    /// The log's path.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn chain(&self) -> ChainKind {
+        if self.key.is_some() {
+            ChainKind::HmacSha256
+        } else {
+            ChainKind::Sha256
+        }
+    }
+
+    fn append(&self, event: AuditEvent) -> Result<AuditEntry> {
+        let mut file = LockedFile::open_append(&self.path)?;
+        let (seq, prev) = match file.last_line()? {
+            Some(line) => {
+                let last: AuditEntry =
+                    serde_json::from_slice(&line).map_err(|e| StorageError::Corrupt {
+                        path: self.path.clone(),
+                        reason: format!("the last entry is unreadable ({e})"),
+                    })?;
+                (last.seq + 1, digest(self.key.as_ref(), &line))
+            }
+            None => (1, GENESIS.to_owned()),
+        };
+        let refused = matches!(event.outcome, Some(AuditOutcome::Refused));
+        let prompt = event.prompt.as_deref();
+        let entry = AuditEntry {
+            seq,
+            prev,
+            chain: self.chain(),
+            ts: jiff::Timestamp::now(),
+            os_user: self.os_user.clone(),
+            user: event.user,
+            operation: event.operation,
+            run_id: event.run_id,
+            step: event.step,
+            provider: event.provider,
+            model: event.model,
+            request_id: event.request_id,
+            prompt_len: prompt.map(|p| u64::try_from(p.chars().count()).unwrap_or(u64::MAX)),
+            prompt_digest: prompt.map(|p| digest(self.key.as_ref(), p.as_bytes())),
+            prompt: prompt
+                .filter(|_| self.record_prompt_text && !refused)
+                .map(str::to_owned),
+            estimate: event.estimate,
+            actual: event.actual,
+            key_fingerprint: event.key_fingerprint,
+            key_source: event.key_source,
+            outcome: event.outcome.unwrap_or(AuditOutcome::Failed),
+            code: event.code,
+        };
+        let mut line = serde_json::to_vec(&entry).map_err(|e| StorageError::Corrupt {
+            path: self.path.clone(),
+            reason: e.to_string(),
+        })?;
+        line.push(b'\n');
+        file.write_all(&line)
+            .map_err(StorageError::io("appending to the audit log"))?;
+        file.sync()?;
+        Ok(entry)
+    }
+}
+
+impl AuditSink for AuditLog {
+    fn record(&self, event: AuditEvent) -> std::result::Result<(), AuditError> {
+        self.append(event)
+            .map(|_| ())
+            .map_err(|e| AuditError(e.to_string()))
+    }
+}
+
+/// What [`verify`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Entries checked.
+    pub entries: u64,
+    /// The last `(seq, digest of the last line)`, to compare with an anchor.
+    pub head: Option<(u64, String)>,
+    /// Whether the chain is keyed.
+    pub keyed: bool,
+}
+
+/// Where the chain breaks.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("audit entry at line {line}: {reason}")]
+pub struct ChainBreak {
+    /// 1-based line number.
+    pub line: u64,
+    /// What is wrong.
+    pub reason: String,
+}
+
+/// Check the chain of the log at `path`.
+pub fn verify(
+    path: &Path,
+    key: Option<&AuditKey>,
+) -> Result<std::result::Result<VerifyReport, ChainBreak>> {
+    let file = fs_err::File::open(path).map_err(StorageError::io("reading the audit log"))?;
+    let mut expected_prev = GENESIS.to_owned();
+    let mut expected_seq = 1u64;
+    let mut head = None;
+    let mut keyed = key.is_some();
+    for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
+        let line_no = u64::try_from(i).unwrap_or(u64::MAX).saturating_add(1);
+        let line = line.map_err(StorageError::io("reading the audit log"))?;
+        if line.is_empty() {
+            continue;
+        }
+        let broken = |reason: String| {
+            Ok(Err(ChainBreak {
+                line: line_no,
+                reason,
+            }))
+        };
+        let entry: AuditEntry = match serde_json::from_str(&line) {
+            Ok(e) => e,
+            Err(e) => return broken(format!("not a valid entry ({e})")),
+        };
+        if entry.chain == ChainKind::HmacSha256 && key.is_none() {
+            return broken("the chain is keyed but the audit key is not available".into());
+        }
+        keyed &= entry.chain == ChainKind::HmacSha256;
+        if entry.seq != expected_seq {
+            return broken(format!(
+                "sequence {} where {expected_seq} was expected",
+                entry.seq
+            ));
+        }
+        if entry.prev != expected_prev {
+            return broken("it does not chain to the entry before it".into());
+        }
+        let line_key = if entry.chain == ChainKind::HmacSha256 {
+            key
+        } else {
+            None
+        };
+        expected_prev = digest(line_key, line.as_bytes());
+        head = Some((entry.seq, expected_prev.clone()));
+        expected_seq += 1;
+    }
+    Ok(Ok(VerifyReport {
+        entries: expected_seq - 1,
+        head,
+        keyed,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(op: &str, prompt: Option<&str>, outcome: AuditOutcome) -> AuditEvent {
+        AuditEvent {
+            operation: op.into(),
+            prompt: prompt.map(str::to_owned),
+            user: "alice".into(),
+            outcome: Some(outcome),
+            ..AuditEvent::default()
+        }
+    }
+
+    fn log(dir: &Path, key: bool, record: bool) -> AuditLog {
+        let key = key.then(|| AuditKey::from_bytes(vec![7; 32]));
+        AuditLog::new(dir.join("audit.jsonl"), key, record, "alice".into())
+    }
+
+    #[test]
+    fn entries_chain_and_verify() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let log = log(tmp.path(), true, false);
+        for i in 0..3 {
+            log.record(event(
+                &format!("op{i}"),
+                Some("a cat"),
+                AuditOutcome::Success,
+            ))
+            .expect("record");
+        }
+        let report = verify(log.path(), Some(&AuditKey::from_bytes(vec![7; 32])))
+            .expect("readable")
+            .expect("intact");
+        assert_eq!(report.entries, 3);
+        assert!(report.keyed);
+        let text = fs_err::read_to_string(log.path()).expect("read");
+        assert!(
+            !text.contains("a cat"),
+            "prompt text is not kept by default"
+        );
+        use std::os::unix::fs::PermissionsExt as _;
+        assert_eq!(
+            fs_err::metadata(log.path())
+                .expect("meta")
+                .permissions()
+                .mode()
+                & 0o777,
+            0o600
+        );
+    }
+
+    #[test]
+    fn an_edited_entry_is_named() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let log = log(tmp.path(), false, false);
+        for i in 0..3 {
+            log.record(event(&format!("op{i}"), None, AuditOutcome::Success))
+                .expect("record");
+        }
+        let text = fs_err::read_to_string(log.path()).expect("read");
+        fs_err::write(log.path(), text.replacen("op1", "opX", 1)).expect("tamper");
+        let brk = verify(log.path(), None)
+            .expect("readable")
+            .expect_err("tampered");
+        assert_eq!(
+            brk.line, 3,
+            "the entry after the edited one no longer chains"
+        );
+    }
+
+    #[test]
+    fn prompt_text_only_when_configured_and_never_for_refusals() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let log = log(tmp.path(), true, true);
+        log.record(event(
+            "generate",
+            Some("kept prompt"),
+            AuditOutcome::Success,
+        ))
+        .expect("ok");
+        log.record(event(
+            "generate",
+            Some("refused prompt"),
+            AuditOutcome::Refused,
+        ))
+        .expect("ok");
+        let text = fs_err::read_to_string(log.path()).expect("read");
+        assert!(text.contains("kept prompt"));
+        assert!(!text.contains("refused prompt"));
+    }
+
+    #[test]
+    fn the_install_key_is_created_once_and_private() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let path = tmp.path().join("cfg/audit-key");
+        let a = AuditKey::load_or_create(&path).expect("created");
+        let b = AuditKey::load_or_create(&path).expect("loaded");
+        assert_eq!(a.0, b.0);
+        use std::os::unix::fs::PermissionsExt as _;
+        assert_eq!(
+            fs_err::metadata(&path).expect("meta").permissions().mode() & 0o777,
+            0o600
+        );
+    }
+}

@@ -1,0 +1,654 @@
+//! The embedded spend ledger: SQLite (bundled), WAL, `synchronous=NORMAL`, busy timeout 5 s.
+//!
+//! A reservation is one conditional update of a per-day counter plus an insert, in one
+//! `BEGIN IMMEDIATE` transaction, so concurrent processes can never reserve past the daily limit
+//! together. `held` reservations carry an owner token and a lease; expired ones stop counting.
+//! `submitted` ones never expire.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use acgs_core::Usd;
+use acgs_core::ledger::{
+    DaySpend, Ledger, LedgerError, LedgerResult, OwnerToken, Reservation, ReservationId,
+    ReservationState, ReserveRequest, Settlement,
+};
+use acgs_core::provider::BoxFuture;
+use acgs_core::request::JobHandle;
+use rusqlite::{Connection, OptionalExtension as _, TransactionBehavior, params};
+
+use crate::error::StorageError;
+use crate::fsutil::{ensure_private_dir, random_hex};
+
+/// A clock returning the current time (injected in tests).
+pub type Clock = Arc<dyn Fn() -> jiff::Timestamp + Send + Sync>;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS days (
+    day TEXT PRIMARY KEY,
+    reserved INTEGER NOT NULL DEFAULT 0,
+    settled INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS reservations (
+    id TEXT PRIMARY KEY,
+    day TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    step TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    model TEXT NOT NULL,
+    user_name TEXT NOT NULL,
+    state TEXT NOT NULL,
+    estimate INTEGER NOT NULL,
+    actual INTEGER,
+    owner TEXT NOT NULL,
+    lease_until INTEGER,
+    job TEXT,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS reservations_day_state ON reservations(day, state);
+CREATE INDEX IF NOT EXISTS reservations_held ON reservations(state, lease_until);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+";
+
+/// Filesystems where SQLite's locking is unreliable.
+const NETWORK_FILESYSTEMS: [u64; 7] = [
+    0x6969,      // NFS
+    0x517B,      // SMB
+    0xFF53_4D42, // CIFS
+    0xFE53_4D42, // SMB2
+    0x5346_414F, // AFS
+    0x00C3_6400, // Ceph
+    0x0102_1997, // 9p
+];
+
+/// One reservation row, for `acgs spend` and tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReservationRow {
+    /// Id.
+    pub id: ReservationId,
+    /// Day (`YYYY-MM-DD`).
+    pub day: String,
+    /// Run.
+    pub run_id: String,
+    /// Step.
+    pub step: String,
+    /// Provider name.
+    pub provider: String,
+    /// Model key.
+    pub model: String,
+    /// acgs user.
+    pub user: String,
+    /// State.
+    pub state: ReservationState,
+    /// Estimate.
+    pub estimate: Usd,
+    /// Actual (settled only).
+    pub actual: Option<Usd>,
+}
+
+/// The SQLite ledger.
+#[derive(Clone)]
+pub struct SqliteLedger {
+    conn: Arc<Mutex<Connection>>,
+    clock: Clock,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for SqliteLedger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SqliteLedger({})", self.path.display())
+    }
+}
+
+fn unavailable(e: impl std::fmt::Display) -> LedgerError {
+    LedgerError::Unavailable(e.to_string())
+}
+
+fn millis(ts: jiff::Timestamp) -> i64 {
+    ts.as_millisecond()
+}
+
+/// The calendar day of `ts` in the IANA zone `tz`.
+pub fn day_of(ts: jiff::Timestamp, tz: &str) -> LedgerResult<String> {
+    let zone = jiff::tz::TimeZone::get(tz).map_err(|_| LedgerError::TimeZone(tz.to_owned()))?;
+    Ok(ts.to_zoned(zone).date().to_string())
+}
+
+impl SqliteLedger {
+    /// Open (creating) the ledger at `path` with the system clock.
+    pub fn open(path: &Path) -> Result<Self, StorageError> {
+        Self::open_with_clock(path, Arc::new(jiff::Timestamp::now))
+    }
+
+    /// Open with an injected clock.
+    pub fn open_with_clock(path: &Path, clock: Clock) -> Result<Self, StorageError> {
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        if !dir.exists() {
+            ensure_private_dir(dir)?;
+        }
+        if let Ok(fs) = rustix::fs::statfs(dir) {
+            let kind = u64::try_from(fs.f_type).unwrap_or(0);
+            if NETWORK_FILESYSTEMS.contains(&kind) {
+                return Err(StorageError::NetworkFilesystem {
+                    path: path.to_owned(),
+                });
+            }
+        }
+        let io = |e: rusqlite::Error| StorageError::Io {
+            what: format!("opening the ledger {}", path.display()),
+            source: std::io::Error::other(e.to_string()),
+        };
+        let conn = Connection::open(path).map_err(io)?;
+        conn.busy_timeout(Duration::from_secs(5)).map_err(io)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(io)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(io)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(io)?;
+        conn.execute_batch(SCHEMA).map_err(io)?;
+        use std::os::unix::fs::PermissionsExt as _;
+        let _ = fs_err::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+            clock,
+            path: path.to_owned(),
+        })
+    }
+
+    /// Run `f` on the connection in a blocking thread, retrying while the database is busy.
+    fn with_conn<T, F>(&self, f: F) -> BoxFuture<'static, LedgerResult<T>>
+    where
+        T: Send + 'static,
+        F: Fn(&mut Connection, jiff::Timestamp) -> LedgerResult<T> + Send + 'static,
+    {
+        let conn = Arc::clone(&self.conn);
+        let clock = Arc::clone(&self.clock);
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || {
+                let mut guard = conn
+                    .lock()
+                    .map_err(|_| unavailable("ledger lock poisoned"))?;
+                let mut attempt = 0;
+                loop {
+                    match f(&mut guard, clock()) {
+                        Err(LedgerError::Unavailable(msg))
+                            if msg.contains("locked") && attempt < 5 =>
+                        {
+                            attempt += 1;
+                            std::thread::sleep(Duration::from_millis(50 * attempt));
+                        }
+                        other => return other,
+                    }
+                }
+            })
+            .await
+            .map_err(unavailable)?
+        })
+    }
+
+    /// Every reservation, newest first (for `acgs spend` and tests).
+    pub fn reservations(&self) -> BoxFuture<'static, LedgerResult<Vec<ReservationRow>>> {
+        self.with_conn(|conn, now| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(unavailable)?;
+            expire_held(&tx, now)?;
+            let rows = {
+                let mut stmt = tx
+                    .prepare(
+                        "SELECT id, day, run_id, step, provider, model, user_name, state, estimate, actual
+                         FROM reservations ORDER BY created_at DESC, id",
+                    )
+                    .map_err(unavailable)?;
+                stmt.query_map([], |r| {
+                    Ok(ReservationRow {
+                        id: ReservationId(r.get(0)?),
+                        day: r.get(1)?,
+                        run_id: r.get(2)?,
+                        step: r.get(3)?,
+                        provider: r.get(4)?,
+                        model: r.get(5)?,
+                        user: r.get(6)?,
+                        state: ReservationState::from_name(&r.get::<_, String>(7)?).unwrap_or(ReservationState::Held),
+                        estimate: Usd::from_micros(r.get(8)?),
+                        actual: r.get::<_, Option<i64>>(9)?.map(Usd::from_micros),
+                    })
+                })
+                .map_err(unavailable)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(unavailable)?
+            };
+            tx.commit().map_err(unavailable)?;
+            Ok(rows)
+        })
+    }
+}
+
+/// Expire `held` reservations whose lease ran out, adjusting their day's counter.
+fn expire_held(tx: &rusqlite::Transaction<'_>, now: jiff::Timestamp) -> LedgerResult<()> {
+    let expired: Vec<(String, String, i64)> = {
+        let mut stmt = tx
+            .prepare("SELECT id, day, estimate FROM reservations WHERE state = 'held' AND lease_until < ?1")
+            .map_err(unavailable)?;
+        stmt.query_map(params![millis(now)], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .map_err(unavailable)?
+        .collect::<Result<_, _>>()
+        .map_err(unavailable)?
+    };
+    for (id, day, estimate) in expired {
+        tx.execute(
+            "UPDATE reservations SET state = 'expired', updated_at = ?2 WHERE id = ?1",
+            params![id, millis(now)],
+        )
+        .map_err(unavailable)?;
+        tx.execute(
+            "UPDATE days SET reserved = reserved - ?2 WHERE day = ?1",
+            params![day, estimate],
+        )
+        .map_err(unavailable)?;
+    }
+    Ok(())
+}
+
+fn day_spend(tx: &rusqlite::Transaction<'_>, day: &str) -> LedgerResult<DaySpend> {
+    let row: Option<(i64, i64)> = tx
+        .query_row(
+            "SELECT reserved, settled FROM days WHERE day = ?1",
+            params![day],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .map_err(unavailable)?;
+    let (reserved, settled) = row.unwrap_or((0, 0));
+    Ok(DaySpend {
+        reserved: Usd::from_micros(reserved),
+        settled: Usd::from_micros(settled),
+    })
+}
+
+/// Finish a reservation: `held`/`submitted` → `to`, moving its estimate out of `reserved` and
+/// `actual` into `settled`.
+fn finish(
+    conn: &mut Connection,
+    now: jiff::Timestamp,
+    id: &ReservationId,
+    to: ReservationState,
+    actual: Usd,
+) -> LedgerResult<Settlement> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(unavailable)?;
+    let row: Option<(String, String, i64)> = tx
+        .query_row(
+            "SELECT state, day, estimate FROM reservations WHERE id = ?1",
+            params![id.0],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()
+        .map_err(unavailable)?;
+    let Some((state, day, estimate)) = row else {
+        return Err(LedgerError::InvalidTransition {
+            id: id.clone(),
+            from: "missing".into(),
+            to: to.as_str(),
+        });
+    };
+    if state != "held" && state != "submitted" {
+        return Err(LedgerError::InvalidTransition {
+            id: id.clone(),
+            from: state,
+            to: to.as_str(),
+        });
+    }
+    tx.execute(
+        "UPDATE reservations SET state = ?2, actual = ?3, lease_until = NULL, updated_at = ?4 WHERE id = ?1",
+        params![id.0, to.as_str(), actual.micros(), millis(now)],
+    )
+    .map_err(unavailable)?;
+    tx.execute(
+        "UPDATE days SET reserved = reserved - ?2, settled = settled + ?3 WHERE day = ?1",
+        params![day, estimate, actual.micros()],
+    )
+    .map_err(unavailable)?;
+    tx.commit().map_err(unavailable)?;
+    Ok(Settlement {
+        estimate: Usd::from_micros(estimate),
+        actual,
+    })
+}
+
+impl Ledger for SqliteLedger {
+    fn reserve(&self, request: ReserveRequest) -> BoxFuture<'_, LedgerResult<Reservation>> {
+        self.with_conn(move |conn, now| {
+            let day = day_of(now, &request.timezone)?;
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(unavailable)?;
+            expire_held(&tx, now)?;
+            tx.execute("INSERT OR IGNORE INTO days (day) VALUES (?1)", params![day])
+                .map_err(unavailable)?;
+            let before = day_spend(&tx, &day)?;
+            let amount = request.amount.micros();
+            let changed = tx
+                .execute(
+                    "UPDATE days SET reserved = reserved + ?2
+                     WHERE day = ?1 AND reserved + settled + ?2 <= ?3",
+                    params![day, amount, request.daily_limit.micros()],
+                )
+                .map_err(unavailable)?;
+            if changed == 0 {
+                return Err(if before.total() > request.daily_limit {
+                    LedgerError::OverBudget {
+                        limit: request.daily_limit,
+                        spent: before.total(),
+                    }
+                } else {
+                    LedgerError::DailyLimit {
+                        limit: request.daily_limit,
+                        spent: before.total(),
+                        requested: request.amount,
+                    }
+                });
+            }
+            let id = random_hex(16);
+            let owner = random_hex(16);
+            let lease_ms = i64::try_from(request.lease.as_millis()).unwrap_or(i64::MAX);
+            tx.execute(
+                "INSERT INTO reservations
+                 (id, day, run_id, step, provider, model, user_name, state, estimate, owner, lease_until, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'held', ?8, ?9, ?10, ?11, ?11)",
+                params![
+                    id,
+                    day,
+                    request.run_id,
+                    request.step,
+                    request.provider.as_str(),
+                    request.model,
+                    request.user,
+                    amount,
+                    owner,
+                    millis(now).saturating_add(lease_ms),
+                    millis(now)
+                ],
+            )
+            .map_err(unavailable)?;
+            tx.commit().map_err(unavailable)?;
+            Ok(Reservation {
+                id: ReservationId(id),
+                owner: OwnerToken(owner),
+                day,
+                spent_before: before.total(),
+            })
+        })
+    }
+
+    fn renew<'a>(
+        &'a self,
+        id: &'a ReservationId,
+        owner: &'a OwnerToken,
+        lease: Duration,
+    ) -> BoxFuture<'a, LedgerResult<()>> {
+        let (id, owner) = (id.clone(), owner.clone());
+        self.with_conn(move |conn, now| {
+            let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
+            let changed = conn
+                .execute(
+                    "UPDATE reservations SET lease_until = ?3, updated_at = ?4
+                     WHERE id = ?1 AND owner = ?2 AND state = 'held' AND lease_until >= ?4",
+                    params![
+                        id.0,
+                        owner.0,
+                        millis(now).saturating_add(lease_ms),
+                        millis(now)
+                    ],
+                )
+                .map_err(unavailable)?;
+            if changed == 1 {
+                Ok(())
+            } else {
+                Err(LedgerError::InvalidTransition {
+                    id: id.clone(),
+                    from: "not held by this process".into(),
+                    to: "held",
+                })
+            }
+        })
+    }
+
+    fn mark_submitted<'a>(
+        &'a self,
+        id: &'a ReservationId,
+        job: &'a JobHandle,
+    ) -> BoxFuture<'a, LedgerResult<()>> {
+        let id = id.clone();
+        let job = serde_json::to_string(job).unwrap_or_default();
+        self.with_conn(move |conn, now| {
+            let changed = conn
+                .execute(
+                    "UPDATE reservations SET state = 'submitted', job = ?2, lease_until = NULL, updated_at = ?3
+                     WHERE id = ?1 AND state = 'held'",
+                    params![id.0, job, millis(now)],
+                )
+                .map_err(unavailable)?;
+            if changed == 1 {
+                Ok(())
+            } else {
+                Err(LedgerError::InvalidTransition {
+                    id: id.clone(),
+                    from: "not held".into(),
+                    to: "submitted",
+                })
+            }
+        })
+    }
+
+    fn settle<'a>(
+        &'a self,
+        id: &'a ReservationId,
+        actual: Usd,
+    ) -> BoxFuture<'a, LedgerResult<Settlement>> {
+        let id = id.clone();
+        self.with_conn(move |conn, now| finish(conn, now, &id, ReservationState::Settled, actual))
+    }
+
+    fn release<'a>(&'a self, id: &'a ReservationId) -> BoxFuture<'a, LedgerResult<()>> {
+        let id = id.clone();
+        self.with_conn(move |conn, now| {
+            finish(conn, now, &id, ReservationState::Released, Usd::ZERO).map(|_| ())
+        })
+    }
+
+    fn today<'a>(&'a self, timezone: &'a str) -> BoxFuture<'a, LedgerResult<DaySpend>> {
+        let timezone = timezone.to_owned();
+        self.with_conn(move |conn, now| {
+            let day = day_of(now, &timezone)?;
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(unavailable)?;
+            expire_held(&tx, now)?;
+            let spend = day_spend(&tx, &day)?;
+            tx.commit().map_err(unavailable)?;
+            Ok(spend)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use acgs_core::ProviderId;
+    use std::sync::atomic::{AtomicI64, Ordering};
+
+    fn request(amount: &str, limit: &str) -> ReserveRequest {
+        ReserveRequest {
+            run_id: "run".into(),
+            step: "image".into(),
+            provider: ProviderId::Fal,
+            model: "flux_dev".into(),
+            user: "alice".into(),
+            amount: Usd::parse(amount).expect("usd"),
+            daily_limit: Usd::parse(limit).expect("usd"),
+            timezone: "UTC".into(),
+            lease: Duration::from_secs(60),
+        }
+    }
+
+    fn ledger_with_clock(dir: &Path) -> (SqliteLedger, Arc<AtomicI64>) {
+        let now = Arc::new(AtomicI64::new(1_800_000_000_000));
+        let clock_now = Arc::clone(&now);
+        let clock: Clock = Arc::new(move || {
+            jiff::Timestamp::from_millisecond(clock_now.load(Ordering::SeqCst))
+                .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+        });
+        (
+            SqliteLedger::open_with_clock(&dir.join("ledger.sqlite3"), clock).expect("ledger"),
+            now,
+        )
+    }
+
+    #[tokio::test]
+    async fn reservations_hold_the_daily_limit() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let (ledger, _) = ledger_with_clock(tmp.path());
+        let a = ledger
+            .reserve(request("0.60", "1.00"))
+            .await
+            .expect("first fits");
+        let err = ledger
+            .reserve(request("0.50", "1.00"))
+            .await
+            .expect_err("second passes the limit");
+        assert!(matches!(err, LedgerError::DailyLimit { .. }));
+        ledger.release(&a.id).await.expect("release");
+        let b = ledger
+            .reserve(request("0.50", "1.00"))
+            .await
+            .expect("fits after release");
+        let s = ledger
+            .settle(&b.id, Usd::parse("0.40").expect("usd"))
+            .await
+            .expect("settle");
+        assert_eq!(s.overrun(), None);
+        let today = ledger.today("UTC").await.expect("today");
+        assert_eq!(today.settled, Usd::parse("0.40").expect("usd"));
+        assert_eq!(today.reserved, Usd::ZERO);
+        assert!(
+            ledger.settle(&b.id, Usd::ZERO).await.is_err(),
+            "settled once"
+        );
+    }
+
+    #[tokio::test]
+    async fn held_expires_but_submitted_keeps_counting() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let (ledger, now) = ledger_with_clock(tmp.path());
+        let held = ledger.reserve(request("0.60", "1.00")).await.expect("held");
+        let submitted = ledger
+            .reserve(request("0.30", "1.00"))
+            .await
+            .expect("second");
+        let job = JobHandle {
+            schema_version: 1,
+            provider: ProviderId::Fal,
+            model: "flux_dev".into(),
+            endpoint: "fal-ai/flux/dev".into(),
+            job: acgs_core::request::JobRef::Queue {
+                request_id: "r1".into(),
+            },
+            submitted_at: jiff::Timestamp::UNIX_EPOCH,
+        };
+        ledger
+            .mark_submitted(&submitted.id, &job)
+            .await
+            .expect("submitted");
+        now.fetch_add(120_000, Ordering::SeqCst);
+        let today = ledger.today("UTC").await.expect("today");
+        assert_eq!(
+            today.reserved,
+            Usd::parse("0.30").expect("usd"),
+            "only the submitted one counts"
+        );
+        assert!(
+            ledger
+                .renew(&held.id, &held.owner, Duration::from_secs(60))
+                .await
+                .is_err()
+        );
+        let rows = ledger.reservations().await.expect("rows");
+        assert!(
+            rows.iter()
+                .any(|r| r.id == held.id && r.state == ReservationState::Expired)
+        );
+        assert!(
+            ledger.settle(&held.id, Usd::ZERO).await.is_err(),
+            "expired cannot settle"
+        );
+    }
+
+    #[tokio::test]
+    async fn overruns_block_new_reservations() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let (ledger, _) = ledger_with_clock(tmp.path());
+        let r = ledger.reserve(request("0.90", "1.00")).await.expect("fits");
+        let s = ledger
+            .settle(&r.id, Usd::parse("1.20").expect("usd"))
+            .await
+            .expect("settled");
+        assert_eq!(s.overrun(), Some(Usd::parse("0.30").expect("usd")));
+        let err = ledger
+            .reserve(request("0.01", "1.00"))
+            .await
+            .expect_err("over budget");
+        assert!(matches!(err, LedgerError::OverBudget { .. }));
+    }
+
+    #[tokio::test]
+    async fn days_follow_the_time_zone() {
+        let ts = |secs| jiff::Timestamp::from_second(secs).expect("ts");
+        assert_eq!(day_of(ts(1_800_000_000), "UTC").expect("day"), "2027-01-15");
+        // 2027-01-15T12:00Z is already the 16th in Auckland (UTC+13) and still the 15th in Honolulu.
+        assert_eq!(
+            day_of(ts(1_800_014_400), "Pacific/Auckland").expect("day"),
+            "2027-01-16"
+        );
+        assert_eq!(
+            day_of(ts(1_800_014_400), "Pacific/Honolulu").expect("day"),
+            "2027-01-15"
+        );
+        assert!(day_of(jiff::Timestamp::UNIX_EPOCH, "Mars/Olympus").is_err());
+    }
+
+    #[tokio::test]
+    async fn concurrent_reservations_never_pass_the_limit() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let path = tmp.path().join("ledger.sqlite3");
+        let mut tasks = Vec::new();
+        for _ in 0..8 {
+            let ledger = SqliteLedger::open(&path).expect("ledger");
+            tasks.push(tokio::spawn(async move {
+                let mut granted = 0i64;
+                for _ in 0..10 {
+                    if ledger.reserve(request("0.07", "2.00")).await.is_ok() {
+                        granted += 70_000;
+                    }
+                }
+                granted
+            }));
+        }
+        let mut total = 0;
+        for t in tasks {
+            total += t.await.expect("task");
+        }
+        assert!(
+            total <= 2_000_000,
+            "reserved {total} µ$ against a 2.00 limit"
+        );
+        assert!(
+            total >= 2_000_000 - 70_000,
+            "the limit was used up, not refused wholesale: {total}"
+        );
+    }
+}
