@@ -205,14 +205,23 @@ pub struct ProgressEvent {
     pub message: Option<String>,
 }
 
-/// Receives progress events; cheap to clone.
+/// Receives progress events; cheap to clone. A sink is scoped to a run and step with
+/// [`EventSink::for_step`], so providers report only what they know about the job.
 #[derive(Clone)]
-pub struct EventSink(Arc<dyn Fn(ProgressEvent) + Send + Sync>);
+pub struct EventSink {
+    deliver: Arc<dyn Fn(ProgressEvent) + Send + Sync>,
+    run_id: Arc<str>,
+    step: Arc<str>,
+}
 
 impl EventSink {
     /// A sink calling `f` for every event.
     pub fn new(f: impl Fn(ProgressEvent) + Send + Sync + 'static) -> Self {
-        Self(Arc::new(f))
+        Self {
+            deliver: Arc::new(f),
+            run_id: Arc::from(""),
+            step: Arc::from(""),
+        }
     }
 
     /// A sink that drops every event.
@@ -221,15 +230,38 @@ impl EventSink {
         Self::new(|_| {})
     }
 
-    /// Deliver one event.
-    pub fn emit(&self, event: ProgressEvent) {
-        (self.0)(event);
+    /// The same sink, labelling events with `run_id` and `step`.
+    #[must_use]
+    pub fn for_step(&self, run_id: &str, step: &str) -> Self {
+        Self {
+            deliver: Arc::clone(&self.deliver),
+            run_id: Arc::from(run_id),
+            step: Arc::from(step),
+        }
+    }
+
+    /// Report progress of the job of this sink's step.
+    pub fn report(
+        &self,
+        stage: Stage,
+        status: &str,
+        queue_position: Option<u64>,
+        message: Option<String>,
+    ) {
+        (self.deliver)(ProgressEvent {
+            run_id: self.run_id.to_string(),
+            step: self.step.to_string(),
+            stage,
+            status: status.to_owned(),
+            queue_position,
+            message,
+        });
     }
 }
 
 impl fmt::Debug for EventSink {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("EventSink")
+        write!(f, "EventSink({}/{})", self.run_id, self.step)
     }
 }
 
@@ -264,6 +296,16 @@ pub trait Provider: Send + Sync {
 
     /// Make a local input readable by the provider.
     fn upload(&self, input: LocalInput) -> BoxFuture<'_, ProviderResult<RemoteRef>>;
+
+    /// Stream a result URL from this provider's output into `sink`, at most `cap` bytes; returns
+    /// the bytes written. The key is attached only when the URL is on the provider's own base
+    /// origin (and never to a redirect target elsewhere), so media hosts get no credentials.
+    fn download<'a>(
+        &'a self,
+        url: &'a str,
+        sink: &'a mut (dyn tokio::io::AsyncWrite + Unpin + Send),
+        cap: u64,
+    ) -> BoxFuture<'a, ProviderResult<u64>>;
 
     /// What an HTTP failure from this provider means.
     fn classify(&self, failure: &HttpFailure) -> FailureClass;

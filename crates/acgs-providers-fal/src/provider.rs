@@ -1,0 +1,351 @@
+//! [`FalProvider`]: the queue protocol behind the [`Provider`] trait.
+
+use std::time::Duration;
+
+use acgs_core::ProviderId;
+use acgs_core::config::FalUrls;
+use acgs_core::provider::{
+    BoxFuture, CancellationToken, Charge, EventSink, FailureClass, HttpFailure, Provider,
+    ProviderError, ProviderResult, Stage,
+};
+use acgs_core::request::{
+    Authorized, CancelOutcome, JOB_HANDLE_SCHEMA, JobHandle, JobRef, LocalInput, Output, RemoteRef,
+    Request, Submitted, is_plain_token,
+};
+use acgs_http::{
+    Credential, HttpClient, HttpError, HttpRequest, Method, RetryPolicy, provider_error,
+};
+use secrecy::SecretString;
+use serde_json::Value;
+use url::Url;
+
+use crate::protocol::{Status, SubmitResponse, classify, endpoint_root, parse_output};
+
+const NAME: &str = "fal";
+const FIRST_POLL: Duration = Duration::from_millis(250);
+const MAX_POLL: Duration = Duration::from_secs(5);
+
+/// The fal.ai provider (queue API).
+#[derive(Debug)]
+pub struct FalProvider {
+    http: HttpClient,
+    queue: Url,
+    credential: Credential,
+    retry: RetryPolicy,
+}
+
+impl FalProvider {
+    /// A provider talking to the configured queue URL with `key` (`Authorization: Key …`), which is
+    /// bound to the queue's origin.
+    pub fn new(http: HttpClient, urls: &FalUrls, key: &SecretString) -> Result<Self, HttpError> {
+        let queue = Url::parse(urls.queue_url.trim_end_matches('/'))
+            .map_err(|_| HttpError::Setup("providers.fal.queue_url is not a URL".into()))?;
+        http.check_url(&queue)?;
+        let credential = Credential::new(&queue, "authorization", "Key ", key)?;
+        Ok(Self {
+            http,
+            queue,
+            credential,
+            retry: RetryPolicy::default(),
+        })
+    }
+
+    /// Use another retry policy (tests use short delays).
+    #[must_use]
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// `{queue}/{path}`, built from the configured base; `path` segments are checked tokens.
+    fn url(&self, path: &str) -> ProviderResult<Url> {
+        let base = self.queue.as_str().trim_end_matches('/');
+        Url::parse(&format!("{base}/{path}")).map_err(|_| {
+            ProviderError::new(
+                FailureClass::Other,
+                "provider.bad_request",
+                "could not build a fal URL",
+                Charge::Release,
+            )
+        })
+    }
+
+    fn job_path(job: &JobHandle) -> ProviderResult<(String, String)> {
+        let invalid = || {
+            ProviderError::new(
+                FailureClass::Other,
+                "run.invalid_job",
+                "the recorded fal job is malformed",
+                Charge::Estimate,
+            )
+        };
+        let root = endpoint_root(&job.endpoint).ok_or_else(invalid)?;
+        let id = job.id().ok_or_else(invalid)?;
+        Ok((root, id.to_owned()))
+    }
+
+    async fn call(&self, request: HttpRequest<'_>) -> ProviderResult<acgs_http::HttpResponse> {
+        self.http
+            .execute_retrying(&request, &self.retry, &classify)
+            .await
+            .map_err(|e| provider_error(NAME, e, &classify))
+    }
+
+    async fn status(&self, root: &str, id: &str) -> ProviderResult<Status> {
+        let url = self.url(&format!("{root}/requests/{id}/status?logs=1"))?;
+        let response = self
+            .call(HttpRequest::get(url).credential(&self.credential))
+            .await?;
+        response.json().map_err(|e| bad_response(&e))
+    }
+
+    async fn result(&self, root: &str, id: &str) -> ProviderResult<Output> {
+        let url = self.url(&format!("{root}/requests/{id}"))?;
+        let response = self
+            .call(HttpRequest::get(url).credential(&self.credential))
+            .await?;
+        let body: Value = response.json().map_err(|e| bad_response(&e))?;
+        let request_id = response
+            .header("x-fal-request-id")
+            .map_or_else(|| id.to_owned(), str::to_owned);
+        Ok(parse_output(&body, Some(request_id)))
+    }
+
+    /// COMPLETED with an error: the details come from the result endpoint.
+    async fn completed_with_error(
+        &self,
+        root: &str,
+        id: &str,
+        error_type: Option<String>,
+    ) -> ProviderError {
+        let error_type = error_type
+            .filter(|t| is_plain_token(t))
+            .unwrap_or_else(|| "unknown".into());
+        let released = error_type == "request_timeout" || error_type.starts_with("runner_");
+        let mut error = match self.result(root, id).await {
+            Err(e) => e,
+            Ok(_) => ProviderError::new(
+                FailureClass::Other,
+                "provider.job_failed",
+                String::new(),
+                Charge::Estimate,
+            ),
+        };
+        if !matches!(
+            error.class,
+            FailureClass::Auth | FailureClass::Quota | FailureClass::SafetyBlocked
+        ) {
+            error.code = "provider.job_failed";
+            error.class = FailureClass::Rejected;
+        }
+        error.message = format!("the fal job failed ({error_type})");
+        if released {
+            error.charge = Charge::Release;
+        }
+        error
+    }
+
+    async fn poll(&self, job: &JobHandle, events: &EventSink) -> ProviderResult<Output> {
+        let (root, id) = Self::job_path(job)?;
+        let mut delay = FIRST_POLL;
+        let mut logs_seen = 0;
+        loop {
+            match self.status(&root, &id).await? {
+                Status::InQueue { queue_position } => {
+                    events.report(Stage::Queued, "in_queue", queue_position, None);
+                }
+                Status::InProgress { logs } => {
+                    report_logs(events, logs.as_deref(), &mut logs_seen);
+                }
+                Status::Completed {
+                    error,
+                    error_type,
+                    logs,
+                } => {
+                    report_logs(events, logs.as_deref(), &mut logs_seen);
+                    if error.is_some() || error_type.is_some() {
+                        return Err(self.completed_with_error(&root, &id, error_type).await);
+                    }
+                    events.report(Stage::Running, "completed", None, None);
+                    return self.result(&root, &id).await;
+                }
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 3 / 2).min(MAX_POLL);
+        }
+    }
+}
+
+fn report_logs(events: &EventSink, logs: Option<&[crate::protocol::LogLine]>, seen: &mut usize) {
+    let logs = logs.unwrap_or_default();
+    if logs.len() <= *seen {
+        if *seen == 0 {
+            events.report(Stage::Running, "in_progress", None, None);
+        }
+        return;
+    }
+    for line in &logs[*seen..] {
+        events.report(
+            Stage::Running,
+            "in_progress",
+            None,
+            Some(line.message.clone()),
+        );
+    }
+    *seen = logs.len();
+}
+
+fn bad_response(e: &HttpError) -> ProviderError {
+    ProviderError::new(
+        FailureClass::Other,
+        "provider.bad_response",
+        "fal answered with something that is not the expected JSON",
+        Charge::Estimate,
+    )
+    .with_detail(e.to_string())
+}
+
+fn interrupted() -> ProviderError {
+    ProviderError::new(
+        FailureClass::Other,
+        "run.interrupted",
+        "interrupted",
+        Charge::Estimate,
+    )
+}
+
+impl Provider for FalProvider {
+    fn id(&self) -> ProviderId {
+        ProviderId::Fal
+    }
+
+    fn preflight<'a>(&'a self, _request: &'a Request) -> BoxFuture<'a, ProviderResult<()>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn submit<'a>(
+        &'a self,
+        request: &'a Authorized<Request>,
+    ) -> BoxFuture<'a, ProviderResult<Submitted>> {
+        Box::pin(async move {
+            let req = request.get();
+            let model = &req.model;
+            if endpoint_root(&model.endpoint).is_none() {
+                return Err(ProviderError::new(
+                    FailureClass::Other,
+                    "model.invalid_endpoint",
+                    format!("`{}` is not a fal endpoint id", model.endpoint),
+                    Charge::Release,
+                ));
+            }
+            let url = self.url(&model.endpoint)?;
+            let http = HttpRequest::new(Method::POST, url)
+                .credential(&self.credential)
+                .json(Value::Object(req.params.clone()))
+                .submit();
+            let response = self.call(http).await?;
+            let submitted: SubmitResponse = response.json().map_err(|e| bad_response(&e))?;
+            if !is_plain_token(&submitted.request_id) {
+                return Err(bad_response(&HttpError::Decode {
+                    target: acgs_http::target_of(&self.queue),
+                    detail: "the request id is not a plain token".into(),
+                }));
+            }
+            Ok(Submitted::Pending(JobHandle {
+                schema_version: JOB_HANDLE_SCHEMA,
+                provider: ProviderId::Fal,
+                model: model.key.clone(),
+                endpoint: model.endpoint.clone(),
+                job: JobRef::Queue {
+                    request_id: submitted.request_id,
+                },
+                submitted_at: jiff::Timestamp::now(),
+            }))
+        })
+    }
+
+    fn wait<'a>(
+        &'a self,
+        job: &'a JobHandle,
+        events: &'a EventSink,
+        cancel: CancellationToken,
+    ) -> BoxFuture<'a, ProviderResult<Output>> {
+        Box::pin(async move {
+            tokio::select! {
+                result = self.poll(job, events) => result,
+                () = cancel.cancelled() => Err(interrupted()),
+            }
+        })
+    }
+
+    fn cancel<'a>(&'a self, job: &'a JobHandle) -> BoxFuture<'a, ProviderResult<CancelOutcome>> {
+        Box::pin(async move {
+            let (root, id) = Self::job_path(job)?;
+            let url = self.url(&format!("{root}/requests/{id}/cancel"))?;
+            let request = HttpRequest::new(Method::PUT, url).credential(&self.credential);
+            match self.http.execute(&request).await {
+                Ok(response) => {
+                    let body: Value = response.json().unwrap_or(Value::Null);
+                    Ok(match body.get("status").and_then(Value::as_str) {
+                        Some("CANCELLATION_REQUESTED") => CancelOutcome::Requested,
+                        Some("ALREADY_COMPLETED") => CancelOutcome::AlreadyCompleted,
+                        Some("NOT_FOUND") => CancelOutcome::NotFound,
+                        _ => CancelOutcome::Cancelled,
+                    })
+                }
+                Err(HttpError::Status { failure, .. }) => Ok(cancel_failure(&failure)),
+                Err(e) => Err(provider_error(NAME, e, &classify)),
+            }
+        })
+    }
+
+    fn upload(&self, input: LocalInput) -> BoxFuture<'_, ProviderResult<RemoteRef>> {
+        Box::pin(async move {
+            Err(ProviderError::new(
+                FailureClass::Other,
+                "provider.upload_unsupported",
+                format!(
+                    "uploading local inputs to fal is not supported yet (`{}`)",
+                    input.field
+                ),
+                Charge::Release,
+            ))
+        })
+    }
+
+    fn download<'a>(
+        &'a self,
+        url: &'a str,
+        sink: &'a mut (dyn tokio::io::AsyncWrite + Unpin + Send),
+        cap: u64,
+    ) -> BoxFuture<'a, ProviderResult<u64>> {
+        Box::pin(async move {
+            let url = Url::parse(url).map_err(|_| {
+                ProviderError::new(
+                    FailureClass::Other,
+                    "provider.bad_response",
+                    "fal returned a result URL that is not a URL",
+                    Charge::Estimate,
+                )
+            })?;
+            let download = self
+                .http
+                .download_to(&url, Some(&self.credential), sink, cap)
+                .await
+                .map_err(|e| provider_error(NAME, e, &classify))?;
+            Ok(download.bytes)
+        })
+    }
+
+    fn classify(&self, failure: &HttpFailure) -> FailureClass {
+        classify(failure)
+    }
+}
+
+fn cancel_failure(failure: &HttpFailure) -> CancelOutcome {
+    match failure.status {
+        400 if failure.body.contains("ALREADY_COMPLETED") => CancelOutcome::AlreadyCompleted,
+        404 => CancelOutcome::NotFound,
+        _ => CancelOutcome::Requested,
+    }
+}

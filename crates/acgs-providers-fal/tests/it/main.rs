@@ -1,0 +1,282 @@
+//! The fal provider against the fake fal server from acgs-testkit.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use acgs_core::ProviderId;
+use acgs_core::catalog::Params;
+use acgs_core::config::FalUrls;
+use acgs_core::ledger::ReservationId;
+use acgs_core::provider::{
+    CancellationToken, Charge, EventSink, FailureClass, ProgressEvent, Provider, Stage,
+};
+use acgs_core::request::{Artifact, Authorized, CancelOutcome, Request, Submitted, Verdict};
+use acgs_http::{HttpClient, NetworkPolicy, RetryPolicy};
+use acgs_providers_fal::FalProvider;
+use acgs_testkit::canary::FAL_KEY;
+use acgs_testkit::fal::{FakeFal, Outcome, REQUEST_ID, SubmitFailure};
+use secrecy::SecretString;
+
+fn provider(fake: &FakeFal) -> FalProvider {
+    let policy = NetworkPolicy {
+        allow_loopback: true,
+        ca_bundle: None,
+        proxy: None,
+        connect_timeout: Duration::from_secs(5),
+        request_timeout: Duration::from_secs(10),
+        read_idle_timeout: Duration::from_secs(5),
+    };
+    let redactor = acgs_core::redact::Redactor::new();
+    redactor.add_secret(FAL_KEY);
+    let http = HttpClient::new(policy, redactor).expect("client");
+    let urls = FalUrls {
+        queue_url: fake.uri(),
+        ..FalUrls::default()
+    };
+    FalProvider::new(http, &urls, &SecretString::from(FAL_KEY))
+        .expect("provider")
+        .with_retry(RetryPolicy {
+            base_delay: Duration::from_millis(10),
+            ..RetryPolicy::default()
+        })
+}
+
+fn request() -> Authorized<Request> {
+    let model = acgs_providers_fal::catalog()
+        .expect("catalogue")
+        .resolve("flux_dev")
+        .expect("flux_dev");
+    let mut params = Params::new();
+    params.insert("prompt".into(), "a red fox".into());
+    params.insert("image_size".into(), "landscape_4_3".into());
+    Authorized::by_engine(
+        Request {
+            run_id: "run".into(),
+            step: "image".into(),
+            model,
+            params,
+            system: None,
+        },
+        Verdict::default(),
+        ReservationId("r".into()),
+    )
+}
+
+fn recording_sink() -> (EventSink, Arc<Mutex<Vec<ProgressEvent>>>) {
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let sink_events = Arc::clone(&events);
+    let sink =
+        EventSink::new(move |e| sink_events.lock().expect("lock").push(e)).for_step("run", "image");
+    (sink, events)
+}
+
+async fn submit_and_wait(
+    fake: &FakeFal,
+) -> (
+    Result<acgs_core::request::Output, acgs_core::provider::ProviderError>,
+    Vec<ProgressEvent>,
+) {
+    let p = provider(fake);
+    let job = match p.submit(&request()).await.expect("submitted") {
+        Submitted::Pending(job) => job,
+        Submitted::Done(_) => panic!("fal queues every job"),
+    };
+    let (sink, events) = recording_sink();
+    let out = p.wait(&job, &sink, CancellationToken::new()).await;
+    let events = events.lock().expect("lock").clone();
+    (out, events)
+}
+
+#[tokio::test]
+async fn a_job_goes_from_queue_to_result_with_progress() {
+    let fake = FakeFal::builder("fal-ai/flux/dev")
+        .queued(2)
+        .in_progress(1)
+        .start()
+        .await;
+    let (out, events) = submit_and_wait(&fake).await;
+    let out = out.expect("completed");
+    assert_eq!(out.request_id.as_deref(), Some(REQUEST_ID));
+    assert!(matches!(&out.artifacts[..], [Artifact::Url { url, .. }] if url.ends_with(".png")));
+    assert_eq!(out.usage.images, Some(vec![(1024, 768)]));
+    assert!(
+        events
+            .iter()
+            .any(|e| e.stage == Stage::Queued && e.queue_position == Some(0))
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e.message.as_deref() == Some("Generating 28 steps"))
+    );
+    assert!(
+        events
+            .iter()
+            .all(|e| e.run_id == "run" && e.step == "image")
+    );
+    assert!(
+        fake.unexpected().await.is_empty(),
+        "{:?}",
+        fake.unexpected().await
+    );
+}
+
+#[tokio::test]
+async fn status_and_result_use_owner_and_app_only_and_the_key_header() {
+    let fake = FakeFal::builder("fal-ai/flux/dev").start().await;
+    let (out, _) = submit_and_wait(&fake).await;
+    out.expect("completed");
+    let requests = fake.requests().await;
+    let paths: Vec<String> = requests
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.url.path()))
+        .collect();
+    assert!(
+        paths.contains(&"POST /fal-ai/flux/dev".to_owned()),
+        "{paths:?}"
+    );
+    assert!(
+        paths.contains(&format!("GET /fal-ai/flux/requests/{REQUEST_ID}/status")),
+        "{paths:?}"
+    );
+    assert!(
+        paths.contains(&format!("GET /fal-ai/flux/requests/{REQUEST_ID}")),
+        "{paths:?}"
+    );
+    assert!(
+        !paths.iter().any(|p| p.contains("/dev/requests")),
+        "{paths:?}"
+    );
+    for r in &requests {
+        let auth = r.headers.get("authorization").and_then(|v| v.to_str().ok());
+        assert_eq!(auth, Some(format!("Key {FAL_KEY}").as_str()));
+        assert!(!r.url.as_str().contains(FAL_KEY), "never in the URL");
+    }
+}
+
+#[tokio::test]
+async fn completed_with_error_takes_the_detail_from_the_result() {
+    let fake = FakeFal::builder("fal-ai/flux/dev")
+        .outcome(Outcome::CompletedWithError)
+        .start()
+        .await;
+    let (out, _) = submit_and_wait(&fake).await;
+    let err = out.expect_err("failed job");
+    assert_eq!(err.code, "provider.job_failed");
+    assert_eq!(err.class, FailureClass::Rejected);
+    assert_eq!(err.charge, Charge::Estimate, "a 422 may be billed");
+    assert!(
+        err.detail
+            .as_deref()
+            .unwrap_or_default()
+            .contains("image_size")
+    );
+}
+
+#[tokio::test]
+async fn nsfw_flags_are_reported() {
+    let fake = FakeFal::builder("fal-ai/flux/dev")
+        .outcome(Outcome::Nsfw)
+        .start()
+        .await;
+    let (out, _) = submit_and_wait(&fake).await;
+    assert_eq!(out.expect("completed").safety.flagged, vec![0]);
+}
+
+#[tokio::test]
+async fn bad_keys_and_empty_balances_are_told_apart() {
+    let fake = FakeFal::builder("fal-ai/flux/dev")
+        .submit_failure(SubmitFailure::BadKey)
+        .echo_keys()
+        .start()
+        .await;
+    let err = provider(&fake).submit(&request()).await.expect_err("401");
+    assert_eq!(err.class, FailureClass::Auth);
+    assert_eq!(err.charge, Charge::Release);
+    assert!(
+        !format!("{err:?}").contains("deadbeef"),
+        "echoed keys are redacted"
+    );
+    let fake = FakeFal::builder("fal-ai/flux/dev")
+        .submit_failure(SubmitFailure::ExhaustedBalance)
+        .start()
+        .await;
+    let err = provider(&fake).submit(&request()).await.expect_err("403");
+    assert_eq!(err.class, FailureClass::Quota);
+    assert_eq!(acgs_core::UserFacing::kind(&err).exit_code(), 4);
+}
+
+#[tokio::test]
+async fn a_rate_limited_submit_is_retried_once() {
+    let fake = FakeFal::builder("fal-ai/flux/dev")
+        .submit_failure(SubmitFailure::RateLimitedOnce { retry_after: 0 })
+        .start()
+        .await;
+    let submitted = provider(&fake).submit(&request()).await.expect("retried");
+    assert!(matches!(submitted, Submitted::Pending(_)));
+    assert_eq!(fake.submits().await, 2);
+}
+
+#[tokio::test]
+async fn cancel_sends_a_put_to_the_root() {
+    let fake = FakeFal::builder("fal-ai/flux/dev")
+        .outcome(Outcome::KeepRunning)
+        .start()
+        .await;
+    let p = provider(&fake);
+    let Submitted::Pending(job) = p.submit(&request()).await.expect("submitted") else {
+        panic!("pending expected")
+    };
+    assert_eq!(job.provider, ProviderId::Fal);
+    let token = CancellationToken::new();
+    let waiting = {
+        let token = token.clone();
+        async move {
+            let sink = EventSink::none();
+            p.wait(&job, &sink, token)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.code)
+        }
+    };
+    token.cancel();
+    assert_eq!(waiting.await, Err("run.interrupted"));
+    let p = provider(&fake);
+    let Submitted::Pending(job) = p.submit(&request()).await.expect("submitted") else {
+        panic!("pending expected")
+    };
+    assert_eq!(
+        p.cancel(&job).await.expect("cancel"),
+        CancelOutcome::Requested
+    );
+    let cancels = fake
+        .requests()
+        .await
+        .iter()
+        .filter(|r| {
+            r.method == wiremock::http::Method::PUT
+                && r.url.path() == format!("/fal-ai/flux/requests/{REQUEST_ID}/cancel")
+        })
+        .count();
+    assert_eq!(cancels, 1);
+}
+
+#[tokio::test]
+async fn results_download_through_the_provider() {
+    let fake = FakeFal::builder("fal-ai/flux/dev").start().await;
+    let (out, _) = submit_and_wait(&fake).await;
+    let out = out.expect("completed");
+    let Artifact::Url { url, .. } = &out.artifacts[0] else {
+        panic!("url artifact")
+    };
+    let mut bytes = Vec::new();
+    let n = provider(&fake)
+        .download(url, &mut bytes, 1 << 20)
+        .await
+        .expect("downloaded");
+    assert_eq!(
+        n,
+        u64::try_from(acgs_testkit::media::PNG_1X1.len()).expect("len")
+    );
+    assert_eq!(bytes, acgs_testkit::media::PNG_1X1);
+}

@@ -1,0 +1,411 @@
+//! A fake fal queue server following the reference protocol: submit → `202 IN_QUEUE` →
+//! `202 IN_PROGRESS` → `200 COMPLETED` → result, with media served by the same server.
+
+use wiremock::matchers::{any, method, path, path_regex};
+use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+
+use crate::media::PNG_1X1;
+use crate::render;
+
+/// The fake's request id.
+pub const REQUEST_ID: &str = "80e732af-1f2e-4c3d-9e8f-0123456789ab";
+
+/// How the job ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Images, served by the same server.
+    Images,
+    /// Images flagged by the NSFW checker.
+    Nsfw,
+    /// `COMPLETED` with an error; the result answers 422 with a validation `detail` array.
+    CompletedWithError,
+    /// Never finishes: stays `IN_PROGRESS`.
+    KeepRunning,
+}
+
+/// How submit answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubmitFailure {
+    /// `401 {"detail": "No user found for Key ID and Secret"}`.
+    BadKey,
+    /// `403` exhausted balance.
+    ExhaustedBalance,
+    /// One `429` with `Retry-After`, then success.
+    RateLimitedOnce {
+        /// Seconds advised.
+        retry_after: u64,
+    },
+}
+
+/// Builder for [`FakeFal`].
+#[derive(Debug, Clone)]
+pub struct FakeFalBuilder {
+    endpoint: String,
+    queued: u64,
+    in_progress: u64,
+    outcome: Outcome,
+    submit_failure: Option<SubmitFailure>,
+    echo_keys: bool,
+    media_redirect: Option<String>,
+}
+
+/// A running fake fal server.
+#[derive(Debug)]
+pub struct FakeFal {
+    server: MockServer,
+    endpoint: String,
+}
+
+impl FakeFal {
+    /// A builder for a fake serving `endpoint` (e.g. `fal-ai/flux/dev`).
+    #[must_use]
+    pub fn builder(endpoint: &str) -> FakeFalBuilder {
+        FakeFalBuilder {
+            endpoint: endpoint.to_owned(),
+            queued: 1,
+            in_progress: 1,
+            outcome: Outcome::Images,
+            submit_failure: None,
+            echo_keys: false,
+            media_redirect: None,
+        }
+    }
+
+    /// The base URL (use as `providers.fal.queue_url`).
+    #[must_use]
+    pub fn uri(&self) -> String {
+        self.server.uri()
+    }
+
+    /// The wiremock server, for extra mocks and request inspection.
+    #[must_use]
+    pub fn server(&self) -> &MockServer {
+        &self.server
+    }
+
+    /// Every request received.
+    pub async fn requests(&self) -> Vec<Request> {
+        self.server.received_requests().await.unwrap_or_default()
+    }
+
+    /// How many submits reached the server.
+    pub async fn submits(&self) -> usize {
+        let submit_path = format!("/{}", self.endpoint);
+        self.requests()
+            .await
+            .iter()
+            .filter(|r| r.method == wiremock::http::Method::POST && r.url.path() == submit_path)
+            .count()
+    }
+
+    /// Requests nothing in the protocol asked for (answered `599`).
+    pub async fn unexpected(&self) -> Vec<String> {
+        let root = root_of(&self.endpoint);
+        self.requests()
+            .await
+            .iter()
+            .filter(|r| {
+                let p = r.url.path();
+                !(p == format!("/{}", self.endpoint)
+                    || p.starts_with(&format!("/{root}/requests/"))
+                    || p.starts_with("/files/"))
+            })
+            .map(|r| format!("{} {}", r.method, r.url.path()))
+            .collect()
+    }
+}
+
+fn root_of(endpoint: &str) -> String {
+    endpoint.split('/').take(2).collect::<Vec<_>>().join("/")
+}
+
+/// The `Authorization` header of a request, echoed back when configured (for leak tests).
+fn echoed(req: &Request, echo: bool) -> String {
+    if !echo {
+        return String::new();
+    }
+    let auth = req
+        .headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    format!(" (received: {auth})")
+}
+
+fn json(status: u16, body: String) -> ResponseTemplate {
+    ResponseTemplate::new(status)
+        .insert_header("content-type", "application/json")
+        .insert_header("x-fal-request-id", REQUEST_ID)
+        .set_body_string(body)
+}
+
+impl FakeFalBuilder {
+    /// Statuses answered `IN_QUEUE` before `IN_PROGRESS`.
+    #[must_use]
+    pub fn queued(mut self, n: u64) -> Self {
+        self.queued = n;
+        self
+    }
+
+    /// Statuses answered `IN_PROGRESS` before `COMPLETED`.
+    #[must_use]
+    pub fn in_progress(mut self, n: u64) -> Self {
+        self.in_progress = n;
+        self
+    }
+
+    /// How the job ends.
+    #[must_use]
+    pub fn outcome(mut self, outcome: Outcome) -> Self {
+        self.outcome = outcome;
+        self
+    }
+
+    /// Make submit fail.
+    #[must_use]
+    pub fn submit_failure(mut self, failure: SubmitFailure) -> Self {
+        self.submit_failure = Some(failure);
+        self
+    }
+
+    /// Echo the received `Authorization` header in every error body (leak tests).
+    #[must_use]
+    pub fn echo_keys(mut self) -> Self {
+        self.echo_keys = true;
+        self
+    }
+
+    /// Serve result media as a redirect to `base` (another origin) instead of directly.
+    #[must_use]
+    pub fn media_redirect_to(mut self, base: &str) -> Self {
+        self.media_redirect = Some(base.to_owned());
+        self
+    }
+
+    /// Start the server.
+    pub async fn start(self) -> FakeFal {
+        let server = MockServer::start().await;
+        let base = server.uri();
+        let root = root_of(&self.endpoint);
+        let values = |prompt: &str| -> Vec<(String, String)> {
+            vec![
+                ("base".into(), base.clone()),
+                ("media_base".into(), base.clone()),
+                ("root".into(), root.clone()),
+                ("request_id".into(), REQUEST_ID.into()),
+                ("prompt".into(), prompt.into()),
+            ]
+        };
+        let fill = move |name: &str, prompt: &str| {
+            let owned = values(prompt);
+            let pairs: Vec<(&str, &str)> = owned
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            render(name, &pairs)
+        };
+        self.mount_submit(&server, &fill).await;
+        self.mount_status(&server, &root, &fill).await;
+        self.mount_result(&server, &root, &fill).await;
+        self.mount_cancel(&server, &root).await;
+        self.mount_media(&server).await;
+        Mock::given(any())
+            .respond_with(
+                ResponseTemplate::new(599)
+                    .set_body_string("unexpected request to the fake fal server"),
+            )
+            .with_priority(u8::MAX)
+            .mount(&server)
+            .await;
+        FakeFal {
+            server,
+            endpoint: self.endpoint,
+        }
+    }
+
+    async fn mount_submit(
+        &self,
+        server: &MockServer,
+        fill: &(dyn Fn(&str, &str) -> String + Sync),
+    ) {
+        let submit_path = format!("/{}", self.endpoint);
+        let echo = self.echo_keys;
+        let ok = fill("fal_submit.json", "");
+        match self.submit_failure {
+            Some(SubmitFailure::BadKey) => {
+                let body = render("fal_error_401.json", &[]);
+                Mock::given(method("POST"))
+                    .and(path(submit_path.as_str()))
+                    .respond_with(move |req: &Request| {
+                        json(
+                            401,
+                            body.replace("Secret\"", &format!("Secret{}\"", echoed(req, echo))),
+                        )
+                    })
+                    .mount(server)
+                    .await;
+                return;
+            }
+            Some(SubmitFailure::ExhaustedBalance) => {
+                let body = render("fal_error_403_balance.json", &[]);
+                Mock::given(method("POST"))
+                    .and(path(submit_path.as_str()))
+                    .respond_with(move |req: &Request| {
+                        json(
+                            403,
+                            body.replace("billing.\"", &format!("billing.{}\"", echoed(req, echo))),
+                        )
+                    })
+                    .mount(server)
+                    .await;
+                return;
+            }
+            Some(SubmitFailure::RateLimitedOnce { retry_after }) => {
+                Mock::given(method("POST"))
+                    .and(path(submit_path.as_str()))
+                    .respond_with(move |req: &Request| {
+                        json(
+                            429,
+                            format!("{{\"detail\":\"Too many requests{}\"}}", echoed(req, echo)),
+                        )
+                        .insert_header("retry-after", retry_after.to_string().as_str())
+                    })
+                    .up_to_n_times(1)
+                    .with_priority(1)
+                    .mount(server)
+                    .await;
+            }
+            None => {}
+        }
+        Mock::given(method("POST"))
+            .and(path(submit_path.as_str()))
+            .respond_with(json(200, ok))
+            .with_priority(2)
+            .mount(server)
+            .await;
+    }
+
+    async fn mount_status(
+        &self,
+        server: &MockServer,
+        root: &str,
+        fill: &(dyn Fn(&str, &str) -> String + Sync),
+    ) {
+        let status_path = format!("/{root}/requests/{REQUEST_ID}/status");
+        let steps = [
+            (self.queued, 202, fill("fal_status_in_queue.json", "")),
+            (
+                self.in_progress,
+                202,
+                fill("fal_status_in_progress.json", ""),
+            ),
+        ];
+        for (priority, (times, code, body)) in (1u8..).zip(steps) {
+            if times > 0 {
+                Mock::given(method("GET"))
+                    .and(path(status_path.as_str()))
+                    .respond_with(json(code, body))
+                    .up_to_n_times(times)
+                    .with_priority(priority)
+                    .mount(server)
+                    .await;
+            }
+        }
+        let (code, last) = match self.outcome {
+            Outcome::KeepRunning => (202, fill("fal_status_in_progress.json", "")),
+            Outcome::CompletedWithError => (200, fill("fal_status_completed_error.json", "")),
+            Outcome::Images | Outcome::Nsfw => (200, fill("fal_status_completed.json", "")),
+        };
+        Mock::given(method("GET"))
+            .and(path(status_path.as_str()))
+            .respond_with(json(code, last))
+            .with_priority(3)
+            .mount(server)
+            .await;
+    }
+
+    async fn mount_result(
+        &self,
+        server: &MockServer,
+        root: &str,
+        fill: &(dyn Fn(&str, &str) -> String + Sync),
+    ) {
+        let result_path = format!("/{root}/requests/{REQUEST_ID}");
+        let echo = self.echo_keys;
+        let media_base = self
+            .media_redirect
+            .as_ref()
+            .map(|_| format!("{}/redirect", server.uri()));
+        match self.outcome {
+            Outcome::CompletedWithError => {
+                let body = fill("fal_result_422.json", "");
+                Mock::given(method("GET"))
+                    .and(path(result_path.as_str()))
+                    .respond_with(move |req: &Request| {
+                        json(
+                            422,
+                            body.replace(
+                                "\"input\":\"huge\"",
+                                &format!("\"input\":\"huge{}\"", echoed(req, echo)),
+                            ),
+                        )
+                    })
+                    .mount(server)
+                    .await;
+            }
+            Outcome::Images | Outcome::Nsfw => {
+                let name = if self.outcome == Outcome::Nsfw {
+                    "fal_result_nsfw.json"
+                } else {
+                    "fal_result_images.json"
+                };
+                let mut body = fill(name, "a prompt");
+                if let Some(redirect_base) = media_base {
+                    body = body.replace(
+                        &format!("{}/files", server.uri()),
+                        &format!("{redirect_base}/files"),
+                    );
+                }
+                Mock::given(method("GET"))
+                    .and(path(result_path.as_str()))
+                    .respond_with(json(200, body))
+                    .mount(server)
+                    .await;
+            }
+            Outcome::KeepRunning => {}
+        }
+    }
+
+    async fn mount_cancel(&self, server: &MockServer, root: &str) {
+        let cancel_path = format!("/{root}/requests/{REQUEST_ID}/cancel");
+        Mock::given(method("PUT"))
+            .and(path(cancel_path.as_str()))
+            .respond_with(json(202, render("fal_cancel.json", &[])))
+            .mount(server)
+            .await;
+    }
+
+    async fn mount_media(&self, server: &MockServer) {
+        Mock::given(method("GET"))
+            .and(path_regex(r"^/files/.+\.png$"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .insert_header("content-type", "image/png")
+                    .set_body_bytes(PNG_1X1),
+            )
+            .mount(server)
+            .await;
+        if let Some(target) = &self.media_redirect {
+            let target = target.clone();
+            Mock::given(method("GET"))
+                .and(path_regex(r"^/redirect/files/.+$"))
+                .respond_with(move |req: &Request| {
+                    let rest = req.url.path().trim_start_matches("/redirect");
+                    ResponseTemplate::new(302)
+                        .insert_header("location", format!("{target}{rest}").as_str())
+                })
+                .mount(server)
+                .await;
+        }
+    }
+}

@@ -1,0 +1,42 @@
+//! # acgs-testkit
+//!
+//! Fake providers and fixtures shared by the tests of every acgs crate, so that no test writes its
+//! own. The fakes speak the real wire protocols of `shared/reference/providers.md`, including
+//! their odd parts (fal's `202` while queued, COMPLETED-with-error), from JSON fixtures in
+//! `fixtures/`, and mount a catch-all that answers any unexpected request with `599` so that a
+//! test sees it fail loudly.
+
+pub mod canary;
+pub mod fal;
+pub mod media;
+
+/// A fixture file's text.
+#[must_use]
+pub fn fixture(name: &str) -> &'static str {
+    match name {
+        "fal_submit.json" => include_str!("../fixtures/fal_submit.json"),
+        "fal_status_in_queue.json" => include_str!("../fixtures/fal_status_in_queue.json"),
+        "fal_status_in_progress.json" => include_str!("../fixtures/fal_status_in_progress.json"),
+        "fal_status_completed.json" => include_str!("../fixtures/fal_status_completed.json"),
+        "fal_status_completed_error.json" => {
+            include_str!("../fixtures/fal_status_completed_error.json")
+        }
+        "fal_result_images.json" => include_str!("../fixtures/fal_result_images.json"),
+        "fal_result_nsfw.json" => include_str!("../fixtures/fal_result_nsfw.json"),
+        "fal_result_422.json" => include_str!("../fixtures/fal_result_422.json"),
+        "fal_error_401.json" => include_str!("../fixtures/fal_error_401.json"),
+        "fal_error_403_balance.json" => include_str!("../fixtures/fal_error_403_balance.json"),
+        "fal_cancel.json" => include_str!("../fixtures/fal_cancel.json"),
+        other => panic!("no fixture named {other}"),
+    }
+}
+
+/// A fixture with `{{name}}` placeholders replaced.
+#[must_use]
+pub fn render(name: &str, values: &[(&str, &str)]) -> String {
+    values
+        .iter()
+        .fold(fixture(name).trim().to_owned(), |text, (k, v)| {
+            text.replace(&format!("{{{{{k}}}}}"), v)
+        })
+}
