@@ -208,11 +208,22 @@ pub struct AuditConfig {
 }
 
 /// `[ledger]`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LedgerConfig {
     /// `sqlite://PATH` or `postgres://…`; empty means `sqlite://<state>/ledger.sqlite3`.
     pub url: String,
+    /// Lease of a `held` reservation; the owning process renews it every third of this.
+    pub lease_secs: u64,
+}
+
+impl Default for LedgerConfig {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            lease_secs: 120,
+        }
+    }
 }
 
 /// `[network]`.

@@ -64,6 +64,10 @@ pub trait UserFacing: std::error::Error + Send + Sync {
     fn code(&self) -> &'static str;
     /// The kind, which decides the exit code.
     fn kind(&self) -> ErrorKind;
+    /// The process exit code (the kind's, except for interruptions: 130 and 143).
+    fn exit_code(&self) -> i32 {
+        self.kind().exit_code()
+    }
     /// What the user can do about it.
     fn hint(&self) -> Option<String> {
         None
@@ -212,7 +216,7 @@ impl UserFacing for Error {
             )),
             Self::UnknownModel { .. } => Some("`acgs models` lists every key".into()),
             Self::MissingKey { variables, .. } => Some(format!(
-                "set {variables}, or store it with `acgs keys set`; `acgs keys status` shows what acgs finds"
+                "set {variables} in the environment, ./.env or $XDG_CONFIG_HOME/acgs/credentials; `acgs keys status` shows what acgs finds"
             )),
             Self::UntrustedConfigKey { .. } => Some(
                 "project files are untrusted; set this key in your user config ($XDG_CONFIG_HOME/acgs/config.toml) or pass --config".into(),

@@ -403,6 +403,21 @@ impl Quote {
     }
 }
 
+impl crate::error::UserFacing for PriceError {
+    fn code(&self) -> &'static str {
+        match self {
+            Self::Quantity { .. } => "price.unknown_quantity",
+            Self::Overflow { .. } => "price.overflow",
+        }
+    }
+    fn kind(&self) -> crate::error::ErrorKind {
+        crate::error::ErrorKind::Usage
+    }
+    fn hint(&self) -> Option<String> {
+        Some("give the parameter the price depends on (duration, size, output tokens)".into())
+    }
+}
+
 fn output_count(model: &ModelSpec, params: &Params) -> u64 {
     match &model.count {
         CountMode::Param(name) => params.get(name).and_then(Value::as_u64).unwrap_or(1).max(1),

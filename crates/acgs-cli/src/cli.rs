@@ -1,0 +1,127 @@
+//! The command-line definition (also used by `cargo xtask dist` for completions and the man page).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// acgs — AI Content Generation Suite.
+///
+/// Generate images, video, speech and text through fal.ai, Google Gemini and ElevenLabs. Every
+/// request is validated, sanitized, moderated, priced and paid for against hard budgets, stored
+/// safely and audited; keys never leave the one guarded path.
+#[derive(Debug, Parser)]
+#[command(name = "acgs", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    /// Configuration profile (default: dev; also ACGS_PROFILE).
+    #[arg(long, global = true, value_name = "NAME")]
+    pub profile: Option<String>,
+    /// A trusted configuration file to use instead of ./acgs.toml (also ACGS_CONFIG).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Print the result as one JSON document; every stderr line becomes a JSON object.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Only errors on stderr.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+    /// More detail on stderr (-v: provider answers in errors, -vv: debug logs).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Confirm spending without asking.
+    #[arg(long, short = 'y', global = true)]
+    pub yes: bool,
+    /// Log line format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Generate images from a prompt.
+    Image(ImageArgs),
+    /// List the model catalogue with prices.
+    Models(ModelsArgs),
+    /// Show where each provider key comes from.
+    Keys(KeysArgs),
+}
+
+/// `acgs image`.
+#[derive(Debug, Args)]
+pub struct ImageArgs {
+    /// What to draw.
+    pub prompt: String,
+    /// Catalogue key (`acgs models --task text_to_image`).
+    #[arg(long, short, default_value = "flux_dev")]
+    pub model: String,
+    /// What to avoid (models that take a negative prompt).
+    #[arg(long, value_name = "TEXT")]
+    pub negative_prompt: Option<String>,
+    /// Number of images.
+    #[arg(short = 'n', value_name = "N")]
+    pub count: Option<u32>,
+    /// A model parameter, `name=value` (repeatable); `acgs models --json` lists them.
+    #[arg(long = "param", value_name = "NAME=VALUE", value_parser = parse_param)]
+    pub params: Vec<(String, String)>,
+    /// File stem for the outputs ([A-Za-z0-9._-], never a path).
+    #[arg(long, value_name = "STEM")]
+    pub out: Option<String>,
+    /// Validate, inspect and price only: no network, no key, no spending.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Stop waiting after this many seconds (the run stays resumable).
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<u64>,
+    /// On Ctrl-C, leave the job running instead of cancelling it.
+    #[arg(long)]
+    pub detach: bool,
+}
+
+/// `acgs models`.
+#[derive(Debug, Args)]
+pub struct ModelsArgs {
+    /// Only models for this task (text_to_image, image_to_video, …).
+    #[arg(long)]
+    pub task: Option<String>,
+    /// Only models of this provider (fal, gemini, elevenlabs).
+    #[arg(long)]
+    pub provider: Option<String>,
+}
+
+/// `acgs keys`.
+#[derive(Debug, Args)]
+pub struct KeysArgs {
+    /// What to do with keys.
+    #[command(subcommand)]
+    pub action: Option<KeysAction>,
+}
+
+/// `acgs keys …`.
+#[derive(Debug, Subcommand)]
+pub enum KeysAction {
+    /// Source, shadowed sources, fingerprint and age of each key (the default).
+    Status,
+}
+
+fn parse_param(raw: &str) -> Result<(String, String), String> {
+    let (name, value) = raw
+        .split_once('=')
+        .ok_or_else(|| "expected NAME=VALUE".to_owned())?;
+    let name = name.trim();
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return Err("parameter names are letters, digits and _".into());
+    }
+    Ok((name.to_owned(), value.to_owned()))
+}

@@ -1,0 +1,5 @@
+//! One module per command.
+
+pub mod image;
+pub mod keys;
+pub mod models;

@@ -1,0 +1,42 @@
+//! One failure type for the command line: any [`UserFacing`] error, rendered the same way.
+
+use acgs_core::error::{ErrorKind, UserFacing};
+
+/// A failure of a command.
+pub struct Failure(pub Box<dyn UserFacing>);
+
+impl<E: UserFacing + 'static> From<E> for Failure {
+    fn from(error: E) -> Self {
+        Self(Box::new(error))
+    }
+}
+
+/// Errors of the command line itself.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// A flag value is invalid.
+    #[error("{0}")]
+    Usage(String),
+    /// Writing the result failed.
+    #[error("could not write the result: {0}")]
+    Output(#[from] std::io::Error),
+}
+
+impl UserFacing for CliError {
+    fn code(&self) -> &'static str {
+        match self {
+            Self::Usage(_) => "usage.invalid",
+            Self::Output(_) => "io.output",
+        }
+    }
+
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Usage(_) => ErrorKind::Usage,
+            Self::Output(_) => ErrorKind::Internal,
+        }
+    }
+}
+
+/// Result alias for commands.
+pub type CmdResult = Result<(), Failure>;

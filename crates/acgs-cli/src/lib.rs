@@ -1,0 +1,167 @@
+//! # acgs-cli
+//!
+//! The `acgs` command line: thin on purpose. It parses arguments, loads the context, calls the
+//! engine and renders results; stdout carries the result only, everything else goes to stderr
+//! through the redactor. Exit codes follow DESIGN.md §3.5.
+
+mod app;
+pub mod cli;
+mod commands;
+mod confirm;
+mod failure;
+mod logging;
+mod ui;
+
+use std::process::ExitCode;
+
+use acgs_core::env::ProcessEnv;
+use acgs_core::redact::Redactor;
+use acgs_engine::{Interrupt, Signal};
+use clap::Parser as _;
+
+use crate::app::App;
+use crate::cli::{Cli, Command, KeysAction};
+use crate::failure::{CmdResult, Failure};
+use crate::ui::Ui;
+
+/// Run the command line; the process exit code is returned.
+#[must_use]
+pub fn main_entry() -> ExitCode {
+    let cli = Cli::parse();
+    let env = ProcessEnv::capture();
+    let redactor = Redactor::new();
+    redactor.add_scrubber(acgs_guard::scan::scrubber());
+    let ui = Ui::new(
+        redactor.clone(),
+        cli.json,
+        cli.quiet,
+        cli.verbose,
+        env.var("NO_COLOR").is_some(),
+    );
+    let json_logs = cli.json || cli.log_format == cli::LogFormat::Json;
+    logging::init(
+        env.var("ACGS_LOG"),
+        cli.verbose,
+        cli.quiet,
+        json_logs,
+        redactor.clone(),
+    );
+    install_panic_hook(ui.clone());
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .worker_threads(2)
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return exit(ui.error(&failure::CliError::Output(e))),
+    };
+    let code = runtime.block_on(async {
+        let interrupt = Interrupt::new();
+        watch_signals(interrupt.clone());
+        match dispatch(&cli, env, ui.clone(), &interrupt).await {
+            Ok(()) => 0,
+            Err(Failure(error)) if is_broken_pipe(error.as_ref()) => 0,
+            Err(Failure(error)) => ui.error(error.as_ref()),
+        }
+    });
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+    exit(code)
+}
+
+fn exit(code: i32) -> ExitCode {
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
+}
+
+fn is_broken_pipe(error: &dyn acgs_core::UserFacing) -> bool {
+    error.code() == "io.output" && error.to_string().contains("Broken pipe")
+}
+
+async fn dispatch(cli: &Cli, env: ProcessEnv, ui: Ui, interrupt: &Interrupt) -> CmdResult {
+    if let Command::Models(args) = &cli.command {
+        if cli.config.is_none() && cli.profile.is_none() {
+            // Fast path: the catalogue with user overrides needs the configuration, but a missing
+            // or unreadable one must not stop a listing.
+            if let Ok(app) = App::load(cli, env.clone(), ui.clone()) {
+                return commands::models::run(
+                    &app.catalog,
+                    args,
+                    &ui,
+                    app.config().cost_management.unverified_price_margin.0,
+                );
+            }
+            return commands::models::run(&app::builtin_catalog()?, args, &ui, 2000);
+        }
+    }
+    let app = App::load(cli, env, ui)?;
+    match &cli.command {
+        Command::Image(args) => commands::image::run(&app, args, interrupt).await,
+        Command::Models(args) => commands::models::run(
+            &app.catalog,
+            args,
+            &app.ui,
+            app.config().cost_management.unverified_price_margin.0,
+        ),
+        Command::Keys(args) => match args.action {
+            None | Some(KeysAction::Status) => commands::keys::status(&app),
+        },
+    }
+}
+
+/// Ctrl-C and SIGTERM fire the interrupt: jobs are cancelled, reservations follow the charge
+/// table, no partial file is left.
+fn watch_signals(interrupt: Interrupt) {
+    use tokio::signal::unix::{SignalKind, signal};
+    tokio::spawn(async move {
+        let (Ok(mut int), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
+            return;
+        };
+        tokio::select! {
+            _ = int.recv() => interrupt.fire(Signal::Interrupt),
+            _ = term.recv() => interrupt.fire(Signal::Terminate),
+        }
+    });
+}
+
+/// Panics are reported without internals (details, redacted, only with -v).
+fn install_panic_hook(ui: Ui) {
+    std::panic::set_hook(Box::new(move |info| {
+        let detail = if ui.verbose > 0 {
+            let payload = info
+                .payload()
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| info.payload().downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            let at = info
+                .location()
+                .map(|l| format!(" at {}:{}", l.file(), l.line()))
+                .unwrap_or_default();
+            Some(format!("{payload}{at}"))
+        } else {
+            None
+        };
+        ui.error(&InternalError(detail));
+    }));
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("acgs hit an internal error; nothing more was sent. Please report it")]
+struct InternalError(Option<String>);
+
+impl acgs_core::UserFacing for InternalError {
+    fn code(&self) -> &'static str {
+        "internal.panic"
+    }
+    fn kind(&self) -> acgs_core::ErrorKind {
+        acgs_core::ErrorKind::Internal
+    }
+    fn hint(&self) -> Option<String> {
+        Some("run again with -v for details".into())
+    }
+    fn detail(&self) -> Option<String> {
+        self.0.clone()
+    }
+}

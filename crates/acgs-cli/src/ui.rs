@@ -1,0 +1,168 @@
+//! Everything acgs writes to the terminal goes through here, and through the redactor.
+//!
+//! stdout carries the result only (a table, or one JSON document with `--json`); progress,
+//! warnings, logs and errors go to stderr, as JSON objects `{ts, type, …}` with `--json`.
+
+use std::io::{IsTerminal as _, Write as _};
+
+use acgs_core::UserFacing;
+use acgs_core::provider::ProgressEvent;
+use acgs_core::redact::Redactor;
+use serde_json::{Value, json};
+
+/// The terminal, with the redactor in front of it.
+#[derive(Debug, Clone)]
+pub struct Ui {
+    redactor: Redactor,
+    /// `--json`.
+    pub json: bool,
+    /// `--quiet`.
+    pub quiet: bool,
+    /// `-v` count.
+    pub verbose: u8,
+    color: bool,
+}
+
+fn now() -> String {
+    jiff::Timestamp::now().to_string()
+}
+
+/// Remove control, bidi and invisible characters from untrusted text before it reaches a terminal.
+#[must_use]
+pub fn printable(text: &str) -> String {
+    acgs_guard::sanitize(text).text.replace(['\n', '\t'], " ")
+}
+
+impl Ui {
+    /// A terminal writer.
+    #[must_use]
+    pub fn new(redactor: Redactor, json: bool, quiet: bool, verbose: u8, no_color: bool) -> Self {
+        let color = !no_color && !json && std::io::stderr().is_terminal();
+        Self {
+            redactor,
+            json,
+            quiet,
+            verbose,
+            color,
+        }
+    }
+
+    /// The redactor (shared with logging and the HTTP layer).
+    #[must_use]
+    pub fn redactor(&self) -> &Redactor {
+        &self.redactor
+    }
+
+    /// Write the result to stdout. A closed pipe is reported as `BrokenPipe` for a quiet exit 0.
+    pub fn result_text(&self, text: &str) -> std::io::Result<()> {
+        let mut out = std::io::stdout().lock();
+        out.write_all(self.redactor.redact(text).as_bytes())?;
+        if !text.ends_with('\n') {
+            out.write_all(b"\n")?;
+        }
+        out.flush()
+    }
+
+    /// Write the result as one JSON document.
+    pub fn result_json(&self, value: &Value) -> std::io::Result<()> {
+        let text = serde_json::to_string_pretty(value).unwrap_or_else(|_| "null".into());
+        self.result_text(&text)
+    }
+
+    fn stderr_line(&self, line: &str) {
+        let mut err = std::io::stderr().lock();
+        let _ = err.write_all(self.redactor.redact(line).as_bytes());
+        let _ = err.write_all(b"\n");
+    }
+
+    fn paint(&self, code: &str, text: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_owned()
+        }
+    }
+
+    /// A warning (shown unless `--quiet`).
+    pub fn warning(&self, message: &str) {
+        if self.quiet {
+            return;
+        }
+        if self.json {
+            self.stderr_line(
+                &json!({"ts": now(), "type": "warning", "message": message}).to_string(),
+            );
+        } else {
+            self.stderr_line(&format!("{} {message}", self.paint("33", "warning:")));
+        }
+    }
+
+    /// A progress event (text lines or JSON objects; provider text is made printable).
+    pub fn progress(&self, event: &ProgressEvent) {
+        if self.quiet {
+            return;
+        }
+        let message = event.message.as_deref().map(printable);
+        if self.json {
+            let mut line = json!({
+                "ts": now(), "type": "progress", "run_id": event.run_id, "step": event.step,
+                "stage": event.stage, "status": event.status,
+            });
+            if let Some(pos) = event.queue_position {
+                line["queue_position"] = json!(pos);
+            }
+            if let Some(msg) = message {
+                line["message"] = json!(msg);
+            }
+            self.stderr_line(&line.to_string());
+            return;
+        }
+        let mut text = format!(
+            "{} {}",
+            self.paint("36", &format!("[{}]", event.step)),
+            event.status.replace('_', " ")
+        );
+        if let Some(pos) = event.queue_position {
+            text.push_str(&format!(" (position {pos})"));
+        }
+        if let Some(msg) = message {
+            text.push_str(&format!(": {msg}"));
+        }
+        self.stderr_line(&text);
+    }
+
+    /// Report an error: code, one sentence, a hint; details only with `-v`. Returns the exit code.
+    pub fn error(&self, error: &dyn UserFacing) -> i32 {
+        let code = error.code();
+        let exit = error.exit_code();
+        let message = error.to_string();
+        let hint = error.hint();
+        let detail = (self.verbose > 0).then(|| error.detail()).flatten();
+        if self.json {
+            let mut doc = json!({"code": code, "message": message, "exit_code": exit});
+            if let Some(h) = &hint {
+                doc["hint"] = json!(h);
+            }
+            if let Some(d) = &detail {
+                doc["detail"] = json!(printable(d));
+            }
+            let mut line = doc.clone();
+            line["ts"] = json!(now());
+            line["type"] = json!("error");
+            self.stderr_line(&line.to_string());
+            let _ = self.result_json(&json!({ "error": doc }));
+        } else {
+            self.stderr_line(&format!(
+                "{} {message}",
+                self.paint("31", &format!("error[{code}]:"))
+            ));
+            if let Some(h) = hint {
+                self.stderr_line(&format!("  hint: {h}"));
+            }
+            if let Some(d) = detail {
+                self.stderr_line(&format!("  detail: {}", printable(&d)));
+            }
+        }
+        exit
+    }
+}

@@ -1,0 +1,179 @@
+//! The engine's error type: its own failures plus those of every crate on the guarded path.
+
+use acgs_core::error::{ErrorKind, UserFacing};
+use acgs_core::ledger::LedgerError;
+use acgs_core::provider::ProviderError;
+use acgs_guard::GuardError;
+use acgs_storage::StorageError;
+
+/// The signal that interrupted a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// Ctrl-C (exit 130).
+    Interrupt,
+    /// SIGTERM (exit 143).
+    Terminate,
+}
+
+/// Errors of a generation.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// Configuration, catalogue or credential problem.
+    #[error(transparent)]
+    Core(#[from] acgs_core::Error),
+    /// Refused by the guard or the budget policy.
+    #[error(transparent)]
+    Guard(#[from] GuardError),
+    /// Refused or failed by the ledger.
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    /// Storage failure.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// Provider failure.
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
+    /// The request cannot be priced.
+    #[error(transparent)]
+    Price(#[from] acgs_core::pricing::PriceError),
+    /// A parameter is invalid.
+    #[error("parameter `{name}`: {reason}")]
+    InvalidParam {
+        /// Parameter name.
+        name: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A safety parameter was changed without `allow_safety_overrides`.
+    #[error(
+        "`{name}` is a safety setting and stays at its default unless your user config sets allow_safety_overrides"
+    )]
+    SafetyOverride {
+        /// Parameter name.
+        name: String,
+    },
+    /// The model does not do what the command asks.
+    #[error("model `{model}` does {actual}, not {expected}")]
+    WrongTask {
+        /// Model key.
+        model: String,
+        /// What it does.
+        actual: String,
+        /// What the command needs.
+        expected: String,
+    },
+    /// Every output was flagged by the provider's safety checker; nothing was stored.
+    #[error("the provider's safety checker flagged every output ({flagged}); nothing was written")]
+    OutputFlagged {
+        /// How many outputs were flagged.
+        flagged: usize,
+    },
+    /// The provider blocked the output.
+    #[error("the provider blocked the output ({reason})")]
+    OutputBlocked {
+        /// The provider's reason.
+        reason: String,
+    },
+    /// The job did not finish before its deadline; the run stays resumable.
+    #[error("the job did not finish within {seconds} s; resume it with `acgs resume {run_id}`")]
+    Deadline {
+        /// The deadline.
+        seconds: u64,
+        /// The run.
+        run_id: String,
+    },
+    /// Interrupted by a signal.
+    #[error("interrupted; {note}")]
+    Interrupted {
+        /// Which signal.
+        signal: Signal,
+        /// What happened to the job and the money.
+        note: String,
+    },
+    /// A feature this slice does not have yet.
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+impl EngineError {
+    /// The error the user sees first.
+    fn inner(&self) -> Option<&dyn UserFacing> {
+        match self {
+            Self::Core(e) => Some(e),
+            Self::Guard(e) => Some(e),
+            Self::Ledger(e) => Some(e),
+            Self::Storage(e) => Some(e),
+            Self::Provider(e) => Some(e),
+            Self::Price(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl UserFacing for EngineError {
+    fn code(&self) -> &'static str {
+        if let Some(inner) = self.inner() {
+            return inner.code();
+        }
+        match self {
+            Self::InvalidParam { .. } => "input.invalid_param",
+            Self::SafetyOverride { .. } => "guard.safety_override",
+            Self::WrongTask { .. } => "model.wrong_task",
+            Self::OutputFlagged { .. } => "output.flagged",
+            Self::OutputBlocked { .. } => "provider.safety_blocked",
+            Self::Deadline { .. } => "provider.deadline",
+            Self::Interrupted { .. } => "run.interrupted",
+            _ => "feature.unsupported",
+        }
+    }
+
+    fn kind(&self) -> ErrorKind {
+        if let Some(inner) = self.inner() {
+            return inner.kind();
+        }
+        match self {
+            Self::InvalidParam { .. } | Self::WrongTask { .. } | Self::Unsupported(_) => {
+                ErrorKind::Usage
+            }
+            Self::SafetyOverride { .. } => ErrorKind::Guard,
+            _ => ErrorKind::Provider,
+        }
+    }
+
+    fn exit_code(&self) -> i32 {
+        match self {
+            Self::Interrupted {
+                signal: Signal::Interrupt,
+                ..
+            } => 130,
+            Self::Interrupted {
+                signal: Signal::Terminate,
+                ..
+            } => 143,
+            _ => self.kind().exit_code(),
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        if let Some(inner) = self.inner() {
+            return inner.hint();
+        }
+        match self {
+            Self::InvalidParam { .. } => {
+                Some("`acgs models --json` lists each model's parameters".into())
+            }
+            Self::WrongTask { .. } => {
+                Some("`acgs models --task <task>` lists suitable models".into())
+            }
+            Self::OutputFlagged { .. } => {
+                Some("rephrase the prompt; flagged outputs are never stored".into())
+            }
+            _ => None,
+        }
+    }
+
+    fn detail(&self) -> Option<String> {
+        self.inner().and_then(UserFacing::detail)
+    }
+}

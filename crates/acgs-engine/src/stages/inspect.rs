@@ -1,0 +1,80 @@
+//! Stage 3: inspect every text field — sanitize, refuse credentials, moderate.
+
+use acgs_core::config::Config;
+use acgs_core::task::TaskKind;
+use acgs_guard::{Guard, GuardError};
+
+use crate::stages::validate::{TextField, Validated};
+
+/// Texts after inspection.
+#[derive(Debug, Clone, Default)]
+pub struct InspectedTexts {
+    /// Sanitized text fields.
+    pub texts: Vec<TextField>,
+    /// Sanitized system instruction.
+    pub system: Option<TextField>,
+    /// Rules that warned.
+    pub warnings: Vec<String>,
+    /// What the sanitizer changed, per field (`prompt: 2 invisible characters removed`).
+    pub changes: Vec<String>,
+}
+
+/// Character limit for `field` of a model doing `task`: image and video prompts follow
+/// `max_prompt_chars`, speech follows `max_speech_chars`, text models their own limit.
+#[must_use]
+pub fn limit_for(task: TaskKind, model_limit: Option<u32>, config: &Config) -> u32 {
+    let configured = match task {
+        TaskKind::TextToSpeech => config.guard.max_speech_chars,
+        TaskKind::TextGeneration | TaskKind::ImageUnderstanding | TaskKind::VideoUnderstanding => {
+            u32::MAX
+        }
+        _ => config.guard.max_prompt_chars,
+    };
+    match (task, model_limit) {
+        (TaskKind::TextToSpeech, _) => configured,
+        (_, Some(model)) => model.min(configured),
+        (_, None) if configured == u32::MAX => 1_000_000,
+        (_, None) => configured,
+    }
+}
+
+/// Inspect every text field of `validated`.
+pub fn inspect(
+    guard: &Guard,
+    validated: &Validated,
+    config: &Config,
+) -> Result<InspectedTexts, GuardError> {
+    let limit = limit_for(validated.model.task, validated.model.max_text_chars, config);
+    let mut out = InspectedTexts::default();
+    for field in validated.texts.iter().chain(validated.system.iter()) {
+        let inspected = guard.inspect(&field.flag, &field.text, limit)?;
+        let s = &inspected.sanitized;
+        if s.changed() {
+            out.changes.push(format!(
+                "{}: {} hidden or control characters removed{}",
+                field.flag,
+                s.removed,
+                if s.normalized {
+                    ", compatibility forms normalized"
+                } else {
+                    ""
+                }
+            ));
+        }
+        out.warnings.extend(inspected.warnings);
+        let clean = TextField {
+            text: inspected.text,
+            ..field.clone()
+        };
+        if validated
+            .system
+            .as_ref()
+            .is_some_and(|sys| sys.flag == field.flag)
+        {
+            out.system = Some(clean);
+        } else {
+            out.texts.push(clean);
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,54 @@
+//! Stage 5: price the request at its worst case. No price, or an unverified one, is handled by
+//! configuration: unpriced models are refused unless allowed (an audited override), and
+//! unverified prices carry `unverified_price_margin`.
+
+use acgs_core::Usd;
+use acgs_core::catalog::{ModelSpec, Params};
+use acgs_core::config::Config;
+use acgs_core::pricing::{PriceInputs, PriceUnit, Quote};
+use acgs_guard::GuardError;
+
+use crate::error::EngineError;
+use crate::stages::inspect::InspectedTexts;
+
+/// The worst-case quote for `requests` identical requests, and any override it needed.
+pub fn price(
+    model: &ModelSpec,
+    params: &Params,
+    texts: &InspectedTexts,
+    requests: u32,
+    config: &Config,
+) -> Result<(Quote, Option<String>), EngineError> {
+    let Some(pricing) = &model.pricing else {
+        if config.cost_management.allow_unpriced_models {
+            let quote = Quote {
+                amount: Usd::ZERO,
+                base: Usd::ZERO,
+                rate: Usd::ZERO,
+                unit: PriceUnit::Request,
+                quantity: u64::from(requests),
+                margin_permille: None,
+            };
+            return Ok((quote, Some(format!("unpriced_model:{}", model.key))));
+        }
+        return Err(GuardError::Unpriced {
+            model: model.key.clone(),
+        }
+        .into());
+    };
+    let all_texts = texts.texts.iter().chain(texts.system.iter());
+    let inputs = PriceInputs {
+        text_chars: texts
+            .texts
+            .iter()
+            .map(|t| t.text.chars().count() as u64)
+            .sum(),
+        text_bytes: all_texts.map(|t| t.text.len() as u64).sum(),
+        ..PriceInputs::default()
+    };
+    let mut quote = pricing.estimate(model, params, inputs)?;
+    if !pricing.verified {
+        quote = quote.with_margin(config.cost_management.unverified_price_margin.0);
+    }
+    Ok((quote.times(u64::from(requests)), None))
+}

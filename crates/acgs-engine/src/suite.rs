@@ -1,0 +1,828 @@
+//! [`Suite`]: one generation through all fourteen stages of the guarded path.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::Duration;
+
+use acgs_core::audit::{AuditEvent, AuditOutcome, AuditSink};
+use acgs_core::catalog::{Catalog, ModelSpec, Params};
+use acgs_core::config::Config;
+use acgs_core::ledger::{Ledger, Reservation, ReserveRequest};
+use acgs_core::pricing::Quote;
+use acgs_core::provider::{CancellationToken, EventSink, Stage};
+use acgs_core::redact::Redactor;
+use acgs_core::request::{
+    Authorized, CancelOutcome, JobHandle, Output, Request, Submitted, Verdict,
+};
+use acgs_core::task::TaskKind;
+use acgs_core::{Provider, ProviderId, Usd, UserFacing};
+use acgs_guard::budget::SpendDecision;
+use acgs_guard::rate::RateLimiter;
+use acgs_guard::{BlockList, Guard};
+use acgs_storage::manifest::{Manifest, OutputRecord, RunKind, StepRecord, StepStatus, Timings};
+use acgs_storage::output::{OutputRoot, StoredFile};
+use acgs_storage::runs::{RunIndex, new_run_id};
+
+use crate::error::{EngineError, Signal};
+use crate::run::RunState;
+use crate::stages::authorize::{AssumeYes, Confirm, LeaseKeeper};
+use crate::stages::inspect::InspectedTexts;
+use crate::stages::wait::Waited;
+use crate::stages::{
+    audit, authorize, check_output, inspect, price, rate_limit, resolve, settle, store, submit,
+    template, upload, validate, wait,
+};
+
+/// What the user asks for: one generation.
+#[derive(Debug, Clone, Default)]
+pub struct GenerationRequest {
+    /// Model key (`key` or `provider:key`).
+    pub model: String,
+    /// Tasks the command accepts (empty: any).
+    pub tasks: Vec<TaskKind>,
+    /// Text by flag: `prompt`, `negative_prompt`, `text`, `system`, `question`.
+    pub texts: BTreeMap<String, String>,
+    /// `--param k=v` pairs.
+    pub params: Vec<(String, String)>,
+    /// `-n`.
+    pub count: Option<u32>,
+    /// `--out STEM`.
+    pub out_stem: Option<String>,
+    /// `--timeout`: overrides the catalogue deadline.
+    pub timeout: Option<Duration>,
+    /// `--detach`: on interrupt leave the job running instead of cancelling it.
+    pub detach: bool,
+}
+
+/// Fingerprint and source of the key a provider uses (for the audit log).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyInfo {
+    /// 12 hex digits of the key's sha256.
+    pub fingerprint: String,
+    /// Where it came from.
+    pub source: String,
+}
+
+/// Everything decided before any money moves: stages 1–5 and the per-run check.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The run id this generation will use.
+    pub run_id: String,
+    /// The resolved model.
+    pub model: Arc<ModelSpec>,
+    /// Wire parameters.
+    pub params: Params,
+    /// System instruction (text models).
+    pub system: Option<String>,
+    /// Requests to send.
+    pub requests: u32,
+    /// Worst case, margin included.
+    pub quote: Quote,
+    /// Warnings and overrides.
+    pub verdict: Verdict,
+    /// What the sanitizer changed.
+    pub sanitizer_changes: Vec<String>,
+    /// Whether to warn and confirm.
+    pub spend: SpendDecision,
+    /// File stem for outputs.
+    pub stem: String,
+    /// Whether the user chose the stem.
+    pub stem_named: bool,
+    /// The user text (for the audit digest).
+    prompt: String,
+}
+
+/// The result of a generation.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    /// The run id.
+    pub run_id: String,
+    /// The run folder.
+    pub folder: PathBuf,
+    /// The model key.
+    pub model: String,
+    /// Stored files.
+    pub outputs: Vec<StoredFile>,
+    /// Worst case that was reserved.
+    pub estimate: Usd,
+    /// Settled cost.
+    pub actual: Usd,
+    /// Provider request id.
+    pub request_id: Option<String>,
+    /// Warnings (flagged outputs dropped, overruns, audit trouble).
+    pub warnings: Vec<String>,
+}
+
+/// Interrupts a run: which signal, and the token providers watch.
+#[derive(Debug, Clone, Default)]
+pub struct Interrupt {
+    token: CancellationToken,
+    signal: Arc<AtomicU8>,
+}
+
+impl Interrupt {
+    /// A fresh, unfired interrupt.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Fire it for `signal`.
+    pub fn fire(&self, signal: Signal) {
+        self.signal.store(
+            if signal == Signal::Terminate { 2 } else { 1 },
+            Ordering::SeqCst,
+        );
+        self.token.cancel();
+    }
+
+    /// The token providers watch.
+    #[must_use]
+    pub fn token(&self) -> &CancellationToken {
+        &self.token
+    }
+
+    /// The signal, once fired.
+    #[must_use]
+    pub fn signal(&self) -> Option<Signal> {
+        match self.signal.load(Ordering::SeqCst) {
+            1 => Some(Signal::Interrupt),
+            2 => Some(Signal::Terminate),
+            _ => None,
+        }
+    }
+}
+
+/// Builds a [`Suite`].
+#[derive(Default)]
+pub struct SuiteBuilder {
+    config: Option<Config>,
+    catalog: Catalog,
+    providers: BTreeMap<ProviderId, Arc<dyn Provider>>,
+    ledger: Option<Arc<dyn Ledger>>,
+    audit: Option<Arc<dyn AuditSink>>,
+    confirm: Option<Arc<dyn Confirm>>,
+    secrets: Redactor,
+    keys: BTreeMap<ProviderId, KeyInfo>,
+    runs: Option<RunIndex>,
+    user: String,
+}
+
+impl SuiteBuilder {
+    /// The configuration (its `output_dir` should be absolute).
+    #[must_use]
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = Some(config);
+        self
+    }
+
+    /// Add models (provider catalogues, then user overrides).
+    #[must_use]
+    pub fn catalog(mut self, catalog: Catalog) -> Self {
+        self.catalog.extend(catalog);
+        self
+    }
+
+    /// A provider, with the fingerprint and source of its key.
+    #[must_use]
+    pub fn provider(mut self, provider: Arc<dyn Provider>, key: KeyInfo) -> Self {
+        self.keys.insert(provider.id(), key);
+        self.providers.insert(provider.id(), provider);
+        self
+    }
+
+    /// The spend ledger.
+    #[must_use]
+    pub fn ledger(mut self, ledger: Arc<dyn Ledger>) -> Self {
+        self.ledger = Some(ledger);
+        self
+    }
+
+    /// The audit sink.
+    #[must_use]
+    pub fn audit(mut self, audit: Arc<dyn AuditSink>) -> Self {
+        self.audit = Some(audit);
+        self
+    }
+
+    /// How to confirm spending (default: assume yes, for library use).
+    #[must_use]
+    pub fn confirm(mut self, confirm: Arc<dyn Confirm>) -> Self {
+        self.confirm = Some(confirm);
+        self
+    }
+
+    /// Loaded secrets, refused when they appear in text.
+    #[must_use]
+    pub fn secrets(mut self, secrets: Redactor) -> Self {
+        self.secrets = secrets;
+        self
+    }
+
+    /// The runs index, so `acgs resume` finds runs from anywhere.
+    #[must_use]
+    pub fn runs(mut self, runs: RunIndex) -> Self {
+        self.runs = Some(runs);
+        self
+    }
+
+    /// The acgs user spend and audit entries are attributed to.
+    #[must_use]
+    pub fn user(mut self, user: &str) -> Self {
+        self.user = user.to_owned();
+        self
+    }
+
+    /// Build, loading the configured block lists.
+    pub fn build(self) -> Result<Suite, EngineError> {
+        let config = self.config.unwrap_or_default();
+        let mut blocklist = BlockList::builtin();
+        for path in &config.guard.blocklists {
+            let text = fs_err::read_to_string(path).map_err(|source| acgs_core::Error::Io {
+                path: path.clone(),
+                source,
+            })?;
+            let name = path
+                .file_name()
+                .map_or_else(|| "blocklist".into(), |n| n.to_string_lossy().into_owned());
+            blocklist.add_text(&text, &name);
+        }
+        Ok(Suite {
+            guard: Guard::new(blocklist, self.secrets),
+            rate: RateLimiter::new(&config.rate_limits),
+            config,
+            catalog: self.catalog,
+            providers: self.providers,
+            ledger: self.ledger,
+            audit: self.audit,
+            confirm: self.confirm.unwrap_or_else(|| Arc::new(AssumeYes)),
+            keys: self.keys,
+            runs: self.runs,
+            user: self.user,
+        })
+    }
+}
+
+/// The library's front door for single generations.
+pub struct Suite {
+    config: Config,
+    catalog: Catalog,
+    providers: BTreeMap<ProviderId, Arc<dyn Provider>>,
+    ledger: Option<Arc<dyn Ledger>>,
+    audit: Option<Arc<dyn AuditSink>>,
+    confirm: Arc<dyn Confirm>,
+    guard: Guard,
+    rate: RateLimiter,
+    keys: BTreeMap<ProviderId, KeyInfo>,
+    runs: Option<RunIndex>,
+    user: String,
+}
+
+impl std::fmt::Debug for Suite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Suite")
+            .field("models", &self.catalog.len())
+            .field("providers", &self.providers.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+/// State of a run between stages, for failure handling.
+struct Live<'a> {
+    plan: &'a Plan,
+    provider: Arc<dyn Provider>,
+    ledger: Arc<dyn Ledger>,
+    reservation: Reservation,
+    run: RunState,
+    events: EventSink,
+    warnings: Vec<String>,
+}
+
+impl Suite {
+    /// Start building a suite.
+    #[must_use]
+    pub fn builder() -> SuiteBuilder {
+        SuiteBuilder::default()
+    }
+
+    /// The catalogue.
+    #[must_use]
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// The configuration.
+    #[must_use]
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Stages 1–5 and the per-run limit: everything `--dry-run` shows, with no network and no key.
+    pub fn plan(&self, request: &GenerationRequest) -> Result<Plan, EngineError> {
+        let model = resolve::resolve(&self.catalog, &request.model, &request.tasks)?;
+        let stem_named = request.out_stem.is_some();
+        let stem = request
+            .out_stem
+            .clone()
+            .unwrap_or_else(|| default_stem(model.task));
+        if !acgs_storage::is_plain_stem(&stem) {
+            return Err(acgs_storage::StorageError::UnsafeName {
+                name: stem.chars().take(64).collect(),
+                reason: "--out takes a file stem ([A-Za-z0-9._-], no leading dot), never a path",
+            }
+            .into());
+        }
+        let validated = validate::validate(
+            &model,
+            &request.texts,
+            &request.params,
+            request.count,
+            &self.config,
+        )?;
+        let texts: InspectedTexts = inspect::inspect(&self.guard, &validated, &self.config)?;
+        let (params, system) = template::assemble(&validated.params, &texts, &[])?;
+        let (quote, price_override) =
+            price::price(&model, &params, &texts, validated.requests, &self.config)?;
+        let spend = acgs_guard::budget::check_run(quote.amount, &self.config.cost_management)?;
+        let mut verdict = Verdict {
+            warnings: texts.warnings.clone(),
+            overrides: validated.overrides.clone(),
+        };
+        verdict.overrides.extend(price_override);
+        Ok(Plan {
+            run_id: new_run_id(),
+            prompt: texts
+                .texts
+                .iter()
+                .map(|t| t.text.as_str())
+                .collect::<Vec<_>>()
+                .join("\n"),
+            model,
+            params,
+            system,
+            requests: validated.requests,
+            quote,
+            verdict,
+            sanitizer_changes: texts.changes,
+            spend,
+            stem,
+            stem_named,
+        })
+    }
+
+    /// One generation through the whole guarded path, without progress or interruption.
+    pub async fn generate(&self, request: &GenerationRequest) -> Result<RunReport, EngineError> {
+        self.generate_with(request, &EventSink::none(), &Interrupt::new())
+            .await
+    }
+
+    /// One generation through the whole guarded path, reporting progress to `events`. When
+    /// `interrupt` fires the job is cancelled (unless `detach`), reservations follow the charge
+    /// table, no partial file is left and the run stays resumable.
+    pub async fn generate_with(
+        &self,
+        request: &GenerationRequest,
+        events: &EventSink,
+        interrupt: &Interrupt,
+    ) -> Result<RunReport, EngineError> {
+        let plan = match self.plan(request) {
+            Ok(plan) => plan,
+            Err(e) => {
+                self.audit_refusal(request, None, &e);
+                return Err(e);
+            }
+        };
+        let mut live = match self.authorize(&plan, events).await {
+            Ok(live) => live,
+            Err(e) => {
+                self.audit_refusal(request, Some(&plan), &e);
+                return Err(e);
+            }
+        };
+        match self.execute(&mut live, request, interrupt).await {
+            Ok(report) => Ok(report),
+            Err(e) => {
+                let status = live
+                    .run
+                    .manifest
+                    .steps
+                    .first()
+                    .map_or(StepStatus::Pending, |s| s.status);
+                let outcome = audit::outcome_of(&e, status != StepStatus::Pending);
+                let code = e.code();
+                let _ = live.run.update_step("main", |s| {
+                    s.status = status_after(status, &e);
+                    s.error_code = Some(code.to_owned());
+                    s.timings.finished_at = Some(jiff::Timestamp::now());
+                });
+                self.audit_event(&plan, outcome, Some(code), None, None);
+                Err(e)
+            }
+        }
+    }
+
+    /// Stage 6 and the run folder: confirmation, reservation, manifest.
+    async fn authorize<'p>(
+        &self,
+        plan: &'p Plan,
+        events: &EventSink,
+    ) -> Result<Live<'p>, EngineError> {
+        let model = &plan.model;
+        let provider =
+            self.providers
+                .get(&model.provider)
+                .cloned()
+                .ok_or(acgs_core::Error::MissingKey {
+                    provider: model.provider.as_str(),
+                    variables: acgs_core::credentials::key_variables(model.provider),
+                })?;
+        let ledger = self
+            .ledger
+            .clone()
+            .ok_or_else(|| EngineError::Unsupported("no spend ledger is configured".into()))?;
+        let events = events.for_step(&plan.run_id, "main");
+        events.report(Stage::Preparing, "authorizing", None, None);
+        authorize::check(&plan.quote, model, &self.config, self.confirm.as_ref())?;
+        let request = self.preflight_request(plan);
+        provider.preflight(&request).await?;
+        let cost = &self.config.cost_management;
+        let reservation = authorize::reserve(
+            ledger.as_ref(),
+            ReserveRequest {
+                run_id: plan.run_id.clone(),
+                step: "main".into(),
+                provider: model.provider,
+                model: model.key.clone(),
+                user: self.user.clone(),
+                amount: plan.quote.amount,
+                daily_limit: cost.daily_limit,
+                timezone: cost.timezone.clone(),
+                lease: Duration::from_secs(self.config.ledger.lease_secs.max(1)),
+            },
+        )
+        .await?;
+        let run = match self.create_run(plan, &reservation) {
+            Ok(run) => run,
+            Err(e) => {
+                let _ = ledger.release(&reservation.id).await;
+                return Err(e);
+            }
+        };
+        Ok(Live {
+            plan,
+            provider,
+            ledger,
+            reservation,
+            run,
+            events,
+            warnings: Vec::new(),
+        })
+    }
+
+    fn preflight_request(&self, plan: &Plan) -> Request {
+        Request {
+            run_id: plan.run_id.clone(),
+            step: "main".into(),
+            model: Arc::clone(&plan.model),
+            params: plan.params.clone(),
+            system: plan.system.clone(),
+        }
+    }
+
+    fn create_run(&self, plan: &Plan, reservation: &Reservation) -> Result<RunState, EngineError> {
+        let root = OutputRoot::open(&self.config.output_dir)?;
+        let dir = root.create_run(&plan.run_id)?;
+        if let Some(runs) = &self.runs {
+            runs.append(&plan.run_id, dir.path())?;
+        }
+        let mut manifest = Manifest::new(RunKind::Single, &plan.run_id);
+        manifest.steps.push(StepRecord {
+            id: "main".into(),
+            model: plan.model.key.clone(),
+            endpoint: plan.model.endpoint.clone(),
+            params: plan.params.clone(),
+            status: StepStatus::Pending,
+            estimate: Some(plan.quote.amount),
+            actual: None,
+            reservation_id: Some(reservation.id.clone()),
+            job: None,
+            outputs: Vec::new(),
+            timings: Timings {
+                started_at: Some(jiff::Timestamp::now()),
+                ..Timings::default()
+            },
+            error_code: None,
+        });
+        manifest.save(&dir)?;
+        Ok(RunState { dir, manifest })
+    }
+
+    /// Stages 7–14.
+    async fn execute(
+        &self,
+        live: &mut Live<'_>,
+        request: &GenerationRequest,
+        interrupt: &Interrupt,
+    ) -> Result<RunReport, EngineError> {
+        let plan = live.plan;
+        let lease = Duration::from_secs(self.config.ledger.lease_secs.max(1));
+        let keeper = LeaseKeeper::start(
+            Arc::clone(&live.ledger),
+            live.reservation.id.clone(),
+            live.reservation.owner.clone(),
+            lease,
+        );
+        let permit = match rate_limit::acquire(&self.rate, plan.model.provider).await {
+            Ok(permit) => permit,
+            Err(e) => {
+                let _ = live.ledger.release(&live.reservation.id).await;
+                return Err(e.into());
+            }
+        };
+        if let Some(signal) = interrupt.signal() {
+            let _ = live.ledger.release(&live.reservation.id).await;
+            return Err(EngineError::Interrupted {
+                signal,
+                note: "nothing was sent and the reservation was released".into(),
+            });
+        }
+        let mut wire = self.preflight_request(plan);
+        upload::upload(live.provider.as_ref(), Vec::new(), &mut wire.params).await?;
+        let authorized =
+            Authorized::by_engine(wire, plan.verdict.clone(), live.reservation.id.clone());
+        live.events
+            .report(Stage::Submitting, "submitting", None, None);
+        let submitted = match submit::submit(
+            live.provider.as_ref(),
+            &authorized,
+            live.ledger.as_ref(),
+            &live.reservation.id,
+            &mut live.run,
+            "main",
+        )
+        .await
+        {
+            Ok(s) => s,
+            Err(EngineError::Provider(e)) => {
+                self.charge(live, e.charge).await;
+                return Err(e.into());
+            }
+            Err(e) => return Err(e),
+        };
+        drop(keeper);
+        let output = match submitted {
+            Submitted::Done(output) => output,
+            Submitted::Pending(job) => self.wait_for(live, &job, request, interrupt).await?,
+        };
+        drop(permit);
+        self.finish(live, output).await
+    }
+
+    async fn wait_for(
+        &self,
+        live: &mut Live<'_>,
+        job: &JobHandle,
+        request: &GenerationRequest,
+        interrupt: &Interrupt,
+    ) -> Result<Output, EngineError> {
+        let deadline = request
+            .timeout
+            .unwrap_or(Duration::from_secs(live.plan.model.deadline_secs));
+        match wait::wait(
+            live.provider.as_ref(),
+            job,
+            &live.events,
+            interrupt.token(),
+            deadline,
+        )
+        .await
+        {
+            Waited::Output(output) => Ok(output),
+            Waited::Failed(error) => {
+                self.charge(live, error.charge).await;
+                Err(error.into())
+            }
+            Waited::Deadline => Err(EngineError::Deadline {
+                seconds: deadline.as_secs(),
+                run_id: live.plan.run_id.clone(),
+            }),
+            Waited::Interrupted => {
+                Err(self.interrupted(live, job, request.detach, interrupt).await)
+            }
+        }
+    }
+
+    async fn interrupted(
+        &self,
+        live: &mut Live<'_>,
+        job: &JobHandle,
+        detach: bool,
+        interrupt: &Interrupt,
+    ) -> EngineError {
+        let signal = interrupt.signal().unwrap_or(Signal::Interrupt);
+        let run_id = &live.plan.run_id;
+        if detach {
+            return EngineError::Interrupted {
+                signal,
+                note: format!("the job keeps running; finish it with `acgs resume {run_id}`"),
+            };
+        }
+        let note = match live.provider.cancel(job).await {
+            Ok(CancelOutcome::Cancelled) => {
+                let _ = live.ledger.release(&live.reservation.id).await;
+                let _ = live
+                    .run
+                    .update_step("main", |s| s.status = StepStatus::Cancelled);
+                "the job was cancelled before it ran and nothing is charged".to_owned()
+            }
+            Ok(outcome) => format!(
+                "a cancel was requested ({outcome:?}); its cost counts at the estimate until `acgs resume {run_id}` settles it"
+            ),
+            Err(_) => {
+                format!("the cancel request failed; `acgs resume {run_id}` will settle the job")
+            }
+        };
+        EngineError::Interrupted { signal, note }
+    }
+
+    /// Apply the charge table to a failure; trouble settling is logged (the reservation stays counted).
+    async fn charge(&self, live: &Live<'_>, charge: acgs_core::provider::Charge) {
+        if let Err(e) = settle::charge_failure(
+            live.ledger.as_ref(),
+            &live.reservation.id,
+            charge,
+            live.plan.quote.amount,
+        )
+        .await
+        {
+            tracing::error!(
+                code = e.code(),
+                "could not settle a failed request; its reservation stays counted"
+            );
+        }
+    }
+
+    /// Stages 11–14 for a completed job.
+    async fn finish(&self, live: &mut Live<'_>, output: Output) -> Result<RunReport, EngineError> {
+        let plan = live.plan;
+        let actual =
+            settle::actual_cost(&plan.model, &plan.params, &output.usage, plan.quote.amount);
+        let settlement = settle::settle(live.ledger.as_ref(), &live.reservation.id, actual).await;
+        match &settlement {
+            Ok(s) => {
+                if let Some(over) = s.overrun() {
+                    live.warnings
+                        .push(format!("the actual cost exceeded the estimate by ${over}"));
+                    self.audit_event(
+                        plan,
+                        AuditOutcome::Override,
+                        Some("budget.overrun"),
+                        Some(s.actual),
+                        output.request_id.clone(),
+                    );
+                }
+            }
+            Err(e) => tracing::error!(
+                code = e.code(),
+                "settling failed; the reservation stays counted"
+            ),
+        }
+        live.run.update_step("main", |s| s.actual = Some(actual))?;
+        let (output, dropped) = check_output::check(output)?;
+        live.warnings.extend(dropped);
+        live.events.report(Stage::Storing, "storing", None, None);
+        let stems = store::stems(&plan.stem, output.artifacts.len(), plan.stem_named);
+        let stored = store::store(
+            live.provider.as_ref(),
+            &output.artifacts,
+            &live.run.dir,
+            plan.model.task,
+            &stems,
+        )
+        .await?;
+        live.run.update_step("main", |s| {
+            s.status = StepStatus::Done;
+            s.outputs = stored.iter().map(output_record).collect();
+            s.timings.finished_at = Some(jiff::Timestamp::now());
+        })?;
+        live.events.report(Stage::Done, "done", None, None);
+        if let Some(warning) = self.audit_event(
+            plan,
+            AuditOutcome::Success,
+            None,
+            Some(actual),
+            output.request_id.clone(),
+        ) {
+            live.warnings.push(warning);
+        }
+        Ok(RunReport {
+            run_id: plan.run_id.clone(),
+            folder: live.run.dir.path().to_owned(),
+            model: plan.model.key.clone(),
+            outputs: stored,
+            estimate: plan.quote.amount,
+            actual,
+            request_id: output.request_id,
+            warnings: std::mem::take(&mut live.warnings),
+        })
+    }
+
+    fn audit_refusal(&self, request: &GenerationRequest, plan: Option<&Plan>, error: &EngineError) {
+        let Some(sink) = &self.audit else { return };
+        let model = plan
+            .map(|p| Arc::clone(&p.model))
+            .or_else(|| self.catalog.resolve(&request.model).ok());
+        let event = AuditEvent {
+            operation: "generate".into(),
+            run_id: plan.map(|p| p.run_id.clone()),
+            provider: model.as_ref().map(|m| m.provider),
+            model: model.as_ref().map(|m| m.key.clone()),
+            prompt: request.texts.get("prompt").cloned(),
+            estimate: plan.map(|p| p.quote.amount),
+            user: self.user.clone(),
+            outcome: Some(audit::outcome_of(error, false)),
+            code: Some(error.code().to_owned()),
+            ..AuditEvent::default()
+        };
+        audit::record(sink.as_ref(), event);
+    }
+
+    fn audit_event(
+        &self,
+        plan: &Plan,
+        outcome: AuditOutcome,
+        code: Option<&str>,
+        actual: Option<Usd>,
+        request_id: Option<String>,
+    ) -> Option<String> {
+        let sink = self.audit.as_ref()?;
+        let key = self
+            .keys
+            .get(&plan.model.provider)
+            .cloned()
+            .unwrap_or_default();
+        let mut overrides_audited = None;
+        if outcome == AuditOutcome::Success && !plan.verdict.overrides.is_empty() {
+            overrides_audited = Some(plan.verdict.overrides.join(","));
+        }
+        let event = AuditEvent {
+            operation: "generate".into(),
+            run_id: Some(plan.run_id.clone()),
+            step: Some("main".into()),
+            provider: Some(plan.model.provider),
+            model: Some(plan.model.key.clone()),
+            request_id,
+            prompt: Some(plan.prompt.clone()),
+            estimate: Some(plan.quote.amount),
+            actual,
+            key_fingerprint: Some(key.fingerprint.clone()).filter(|f| !f.is_empty()),
+            key_source: Some(key.source.clone()).filter(|s| !s.is_empty()),
+            user: self.user.clone(),
+            outcome: Some(outcome),
+            code: code.map(str::to_owned),
+        };
+        let mut warning = audit::record(sink.as_ref(), event.clone());
+        if let Some(overrides) = overrides_audited {
+            let override_event = AuditEvent {
+                outcome: Some(AuditOutcome::Override),
+                code: Some(overrides),
+                ..event
+            };
+            warning = warning.or(audit::record(sink.as_ref(), override_event));
+        }
+        warning
+    }
+}
+
+/// A step's status after a failed generation: a submitted job that may still run stays
+/// `submitted` (resumable) after a deadline or an interrupt; otherwise failed or cancelled.
+fn status_after(current: StepStatus, error: &EngineError) -> StepStatus {
+    match (current, error) {
+        (StepStatus::Submitted, EngineError::Deadline { .. } | EngineError::Interrupted { .. }) => {
+            StepStatus::Submitted
+        }
+        (StepStatus::Cancelled, _) | (_, EngineError::Interrupted { .. }) => StepStatus::Cancelled,
+        _ => StepStatus::Failed,
+    }
+}
+
+fn default_stem(task: TaskKind) -> String {
+    match task.output() {
+        acgs_core::MediaKind::Image => "image",
+        acgs_core::MediaKind::Video => "video",
+        acgs_core::MediaKind::Audio => "audio",
+        acgs_core::MediaKind::Text => "text",
+    }
+    .into()
+}
+
+fn output_record(file: &StoredFile) -> OutputRecord {
+    OutputRecord {
+        path: file.name.clone(),
+        sha256: file.sha256.clone(),
+        bytes: file.bytes,
+        content_type: file.content_type.mime().to_owned(),
+    }
+}
