@@ -18,7 +18,16 @@ pub fn acgs_bin() -> &'static Path {
     BIN.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let output = std::process::Command::new(cargo)
-            .args(["build", "--quiet", "-p", "acgs-cli", "--bin", "acgs", "--message-format", "json"])
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "acgs-cli",
+                "--bin",
+                "acgs",
+                "--message-format",
+                "json",
+            ])
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .stderr(Stdio::inherit())
             .output()
@@ -51,7 +60,8 @@ impl Run {
     /// When stdout is not JSON.
     #[must_use]
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", self.stdout))
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", self.stdout))
     }
 }
 
@@ -81,10 +91,19 @@ impl Sandbox {
             fs_err::create_dir_all(root.join(sub)).expect("sandbox folder");
         }
         let mut env = BTreeMap::new();
-        env.insert("PATH".into(), std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into()));
+        env.insert(
+            "PATH".into(),
+            std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into()),
+        );
         env.insert("HOME".into(), root.join("home").display().to_string());
-        env.insert("XDG_CONFIG_HOME".into(), root.join("config").display().to_string());
-        env.insert("XDG_STATE_HOME".into(), root.join("state").display().to_string());
+        env.insert(
+            "XDG_CONFIG_HOME".into(),
+            root.join("config").display().to_string(),
+        );
+        env.insert(
+            "XDG_STATE_HOME".into(),
+            root.join("state").display().to_string(),
+        );
         env.insert("USER".into(), "tester".into());
         env.insert("NO_COLOR".into(), "1".into());
         env.insert("ACGS_NETWORK__ALLOW_HTTP_LOOPBACK".into(), "true".into());
@@ -179,7 +198,9 @@ impl Sandbox {
         let mut out = Vec::new();
         let mut stack = vec![self.root().to_path_buf()];
         while let Some(dir) = stack.pop() {
-            let Ok(entries) = fs_err::read_dir(&dir) else { continue };
+            let Ok(entries) = fs_err::read_dir(&dir) else {
+                continue;
+            };
             for entry in entries.flatten() {
                 let path = entry.path();
                 if path.is_dir() {
@@ -196,7 +217,13 @@ impl Sandbox {
     #[must_use]
     pub fn run_folders(&self) -> Vec<PathBuf> {
         fs_err::read_dir(self.output())
-            .map(|entries| entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect())
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.is_dir())
+                    .collect()
+            })
             .unwrap_or_default()
     }
 }

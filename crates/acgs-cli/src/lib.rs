@@ -77,20 +77,21 @@ fn is_broken_pipe(error: &dyn acgs_core::UserFacing) -> bool {
 }
 
 async fn dispatch(cli: &Cli, env: ProcessEnv, ui: Ui, interrupt: &Interrupt) -> CmdResult {
-    if let Command::Models(args) = &cli.command {
-        if cli.config.is_none() && cli.profile.is_none() {
-            // Fast path: the catalogue with user overrides needs the configuration, but a missing
-            // or unreadable one must not stop a listing.
-            if let Ok(app) = App::load(cli, env.clone(), ui.clone()) {
-                return commands::models::run(
-                    &app.catalog,
-                    args,
-                    &ui,
-                    app.config().cost_management.unverified_price_margin.0,
-                );
-            }
-            return commands::models::run(&app::builtin_catalog()?, args, &ui, 2000);
+    if let Command::Models(args) = &cli.command
+        && cli.config.is_none()
+        && cli.profile.is_none()
+    {
+        // Fast path: the catalogue with user overrides needs the configuration, but a missing
+        // or unreadable one must not stop a listing.
+        if let Ok(app) = App::load(cli, env.clone(), ui.clone()) {
+            return commands::models::run(
+                &app.catalog,
+                args,
+                &ui,
+                app.config().cost_management.unverified_price_margin.0,
+            );
         }
+        return commands::models::run(&app::builtin_catalog()?, args, &ui, 2000);
     }
     let app = App::load(cli, env, ui)?;
     match &cli.command {

@@ -9,7 +9,7 @@
 //! - [`request`]: requests, the sealed [`Authorized`] wrapper, outputs and job handles;
 //! - [`provider`], [`ledger`], [`audit`], [`moderation`]: the traits providers, ledgers, audit sinks
 //!   and moderators implement;
-//! - [`config`], [`credentials`], [`env`]: layered configuration and key discovery;
+//! - [`config`], [`credentials`], [`mod@env`]: layered configuration and key discovery;
 //! - [`redact`]: the redactor behind the one redacting sink;
 //! - [`error`]: error kinds, exit codes and the [`UserFacing`] trait.
 

@@ -2,7 +2,7 @@
 //!
 //! Policy for acgs, with no I/O: the clock, the ledger and external moderators are injected.
 //!
-//! - [`sanitize`]: NFKC and removal of invisible, control and reordering characters;
+//! - [`mod@sanitize`]: NFKC and removal of invisible, control and reordering characters;
 //! - [`scan`]: the credential scanner shared by text refusal, the redacting sink and `doctor`;
 //! - [`moderate`]: category block lists matched on word boundaries after normalisation;
 //! - [`template`]: `{{ name }}` templates rendered in one pass;

@@ -79,7 +79,7 @@ pub fn parse_value(name: &str, spec: &ParamSpec, raw: &str) -> Result<Value, Eng
             .iter()
             .find(|v| match v {
                 Value::String(s) => s == raw,
-                other => other.to_string() == raw,
+                other => *other == raw,
             })
             .cloned()
             .ok_or_else(|| invalid(name, format!("expected one of {}", list(&spec.values)))),

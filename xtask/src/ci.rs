@@ -1,0 +1,172 @@
+//! `cargo xtask ci`.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail};
+
+/// The workspace root (the parent of `xtask/`).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+/// Print a line on stderr (xtask output is for humans and CI logs).
+pub fn say(text: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{text}");
+}
+
+/// Run a command in the workspace root, failing on a non-zero exit.
+pub fn run_cmd(program: &str, args: &[&str], envs: &[(&str, &str)]) -> Result<()> {
+    say(&format!("$ {program} {}", args.join(" ")));
+    let status = Command::new(program)
+        .args(args)
+        .envs(envs.iter().copied())
+        .current_dir(workspace_root())
+        .status()
+        .with_context(|| format!("could not start {program}"))?;
+    if !status.success() {
+        bail!("`{program} {}` failed ({status})", args.join(" "));
+    }
+    Ok(())
+}
+
+/// Whether `cargo <sub> --version` works.
+pub fn cargo_has(sub: &str) -> bool {
+    Command::new("cargo")
+        .args([sub, "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// One phase of the CI run.
+type PhaseFn = fn() -> Result<()>;
+
+struct Phase {
+    name: &'static str,
+    took: Duration,
+    ok: bool,
+}
+
+/// Run every phase, stopping at the first failure, and print the timings.
+pub fn run(args: &[String]) -> Result<()> {
+    if let Some(unknown) = args.first() {
+        bail!("`cargo xtask ci` takes no arguments (got `{unknown}`)");
+    }
+    let phases: [(&'static str, PhaseFn); 7] = [
+        ("fmt", fmt),
+        ("crate graph", || crate::layers::check(&workspace_root())),
+        ("clippy", clippy),
+        ("tests", tests),
+        ("rustdoc", rustdoc),
+        ("benches (compile only)", benches),
+        ("cargo deny", crate::deny::check),
+    ];
+    let started = Instant::now();
+    let mut done = Vec::new();
+    let mut failure = None;
+    for (name, phase) in phases {
+        say(&format!("\n=== {name} ==="));
+        let t = Instant::now();
+        let result = phase();
+        done.push(Phase {
+            name,
+            took: t.elapsed(),
+            ok: result.is_ok(),
+        });
+        if let Err(e) = result {
+            failure = Some(e);
+            break;
+        }
+    }
+    say("\n=== phase times ===");
+    for p in &done {
+        say(&format!(
+            "{:<24} {:>7.1} s  {}",
+            p.name,
+            p.took.as_secs_f64(),
+            if p.ok { "ok" } else { "FAILED" }
+        ));
+    }
+    say(&format!(
+        "{:<24} {:>7.1} s",
+        "total",
+        started.elapsed().as_secs_f64()
+    ));
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+fn fmt() -> Result<()> {
+    run_cmd("cargo", &["fmt", "--all", "--check"], &[])
+}
+
+fn clippy() -> Result<()> {
+    run_cmd(
+        "cargo",
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--locked",
+            "--",
+            "-D",
+            "warnings",
+        ],
+        &[],
+    )
+}
+
+fn tests() -> Result<()> {
+    if cargo_has("nextest") {
+        run_cmd(
+            "cargo",
+            &[
+                "nextest",
+                "run",
+                "--workspace",
+                "--locked",
+                "--no-fail-fast",
+                "--failure-output",
+                "final",
+            ],
+            &[],
+        )?;
+    } else {
+        say("cargo-nextest is not installed; using cargo test");
+        run_cmd(
+            "cargo",
+            &[
+                "test",
+                "--workspace",
+                "--locked",
+                "--lib",
+                "--bins",
+                "--tests",
+            ],
+            &[],
+        )?;
+    }
+    run_cmd("cargo", &["test", "--workspace", "--locked", "--doc"], &[])
+}
+
+fn rustdoc() -> Result<()> {
+    run_cmd(
+        "cargo",
+        &["doc", "--workspace", "--no-deps", "--locked"],
+        &[("RUSTDOCFLAGS", "-D warnings")],
+    )
+}
+
+fn benches() -> Result<()> {
+    run_cmd(
+        "cargo",
+        &["build", "--workspace", "--benches", "--locked"],
+        &[],
+    )
+}

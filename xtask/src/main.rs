@@ -1,0 +1,36 @@
+//! acgs project chores.
+//!
+//! `cargo xtask ci` is the README's test command: formatting, the crate-graph check, clippy with
+//! `-D warnings`, the tests (nextest where installed, plus doctests), rustdoc with `-D warnings`,
+//! benches compiled (not run) and `cargo deny`. It prints the time of each phase.
+
+mod ci;
+mod deny;
+mod layers;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("ci") => ci::run(&args[1..]),
+        Some("layers") => layers::check(&ci::workspace_root()),
+        _ => {
+            usage();
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let mut err = std::io::stderr().lock();
+            let _ = std::io::Write::write_all(&mut err, format!("xtask: {e:#}\n").as_bytes());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn usage() {
+    let text = "usage: cargo xtask <task>\n\n  ci       fmt, crate graph, clippy, tests, docs, benches (compiled), cargo deny\n  layers   only the crate-graph check against xtask/layers.toml\n";
+    let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), text.as_bytes());
+}
