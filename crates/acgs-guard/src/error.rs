@@ -59,6 +59,14 @@ pub enum GuardError {
         /// Why.
         reason: String,
     },
+    /// Injection heuristics fired and the policy is `block`.
+    #[error("`{field}` looks like a prompt injection ({rules})")]
+    Injection {
+        /// Field name.
+        field: String,
+        /// The rules that fired.
+        rules: String,
+    },
     /// A template is malformed or names an unknown value.
     #[error("template error: {0}")]
     Template(String),
@@ -104,6 +112,7 @@ impl UserFacing for GuardError {
             Self::Blocked { .. } => "guard.blocked_term",
             Self::Moderated { .. } => "guard.moderation",
             Self::ModerationUnavailable { .. } => "guard.moderation_unavailable",
+            Self::Injection { .. } => "guard.injection",
             Self::Template(_) => "guard.template",
             Self::OverRunLimit { .. } => "budget.max_cost_per_run",
             Self::Unpriced { .. } => "budget.unpriced_model",
@@ -137,6 +146,9 @@ impl UserFacing for GuardError {
                     "rephrase the request; `acgs guard check` shows which rule matched"
                 }
                 Self::ModerationUnavailable { .. } => "try again when the moderation service is reachable",
+                Self::Injection { .. } => {
+                    "rephrase without instructions aimed at the model; `acgs guard check` explains the rules (or set guard.on_injection = \"warn\")"
+                }
                 Self::Template(_) => "templates use {{ name }} with names that exist",
                 Self::OverRunLimit { .. } => {
                     "lower the cost (fewer outputs, shorter duration) or raise cost_management.max_cost_per_run in your user config"

@@ -5,6 +5,7 @@
 //! - [`mod@sanitize`]: NFKC and removal of invisible, control and reordering characters;
 //! - [`scan`]: the credential scanner shared by text refusal, the redacting sink and `doctor`;
 //! - [`moderate`]: category block lists matched on word boundaries after normalisation;
+//! - [`inject`]: scored, named injection heuristics;
 //! - [`template`]: `{{ name }}` templates rendered in one pass;
 //! - [`budget`]: the per-run limit, warning threshold and confirmation;
 //! - [`rate`]: submits per minute and jobs in flight per provider;
@@ -12,12 +13,14 @@
 
 pub mod budget;
 mod error;
+pub mod inject;
 pub mod moderate;
 pub mod rate;
 pub mod sanitize;
 pub mod scan;
 pub mod template;
 
+use acgs_core::config::InjectionPolicy;
 use acgs_core::redact::Redactor;
 
 pub use error::GuardError;
@@ -31,11 +34,43 @@ pub struct Inspected {
     pub text: String,
     /// What the sanitizer changed.
     pub sanitized: Sanitized,
-    /// Rules that warned (e.g. a high-entropy token).
+    /// Rules that warned (e.g. a high-entropy token, injection under the `warn` policy).
     pub warnings: Vec<String>,
 }
 
-/// The Inspect stage: sanitize → refuse credentials → moderate.
+/// How to inspect one text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InspectOptions {
+    /// Character limit after sanitizing.
+    pub limit: u32,
+    /// Apply the injection heuristics with this policy (text models, model-produced text).
+    pub injection: Option<InjectionPolicy>,
+}
+
+/// Every rule's verdict on one text, for `acgs guard check`.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// What the sanitizer did.
+    pub sanitized: Sanitized,
+    /// Characters after sanitizing.
+    pub chars: usize,
+    /// The limit checked.
+    pub limit: u32,
+    /// Credential-scanner findings (rule and span, never the text).
+    pub credentials: Vec<scan::Finding>,
+    /// Whether a loaded key appears.
+    pub loaded_key: bool,
+    /// Block-list hit.
+    pub blocked: Option<moderate::BlockHit>,
+    /// Injection heuristics.
+    pub injection: inject::InjectionVerdict,
+    /// The refusal inspection would give, if any (the first rule in pipeline order).
+    pub refusal: Option<GuardError>,
+    /// Warnings inspection would give.
+    pub warnings: Vec<String>,
+}
+
+/// The Inspect stage: sanitize → refuse credentials → moderate → injection heuristics.
 #[derive(Debug, Clone)]
 pub struct Guard {
     blocklist: BlockList,
@@ -53,54 +88,92 @@ impl Guard {
         }
     }
 
-    /// Inspect the text of `field` against a character `limit`. Refusals name the rule, never the
-    /// text or the secret.
-    pub fn inspect(&self, field: &str, text: &str, limit: u32) -> Result<Inspected, GuardError> {
+    /// Inspect the text of `field`. Refusals name the rule, never the text or the secret.
+    pub fn inspect(&self, field: &str, text: &str, options: InspectOptions) -> Result<Inspected, GuardError> {
+        let report = self.report(field, text, options);
+        match report.refusal {
+            Some(refusal) => Err(refusal),
+            None => Ok(Inspected {
+                text: report.sanitized.text.clone(),
+                sanitized: report.sanitized,
+                warnings: report.warnings,
+            }),
+        }
+    }
+
+    /// Every rule's verdict on `text`, without stopping at the first refusal.
+    #[must_use]
+    pub fn report(&self, field: &str, text: &str, options: InspectOptions) -> Report {
         let sanitized = sanitize(text);
-        let clean = &sanitized.text;
-        if clean.is_empty() {
-            return Err(GuardError::Empty {
-                field: field.to_owned(),
-            });
-        }
+        let clean = sanitized.text.as_str();
         let chars = clean.chars().count();
-        if chars > usize::try_from(limit).unwrap_or(usize::MAX) {
-            return Err(GuardError::TooLong {
-                field: field.to_owned(),
-                limit,
+        let credentials = scan::scan(clean);
+        let loaded_key = self.known_secrets.contains_secret(clean) || self.known_secrets.contains_secret(text);
+        // Moderation reads the raw text (its skeleton folds compatibility forms itself; NFKC could
+        // split a letter into letter + punctuation and make a word boundary), and the displayed
+        // order when right-to-left overrides are present.
+        let blocked = self
+            .blocklist
+            .check(text)
+            .or_else(|| sanitize::visual_order(text).and_then(|visual| self.blocklist.check(&visual)));
+        let injection = inject::score(clean, sanitized.removed, &sanitize::tag_text(text));
+        let field = field.to_owned();
+        let mut warnings: Vec<String> = credentials
+            .iter()
+            .filter(|f| f.severity == scan::Severity::Warn)
+            .map(|f| format!("scan.{}", f.rule))
+            .collect();
+        let refusal = if clean.is_empty() {
+            Some(GuardError::Empty { field })
+        } else if chars > usize::try_from(options.limit).unwrap_or(usize::MAX) {
+            Some(GuardError::TooLong {
+                field,
+                limit: options.limit,
                 chars,
-            });
-        }
-        let mut warnings = Vec::new();
-        for finding in scan::scan(clean) {
-            match finding.severity {
-                scan::Severity::Refuse => {
-                    return Err(GuardError::CredentialInText {
-                        field: field.to_owned(),
-                        rule: finding.rule,
-                    });
-                }
-                scan::Severity::Warn => warnings.push(format!("scan.{}", finding.rule)),
-            }
-        }
-        if self.known_secrets.contains_secret(clean) || self.known_secrets.contains_secret(text) {
-            return Err(GuardError::CredentialInText {
-                field: field.to_owned(),
+            })
+        } else if let Some(f) = credentials.iter().find(|f| f.severity == scan::Severity::Refuse) {
+            Some(GuardError::CredentialInText { field, rule: f.rule })
+        } else if loaded_key {
+            Some(GuardError::CredentialInText {
+                field,
                 rule: "loaded_key",
-            });
-        }
-        if let Some(hit) = self.blocklist.check(clean) {
-            return Err(GuardError::Blocked {
-                field: field.to_owned(),
-                category: hit.category,
-                list: hit.list,
-            });
-        }
-        Ok(Inspected {
-            text: clean.clone(),
+            })
+        } else if let Some(hit) = &blocked {
+            Some(GuardError::Blocked {
+                field,
+                category: hit.category.clone(),
+                list: hit.list.clone(),
+            })
+        } else {
+            match options.injection {
+                Some(policy) if injection.suspicious() => match policy {
+                    InjectionPolicy::Block => Some(GuardError::Injection {
+                        field,
+                        rules: injection.rules(),
+                    }),
+                    InjectionPolicy::Warn => {
+                        warnings.push(format!("injection:{}", injection.rules()));
+                        None
+                    }
+                },
+                Some(_) if injection.score > 0 => {
+                    warnings.push(format!("injection_hint:{}", injection.rules()));
+                    None
+                }
+                _ => None,
+            }
+        };
+        Report {
             sanitized,
+            chars,
+            limit: options.limit,
+            credentials,
+            loaded_key,
+            blocked,
+            injection,
+            refusal,
             warnings,
-        })
+        }
     }
 }
 
@@ -108,6 +181,10 @@ impl Guard {
 mod tests {
     use super::*;
     use acgs_core::UserFacing as _;
+
+    fn opts(limit: u32) -> InspectOptions {
+        InspectOptions { limit, injection: Some(InjectionPolicy::Block) }
+    }
 
     fn guard() -> Guard {
         let secrets = Redactor::new();
@@ -118,7 +195,7 @@ mod tests {
     #[test]
     fn passes_ordinary_prompts_sanitized() {
         let out = guard()
-            .inspect("prompt", "  a red\u{200B} fox in snow  ", 100)
+            .inspect("prompt", "  a red\u{200B} fox in snow  ", opts(100))
             .expect("passes");
         assert_eq!(out.text, "a red fox in snow");
     }
@@ -127,17 +204,17 @@ mod tests {
     fn refusals_name_the_rule_not_the_text() {
         let key = "AIzaSyD-1234567890abcdefghijklmnopqrstu";
         let err = guard()
-            .inspect("prompt", &format!("cat {key}"), 100)
+            .inspect("prompt", &format!("cat {key}"), opts(100))
             .expect_err("key");
         assert_eq!(err.code(), "guard.credential_in_text");
         assert_eq!(err.kind().exit_code(), 3);
         assert!(!err.to_string().contains(key));
         let err = guard()
-            .inspect("prompt", "x my-custom-format-key-123456", 100)
+            .inspect("prompt", "x my-custom-format-key-123456", opts(100))
             .expect_err("loaded key");
         assert!(err.to_string().contains("loaded_key"));
         let err = guard()
-            .inspect("prompt", "c.s.a.m csam", 100)
+            .inspect("prompt", "c.s.a.m csam", opts(100))
             .expect_err("blocked");
         assert_eq!(err.code(), "guard.blocked_term");
     }
@@ -145,7 +222,7 @@ mod tests {
     #[test]
     fn over_the_limit_is_refused_not_cut() {
         let err = guard()
-            .inspect("prompt", &"a".repeat(11), 10)
+            .inspect("prompt", &"a".repeat(11), opts(10))
             .expect_err("too long");
         assert!(matches!(
             err,
@@ -155,6 +232,6 @@ mod tests {
                 ..
             }
         ));
-        assert!(guard().inspect("prompt", "\u{200B}\u{FEFF}  ", 10).is_err());
+        assert!(guard().inspect("prompt", "\u{200B}\u{FEFF}  ", opts(10)).is_err());
     }
 }

@@ -6,7 +6,6 @@
 //! whole words, so "Scunthorpe" and "assassin" pass a list that blocks shorter words inside them.
 
 use aho_corasick::AhoCorasick;
-use unicode_normalization::UnicodeNormalization as _;
 use unicode_normalization::char::is_combining_mark;
 
 use crate::sanitize::is_denied;
@@ -104,74 +103,76 @@ impl BlockList {
     }
 }
 
-/// Map a homoglyph to the Latin letter it imitates.
-fn confusable(c: char) -> char {
-    match c {
-        'а' | 'α' | 'ɑ' => 'a',
-        'в' | 'β' | 'ь' => 'b',
-        'с' | 'ϲ' => 'c',
-        'ԁ' => 'd',
-        'е' | 'ε' | 'ё' => 'e',
-        'һ' => 'h',
-        'і' | 'ι' | 'ї' | 'ı' => 'i',
-        'ј' => 'j',
-        'к' | 'κ' => 'k',
-        'м' => 'm',
-        'п' | 'η' => 'n',
-        'о' | 'ο' | 'σ' => 'o',
-        'р' | 'ρ' => 'p',
-        'ԛ' => 'q',
-        'г' => 'r',
-        'ѕ' => 's',
-        'т' | 'τ' => 't',
-        'υ' | 'ս' => 'u',
-        'ν' | 'ѵ' => 'v',
-        'ԝ' | 'ω' => 'w',
-        'х' | 'χ' => 'x',
-        'у' | 'γ' => 'y',
-        'ᴢ' => 'z',
-        other => other,
-    }
-}
-
-/// Map leetspeak digits (always) and symbols (inside words) to letters. `l` and `1` both become
-/// `i` so that either reading matches.
-fn leet(c: char, inside_word: bool) -> Option<char> {
+/// Map leetspeak digits (always) and symbols to letters: `@` and `$` next to a letter or digit,
+/// `!`, `|` and `+` only between two.
+fn leet(c: char, prev_alnum: bool, next_alnum: bool) -> Option<char> {
+    let touching = prev_alnum || next_alnum;
+    let inside_word = prev_alnum && next_alnum;
     Some(match c {
         '0' => 'o',
-        '1' | 'l' => 'i',
+        '1' => 'i',
         '3' => 'e',
         '4' => 'a',
         '5' => 's',
         '7' => 't',
         '8' => 'b',
         '9' => 'g',
-        '@' if inside_word => 'a',
-        '$' if inside_word => 's',
+        '@' if touching => 'a',
+        '$' if touching => 's',
         '!' | '|' if inside_word => 'i',
         '+' if inside_word => 't',
         _ => return None,
     })
 }
 
-/// The normal form both texts and terms are matched in, padded with spaces so that a substring
-/// match of a padded term is a whole-word match.
+/// The fold of one (already leet-mapped) character: case folded, mapped to its Unicode
+/// confusable prototype (UTS #39 skeleton), case folded again, accents dropped, and `l` merged
+/// with `i` (UTS #39 maps `1`, `I` and `|` to `l`). Only letters and digits survive.
+fn fold_char(c: char, out: &mut String) {
+    for lower in c.to_lowercase() {
+        let mut buf = [0u8; 4];
+        for proto in unicode_security::skeleton(lower.encode_utf8(&mut buf)) {
+            for folded in proto.to_lowercase() {
+                if is_combining_mark(folded) || !folded.is_alphanumeric() {
+                    continue;
+                }
+                out.push(if folded == 'l' { 'i' } else { folded });
+            }
+        }
+    }
+}
+
+/// Folds of the ASCII characters, computed once (most text is ASCII).
+static ASCII_FOLDS: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| {
+    (0u8..128)
+        .map(|b| {
+            let mut s = String::new();
+            fold_char(char::from(b), &mut s);
+            s
+        })
+        .collect()
+});
+
+/// The normal form both texts and terms are matched in: invisible characters removed, leetspeak
+/// mapped, every character folded ([`fold_char`]), everything else a word break; padded with
+/// spaces so that a substring match of a padded term is a whole-word match.
 #[must_use]
 pub fn skeleton(text: &str) -> String {
-    let folded: Vec<char> = text
-        .nfkd()
-        .filter(|c| !is_denied(*c) && !is_combining_mark(*c))
-        .flat_map(char::to_lowercase)
-        .map(confusable)
-        .collect();
-    let mut out = String::with_capacity(folded.len() + 2);
+    let chars: Vec<char> = text.chars().filter(|c| !is_denied(*c)).collect();
+    let mut out = String::with_capacity(chars.len() + 2);
     out.push(' ');
-    for (i, &c) in folded.iter().enumerate() {
-        let next_is_alnum = folded.get(i + 1).is_some_and(|n| n.is_alphanumeric());
-        let mapped = leet(c, next_is_alnum).unwrap_or(c);
-        if mapped.is_alphanumeric() {
-            out.push(mapped);
-        } else if !out.ends_with(' ') {
+    let mut prev_alnum = false;
+    for (i, &c) in chars.iter().enumerate() {
+        let next_alnum = chars.get(i + 1).is_some_and(|n| n.is_alphanumeric() || matches!(n, '$' | '@'));
+        let c = leet(c, prev_alnum, next_alnum).unwrap_or(c);
+        prev_alnum = c.is_alphanumeric();
+        let before = out.len();
+        if c.is_ascii() {
+            out.push_str(&ASCII_FOLDS[usize::from(u8::try_from(c).unwrap_or(0))]);
+        } else {
+            fold_char(c, &mut out);
+        }
+        if out.len() == before && !out.ends_with(' ') {
             out.push(' ');
         }
     }
@@ -214,9 +215,10 @@ mod tests {
         }
         assert_eq!(
             l.check("you 4$$").map(|h| h.category),
-            None,
-            "symbols at a word end are breaks"
+            Some("profanity".into()),
+            "symbols touching a word are letters"
         );
+        assert_eq!(l.check("it costs $5 or $ 6").map(|h| h.category), None);
         assert_eq!(
             l.check("kick 4ss").map(|h| h.category),
             Some("profanity".into())

@@ -98,6 +98,55 @@ pub fn sanitize(input: &str) -> Sanitized {
     }
 }
 
+/// The text as a model may read it: Unicode tag characters (U+E0020–U+E007E), which the sanitizer
+/// removes, decoded in place to the ASCII they smuggle; other denied characters dropped. Empty
+/// when the input carries no tag characters.
+#[must_use]
+pub fn tag_text(input: &str) -> String {
+    if !input.chars().any(|c| (0xE0020..=0xE007E).contains(&u32::from(c))) {
+        return String::new();
+    }
+    input
+        .chars()
+        .filter_map(|c| {
+            let cp = u32::from(c);
+            if (0xE0020..=0xE007E).contains(&cp) {
+                char::from_u32(cp - 0xE0000)
+            } else {
+                (!is_denied(c)).then_some(c)
+            }
+        })
+        .collect()
+}
+
+/// The text as displayed when it contains right-to-left overrides (U+202E … U+202C or end of
+/// line), so that reversed terms are seen the way a reader sees them; `None` without overrides.
+#[must_use]
+pub fn visual_order(input: &str) -> Option<String> {
+    if !input.contains('\u{202E}') {
+        return None;
+    }
+    let mut out = String::with_capacity(input.len());
+    let mut reversed: Vec<char> = Vec::new();
+    let mut in_override = false;
+    for c in input.chars() {
+        match c {
+            '\u{202E}' => in_override = true,
+            '\u{202C}' | '\n' if in_override => {
+                out.extend(reversed.drain(..).rev());
+                in_override = false;
+                if c == '\n' {
+                    out.push(c);
+                }
+            }
+            _ if in_override => reversed.push(c),
+            _ => out.push(c),
+        }
+    }
+    out.extend(reversed.drain(..).rev());
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,6 +159,14 @@ mod tests {
         assert_eq!(s.text, "ignoretxet hi");
         assert_eq!(s.removed, 7);
         assert!(s.changed());
+    }
+
+    #[test]
+    fn recovers_hidden_and_reversed_text() {
+        assert_eq!(tag_text("hi \u{E0069}\u{E0067}\u{E006E}\u{200B}ore"), "hi ignore");
+        assert_eq!(tag_text("plain"), "");
+        assert_eq!(visual_order("x \u{202E}cba\u{202C} y").as_deref(), Some("x abc y"));
+        assert_eq!(visual_order("plain"), None);
     }
 
     #[test]
