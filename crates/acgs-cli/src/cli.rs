@@ -56,6 +56,39 @@ pub enum Command {
     Models(ModelsArgs),
     /// Show where each provider key comes from.
     Keys(KeysArgs),
+    /// Explain what the guard makes of a text.
+    Guard(GuardArgs),
+}
+
+/// `acgs guard`.
+#[derive(Debug, Args)]
+pub struct GuardArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub action: GuardAction,
+}
+
+/// `acgs guard …`.
+#[derive(Debug, Subcommand)]
+pub enum GuardAction {
+    /// The verdict of every rule on a text, what the sanitizer changed, and why it would be refused
+    /// (exit 3 when it would be).
+    Check(GuardCheckArgs),
+}
+
+/// `acgs guard check`.
+#[derive(Debug, Args)]
+pub struct GuardCheckArgs {
+    /// The text (or use --file).
+    #[arg(required_unless_present = "file", conflicts_with = "file")]
+    pub text: Option<String>,
+    /// Read the text from a file (at most 4 MiB of UTF-8).
+    #[arg(long, value_name = "PATH")]
+    pub file: Option<PathBuf>,
+    /// Check as for this model (its task and character limit); default: every rule, including
+    /// the injection heuristics that apply to text models.
+    #[arg(long)]
+    pub model: Option<String>,
 }
 
 /// `acgs image`.

@@ -20,7 +20,7 @@ use acgs_engine::{Interrupt, Signal};
 use clap::Parser as _;
 
 use crate::app::App;
-use crate::cli::{Cli, Command, KeysAction};
+use crate::cli::{Cli, Command, GuardAction, KeysAction};
 use crate::failure::{CmdResult, Failure};
 use crate::ui::Ui;
 
@@ -104,6 +104,9 @@ async fn dispatch(cli: &Cli, env: ProcessEnv, ui: Ui, interrupt: &Interrupt) -> 
         ),
         Command::Keys(args) => match args.action {
             None | Some(KeysAction::Status) => commands::keys::status(&app),
+        },
+        Command::Guard(args) => match &args.action {
+            GuardAction::Check(check) => commands::guard::check(&app, check),
         },
     }
 }

@@ -184,6 +184,9 @@ pub struct GuardConfig {
     pub on_injection: InjectionPolicy,
     /// Block-list files, one term per line, `category: term` allowed.
     pub blocklists: Vec<PathBuf>,
+    /// Prompt templates by flag (`prompt = "Studio photo: {{ prompt }}"`); the slot is the flag's
+    /// own name and user text fills it in one pass.
+    pub templates: BTreeMap<String, String>,
 }
 
 impl Default for GuardConfig {
@@ -193,6 +196,7 @@ impl Default for GuardConfig {
             max_speech_chars: 100_000,
             on_injection: InjectionPolicy::Block,
             blocklists: Vec::new(),
+            templates: BTreeMap::new(),
         }
     }
 }
@@ -567,7 +571,7 @@ fn check_known_keys(
         } else {
             format!("{prefix}.{key}")
         };
-        if path == "models" {
+        if path == "models" || path == "guard.templates" {
             continue;
         }
         match known.get(key) {
@@ -643,7 +647,7 @@ fn check_project_keys(layer: &Layer, path: &Path) -> Result<()> {
             if let toml::Value::Table(inner) = value
                 && let Some(name) = inner
                     .keys()
-                    .find(|k| k.starts_with("allow_") || *k == "timezone")
+                    .find(|k| k.starts_with("allow_") || *k == "timezone" || *k == "templates")
             {
                 return Err(untrusted(format!("{key}.{name}")));
             }

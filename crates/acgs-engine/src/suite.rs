@@ -10,6 +10,7 @@ use acgs_core::audit::{AuditEvent, AuditOutcome, AuditSink};
 use acgs_core::catalog::{Catalog, ModelSpec, Params};
 use acgs_core::config::Config;
 use acgs_core::ledger::{Ledger, Reservation, ReserveRequest};
+use acgs_core::moderation::{ModerationVerdict, Moderator};
 use acgs_core::pricing::Quote;
 use acgs_core::provider::{CancellationToken, EventSink, Stage};
 use acgs_core::redact::Redactor;
@@ -92,6 +93,8 @@ pub struct Plan {
     pub stem_named: bool,
     /// The user text (for the audit digest).
     prompt: String,
+    /// Inspected texts by flag (for external moderators).
+    texts: Vec<(String, String)>,
 }
 
 /// The result of a generation.
@@ -168,6 +171,7 @@ pub struct SuiteBuilder {
     keys: BTreeMap<ProviderId, KeyInfo>,
     runs: Option<RunIndex>,
     user: String,
+    moderators: Vec<Arc<dyn Moderator>>,
 }
 
 impl SuiteBuilder {
@@ -235,6 +239,13 @@ impl SuiteBuilder {
         self
     }
 
+    /// An external moderator, consulted for every text before money is reserved (fails closed).
+    #[must_use]
+    pub fn moderator(mut self, moderator: Arc<dyn Moderator>) -> Self {
+        self.moderators.push(moderator);
+        self
+    }
+
     /// Build, loading the configured block lists.
     pub fn build(self) -> Result<Suite, EngineError> {
         let config = self.config.unwrap_or_default();
@@ -249,8 +260,11 @@ impl SuiteBuilder {
                 .map_or_else(|| "blocklist".into(), |n| n.to_string_lossy().into_owned());
             blocklist.add_text(&text, &name);
         }
+        let templates = check_templates(&config.guard.templates)?;
         Ok(Suite {
             guard: Guard::new(blocklist, self.secrets),
+            templates,
+            moderators: self.moderators,
             rate: RateLimiter::new(&config.rate_limits),
             config,
             catalog: self.catalog,
@@ -268,6 +282,8 @@ impl SuiteBuilder {
 /// The library's front door for single generations.
 pub struct Suite {
     config: Config,
+    templates: Vec<(String, String)>,
+    moderators: Vec<Arc<dyn Moderator>>,
     catalog: Catalog,
     providers: BTreeMap<ProviderId, Arc<dyn Provider>>,
     ledger: Option<Arc<dyn Ledger>>,
@@ -319,6 +335,12 @@ impl Suite {
         &self.config
     }
 
+    /// The guard (block lists, loaded secrets) this suite inspects text with.
+    #[must_use]
+    pub fn guard(&self) -> &Guard {
+        &self.guard
+    }
+
     /// Stages 1–5 and the per-run limit: everything `--dry-run` shows, with no network and no key.
     pub fn plan(&self, request: &GenerationRequest) -> Result<Plan, EngineError> {
         let model = resolve::resolve(&self.catalog, &request.model, &request.tasks)?;
@@ -342,7 +364,7 @@ impl Suite {
             &self.config,
         )?;
         let texts: InspectedTexts = inspect::inspect(&self.guard, &validated, &self.config)?;
-        let (params, system) = template::assemble(&validated.params, &texts, &[])?;
+        let (params, system) = template::assemble(&validated.params, &texts, &self.templates)?;
         let (quote, price_override) =
             price::price(&model, &params, &texts, validated.requests, &self.config)?;
         let spend = acgs_guard::budget::check_run(quote.amount, &self.config.cost_management)?;
@@ -359,6 +381,12 @@ impl Suite {
                 .map(|t| t.text.as_str())
                 .collect::<Vec<_>>()
                 .join("\n"),
+            texts: texts
+                .texts
+                .iter()
+                .chain(texts.system.iter())
+                .map(|t| (t.flag.clone(), t.text.clone()))
+                .collect(),
             model,
             params,
             system,
@@ -394,6 +422,11 @@ impl Suite {
                 return Err(e);
             }
         };
+        if let Err(e) = self.moderate(&plan).await {
+            let e = EngineError::from(e);
+            self.audit_refusal(request, Some(&plan), &e);
+            return Err(e);
+        }
         let mut live = match self.authorize(&plan, events).await {
             Ok(live) => live,
             Err(e) => {
@@ -421,6 +454,37 @@ impl Suite {
                 Err(e)
             }
         }
+    }
+
+    /// Stage 3, external part: every configured moderator judges every inspected text.
+    async fn moderate(&self, plan: &Plan) -> Result<(), acgs_guard::GuardError> {
+        for moderator in &self.moderators {
+            for (field, text) in &plan.texts {
+                match moderator.moderate(text).await {
+                    Ok(ModerationVerdict::Allow) => {}
+                    Ok(ModerationVerdict::Block { category, .. }) => {
+                        return Err(acgs_guard::GuardError::Moderated {
+                            field: field.clone(),
+                            moderator: moderator.name().to_owned(),
+                            category,
+                        });
+                    }
+                    Err(e) => {
+                        return Err(acgs_guard::GuardError::ModerationUnavailable {
+                            field: field.clone(),
+                            reason: e.to_string(),
+                        });
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Inspect text a model produced before it feeds a later step: sanitize, credential scan,
+    /// block lists and injection heuristics (always on for model text).
+    pub fn inspect_model_text(&self, step: &str, text: &str) -> Result<String, acgs_guard::GuardError> {
+        inspect::inspect_model_text(&self.guard, step, text, &self.config)
     }
 
     /// Stage 6 and the run folder: confirmation, reservation, manifest.
@@ -566,7 +630,7 @@ impl Suite {
         {
             Ok(s) => s,
             Err(EngineError::Provider(e)) => {
-                self.charge(live, e.charge).await;
+                self.fail(live, &e).await;
                 return Err(e.into());
             }
             Err(e) => return Err(e),
@@ -601,7 +665,7 @@ impl Suite {
         {
             Waited::Output(output) => Ok(output),
             Waited::Failed(error) => {
-                self.charge(live, error.charge).await;
+                self.fail(live, &error).await;
                 Err(error.into())
             }
             Waited::Deadline => Err(EngineError::Deadline {
@@ -647,7 +711,15 @@ impl Suite {
         EngineError::Interrupted { signal, note }
     }
 
-    /// Apply the charge table to a failure; trouble settling is logged (the reservation stays counted).
+    /// Apply the charge table to a failure (and lower the in-flight cap when the provider says it is
+    /// saturated); trouble settling is logged (the reservation stays counted).
+    async fn fail(&self, live: &Live<'_>, error: &acgs_core::provider::ProviderError) {
+        if error.class == acgs_core::provider::FailureClass::Saturated {
+            self.rate.lower_in_flight(live.plan.model.provider);
+        }
+        self.charge(live, error.charge).await;
+    }
+
     async fn charge(&self, live: &Live<'_>, charge: acgs_core::provider::Charge) {
         if let Err(e) = settle::charge_failure(
             live.ledger.as_ref(),
@@ -794,6 +866,20 @@ impl Suite {
         }
         warning
     }
+}
+
+/// Templates from `[guard] templates`: each must parse and fill only its own flag's slot.
+fn check_templates(templates: &BTreeMap<String, String>) -> Result<Vec<(String, String)>, EngineError> {
+    for (flag, template) in templates {
+        let slots = acgs_guard::template::slots(template)?;
+        if let Some(other) = slots.iter().find(|s| **s != flag.as_str()) {
+            return Err(acgs_guard::GuardError::Template(format!(
+                "the `{flag}` template may only use the {{{{ {flag} }}}} slot, not `{other}`"
+            ))
+            .into());
+        }
+    }
+    Ok(templates.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
 }
 
 /// A step's status after a failed generation: a submitted job that may still run stays

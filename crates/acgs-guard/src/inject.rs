@@ -36,7 +36,7 @@ const RULES: [InjectionRule; 8] = [
     InjectionRule {
         name: "instruction_override",
         score: 3,
-        pattern: r"(?i)\b(?:ignore|disregard|forget|override|bypass|skip)\b.{0,30}\b(?:previous|prior|above|earlier|preceding|all|any|your|the|system)\b.{0,30}\b(?:instructions?|prompts?|rules|directions|guidelines|context|messages?)\b|(?i)\bnew (?:instructions|rules)\s*:",
+        pattern: r"(?i)(?-u:\b)(?:ignore|disregard|forget|override|bypass|skip)(?-u:\b).{0,30}(?-u:\b)(?:previous|prior|above|earlier|preceding|all|any|your|the|system)(?-u:\b).{0,30}(?-u:\b)(?:instructions?|prompts?|rules|directions|guidelines|context|messages?)(?-u:\b)|(?i)(?-u:\b)new (?:instructions|rules)\s*:",
     },
     InjectionRule {
         name: "role_marker",
@@ -46,27 +46,27 @@ const RULES: [InjectionRule; 8] = [
     InjectionRule {
         name: "delimiter_spoofing",
         score: 2,
-        pattern: r"(?i)\b(?:end|close) of (?:the )?(?:user )?(?:input|prompt|message|text)\b|</(?:user_?input|user|prompt|input|text)>|\bbegin (?:the )?(?:system|new) (?:prompt|instructions|message)\b|-{3,}\s*(?:system|end)\b",
+        pattern: r"(?i)(?-u:\b)(?:end|close) of (?:the )?(?:user )?(?:input|prompt|message|text)(?-u:\b)|</(?:user_?input|user|prompt|input|text)>|(?-u:\b)begin (?:the )?(?:system|new) (?:prompt|instructions|message)(?-u:\b)|-{3,}\s*(?:system|end)(?-u:\b)",
     },
     InjectionRule {
         name: "prompt_exfiltration",
         score: 2,
-        pattern: r"(?i)\b(?:reveal|print|repeat|show|output|leak|tell me)\b.{0,20}\b(?:your|the)\b.{0,20}\b(?:system prompt|instructions|initial prompt|hidden prompt|configuration)\b",
+        pattern: r"(?i)(?-u:\b)(?:reveal|print|repeat|show|output|leak|tell me)(?-u:\b).{0,20}(?-u:\b)(?:your|the)(?-u:\b).{0,20}(?-u:\b)(?:system prompt|instructions|initial prompt|hidden prompt|configuration)(?-u:\b)",
     },
     InjectionRule {
         name: "persona_jailbreak",
         score: 3,
-        pattern: r"(?i)\byou are now\b.{0,40}\b(?:dan|unfiltered|jailbroken|unrestricted)\b|\bdo anything now\b",
+        pattern: r"(?i)(?-u:\b)you are now(?-u:\b).{0,40}(?-u:\b)(?:dan|unfiltered|jailbroken|unrestricted)(?-u:\b)|(?-u:\b)do anything now(?-u:\b)",
     },
     InjectionRule {
         name: "restriction_removal",
         score: 1,
-        pattern: r"(?i)\bdeveloper mode\b|\bwithout (?:any )?(?:restrictions|filters|limits|rules)\b",
+        pattern: r"(?i)(?-u:\b)developer mode(?-u:\b)|(?-u:\b)without (?:any )?(?:restrictions|filters|limits|rules)(?-u:\b)",
     },
     InjectionRule {
         name: "encoded_payload",
         score: 1,
-        pattern: r"[A-Za-z0-9+/]{120,}={0,2}|(?i)\bdecode (?:this|the following|it)\b",
+        pattern: r"[A-Za-z0-9+/]{120,}={0,2}|(?i)(?-u:\b)decode (?:this|the following|it)(?-u:\b)",
     },
     InjectionRule {
         name: "template_syntax",

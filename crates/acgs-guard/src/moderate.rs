@@ -75,7 +75,11 @@ impl BlockList {
             self.entries.push((category, skeleton));
             self.lists.push(list_name.to_owned());
         }
-        self.matcher = AhoCorasick::new(self.entries.iter().map(|(_, t)| t.as_str())).ok();
+        self.matcher = AhoCorasick::builder()
+            .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+            .build(self.entries.iter().map(|(_, t)| t.as_str()))
+            .or_else(|_| AhoCorasick::new(self.entries.iter().map(|(_, t)| t.as_str())))
+            .ok();
     }
 
     /// Number of terms.
@@ -158,6 +162,9 @@ static ASCII_FOLDS: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(
 /// spaces so that a substring match of a padded term is a whole-word match.
 #[must_use]
 pub fn skeleton(text: &str) -> String {
+    if text.is_ascii() {
+        return ascii_skeleton(text.as_bytes());
+    }
     let chars: Vec<char> = text.chars().filter(|c| !is_denied(*c)).collect();
     let mut out = String::with_capacity(chars.len() + 2);
     out.push(' ');
@@ -180,6 +187,51 @@ pub fn skeleton(text: &str) -> String {
         out.push(' ');
     }
     out
+}
+
+/// Folds of ASCII bytes with leetspeak digits already mapped: at most four bytes each.
+static ASCII_TABLE: std::sync::LazyLock<[([u8; 4], u8); 128]> = std::sync::LazyLock::new(|| {
+    let mut table = [([0u8; 4], 0u8); 128];
+    for (b, entry) in (0u8..128).zip(table.iter_mut()) {
+        let c = leet(char::from(b), false, false).unwrap_or(char::from(b));
+        let fold = &ASCII_FOLDS[usize::from(u8::try_from(c).unwrap_or(0))];
+        if fold.is_ascii() && fold.len() <= 4 {
+            entry.0[..fold.len()].copy_from_slice(fold.as_bytes());
+            entry.1 = u8::try_from(fold.len()).unwrap_or(0);
+        }
+    }
+    table
+});
+
+/// [`skeleton`] for ASCII text, byte by byte with the precomputed table.
+fn ascii_skeleton(bytes: &[u8]) -> String {
+    let table = &*ASCII_TABLE;
+    let alnum = |b: u8| b.is_ascii_alphanumeric() || b == b'$' || b == b'@';
+    let mut out: Vec<u8> = Vec::with_capacity(bytes.len() + 2);
+    out.push(b' ');
+    let mut prev_alnum = false;
+    for (i, &b) in bytes.iter().enumerate() {
+        let b = if matches!(b, b'$' | b'@' | b'!' | b'|' | b'+') {
+            let next_alnum = bytes.get(i + 1).is_some_and(|n| alnum(*n));
+            leet(char::from(b), prev_alnum, next_alnum).map_or(b, |c| u8::try_from(c).unwrap_or(b))
+        } else {
+            b
+        };
+        let (fold, len) = &table[usize::from(b & 0x7f)];
+        if *len == 0 {
+            if out.last() != Some(&b' ') {
+                out.push(b' ');
+            }
+            prev_alnum = false;
+        } else {
+            out.extend_from_slice(&fold[..usize::from(*len)]);
+            prev_alnum = true;
+        }
+    }
+    if out.last() != Some(&b' ') {
+        out.push(b' ');
+    }
+    String::from_utf8(out).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -64,6 +64,16 @@ impl Sanitized {
 /// Sanitize `input`: NFKC, remove the deny set, trim.
 #[must_use]
 pub fn sanitize(input: &str) -> Sanitized {
+    // Printable ASCII with tabs and newlines is already NFKC and free of the deny set.
+    if input.bytes().all(|b| (0x20..0x7f).contains(&b) || b == b'\n' || b == b'\t') {
+        let text = input.trim();
+        return Sanitized {
+            trimmed: text.len() != input.len(),
+            text: text.to_owned(),
+            removed: 0,
+            normalized: false,
+        };
+    }
     let mut normalized_text = String::with_capacity(input.len());
     let mut removed = 0;
     // NFKC can produce denied characters (and removal can enable new compositions), so filter on

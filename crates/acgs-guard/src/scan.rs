@@ -55,14 +55,14 @@ pub static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
         rule(
             "fal_key",
             Severity::Refuse,
-            r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}:[0-9a-fA-F]{32}\b",
+            r"(?-u:\b)[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}:[0-9a-fA-F]{32}(?-u:\b)",
         ),
         rule(
             "google_api_key",
             Severity::Refuse,
-            r"\bAIza[0-9A-Za-z_\-]{35}",
+            r"(?-u:\b)AIza[0-9A-Za-z_\-]{35}",
         ),
-        rule("elevenlabs_key", Severity::Refuse, r"\bsk_[0-9a-f]{48}\b"),
+        rule("elevenlabs_key", Severity::Refuse, r"(?-u:\b)sk_[0-9a-f]{48}(?-u:\b)"),
         rule(
             "private_key",
             Severity::Refuse,

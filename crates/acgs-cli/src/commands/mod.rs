@@ -1,5 +1,6 @@
 //! One module per command.
 
+pub mod guard;
 pub mod image;
 pub mod keys;
 pub mod models;
