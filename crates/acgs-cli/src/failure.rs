@@ -3,11 +3,29 @@
 use acgs_core::error::{ErrorKind, UserFacing};
 
 /// A failure of a command.
-pub struct Failure(pub Box<dyn UserFacing>);
+pub struct Failure {
+    /// What went wrong.
+    pub error: Box<dyn UserFacing>,
+    /// The command already printed its result (a verdict): report the error on stderr only.
+    pub result_printed: bool,
+}
+
+impl Failure {
+    /// A failure after the result was printed (e.g. `guard check` refusing a text).
+    pub fn after_result(error: impl UserFacing + 'static) -> Self {
+        Self {
+            error: Box::new(error),
+            result_printed: true,
+        }
+    }
+}
 
 impl<E: UserFacing + 'static> From<E> for Failure {
     fn from(error: E) -> Self {
-        Self(Box::new(error))
+        Self {
+            error: Box::new(error),
+            result_printed: false,
+        }
     }
 }
 

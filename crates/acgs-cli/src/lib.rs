@@ -53,15 +53,15 @@ pub fn main_entry() -> ExitCode {
         .build()
     {
         Ok(rt) => rt,
-        Err(e) => return exit(ui.error(&failure::CliError::Output(e))),
+        Err(e) => return exit(ui.error(&failure::CliError::Output(e), false)),
     };
     let code = runtime.block_on(async {
         let interrupt = Interrupt::new();
         watch_signals(interrupt.clone());
         match dispatch(&cli, env, ui.clone(), &interrupt).await {
             Ok(()) => 0,
-            Err(Failure(error)) if is_broken_pipe(error.as_ref()) => 0,
-            Err(Failure(error)) => ui.error(error.as_ref()),
+            Err(failure) if is_broken_pipe(failure.error.as_ref()) => 0,
+            Err(failure) => ui.error(failure.error.as_ref(), failure.result_printed),
         }
     });
     runtime.shutdown_timeout(std::time::Duration::from_millis(200));
@@ -147,7 +147,7 @@ fn install_panic_hook(ui: Ui) {
         } else {
             None
         };
-        ui.error(&InternalError(detail));
+        ui.error(&InternalError(detail), false);
     }));
 }
 

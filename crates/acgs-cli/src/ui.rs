@@ -131,8 +131,10 @@ impl Ui {
         self.stderr_line(&text);
     }
 
-    /// Report an error: code, one sentence, a hint; details only with `-v`. Returns the exit code.
-    pub fn error(&self, error: &dyn UserFacing) -> i32 {
+    /// Report an error: code, one sentence, a hint; details only with `-v`. With `--json` the error
+    /// is also the result document on stdout, unless the command already printed its result.
+    /// Returns the exit code.
+    pub fn error(&self, error: &dyn UserFacing, result_printed: bool) -> i32 {
         let code = error.code();
         let exit = error.exit_code();
         let message = error.to_string();
@@ -150,7 +152,9 @@ impl Ui {
             line["ts"] = json!(now());
             line["type"] = json!("error");
             self.stderr_line(&line.to_string());
-            let _ = self.result_json(&json!({ "error": doc }));
+            if !result_printed {
+                let _ = self.result_json(&json!({ "error": doc }));
+            }
         } else {
             self.stderr_line(&format!(
                 "{} {message}",

@@ -483,7 +483,11 @@ impl Suite {
 
     /// Inspect text a model produced before it feeds a later step: sanitize, credential scan,
     /// block lists and injection heuristics (always on for model text).
-    pub fn inspect_model_text(&self, step: &str, text: &str) -> Result<String, acgs_guard::GuardError> {
+    pub fn inspect_model_text(
+        &self,
+        step: &str,
+        text: &str,
+    ) -> Result<String, acgs_guard::GuardError> {
         inspect::inspect_model_text(&self.guard, step, text, &self.config)
     }
 
@@ -869,7 +873,9 @@ impl Suite {
 }
 
 /// Templates from `[guard] templates`: each must parse and fill only its own flag's slot.
-fn check_templates(templates: &BTreeMap<String, String>) -> Result<Vec<(String, String)>, EngineError> {
+fn check_templates(
+    templates: &BTreeMap<String, String>,
+) -> Result<Vec<(String, String)>, EngineError> {
     for (flag, template) in templates {
         let slots = acgs_guard::template::slots(template)?;
         if let Some(other) = slots.iter().find(|s| **s != flag.as_str()) {
@@ -879,7 +885,10 @@ fn check_templates(templates: &BTreeMap<String, String>) -> Result<Vec<(String, 
             .into());
         }
     }
-    Ok(templates.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+    Ok(templates
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect())
 }
 
 /// A step's status after a failed generation: a submitted job that may still run stays

@@ -17,8 +17,8 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 /// A deterministic list of 10,000 one- to three-word terms, `category: term` lines.
 fn ten_thousand_terms() -> String {
     const SYLLABLES: [&str; 24] = [
-        "ka", "zu", "mor", "tel", "vin", "dra", "qui", "lor", "sem", "pax", "rho", "gul", "fen", "tor", "wix", "yal", "bre",
-        "cos", "dun", "ept", "hax", "jor", "nim", "osk",
+        "ka", "zu", "mor", "tel", "vin", "dra", "qui", "lor", "sem", "pax", "rho", "gul", "fen",
+        "tor", "wix", "yal", "bre", "cos", "dun", "ept", "hax", "jor", "nim", "osk",
     ];
     let mut state: u64 = 0x2545_F491_4F6C_DD1D;
     let mut next = || {
@@ -77,9 +77,10 @@ fn bench_inspect(c: &mut Criterion) {
         limit: 2000,
         injection: Some(InjectionPolicy::Block),
     };
-    c.bench_function("inspect 1 KiB prompt (10,000 terms, injection rules)", |b| {
-        b.iter(|| black_box(g.inspect("prompt", black_box(&prompt), options)).is_ok())
-    });
+    c.bench_function(
+        "inspect 1 KiB prompt (10,000 terms, injection rules)",
+        |b| b.iter(|| black_box(g.inspect("prompt", black_box(&prompt), options)).is_ok()),
+    );
 }
 
 fn bench_throughput(c: &mut Criterion) {
@@ -96,8 +97,12 @@ fn bench_throughput(c: &mut Criterion) {
     let mut group = c.benchmark_group("1 MiB");
     group.throughput(Throughput::Bytes(text.len() as u64));
     group.sample_size(20);
-    group.bench_function("credential scanner", |b| b.iter(|| black_box(acgs_guard::scan::scan(black_box(&text))).len()));
-    group.bench_function("moderation, 10,000 terms", |b| b.iter(|| black_box(list.check(black_box(&text)))));
+    group.bench_function("credential scanner", |b| {
+        b.iter(|| black_box(acgs_guard::scan::scan(black_box(&text))).len())
+    });
+    group.bench_function("moderation, 10,000 terms", |b| {
+        b.iter(|| black_box(list.check(black_box(&text))))
+    });
     group.bench_function("naive loop over 10,000 terms (lowercase + contains)", |b| {
         b.iter(|| {
             let lower = black_box(&text).to_lowercase();

@@ -89,7 +89,12 @@ impl Guard {
     }
 
     /// Inspect the text of `field`. Refusals name the rule, never the text or the secret.
-    pub fn inspect(&self, field: &str, text: &str, options: InspectOptions) -> Result<Inspected, GuardError> {
+    pub fn inspect(
+        &self,
+        field: &str,
+        text: &str,
+        options: InspectOptions,
+    ) -> Result<Inspected, GuardError> {
         let report = self.report(field, text, options);
         match report.refusal {
             Some(refusal) => Err(refusal),
@@ -108,14 +113,14 @@ impl Guard {
         let clean = sanitized.text.as_str();
         let chars = clean.chars().count();
         let credentials = scan::scan(clean);
-        let loaded_key = self.known_secrets.contains_secret(clean) || self.known_secrets.contains_secret(text);
+        let loaded_key =
+            self.known_secrets.contains_secret(clean) || self.known_secrets.contains_secret(text);
         // Moderation reads the raw text (its skeleton folds compatibility forms itself; NFKC could
         // split a letter into letter + punctuation and make a word boundary), and the displayed
         // order when right-to-left overrides are present.
-        let blocked = self
-            .blocklist
-            .check(text)
-            .or_else(|| sanitize::visual_order(text).and_then(|visual| self.blocklist.check(&visual)));
+        let blocked = self.blocklist.check(text).or_else(|| {
+            sanitize::visual_order(text).and_then(|visual| self.blocklist.check(&visual))
+        });
         let injection = inject::score(clean, sanitized.removed, &sanitize::tag_text(text));
         let field = field.to_owned();
         let mut warnings: Vec<String> = credentials
@@ -131,8 +136,14 @@ impl Guard {
                 limit: options.limit,
                 chars,
             })
-        } else if let Some(f) = credentials.iter().find(|f| f.severity == scan::Severity::Refuse) {
-            Some(GuardError::CredentialInText { field, rule: f.rule })
+        } else if let Some(f) = credentials
+            .iter()
+            .find(|f| f.severity == scan::Severity::Refuse)
+        {
+            Some(GuardError::CredentialInText {
+                field,
+                rule: f.rule,
+            })
         } else if loaded_key {
             Some(GuardError::CredentialInText {
                 field,
@@ -183,7 +194,10 @@ mod tests {
     use acgs_core::UserFacing as _;
 
     fn opts(limit: u32) -> InspectOptions {
-        InspectOptions { limit, injection: Some(InjectionPolicy::Block) }
+        InspectOptions {
+            limit,
+            injection: Some(InjectionPolicy::Block),
+        }
     }
 
     fn guard() -> Guard {
@@ -232,6 +246,10 @@ mod tests {
                 ..
             }
         ));
-        assert!(guard().inspect("prompt", "\u{200B}\u{FEFF}  ", opts(10)).is_err());
+        assert!(
+            guard()
+                .inspect("prompt", "\u{200B}\u{FEFF}  ", opts(10))
+                .is_err()
+        );
     }
 }

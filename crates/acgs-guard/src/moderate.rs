@@ -170,7 +170,9 @@ pub fn skeleton(text: &str) -> String {
     out.push(' ');
     let mut prev_alnum = false;
     for (i, &c) in chars.iter().enumerate() {
-        let next_alnum = chars.get(i + 1).is_some_and(|n| n.is_alphanumeric() || matches!(n, '$' | '@'));
+        let next_alnum = chars
+            .get(i + 1)
+            .is_some_and(|n| n.is_alphanumeric() || matches!(n, '$' | '@'));
         let c = leet(c, prev_alnum, next_alnum).unwrap_or(c);
         prev_alnum = c.is_alphanumeric();
         let before = out.len();

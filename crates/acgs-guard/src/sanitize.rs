@@ -65,7 +65,10 @@ impl Sanitized {
 #[must_use]
 pub fn sanitize(input: &str) -> Sanitized {
     // Printable ASCII with tabs and newlines is already NFKC and free of the deny set.
-    if input.bytes().all(|b| (0x20..0x7f).contains(&b) || b == b'\n' || b == b'\t') {
+    if input
+        .bytes()
+        .all(|b| (0x20..0x7f).contains(&b) || b == b'\n' || b == b'\t')
+    {
         let text = input.trim();
         return Sanitized {
             trimmed: text.len() != input.len(),
@@ -113,7 +116,10 @@ pub fn sanitize(input: &str) -> Sanitized {
 /// when the input carries no tag characters.
 #[must_use]
 pub fn tag_text(input: &str) -> String {
-    if !input.chars().any(|c| (0xE0020..=0xE007E).contains(&u32::from(c))) {
+    if !input
+        .chars()
+        .any(|c| (0xE0020..=0xE007E).contains(&u32::from(c)))
+    {
         return String::new();
     }
     input
@@ -173,9 +179,15 @@ mod tests {
 
     #[test]
     fn recovers_hidden_and_reversed_text() {
-        assert_eq!(tag_text("hi \u{E0069}\u{E0067}\u{E006E}\u{200B}ore"), "hi ignore");
+        assert_eq!(
+            tag_text("hi \u{E0069}\u{E0067}\u{E006E}\u{200B}ore"),
+            "hi ignore"
+        );
         assert_eq!(tag_text("plain"), "");
-        assert_eq!(visual_order("x \u{202E}cba\u{202C} y").as_deref(), Some("x abc y"));
+        assert_eq!(
+            visual_order("x \u{202E}cba\u{202C} y").as_deref(),
+            Some("x abc y")
+        );
         assert_eq!(visual_order("plain"), None);
     }
 

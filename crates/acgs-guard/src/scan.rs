@@ -62,7 +62,11 @@ pub static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
             Severity::Refuse,
             r"(?-u:\b)AIza[0-9A-Za-z_\-]{35}",
         ),
-        rule("elevenlabs_key", Severity::Refuse, r"(?-u:\b)sk_[0-9a-f]{48}(?-u:\b)"),
+        rule(
+            "elevenlabs_key",
+            Severity::Refuse,
+            r"(?-u:\b)sk_[0-9a-f]{48}(?-u:\b)",
+        ),
         rule(
             "private_key",
             Severity::Refuse,

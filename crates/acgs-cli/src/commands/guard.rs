@@ -16,8 +16,12 @@ fn read_text(args: &GuardCheckArgs) -> Result<String, Failure> {
     if let Some(text) = &args.text {
         return Ok(text.clone());
     }
-    let path = args.file.as_ref().ok_or_else(|| CliError::Usage("give a text or --file".into()))?;
-    let file = fs_err::File::open(path).map_err(|e| CliError::Usage(format!("cannot read {}: {}", path.display(), e.kind())))?;
+    let path = args
+        .file
+        .as_ref()
+        .ok_or_else(|| CliError::Usage("give a text or --file".into()))?;
+    let file = fs_err::File::open(path)
+        .map_err(|e| CliError::Usage(format!("cannot read {}: {}", path.display(), e.kind())))?;
     let mut bytes = Vec::new();
     file.take(FILE_CAP + 1)
         .read_to_end(&mut bytes)
@@ -25,7 +29,8 @@ fn read_text(args: &GuardCheckArgs) -> Result<String, Failure> {
     if bytes.len() as u64 > FILE_CAP {
         return Err(CliError::Usage(format!("{} is larger than 4 MiB", path.display())).into());
     }
-    String::from_utf8(bytes).map_err(|_| CliError::Usage(format!("{} is not UTF-8 text", path.display())).into())
+    String::from_utf8(bytes)
+        .map_err(|_| CliError::Usage(format!("{} is not UTF-8 text", path.display())).into())
 }
 
 fn rule(name: &str, kind: &str, verdict: &str, detail: Value) -> Value {
@@ -36,21 +41,44 @@ fn rules(report: &Report) -> Vec<Value> {
     let mut out = vec![rule(
         "length",
         "limit",
-        if report.chars > report.limit as usize { "refuse" } else { "pass" },
+        if report.chars > report.limit as usize {
+            "refuse"
+        } else {
+            "pass"
+        },
         json!({"chars": report.chars, "limit": report.limit}),
     )];
     for f in &report.credentials {
-        let verdict = if f.severity == acgs_guard::scan::Severity::Refuse { "refuse" } else { "warn" };
-        out.push(rule(f.rule, "credential", verdict, json!({"at": [f.span.start, f.span.end]})));
+        let verdict = if f.severity == acgs_guard::scan::Severity::Refuse {
+            "refuse"
+        } else {
+            "warn"
+        };
+        out.push(rule(
+            f.rule,
+            "credential",
+            verdict,
+            json!({"at": [f.span.start, f.span.end]}),
+        ));
     }
     if report.loaded_key {
         out.push(rule("loaded_key", "credential", "refuse", Value::Null));
     }
     if let Some(hit) = &report.blocked {
-        out.push(rule("blocklist", "moderation", "refuse", json!({"category": hit.category, "list": hit.list})));
+        out.push(rule(
+            "blocklist",
+            "moderation",
+            "refuse",
+            json!({"category": hit.category, "list": hit.list}),
+        ));
     }
     for hit in &report.injection.hits {
-        out.push(rule(hit.rule, "injection", "scored", json!({"score": hit.score})));
+        out.push(rule(
+            hit.rule,
+            "injection",
+            "scored",
+            json!({"score": hit.score}),
+        ));
     }
     out
 }
@@ -64,8 +92,13 @@ pub fn check(app: &App, args: &GuardCheckArgs) -> CmdResult {
         Some(key) => {
             let model = app.catalog.resolve(key)?;
             InspectOptions {
-                limit: acgs_engine::stages::inspect::limit_for(model.task, model.max_text_chars, config),
-                injection: acgs_engine::stages::inspect::is_text_model(model.task).then_some(config.guard.on_injection),
+                limit: acgs_engine::stages::inspect::limit_for(
+                    model.task,
+                    model.max_text_chars,
+                    config,
+                ),
+                injection: acgs_engine::stages::inspect::is_text_model(model.task)
+                    .then_some(config.guard.on_injection),
             }
         }
         None => InspectOptions {
@@ -94,19 +127,30 @@ pub fn check(app: &App, args: &GuardCheckArgs) -> CmdResult {
         app.ui.result_text(&render(&doc)).map_err(CliError::from)?;
     }
     match report.refusal {
-        Some(refusal) => Err(refusal.into()),
+        Some(refusal) => Err(Failure::after_result(refusal)),
         None => Ok(()),
     }
 }
 
 fn render(doc: &Value) -> String {
-    let mut text = format!("verdict   {}\n", doc["verdict"].as_str().unwrap_or_default());
+    let mut text = format!(
+        "verdict   {}\n",
+        doc["verdict"].as_str().unwrap_or_default()
+    );
     let s = &doc["sanitizer"];
     text.push_str(&format!(
         "sanitizer {} invisible or control characters removed{}{}\n",
         s["removed"],
-        if s["normalized"] == json!(true) { ", compatibility forms normalized" } else { "" },
-        if s["trimmed"] == json!(true) { ", whitespace trimmed" } else { "" }
+        if s["normalized"] == json!(true) {
+            ", compatibility forms normalized"
+        } else {
+            ""
+        },
+        if s["trimmed"] == json!(true) {
+            ", whitespace trimmed"
+        } else {
+            ""
+        }
     ));
     for r in doc["rules"].as_array().into_iter().flatten() {
         text.push_str(&format!(
@@ -114,7 +158,11 @@ fn render(doc: &Value) -> String {
             r["kind"].as_str().unwrap_or_default(),
             r["rule"].as_str().unwrap_or_default(),
             r["verdict"].as_str().unwrap_or_default(),
-            if r["detail"].is_null() { String::new() } else { r["detail"].to_string() }
+            if r["detail"].is_null() {
+                String::new()
+            } else {
+                r["detail"].to_string()
+            }
         ));
     }
     let inj = &doc["injection"];
@@ -122,7 +170,11 @@ fn render(doc: &Value) -> String {
         "injection score {} (threshold {}{})\n",
         inj["score"],
         inj["threshold"],
-        if inj["applied"] == json!(true) { "" } else { "; not applied for this model" }
+        if inj["applied"] == json!(true) {
+            ""
+        } else {
+            "; not applied for this model"
+        }
     ));
     for w in doc["warnings"].as_array().into_iter().flatten() {
         text.push_str(&format!("warning   {}\n", w.as_str().unwrap_or_default()));

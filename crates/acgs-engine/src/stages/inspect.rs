@@ -41,11 +41,18 @@ pub fn limit_for(task: TaskKind, model_limit: Option<u32>, config: &Config) -> u
 /// Whether a task sends user text to a text model (where injection heuristics apply).
 #[must_use]
 pub fn is_text_model(task: TaskKind) -> bool {
-    matches!(task, TaskKind::TextGeneration | TaskKind::ImageUnderstanding | TaskKind::VideoUnderstanding)
+    matches!(
+        task,
+        TaskKind::TextGeneration | TaskKind::ImageUnderstanding | TaskKind::VideoUnderstanding
+    )
 }
 
 /// Inspect every text field of `validated`.
-pub fn inspect(guard: &Guard, validated: &Validated, config: &Config) -> Result<InspectedTexts, GuardError> {
+pub fn inspect(
+    guard: &Guard,
+    validated: &Validated,
+    config: &Config,
+) -> Result<InspectedTexts, GuardError> {
     let options = InspectOptions {
         limit: limit_for(validated.model.task, validated.model.max_text_chars, config),
         injection: is_text_model(validated.model.task).then_some(config.guard.on_injection),
@@ -86,10 +93,17 @@ pub fn inspect(guard: &Guard, validated: &Validated, config: &Config) -> Result<
 
 /// Inspect text a model produced before it is reused (pipelines): the same rules as user text,
 /// injection heuristics always on.
-pub fn inspect_model_text(guard: &Guard, step: &str, text: &str, config: &Config) -> Result<String, GuardError> {
+pub fn inspect_model_text(
+    guard: &Guard,
+    step: &str,
+    text: &str,
+    config: &Config,
+) -> Result<String, GuardError> {
     let options = InspectOptions {
         limit: 1_000_000,
         injection: Some(config.guard.on_injection),
     };
-    guard.inspect(&format!("steps.{step}.text"), text, options).map(|i| i.text)
+    guard
+        .inspect(&format!("steps.{step}.text"), text, options)
+        .map(|i| i.text)
 }

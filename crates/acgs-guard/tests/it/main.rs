@@ -31,7 +31,9 @@ fn corpus(name: &str) -> Vec<serde_json::Value> {
         "adversarial" => include_str!("../corpus/adversarial.jsonl"),
         _ => include_str!("../corpus/benign.jsonl"),
     };
-    text.lines().map(|l| serde_json::from_str(l).expect("corpus lines are JSON")).collect()
+    text.lines()
+        .map(|l| serde_json::from_str(l).expect("corpus lines are JSON"))
+        .collect()
 }
 
 /// The verdict in corpus notation: `pass`, `warn` or `refuse:<code>`.
@@ -56,7 +58,11 @@ fn the_adversarial_corpus_gets_its_expected_verdicts() {
             wrong.push(format!("{}: expected {expected}, got {got}", entry["why"]));
         }
     }
-    println!("adversarial corpus: {} of {} as expected", entries.len() - wrong.len(), entries.len());
+    println!(
+        "adversarial corpus: {} of {} as expected",
+        entries.len() - wrong.len(),
+        entries.len()
+    );
     assert!(wrong.is_empty(), "{wrong:#?}");
 }
 
@@ -68,7 +74,9 @@ fn the_benign_corpus_passes_and_the_false_positive_rate_is_reported() {
         .iter()
         .filter_map(|e| {
             let text = e["text"].as_str().expect("text");
-            g.inspect("prompt", text, text_model()).err().map(|err| format!("{text:?}: {}", err.code()))
+            g.inspect("prompt", text, text_model())
+                .err()
+                .map(|err| format!("{text:?}: {}", err.code()))
         })
         .collect();
     println!(
@@ -101,7 +109,9 @@ fn refusals_never_repeat_the_text() {
 static CONFUSABLES: LazyLock<Vec<(char, Vec<char>)>> = LazyLock::new(|| {
     let mut table: Vec<(char, Vec<char>)> = ('a'..='z').map(|c| (c, Vec::new())).collect();
     for cp in 0x80u32..0x3_0000 {
-        let Some(c) = char::from_u32(cp) else { continue };
+        let Some(c) = char::from_u32(cp) else {
+            continue;
+        };
         let folded = skeleton(&c.to_string());
         let folded = folded.trim();
         if folded.chars().count() != 1 || c.is_whitespace() {
@@ -116,16 +126,34 @@ static CONFUSABLES: LazyLock<Vec<(char, Vec<char>)>> = LazyLock::new(|| {
     table
 });
 
-const LEET: [(char, char); 8] = [('o', '0'), ('i', '1'), ('e', '3'), ('a', '4'), ('s', '5'), ('t', '7'), ('b', '8'), ('g', '9')];
-const INVISIBLE: [char; 6] = ['\u{200B}', '\u{200C}', '\u{200D}', '\u{2060}', '\u{FEFF}', '\u{00AD}'];
+const LEET: [(char, char); 8] = [
+    ('o', '0'),
+    ('i', '1'),
+    ('e', '3'),
+    ('a', '4'),
+    ('s', '5'),
+    ('t', '7'),
+    ('b', '8'),
+    ('g', '9'),
+];
+const INVISIBLE: [char; 6] = [
+    '\u{200B}', '\u{200C}', '\u{200D}', '\u{2060}', '\u{FEFF}', '\u{00AD}',
+];
 
 /// One disguised letter: a confusable, a leetspeak digit, or the letter in another case.
 fn disguise(c: char) -> BoxedStrategy<String> {
-    let mut options: Vec<BoxedStrategy<String>> = vec![Just(c.to_string()).boxed(), Just(c.to_uppercase().to_string()).boxed()];
-    if let Some((_, candidates)) = CONFUSABLES.iter().find(|(l, _)| *l == c) {
-        if !candidates.is_empty() {
-            options.push(proptest::sample::select(candidates.clone()).prop_map(String::from).boxed());
-        }
+    let mut options: Vec<BoxedStrategy<String>> = vec![
+        Just(c.to_string()).boxed(),
+        Just(c.to_uppercase().to_string()).boxed(),
+    ];
+    if let Some((_, candidates)) = CONFUSABLES.iter().find(|(l, _)| *l == c)
+        && !candidates.is_empty()
+    {
+        options.push(
+            proptest::sample::select(candidates.clone())
+                .prop_map(String::from)
+                .boxed(),
+        );
     }
     if let Some((_, digit)) = LEET.iter().find(|(l, _)| *l == c) {
         options.push(Just(digit.to_string()).boxed());
@@ -137,9 +165,21 @@ fn disguise(c: char) -> BoxedStrategy<String> {
 fn variant(term: &'static str) -> impl Strategy<Value = String> {
     let letters: Vec<BoxedStrategy<String>> = term
         .chars()
-        .map(|c| if c.is_ascii_alphabetic() { disguise(c) } else { Just(c.to_string()).boxed() })
+        .map(|c| {
+            if c.is_ascii_alphabetic() {
+                disguise(c)
+            } else {
+                Just(c.to_string()).boxed()
+            }
+        })
         .collect();
-    (letters, proptest::collection::vec(proptest::option::of(proptest::sample::select(INVISIBLE.to_vec())), term.len()))
+    (
+        letters,
+        proptest::collection::vec(
+            proptest::option::of(proptest::sample::select(INVISIBLE.to_vec())),
+            term.len(),
+        ),
+    )
         .prop_map(|(parts, hidden)| {
             parts
                 .into_iter()
@@ -150,7 +190,16 @@ fn variant(term: &'static str) -> impl Strategy<Value = String> {
 }
 
 const BLOCKED: [&str; 5] = ["pipe bomb", "meth recipe", "kill him", "slurword", "cock"];
-const HARD_NEGATIVES: [&str; 8] = ["class", "passage", "cocktail", "scunthorpe", "assess", "peacock", "skill", "methodical"];
+const HARD_NEGATIVES: [&str; 8] = [
+    "class",
+    "passage",
+    "cocktail",
+    "scunthorpe",
+    "assess",
+    "peacock",
+    "skill",
+    "methodical",
+];
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(3000))]
