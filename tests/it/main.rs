@@ -4,6 +4,7 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use acgs_core::ledger::Ledger as _;
 use acgs_e2e::{Run, Sandbox};
 use acgs_testkit::canary::{FAL_KEY, leaks_in};
 use acgs_testkit::fal::{FakeFal, Outcome, SubmitFailure};
@@ -34,11 +35,11 @@ fn audit_lines(sb: &Sandbox) -> Vec<serde_json::Value> {
         .collect()
 }
 
-async fn ledger_rows(sb: &Sandbox) -> Vec<acgs_storage::ledger_sqlite::ReservationRow> {
+async fn ledger_rows(sb: &Sandbox) -> Vec<acgs_core::ledger::ReservationRecord> {
     let ledger =
         acgs_storage::ledger_sqlite::SqliteLedger::open(&sb.state().join("ledger.sqlite3"))
             .expect("ledger");
-    ledger.reservations().await.expect("rows")
+    ledger.reservations(None).await.expect("rows")
 }
 
 fn assert_code(run: &Run, code: i32, error_code: &str) {

@@ -122,7 +122,14 @@ fn clippy() -> Result<()> {
     )
 }
 
+/// The tests, with a throwaway PostgreSQL server for the shared-ledger tests (they fail, rather
+/// than skip, when it is missing: `ACGS_REQUIRE_POSTGRES=1`).
 fn tests() -> Result<()> {
+    let pg = crate::pg::PgServer::start()?;
+    let envs = [
+        ("ACGS_TEST_POSTGRES_URL", pg.url.as_str()),
+        ("ACGS_REQUIRE_POSTGRES", "1"),
+    ];
     if cargo_has("nextest") {
         run_cmd(
             "cargo",
@@ -135,7 +142,7 @@ fn tests() -> Result<()> {
                 "--failure-output",
                 "final",
             ],
-            &[],
+            &envs,
         )?;
     } else {
         say("cargo-nextest is not installed; using cargo test");
@@ -149,7 +156,7 @@ fn tests() -> Result<()> {
                 "--bins",
                 "--tests",
             ],
-            &[],
+            &envs,
         )?;
     }
     run_cmd("cargo", &["test", "--workspace", "--locked", "--doc"], &[])

@@ -7,6 +7,7 @@
 mod ci;
 mod deny;
 mod layers;
+mod pg;
 
 use std::process::ExitCode;
 

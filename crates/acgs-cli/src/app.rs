@@ -89,9 +89,66 @@ impl App {
             .user(&self.loaded.user(&self.env))
     }
 
+    /// The spend ledger, with pending settlements from earlier commands retried first.
+    pub async fn ledger(&self) -> Result<Arc<dyn acgs_core::ledger::Ledger>, Failure> {
+        let paths = &self.loaded.paths;
+        acgs_storage::ensure_private_dir(&paths.state_dir)?;
+        let access = acgs_storage::LedgerAccess {
+            password: self
+                .env
+                .var("PGPASSWORD")
+                .map(|p| secrecy::SecretString::from(p.to_owned())),
+            pgpass_file: Some(
+                self.env
+                    .var("PGPASSFILE")
+                    .map_or_else(|| paths.home.join(".pgpass"), std::path::PathBuf::from),
+            ),
+            redactor: self.ui.redactor().clone(),
+        };
+        let ledger = acgs_storage::open_ledger(&self.loaded.ledger_url(), &access).await?;
+        let report = self.journal().retry(ledger.as_ref()).await?;
+        if report.remaining > 0 {
+            self.ui.warning(&format!(
+                "{} earlier settlement(s) still could not be recorded; they keep counting against the limit",
+                report.remaining
+            ));
+        }
+        Ok(ledger)
+    }
+
+    fn journal(&self) -> acgs_storage::journal::SettlementJournal {
+        acgs_storage::journal::SettlementJournal::new(
+            self.loaded.paths.state_file("pending-settlements.jsonl"),
+        )
+    }
+
+    /// The audit log (keyed with the per-install secret when it can be created).
+    pub fn audit_log(&self) -> AuditLog {
+        let paths = &self.loaded.paths;
+        let audit_key = AuditKey::load_or_create(&paths.config_dir.join("audit-key"))
+            .map_err(|e| self.ui.warning(&format!("audit chain not keyed: {e}")))
+            .ok();
+        AuditLog::new(
+            self.loaded.audit_path(),
+            audit_key,
+            self.config().audit.record_prompt_text,
+            self.env.os_user(),
+        )
+    }
+
+    /// A suite for the ledger and audit log only (`acgs spend abandon`): no provider.
+    pub async fn ledger_suite(&self) -> Result<Suite, Failure> {
+        Ok(self
+            .base_builder()
+            .ledger(self.ledger().await?)
+            .audit(Arc::new(self.audit_log()))
+            .journal(self.journal())
+            .build()?)
+    }
+
     /// A suite able to spend through `provider`: its key (running key_command if needed), the HTTP
     /// client, the ledger, the audit log and the runs index.
-    pub fn spending_suite(&self, provider: ProviderId) -> Result<Suite, Failure> {
+    pub async fn spending_suite(&self, provider: ProviderId) -> Result<Suite, Failure> {
         let key = self.credentials.key(provider)?;
         self.ui.redactor().add_secret(key.secret.expose_secret());
         for warning in &key.warnings {
@@ -115,18 +172,7 @@ impl App {
                 .into());
             }
         };
-        let paths = &self.loaded.paths;
-        acgs_storage::ensure_private_dir(&paths.state_dir)?;
-        let ledger = acgs_storage::open_ledger(&self.loaded.ledger_url())?;
-        let audit_key = AuditKey::load_or_create(&paths.config_dir.join("audit-key"))
-            .map_err(|e| self.ui.warning(&format!("audit chain not keyed: {e}")))
-            .ok();
-        let audit = AuditLog::new(
-            self.loaded.audit_path(),
-            audit_key,
-            config.audit.record_prompt_text,
-            self.env.os_user(),
-        );
+        let ledger = self.ledger().await?;
         let info = KeyInfo {
             fingerprint: key.fingerprint(),
             source: key.source.to_string(),
@@ -135,8 +181,10 @@ impl App {
             .base_builder()
             .provider(built, info)
             .ledger(ledger)
-            .audit(Arc::new(audit))
-            .runs(RunIndex::new(paths.state_file("runs.jsonl")))
+            .audit(Arc::new(self.audit_log()))
+            .journal(self.journal())
+            .command_env(self.env.vars.clone())
+            .runs(RunIndex::new(self.loaded.paths.state_file("runs.jsonl")))
             .confirm(Arc::new(TerminalConfirm { yes: self.yes }))
             .build()?)
     }

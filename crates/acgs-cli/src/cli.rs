@@ -58,6 +58,47 @@ pub enum Command {
     Keys(KeysArgs),
     /// Explain what the guard makes of a text.
     Guard(GuardArgs),
+    /// What was spent: reserved, settled, expired; by model, provider or user.
+    Spend(SpendArgs),
+}
+
+/// `acgs spend`.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct SpendArgs {
+    /// Write off a reservation left `submitted`.
+    #[command(subcommand)]
+    pub action: Option<SpendAction>,
+    /// Only today (the default).
+    #[arg(long, conflicts_with = "since")]
+    pub today: bool,
+    /// From this day (YYYY-MM-DD) to today.
+    #[arg(long, value_name = "DATE")]
+    pub since: Option<String>,
+    /// Group by model, provider or user.
+    #[arg(long, value_enum)]
+    pub by: Option<SpendBy>,
+}
+
+/// `acgs spend …`.
+#[derive(Debug, Subcommand)]
+pub enum SpendAction {
+    /// Write off the `submitted` reservation of RUN/STEP at its estimate (audited).
+    Abandon {
+        /// `RUN_ID/STEP`, e.g. `20261127T210555Z-a1b2c3/main`.
+        target: String,
+    },
+}
+
+/// What `acgs spend --by` groups by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SpendBy {
+    /// Catalogue key.
+    Model,
+    /// Provider.
+    Provider,
+    /// acgs user.
+    User,
 }
 
 /// `acgs guard`.

@@ -21,7 +21,7 @@ use clap::Parser as _;
 
 use crate::app::App;
 use crate::cli::{Cli, Command, GuardAction, KeysAction};
-use crate::failure::{CmdResult, Failure};
+use crate::failure::CmdResult;
 use crate::ui::Ui;
 
 /// Run the command line; the process exit code is returned.
@@ -108,6 +108,7 @@ async fn dispatch(cli: &Cli, env: ProcessEnv, ui: Ui, interrupt: &Interrupt) -> 
         Command::Guard(args) => match &args.action {
             GuardAction::Check(check) => commands::guard::check(&app, check),
         },
+        Command::Spend(args) => commands::spend::run(&app, args).await,
     }
 }
 

@@ -97,8 +97,13 @@ impl Ui {
         }
     }
 
-    /// A progress event (text lines or JSON objects; provider text is made printable).
+    /// A progress event (text lines or JSON objects; provider text is made printable). Spend
+    /// alerts are shown as warnings.
     pub fn progress(&self, event: &ProgressEvent) {
+        if event.status == "spend_alert" {
+            self.warning(event.message.as_deref().unwrap_or("spend alert"));
+            return;
+        }
         if self.quiet {
             return;
         }

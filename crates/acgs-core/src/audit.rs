@@ -20,6 +20,8 @@ pub enum AuditOutcome {
     Cancelled,
     /// A safeguard was overridden (safety checker off, unpriced model, spend written off).
     Override,
+    /// A spend alert fired (a fraction of the daily limit was crossed).
+    Alert,
 }
 
 /// What the engine reports for one outcome; the sink adds `seq`, `prev`, `ts`, `os_user` and digests.

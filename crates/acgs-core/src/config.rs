@@ -87,6 +87,31 @@ impl<'de> Deserialize<'de> for Ratio {
     }
 }
 
+/// A fraction kept exactly, in thousandths (`0.8` is 800); between 0 (exclusive) and 10.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Fraction(pub u32);
+
+impl Serialize for Fraction {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        serializer.collect_str(&format_args!("{}.{:03}", self.0 / 1000, self.0 % 1000))
+    }
+}
+
+impl<'de> Deserialize<'de> for Fraction {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        let amount = Usd::deserialize(deserializer)?;
+        let permille = amount.micros() / 1000;
+        if amount.micros() % 1000 != 0 || permille <= 0 || permille > 10_000 {
+            return Err(serde::de::Error::custom(
+                "a fraction above 0 and at most 10, with up to three decimals",
+            ));
+        }
+        u32::try_from(permille)
+            .map(Fraction)
+            .map_err(|_| serde::de::Error::custom("fraction too large"))
+    }
+}
+
 /// `[cost_management]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -105,6 +130,11 @@ pub struct CostManagement {
     pub allow_unpriced_models: bool,
     /// Multiplier for prices not marked verified.
     pub unverified_price_margin: Ratio,
+    /// Fractions of the daily limit at which to alert, each crossing once a day.
+    pub alert_at: Vec<Fraction>,
+    /// A command told about each alert (argv, user config only; the fraction, spend, limit and
+    /// day are appended as arguments).
+    pub alert_command: Vec<String>,
 }
 
 impl Default for CostManagement {
@@ -117,6 +147,8 @@ impl Default for CostManagement {
             timezone: "UTC".into(),
             allow_unpriced_models: false,
             unverified_price_margin: Ratio(2000),
+            alert_at: vec![Fraction(500), Fraction(800), Fraction(1000)],
+            alert_command: Vec::new(),
         }
     }
 }
@@ -645,9 +677,10 @@ fn check_project_keys(layer: &Layer, path: &Path) -> Result<()> {
                 return Err(untrusted(first_leaf(key, value)));
             }
             if let toml::Value::Table(inner) = value
-                && let Some(name) = inner
-                    .keys()
-                    .find(|k| k.starts_with("allow_") || *k == "timezone" || *k == "templates")
+                && let Some(name) = inner.keys().find(|k| {
+                    k.starts_with("allow_")
+                        || matches!(k.as_str(), "timezone" | "templates" | "alert_command")
+                })
             {
                 return Err(untrusted(format!("{key}.{name}")));
             }

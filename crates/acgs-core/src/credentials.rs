@@ -11,9 +11,8 @@ use std::fmt;
 use std::io::Read as _;
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use secrecy::{ExposeSecret as _, SecretString};
 use sha2::{Digest as _, Sha256};
@@ -200,13 +199,7 @@ impl Credentials {
             Ok(None) => {}
             Err(e) => refused.push(e),
         }
-        let command_env = sources
-            .env
-            .vars
-            .iter()
-            .filter(|(k, _)| matches!(k.as_str(), "PATH" | "HOME") || k.starts_with("XDG_"))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        let command_env = crate::command::limited_env(&sources.env.vars);
         Self {
             sources: found,
             refused,
@@ -502,8 +495,7 @@ fn read_credentials_file(
     Ok(None)
 }
 
-/// Run `key_command` without a shell: stdin null, stderr discarded, environment limited to PATH,
-/// HOME and XDG_*, stdout capped and trimmed straight into a secret.
+/// Run `key_command` and trim its output straight into a secret.
 fn run_key_command(
     argv: &[String],
     variable: &str,
@@ -511,51 +503,8 @@ fn run_key_command(
     timeout: Duration,
 ) -> Result<SecretString> {
     let fail = |reason: String| Error::KeyCommandFailed { reason };
-    let (program, args) = argv
-        .split_first()
-        .ok_or_else(|| fail("key_command is empty".into()))?;
-    let mut child = Command::new(program)
-        .args(args)
-        .arg(variable)
-        .env_clear()
-        .envs(env)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| fail(format!("could not start `{program}` ({})", e.kind())))?;
-    let stdout = child
-        .stdout
-        .take()
-        .ok_or_else(|| fail("no output pipe".into()))?;
-    let reader = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let limit = u64::try_from(KEY_COMMAND_MAX_OUTPUT + 1).unwrap_or(u64::MAX);
-        let result = stdout.take(limit).read_to_end(&mut buf);
-        result.map(|_| buf)
-    });
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().map_err(|e| fail(e.kind().to_string()))? {
-            break status;
-        }
-        if started.elapsed() >= timeout {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(fail(format!("timed out after {} s", timeout.as_secs())));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let output = reader
-        .join()
-        .map_err(|_| fail("output reader failed".into()))?
-        .map_err(|e| fail(e.kind().to_string()))?;
-    if !status.success() {
-        return Err(fail(format!("exited with {status}")));
-    }
-    if output.len() > KEY_COMMAND_MAX_OUTPUT {
-        return Err(fail("printed more than 8 KiB".into()));
-    }
+    let output = crate::command::run(argv, &[variable], env, timeout, KEY_COMMAND_MAX_OUTPUT)
+        .map_err(fail)?;
     let text = String::from_utf8(output)
         .map_err(|_| fail("printed something that is not UTF-8".into()))?;
     let trimmed = text.trim();

@@ -50,6 +50,8 @@ pub enum ReservationState {
     Released,
     /// The lease ran out before anything was sent.
     Expired,
+    /// Written off at its estimate with `acgs spend abandon` (counts as settled).
+    Abandoned,
 }
 
 impl ReservationState {
@@ -62,6 +64,7 @@ impl ReservationState {
             Self::Settled => "settled",
             Self::Released => "released",
             Self::Expired => "expired",
+            Self::Abandoned => "abandoned",
         }
     }
 
@@ -134,8 +137,10 @@ impl Settlement {
 }
 
 /// Spend of one day.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct DaySpend {
+    /// The day (`YYYY-MM-DD` in the zone asked for).
+    pub day: String,
     /// Held and submitted reservations, at their estimates.
     pub reserved: Usd,
     /// Settled actual costs.
@@ -148,6 +153,47 @@ impl DaySpend {
     pub fn total(&self) -> Usd {
         self.reserved.saturating_add(self.settled)
     }
+}
+
+/// A reservation as stored, for reports, `resume` and `spend abandon`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReservationRecord {
+    /// Id.
+    pub id: ReservationId,
+    /// The day it counts against.
+    pub day: String,
+    /// Run.
+    pub run_id: String,
+    /// Step.
+    pub step: String,
+    /// Provider name.
+    pub provider: String,
+    /// Model key.
+    pub model: String,
+    /// acgs user.
+    pub user: String,
+    /// State (`held` past its lease reads as `expired`).
+    pub state: ReservationState,
+    /// Worst-case estimate.
+    pub estimate: Usd,
+    /// Recorded cost (settled or abandoned).
+    pub actual: Option<Usd>,
+    /// The job handle, once submitted.
+    pub job: Option<JobHandle>,
+    /// When it was made.
+    pub created_at: jiff::Timestamp,
+}
+
+/// Limits a shared ledger keeps for everyone who uses it (rows `limits.*` of its `meta` table);
+/// clients can only tighten them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SharedLimits {
+    /// Daily limit.
+    pub daily_limit: Option<Usd>,
+    /// Per-run limit.
+    pub max_cost_per_run: Option<Usd>,
+    /// The IANA zone that defines the day.
+    pub timezone: Option<String>,
 }
 
 /// Ledger failures.
@@ -254,4 +300,38 @@ pub trait Ledger: Send + Sync {
 
     /// Spend of the current day in `timezone`.
     fn today<'a>(&'a self, timezone: &'a str) -> BoxFuture<'a, LedgerResult<DaySpend>>;
+
+    /// Reservations counted on `since_day` (`YYYY-MM-DD`) or later, or all of them; newest first.
+    fn reservations<'a>(
+        &'a self,
+        since_day: Option<&'a str>,
+    ) -> BoxFuture<'a, LedgerResult<Vec<ReservationRecord>>>;
+
+    /// `submitted` → `abandoned`: written off at its estimate (`acgs spend abandon`).
+    fn abandon<'a>(&'a self, id: &'a ReservationId) -> BoxFuture<'a, LedgerResult<Settlement>>;
+
+    /// A value of the ledger's `meta` table.
+    fn meta<'a>(&'a self, key: &'a str) -> BoxFuture<'a, LedgerResult<Option<String>>>;
+
+    /// Set a `meta` value; with `only_if_absent`, an existing value is kept and `false` returned.
+    fn set_meta<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a str,
+        only_if_absent: bool,
+    ) -> BoxFuture<'a, LedgerResult<bool>>;
+}
+
+/// The limits a ledger keeps (`limits.daily_limit`, `limits.max_cost_per_run`,
+/// `limits.timezone` in its `meta` table).
+pub async fn shared_limits(ledger: &dyn Ledger) -> LedgerResult<SharedLimits> {
+    let amount = |v: Option<String>| v.and_then(|text| Usd::parse(&text).ok());
+    Ok(SharedLimits {
+        daily_limit: amount(ledger.meta("limits.daily_limit").await?),
+        max_cost_per_run: amount(ledger.meta("limits.max_cost_per_run").await?),
+        timezone: ledger
+            .meta("limits.timezone")
+            .await?
+            .filter(|t| !t.is_empty()),
+    })
 }

@@ -15,6 +15,7 @@
 
 pub mod audit;
 pub mod catalog;
+pub mod command;
 pub mod config;
 pub mod credentials;
 pub mod env;

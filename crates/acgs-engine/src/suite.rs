@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use acgs_core::audit::{AuditEvent, AuditOutcome, AuditSink};
 use acgs_core::catalog::{Catalog, ModelSpec, Params};
-use acgs_core::config::Config;
+use acgs_core::config::{Config, CostManagement};
 use acgs_core::ledger::{Ledger, Reservation, ReserveRequest};
 use acgs_core::moderation::{ModerationVerdict, Moderator};
 use acgs_core::pricing::Quote;
@@ -22,6 +22,7 @@ use acgs_core::{Provider, ProviderId, Usd, UserFacing};
 use acgs_guard::budget::SpendDecision;
 use acgs_guard::rate::RateLimiter;
 use acgs_guard::{BlockList, Guard};
+use acgs_storage::journal::{PendingAction, PendingEntry, SettlementJournal};
 use acgs_storage::manifest::{Manifest, OutputRecord, RunKind, StepRecord, StepStatus, Timings};
 use acgs_storage::output::{OutputRoot, StoredFile};
 use acgs_storage::runs::{RunIndex, new_run_id};
@@ -172,6 +173,8 @@ pub struct SuiteBuilder {
     runs: Option<RunIndex>,
     user: String,
     moderators: Vec<Arc<dyn Moderator>>,
+    command_env: BTreeMap<String, String>,
+    journal: Option<SettlementJournal>,
 }
 
 impl SuiteBuilder {
@@ -239,6 +242,21 @@ impl SuiteBuilder {
         self
     }
 
+    /// The environment configured commands (`alert_command`) run with (only `PATH`, `HOME` and
+    /// `XDG_*` of it are passed on).
+    #[must_use]
+    pub fn command_env(mut self, vars: BTreeMap<String, String>) -> Self {
+        self.command_env = vars;
+        self
+    }
+
+    /// Where settlements that could not reach the ledger are kept for the next command.
+    #[must_use]
+    pub fn journal(mut self, journal: SettlementJournal) -> Self {
+        self.journal = Some(journal);
+        self
+    }
+
     /// An external moderator, consulted for every text before money is reserved (fails closed).
     #[must_use]
     pub fn moderator(mut self, moderator: Arc<dyn Moderator>) -> Self {
@@ -265,6 +283,8 @@ impl SuiteBuilder {
             guard: Guard::new(blocklist, self.secrets),
             templates,
             moderators: self.moderators,
+            command_env: self.command_env,
+            journal: self.journal,
             rate: RateLimiter::new(&config.rate_limits),
             config,
             catalog: self.catalog,
@@ -284,6 +304,8 @@ pub struct Suite {
     config: Config,
     templates: Vec<(String, String)>,
     moderators: Vec<Arc<dyn Moderator>>,
+    command_env: BTreeMap<String, String>,
+    journal: Option<SettlementJournal>,
     catalog: Catalog,
     providers: BTreeMap<ProviderId, Arc<dyn Provider>>,
     ledger: Option<Arc<dyn Ledger>>,
@@ -512,10 +534,11 @@ impl Suite {
             .ok_or_else(|| EngineError::Unsupported("no spend ledger is configured".into()))?;
         let events = events.for_step(&plan.run_id, "main");
         events.report(Stage::Preparing, "authorizing", None, None);
-        authorize::check(&plan.quote, model, &self.config, self.confirm.as_ref())?;
+        let shared = acgs_core::ledger::shared_limits(ledger.as_ref()).await?;
+        let cost = &authorize::effective_limits(&self.config.cost_management, &shared);
+        authorize::check(&plan.quote, model, cost, self.confirm.as_ref())?;
         let request = self.preflight_request(plan);
         provider.preflight(&request).await?;
-        let cost = &self.config.cost_management;
         let reservation = authorize::reserve(
             ledger.as_ref(),
             ReserveRequest {
@@ -531,6 +554,8 @@ impl Suite {
             },
         )
         .await?;
+        self.alert(ledger.as_ref(), cost, &reservation, plan, &events)
+            .await;
         let run = match self.create_run(plan, &reservation) {
             Ok(run) => run,
             Err(e) => {
@@ -547,6 +572,74 @@ impl Suite {
             events,
             warnings: Vec::new(),
         })
+    }
+
+    /// Report each `alert_at` fraction of the daily limit this reservation crossed, once a day:
+    /// a progress event (the CLI shows a warning), an audit entry and the `alert_command`.
+    async fn alert(
+        &self,
+        ledger: &dyn Ledger,
+        cost: &CostManagement,
+        reservation: &Reservation,
+        plan: &Plan,
+        events: &EventSink,
+    ) {
+        let after = reservation.spent_before.saturating_add(plan.quote.amount);
+        for (fraction, threshold) in
+            authorize::crossed_alerts(cost, reservation.spent_before, after)
+        {
+            let key = format!("alert:{}:{fraction}", reservation.day);
+            if !ledger
+                .set_meta(&key, &plan.run_id, true)
+                .await
+                .unwrap_or(false)
+            {
+                continue;
+            }
+            let percent = fraction / 10;
+            let message = format!(
+                "spend today reached {percent}% of the daily limit: ${after} counted against ${} (alert at ${threshold})",
+                cost.daily_limit
+            );
+            tracing::warn!(%message, "spend alert");
+            events.report(Stage::Preparing, "spend_alert", None, Some(message));
+            if let Some(sink) = &self.audit {
+                audit::record(
+                    sink.as_ref(),
+                    AuditEvent {
+                        operation: "spend.alert".into(),
+                        run_id: Some(plan.run_id.clone()),
+                        estimate: Some(after),
+                        user: self.user.clone(),
+                        outcome: Some(AuditOutcome::Alert),
+                        code: Some(format!("budget.alert_{percent}")),
+                        ..AuditEvent::default()
+                    },
+                );
+            }
+            if !cost.alert_command.is_empty() {
+                self.run_alert_command(cost, fraction, after, &reservation.day);
+            }
+        }
+    }
+
+    fn run_alert_command(&self, cost: &CostManagement, fraction: u32, spent: Usd, day: &str) {
+        let argv = cost.alert_command.clone();
+        let env = acgs_core::command::limited_env(&self.command_env);
+        let args = [
+            format!("{}.{:03}", fraction / 1000, fraction % 1000),
+            spent.to_string(),
+            cost.daily_limit.to_string(),
+            day.to_owned(),
+        ];
+        tokio::task::spawn_blocking(move || {
+            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+            if let Err(reason) =
+                acgs_core::command::run(&argv, &refs, &env, Duration::from_secs(30), 8 * 1024)
+            {
+                tracing::warn!(%reason, "alert_command failed");
+            }
+        });
     }
 
     fn preflight_request(&self, plan: &Plan) -> Request {
@@ -737,7 +830,75 @@ impl Suite {
                 code = e.code(),
                 "could not settle a failed request; its reservation stays counted"
             );
+            let action = match charge {
+                acgs_core::provider::Charge::Release => PendingAction::Release,
+                acgs_core::provider::Charge::Estimate => PendingAction::Settle {
+                    actual: live.plan.quote.amount,
+                },
+            };
+            self.journal_pending(&live.reservation.id, action);
         }
+    }
+
+    /// Keep a settlement the ledger did not take for the next command to retry.
+    fn journal_pending(&self, id: &acgs_core::ledger::ReservationId, action: PendingAction) {
+        if let Some(journal) = &self.journal {
+            let entry = PendingEntry {
+                reservation_id: id.clone(),
+                action,
+            };
+            if let Err(e) = journal.record(&entry) {
+                tracing::error!(
+                    code = e.code(),
+                    "the pending settlement could not be journaled"
+                );
+            }
+        }
+    }
+
+    /// Write off the `submitted` reservation of `run_id`/`step` at its estimate (`acgs spend
+    /// abandon`), audited as an override.
+    pub async fn abandon(
+        &self,
+        run_id: &str,
+        step: &str,
+    ) -> Result<acgs_core::ledger::ReservationRecord, EngineError> {
+        let ledger = self
+            .ledger
+            .clone()
+            .ok_or_else(|| EngineError::Unsupported("no spend ledger is configured".into()))?;
+        let record = ledger
+            .reservations(None)
+            .await?
+            .into_iter()
+            .find(|r| {
+                r.run_id == run_id
+                    && r.step == step
+                    && r.state == acgs_core::ledger::ReservationState::Submitted
+            })
+            .ok_or_else(|| EngineError::InvalidParam {
+                name: format!("{run_id}/{step}"),
+                reason: "has no submitted reservation to write off".into(),
+            })?;
+        let settlement = ledger.abandon(&record.id).await?;
+        if let Some(sink) = &self.audit {
+            audit::record(
+                sink.as_ref(),
+                AuditEvent {
+                    operation: "spend.abandon".into(),
+                    run_id: Some(run_id.to_owned()),
+                    step: Some(step.to_owned()),
+                    model: Some(record.model.clone()),
+                    estimate: Some(settlement.estimate),
+                    actual: Some(settlement.actual),
+                    user: self.user.clone(),
+                    outcome: Some(AuditOutcome::Override),
+                    code: Some("spend.abandon".into()),
+                    ..AuditEvent::default()
+                },
+            );
+        }
+        Ok(record)
     }
 
     /// Stages 11–14 for a completed job.
@@ -760,10 +921,13 @@ impl Suite {
                     );
                 }
             }
-            Err(e) => tracing::error!(
-                code = e.code(),
-                "settling failed; the reservation stays counted"
-            ),
+            Err(e) => {
+                tracing::error!(
+                    code = e.code(),
+                    "settling failed; the reservation stays counted"
+                );
+                self.journal_pending(&live.reservation.id, PendingAction::Settle { actual });
+            }
         }
         live.run.update_step("main", |s| s.actual = Some(actual))?;
         let (output, dropped) = check_output::check(output)?;

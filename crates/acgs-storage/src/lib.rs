@@ -6,7 +6,8 @@
 //!   creation, atomic 0600 writes whose extension is the sniffed type;
 //! - [`manifest`] and [`runs`]: the per-run manifest (also the checkpoint) and the runs index;
 //! - [`audit`]: the hash-chained JSONL audit log;
-//! - [`ledger_sqlite`]: the embedded SQLite spend ledger;
+//! - [`ledger_sqlite`]: the embedded SQLite spend ledger; `ledger_postgres` (feature `postgres`):
+//!   the shared PostgreSQL ledger;
 //! - [`keys`]: first-seen dates of keys for rotation warnings.
 //!
 //! It hands the engine a [`output::ContainedFile`] that `acgs-http` streams into; neither crate
@@ -15,7 +16,10 @@
 pub mod audit;
 mod error;
 mod fsutil;
+pub mod journal;
 pub mod keys;
+#[cfg(feature = "postgres")]
+pub mod ledger_postgres;
 pub mod ledger_sqlite;
 mod locked;
 pub mod manifest;
@@ -30,16 +34,38 @@ use acgs_core::ledger::Ledger;
 pub use error::{Result, StorageError};
 pub use fsutil::{ensure_private_dir, is_plain_stem};
 
-/// Open the ledger a `ledger.url` names: `sqlite://PATH` (the embedded default).
-pub fn open_ledger(url: &str) -> Result<Arc<dyn Ledger>> {
+/// What opening a shared ledger may need besides its URL.
+#[derive(Debug, Clone, Default)]
+pub struct LedgerAccess {
+    /// `PGPASSWORD`, used when the URL carries no password.
+    pub password: Option<secrecy::SecretString>,
+    /// `~/.pgpass`, consulted when neither the URL nor `password` has one.
+    pub pgpass_file: Option<std::path::PathBuf>,
+    /// Learns every password used, so that it is masked in all output.
+    pub redactor: acgs_core::redact::Redactor,
+}
+
+/// Open the ledger a `ledger.url` names: `sqlite://PATH` (the embedded default) or, with the
+/// `postgres` feature, `postgres://…`.
+pub async fn open_ledger(url: &str, access: &LedgerAccess) -> Result<Arc<dyn Ledger>> {
     if let Some(path) = url.strip_prefix("sqlite://") {
         return Ok(Arc::new(ledger_sqlite::SqliteLedger::open(Path::new(
             path,
         ))?));
     }
+    #[cfg(feature = "postgres")]
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(Arc::new(
+            ledger_postgres::PostgresLedger::connect(url, access).await?,
+        ));
+    }
+    let _ = access;
     Err(StorageError::Corrupt {
         path: url.split("://").next().unwrap_or("ledger").into(),
-        reason: "ledger.url must start with sqlite:// (postgres:// needs the `postgres` feature)"
-            .into(),
+        reason: if cfg!(feature = "postgres") {
+            "ledger.url must start with sqlite:// or postgres://".into()
+        } else {
+            "ledger.url must start with sqlite:// (postgres:// needs the `postgres` feature)".into()
+        },
     })
 }

@@ -39,7 +39,7 @@ pub async fn run(app: &App, args: &ImageArgs, interrupt: &Interrupt) -> CmdResul
         return render_plan(&app.ui, &plan, app.config());
     }
     let model = app.catalog.resolve(&request.model)?;
-    let suite = app.spending_suite(model.provider)?;
+    let suite = app.spending_suite(model.provider).await?;
     let ui = app.ui.clone();
     let events = EventSink::new(move |event| ui.progress(&event));
     let report = suite.generate_with(&request, &events, interrupt).await?;

@@ -4,3 +4,4 @@ pub mod guard;
 pub mod image;
 pub mod keys;
 pub mod models;
+pub mod spend;

@@ -5,8 +5,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use acgs_core::config::Config;
-use acgs_core::ledger::{Ledger, OwnerToken, Reservation, ReservationId, ReserveRequest};
+use acgs_core::config::CostManagement;
+use acgs_core::ledger::{
+    Ledger, OwnerToken, Reservation, ReservationId, ReserveRequest, SharedLimits,
+};
 use acgs_core::pricing::Quote;
 use acgs_core::{ModelSpec, Usd};
 use acgs_guard::GuardError;
@@ -42,16 +44,33 @@ impl Confirm for AssumeYes {
     }
 }
 
+/// The limits in force: the configured ones, tightened by any a shared ledger keeps (clients can
+/// only tighten them; a shared ledger's time zone wins).
+#[must_use]
+pub fn effective_limits(config: &CostManagement, shared: &SharedLimits) -> CostManagement {
+    let mut cost = config.clone();
+    if let Some(daily) = shared.daily_limit {
+        cost.daily_limit = cost.daily_limit.min(daily);
+    }
+    if let Some(per_run) = shared.max_cost_per_run {
+        cost.max_cost_per_run = cost.max_cost_per_run.min(per_run);
+    }
+    if let Some(zone) = &shared.timezone {
+        cost.timezone.clone_from(zone);
+    }
+    cost
+}
+
 /// Per-run limit and confirmation; no money moves here.
 pub fn check(
     quote: &Quote,
     model: &ModelSpec,
-    config: &Config,
+    cost: &CostManagement,
     confirm: &dyn Confirm,
 ) -> Result<SpendDecision, EngineError> {
-    let decision = check_run(quote.amount, &config.cost_management)?;
+    let decision = check_run(quote.amount, cost)?;
     if decision.warn {
-        tracing::warn!(estimate = %quote.amount, threshold = %config.cost_management.warn_threshold, "estimate at or above warn_threshold");
+        tracing::warn!(estimate = %quote.amount, threshold = %cost.warn_threshold, "estimate at or above warn_threshold");
     }
     if decision.confirm {
         match confirm.confirm(model, quote.amount, decision.warn) {
@@ -113,5 +132,61 @@ impl LeaseKeeper {
 impl Drop for LeaseKeeper {
     fn drop(&mut self) {
         self.stop.cancel();
+    }
+}
+
+/// The alert fractions a reservation crossed: `(fraction in thousandths, threshold)` for each
+/// `alert_at` fraction between the day's spend before and after it.
+#[must_use]
+pub fn crossed_alerts(cost: &CostManagement, before: Usd, after: Usd) -> Vec<(u32, Usd)> {
+    cost.alert_at
+        .iter()
+        .filter_map(|f| {
+            let threshold = cost.daily_limit.mul_div_ceil(i64::from(f.0), 1000)?;
+            (before < threshold && after >= threshold).then_some((f.0, threshold))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use acgs_core::config::Fraction;
+
+    #[test]
+    fn shared_limits_only_tighten() {
+        let config = CostManagement::default();
+        let shared = SharedLimits {
+            daily_limit: Some(Usd::from_dollars(500)),
+            max_cost_per_run: Some(Usd::from_dollars(2)),
+            timezone: Some("Europe/Paris".into()),
+        };
+        let cost = effective_limits(&config, &shared);
+        assert_eq!(
+            cost.daily_limit,
+            Usd::from_dollars(100),
+            "a looser shared limit does not raise ours"
+        );
+        assert_eq!(cost.max_cost_per_run, Usd::from_dollars(2));
+        assert_eq!(cost.timezone, "Europe/Paris");
+    }
+
+    #[test]
+    fn alerts_fire_on_crossing_only() {
+        let cost = CostManagement {
+            daily_limit: Usd::from_dollars(10),
+            alert_at: vec![Fraction(500), Fraction(800), Fraction(1000)],
+            ..CostManagement::default()
+        };
+        let crossed = crossed_alerts(&cost, Usd::from_dollars(4), Usd::from_dollars(9));
+        assert_eq!(
+            crossed.iter().map(|(f, _)| *f).collect::<Vec<_>>(),
+            vec![500, 800]
+        );
+        assert!(crossed_alerts(&cost, Usd::from_dollars(6), Usd::from_dollars(7)).is_empty());
+        assert_eq!(
+            crossed_alerts(&cost, Usd::from_dollars(9), Usd::from_dollars(10)).len(),
+            1
+        );
     }
 }

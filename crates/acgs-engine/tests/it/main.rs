@@ -7,6 +7,7 @@ use std::time::Duration;
 use acgs_core::UserFacing as _;
 use acgs_core::audit::{AuditError, AuditEvent, AuditOutcome, AuditSink};
 use acgs_core::config::{Config, FalUrls};
+use acgs_core::ledger::Ledger as _;
 use acgs_core::moderation::{ModerationError, ModerationVerdict, Moderator};
 use acgs_core::provider::BoxFuture;
 use acgs_core::redact::Redactor;
@@ -181,7 +182,7 @@ async fn an_external_moderator_refuses_before_money_moves() {
     assert_eq!(err.code(), "guard.moderation");
     assert_eq!(err.exit_code(), 3);
     assert!(fx.fake.requests().await.is_empty());
-    assert!(fx.ledger.reservations().await.expect("rows").is_empty());
+    assert!(fx.ledger.reservations(None).await.expect("rows").is_empty());
     let audit = fx.audit.0.lock().expect("lock");
     assert_eq!(
         audit.last().and_then(|e| e.outcome),

@@ -1,0 +1,544 @@
+//! The shared spend ledger: PostgreSQL, for teams and fleets that share one budget.
+//!
+//! Same portable schema as the SQLite ledger. Each state change is one SQL statement (an upsert of
+//! the per-day counter guarded by the limit, joined to the insert or update of the reservation), so
+//! it is atomic under PostgreSQL's default isolation and needs one round trip. Time and the day come
+//! from the server's clock (`now()` in the configured IANA zone). Off loopback the connection needs
+//! TLS with a verified certificate; the password comes from the URL, `PGPASSWORD` or `.pgpass` and
+//! is never shown.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use acgs_core::Usd;
+use acgs_core::ledger::{
+    DaySpend, Ledger, LedgerError, LedgerResult, OwnerToken, Reservation, ReservationId,
+    ReservationRecord, ReservationState, ReserveRequest, Settlement,
+};
+use acgs_core::provider::BoxFuture;
+use acgs_core::request::JobHandle;
+use secrecy::{ExposeSecret as _, SecretString};
+use tokio_postgres::config::{Host, SslMode};
+use tokio_postgres::{Client, NoTls, Row};
+
+use crate::error::StorageError;
+use crate::fsutil::random_hex;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS days (
+    day TEXT PRIMARY KEY,
+    reserved BIGINT NOT NULL DEFAULT 0,
+    settled BIGINT NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS reservations (
+    id TEXT PRIMARY KEY,
+    day TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    step TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    model TEXT NOT NULL,
+    user_name TEXT NOT NULL,
+    state TEXT NOT NULL,
+    estimate BIGINT NOT NULL,
+    actual BIGINT,
+    owner TEXT NOT NULL,
+    lease_until BIGINT,
+    job TEXT,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS reservations_day_state ON reservations(day, state);
+CREATE INDEX IF NOT EXISTS reservations_held ON reservations(state, lease_until);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+";
+
+/// Milliseconds since the epoch on the server's clock.
+const NOW_MS: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
+
+/// The PostgreSQL ledger.
+#[derive(Clone)]
+pub struct PostgresLedger {
+    client: Arc<Client>,
+    target: String,
+}
+
+impl std::fmt::Debug for PostgresLedger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PostgresLedger({})", self.target)
+    }
+}
+
+fn unavailable(e: &tokio_postgres::Error) -> LedgerError {
+    let text = e.as_db_error().map_or_else(
+        || e.to_string(),
+        |db| format!("{} ({})", db.message(), db.code().code()),
+    );
+    LedgerError::Unavailable(text)
+}
+
+fn setup_error(target: &str, reason: impl std::fmt::Display) -> StorageError {
+    StorageError::Io {
+        what: format!("connecting to the ledger at {target}"),
+        source: std::io::Error::other(reason.to_string()),
+    }
+}
+
+fn is_loopback(host: &Host) -> bool {
+    match host {
+        Host::Tcp(name) => {
+            name == "localhost" || name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+        }
+        Host::Unix(_) => true,
+    }
+}
+
+/// `host:port/db` of a configuration, for messages (never the password).
+fn target_of(config: &tokio_postgres::Config) -> String {
+    let host = config.get_hosts().first().map_or_else(
+        || "?".into(),
+        |h| match h {
+            Host::Tcp(name) => name.clone(),
+            Host::Unix(path) => path.display().to_string(),
+        },
+    );
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    format!(
+        "postgres://{host}:{port}/{}",
+        config.get_dbname().unwrap_or("postgres")
+    )
+}
+
+/// The password for `config` from a `.pgpass` file text (`host:port:db:user:password`, `*` wildcards).
+#[must_use]
+pub fn pgpass_lookup(text: &str, config: &tokio_postgres::Config) -> Option<SecretString> {
+    let host = match config.get_hosts().first()? {
+        Host::Tcp(name) => name.clone(),
+        Host::Unix(_) => "localhost".into(),
+    };
+    let port = config
+        .get_ports()
+        .first()
+        .copied()
+        .unwrap_or(5432)
+        .to_string();
+    let db = config.get_dbname().unwrap_or("postgres").to_owned();
+    let user = config.get_user().unwrap_or_default().to_owned();
+    text.lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.splitn(5, ':').collect();
+            let [h, p, d, u, pw] = fields.as_slice() else {
+                return None;
+            };
+            let fits = |pattern: &str, value: &str| pattern == "*" || pattern == value;
+            (fits(h, &host) && fits(p, &port) && fits(d, &db) && fits(u, &user))
+                .then(|| SecretString::from((*pw).to_owned()))
+        })
+        .next()
+}
+
+/// `.pgpass`, read only when it is a regular file of ours that group and others cannot read (as
+/// libpq requires).
+fn read_pgpass(path: &std::path::Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt as _;
+    let meta = fs_err::metadata(path).ok()?;
+    let ours = meta.uid() == rustix::process::getuid().as_raw();
+    (meta.is_file() && ours && meta.mode() & 0o077 == 0)
+        .then(|| fs_err::read_to_string(path).ok())?
+}
+
+impl PostgresLedger {
+    /// Connect to `url`, creating the schema if needed. Without a password in the URL,
+    /// `PGPASSWORD` then `.pgpass` from `access` are used; every password is taught to its redactor.
+    pub async fn connect(url: &str, access: &crate::LedgerAccess) -> Result<Self, StorageError> {
+        let mut config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|_| setup_error("the configured ledger.url", "not a valid postgres:// URL"))?;
+        let target = target_of(&config);
+        if config.get_password().is_none() {
+            let from_file = || {
+                let path = access.pgpass_file.as_ref()?;
+                let text = read_pgpass(path)?;
+                pgpass_lookup(&text, &config)
+            };
+            if let Some(pw) = access.password.clone().or_else(from_file) {
+                config.password(pw.expose_secret());
+            }
+        }
+        if let Some(pw) = config.get_password() {
+            access.redactor.add_secret(&String::from_utf8_lossy(pw));
+        }
+        config.connect_timeout(Duration::from_secs(10));
+        let loopback = !config.get_hosts().is_empty() && config.get_hosts().iter().all(is_loopback);
+        let client = if loopback {
+            let (client, connection) = config
+                .connect(NoTls)
+                .await
+                .map_err(|e| setup_error(&target, e))?;
+            tokio::spawn(connection);
+            client
+        } else {
+            config.ssl_mode(SslMode::Require);
+            let tls = tokio_postgres_rustls::MakeRustlsConnect::new(
+                tls_config().map_err(|e| setup_error(&target, e))?,
+            );
+            let (client, connection) = config
+                .connect(tls)
+                .await
+                .map_err(|e| setup_error(&target, e))?;
+            tokio::spawn(connection);
+            client
+        };
+        let ledger = Self {
+            client: Arc::new(client),
+            target,
+        };
+        ledger.create_schema().await?;
+        Ok(ledger)
+    }
+
+    async fn create_schema(&self) -> Result<(), StorageError> {
+        let sql =
+            format!("SELECT pg_advisory_lock(727274); {SCHEMA} SELECT pg_advisory_unlock(727274);");
+        self.client
+            .batch_execute(&sql)
+            .await
+            .map_err(|e| setup_error(&self.target, unavailable(&e)))
+    }
+
+    /// Expire `held` reservations past their lease, adjusting their days.
+    async fn expire_held(&self) -> LedgerResult<()> {
+        let sql = format!(
+            "WITH expired AS (
+                 UPDATE reservations SET state = 'expired', updated_at = {NOW_MS}
+                 WHERE state = 'held' AND lease_until < {NOW_MS}
+                 RETURNING day, estimate),
+             sums AS (SELECT day, sum(estimate)::bigint AS total FROM expired GROUP BY day)
+             UPDATE days SET reserved = days.reserved - sums.total FROM sums WHERE days.day = sums.day"
+        );
+        self.client
+            .execute(&sql, &[])
+            .await
+            .map(|_| ())
+            .map_err(|e| unavailable(&e))
+    }
+
+    async fn day(&self, timezone: &str) -> LedgerResult<String> {
+        jiff::tz::TimeZone::get(timezone)
+            .map_err(|_| LedgerError::TimeZone(timezone.to_owned()))?;
+        let row = self
+            .client
+            .query_one(
+                "SELECT to_char(now() AT TIME ZONE $1, 'YYYY-MM-DD')",
+                &[&timezone],
+            )
+            .await
+            .map_err(|_| LedgerError::TimeZone(timezone.to_owned()))?;
+        Ok(row.get(0))
+    }
+
+    async fn day_spend(&self, day: &str) -> LedgerResult<DaySpend> {
+        let row = self
+            .client
+            .query_opt("SELECT reserved, settled FROM days WHERE day = $1", &[&day])
+            .await
+            .map_err(|e| unavailable(&e))?;
+        let (reserved, settled): (i64, i64) = row.map_or((0, 0), |r| (r.get(0), r.get(1)));
+        Ok(DaySpend {
+            day: day.to_owned(),
+            reserved: Usd::from_micros(reserved),
+            settled: Usd::from_micros(settled),
+        })
+    }
+
+    /// Finish a reservation in one of `from` → `to` at `actual` (the estimate when `None`).
+    async fn finish(
+        &self,
+        id: &ReservationId,
+        from: &[&str],
+        to: ReservationState,
+        actual: Option<Usd>,
+    ) -> LedgerResult<Settlement> {
+        let from: Vec<String> = from.iter().map(|s| (*s).to_owned()).collect();
+        let actual = actual.map(Usd::micros);
+        let sql = format!(
+            "WITH r AS (
+                 UPDATE reservations SET state = $2::text, actual = COALESCE($3::bigint, estimate), lease_until = NULL,
+                     updated_at = {NOW_MS}
+                 WHERE id = $1::text AND state = ANY($4::text[])
+                 RETURNING day, estimate, actual)
+             UPDATE days SET reserved = days.reserved - r.estimate, settled = days.settled + r.actual
+             FROM r WHERE days.day = r.day RETURNING r.estimate, r.actual"
+        );
+        let row = self
+            .client
+            .query_opt(&sql, &[&id.0, &to.as_str(), &actual, &from])
+            .await
+            .map_err(|e| unavailable(&e))?;
+        match row {
+            Some(row) => Ok(Settlement {
+                estimate: Usd::from_micros(row.get(0)),
+                actual: Usd::from_micros(row.get::<_, i64>(1)),
+            }),
+            None => Err(self.invalid(id, to.as_str()).await),
+        }
+    }
+
+    async fn invalid(&self, id: &ReservationId, to: &'static str) -> LedgerError {
+        let state = self
+            .client
+            .query_opt("SELECT state FROM reservations WHERE id = $1", &[&id.0])
+            .await
+            .ok()
+            .flatten()
+            .map_or_else(|| "missing".to_owned(), |r| r.get(0));
+        LedgerError::InvalidTransition {
+            id: id.clone(),
+            from: state,
+            to,
+        }
+    }
+}
+
+fn tls_config() -> Result<rustls::ClientConfig, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        let _ = roots.add(cert);
+    }
+    if roots.is_empty() {
+        return Err("no trusted root certificates found".into());
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
+fn record(row: &Row) -> ReservationRecord {
+    let job: Option<String> = row.get(10);
+    ReservationRecord {
+        id: ReservationId(row.get(0)),
+        day: row.get(1),
+        run_id: row.get(2),
+        step: row.get(3),
+        provider: row.get(4),
+        model: row.get(5),
+        user: row.get(6),
+        state: ReservationState::from_name(row.get::<_, &str>(7)).unwrap_or(ReservationState::Held),
+        estimate: Usd::from_micros(row.get(8)),
+        actual: row.get::<_, Option<i64>>(9).map(Usd::from_micros),
+        job: job.and_then(|j| serde_json::from_str(&j).ok()),
+        created_at: jiff::Timestamp::from_millisecond(row.get(11))
+            .unwrap_or(jiff::Timestamp::UNIX_EPOCH),
+    }
+}
+
+impl Ledger for PostgresLedger {
+    fn reserve(&self, request: ReserveRequest) -> BoxFuture<'_, LedgerResult<Reservation>> {
+        Box::pin(async move {
+            self.expire_held().await?;
+            let day = self.day(&request.timezone).await?;
+            let before = self.day_spend(&day).await?;
+            let (id, owner) = (random_hex(16), random_hex(16));
+            let lease_ms = i64::try_from(request.lease.as_millis()).unwrap_or(i64::MAX);
+            let amount = request.amount.micros();
+            let limit = request.daily_limit.micros();
+            let sql = format!(
+                "WITH counted AS (
+                     INSERT INTO days (day, reserved, settled) SELECT $1::text, $2::bigint, 0 WHERE $2::bigint <= $3::bigint
+                     ON CONFLICT (day) DO UPDATE SET reserved = days.reserved + EXCLUDED.reserved
+                     WHERE days.reserved + days.settled + EXCLUDED.reserved <= $3::bigint
+                     RETURNING day)
+                 INSERT INTO reservations
+                     (id, day, run_id, step, provider, model, user_name, state, estimate, owner, lease_until, created_at, updated_at)
+                 SELECT $4::text, counted.day, $5::text, $6::text, $7::text, $8::text, $9::text, 'held', $2::bigint, $10::text,
+                        {NOW_MS} + $11::bigint, {NOW_MS}, {NOW_MS}
+                 FROM counted
+                 RETURNING id"
+            );
+            let inserted = self
+                .client
+                .query_opt(
+                    &sql,
+                    &[
+                        &day,
+                        &amount,
+                        &limit,
+                        &id,
+                        &request.run_id,
+                        &request.step,
+                        &request.provider.as_str(),
+                        &request.model,
+                        &request.user,
+                        &owner,
+                        &lease_ms,
+                    ],
+                )
+                .await
+                .map_err(|e| unavailable(&e))?;
+            if inserted.is_none() {
+                let now = self.day_spend(&day).await?;
+                return Err(if now.total() > request.daily_limit {
+                    LedgerError::OverBudget {
+                        limit: request.daily_limit,
+                        spent: now.total(),
+                    }
+                } else {
+                    LedgerError::DailyLimit {
+                        limit: request.daily_limit,
+                        spent: now.total(),
+                        requested: request.amount,
+                    }
+                });
+            }
+            Ok(Reservation {
+                id: ReservationId(id),
+                owner: OwnerToken(owner),
+                day,
+                spent_before: before.total(),
+            })
+        })
+    }
+
+    fn renew<'a>(
+        &'a self,
+        id: &'a ReservationId,
+        owner: &'a OwnerToken,
+        lease: Duration,
+    ) -> BoxFuture<'a, LedgerResult<()>> {
+        Box::pin(async move {
+            let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
+            let sql = format!(
+                "UPDATE reservations SET lease_until = {NOW_MS} + $3::bigint, updated_at = {NOW_MS}
+                 WHERE id = $1 AND owner = $2 AND state = 'held' AND lease_until >= {NOW_MS}"
+            );
+            let n = self
+                .client
+                .execute(&sql, &[&id.0, &owner.0, &lease_ms])
+                .await
+                .map_err(|e| unavailable(&e))?;
+            if n == 1 {
+                Ok(())
+            } else {
+                Err(self.invalid(id, "held").await)
+            }
+        })
+    }
+
+    fn mark_submitted<'a>(
+        &'a self,
+        id: &'a ReservationId,
+        job: &'a JobHandle,
+    ) -> BoxFuture<'a, LedgerResult<()>> {
+        Box::pin(async move {
+            let job = serde_json::to_string(job).unwrap_or_default();
+            let sql = format!(
+                "UPDATE reservations SET state = 'submitted', job = $2, lease_until = NULL, updated_at = {NOW_MS}
+                 WHERE id = $1 AND state = 'held'"
+            );
+            let n = self
+                .client
+                .execute(&sql, &[&id.0, &job])
+                .await
+                .map_err(|e| unavailable(&e))?;
+            if n == 1 {
+                Ok(())
+            } else {
+                Err(self.invalid(id, "submitted").await)
+            }
+        })
+    }
+
+    fn settle<'a>(
+        &'a self,
+        id: &'a ReservationId,
+        actual: Usd,
+    ) -> BoxFuture<'a, LedgerResult<Settlement>> {
+        Box::pin(self.finish(
+            id,
+            &["held", "submitted"],
+            ReservationState::Settled,
+            Some(actual),
+        ))
+    }
+
+    fn release<'a>(&'a self, id: &'a ReservationId) -> BoxFuture<'a, LedgerResult<()>> {
+        Box::pin(async move {
+            self.finish(
+                id,
+                &["held", "submitted"],
+                ReservationState::Released,
+                Some(Usd::ZERO),
+            )
+            .await
+            .map(|_| ())
+        })
+    }
+
+    fn today<'a>(&'a self, timezone: &'a str) -> BoxFuture<'a, LedgerResult<DaySpend>> {
+        Box::pin(async move {
+            self.expire_held().await?;
+            let day = self.day(timezone).await?;
+            self.day_spend(&day).await
+        })
+    }
+
+    fn reservations<'a>(
+        &'a self,
+        since_day: Option<&'a str>,
+    ) -> BoxFuture<'a, LedgerResult<Vec<ReservationRecord>>> {
+        Box::pin(async move {
+            self.expire_held().await?;
+            let since = since_day.unwrap_or("0000-00-00");
+            let rows = self
+                .client
+                .query(
+                    "SELECT id, day, run_id, step, provider, model, user_name, state, estimate, actual, job, created_at
+                     FROM reservations WHERE day >= $1 ORDER BY created_at DESC, id",
+                    &[&since],
+                )
+                .await
+                .map_err(|e| unavailable(&e))?;
+            Ok(rows.iter().map(record).collect())
+        })
+    }
+
+    fn abandon<'a>(&'a self, id: &'a ReservationId) -> BoxFuture<'a, LedgerResult<Settlement>> {
+        Box::pin(self.finish(id, &["submitted"], ReservationState::Abandoned, None))
+    }
+
+    fn meta<'a>(&'a self, key: &'a str) -> BoxFuture<'a, LedgerResult<Option<String>>> {
+        Box::pin(async move {
+            let row = self
+                .client
+                .query_opt("SELECT value FROM meta WHERE key = $1", &[&key])
+                .await
+                .map_err(|e| unavailable(&e))?;
+            Ok(row.map(|r| r.get(0)))
+        })
+    }
+
+    fn set_meta<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a str,
+        only_if_absent: bool,
+    ) -> BoxFuture<'a, LedgerResult<bool>> {
+        Box::pin(async move {
+            let sql = if only_if_absent {
+                "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING"
+            } else {
+                "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"
+            };
+            let n = self
+                .client
+                .execute(sql, &[&key, &value])
+                .await
+                .map_err(|e| unavailable(&e))?;
+            Ok(n == 1)
+        })
+    }
+}

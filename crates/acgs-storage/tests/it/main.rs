@@ -1,0 +1,365 @@
+//! The ledger contract, run against the SQLite ledger and — with the `postgres` feature and a
+//! server (`ACGS_TEST_POSTGRES_URL`, started by `cargo xtask ci`) — the PostgreSQL ledger.
+
+#![allow(clippy::print_stderr)] // a skipped PostgreSQL test says so
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use acgs_core::ledger::{Ledger, LedgerError, ReservationState, ReserveRequest, shared_limits};
+use acgs_core::request::{JOB_HANDLE_SCHEMA, JobHandle, JobRef};
+use acgs_core::{ProviderId, Usd};
+
+fn usd(text: &str) -> Usd {
+    Usd::parse(text).expect("usd")
+}
+
+fn request(amount: &str, limit: &str, lease: Duration) -> ReserveRequest {
+    ReserveRequest {
+        run_id: "run".into(),
+        step: "main".into(),
+        provider: ProviderId::Fal,
+        model: "flux_dev".into(),
+        user: "alice".into(),
+        amount: usd(amount),
+        daily_limit: usd(limit),
+        timezone: "UTC".into(),
+        lease,
+    }
+}
+
+fn job() -> JobHandle {
+    JobHandle {
+        schema_version: JOB_HANDLE_SCHEMA,
+        provider: ProviderId::Fal,
+        model: "flux_dev".into(),
+        endpoint: "fal-ai/flux/dev".into(),
+        job: JobRef::Queue {
+            request_id: "80e732af".into(),
+        },
+        submitted_at: jiff::Timestamp::now(),
+    }
+}
+
+async fn contract_states_and_limits(ledger: &dyn Ledger) {
+    let long = Duration::from_secs(60);
+    let a = ledger
+        .reserve(request("0.60", "1.00", long))
+        .await
+        .expect("fits");
+    let err = ledger
+        .reserve(request("0.50", "1.00", long))
+        .await
+        .expect_err("over");
+    assert!(matches!(err, LedgerError::DailyLimit { .. }), "{err:?}");
+    ledger
+        .mark_submitted(&a.id, &job())
+        .await
+        .expect("submitted");
+    assert!(
+        ledger.mark_submitted(&a.id, &job()).await.is_err(),
+        "only held can be submitted"
+    );
+    let s = ledger.settle(&a.id, usd("0.40")).await.expect("settled");
+    assert_eq!((s.estimate, s.actual), (usd("0.60"), usd("0.40")));
+    assert!(ledger.release(&a.id).await.is_err(), "settled is final");
+    let b = ledger
+        .reserve(request("0.55", "1.00", long))
+        .await
+        .expect("fits after settle");
+    ledger.release(&b.id).await.expect("released");
+    let today = ledger.today("UTC").await.expect("today");
+    assert_eq!((today.reserved, today.settled), (Usd::ZERO, usd("0.40")));
+    let rows = ledger.reservations(None).await.expect("rows");
+    assert_eq!(rows.len(), 2);
+    assert!(rows.iter().any(|r| r.state == ReservationState::Released));
+    let settled = rows
+        .iter()
+        .find(|r| r.state == ReservationState::Settled)
+        .expect("settled row");
+    assert_eq!(
+        settled.job.as_ref().map(|j| j.model.as_str()),
+        Some("flux_dev")
+    );
+}
+
+async fn contract_expiry_and_abandon(ledger: &dyn Ledger) {
+    let held = ledger
+        .reserve(request("0.30", "1.00", Duration::from_millis(300)))
+        .await
+        .expect("held");
+    let sub = ledger
+        .reserve(request("0.20", "1.00", Duration::from_millis(300)))
+        .await
+        .expect("held");
+    ledger
+        .mark_submitted(&sub.id, &job())
+        .await
+        .expect("submitted");
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let today = ledger.today("UTC").await.expect("today");
+    assert_eq!(
+        today.reserved,
+        usd("0.20"),
+        "the expired hold stops counting, the submitted one does not"
+    );
+    assert!(
+        ledger
+            .renew(&held.id, &held.owner, Duration::from_secs(5))
+            .await
+            .is_err()
+    );
+    let rows = ledger.reservations(None).await.expect("rows");
+    assert!(
+        rows.iter()
+            .any(|r| r.id == held.id && r.state == ReservationState::Expired)
+    );
+    let s = ledger.abandon(&sub.id).await.expect("written off");
+    assert_eq!(s.actual, usd("0.20"));
+    assert!(ledger.abandon(&sub.id).await.is_err());
+    assert_eq!(
+        ledger.today("UTC").await.expect("today").settled,
+        usd("0.20")
+    );
+}
+
+async fn contract_renew_and_overrun(ledger: &dyn Ledger) {
+    let r = ledger
+        .reserve(request("0.90", "1.00", Duration::from_millis(400)))
+        .await
+        .expect("held");
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        ledger
+            .renew(&r.id, &r.owner, Duration::from_millis(400))
+            .await
+            .expect("renewed by its owner");
+    }
+    let wrong = acgs_core::ledger::OwnerToken("someone-else".into());
+    assert!(
+        ledger
+            .renew(&r.id, &wrong, Duration::from_secs(1))
+            .await
+            .is_err()
+    );
+    let s = ledger.settle(&r.id, usd("1.30")).await.expect("settled");
+    assert_eq!(s.overrun(), Some(usd("0.40")));
+    let err = ledger
+        .reserve(request("0.01", "1.00", Duration::from_secs(60)))
+        .await
+        .expect_err("over budget");
+    assert!(matches!(err, LedgerError::OverBudget { .. }), "{err:?}");
+}
+
+async fn contract_meta_and_shared_limits(ledger: &dyn Ledger) {
+    assert!(
+        ledger
+            .set_meta("alert:2026-11-27:500", "run-a", true)
+            .await
+            .expect("first")
+    );
+    assert!(
+        !ledger
+            .set_meta("alert:2026-11-27:500", "run-b", true)
+            .await
+            .expect("second")
+    );
+    assert_eq!(
+        ledger
+            .meta("alert:2026-11-27:500")
+            .await
+            .expect("read")
+            .as_deref(),
+        Some("run-a")
+    );
+    ledger
+        .set_meta("limits.daily_limit", "25.00", false)
+        .await
+        .expect("limit");
+    ledger
+        .set_meta("limits.timezone", "Europe/Paris", false)
+        .await
+        .expect("zone");
+    let limits = shared_limits(ledger).await.expect("limits");
+    assert_eq!(limits.daily_limit, Some(usd("25.00")));
+    assert_eq!(limits.timezone.as_deref(), Some("Europe/Paris"));
+    assert_eq!(limits.max_cost_per_run, None);
+    assert!(matches!(
+        ledger.today("Mars/Olympus").await,
+        Err(LedgerError::TimeZone(_))
+    ));
+}
+
+async fn contract_concurrency(ledgers: Vec<Arc<dyn Ledger>>) {
+    let mut tasks = Vec::new();
+    for (i, ledger) in ledgers.into_iter().enumerate() {
+        tasks.push(tokio::spawn(async move {
+            let mut granted = 0i64;
+            for j in 0..15 {
+                let amount = format!("0.0{}", 1 + (i + j) % 9);
+                if let Ok(r) = ledger
+                    .reserve(request(&amount, "2.00", Duration::from_secs(60)))
+                    .await
+                {
+                    granted += usd(&amount).micros();
+                    ledger.settle(&r.id, usd(&amount)).await.expect("settled");
+                }
+            }
+            granted
+        }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.expect("task");
+    }
+    assert!(
+        total <= 2_000_000,
+        "granted {total} µ$ against a 2.00 limit"
+    );
+    assert!(
+        total >= 2_000_000 - 90_000,
+        "the limit was used up: {total}"
+    );
+}
+
+mod sqlite {
+    use super::*;
+    use acgs_storage::ledger_sqlite::SqliteLedger;
+
+    fn open(dir: &tempfile::TempDir) -> SqliteLedger {
+        SqliteLedger::open(&dir.path().join("ledger.sqlite3")).expect("ledger")
+    }
+
+    #[tokio::test]
+    async fn states_and_limits() {
+        let dir = tempfile::tempdir().expect("tmp");
+        contract_states_and_limits(&open(&dir)).await;
+    }
+
+    #[tokio::test]
+    async fn expiry_and_abandon() {
+        let dir = tempfile::tempdir().expect("tmp");
+        contract_expiry_and_abandon(&open(&dir)).await;
+    }
+
+    #[tokio::test]
+    async fn renew_and_overrun() {
+        let dir = tempfile::tempdir().expect("tmp");
+        contract_renew_and_overrun(&open(&dir)).await;
+    }
+
+    #[tokio::test]
+    async fn meta_and_shared_limits() {
+        let dir = tempfile::tempdir().expect("tmp");
+        contract_meta_and_shared_limits(&open(&dir)).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn concurrency() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let ledgers: Vec<Arc<dyn Ledger>> = (0..8)
+            .map(|_| Arc::new(open(&dir)) as Arc<dyn Ledger>)
+            .collect();
+        contract_concurrency(ledgers).await;
+    }
+}
+
+#[cfg(feature = "postgres")]
+mod postgres {
+    use super::*;
+    use acgs_storage::LedgerAccess;
+    use acgs_storage::ledger_postgres::PostgresLedger;
+
+    /// A fresh database on the test server, or `None` (with a note) when no server is configured
+    /// and none is required.
+    async fn fresh_database() -> Option<String> {
+        let Ok(url) = std::env::var("ACGS_TEST_POSTGRES_URL") else {
+            assert!(
+                std::env::var("ACGS_REQUIRE_POSTGRES").is_err(),
+                "ACGS_REQUIRE_POSTGRES is set but ACGS_TEST_POSTGRES_URL is not"
+            );
+            eprintln!("skipped: set ACGS_TEST_POSTGRES_URL (cargo xtask ci starts a server)");
+            return None;
+        };
+        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .expect("test server");
+        tokio::spawn(connection);
+        let name = format!("acgs_test_{}", std::process::id()) + &format!("_{}", fastrand_suffix());
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .expect("create database");
+        Some(format!(
+            "{}/{name}",
+            url.rsplit_once('/').map_or(url.as_str(), |(base, _)| base)
+        ))
+    }
+
+    fn fastrand_suffix() -> u64 {
+        use std::time::{SystemTime, UNIX_EPOCH};
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::from(d.subsec_nanos()))
+    }
+
+    async fn open(url: &str) -> PostgresLedger {
+        PostgresLedger::connect(url, &LedgerAccess::default())
+            .await
+            .expect("ledger")
+    }
+
+    #[tokio::test]
+    async fn states_and_limits() {
+        let Some(url) = fresh_database().await else {
+            return;
+        };
+        contract_states_and_limits(&open(&url).await).await;
+    }
+
+    #[tokio::test]
+    async fn expiry_and_abandon() {
+        let Some(url) = fresh_database().await else {
+            return;
+        };
+        contract_expiry_and_abandon(&open(&url).await).await;
+    }
+
+    #[tokio::test]
+    async fn renew_and_overrun() {
+        let Some(url) = fresh_database().await else {
+            return;
+        };
+        contract_renew_and_overrun(&open(&url).await).await;
+    }
+
+    #[tokio::test]
+    async fn meta_and_shared_limits() {
+        let Some(url) = fresh_database().await else {
+            return;
+        };
+        contract_meta_and_shared_limits(&open(&url).await).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn concurrency() {
+        let Some(url) = fresh_database().await else {
+            return;
+        };
+        let mut ledgers: Vec<Arc<dyn Ledger>> = Vec::new();
+        for _ in 0..8 {
+            ledgers.push(Arc::new(open(&url).await));
+        }
+        contract_concurrency(ledgers).await;
+    }
+
+    #[tokio::test]
+    async fn passwords_come_from_pgpass_and_are_redacted() {
+        let config: tokio_postgres::Config = "postgres://acgs@db.example:5433/budget"
+            .parse()
+            .expect("url");
+        let text = "# comment\nother:5432:*:*:nope\ndb.example:5433:budget:acgs:s3cret-pw\n*:*:*:*:fallback\n";
+        let found = acgs_storage::ledger_postgres::pgpass_lookup(text, &config).expect("matched");
+        assert_eq!(secrecy::ExposeSecret::expose_secret(&found), "s3cret-pw");
+    }
+}
