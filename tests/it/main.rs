@@ -10,6 +10,8 @@ use acgs_testkit::canary::{FAL_KEY, leaks_in};
 use acgs_testkit::fal::{FakeFal, Outcome, SubmitFailure};
 use acgs_testkit::media::PNG_1X1;
 
+mod budget;
+
 const ENDPOINT: &str = "fal-ai/flux/dev";
 
 fn sandbox_for(fake: &FakeFal) -> Sandbox {

@@ -1105,4 +1105,64 @@ mod tests {
         lowered.guard.max_prompt_chars = 100;
         assert!(check_tightens(&base, &lowered, "pipeline").is_ok());
     }
+
+    mod policy {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn money() -> impl Strategy<Value = Usd> {
+            (0i64..1_000_000_000).prop_map(Usd::from_micros)
+        }
+
+        prop_compose! {
+            fn limits()(per_run in money(), daily in money(), warn in money(), confirm in any::<bool>(),
+                        margin in 1000u32..5000, prompt in 1u32..10_000, per_minute in 1u32..500, in_flight in 1u32..50)
+                -> Config {
+                let mut c = Config::default();
+                c.cost_management.max_cost_per_run = per_run;
+                c.cost_management.daily_limit = daily;
+                c.cost_management.warn_threshold = warn;
+                c.cost_management.require_confirmation = confirm;
+                c.cost_management.unverified_price_margin = Ratio(margin);
+                c.guard.max_prompt_chars = prompt;
+                c.rate_limits.fal = RateLimit { per_minute, in_flight };
+                c
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+
+            /// Whatever a pipeline's settings or a project file say, what passes the check never
+            /// raises a configured limit or loosens a guard.
+            #[test]
+            fn nothing_that_passes_raises_a_limit(base in limits(), candidate in limits()) {
+                if check_tightens(&base, &candidate, "pipeline").is_ok() {
+                    let (b, c) = (&base.cost_management, &candidate.cost_management);
+                    prop_assert!(c.max_cost_per_run <= b.max_cost_per_run);
+                    prop_assert!(c.daily_limit <= b.daily_limit);
+                    prop_assert!(c.warn_threshold <= b.warn_threshold);
+                    prop_assert!(c.require_confirmation || !b.require_confirmation);
+                    prop_assert!(c.unverified_price_margin >= b.unverified_price_margin);
+                    prop_assert!(candidate.guard.max_prompt_chars <= base.guard.max_prompt_chars);
+                    prop_assert!(candidate.rate_limits.fal.per_minute <= base.rate_limits.fal.per_minute);
+                    prop_assert!(candidate.rate_limits.fal.in_flight <= base.rate_limits.fal.in_flight);
+                }
+            }
+
+            /// Raising any one limit by any amount is refused, naming that limit.
+            #[test]
+            fn raising_any_limit_is_refused(base in limits(), extra in 1i64..1_000_000, which in 0usize..3) {
+                let mut raised = base.clone();
+                let (key, field) = match which {
+                    0 => ("cost_management.max_cost_per_run", &mut raised.cost_management.max_cost_per_run),
+                    1 => ("cost_management.daily_limit", &mut raised.cost_management.daily_limit),
+                    _ => ("cost_management.warn_threshold", &mut raised.cost_management.warn_threshold),
+                };
+                *field = field.saturating_add(Usd::from_micros(extra));
+                let err = check_tightens(&base, &raised, "pipeline").expect_err("a raised limit");
+                prop_assert!(err.to_string().contains(key), "{err}");
+            }
+        }
+    }
 }

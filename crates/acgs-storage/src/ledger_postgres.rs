@@ -199,8 +199,7 @@ impl PostgresLedger {
     }
 
     async fn create_schema(&self) -> Result<(), StorageError> {
-        let sql =
-            format!("SELECT pg_advisory_lock(727274); {SCHEMA} SELECT pg_advisory_unlock(727274);");
+        let sql = format!("BEGIN; SELECT pg_advisory_xact_lock(727274); {SCHEMA} COMMIT;");
         self.client
             .batch_execute(&sql)
             .await

@@ -8,6 +8,7 @@
 
 pub mod canary;
 pub mod fal;
+pub mod fleet;
 pub mod media;
 
 /// A fixture file's text.
