@@ -12,7 +12,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use acgs_core::ledger::{Ledger, ReserveRequest};
+use acgs_core::ledger::ReserveRequest;
 use acgs_core::{ProviderId, Usd};
 
 const WORKERS: usize = 8;
