@@ -158,7 +158,7 @@ static ASCII_FOLDS: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(
 });
 
 /// The normal form both texts and terms are matched in: invisible characters removed, leetspeak
-/// mapped, every character folded ([`fold_char`]), everything else a word break; padded with
+/// mapped, every character folded (case, UTS #39 confusable prototype, accents, `l` as `i`), everything else a word break; padded with
 /// spaces so that a substring match of a padded term is a whole-word match.
 #[must_use]
 pub fn skeleton(text: &str) -> String {
