@@ -278,7 +278,8 @@ async fn crossing_a_fraction_of_the_daily_limit_alerts_once() {
     let marker = sb.root().join("alerts.txt");
     sb.set_env("FAL_KEY", FAL_KEY)
         .set_env("ACGS_PROVIDERS__FAL__QUEUE_URL", &fleet.uri())
-        .set_env("ACGS_COST_MANAGEMENT__DAILY_LIMIT", "0.10");
+        .set_env("ACGS_COST_MANAGEMENT__DAILY_LIMIT", "0.10")
+        .set_env("ACGS_COST_MANAGEMENT__WARN_THRESHOLD", "0.04");
     sb.user_config(&format!(
         "[default.cost_management]\nalert_command = [\"/bin/sh\", \"-c\", \"echo \\\"$1 $2 $3\\\" >> {}\", \"sh\"]\n",
         marker.display()

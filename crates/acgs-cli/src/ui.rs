@@ -100,7 +100,7 @@ impl Ui {
     /// A progress event (text lines or JSON objects; provider text is made printable). Spend
     /// alerts are shown as warnings.
     pub fn progress(&self, event: &ProgressEvent) {
-        if event.status == "spend_alert" {
+        if matches!(event.status.as_str(), "spend_alert" | "spend_warning") {
             self.warning(event.message.as_deref().unwrap_or("spend alert"));
             return;
         }

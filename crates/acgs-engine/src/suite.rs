@@ -536,7 +536,14 @@ impl Suite {
         events.report(Stage::Preparing, "authorizing", None, None);
         let shared = acgs_core::ledger::shared_limits(ledger.as_ref()).await?;
         let cost = &authorize::effective_limits(&self.config.cost_management, &shared);
-        authorize::check(&plan.quote, model, cost, self.confirm.as_ref())?;
+        let decision = authorize::check(&plan.quote, model, cost, self.confirm.as_ref())?;
+        if decision.warn {
+            let message = format!(
+                "this run may cost up to ${}, at or above your warn_threshold of ${}",
+                plan.quote.amount, cost.warn_threshold
+            );
+            events.report(Stage::Preparing, "spend_warning", None, Some(message));
+        }
         let request = self.preflight_request(plan);
         provider.preflight(&request).await?;
         let reservation = authorize::reserve(

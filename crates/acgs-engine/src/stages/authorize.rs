@@ -69,9 +69,6 @@ pub fn check(
     confirm: &dyn Confirm,
 ) -> Result<SpendDecision, EngineError> {
     let decision = check_run(quote.amount, cost)?;
-    if decision.warn {
-        tracing::warn!(estimate = %quote.amount, threshold = %cost.warn_threshold, "estimate at or above warn_threshold");
-    }
     if decision.confirm {
         match confirm.confirm(model, quote.amount, decision.warn) {
             ConfirmAnswer::Yes => {}
