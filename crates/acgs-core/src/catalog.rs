@@ -89,6 +89,12 @@ pub struct ParamSpec {
     /// For media fields: the media kind expected.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media: Option<MediaKind>,
+    /// For media fields: the longest input (seconds) the model accepts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_seconds: Option<u64>,
+    /// For list media fields: the most items.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_items: Option<u32>,
     /// One line for `acgs models`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,

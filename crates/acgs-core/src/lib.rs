@@ -21,6 +21,7 @@ pub mod credentials;
 pub mod env;
 pub mod error;
 pub mod ledger;
+pub mod media;
 pub mod moderation;
 pub mod money;
 pub mod pricing;
@@ -28,6 +29,7 @@ pub mod provider;
 pub mod redact;
 pub mod request;
 pub mod task;
+pub mod transcript;
 
 pub use catalog::{Catalog, ModelSpec, Params};
 pub use error::{Error, ErrorKind, UserFacing};

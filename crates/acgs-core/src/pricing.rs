@@ -78,7 +78,8 @@ pub struct Pricing {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tiers: Vec<PriceTier>,
     /// The parameter that gives the quantity: duration for seconds, image size for megapixels,
-    /// maximum output tokens for token pricing.
+    /// maximum output tokens for token pricing. Without it, seconds and megapixels are those of
+    /// the input media (avatars priced per second of input audio, edits per input megapixel).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quantity_param: Option<String>,
     /// Further output-token parameters counted in the worst case (e.g. a thinking budget).
@@ -103,6 +104,8 @@ pub struct PriceInputs {
     pub media_seconds: Option<u64>,
     /// Input tokens for attached media (images, audio), when known.
     pub media_tokens: u64,
+    /// Width and height of the (first) input image, when known.
+    pub media_pixels: Option<(u64, u64)>,
 }
 
 /// A worst-case estimate for one request.
@@ -359,7 +362,7 @@ impl Pricing {
             }
             _ => {}
         }
-        if self.unit == PriceUnit::Megapixel {
+        if self.unit == PriceUnit::Megapixel && self.quantity_param.is_some() {
             let is_size = self
                 .quantity_param
                 .as_ref()
