@@ -237,16 +237,24 @@ impl Pricing {
             ),
             PriceUnit::Request => (1, rate),
             PriceUnit::Megapixel => {
-                let value = param(&self.quantity_param)?;
-                let (w, h) = image_dimensions(value)
-                    .ok_or_else(|| quantity_error("unknown image size".into()))?;
+                let (w, h) = match &self.quantity_param {
+                    Some(_) => image_dimensions(param(&self.quantity_param)?)
+                        .ok_or_else(|| quantity_error("unknown image size".into()))?,
+                    None => inputs
+                        .media_pixels
+                        .ok_or_else(|| quantity_error("the input image's size is unknown".into()))?,
+                };
                 let mp = megapixels_ceil(w, h).saturating_mul(count);
                 (mp, rate.checked_mul(to_i64(mp)?).ok_or_else(overflow)?)
             }
             PriceUnit::Second => {
-                let value = param(&self.quantity_param)?;
-                let secs = duration_seconds(value)
-                    .ok_or_else(|| quantity_error("unreadable duration".into()))?;
+                let secs = match &self.quantity_param {
+                    Some(_) => duration_seconds(param(&self.quantity_param)?)
+                        .ok_or_else(|| quantity_error("unreadable duration".into()))?,
+                    None => inputs
+                        .media_seconds
+                        .ok_or_else(|| quantity_error("the input media's duration is unknown".into()))?,
+                };
                 (secs, rate.checked_mul(to_i64(secs)?).ok_or_else(overflow)?)
             }
             PriceUnit::Minute => {
@@ -344,12 +352,9 @@ impl Pricing {
                 .get(name)
                 .is_some_and(|p| matches!(p.kind, FieldKind::Priced))
         };
-        let needs_quantity = matches!(
-            self.unit,
-            PriceUnit::Second | PriceUnit::Megapixel | PriceUnit::MillionTokens
-        );
+        let needs_quantity = self.unit == PriceUnit::MillionTokens;
         match (&self.quantity_param, needs_quantity) {
-            (Some(name), true) if !priced_param(name) => {
+            (Some(name), _) if !priced_param(name) => {
                 return Err(format!(
                     "pricing quantity `{name}` must be a `priced` parameter"
                 ));
