@@ -281,11 +281,13 @@ pub trait Ledger: Send + Sync {
         lease: Duration,
     ) -> BoxFuture<'a, LedgerResult<()>>;
 
-    /// `held` → `submitted`, recording the job handle.
+    /// `held` → `submitted`. Called without a job just before the request is sent (so that a
+    /// request whose outcome is unknown keeps counting), then with the job handle the provider
+    /// returned (which may also be recorded on a `submitted` reservation that has none yet).
     fn mark_submitted<'a>(
         &'a self,
         id: &'a ReservationId,
-        job: &'a JobHandle,
+        job: Option<&'a JobHandle>,
     ) -> BoxFuture<'a, LedgerResult<()>>;
 
     /// `held`/`submitted` → `settled` at `actual`.

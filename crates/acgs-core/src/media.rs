@@ -16,19 +16,27 @@ pub struct MediaFacts {
 }
 
 fn be16(b: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from(u16::from_be_bytes(b.get(at..at + 2)?.try_into().ok()?)))
+    Some(u64::from(u16::from_be_bytes(
+        b.get(at..at + 2)?.try_into().ok()?,
+    )))
 }
 
 fn be32(b: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from(u32::from_be_bytes(b.get(at..at + 4)?.try_into().ok()?)))
+    Some(u64::from(u32::from_be_bytes(
+        b.get(at..at + 4)?.try_into().ok()?,
+    )))
 }
 
 fn le16(b: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from(u16::from_le_bytes(b.get(at..at + 2)?.try_into().ok()?)))
+    Some(u64::from(u16::from_le_bytes(
+        b.get(at..at + 2)?.try_into().ok()?,
+    )))
 }
 
 fn le32(b: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?)))
+    Some(u64::from(u32::from_le_bytes(
+        b.get(at..at + 4)?.try_into().ok()?,
+    )))
 }
 
 fn be64(b: &[u8], at: usize) -> Option<u64> {
@@ -40,7 +48,8 @@ fn be64(b: &[u8], at: usize) -> Option<u64> {
 pub fn probe(kind: ContentType, bytes: &[u8]) -> MediaFacts {
     match kind {
         ContentType::Png => MediaFacts {
-            dimensions: Some((be32(bytes, 16).unwrap_or(0), be32(bytes, 20).unwrap_or(0))).filter(|(w, h)| *w > 0 && *h > 0),
+            dimensions: Some((be32(bytes, 16).unwrap_or(0), be32(bytes, 20).unwrap_or(0)))
+                .filter(|(w, h)| *w > 0 && *h > 0),
             seconds: None,
         },
         ContentType::Gif => MediaFacts {
@@ -73,6 +82,68 @@ pub fn probe(kind: ContentType, bytes: &[u8]) -> MediaFacts {
         },
         _ => MediaFacts::default(),
     }
+}
+
+/// Most bytes read to probe a file (audio is read whole up to this; video only its `moov` box).
+pub const PROBE_CAP: u64 = 64 * 1024 * 1024;
+
+/// Probe an open file of `size` bytes: ISO BMFF files by walking their top-level boxes to `moov`,
+/// everything else from its first [`PROBE_CAP`] bytes.
+pub fn probe_file<R: std::io::Read + std::io::Seek>(
+    kind: ContentType,
+    reader: &mut R,
+    size: u64,
+) -> std::io::Result<MediaFacts> {
+    use std::io::{Read as _, SeekFrom};
+    reader.seek(SeekFrom::Start(0))?;
+    if !matches!(
+        kind,
+        ContentType::Mp4 | ContentType::Quicktime | ContentType::M4a
+    ) {
+        let mut bytes = Vec::new();
+        reader.by_ref().take(PROBE_CAP).read_to_end(&mut bytes)?;
+        return Ok(probe(kind, &bytes));
+    }
+    let mut offset = 0u64;
+    let mut header = [0u8; 16];
+    while offset + 8 <= size {
+        reader.seek(SeekFrom::Start(offset))?;
+        reader.read_exact(&mut header[..8])?;
+        let small = u64::from(u32::from_be_bytes([
+            header[0], header[1], header[2], header[3],
+        ]));
+        let (len, head) = match small {
+            1 => {
+                reader.read_exact(&mut header[8..16])?;
+                (
+                    u64::from_be_bytes(header[8..16].try_into().unwrap_or_default()),
+                    16,
+                )
+            }
+            0 => (size - offset, 8),
+            n => (n, 8),
+        };
+        if len < head {
+            break;
+        }
+        if &header[4..8] == b"moov" {
+            let body = (len - head).min(PROBE_CAP);
+            let mut moov = Vec::with_capacity(usize::try_from(body).unwrap_or(0));
+            reader.by_ref().take(body).read_to_end(&mut moov)?;
+            let mut boxed = u32::try_from(body + 8)
+                .unwrap_or(u32::MAX)
+                .to_be_bytes()
+                .to_vec();
+            boxed.extend_from_slice(b"moov");
+            boxed.extend_from_slice(&moov);
+            return Ok(MediaFacts {
+                dimensions: None,
+                seconds: mp4_seconds(&boxed),
+            });
+        }
+        offset = offset.saturating_add(len);
+    }
+    Ok(MediaFacts::default())
 }
 
 /// JPEG: the first start-of-frame marker carries height and width.
@@ -170,17 +241,23 @@ fn find_box<'a>(b: &'a [u8], kind: &[u8; 4]) -> Option<&'a [u8]> {
 /// FLAC: total samples over the sample rate, from STREAMINFO.
 fn flac_seconds(b: &[u8]) -> Option<u64> {
     let info = b.get(8..8 + 34)?;
-    let rate = (u64::from(info[10]) << 12) | (u64::from(info[11]) << 4) | (u64::from(info[12]) >> 4);
+    let rate =
+        (u64::from(info[10]) << 12) | (u64::from(info[11]) << 4) | (u64::from(info[12]) >> 4);
     let samples = (u64::from(info[13] & 0x0F) << 32) | be32(info, 14)?;
     (rate > 0 && samples > 0).then(|| samples.div_ceil(rate))
 }
 
 /// MPEG audio: walk the frames (after an ID3 tag) and add up their durations.
 fn mp3_seconds(b: &[u8]) -> Option<u64> {
-    const BITRATES: [u64; 16] = [0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 0];
+    const BITRATES: [u64; 16] = [
+        0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 0,
+    ];
     const RATES: [u64; 4] = [44100, 48000, 32000, 0];
     let mut i = if b.starts_with(b"ID3") {
-        let size = b.get(6..10)?.iter().fold(0usize, |acc, x| (acc << 7) | usize::from(x & 0x7F));
+        let size = b
+            .get(6..10)?
+            .iter()
+            .fold(0usize, |acc, x| (acc << 7) | usize::from(x & 0x7F));
         10 + size
     } else {
         0
@@ -240,7 +317,11 @@ mod tests {
         wav.extend_from_slice(&[2, 0, 16, 0]);
         wav.extend_from_slice(b"data");
         wav.extend_from_slice(&(32000u32 * 10 + 5).to_le_bytes());
-        assert_eq!(probe(ContentType::Wav, &wav).seconds, Some(11), "rounded up");
+        assert_eq!(
+            probe(ContentType::Wav, &wav).seconds,
+            Some(11),
+            "rounded up"
+        );
     }
 
     #[test]
@@ -248,7 +329,9 @@ mod tests {
         let mut mvhd = vec![0u8; 100];
         mvhd[12..16].copy_from_slice(&1000u32.to_be_bytes());
         mvhd[16..20].copy_from_slice(&8500u32.to_be_bytes());
-        let mut moov = (u32::try_from(8 + 8 + mvhd.len()).expect("len")).to_be_bytes().to_vec();
+        let mut moov = (u32::try_from(8 + 8 + mvhd.len()).expect("len"))
+            .to_be_bytes()
+            .to_vec();
         moov.extend_from_slice(b"moov");
         moov.extend_from_slice(&(u32::try_from(8 + mvhd.len()).expect("len")).to_be_bytes());
         moov.extend_from_slice(b"mvhd");
@@ -267,14 +350,52 @@ mod tests {
             frame[..4].copy_from_slice(&[0xFF, 0xFB, 0x90, 0x00]);
             mp3.extend_from_slice(&frame);
         }
-        assert_eq!(probe(ContentType::Mp3, &mp3).seconds, Some(3), "77 × 1152 samples ≈ 2.01 s, rounded up");
+        assert_eq!(
+            probe(ContentType::Mp3, &mp3).seconds,
+            Some(3),
+            "77 × 1152 samples ≈ 2.01 s, rounded up"
+        );
+    }
+
+    #[test]
+    fn files_are_probed_by_walking_boxes() {
+        let mut mvhd = vec![0u8; 100];
+        mvhd[12..16].copy_from_slice(&600u32.to_be_bytes());
+        mvhd[16..20].copy_from_slice(&(600u32 * 42).to_be_bytes());
+        let mut file = b"\0\0\0\x10ftypisom\0\0\0\0".to_vec();
+        file.extend_from_slice(&(8u32 + 1_000_000).to_be_bytes());
+        file.extend_from_slice(b"mdat");
+        file.extend_from_slice(&vec![0u8; 1_000_000]);
+        file.extend_from_slice(&(u32::try_from(16 + mvhd.len()).expect("len")).to_be_bytes());
+        file.extend_from_slice(b"moov");
+        file.extend_from_slice(&(u32::try_from(8 + mvhd.len()).expect("len")).to_be_bytes());
+        file.extend_from_slice(b"mvhd");
+        file.extend_from_slice(&mvhd);
+        let size = u64::try_from(file.len()).expect("len");
+        let facts =
+            probe_file(ContentType::Mp4, &mut std::io::Cursor::new(file), size).expect("probe");
+        assert_eq!(
+            facts.seconds,
+            Some(42),
+            "moov after a large mdat is found by seeking"
+        );
     }
 
     #[test]
     fn garbage_probes_to_nothing() {
-        for kind in [ContentType::Png, ContentType::Jpeg, ContentType::Mp4, ContentType::Wav, ContentType::Mp3, ContentType::Flac] {
+        for kind in [
+            ContentType::Png,
+            ContentType::Jpeg,
+            ContentType::Mp4,
+            ContentType::Wav,
+            ContentType::Mp3,
+            ContentType::Flac,
+        ] {
             let facts = probe(kind, &[0xFF; 7]);
-            assert!(facts.dimensions.is_none() && facts.seconds.is_none(), "{kind:?}");
+            assert!(
+                facts.dimensions.is_none() && facts.seconds.is_none(),
+                "{kind:?}"
+            );
         }
     }
 }

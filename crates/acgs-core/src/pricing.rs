@@ -240,9 +240,9 @@ impl Pricing {
                 let (w, h) = match &self.quantity_param {
                     Some(_) => image_dimensions(param(&self.quantity_param)?)
                         .ok_or_else(|| quantity_error("unknown image size".into()))?,
-                    None => inputs
-                        .media_pixels
-                        .ok_or_else(|| quantity_error("the input image's size is unknown".into()))?,
+                    None => inputs.media_pixels.ok_or_else(|| {
+                        quantity_error("the input image's size is unknown".into())
+                    })?,
                 };
                 let mp = megapixels_ceil(w, h).saturating_mul(count);
                 (mp, rate.checked_mul(to_i64(mp)?).ok_or_else(overflow)?)
@@ -251,9 +251,9 @@ impl Pricing {
                 let secs = match &self.quantity_param {
                     Some(_) => duration_seconds(param(&self.quantity_param)?)
                         .ok_or_else(|| quantity_error("unreadable duration".into()))?,
-                    None => inputs
-                        .media_seconds
-                        .ok_or_else(|| quantity_error("the input media's duration is unknown".into()))?,
+                    None => inputs.media_seconds.ok_or_else(|| {
+                        quantity_error("the input media's duration is unknown".into())
+                    })?,
                 };
                 (secs, rate.checked_mul(to_i64(secs)?).ok_or_else(overflow)?)
             }

@@ -76,7 +76,7 @@ impl<T> Authorized<T> {
 }
 
 /// A local file given as input, already opened and checked (regular file, size cap, type by magic).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct LocalInput {
     /// The parameter it fills.
     pub field: String,
@@ -86,8 +86,28 @@ pub struct LocalInput {
     pub content_type: ContentType,
     /// Size in bytes at the time of the check.
     pub size: u64,
-    /// The open file; reading it never re-resolves the path.
-    pub file: std::fs::File,
+    /// The open file; reading it (with positioned reads) never re-resolves the path.
+    pub file: Arc<std::fs::File>,
+}
+
+impl LocalInput {
+    /// Read `len` bytes at `offset` (positioned, so clones can read concurrently).
+    pub fn read_at(&self, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
+        use std::os::unix::fs::FileExt as _;
+        let mut buf = vec![0u8; len];
+        let mut filled = 0;
+        while filled < len {
+            let n = self
+                .file
+                .read_at(&mut buf[filled..], offset + filled as u64)?;
+            if n == 0 {
+                buf.truncate(filled);
+                break;
+            }
+            filled += n;
+        }
+        Ok(buf)
+    }
 }
 
 /// Where an uploaded input can be read by the provider.

@@ -30,7 +30,13 @@ pub fn seconds_to_ms(seconds: f64) -> u64 {
 }
 
 fn timestamp(ms: u64) -> String {
-    format!("{:02}:{:02}:{:02},{:03}", ms / 3_600_000, (ms / 60_000) % 60, (ms / 1000) % 60, ms % 1000)
+    format!(
+        "{:02}:{:02}:{:02},{:03}",
+        ms / 3_600_000,
+        (ms / 60_000) % 60,
+        (ms / 1000) % 60,
+        ms % 1000
+    )
 }
 
 /// Longest cue, ms.
@@ -65,7 +71,14 @@ pub fn to_srt(words: &[Word]) -> String {
     }
     let mut out = String::new();
     for (i, (start, end, text)) in cues.iter().enumerate() {
-        let _ = write!(out, "{}\n{} --> {}\n{}\n\n", i + 1, timestamp(*start), timestamp(*end), text);
+        let _ = write!(
+            out,
+            "{}\n{} --> {}\n{}\n\n",
+            i + 1,
+            timestamp(*start),
+            timestamp(*end),
+            text
+        );
     }
     out
 }
@@ -85,7 +98,13 @@ mod tests {
 
     #[test]
     fn cues_break_at_sentences_and_pauses() {
-        let words = [w("Hello", 0, 400), w("world.", 450, 900), w("Again", 3000, 3400), w(" ", 3400, 3450), w("here", 3450, 3900)];
+        let words = [
+            w("Hello", 0, 400),
+            w("world.", 450, 900),
+            w("Again", 3000, 3400),
+            w(" ", 3400, 3450),
+            w("here", 3450, 3900),
+        ];
         let srt = to_srt(&words);
         assert_eq!(
             srt,

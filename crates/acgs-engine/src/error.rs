@@ -91,6 +91,15 @@ pub enum EngineError {
         /// What happened to the job and the money.
         note: String,
     },
+    /// A step was being submitted when its process stopped: whether the provider accepted it is
+    /// unknown.
+    #[error(
+        "run {run_id} stopped while its request was being sent; whether the provider accepted it is unknown"
+    )]
+    OutcomeUnknown {
+        /// The run.
+        run_id: String,
+    },
     /// A feature this slice does not have yet.
     #[error("{0}")]
     Unsupported(String),
@@ -123,6 +132,7 @@ impl UserFacing for EngineError {
             Self::OutputFlagged { .. } => "output.flagged",
             Self::OutputBlocked { .. } => "provider.safety_blocked",
             Self::Deadline { .. } => "provider.deadline",
+            Self::OutcomeUnknown { .. } => "run.outcome_unknown",
             Self::Interrupted { .. } => "run.interrupted",
             _ => "feature.unsupported",
         }
@@ -133,9 +143,10 @@ impl UserFacing for EngineError {
             return inner.kind();
         }
         match self {
-            Self::InvalidParam { .. } | Self::WrongTask { .. } | Self::Unsupported(_) => {
-                ErrorKind::Usage
-            }
+            Self::InvalidParam { .. }
+            | Self::WrongTask { .. }
+            | Self::Unsupported(_)
+            | Self::OutcomeUnknown { .. } => ErrorKind::Usage,
             Self::SafetyOverride { .. } => ErrorKind::Guard,
             _ => ErrorKind::Provider,
         }
@@ -169,6 +180,9 @@ impl UserFacing for EngineError {
             Self::OutputFlagged { .. } => {
                 Some("rephrase the prompt; flagged outputs are never stored".into())
             }
+            Self::OutcomeUnknown { run_id } => Some(format!(
+                "its reservation keeps counting; `acgs resume {run_id} --resubmit` writes it off and sends the request again (you may pay twice)"
+            )),
             _ => None,
         }
     }

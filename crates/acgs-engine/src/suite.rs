@@ -27,10 +27,13 @@ use acgs_storage::manifest::{Manifest, OutputRecord, RunKind, StepRecord, StepSt
 use acgs_storage::output::{OutputRoot, StoredFile};
 use acgs_storage::runs::{RunIndex, new_run_id};
 
+mod resume;
+
 use crate::error::{EngineError, Signal};
 use crate::run::RunState;
 use crate::stages::authorize::{AssumeYes, Confirm, LeaseKeeper};
 use crate::stages::inspect::InspectedTexts;
+use crate::stages::validate::OpenedInputs;
 use crate::stages::wait::Waited;
 use crate::stages::{
     audit, authorize, check_output, inspect, price, rate_limit, resolve, settle, store, submit,
@@ -38,7 +41,7 @@ use crate::stages::{
 };
 
 /// What the user asks for: one generation.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct GenerationRequest {
     /// Model key (`key` or `provider:key`).
     pub model: String,
@@ -52,10 +55,13 @@ pub struct GenerationRequest {
     pub count: Option<u32>,
     /// `--out STEM`.
     pub out_stem: Option<String>,
-    /// `--timeout`: overrides the catalogue deadline.
-    pub timeout: Option<Duration>,
+    /// `--timeout` in seconds: overrides the catalogue deadline.
+    pub timeout_secs: Option<u64>,
     /// `--detach`: on interrupt leave the job running instead of cancelling it.
     pub detach: bool,
+    /// Local input files by flag (`image`, `images`, `audio`, `video`, `end_image`, `audio2`).
+    #[serde(default)]
+    pub inputs: Vec<(String, PathBuf)>,
 }
 
 /// Fingerprint and source of the key a provider uses (for the audit log).
@@ -92,6 +98,10 @@ pub struct Plan {
     pub stem: String,
     /// Whether the user chose the stem.
     pub stem_named: bool,
+    /// Local inputs, opened and checked.
+    pub inputs: OpenedInputs,
+    /// The request this plan was made from.
+    pub request: GenerationRequest,
     /// The user text (for the audit digest).
     prompt: String,
     /// Inspected texts by flag (for external moderators).
@@ -385,10 +395,17 @@ impl Suite {
             request.count,
             &self.config,
         )?;
+        let inputs = validate::open_inputs(&model, &request.inputs)?;
         let texts: InspectedTexts = inspect::inspect(&self.guard, &validated, &self.config)?;
         let (params, system) = template::assemble(&validated.params, &texts, &self.templates)?;
-        let (quote, price_override) =
-            price::price(&model, &params, &texts, validated.requests, &self.config)?;
+        let (quote, price_override) = price::price(
+            &model,
+            &params,
+            &texts,
+            &inputs,
+            validated.requests,
+            &self.config,
+        )?;
         let spend = acgs_guard::budget::check_run(quote.amount, &self.config.cost_management)?;
         let mut verdict = Verdict {
             warnings: texts.warnings.clone(),
@@ -419,6 +436,8 @@ impl Suite {
             spend,
             stem,
             stem_named,
+            inputs,
+            request: request.clone(),
         })
     }
 
@@ -444,15 +463,27 @@ impl Suite {
                 return Err(e);
             }
         };
-        if let Err(e) = self.moderate(&plan).await {
+        self.run_plan(&plan, events, interrupt, None).await
+    }
+
+    /// Stages 3 (external moderators) and 6–14 for a plan, in a new run folder or in `existing`.
+    async fn run_plan(
+        &self,
+        plan: &Plan,
+        events: &EventSink,
+        interrupt: &Interrupt,
+        existing: Option<RunState>,
+    ) -> Result<RunReport, EngineError> {
+        let request = &plan.request;
+        if let Err(e) = self.moderate(plan).await {
             let e = EngineError::from(e);
-            self.audit_refusal(request, Some(&plan), &e);
+            self.audit_refusal(request, Some(plan), &e);
             return Err(e);
         }
-        let mut live = match self.authorize(&plan, events).await {
+        let mut live = match self.authorize(plan, events, existing).await {
             Ok(live) => live,
             Err(e) => {
-                self.audit_refusal(request, Some(&plan), &e);
+                self.audit_refusal(request, Some(plan), &e);
                 return Err(e);
             }
         };
@@ -472,7 +503,7 @@ impl Suite {
                     s.error_code = Some(code.to_owned());
                     s.timings.finished_at = Some(jiff::Timestamp::now());
                 });
-                self.audit_event(&plan, outcome, Some(code), None, None);
+                self.audit_event(plan, outcome, Some(code), None, None);
                 Err(e)
             }
         }
@@ -518,6 +549,7 @@ impl Suite {
         &self,
         plan: &'p Plan,
         events: &EventSink,
+        existing: Option<RunState>,
     ) -> Result<Live<'p>, EngineError> {
         let model = &plan.model;
         let provider =
@@ -563,7 +595,10 @@ impl Suite {
         .await?;
         self.alert(ledger.as_ref(), cost, &reservation, plan, &events)
             .await;
-        let run = match self.create_run(plan, &reservation) {
+        let run = match existing.map_or_else(
+            || self.create_run(plan, &reservation),
+            |run| reuse_run(run, plan, &reservation),
+        ) {
             Ok(run) => run,
             Err(e) => {
                 let _ = ledger.release(&reservation.id).await;
@@ -682,6 +717,7 @@ impl Suite {
                 ..Timings::default()
             },
             error_code: None,
+            request: serde_json::to_value(&plan.request).ok(),
         });
         manifest.save(&dir)?;
         Ok(RunState { dir, manifest })
@@ -717,7 +753,17 @@ impl Suite {
             });
         }
         let mut wire = self.preflight_request(plan);
-        upload::upload(live.provider.as_ref(), Vec::new(), &mut wire.params).await?;
+        if let Err(e) = upload::upload(
+            live.provider.as_ref(),
+            &plan.model,
+            plan.inputs.files.clone(),
+            &mut wire.params,
+        )
+        .await
+        {
+            self.fail(live, &e).await;
+            return Err(e.into());
+        }
         let authorized =
             Authorized::by_engine(wire, plan.verdict.clone(), live.reservation.id.clone());
         live.events
@@ -755,9 +801,11 @@ impl Suite {
         request: &GenerationRequest,
         interrupt: &Interrupt,
     ) -> Result<Output, EngineError> {
-        let deadline = request
-            .timeout
-            .unwrap_or(Duration::from_secs(live.plan.model.deadline_secs));
+        let deadline = Duration::from_secs(
+            request
+                .timeout_secs
+                .unwrap_or(live.plan.model.deadline_secs),
+        );
         match wait::wait(
             live.provider.as_ref(),
             job,
@@ -911,31 +959,11 @@ impl Suite {
     /// Stages 11–14 for a completed job.
     async fn finish(&self, live: &mut Live<'_>, output: Output) -> Result<RunReport, EngineError> {
         let plan = live.plan;
-        let actual =
-            settle::actual_cost(&plan.model, &plan.params, &output.usage, plan.quote.amount);
-        let settlement = settle::settle(live.ledger.as_ref(), &live.reservation.id, actual).await;
-        match &settlement {
-            Ok(s) => {
-                if let Some(over) = s.overrun() {
-                    live.warnings
-                        .push(format!("the actual cost exceeded the estimate by ${over}"));
-                    self.audit_event(
-                        plan,
-                        AuditOutcome::Override,
-                        Some("budget.overrun"),
-                        Some(s.actual),
-                        output.request_id.clone(),
-                    );
-                }
-            }
-            Err(e) => {
-                tracing::error!(
-                    code = e.code(),
-                    "settling failed; the reservation stays counted"
-                );
-                self.journal_pending(&live.reservation.id, PendingAction::Settle { actual });
-            }
-        }
+        let recorded = live.run.manifest.steps.first().and_then(|s| s.actual);
+        let actual = match recorded {
+            Some(actual) => actual,
+            None => self.settle_once(live, &output).await,
+        };
         live.run.update_step("main", |s| s.actual = Some(actual))?;
         let (output, dropped) = check_output::check(output)?;
         live.warnings.extend(dropped);
@@ -974,6 +1002,37 @@ impl Suite {
             request_id: output.request_id,
             warnings: std::mem::take(&mut live.warnings),
         })
+    }
+
+    /// Stage 12: settle at the actual cost as soon as the provider reports completion.
+    async fn settle_once(&self, live: &mut Live<'_>, output: &Output) -> Usd {
+        let plan = live.plan;
+        let actual =
+            settle::actual_cost(&plan.model, &plan.params, &output.usage, plan.quote.amount);
+        let settlement = settle::settle(live.ledger.as_ref(), &live.reservation.id, actual).await;
+        match &settlement {
+            Ok(s) => {
+                if let Some(over) = s.overrun() {
+                    live.warnings
+                        .push(format!("the actual cost exceeded the estimate by ${over}"));
+                    self.audit_event(
+                        plan,
+                        AuditOutcome::Override,
+                        Some("budget.overrun"),
+                        Some(s.actual),
+                        output.request_id.clone(),
+                    );
+                }
+            }
+            Err(e) => {
+                tracing::error!(
+                    code = e.code(),
+                    "settling failed; the reservation stays counted"
+                );
+                self.journal_pending(&live.reservation.id, PendingAction::Settle { actual });
+            }
+        }
+        actual
     }
 
     fn audit_refusal(&self, request: &GenerationRequest, plan: Option<&Plan>, error: &EngineError) {
@@ -1041,6 +1100,29 @@ impl Suite {
         }
         warning
     }
+}
+
+/// The step of an existing run folder, reset for another attempt paid by `reservation`.
+fn reuse_run(
+    mut run: RunState,
+    plan: &Plan,
+    reservation: &Reservation,
+) -> Result<RunState, EngineError> {
+    run.update_step("main", |s| {
+        s.status = StepStatus::Pending;
+        s.params = plan.params.clone();
+        s.estimate = Some(plan.quote.amount);
+        s.reservation_id = Some(reservation.id.clone());
+        s.job = None;
+        s.actual = None;
+        s.outputs.clear();
+        s.error_code = None;
+        s.timings = Timings {
+            started_at: Some(jiff::Timestamp::now()),
+            ..Timings::default()
+        };
+    })?;
+    Ok(run)
 }
 
 /// Templates from `[guard] templates`: each must parse and fill only its own flag's slot.

@@ -430,13 +430,14 @@ impl Ledger for PostgresLedger {
     fn mark_submitted<'a>(
         &'a self,
         id: &'a ReservationId,
-        job: &'a JobHandle,
+        job: Option<&'a JobHandle>,
     ) -> BoxFuture<'a, LedgerResult<()>> {
         Box::pin(async move {
-            let job = serde_json::to_string(job).unwrap_or_default();
+            let job = job.and_then(|j| serde_json::to_string(j).ok());
             let sql = format!(
-                "UPDATE reservations SET state = 'submitted', job = $2, lease_until = NULL, updated_at = {NOW_MS}
-                 WHERE id = $1 AND state = 'held'"
+                "UPDATE reservations SET state = 'submitted', job = COALESCE($2::text, job), lease_until = NULL,
+                     updated_at = {NOW_MS}
+                 WHERE id = $1 AND (state = 'held' OR (state = 'submitted' AND job IS NULL))"
             );
             let n = self
                 .client

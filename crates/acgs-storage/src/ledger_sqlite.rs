@@ -364,15 +364,15 @@ impl Ledger for SqliteLedger {
     fn mark_submitted<'a>(
         &'a self,
         id: &'a ReservationId,
-        job: &'a JobHandle,
+        job: Option<&'a JobHandle>,
     ) -> BoxFuture<'a, LedgerResult<()>> {
         let id = id.clone();
-        let job = serde_json::to_string(job).unwrap_or_default();
+        let job = job.and_then(|j| serde_json::to_string(j).ok());
         self.with_conn(move |conn, now| {
             let changed = conn
                 .execute(
-                    "UPDATE reservations SET state = 'submitted', job = ?2, lease_until = NULL, updated_at = ?3
-                     WHERE id = ?1 AND state = 'held'",
+                    "UPDATE reservations SET state = 'submitted', job = COALESCE(?2, job), lease_until = NULL, updated_at = ?3
+                     WHERE id = ?1 AND (state = 'held' OR (state = 'submitted' AND job IS NULL))",
                     params![id.0, job, millis(now)],
                 )
                 .map_err(unavailable)?;
@@ -576,7 +576,7 @@ mod tests {
             submitted_at: jiff::Timestamp::UNIX_EPOCH,
         };
         ledger
-            .mark_submitted(&submitted.id, &job)
+            .mark_submitted(&submitted.id, Some(&job))
             .await
             .expect("submitted");
         now.fetch_add(120_000, Ordering::SeqCst);

@@ -107,6 +107,9 @@ pub struct StepRecord {
     /// Stable error code when failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_code: Option<String>,
+    /// What the user asked for, so that `acgs resume` can go through the guarded path again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<serde_json::Value>,
 }
 
 /// The manifest of a run.

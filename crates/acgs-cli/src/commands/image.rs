@@ -1,7 +1,6 @@
 //! `acgs image`: text-to-image through the guarded path.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use acgs_core::TaskKind;
 use acgs_core::config::Config;
@@ -26,8 +25,9 @@ fn request(args: &ImageArgs) -> GenerationRequest {
         params: args.params.clone(),
         count: args.count,
         out_stem: args.out.clone(),
-        timeout: args.timeout.map(Duration::from_secs),
+        timeout_secs: args.timeout,
         detach: args.detach,
+        inputs: Vec::new(),
     }
 }
 

@@ -10,12 +10,14 @@ use acgs_guard::GuardError;
 
 use crate::error::EngineError;
 use crate::stages::inspect::InspectedTexts;
+use crate::stages::validate::OpenedInputs;
 
 /// The worst-case quote for `requests` identical requests, and any override it needed.
 pub fn price(
     model: &ModelSpec,
     params: &Params,
     texts: &InspectedTexts,
+    media: &OpenedInputs,
     requests: u32,
     config: &Config,
 ) -> Result<(Quote, Option<String>), EngineError> {
@@ -44,6 +46,8 @@ pub fn price(
             .map(|t| t.text.chars().count() as u64)
             .sum(),
         text_bytes: all_texts.map(|t| t.text.len() as u64).sum(),
+        media_seconds: media.seconds,
+        media_pixels: media.pixels,
         ..PriceInputs::default()
     };
     let mut quote = pricing.estimate(model, params, inputs)?;

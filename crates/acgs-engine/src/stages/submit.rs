@@ -1,6 +1,7 @@
-//! Stage 9: submit. The step is written to the manifest as `submitting` before the request; the
-//! returned job handle is recorded with the reservation moved to `submitted` (the ledger keeps
-//! the handle too) and then in the manifest, before any waiting.
+//! Stage 9: submit. Before the request the step is written to the manifest as `submitting` and
+//! the reservation moved to `submitted` (so that a request whose outcome is unknown keeps
+//! counting: it never expires); the job handle the provider returns is then recorded in the
+//! ledger and the manifest before any waiting.
 
 use acgs_core::Provider;
 use acgs_core::ledger::{Ledger, ReservationId};
@@ -10,7 +11,8 @@ use acgs_storage::manifest::StepStatus;
 use crate::error::EngineError;
 use crate::run::RunState;
 
-/// Submit `request`, keeping the manifest and the ledger in step.
+/// Submit `request`, keeping the manifest and the ledger in step. An error before sending
+/// (manifest or ledger not writable) means nothing was sent.
 pub async fn submit(
     provider: &dyn Provider,
     request: &Authorized<Request>,
@@ -23,12 +25,13 @@ pub async fn submit(
         s.status = StepStatus::Submitting;
         s.params = request.get().params.clone();
     })?;
+    ledger.mark_submitted(reservation, None).await?;
     let submitted = provider.submit(request).await?;
     if let Submitted::Pending(job) = &submitted {
-        if let Err(e) = ledger.mark_submitted(reservation, job).await {
+        if let Err(e) = ledger.mark_submitted(reservation, Some(job)).await {
             tracing::error!(
                 code = acgs_core::UserFacing::code(&e),
-                "the reservation could not be marked submitted"
+                "the job handle could not be recorded in the ledger (the manifest has it)"
             );
         }
         run.update_step(step, |s| {

@@ -1,7 +1,8 @@
-//! Stage 8: upload local inputs and point their fields at the uploaded copies.
+//! Stage 8: upload local inputs and point their fields at the uploaded copies (one URL for a
+//! media field, a list for a media-list field).
 
 use acgs_core::Provider;
-use acgs_core::catalog::Params;
+use acgs_core::catalog::{ModelSpec, ParamType, Params};
 use acgs_core::provider::ProviderError;
 use acgs_core::request::{LocalInput, RemoteRef};
 use serde_json::Value;
@@ -10,6 +11,7 @@ use serde_json::Value;
 /// references (some must be deleted after the run).
 pub async fn upload(
     provider: &dyn Provider,
+    model: &ModelSpec,
     inputs: Vec<LocalInput>,
     params: &mut Params,
 ) -> Result<Vec<RemoteRef>, ProviderError> {
@@ -17,7 +19,22 @@ pub async fn upload(
     for input in inputs {
         let field = input.field.clone();
         let remote = provider.upload(input).await?;
-        params.insert(field, Value::String(remote.url.clone()));
+        let url = Value::String(remote.url.clone());
+        let is_list = model
+            .params
+            .get(&field)
+            .is_some_and(|p| p.ty == ParamType::MediaList);
+        if is_list {
+            match params
+                .entry(field)
+                .or_insert_with(|| Value::Array(Vec::new()))
+            {
+                Value::Array(items) => items.push(url),
+                other => *other = Value::Array(vec![url]),
+            }
+        } else {
+            params.insert(field, url);
+        }
         refs.push(remote);
     }
     Ok(refs)

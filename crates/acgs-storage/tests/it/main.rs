@@ -53,11 +53,11 @@ async fn contract_states_and_limits(ledger: &dyn Ledger) {
         .expect_err("over");
     assert!(matches!(err, LedgerError::DailyLimit { .. }), "{err:?}");
     ledger
-        .mark_submitted(&a.id, &job())
+        .mark_submitted(&a.id, Some(&job()))
         .await
         .expect("submitted");
     assert!(
-        ledger.mark_submitted(&a.id, &job()).await.is_err(),
+        ledger.mark_submitted(&a.id, Some(&job())).await.is_err(),
         "only held can be submitted"
     );
     let s = ledger.settle(&a.id, usd("0.40")).await.expect("settled");
@@ -93,7 +93,7 @@ async fn contract_expiry_and_abandon(ledger: &dyn Ledger) {
         .await
         .expect("held");
     ledger
-        .mark_submitted(&sub.id, &job())
+        .mark_submitted(&sub.id, Some(&job()))
         .await
         .expect("submitted");
     tokio::time::sleep(Duration::from_millis(700)).await;
