@@ -10,6 +10,8 @@
 
 pub mod protocol;
 mod provider;
+mod sse;
+pub mod upload;
 
 use acgs_core::catalog::Catalog;
 use acgs_core::{Error, ProviderId};

@@ -20,6 +20,7 @@ use serde_json::Value;
 use url::Url;
 
 use crate::protocol::{Status, SubmitResponse, classify, endpoint_root, parse_output};
+use crate::upload::Uploader;
 
 const NAME: &str = "fal";
 const FIRST_POLL: Duration = Duration::from_millis(250);
@@ -32,6 +33,7 @@ pub struct FalProvider {
     queue: Url,
     credential: Credential,
     retry: RetryPolicy,
+    uploader: Uploader,
 }
 
 impl FalProvider {
@@ -41,12 +43,17 @@ impl FalProvider {
         let queue = Url::parse(urls.queue_url.trim_end_matches('/'))
             .map_err(|_| HttpError::Setup("providers.fal.queue_url is not a URL".into()))?;
         http.check_url(&queue)?;
+        let rest = Url::parse(urls.rest_url.trim_end_matches('/'))
+            .map_err(|_| HttpError::Setup("providers.fal.rest_url is not a URL".into()))?;
+        http.check_url(&rest)?;
         let credential = Credential::new(&queue, "authorization", "Key ", key)?;
+        let uploader = Uploader::new(http.clone(), rest, key, RetryPolicy::default())?;
         Ok(Self {
             http,
             queue,
             credential,
             retry: RetryPolicy::default(),
+            uploader,
         })
     }
 
@@ -145,33 +152,110 @@ impl FalProvider {
         error
     }
 
-    async fn poll(&self, job: &JobHandle, events: &EventSink) -> ProviderResult<Output> {
+    /// Follow the job to its end: the SSE status stream first (one request however long the job
+    /// runs), polling with backoff when the stream is unavailable or breaks off.
+    async fn follow(&self, job: &JobHandle, events: &EventSink) -> ProviderResult<Output> {
         let (root, id) = Self::job_path(job)?;
-        let mut delay = FIRST_POLL;
         let mut logs_seen = 0;
+        let completion = match self.stream(&root, &id, events, &mut logs_seen).await {
+            Some(done) => done,
+            None => self.poll(&root, &id, events, &mut logs_seen).await?,
+        };
+        if completion.failed {
+            return Err(self
+                .completed_with_error(&root, &id, completion.error_type)
+                .await);
+        }
+        events.report(Stage::Running, "completed", None, None);
+        self.result(&root, &id).await
+    }
+
+    /// The SSE status stream; `None` when it cannot be used (the caller then polls).
+    async fn stream(
+        &self,
+        root: &str,
+        id: &str,
+        events: &EventSink,
+        logs_seen: &mut usize,
+    ) -> Option<Completion> {
+        let url = self
+            .url(&format!("{root}/requests/{id}/status/stream?logs=1"))
+            .ok()?;
+        let request = HttpRequest::get(url)
+            .credential(&self.credential)
+            .header("accept", "text/event-stream");
+        let response = match self.http.open(&request).await {
+            Ok(response) => response,
+            Err(e) => {
+                tracing::debug!(
+                    code = acgs_core::UserFacing::code(&e),
+                    "status stream unavailable; polling"
+                );
+                return None;
+            }
+        };
+        let idle = self.http.policy().read_idle_timeout;
+        let mut events_in = crate::sse::Events::new(response.bytes_stream());
         loop {
-            match self.status(&root, &id).await? {
-                Status::InQueue { queue_position } => {
-                    events.report(Stage::Queued, "in_queue", queue_position, None);
-                }
-                Status::InProgress { logs } => {
-                    report_logs(events, logs.as_deref(), &mut logs_seen);
-                }
-                Status::Completed {
-                    error,
-                    error_type,
-                    logs,
-                } => {
-                    report_logs(events, logs.as_deref(), &mut logs_seen);
-                    if error.is_some() || error_type.is_some() {
-                        return Err(self.completed_with_error(&root, &id, error_type).await);
-                    }
-                    events.report(Stage::Running, "completed", None, None);
-                    return self.result(&root, &id).await;
-                }
+            let data = match tokio::time::timeout(idle, events_in.next()).await {
+                Ok(Some(Ok(data))) => data,
+                _ => return None,
+            };
+            let Ok(status) = serde_json::from_str::<Status>(&data) else {
+                continue;
+            };
+            if let Some(done) = report(status, events, logs_seen) {
+                return Some(done);
+            }
+        }
+    }
+
+    /// Poll the status with backoff until the job completes.
+    async fn poll(
+        &self,
+        root: &str,
+        id: &str,
+        events: &EventSink,
+        logs_seen: &mut usize,
+    ) -> ProviderResult<Completion> {
+        let mut delay = FIRST_POLL;
+        loop {
+            if let Some(done) = report(self.status(root, id).await?, events, logs_seen) {
+                return Ok(done);
             }
             tokio::time::sleep(delay).await;
             delay = (delay * 3 / 2).min(MAX_POLL);
+        }
+    }
+}
+
+/// How a job ended, from its COMPLETED status.
+struct Completion {
+    failed: bool,
+    error_type: Option<String>,
+}
+
+/// Turn a status into progress events; the completion once the job is done.
+fn report(status: Status, events: &EventSink, logs_seen: &mut usize) -> Option<Completion> {
+    match status {
+        Status::InQueue { queue_position } => {
+            events.report(Stage::Queued, "in_queue", queue_position, None);
+            None
+        }
+        Status::InProgress { logs } => {
+            report_logs(events, logs.as_deref(), logs_seen);
+            None
+        }
+        Status::Completed {
+            error,
+            error_type,
+            logs,
+        } => {
+            report_logs(events, logs.as_deref(), logs_seen);
+            Some(Completion {
+                failed: error.is_some() || error_type.is_some(),
+                error_type,
+            })
         }
     }
 }
@@ -272,7 +356,7 @@ impl Provider for FalProvider {
     ) -> BoxFuture<'a, ProviderResult<Output>> {
         Box::pin(async move {
             tokio::select! {
-                result = self.poll(job, events) => result,
+                result = self.follow(job, events) => result,
                 () = cancel.cancelled() => Err(interrupted()),
             }
         })
@@ -300,17 +384,7 @@ impl Provider for FalProvider {
     }
 
     fn upload(&self, input: LocalInput) -> BoxFuture<'_, ProviderResult<RemoteRef>> {
-        Box::pin(async move {
-            Err(ProviderError::new(
-                FailureClass::Other,
-                "provider.upload_unsupported",
-                format!(
-                    "uploading local inputs to fal is not supported yet (`{}`)",
-                    input.field
-                ),
-                Charge::Release,
-            ))
-        })
+        Box::pin(async move { self.uploader.upload(&input).await })
     }
 
     fn download<'a>(

@@ -1,10 +1,14 @@
-//! A fake fal queue server following the reference protocol: submit → `202 IN_QUEUE` →
-//! `202 IN_PROGRESS` → `200 COMPLETED` → result, with media served by the same server.
+//! A fake fal server following the reference protocol: submit → `202 IN_QUEUE` → `202 IN_PROGRESS`
+//! → `200 COMPLETED` → result, with media served by the same server; optionally the SSE status
+//! stream; the storage REST API (CDN token, upload, multipart) on the same server.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use wiremock::matchers::{any, method, path, path_regex};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
-use crate::media::PNG_1X1;
+use crate::media::{PNG_1X1, mp4};
 use crate::render;
 
 /// The fake's request id.
@@ -17,10 +21,29 @@ pub enum Outcome {
     Images,
     /// Images flagged by the NSFW checker.
     Nsfw,
+    /// A video (`{"video": File}`).
+    Video,
+    /// An avatar video with its `duration`.
+    Avatar,
+    /// A transcript (`text` and `words` with timings).
+    Transcript,
     /// `COMPLETED` with an error; the result answers 422 with a validation `detail` array.
     CompletedWithError,
-    /// Never finishes: stays `IN_PROGRESS`.
+    /// Never finishes (until [`FakeFal::complete_now`]): stays `IN_PROGRESS`.
     KeepRunning,
+}
+
+impl Outcome {
+    fn fixture(self) -> &'static str {
+        match self {
+            Self::Nsfw => "fal_result_nsfw.json",
+            Self::Video | Self::KeepRunning => "fal_result_video.json",
+            Self::Avatar => "fal_result_avatar.json",
+            Self::Transcript => "fal_result_transcript.json",
+            Self::CompletedWithError => "fal_result_422.json",
+            Self::Images => "fal_result_images.json",
+        }
+    }
 }
 
 /// How submit answers.
@@ -45,8 +68,11 @@ pub struct FakeFalBuilder {
     in_progress: u64,
     outcome: Outcome,
     submit_failure: Option<SubmitFailure>,
+    submit_delay: Duration,
+    token_delay: Duration,
     echo_keys: bool,
     media_redirect: Option<String>,
+    sse: bool,
 }
 
 /// A running fake fal server.
@@ -54,6 +80,21 @@ pub struct FakeFalBuilder {
 pub struct FakeFal {
     server: MockServer,
     endpoint: String,
+    outcome: Outcome,
+    uploads: Arc<Mutex<Vec<Upload>>>,
+}
+
+/// One upload the fake CDN received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upload {
+    /// Bytes received.
+    pub bytes: usize,
+    /// `X-Fal-Object-Lifecycle`.
+    pub lifecycle: Option<String>,
+    /// `Authorization` (the CDN token, never the fal key).
+    pub authorization: Option<String>,
+    /// Path (`/files/upload`, `/files/upload/multipart`, a part, `…/complete`).
+    pub path: String,
 }
 
 impl FakeFal {
@@ -66,12 +107,15 @@ impl FakeFal {
             in_progress: 1,
             outcome: Outcome::Images,
             submit_failure: None,
+            submit_delay: Duration::ZERO,
+            token_delay: Duration::ZERO,
             echo_keys: false,
             media_redirect: None,
+            sse: false,
         }
     }
 
-    /// The base URL (use as `providers.fal.queue_url`).
+    /// The base URL (use as `providers.fal.queue_url` and `rest_url`).
     #[must_use]
     pub fn uri(&self) -> String {
         self.server.uri()
@@ -98,6 +142,26 @@ impl FakeFal {
             .count()
     }
 
+    /// Requests to the queue API (submit, status, stream, result, cancel), in order.
+    pub async fn queue_requests(&self) -> Vec<String> {
+        let root = root_of(&self.endpoint);
+        self.requests()
+            .await
+            .iter()
+            .filter(|r| {
+                r.url.path() == format!("/{}", self.endpoint)
+                    || r.url.path().starts_with(&format!("/{root}/requests/"))
+            })
+            .map(|r| format!("{} {}", r.method, r.url.path()))
+            .collect()
+    }
+
+    /// Uploads the fake CDN received.
+    #[must_use]
+    pub fn uploads(&self) -> Vec<Upload> {
+        self.uploads.lock().map(|u| u.clone()).unwrap_or_default()
+    }
+
     /// Requests nothing in the protocol asked for (answered `599`).
     pub async fn unexpected(&self) -> Vec<String> {
         let root = root_of(&self.endpoint);
@@ -108,10 +172,47 @@ impl FakeFal {
                 let p = r.url.path();
                 !(p == format!("/{}", self.endpoint)
                     || p.starts_with(&format!("/{root}/requests/"))
-                    || p.starts_with("/files/"))
+                    || p.starts_with("/files/")
+                    || p.starts_with("/redirect/")
+                    || p == "/storage/auth/token")
             })
             .map(|r| format!("{} {}", r.method, r.url.path()))
             .collect()
+    }
+
+    /// Let a job that kept running complete now (status `COMPLETED`, a video result).
+    pub async fn complete_now(&self) {
+        let root = root_of(&self.endpoint);
+        let completed = render(
+            "fal_status_completed.json",
+            &[
+                ("base", &self.uri()),
+                ("root", &root),
+                ("request_id", REQUEST_ID),
+            ],
+        );
+        Mock::given(method("GET"))
+            .and(path(
+                format!("/{root}/requests/{REQUEST_ID}/status").as_str(),
+            ))
+            .respond_with(json(200, completed))
+            .with_priority(1)
+            .mount(&self.server)
+            .await;
+        let result = render(
+            self.outcome.fixture(),
+            &[
+                ("media_base", &self.uri()),
+                ("request_id", REQUEST_ID),
+                ("prompt", "a prompt"),
+            ],
+        );
+        Mock::given(method("GET"))
+            .and(path(format!("/{root}/requests/{REQUEST_ID}").as_str()))
+            .respond_with(json(200, result))
+            .with_priority(1)
+            .mount(&self.server)
+            .await;
     }
 }
 
@@ -137,6 +238,13 @@ fn json(status: u16, body: String) -> ResponseTemplate {
         .insert_header("content-type", "application/json")
         .insert_header("x-fal-request-id", REQUEST_ID)
         .set_body_string(body)
+}
+
+fn header(req: &Request, name: &str) -> Option<String> {
+    req.headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
 }
 
 impl FakeFalBuilder {
@@ -168,6 +276,20 @@ impl FakeFalBuilder {
         self
     }
 
+    /// Answer the submit only after `delay` (to catch a process while it sends).
+    #[must_use]
+    pub fn submit_delay(mut self, delay: Duration) -> Self {
+        self.submit_delay = delay;
+        self
+    }
+
+    /// Answer the CDN token request only after `delay` (to catch a process while it uploads).
+    #[must_use]
+    pub fn token_delay(mut self, delay: Duration) -> Self {
+        self.token_delay = delay;
+        self
+    }
+
     /// Echo the received `Authorization` header in every error body (leak tests).
     #[must_use]
     pub fn echo_keys(mut self) -> Self {
@@ -182,33 +304,37 @@ impl FakeFalBuilder {
         self
     }
 
+    /// Serve the SSE status stream (otherwise it answers 599 and clients poll).
+    #[must_use]
+    pub fn sse(mut self) -> Self {
+        self.sse = true;
+        self
+    }
+
     /// Start the server.
     pub async fn start(self) -> FakeFal {
         let server = MockServer::start().await;
         let base = server.uri();
         let root = root_of(&self.endpoint);
-        let values = |prompt: &str| -> Vec<(String, String)> {
-            vec![
-                ("base".into(), base.clone()),
-                ("media_base".into(), base.clone()),
-                ("root".into(), root.clone()),
-                ("request_id".into(), REQUEST_ID.into()),
-                ("prompt".into(), prompt.into()),
-            ]
-        };
-        let fill = move |name: &str, prompt: &str| {
-            let owned = values(prompt);
-            let pairs: Vec<(&str, &str)> = owned
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str()))
-                .collect();
-            render(name, &pairs)
+        let fill = |name: &str| {
+            render(
+                name,
+                &[
+                    ("base", &base),
+                    ("media_base", &base),
+                    ("root", &root),
+                    ("request_id", REQUEST_ID),
+                    ("prompt", "a prompt"),
+                ],
+            )
         };
         self.mount_submit(&server, &fill).await;
         self.mount_status(&server, &root, &fill).await;
         self.mount_result(&server, &root, &fill).await;
         self.mount_cancel(&server, &root).await;
         self.mount_media(&server).await;
+        let uploads = Arc::new(Mutex::new(Vec::new()));
+        self.mount_storage(&server, &fill, &uploads).await;
         Mock::given(any())
             .respond_with(
                 ResponseTemplate::new(599)
@@ -220,17 +346,14 @@ impl FakeFalBuilder {
         FakeFal {
             server,
             endpoint: self.endpoint,
+            outcome: self.outcome,
+            uploads,
         }
     }
 
-    async fn mount_submit(
-        &self,
-        server: &MockServer,
-        fill: &(dyn Fn(&str, &str) -> String + Sync),
-    ) {
+    async fn mount_submit(&self, server: &MockServer, fill: &(dyn Fn(&str) -> String + Sync)) {
         let submit_path = format!("/{}", self.endpoint);
         let echo = self.echo_keys;
-        let ok = fill("fal_submit.json", "");
         match self.submit_failure {
             Some(SubmitFailure::BadKey) => {
                 let body = render("fal_error_401.json", &[]);
@@ -279,7 +402,7 @@ impl FakeFalBuilder {
         }
         Mock::given(method("POST"))
             .and(path(submit_path.as_str()))
-            .respond_with(json(200, ok))
+            .respond_with(json(200, fill("fal_submit.json")).set_delay(self.submit_delay))
             .with_priority(2)
             .mount(server)
             .await;
@@ -289,22 +412,18 @@ impl FakeFalBuilder {
         &self,
         server: &MockServer,
         root: &str,
-        fill: &(dyn Fn(&str, &str) -> String + Sync),
+        fill: &(dyn Fn(&str) -> String + Sync),
     ) {
         let status_path = format!("/{root}/requests/{REQUEST_ID}/status");
         let steps = [
-            (self.queued, 202, fill("fal_status_in_queue.json", "")),
-            (
-                self.in_progress,
-                202,
-                fill("fal_status_in_progress.json", ""),
-            ),
+            (self.queued, fill("fal_status_in_queue.json")),
+            (self.in_progress, fill("fal_status_in_progress.json")),
         ];
-        for (priority, (times, code, body)) in (1u8..).zip(steps) {
+        for (priority, (times, body)) in (2u8..).zip(steps) {
             if times > 0 {
                 Mock::given(method("GET"))
                     .and(path(status_path.as_str()))
-                    .respond_with(json(code, body))
+                    .respond_with(json(202, body))
                     .up_to_n_times(times)
                     .with_priority(priority)
                     .mount(server)
@@ -312,23 +431,46 @@ impl FakeFalBuilder {
             }
         }
         let (code, last) = match self.outcome {
-            Outcome::KeepRunning => (202, fill("fal_status_in_progress.json", "")),
-            Outcome::CompletedWithError => (200, fill("fal_status_completed_error.json", "")),
-            Outcome::Images | Outcome::Nsfw => (200, fill("fal_status_completed.json", "")),
+            Outcome::KeepRunning => (202, fill("fal_status_in_progress.json")),
+            Outcome::CompletedWithError => (200, fill("fal_status_completed_error.json")),
+            _ => (200, fill("fal_status_completed.json")),
         };
         Mock::given(method("GET"))
             .and(path(status_path.as_str()))
-            .respond_with(json(code, last))
-            .with_priority(3)
+            .respond_with(json(code, last.clone()))
+            .with_priority(4)
             .mount(server)
             .await;
+        if self.sse {
+            let mut events = String::new();
+            if self.queued > 0 {
+                events.push_str(&format!("data: {}\n\n", fill("fal_status_in_queue.json")));
+            }
+            events.push_str(&format!(
+                "data: {}\n\n",
+                fill("fal_status_in_progress.json")
+            ));
+            if self.outcome != Outcome::KeepRunning {
+                events.push_str(&format!("data: {last}\n\n"));
+            }
+            Mock::given(method("GET"))
+                .and(path(format!("{status_path}/stream").as_str()))
+                .respond_with(
+                    ResponseTemplate::new(200)
+                        .insert_header("content-type", "text/event-stream")
+                        .set_body_string(events),
+                )
+                .with_priority(1)
+                .mount(server)
+                .await;
+        }
     }
 
     async fn mount_result(
         &self,
         server: &MockServer,
         root: &str,
-        fill: &(dyn Fn(&str, &str) -> String + Sync),
+        fill: &(dyn Fn(&str) -> String + Sync),
     ) {
         let result_path = format!("/{root}/requests/{REQUEST_ID}");
         let echo = self.echo_keys;
@@ -338,7 +480,7 @@ impl FakeFalBuilder {
             .map(|_| format!("{}/redirect", server.uri()));
         match self.outcome {
             Outcome::CompletedWithError => {
-                let body = fill("fal_result_422.json", "");
+                let body = fill("fal_result_422.json");
                 Mock::given(method("GET"))
                     .and(path(result_path.as_str()))
                     .respond_with(move |req: &Request| {
@@ -353,13 +495,9 @@ impl FakeFalBuilder {
                     .mount(server)
                     .await;
             }
-            Outcome::Images | Outcome::Nsfw => {
-                let name = if self.outcome == Outcome::Nsfw {
-                    "fal_result_nsfw.json"
-                } else {
-                    "fal_result_images.json"
-                };
-                let mut body = fill(name, "a prompt");
+            Outcome::KeepRunning => {}
+            outcome => {
+                let mut body = fill(outcome.fixture());
                 if let Some(redirect_base) = media_base {
                     body = body.replace(
                         &format!("{}/files", server.uri()),
@@ -369,10 +507,10 @@ impl FakeFalBuilder {
                 Mock::given(method("GET"))
                     .and(path(result_path.as_str()))
                     .respond_with(json(200, body))
+                    .with_priority(3)
                     .mount(server)
                     .await;
             }
-            Outcome::KeepRunning => {}
         }
     }
 
@@ -395,6 +533,15 @@ impl FakeFalBuilder {
             )
             .mount(server)
             .await;
+        Mock::given(method("GET"))
+            .and(path_regex(r"^/files/.+\.mp4$"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .insert_header("content-type", "video/mp4")
+                    .set_body_bytes(mp4(5, 4096)),
+            )
+            .mount(server)
+            .await;
         if let Some(target) = &self.media_redirect {
             let target = target.clone();
             Mock::given(method("GET"))
@@ -407,5 +554,65 @@ impl FakeFalBuilder {
                 .mount(server)
                 .await;
         }
+    }
+
+    /// The storage REST API: a CDN token pointing back at this server, single and multipart
+    /// uploads, every upload recorded.
+    async fn mount_storage(
+        &self,
+        server: &MockServer,
+        fill: &(dyn Fn(&str) -> String + Sync),
+        uploads: &Arc<Mutex<Vec<Upload>>>,
+    ) {
+        Mock::given(method("POST"))
+            .and(path("/storage/auth/token"))
+            .respond_with(json(200, fill("fal_storage_token.json")).set_delay(self.token_delay))
+            .mount(server)
+            .await;
+        let base = server.uri();
+        let record = Arc::clone(uploads);
+        Mock::given(path_regex(r"^/files/upload(/multipart)?$"))
+            .respond_with(move |req: &Request| {
+                let p = req.url.path().to_owned();
+                if let Ok(mut list) = record.lock() {
+                    list.push(Upload {
+                        bytes: req.body.len(),
+                        lifecycle: header(req, "x-fal-object-lifecycle"),
+                        authorization: header(req, "authorization"),
+                        path: p.clone(),
+                    });
+                }
+                let n = record.lock().map(|l| l.len()).unwrap_or(0);
+                if p == "/files/upload/multipart" {
+                    let body = format!("{{\"access_url\":\"{base}/files/uploaded/big-{n}\",\"uploadId\":\"up-{n}\"}}");
+                    return ResponseTemplate::new(200).set_body_string(body);
+                }
+                ResponseTemplate::new(200).set_body_string(format!("{{\"access_url\":\"{base}/files/uploaded/{n}\"}}"))
+            })
+            .mount(server)
+            .await;
+        let record = Arc::clone(uploads);
+        Mock::given(path_regex(r"^/files/uploaded/big-[0-9]+/multipart/.+$"))
+            .respond_with(move |req: &Request| {
+                if let Ok(mut list) = record.lock() {
+                    list.push(Upload {
+                        bytes: req.body.len(),
+                        lifecycle: header(req, "x-fal-object-lifecycle"),
+                        authorization: header(req, "authorization"),
+                        path: req.url.path().to_owned(),
+                    });
+                }
+                let part = req
+                    .url
+                    .path()
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
+                ResponseTemplate::new(200)
+                    .insert_header("etag", format!("\"etag-{part}\"").as_str())
+            })
+            .mount(server)
+            .await;
     }
 }

@@ -28,6 +28,10 @@ pub fn fixture(name: &str) -> &'static str {
         "fal_error_401.json" => include_str!("../fixtures/fal_error_401.json"),
         "fal_error_403_balance.json" => include_str!("../fixtures/fal_error_403_balance.json"),
         "fal_cancel.json" => include_str!("../fixtures/fal_cancel.json"),
+        "fal_result_video.json" => include_str!("../fixtures/fal_result_video.json"),
+        "fal_result_avatar.json" => include_str!("../fixtures/fal_result_avatar.json"),
+        "fal_result_transcript.json" => include_str!("../fixtures/fal_result_transcript.json"),
+        "fal_storage_token.json" => include_str!("../fixtures/fal_storage_token.json"),
         other => panic!("no fixture named {other}"),
     }
 }

@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use acgs_core::UserFacing as _;
 use acgs_core::audit::{AuditError, AuditEvent, AuditOutcome, AuditSink};
@@ -121,7 +120,7 @@ fn request(prompt: &str) -> GenerationRequest {
     GenerationRequest {
         model: "flux_dev".into(),
         texts: BTreeMap::from([("prompt".to_owned(), prompt.to_owned())]),
-        timeout: Some(Duration::from_secs(30)),
+        timeout_secs: Some(30),
         ..GenerationRequest::default()
     }
 }

@@ -10,11 +10,15 @@ use acgs_core::ledger::ReservationId;
 use acgs_core::provider::{
     CancellationToken, Charge, EventSink, FailureClass, ProgressEvent, Provider, Stage,
 };
-use acgs_core::request::{Artifact, Authorized, CancelOutcome, Request, Submitted, Verdict};
+use acgs_core::request::{
+    Artifact, Authorized, CancelOutcome, LocalInput, Request, Submitted, Verdict,
+};
+use acgs_core::task::ContentType;
 use acgs_http::{HttpClient, NetworkPolicy, RetryPolicy};
 use acgs_providers_fal::FalProvider;
 use acgs_testkit::canary::FAL_KEY;
-use acgs_testkit::fal::{FakeFal, Outcome, REQUEST_ID, SubmitFailure};
+use acgs_testkit::fal::{FakeFal, Outcome, REQUEST_ID, SubmitFailure, Upload};
+use acgs_testkit::media::png;
 use secrecy::SecretString;
 
 fn provider(fake: &FakeFal) -> FalProvider {
@@ -31,6 +35,7 @@ fn provider(fake: &FakeFal) -> FalProvider {
     let http = HttpClient::new(policy, redactor).expect("client");
     let urls = FalUrls {
         queue_url: fake.uri(),
+        rest_url: fake.uri(),
         ..FalUrls::default()
     };
     FalProvider::new(http, &urls, &SecretString::from(FAL_KEY))
@@ -42,10 +47,14 @@ fn provider(fake: &FakeFal) -> FalProvider {
 }
 
 fn request() -> Authorized<Request> {
+    request_for("flux_dev")
+}
+
+fn request_for(key: &str) -> Authorized<Request> {
     let model = acgs_providers_fal::catalog()
         .expect("catalogue")
-        .resolve("flux_dev")
-        .expect("flux_dev");
+        .resolve(key)
+        .expect("model");
     let mut params = Params::new();
     params.insert("prompt".into(), "a red fox".into());
     params.insert("image_size".into(), "landscape_4_3".into());
@@ -70,14 +79,18 @@ fn recording_sink() -> (EventSink, Arc<Mutex<Vec<ProgressEvent>>>) {
     (sink, events)
 }
 
-async fn submit_and_wait(
-    fake: &FakeFal,
-) -> (
+type Waited = (
     Result<acgs_core::request::Output, acgs_core::provider::ProviderError>,
     Vec<ProgressEvent>,
-) {
+);
+
+async fn submit_and_wait(fake: &FakeFal) -> Waited {
+    submit_and_wait_for(fake, "flux_dev").await
+}
+
+async fn submit_and_wait_for(fake: &FakeFal, key: &str) -> Waited {
     let p = provider(fake);
-    let job = match p.submit(&request()).await.expect("submitted") {
+    let job = match p.submit(&request_for(key)).await.expect("submitted") {
         Submitted::Pending(job) => job,
         Submitted::Done(_) => panic!("fal queues every job"),
     };
@@ -279,4 +292,241 @@ async fn results_download_through_the_provider() {
         u64::try_from(acgs_testkit::media::PNG_1X1.len()).expect("len")
     );
     assert_eq!(bytes, acgs_testkit::media::PNG_1X1);
+}
+
+#[tokio::test]
+async fn videos_come_from_the_video_field() {
+    for key in ["kling_2_1", "veo3", "topaz"] {
+        let endpoint = acgs_providers_fal::catalog()
+            .expect("catalogue")
+            .resolve(key)
+            .expect("model")
+            .endpoint
+            .clone();
+        let fake = FakeFal::builder(&endpoint)
+            .outcome(Outcome::Video)
+            .start()
+            .await;
+        let (out, _) = submit_and_wait_for(&fake, key).await;
+        let out = out.expect("completed");
+        assert!(
+            matches!(&out.artifacts[..], [Artifact::Url { url, .. }] if url.ends_with(".mp4")),
+            "{key}"
+        );
+        assert!(
+            fake.unexpected().await.is_empty(),
+            "{key}: {:?}",
+            fake.unexpected().await
+        );
+    }
+}
+
+#[tokio::test]
+async fn avatars_report_their_duration_as_usage() {
+    let fake = FakeFal::builder("fal-ai/bytedance/omnihuman/v1.5")
+        .outcome(Outcome::Avatar)
+        .start()
+        .await;
+    let (out, _) = submit_and_wait_for(&fake, "omnihuman_v1_5").await;
+    let out = out.expect("completed");
+    assert_eq!(out.usage.seconds, Some(5), "4.2 s rounded up");
+    assert_eq!(out.artifacts.len(), 1);
+}
+
+#[tokio::test]
+async fn transcripts_become_text_json_and_subtitles() {
+    let fake = FakeFal::builder("fal-ai/elevenlabs/speech-to-text/scribe-v2")
+        .outcome(Outcome::Transcript)
+        .start()
+        .await;
+    let (out, _) = submit_and_wait_for(&fake, "scribe_v2").await;
+    let out = out.expect("completed");
+    let types: Vec<ContentType> = out
+        .artifacts
+        .iter()
+        .filter_map(|a| match a {
+            Artifact::Text { content_type, .. } => Some(*content_type),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        types,
+        vec![ContentType::Text, ContentType::Json, ContentType::Srt]
+    );
+    let Artifact::Text { text: srt, .. } = &out.artifacts[2] else {
+        panic!("srt")
+    };
+    assert!(
+        srt.starts_with("1\n00:00:00,000 --> 00:00:01,100\nHello world.\n\n2\n00:00:01,300"),
+        "{srt}"
+    );
+    let Artifact::Text { text: json, .. } = &out.artifacts[1] else {
+        panic!("json")
+    };
+    assert!(
+        json.contains("\"start_ms\": 1300") && json.contains("speaker_1"),
+        "{json}"
+    );
+    assert_eq!(out.usage.seconds, Some(3));
+}
+
+#[tokio::test]
+async fn sse_needs_three_requests_however_long_the_job_runs() {
+    let fake = FakeFal::builder("fal-ai/flux/dev")
+        .queued(3)
+        .in_progress(5)
+        .sse()
+        .start()
+        .await;
+    let (out, events) = submit_and_wait(&fake).await;
+    out.expect("completed");
+    let requests = fake.queue_requests().await;
+    assert_eq!(
+        requests,
+        vec![
+            "POST /fal-ai/flux/dev".to_owned(),
+            format!("GET /fal-ai/flux/requests/{REQUEST_ID}/status/stream"),
+            format!("GET /fal-ai/flux/requests/{REQUEST_ID}"),
+        ]
+    );
+    assert!(events.iter().any(|e| e.stage == Stage::Queued));
+    assert!(
+        events
+            .iter()
+            .any(|e| e.message.as_deref() == Some("Loading model"))
+    );
+}
+
+#[tokio::test]
+async fn a_stream_that_breaks_off_falls_back_to_polling() {
+    let fake = FakeFal::builder("fal-ai/flux/dev")
+        .outcome(Outcome::KeepRunning)
+        .sse()
+        .start()
+        .await;
+    let p = provider(&fake);
+    let Submitted::Pending(job) = p.submit(&request()).await.expect("submitted") else {
+        panic!("pending")
+    };
+    let sink = EventSink::none();
+    let waiting = p.wait(&job, &sink, CancellationToken::new());
+    let finished = tokio::time::timeout(Duration::from_millis(800), waiting).await;
+    assert!(finished.is_err(), "still running");
+    let polls = fake
+        .queue_requests()
+        .await
+        .iter()
+        .filter(|r| r.ends_with("/status"))
+        .count();
+    assert!(polls >= 1, "polling took over after the stream ended");
+}
+
+fn local_input(
+    dir: &tempfile::TempDir,
+    name: &str,
+    bytes: &[u8],
+    sparse_len: Option<u64>,
+) -> LocalInput {
+    let path = dir.path().join(name);
+    fs_err::write(&path, bytes).expect("write");
+    if let Some(len) = sparse_len {
+        fs_err::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .expect("open")
+            .set_len(len)
+            .expect("grow");
+    }
+    let file = fs_err::File::open(&path).expect("open").into_parts().0;
+    let size = file.metadata().expect("meta").len();
+    LocalInput {
+        field: "image_url".into(),
+        file_name: name.into(),
+        content_type: ContentType::Png,
+        size,
+        file: std::sync::Arc::new(file),
+    }
+}
+
+#[tokio::test]
+async fn small_inputs_go_inline_and_larger_ones_to_the_cdn_with_a_short_lifetime() {
+    let fake = FakeFal::builder("fal-ai/flux-kontext/dev").start().await;
+    let p = provider(&fake);
+    let dir = tempfile::tempdir().expect("tmp");
+    let small = p
+        .upload(local_input(&dir, "small.png", &png(64, 64, 1000), None))
+        .await
+        .expect("inline");
+    assert!(
+        small.url.starts_with("data:image/png;base64,iVBORw0KGgo"),
+        "{}",
+        &small.url[..40]
+    );
+    assert!(fake.uploads().is_empty());
+    let medium = p
+        .upload(local_input(
+            &dir,
+            "medium.png",
+            &png(2000, 2000, 300_000),
+            None,
+        ))
+        .await
+        .expect("cdn");
+    assert!(
+        medium
+            .url
+            .starts_with(&format!("{}/files/uploaded/", fake.uri()))
+    );
+    let uploads = fake.uploads();
+    assert_eq!(uploads.len(), 1);
+    assert_eq!(uploads[0].bytes, 300_000);
+    assert_eq!(
+        uploads[0].lifecycle.as_deref(),
+        Some(acgs_providers_fal::upload::LIFECYCLE)
+    );
+    let auth = uploads[0].authorization.clone().unwrap_or_default();
+    assert!(
+        auth.starts_with("Bearer cdn-token-"),
+        "the CDN gets its token: {auth}"
+    );
+    assert!(!auth.contains(FAL_KEY), "never the fal key");
+    let token_requests: Vec<_> = fake
+        .requests()
+        .await
+        .into_iter()
+        .filter(|r| r.url.path() == "/storage/auth/token")
+        .collect();
+    assert_eq!(token_requests.len(), 1);
+    assert_eq!(
+        token_requests[0].url.query(),
+        Some("storage_type=fal-cdn-v3")
+    );
+}
+
+#[tokio::test]
+async fn inputs_above_100_mib_go_in_parts() {
+    let fake = FakeFal::builder("fal-ai/flux-kontext/dev").start().await;
+    let p = provider(&fake);
+    let dir = tempfile::tempdir().expect("tmp");
+    let big = local_input(
+        &dir,
+        "big.png",
+        &png(8000, 8000, 64),
+        Some(101 * 1024 * 1024),
+    );
+    let remote = p.upload(big).await.expect("multipart");
+    let uploads = fake.uploads();
+    let parts: Vec<&Upload> = uploads
+        .iter()
+        .filter(|u| u.path.contains("/multipart/up-"))
+        .collect();
+    assert_eq!(uploads[0].path, "/files/upload/multipart");
+    assert_eq!(
+        parts.len(),
+        12,
+        "11 parts of at most 10 MiB and the completion"
+    );
+    assert!(parts.iter().take(11).all(|u| u.bytes <= 10 * 1024 * 1024));
+    assert!(parts.last().is_some_and(|u| u.path.ends_with("/complete")));
+    assert!(remote.url.contains("/files/uploaded/big-"));
 }

@@ -1,0 +1,102 @@
+//! A minimal Server-Sent Events reader: `data:` lines of each event joined, events split on a
+//! blank line, each event capped so that a hostile stream cannot exhaust memory.
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt as _};
+
+/// Largest event accepted.
+const MAX_EVENT: usize = 1024 * 1024;
+
+/// The `data` of each event of a byte stream.
+pub(crate) struct Events<S> {
+    inner: S,
+    buffer: Vec<u8>,
+}
+
+impl<S, E> Events<S>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+{
+    pub(crate) fn new(inner: S) -> Self {
+        Self {
+            inner,
+            buffer: Vec::new(),
+        }
+    }
+
+    /// The next event's data; `None` at the end of the stream, `Err(())` when it broke off or an
+    /// event was too large.
+    pub(crate) async fn next(&mut self) -> Option<Result<String, ()>> {
+        loop {
+            if let Some(end) = find_blank_line(&self.buffer) {
+                let block: Vec<u8> = self.buffer.drain(..end.0).collect();
+                self.buffer.drain(..end.1 - end.0);
+                if let Some(data) = data_of(&block) {
+                    return Some(Ok(data));
+                }
+                continue;
+            }
+            if self.buffer.len() > MAX_EVENT {
+                return Some(Err(()));
+            }
+            match self.inner.next().await? {
+                Ok(chunk) => self.buffer.extend_from_slice(&chunk),
+                Err(_) => return Some(Err(())),
+            }
+        }
+    }
+}
+
+/// `(end of the event, start of the next)` for the first blank line.
+fn find_blank_line(buf: &[u8]) -> Option<(usize, usize)> {
+    let lf = buf
+        .windows(2)
+        .position(|w| w == b"\n\n")
+        .map(|i| (i, i + 2));
+    let crlf = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| (i, i + 4));
+    match (lf, crlf) {
+        (Some(a), Some(b)) => Some(if a.0 < b.0 { a } else { b }),
+        (a, b) => a.or(b),
+    }
+}
+
+fn data_of(block: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(block);
+    let lines: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .map(|l| l.strip_prefix(' ').unwrap_or(l))
+        .collect();
+    (!lines.is_empty()).then(|| lines.join("\n"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn events_are_split_and_joined() {
+        let chunks: Vec<Result<Bytes, ()>> = vec![
+            Ok(Bytes::from_static(b": comment\n\ndata: {\"a\":")),
+            Ok(Bytes::from_static(
+                b"1}\n\nevent: x\r\ndata: one\r\ndata: two\r\n\r\n",
+            )),
+        ];
+        let mut events = Events::new(futures_util::stream::iter(chunks));
+        assert_eq!(events.next().await, Some(Ok("{\"a\":1}".into())));
+        assert_eq!(events.next().await, Some(Ok("one\ntwo".into())));
+        assert_eq!(events.next().await, None);
+    }
+
+    #[tokio::test]
+    async fn huge_events_are_refused() {
+        let chunks: Vec<Result<Bytes, ()>> = (0..20)
+            .map(|_| Ok(Bytes::from(vec![b'a'; 100_000])))
+            .collect();
+        let mut events = Events::new(futures_util::stream::iter(chunks));
+        assert_eq!(events.next().await, Some(Err(())));
+    }
+}
