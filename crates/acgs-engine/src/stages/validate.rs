@@ -455,13 +455,13 @@ pub fn open_inputs(
         let kind = spec.media.unwrap_or(MediaKind::Image);
         let input = open_one(field, flag, path, kind)?;
         let facts = probe_input(&input, flag)?;
-        if let (Some(max), Some(secs)) = (spec.max_seconds, facts.seconds) {
-            if secs > max {
-                return Err(invalid(
-                    flag,
-                    format!("is {secs} s long; `{}` accepts at most {max} s", model.key),
-                ));
-            }
+        if let (Some(max), Some(secs)) = (spec.max_seconds, facts.seconds)
+            && secs > max
+        {
+            return Err(invalid(
+                flag,
+                format!("is {secs} s long; `{}` accepts at most {max} s", model.key),
+            ));
         }
         match kind {
             MediaKind::Image => opened.pixels = opened.pixels.or(facts.dimensions),
