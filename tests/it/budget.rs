@@ -7,6 +7,7 @@ use acgs_e2e::Sandbox;
 use acgs_testkit::canary::FAL_KEY;
 use acgs_testkit::fal::{FakeFal, Outcome};
 use acgs_testkit::fleet::FakeFalFleet;
+use acgs_testkit::media::png;
 
 const ENDPOINT: &str = "fal-ai/flux/dev";
 const FLUX_DEV_PER_MP: i64 = 25_000;
@@ -162,14 +163,21 @@ fn kill(child: &tokio::process::Child) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_killed_holder_frees_its_budget_after_the_lease() {
-    let slow = FakeFalFleet::start(ENDPOINT, Duration::from_secs(120)).await;
+    // The edit's input is too big for a data URI, so the process holds its reservation while
+    // it waits for an upload token that never comes.
+    let slow = FakeFal::builder("fal-ai/flux-kontext/dev")
+        .token_delay(Duration::from_secs(120))
+        .start()
+        .await;
     let mut sb = Sandbox::new();
     sb.set_env("FAL_KEY", FAL_KEY)
         .set_env("ACGS_PROVIDERS__FAL__QUEUE_URL", &slow.uri())
+        .set_env("ACGS_PROVIDERS__FAL__REST_URL", &slow.uri())
         .set_env("ACGS_LEDGER__LEASE_SECS", "2")
-        .set_env("ACGS_COST_MANAGEMENT__DAILY_LIMIT", "0.03");
+        .set_env("ACGS_COST_MANAGEMENT__DAILY_LIMIT", "0.06");
+    fs_err::write(sb.work().join("big.png"), png(1024, 1024, 400_000)).expect("input");
     let mut child = sb
-        .command(&["image", "a fox", "--yes"])
+        .command(&["image", "a fox", "--edit", "big.png", "--yes"])
         .spawn()
         .expect("spawn");
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -185,14 +193,14 @@ async fn a_killed_holder_frees_its_budget_after_the_lease() {
     let _ = child.wait().await;
     assert_eq!(
         spend(&sb).await["today"]["reserved"],
-        "0.025",
-        "the hold counts until its lease runs out"
+        "0.05",
+        "the hold ($0.025 unverified, ×2) counts until its lease runs out"
     );
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let doc = spend(&sb).await;
         if doc["today"]["reserved"] == "0.00" {
-            assert_eq!(doc["totals"]["expired"], "0.025");
+            assert_eq!(doc["totals"]["expired"], "0.05");
             break;
         }
         assert!(Instant::now() < deadline, "the lease never expired: {doc}");

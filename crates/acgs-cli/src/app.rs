@@ -70,6 +70,28 @@ impl App {
         })
     }
 
+    /// The provider of the model a run used (from its manifest, found through the runs index).
+    pub fn provider_of_run(&self, run_id: &str) -> Result<ProviderId, Failure> {
+        let entry = RunIndex::new(self.loaded.paths.state_file("runs.jsonl")).find(run_id)?;
+        let path = entry.folder.join(acgs_storage::manifest::MANIFEST_FILE);
+        let text =
+            fs_err::read_to_string(&path).map_err(|e| acgs_storage::StorageError::Corrupt {
+                path: path.clone(),
+                reason: e.kind().to_string(),
+            })?;
+        let manifest: acgs_storage::manifest::Manifest =
+            serde_json::from_str(&text).map_err(|e| acgs_storage::StorageError::Corrupt {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+        let model = manifest
+            .steps
+            .first()
+            .map(|s| s.model.clone())
+            .unwrap_or_default();
+        Ok(self.catalog.resolve(&model)?.provider)
+    }
+
     /// The configuration.
     #[must_use]
     pub fn config(&self) -> &Config {

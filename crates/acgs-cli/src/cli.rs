@@ -50,8 +50,18 @@ pub enum LogFormat {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Generate images from a prompt.
+    /// Generate images from a prompt, or edit images (--edit).
     Image(ImageArgs),
+    /// Generate a video from a prompt, or animate an image (--image).
+    Video(VideoArgs),
+    /// Make a portrait talk: lip-sync to audio, or speak a text.
+    Avatar(AvatarArgs),
+    /// Upscale an image or a video.
+    Upscale(UpscaleArgs),
+    /// Transcribe speech to text, word timings and subtitles.
+    Transcribe(TranscribeArgs),
+    /// Finish a run that stopped: re-attach to its job, or send what was never sent.
+    Resume(ResumeArgs),
     /// List the model catalogue with prices.
     Models(ModelsArgs),
     /// Show where each provider key comes from.
@@ -132,20 +142,9 @@ pub struct GuardCheckArgs {
     pub model: Option<String>,
 }
 
-/// `acgs image`.
+/// Options every generating command takes.
 #[derive(Debug, Args)]
-pub struct ImageArgs {
-    /// What to draw.
-    pub prompt: String,
-    /// Catalogue key (`acgs models --task text_to_image`).
-    #[arg(long, short, default_value = "flux_dev")]
-    pub model: String,
-    /// What to avoid (models that take a negative prompt).
-    #[arg(long, value_name = "TEXT")]
-    pub negative_prompt: Option<String>,
-    /// Number of images.
-    #[arg(short = 'n', value_name = "N")]
-    pub count: Option<u32>,
+pub struct RunOptions {
     /// A model parameter, `name=value` (repeatable); `acgs models --json` lists them.
     #[arg(long = "param", value_name = "NAME=VALUE", value_parser = parse_param)]
     pub params: Vec<(String, String)>,
@@ -158,6 +157,112 @@ pub struct ImageArgs {
     /// Stop waiting after this many seconds (the run stays resumable).
     #[arg(long, value_name = "SECONDS")]
     pub timeout: Option<u64>,
+    /// On Ctrl-C, leave the job running instead of cancelling it (finish it with `acgs resume`).
+    #[arg(long)]
+    pub detach: bool,
+}
+
+/// `acgs image`.
+#[derive(Debug, Args)]
+pub struct ImageArgs {
+    /// What to draw (or, with --edit, what to change).
+    pub prompt: String,
+    /// Catalogue key (default: flux_dev; with --edit, kontext or kontext_multi).
+    #[arg(long, short)]
+    pub model: Option<String>,
+    /// Edit these images instead of drawing from scratch.
+    #[arg(long, value_name = "IMAGE", num_args = 1..)]
+    pub edit: Vec<PathBuf>,
+    /// What to avoid (models that take a negative prompt).
+    #[arg(long, value_name = "TEXT")]
+    pub negative_prompt: Option<String>,
+    /// Number of images.
+    #[arg(short = 'n', value_name = "N")]
+    pub count: Option<u32>,
+    /// Options of every generating command.
+    #[command(flatten)]
+    pub run: RunOptions,
+}
+
+/// `acgs video`.
+#[derive(Debug, Args)]
+pub struct VideoArgs {
+    /// What should happen in the video.
+    pub prompt: String,
+    /// Animate this image (image to video) instead of starting from text.
+    #[arg(long, value_name = "IMAGE")]
+    pub image: Option<PathBuf>,
+    /// Catalogue key (default: kling_2_6_pro from text, kling_2_1 from an image).
+    #[arg(long, short)]
+    pub model: Option<String>,
+    /// Length in seconds (one of the model's durations).
+    #[arg(long, value_name = "SECONDS")]
+    pub duration: Option<u64>,
+    /// What to avoid (models that take a negative prompt).
+    #[arg(long, value_name = "TEXT")]
+    pub negative_prompt: Option<String>,
+    /// Options of every generating command.
+    #[command(flatten)]
+    pub run: RunOptions,
+}
+
+/// `acgs avatar`.
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("speech").required(true).args(["audio", "text"]))]
+pub struct AvatarArgs {
+    /// The portrait to animate.
+    pub image: PathBuf,
+    /// Speech to lip-sync (default model: omnihuman_v1_5).
+    #[arg(long, value_name = "AUDIO")]
+    pub audio: Option<PathBuf>,
+    /// Text to speak (default model: fabric_1_0_text).
+    #[arg(long, value_name = "TEXT")]
+    pub text: Option<String>,
+    /// Catalogue key.
+    #[arg(long, short)]
+    pub model: Option<String>,
+    /// Guidance for the motion (models that take a prompt).
+    #[arg(long)]
+    pub prompt: Option<String>,
+    /// Options of every generating command.
+    #[command(flatten)]
+    pub run: RunOptions,
+}
+
+/// `acgs upscale`.
+#[derive(Debug, Args)]
+pub struct UpscaleArgs {
+    /// The image or video to upscale (default model: seedvr for images, topaz for videos).
+    pub input: PathBuf,
+    /// Catalogue key.
+    #[arg(long, short)]
+    pub model: Option<String>,
+    /// Options of every generating command.
+    #[command(flatten)]
+    pub run: RunOptions,
+}
+
+/// `acgs transcribe`.
+#[derive(Debug, Args)]
+pub struct TranscribeArgs {
+    /// The audio to transcribe; writes text, JSON with word timings, and SRT subtitles.
+    pub audio: PathBuf,
+    /// Catalogue key (default: scribe_v2).
+    #[arg(long, short)]
+    pub model: Option<String>,
+    /// Options of every generating command.
+    #[command(flatten)]
+    pub run: RunOptions,
+}
+
+/// `acgs resume`.
+#[derive(Debug, Args)]
+pub struct ResumeArgs {
+    /// The run to finish (`YYYYMMDDTHHMMSSZ-xxxxxx`).
+    pub run_id: String,
+    /// Send a request whose outcome is unknown again (its first reservation is written off).
+    #[arg(long)]
+    pub resubmit: bool,
     /// On Ctrl-C, leave the job running instead of cancelling it.
     #[arg(long)]
     pub detach: bool,
@@ -172,6 +277,9 @@ pub struct ModelsArgs {
     /// Only models of this provider (fal, gemini, elevenlabs).
     #[arg(long)]
     pub provider: Option<String>,
+    /// Read fal's current prices from its pricing API into your user config.
+    #[arg(long)]
+    pub refresh_prices: bool,
 }
 
 /// `acgs keys`.

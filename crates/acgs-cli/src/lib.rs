@@ -78,6 +78,12 @@ fn is_broken_pipe(error: &dyn acgs_core::UserFacing) -> bool {
 
 async fn dispatch(cli: &Cli, env: ProcessEnv, ui: Ui, interrupt: &Interrupt) -> CmdResult {
     if let Command::Models(args) = &cli.command
+        && args.refresh_prices
+    {
+        let app = App::load(cli, env, ui)?;
+        return commands::models::refresh::run(&app).await;
+    }
+    if let Command::Models(args) = &cli.command
         && cli.config.is_none()
         && cli.profile.is_none()
     {
@@ -95,7 +101,12 @@ async fn dispatch(cli: &Cli, env: ProcessEnv, ui: Ui, interrupt: &Interrupt) -> 
     }
     let app = App::load(cli, env, ui)?;
     match &cli.command {
-        Command::Image(args) => commands::image::run(&app, args, interrupt).await,
+        Command::Image(args) => commands::generate::image(&app, args, interrupt).await,
+        Command::Video(args) => commands::generate::video(&app, args, interrupt).await,
+        Command::Avatar(args) => commands::generate::avatar(&app, args, interrupt).await,
+        Command::Upscale(args) => commands::generate::upscale(&app, args, interrupt).await,
+        Command::Transcribe(args) => commands::generate::transcribe(&app, args, interrupt).await,
+        Command::Resume(args) => commands::generate::resume(&app, args, interrupt).await,
         Command::Models(args) => commands::models::run(
             &app.catalog,
             args,

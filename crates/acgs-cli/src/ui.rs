@@ -21,7 +21,14 @@ pub struct Ui {
     /// `-v` count.
     pub verbose: u8,
     color: bool,
+    /// stderr is a terminal (and not `--json`): progress is one line rewritten in place.
+    tty: bool,
+    /// A progress line is showing and must be cleared before anything else is written.
+    live: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
+
+/// Carriage return and "erase line".
+const CLEAR_LINE: &[u8] = b"\r\x1b[2K";
 
 fn now() -> String {
     jiff::Timestamp::now().to_string()
@@ -37,13 +44,16 @@ impl Ui {
     /// A terminal writer.
     #[must_use]
     pub fn new(redactor: Redactor, json: bool, quiet: bool, verbose: u8, no_color: bool) -> Self {
-        let color = !no_color && !json && std::io::stderr().is_terminal();
+        let tty = !json && std::io::stderr().is_terminal();
+        let color = !no_color && tty;
         Self {
             redactor,
             json,
             quiet,
             verbose,
             color,
+            tty,
+            live: std::sync::Arc::default(),
         }
     }
 
@@ -55,6 +65,7 @@ impl Ui {
 
     /// Write the result to stdout. A closed pipe is reported as `BrokenPipe` for a quiet exit 0.
     pub fn result_text(&self, text: &str) -> std::io::Result<()> {
+        self.clear_progress(&mut std::io::stderr().lock());
         let mut out = std::io::stdout().lock();
         out.write_all(self.redactor.redact(text).as_bytes())?;
         if !text.ends_with('\n') {
@@ -71,8 +82,27 @@ impl Ui {
 
     fn stderr_line(&self, line: &str) {
         let mut err = std::io::stderr().lock();
+        self.clear_progress(&mut err);
         let _ = err.write_all(self.redactor.redact(line).as_bytes());
         let _ = err.write_all(b"\n");
+    }
+
+    fn clear_progress(&self, err: &mut impl std::io::Write) {
+        if self.live.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            let _ = err.write_all(CLEAR_LINE);
+            let _ = err.flush();
+        }
+    }
+
+    /// On a terminal: rewrite the one progress line.
+    fn progress_line(&self, text: &str) {
+        let mut err = std::io::stderr().lock();
+        let _ = err.write_all(CLEAR_LINE);
+        let width = 100;
+        let shown: String = self.redactor.redact(text).chars().take(width).collect();
+        let _ = err.write_all(shown.as_bytes());
+        let _ = err.flush();
+        self.live.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     fn paint(&self, code: &str, text: &str) -> String {
@@ -133,7 +163,11 @@ impl Ui {
         if let Some(msg) = message {
             text.push_str(&format!(": {msg}"));
         }
-        self.stderr_line(&text);
+        if self.tty && event.stage != acgs_core::provider::Stage::Done {
+            self.progress_line(&text);
+        } else {
+            self.stderr_line(&text);
+        }
     }
 
     /// Report an error: code, one sentence, a hint; details only with `-v`. With `--json` the error

@@ -55,6 +55,16 @@ pub enum ReservationState {
 }
 
 impl ReservationState {
+    /// Every state, in lifecycle order.
+    pub const ALL: [Self; 6] = [
+        Self::Held,
+        Self::Submitted,
+        Self::Settled,
+        Self::Released,
+        Self::Expired,
+        Self::Abandoned,
+    ];
+
     /// The lowercase name stored in the ledger.
     #[must_use]
     pub const fn as_str(self) -> &'static str {
@@ -71,15 +81,7 @@ impl ReservationState {
     /// Parse the stored name.
     #[must_use]
     pub fn from_name(name: &str) -> Option<Self> {
-        [
-            Self::Held,
-            Self::Submitted,
-            Self::Settled,
-            Self::Released,
-            Self::Expired,
-        ]
-        .into_iter()
-        .find(|s| s.as_str() == name)
+        Self::ALL.into_iter().find(|s| s.as_str() == name)
     }
 }
 
@@ -336,4 +338,17 @@ pub async fn shared_limits(ledger: &dyn Ledger) -> LedgerResult<SharedLimits> {
             .await?
             .filter(|t| !t.is_empty()),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ReservationState;
+
+    #[test]
+    fn every_state_round_trips_through_its_stored_name() {
+        for state in ReservationState::ALL {
+            assert_eq!(ReservationState::from_name(state.as_str()), Some(state));
+        }
+        assert_eq!(ReservationState::from_name("Held"), None);
+    }
 }

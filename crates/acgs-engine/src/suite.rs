@@ -968,7 +968,7 @@ impl Suite {
         let (output, dropped) = check_output::check(output)?;
         live.warnings.extend(dropped);
         live.events.report(Stage::Storing, "storing", None, None);
-        let stems = store::stems(&plan.stem, output.artifacts.len(), plan.stem_named);
+        let stems = store::stems_for(&plan.stem, &output.artifacts, plan.stem_named);
         let stored = store::store(
             live.provider.as_ref(),
             &output.artifacts,
@@ -1157,6 +1157,9 @@ fn status_after(current: StepStatus, error: &EngineError) -> StepStatus {
 }
 
 fn default_stem(task: TaskKind) -> String {
+    if task == TaskKind::SpeechToText {
+        return "transcript".into();
+    }
     match task.output() {
         acgs_core::MediaKind::Image => "image",
         acgs_core::MediaKind::Video => "video",

@@ -82,7 +82,23 @@ pub static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
 
 /// Whether a generic token is mixed enough to look like a secret: upper, lower and digits, and
 /// at least 16 distinct characters. Hex hashes, base-10 seeds and words do not qualify.
+///
+/// A token with `/` in it is judged by its segments, so a file path (`/tmp/.tmpAb12/out/runs/…`)
+/// passes while base64 with a `/` inside still has one long, mixed segment.
 fn looks_secret(token: &str) -> bool {
+    if token.contains('/') {
+        return token
+            .split('/')
+            .any(|segment| segment.len() >= MIN_SECRET_SEGMENT && looks_mixed(segment));
+    }
+    looks_mixed(token)
+}
+
+/// The shortest `/`-separated segment that can carry a secret on its own: a random base64
+/// token of 32+ characters almost never has more than two slashes.
+const MIN_SECRET_SEGMENT: usize = 20;
+
+fn looks_mixed(token: &str) -> bool {
     let has = |f: fn(&u8) -> bool| token.as_bytes().iter().any(f);
     let mut seen = [false; 128];
     let mut distinct = 0;
@@ -194,6 +210,8 @@ mod tests {
             "see https://v3.fal.media/files/rabbit/xyz.png",
             "request 80e732af-1f2e-4c3d-9e8f-0123456789ab",
             "a photo_of_a_very_long_identifier_name_in_snake_case_here",
+            "/tmp/.tmpAbC12x/out/runs/20261127T222853Z-74f039/transcript.txt",
+            "Projects/Client2026/Renders/FinalCut/Version7B/shot.png",
         ] {
             assert!(scan(text).is_empty(), "{text}: {:?}", scan(text));
         }
@@ -207,5 +225,11 @@ mod tests {
         assert_eq!(findings[0].severity, Severity::Warn);
         let masked = mask_findings(text).expect("masked");
         assert_eq!(masked, format!("token {MASK} here"));
+    }
+
+    #[test]
+    fn base64_with_slashes_is_still_masked() {
+        let text = "secret Zx9Qw7Er5Ty3Ui1Op0As/DfGhJkLzXcVbNm42Qa+8 end";
+        assert_eq!(scan(text).len(), 1, "{:?}", scan(text));
     }
 }

@@ -316,9 +316,12 @@ fn tls_config() -> Result<rustls::ClientConfig, String> {
         .with_no_client_auth())
 }
 
-fn record(row: &Row) -> ReservationRecord {
+fn record(row: &Row) -> LedgerResult<ReservationRecord> {
     let job: Option<String> = row.get(10);
-    ReservationRecord {
+    let state: &str = row.get(7);
+    let state = ReservationState::from_name(state)
+        .ok_or_else(|| LedgerError::Unavailable(format!("unknown reservation state `{state}`")))?;
+    Ok(ReservationRecord {
         id: ReservationId(row.get(0)),
         day: row.get(1),
         run_id: row.get(2),
@@ -326,13 +329,13 @@ fn record(row: &Row) -> ReservationRecord {
         provider: row.get(4),
         model: row.get(5),
         user: row.get(6),
-        state: ReservationState::from_name(row.get::<_, &str>(7)).unwrap_or(ReservationState::Held),
+        state,
         estimate: Usd::from_micros(row.get(8)),
         actual: row.get::<_, Option<i64>>(9).map(Usd::from_micros),
         job: job.and_then(|j| serde_json::from_str(&j).ok()),
         created_at: jiff::Timestamp::from_millisecond(row.get(11))
             .unwrap_or(jiff::Timestamp::UNIX_EPOCH),
-    }
+    })
 }
 
 impl Ledger for PostgresLedger {
@@ -502,7 +505,7 @@ impl Ledger for PostgresLedger {
                 )
                 .await
                 .map_err(|e| unavailable(&e))?;
-            Ok(rows.iter().map(record).collect())
+            rows.iter().map(record).collect()
         })
     }
 

@@ -513,8 +513,7 @@ fn record_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ReservationRecord>
         provider: r.get(4)?,
         model: r.get(5)?,
         user: r.get(6)?,
-        state: ReservationState::from_name(&r.get::<_, String>(7)?)
-            .unwrap_or(ReservationState::Held),
+        state: stored_state(&r.get::<_, String>(7)?)?,
         estimate: Usd::from_micros(r.get(8)?),
         actual: r.get::<_, Option<i64>>(9)?.map(Usd::from_micros),
         job: job.and_then(|j| serde_json::from_str(&j).ok()),
@@ -618,4 +617,15 @@ mod tests {
         );
         assert!(day_of(jiff::Timestamp::UNIX_EPOCH, "Mars/Olympus").is_err());
     }
+}
+
+/// A stored state name; an unknown one is an error, never a guess.
+fn stored_state(name: &str) -> rusqlite::Result<ReservationState> {
+    ReservationState::from_name(name).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            7,
+            rusqlite::types::Type::Text,
+            format!("unknown reservation state `{name}`").into(),
+        )
+    })
 }

@@ -1,7 +1,7 @@
 //! One module per command.
 
+pub mod generate;
 pub mod guard;
-pub mod image;
 pub mod keys;
 pub mod models;
 pub mod spend;

@@ -34,6 +34,18 @@ pub fn allowed_types(task: TaskKind) -> &'static [ContentType] {
     }
 }
 
+/// File stems for the artifacts: `<stem>` alone for one output named by the user, or for text
+/// renderings of one result (a transcript's `.txt`, `.json` and `.srt`); else `<stem>-<n>`.
+#[must_use]
+pub fn stems_for(stem: &str, artifacts: &[Artifact], user_named: bool) -> Vec<String> {
+    let renderings =
+        artifacts.len() > 1 && artifacts.iter().all(|a| matches!(a, Artifact::Text { .. }));
+    if renderings {
+        return vec![stem.to_owned(); artifacts.len()];
+    }
+    stems(stem, artifacts.len(), user_named)
+}
+
 /// File stems for `count` outputs: `<stem>` alone for one output named by the user, else
 /// `<stem>-<n>`.
 #[must_use]

@@ -83,7 +83,9 @@ pub fn parse_value(name: &str, spec: &ParamSpec, raw: &str) -> Result<Value, Eng
             .iter()
             .find(|v| match v {
                 Value::String(s) => s == raw,
-                other => *other == raw,
+                // `Value == str` is true only for strings, so numbers compare by their text.
+                Value::Number(n) => n.to_string() == raw,
+                _ => false,
             })
             .cloned()
             .ok_or_else(|| invalid(name, format!("expected one of {}", list(&spec.values)))),

@@ -117,6 +117,12 @@ async fn contract_expiry_and_abandon(ledger: &dyn Ledger) {
     let s = ledger.abandon(&sub.id).await.expect("written off");
     assert_eq!(s.actual, usd("0.20"));
     assert!(ledger.abandon(&sub.id).await.is_err());
+    let rows = ledger.reservations(None).await.expect("rows");
+    assert!(
+        rows.iter()
+            .any(|r| r.id == sub.id && r.state == ReservationState::Abandoned),
+        "{rows:?}"
+    );
     assert_eq!(
         ledger.today("UTC").await.expect("today").settled,
         usd("0.20")

@@ -1,0 +1,372 @@
+//! The generating commands — `image`, `video`, `avatar`, `upscale`, `transcribe` — and `resume`:
+//! each builds a request, then `--dry-run` shows the plan or the engine runs the guarded path.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use acgs_core::config::Config;
+use acgs_core::pricing::duration_seconds;
+use acgs_core::provider::EventSink;
+use acgs_core::{ContentType, MediaKind, ModelSpec, TaskKind};
+use acgs_engine::{GenerationRequest, Interrupt, Plan, RunReport};
+use serde_json::{Value, json};
+
+use crate::app::App;
+use crate::cli::{
+    AvatarArgs, ImageArgs, ResumeArgs, RunOptions, TranscribeArgs, UpscaleArgs, VideoArgs,
+};
+use crate::failure::{CliError, CmdResult, Failure};
+use crate::ui::Ui;
+
+fn base(model: String, tasks: Vec<TaskKind>, run: &RunOptions) -> GenerationRequest {
+    GenerationRequest {
+        model,
+        tasks,
+        params: run.params.clone(),
+        out_stem: run.out.clone(),
+        timeout_secs: run.timeout,
+        detach: run.detach,
+        ..GenerationRequest::default()
+    }
+}
+
+fn texts(pairs: &[(&str, Option<&String>)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .filter_map(|(flag, text)| text.map(|t| ((*flag).to_owned(), t.clone())))
+        .collect()
+}
+
+/// The flag a model takes images under: `image` for one, `images` for a list.
+fn image_flag(model: &ModelSpec) -> &'static str {
+    if model.field_for_flag("image").is_some() {
+        "image"
+    } else {
+        "images"
+    }
+}
+
+/// What the file at `path` is, by its magic bytes (to pick a default model).
+fn media_kind_of(path: &Path) -> Result<MediaKind, Failure> {
+    use std::io::Read as _;
+    let mut head = [0u8; 64];
+    let n = fs_err::File::open(path)
+        .and_then(|mut f| f.read(&mut head))
+        .map_err(|e| CliError::Usage(format!("cannot read {}: {}", path.display(), e.kind())))?;
+    ContentType::sniff(&head[..n])
+        .map(ContentType::media_kind)
+        .ok_or_else(|| {
+            CliError::Usage(format!(
+                "{} is not an image, video or audio file acgs knows",
+                path.display()
+            ))
+            .into()
+        })
+}
+
+/// `acgs image`.
+pub async fn image(app: &App, args: &ImageArgs, interrupt: &Interrupt) -> CmdResult {
+    let editing = !args.edit.is_empty();
+    let default = match args.edit.len() {
+        0 => "flux_dev",
+        1 => "kontext",
+        _ => "kontext_multi",
+    };
+    let model_key = args.model.clone().unwrap_or_else(|| default.to_owned());
+    let tasks = if editing {
+        vec![TaskKind::ImageToImage]
+    } else {
+        vec![TaskKind::TextToImage]
+    };
+    let mut request = base(model_key, tasks, &args.run);
+    request.texts = texts(&[
+        ("prompt", Some(&args.prompt)),
+        ("negative_prompt", args.negative_prompt.as_ref()),
+    ]);
+    request.count = args.count;
+    if editing {
+        let model = app.catalog.resolve(&request.model)?;
+        let flag = image_flag(&model);
+        request.inputs = args
+            .edit
+            .iter()
+            .map(|p| (flag.to_owned(), p.clone()))
+            .collect();
+    }
+    execute(app, request, args.run.dry_run, interrupt).await
+}
+
+/// `acgs video`.
+pub async fn video(app: &App, args: &VideoArgs, interrupt: &Interrupt) -> CmdResult {
+    let (default, task) = match args.image {
+        Some(_) => ("kling_2_1", TaskKind::ImageToVideo),
+        None => ("kling_2_6_pro", TaskKind::TextToVideo),
+    };
+    let mut request = base(
+        args.model.clone().unwrap_or_else(|| default.to_owned()),
+        vec![task],
+        &args.run,
+    );
+    request.texts = texts(&[
+        ("prompt", Some(&args.prompt)),
+        ("negative_prompt", args.negative_prompt.as_ref()),
+    ]);
+    let model = app.catalog.resolve(&request.model)?;
+    if let Some(image) = &args.image {
+        request
+            .inputs
+            .push((image_flag(&model).to_owned(), image.clone()));
+    }
+    if let Some(seconds) = args.duration {
+        request
+            .params
+            .push(("duration".into(), duration_value(&model, seconds)?));
+    }
+    execute(app, request, args.run.dry_run, interrupt).await
+}
+
+/// The model's own spelling of a duration (`"5"`, `"8s"`, `8`).
+fn duration_value(model: &ModelSpec, seconds: u64) -> Result<String, Failure> {
+    let spec = model
+        .params
+        .get("duration")
+        .ok_or_else(|| CliError::Usage(format!("`{}` has no duration to choose", model.key)))?;
+    spec.values
+        .iter()
+        .find(|v| duration_seconds(v) == Some(seconds))
+        .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+        .ok_or_else(|| {
+            let allowed: Vec<String> = spec
+                .values
+                .iter()
+                .filter_map(duration_seconds)
+                .map(|s| s.to_string())
+                .collect();
+            CliError::Usage(format!(
+                "`{}` makes videos of {} seconds",
+                model.key,
+                allowed.join(", ")
+            ))
+            .into()
+        })
+}
+
+/// `acgs avatar`.
+pub async fn avatar(app: &App, args: &AvatarArgs, interrupt: &Interrupt) -> CmdResult {
+    let default = if args.audio.is_some() {
+        "omnihuman_v1_5"
+    } else {
+        "fabric_1_0_text"
+    };
+    let mut request = base(
+        args.model.clone().unwrap_or_else(|| default.to_owned()),
+        vec![TaskKind::Avatar],
+        &args.run,
+    );
+    request.texts = texts(&[
+        ("prompt", args.prompt.as_ref()),
+        ("text", args.text.as_ref()),
+    ]);
+    request.inputs.push(("image".into(), args.image.clone()));
+    if let Some(audio) = &args.audio {
+        request.inputs.push(("audio".into(), audio.clone()));
+    }
+    execute(app, request, args.run.dry_run, interrupt).await
+}
+
+/// `acgs upscale`.
+pub async fn upscale(app: &App, args: &UpscaleArgs, interrupt: &Interrupt) -> CmdResult {
+    let (default, tasks, flag) = match media_kind_of(&args.input)? {
+        MediaKind::Video => ("topaz", vec![TaskKind::UpscaleVideo], "video"),
+        MediaKind::Image => (
+            "seedvr",
+            vec![TaskKind::UpscaleImage, TaskKind::ImageToImage],
+            "image",
+        ),
+        _ => return Err(CliError::Usage("upscale takes an image or a video".into()).into()),
+    };
+    let mut request = base(
+        args.model.clone().unwrap_or_else(|| default.to_owned()),
+        tasks,
+        &args.run,
+    );
+    request.inputs.push((flag.to_owned(), args.input.clone()));
+    execute(app, request, args.run.dry_run, interrupt).await
+}
+
+/// `acgs transcribe`.
+pub async fn transcribe(app: &App, args: &TranscribeArgs, interrupt: &Interrupt) -> CmdResult {
+    let mut request = base(
+        args.model.clone().unwrap_or_else(|| "scribe_v2".to_owned()),
+        vec![TaskKind::SpeechToText],
+        &args.run,
+    );
+    request.inputs.push(("audio".into(), args.audio.clone()));
+    execute(app, request, args.run.dry_run, interrupt).await
+}
+
+/// `acgs resume`.
+pub async fn resume(app: &App, args: &ResumeArgs, interrupt: &Interrupt) -> CmdResult {
+    let provider = app.provider_of_run(&args.run_id)?;
+    let suite = app.spending_suite(provider).await?;
+    let report = suite
+        .resume(
+            &args.run_id,
+            args.resubmit,
+            &progress_sink(&app.ui),
+            interrupt,
+        )
+        .await?;
+    render_report(&app.ui, &report)
+}
+
+fn progress_sink(ui: &Ui) -> EventSink {
+    let ui = ui.clone();
+    EventSink::new(move |event| ui.progress(&event))
+}
+
+/// `--dry-run` shows the plan; otherwise the guarded path runs.
+async fn execute(
+    app: &App,
+    request: GenerationRequest,
+    dry_run: bool,
+    interrupt: &Interrupt,
+) -> CmdResult {
+    if dry_run {
+        let plan = app.planning_suite()?.plan(&request)?;
+        return render_plan(&app.ui, &plan, app.config());
+    }
+    let model = app.catalog.resolve(&request.model)?;
+    let suite = app.spending_suite(model.provider).await?;
+    let report = suite
+        .generate_with(&request, &progress_sink(&app.ui), interrupt)
+        .await?;
+    render_report(&app.ui, &report)
+}
+
+fn render_plan(ui: &Ui, plan: &Plan, config: &Config) -> CmdResult {
+    let pricing = plan.model.pricing.as_ref();
+    let q = &plan.quote;
+    let inputs: Vec<Value> = plan
+        .inputs
+        .files
+        .iter()
+        .map(|f| json!({"field": f.field, "file": f.file_name, "content_type": f.content_type.mime(), "bytes": f.size}))
+        .collect();
+    let doc = json!({
+        "dry_run": true,
+        "model": plan.model.key, "provider": plan.model.provider, "endpoint": plan.model.endpoint, "task": plan.model.task,
+        "params": plan.params, "system": plan.system, "requests": plan.requests, "inputs": inputs,
+        "guard": {
+            "verdict": "pass", "sanitizer": plan.sanitizer_changes,
+            "warnings": plan.verdict.warnings, "overrides": plan.verdict.overrides,
+        },
+        "estimate": {
+            "amount": q.amount, "base": q.base, "rate": q.rate, "unit": q.unit, "quantity": q.quantity,
+            "margin": q.margin_permille.map(|m| format!("{}.{:03}", m / 1000, m % 1000)),
+        },
+        "price": pricing.map(|p| json!({"verified": p.verified, "priced_on": p.priced_on.to_string(), "source": p.source})),
+        "limits": {
+            "max_cost_per_run": config.cost_management.max_cost_per_run,
+            "daily_limit": config.cost_management.daily_limit,
+            "warn": plan.spend.warn, "confirmation_required": plan.spend.confirm,
+        },
+    });
+    if ui.json {
+        return ui.result_json(&doc).map_err(|e| CliError::from(e).into());
+    }
+    let mut text = format!(
+        "dry run: nothing was sent and nothing was spent\n\nmodel     {} ({}, {})\nrequest   {}\n",
+        plan.model.key,
+        plan.model.provider,
+        plan.model.endpoint,
+        serde_json::to_string_pretty(&plan.params)
+            .unwrap_or_default()
+            .replace('\n', "\n          ")
+    );
+    for f in &plan.inputs.files {
+        text.push_str(&format!(
+            "input     {} = {} ({}, {} bytes; uploaded when run)\n",
+            f.field,
+            f.file_name,
+            f.content_type.mime(),
+            f.size
+        ));
+    }
+    text.push_str("guard     pass");
+    for change in plan
+        .sanitizer_changes
+        .iter()
+        .chain(&plan.verdict.warnings)
+        .chain(&plan.verdict.overrides)
+    {
+        text.push_str(&format!("; {change}"));
+    }
+    text.push('\n');
+    text.push_str(&format!(
+        "estimate  ${} worst case ({} × ${} per {}",
+        q.amount,
+        q.quantity,
+        q.rate,
+        q.unit.label()
+    ));
+    if let Some(m) = q.margin_permille {
+        text.push_str(&format!(
+            ", ×{}.{:03} margin for an unverified price",
+            m / 1000,
+            m % 1000
+        ));
+    }
+    text.push(')');
+    if let Some(p) = pricing {
+        text.push_str(&format!(
+            "\nprice     {} on {} ({})",
+            if p.verified { "verified" } else { "unverified" },
+            p.priced_on,
+            p.source
+        ));
+    }
+    text.push_str(&format!(
+        "\nlimits    ${} per run, ${} per day{}\n",
+        config.cost_management.max_cost_per_run,
+        config.cost_management.daily_limit,
+        if plan.spend.confirm {
+            "; a real run asks for confirmation (or --yes)"
+        } else {
+            ""
+        }
+    ));
+    ui.result_text(&text).map_err(|e| CliError::from(e).into())
+}
+
+fn render_report(ui: &Ui, report: &RunReport) -> CmdResult {
+    for warning in &report.warnings {
+        ui.warning(warning);
+    }
+    if ui.json {
+        let outputs: Vec<_> = report
+            .outputs
+            .iter()
+            .map(|o| json!({"path": o.path, "sha256": o.sha256, "bytes": o.bytes, "content_type": o.content_type.mime()}))
+            .collect();
+        let doc = json!({
+            "run_id": report.run_id, "folder": report.folder, "model": report.model,
+            "outputs": outputs, "estimate": report.estimate, "actual": report.actual,
+            "request_id": report.request_id, "warnings": report.warnings,
+        });
+        return ui.result_json(&doc).map_err(|e| CliError::from(e).into());
+    }
+    let mut text = format!(
+        "run {}  model {}  cost ${} (reserved ${})\n",
+        report.run_id, report.model, report.actual, report.estimate
+    );
+    for o in &report.outputs {
+        text.push_str(&format!(
+            "{}  {}  {} bytes\n",
+            o.path.display(),
+            o.content_type.mime(),
+            o.bytes
+        ));
+    }
+    ui.result_text(&text).map_err(|e| CliError::from(e).into())
+}
