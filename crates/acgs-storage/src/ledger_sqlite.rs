@@ -522,6 +522,17 @@ fn record_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ReservationRecord>
     })
 }
 
+/// A stored state name; an unknown one is an error, never a guess.
+fn stored_state(name: &str) -> rusqlite::Result<ReservationState> {
+    ReservationState::from_name(name).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            7,
+            rusqlite::types::Type::Text,
+            format!("unknown reservation state `{name}`").into(),
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -617,15 +628,4 @@ mod tests {
         );
         assert!(day_of(jiff::Timestamp::UNIX_EPOCH, "Mars/Olympus").is_err());
     }
-}
-
-/// A stored state name; an unknown one is an error, never a guess.
-fn stored_state(name: &str) -> rusqlite::Result<ReservationState> {
-    ReservationState::from_name(name).ok_or_else(|| {
-        rusqlite::Error::FromSqlConversionFailure(
-            7,
-            rusqlite::types::Type::Text,
-            format!("unknown reservation state `{name}`").into(),
-        )
-    })
 }

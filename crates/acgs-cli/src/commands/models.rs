@@ -265,10 +265,9 @@ pub mod refresh {
             if let Some(model) = models
                 .and_then(|m| m.as_table_like_mut())
                 .map(|m| m.entry(&outcome.key).or_insert(toml_edit::table()))
+                && let Some(table) = model.as_table_like_mut()
             {
-                if let Some(table) = model.as_table_like_mut() {
-                    table.insert("pricing", item);
-                }
+                table.insert("pricing", item);
             }
         }
         acgs_storage::ensure_private_dir(&app.loaded.paths.config_dir)?;
