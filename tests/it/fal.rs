@@ -299,6 +299,24 @@ async fn bad_inputs_are_refused_before_anything_is_sent() {
         "{}",
         run.stderr
     );
+    let fifo = sb.work().join("pipe.png");
+    rustix::fs::mkfifoat(
+        rustix::fs::CWD,
+        &fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+    )
+    .expect("mkfifo");
+    let run = tokio::time::timeout(
+        Duration::from_secs(30),
+        sb.run(&["image", "x", "--edit", "pipe.png", "--yes"]),
+    )
+    .await
+    .expect("a FIFO input is refused, not waited on");
+    assert!(
+        run.code == Some(2) && run.stderr.contains("not a regular file"),
+        "{}",
+        run.stderr
+    );
     assert!(fake.requests().await.is_empty());
 }
 
@@ -482,4 +500,40 @@ async fn dry_run_estimates_match_hand_computed_prices() {
             "{args:?}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn detach_leaves_the_job_running_for_resume() {
+    let fake = FakeFal::builder("fal-ai/kling-video/v2.6/pro/text-to-video")
+        .outcome(Outcome::KeepRunning)
+        .start()
+        .await;
+    let sb = sandbox_for(&fake);
+    let child = sb
+        .command(&["video", "a teapot", "--detach", "--yes"])
+        .spawn()
+        .expect("spawn");
+    let run_id = wait_for_status(&sb, "submitted").await;
+    let pid = rustix::process::Pid::from_raw(i32::try_from(child.id().expect("pid")).expect("pid"))
+        .expect("pid");
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).expect("SIGINT");
+    let out = child.wait_with_output().await.expect("exits");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains(&format!("acgs resume {run_id}")),
+        "{stderr}"
+    );
+    let cancels = fake
+        .requests()
+        .await
+        .iter()
+        .filter(|r| r.method == wiremock::http::Method::PUT)
+        .count();
+    assert_eq!(cancels, 0, "a detached job is not cancelled");
+    assert_eq!(rows(&sb).await[0].state, ReservationState::Submitted);
+    fake.complete_now().await;
+    let doc = ok(&sb.run(&["--json", "resume", &run_id]).await);
+    assert_eq!(doc["outputs"][0]["content_type"], "video/mp4");
+    assert_eq!(fake.submits().await, 1);
 }

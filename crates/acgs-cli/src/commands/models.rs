@@ -43,10 +43,7 @@ pub fn run(
             .map_err(CliError::from)?;
         return Ok(());
     }
-    let mut table = format!(
-        "{:<18} {:<10} {:<16} {:<26} {}\n",
-        "MODEL", "PROVIDER", "TASK", "PRICE", "PRICED ON"
-    );
+    let mut rows = vec![["MODEL", "PROVIDER", "TASK", "PRICE", "PRICED ON"].map(str::to_owned)];
     for m in models {
         let (price, priced_on) = m.pricing.as_ref().map_or_else(
             || ("unpriced".to_owned(), String::new()),
@@ -58,13 +55,37 @@ pub fn run(
                 )
             },
         );
-        table.push_str(&format!(
-            "{:<18} {:<10} {:<16} {:<26} {}\n",
-            m.key, m.provider, m.task, price, priced_on
-        ));
+        rows.push([
+            m.key.clone(),
+            m.provider.to_string(),
+            m.task.to_string(),
+            price,
+            priced_on,
+        ]);
     }
-    ui.result_text(&table).map_err(CliError::from)?;
+    ui.result_text(&aligned(&rows)).map_err(CliError::from)?;
     Ok(())
+}
+
+/// Rows as left-aligned columns, each as wide as its widest cell.
+fn aligned<const N: usize>(rows: &[[String; N]]) -> String {
+    let mut widths = [0; N];
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in rows {
+        let line: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
 }
 
 /// `acgs models --refresh-prices`: fal's pricing API into the user's configuration.

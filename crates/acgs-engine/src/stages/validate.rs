@@ -504,6 +504,11 @@ fn open_one(
         .file_name()
         .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
     let fail = |reason: String| invalid(flag, format!("{shown}: {reason}"));
+    // Checked before opening too: opening a FIFO would block until something writes to it.
+    let before = fs_err::metadata(path).map_err(|e| fail(e.kind().to_string()))?;
+    if !before.is_file() {
+        return Err(fail("not a regular file".into()));
+    }
     let file = fs_err::File::open(path).map_err(|e| fail(e.kind().to_string()))?;
     let meta = file.metadata().map_err(|e| fail(e.kind().to_string()))?;
     if !meta.is_file() {
