@@ -51,19 +51,21 @@ async fn main() {
     assert!(status.success(), "curl failed");
     let curl_transfer = last_transfer(&transfers);
 
-    let mib_s = |d: Duration| 1024.0 / d.as_secs_f64();
+    let ms = |d: Duration| d.as_millis().max(1);
+    let mib_s = |d: Duration| 1024 * 1000 / ms(d);
+    let hundredths = |n: u128| format!("{}.{:02}", n / 100, n % 100);
     let report = format!(
         "1 GiB result download\n\
-         acgs: peak RSS {:.1} MiB, transfer {:.2} s ({:.0} MiB/s), whole process {:.2} s\n\
-         curl -o: transfer {:.2} s ({:.0} MiB/s)\n\
-         throughput ratio acgs/curl: {:.2}\n",
-        f64::from(peak_kib) / 1024.0,
-        acgs_transfer.as_secs_f64(),
+         acgs: peak RSS {} MiB, transfer {} ms ({} MiB/s), whole process {} ms\n\
+         curl -o: transfer {} ms ({} MiB/s)\n\
+         throughput ratio acgs/curl: {}\n",
+        hundredths(u128::from(peak_kib) * 100 / 1024),
+        ms(acgs_transfer),
         mib_s(acgs_transfer),
-        acgs_total.as_secs_f64(),
-        curl_transfer.as_secs_f64(),
+        ms(acgs_total),
+        ms(curl_transfer),
         mib_s(curl_transfer),
-        curl_transfer.as_secs_f64() / acgs_transfer.as_secs_f64(),
+        hundredths(ms(curl_transfer) * 100 / ms(acgs_transfer)),
     );
     std::io::Write::write_all(&mut std::io::stdout(), report.as_bytes()).expect("stdout");
 }
@@ -105,7 +107,7 @@ async fn run_acgs(sandbox: &Path, queue: &str) -> u32 {
 
 /// `VmHWM` (peak resident set, KiB) from a `/proc/PID/status` file.
 fn vm_hwm(status_file: &str) -> Option<u32> {
-    let text = std::fs::read_to_string(status_file).ok()?;
+    let text = fs_err::read_to_string(status_file).ok()?;
     let line = text.lines().find(|l| l.starts_with("VmHWM:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
 }
