@@ -3,6 +3,10 @@
 use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::request::Artifact;
+use crate::task::ContentType;
 
 /// One transcribed word (or spacing/event) with its timing in milliseconds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -81,6 +85,57 @@ pub fn to_srt(words: &[Word]) -> String {
         );
     }
     out
+}
+
+/// An ElevenLabs Scribe result (direct or through fal) (`text` and `words[{text, start, end, type, speaker_id}]`) as three
+/// artifacts — the text, the words with millisecond timings as JSON, and SubRip subtitles — and
+/// the audio's length in seconds (the last word's end).
+#[must_use]
+pub fn scribe_artifacts(result: &Value) -> Option<(Vec<Artifact>, u64)> {
+    let text = result.get("text")?.as_str()?;
+    let words: Vec<Word> = result
+        .get("words")?
+        .as_array()?
+        .iter()
+        .filter(|w| w.get("type").and_then(Value::as_str) != Some("spacing"))
+        .filter_map(|w| {
+            Some(Word {
+                text: w.get("text")?.as_str()?.to_owned(),
+                start_ms: seconds_to_ms(w.get("start")?.as_f64()?),
+                end_ms: seconds_to_ms(w.get("end")?.as_f64()?),
+                speaker: w
+                    .get("speaker_id")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+            })
+        })
+        .collect();
+    let seconds = words
+        .iter()
+        .map(|w| w.end_ms)
+        .max()
+        .unwrap_or(0)
+        .div_ceil(1000);
+    let json = serde_json::json!({
+        "text": text,
+        "language_code": result.get("language_code"),
+        "words": words,
+    });
+    let artifacts = vec![
+        Artifact::Text {
+            text: text.to_owned(),
+            content_type: ContentType::Text,
+        },
+        Artifact::Text {
+            text: serde_json::to_string_pretty(&json).unwrap_or_default(),
+            content_type: ContentType::Json,
+        },
+        Artifact::Text {
+            text: to_srt(&words),
+            content_type: ContentType::Srt,
+        },
+    ];
+    Some((artifacts, seconds))
 }
 
 #[cfg(test)]

@@ -2,8 +2,6 @@
 
 use acgs_core::provider::{FailureClass, HttpFailure};
 use acgs_core::request::{Artifact, Output, SafetyReport, Usage, is_plain_token};
-use acgs_core::task::ContentType;
-use acgs_core::transcript::Word;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -113,7 +111,7 @@ pub fn parse_output(result: &Value, request_id: Option<String>) -> Output {
                 .collect()
         })
         .unwrap_or_default();
-    let transcript = transcript_artifacts(result);
+    let transcript = acgs_core::transcript::scribe_artifacts(result);
     let seconds = transcript.as_ref().map(|(_, secs)| *secs).or_else(|| {
         result
             .get("duration")
@@ -137,56 +135,6 @@ pub fn parse_output(result: &Value, request_id: Option<String>) -> Output {
         },
         request_id,
     }
-}
-
-/// A speech-to-text result (`text` and `words[{text, start, end, type, speaker_id}]`) as three
-/// artifacts — the text, the words with millisecond timings as JSON, and SubRip subtitles — and
-/// the audio's length in seconds (the last word's end).
-fn transcript_artifacts(result: &Value) -> Option<(Vec<Artifact>, u64)> {
-    let text = result.get("text")?.as_str()?;
-    let words: Vec<Word> = result
-        .get("words")?
-        .as_array()?
-        .iter()
-        .filter(|w| w.get("type").and_then(Value::as_str) != Some("spacing"))
-        .filter_map(|w| {
-            Some(Word {
-                text: w.get("text")?.as_str()?.to_owned(),
-                start_ms: acgs_core::transcript::seconds_to_ms(w.get("start")?.as_f64()?),
-                end_ms: acgs_core::transcript::seconds_to_ms(w.get("end")?.as_f64()?),
-                speaker: w
-                    .get("speaker_id")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned),
-            })
-        })
-        .collect();
-    let seconds = words
-        .iter()
-        .map(|w| w.end_ms)
-        .max()
-        .unwrap_or(0)
-        .div_ceil(1000);
-    let json = serde_json::json!({
-        "text": text,
-        "language_code": result.get("language_code"),
-        "words": words,
-    });
-    let artifacts = vec![
-        Artifact::Text {
-            text: text.to_owned(),
-            content_type: ContentType::Text,
-        },
-        Artifact::Text {
-            text: serde_json::to_string_pretty(&json).unwrap_or_default(),
-            content_type: ContentType::Json,
-        },
-        Artifact::Text {
-            text: acgs_core::transcript::to_srt(&words),
-            content_type: ContentType::Srt,
-        },
-    ];
-    Some((artifacts, seconds))
 }
 
 /// What a fal HTTP failure means.

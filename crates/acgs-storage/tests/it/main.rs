@@ -131,13 +131,15 @@ async fn contract_expiry_and_abandon(ledger: &dyn Ledger) {
 
 async fn contract_renew_and_overrun(ledger: &dyn Ledger) {
     let r = ledger
-        .reserve(request("0.90", "1.00", Duration::from_millis(400)))
+        .reserve(request("0.90", "1.00", Duration::from_millis(1500)))
         .await
         .expect("held");
-    for _ in 0..4 {
-        tokio::time::sleep(Duration::from_millis(150)).await;
+    // 6 × 400 ms outlives the 1.5 s lease only because each renewal extends it; the margin
+    // between renewals (1.1 s) absorbs a loaded machine.
+    for _ in 0..6 {
+        tokio::time::sleep(Duration::from_millis(400)).await;
         ledger
-            .renew(&r.id, &r.owner, Duration::from_millis(400))
+            .renew(&r.id, &r.owner, Duration::from_millis(1500))
             .await
             .expect("renewed by its owner");
     }
