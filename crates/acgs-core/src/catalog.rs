@@ -139,6 +139,10 @@ pub struct ModelSpec {
     /// Parameters by wire name.
     #[serde(default)]
     pub params: BTreeMap<String, ParamSpec>,
+    /// Parameters users ask for that this API refuses, with the reason shown (e.g. Veo's
+    /// Vertex-only `seed`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub unsupported: BTreeMap<String, String>,
 }
 
 fn default_count() -> CountMode {

@@ -13,6 +13,7 @@ use serde_json::Value;
 use crate::catalog::{CountMode, FieldKind, ModelSpec, ParamType, Params};
 use crate::money::Usd;
 use crate::request::Usage;
+use crate::task::MediaKind;
 
 /// The quantum a price is quoted per.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -192,6 +193,35 @@ pub fn duration_seconds(value: &Value) -> Option<u64> {
         }),
         Value::String(s) => s.trim().trim_end_matches('s').trim().parse().ok(),
         _ => None,
+    }
+}
+
+/// Gemini's tile edge for images: each started 768×768 tile counts [`TOKENS_PER_TILE`] tokens.
+const TILE_EDGE: u64 = 768;
+/// Tokens per image tile.
+const TOKENS_PER_TILE: u64 = 258;
+/// Tokens per second of video (263 for frames, 32 for its sound, rounded up).
+const TOKENS_PER_VIDEO_SECOND: u64 = 300;
+/// Tokens per second of audio.
+const TOKENS_PER_AUDIO_SECOND: u64 = 32;
+
+/// An upper bound on the input tokens a token-priced model (Gemini) counts for one attached
+/// media file, from its size or duration; `None` when the fact it needs is unknown.
+#[must_use]
+pub fn media_token_bound(
+    kind: MediaKind,
+    dimensions: Option<(u64, u64)>,
+    seconds: Option<u64>,
+) -> Option<u64> {
+    match kind {
+        MediaKind::Image => {
+            let (w, h) = dimensions?;
+            let tiles = w.div_ceil(TILE_EDGE).max(1) * h.div_ceil(TILE_EDGE).max(1);
+            Some(tiles.saturating_mul(TOKENS_PER_TILE))
+        }
+        MediaKind::Video => Some(seconds?.max(1).saturating_mul(TOKENS_PER_VIDEO_SECOND)),
+        MediaKind::Audio => Some(seconds?.max(1).saturating_mul(TOKENS_PER_AUDIO_SECOND)),
+        MediaKind::Text => Some(0),
     }
 }
 
@@ -445,6 +475,31 @@ mod tests {
     use crate::catalog::Catalog;
     use crate::task::ProviderId;
     use serde_json::json;
+
+    #[test]
+    fn media_tokens_follow_tiles_and_seconds() {
+        assert_eq!(
+            media_token_bound(MediaKind::Image, Some((300, 200)), None),
+            Some(258)
+        );
+        assert_eq!(
+            media_token_bound(MediaKind::Image, Some((1024, 768)), None),
+            Some(516)
+        );
+        assert_eq!(
+            media_token_bound(MediaKind::Image, Some((1536, 1537)), None),
+            Some(258 * 6)
+        );
+        assert_eq!(
+            media_token_bound(MediaKind::Video, None, Some(10)),
+            Some(3000)
+        );
+        assert_eq!(
+            media_token_bound(MediaKind::Audio, None, Some(60)),
+            Some(1920)
+        );
+        assert_eq!(media_token_bound(MediaKind::Image, None, None), None);
+    }
 
     const CATALOG: &str = r#"
 [flux_dev]

@@ -274,8 +274,9 @@ pub trait Provider: Send + Sync {
     /// Which provider this is.
     fn id(&self) -> ProviderId;
 
-    /// Quota or capability checks before any money is reserved.
-    fn preflight<'a>(&'a self, request: &'a Request) -> BoxFuture<'a, ProviderResult<()>>;
+    /// Quota or capability checks before any money is reserved. A check that could not be made
+    /// (e.g. a key without permission to read the quota) is a warning in the answer, not an error.
+    fn preflight<'a>(&'a self, request: &'a Request) -> BoxFuture<'a, ProviderResult<Vec<String>>>;
 
     /// Send the request. Only guarded, paid-for requests can be submitted.
     fn submit<'a>(

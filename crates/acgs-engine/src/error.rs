@@ -130,7 +130,7 @@ impl UserFacing for EngineError {
             Self::SafetyOverride { .. } => "guard.safety_override",
             Self::WrongTask { .. } => "model.wrong_task",
             Self::OutputFlagged { .. } => "output.flagged",
-            Self::OutputBlocked { .. } => "provider.safety_blocked",
+            Self::OutputBlocked { reason } => blocked_code(reason),
             Self::Deadline { .. } => "provider.deadline",
             Self::OutcomeUnknown { .. } => "run.outcome_unknown",
             Self::Interrupted { .. } => "run.interrupted",
@@ -189,5 +189,49 @@ impl UserFacing for EngineError {
 
     fn detail(&self) -> Option<String> {
         self.inner().and_then(UserFacing::detail)
+    }
+}
+
+/// A stable code naming the provider's block reason (Gemini's `blockReason` / `finishReason`,
+/// Veo's filtered samples); unknown reasons share `provider.blocked_other`.
+fn blocked_code(reason: &str) -> &'static str {
+    match reason {
+        "SAFETY" => "provider.blocked_safety",
+        "PROHIBITED_CONTENT" => "provider.blocked_prohibited_content",
+        "BLOCKLIST" => "provider.blocked_blocklist",
+        "SPII" => "provider.blocked_spii",
+        "RECITATION" => "provider.blocked_recitation",
+        "IMAGE_SAFETY" => "provider.blocked_image_safety",
+        "IMAGE_PROHIBITED_CONTENT" => "provider.blocked_image_prohibited_content",
+        "IMAGE_RECITATION" => "provider.blocked_image_recitation",
+        "JAILBREAK" => "provider.blocked_jailbreak",
+        "MODEL_ARMOR" => "provider.blocked_model_armor",
+        "RAI_FILTERED" => "provider.blocked_rai_filtered",
+        _ => "provider.blocked_other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn block_codes_name_the_reason() {
+        let code = |reason: &str| {
+            EngineError::OutputBlocked {
+                reason: reason.into(),
+            }
+            .code()
+        };
+        assert_eq!(code("SAFETY"), "provider.blocked_safety");
+        assert_eq!(
+            code("PROHIBITED_CONTENT"),
+            "provider.blocked_prohibited_content"
+        );
+        assert_eq!(code("SOMETHING_NEW"), "provider.blocked_other");
+        let blocked = EngineError::OutputBlocked {
+            reason: "SAFETY".into(),
+        };
+        assert_eq!(blocked.kind(), ErrorKind::Provider, "exit 6");
     }
 }

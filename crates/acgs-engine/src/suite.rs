@@ -577,7 +577,7 @@ impl Suite {
             events.report(Stage::Preparing, "spend_warning", None, Some(message));
         }
         let request = self.preflight_request(plan);
-        provider.preflight(&request).await?;
+        let warnings = provider.preflight(&request).await?;
         let reservation = authorize::reserve(
             ledger.as_ref(),
             ReserveRequest {
@@ -612,7 +612,7 @@ impl Suite {
             reservation,
             run,
             events,
-            warnings: Vec::new(),
+            warnings,
         })
     }
 

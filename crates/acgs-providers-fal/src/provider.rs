@@ -303,8 +303,11 @@ impl Provider for FalProvider {
         ProviderId::Fal
     }
 
-    fn preflight<'a>(&'a self, _request: &'a Request) -> BoxFuture<'a, ProviderResult<()>> {
-        Box::pin(async { Ok(()) })
+    fn preflight<'a>(
+        &'a self,
+        _request: &'a Request,
+    ) -> BoxFuture<'a, ProviderResult<Vec<String>>> {
+        Box::pin(async { Ok(Vec::new()) })
     }
 
     fn submit<'a>(

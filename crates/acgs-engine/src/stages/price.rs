@@ -48,11 +48,28 @@ pub fn price(
         text_bytes: all_texts.map(|t| t.text.len() as u64).sum(),
         media_seconds: media.seconds,
         media_pixels: media.pixels,
-        ..PriceInputs::default()
+        media_tokens: media_tokens(model, pricing.unit, media)?,
     };
     let mut quote = pricing.estimate(model, params, inputs)?;
     if !pricing.verified {
         quote = quote.with_margin(config.cost_management.unverified_price_margin.0);
     }
     Ok((quote.times(u64::from(requests)), None))
+}
+
+/// The media token bound, required only for token-priced models that were given files.
+fn media_tokens(
+    model: &ModelSpec,
+    unit: PriceUnit,
+    media: &OpenedInputs,
+) -> Result<u64, EngineError> {
+    match (unit, media.media_tokens) {
+        (PriceUnit::MillionTokens, None) => Err(acgs_core::pricing::PriceError::Quantity {
+            model: model.key.clone(),
+            reason: "an input's size or duration is unknown, so its tokens cannot be bounded"
+                .into(),
+        }
+        .into()),
+        (_, tokens) => Ok(tokens.unwrap_or(0)),
+    }
 }

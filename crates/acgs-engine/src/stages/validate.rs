@@ -12,6 +12,7 @@ use std::path::PathBuf;
 
 use acgs_core::catalog::{CountMode, FieldKind, ModelSpec, ParamSpec, ParamType, Params};
 use acgs_core::config::Config;
+use acgs_core::pricing::media_token_bound;
 use acgs_core::request::LocalInput;
 use acgs_core::task::{ContentType, MediaKind};
 use serde_json::{Number, Value};
@@ -158,6 +159,12 @@ pub fn validate(
     let mut params = Params::new();
     let mut overrides = Vec::new();
     for (name, raw) in raw_params {
+        if let Some(reason) = model.unsupported.get(name) {
+            return Err(invalid(
+                name,
+                format!("`{}` does not take it: {reason}", model.key),
+            ));
+        }
         let Some(spec) = model.params.get(name) else {
             if config.allow_unknown_params {
                 params.insert(name.clone(), Value::String(raw.clone()));
@@ -422,6 +429,9 @@ pub struct OpenedInputs {
     pub pixels: Option<(u64, u64)>,
     /// Duration of the first input audio or video, in seconds.
     pub seconds: Option<u64>,
+    /// An upper bound on the input tokens of all files for token-priced models; `None` when a
+    /// file's size or duration is unknown.
+    pub media_tokens: Option<u64>,
 }
 
 /// The largest input accepted per media kind.
@@ -443,7 +453,10 @@ pub fn open_inputs(
     model: &ModelSpec,
     inputs: &[(String, PathBuf)],
 ) -> Result<OpenedInputs, EngineError> {
-    let mut opened = OpenedInputs::default();
+    let mut opened = OpenedInputs {
+        media_tokens: Some(0),
+        ..OpenedInputs::default()
+    };
     for (flag, path) in inputs {
         let Some((field, spec)) = model
             .field_for_flag(flag)
@@ -465,6 +478,11 @@ pub fn open_inputs(
                 format!("is {secs} s long; `{}` accepts at most {max} s", model.key),
             ));
         }
+        let tokens = media_token_bound(kind, facts.dimensions, facts.seconds);
+        opened.media_tokens = opened
+            .media_tokens
+            .zip(tokens)
+            .map(|(a, b)| a.saturating_add(b));
         match kind {
             MediaKind::Image => opened.pixels = opened.pixels.or(facts.dimensions),
             MediaKind::Audio | MediaKind::Video => {
