@@ -64,12 +64,14 @@ fn media_tokens(
     media: &OpenedInputs,
 ) -> Result<u64, EngineError> {
     match (unit, media.media_tokens) {
-        (PriceUnit::MillionTokens, None) => Err(acgs_core::pricing::PriceError::Quantity {
-            model: model.key.clone(),
-            reason: "an input's size or duration is unknown, so its tokens cannot be bounded"
-                .into(),
+        (PriceUnit::MillionTokens, None) if !media.files.is_empty() => {
+            Err(acgs_core::pricing::PriceError::Quantity {
+                model: model.key.clone(),
+                reason: "an input's size or duration is unknown, so its tokens cannot be bounded"
+                    .into(),
+            }
+            .into())
         }
-        .into()),
         (_, tokens) => Ok(tokens.unwrap_or(0)),
     }
 }
