@@ -124,6 +124,18 @@ pub enum Body {
         /// Its content type.
         content_type: String,
     },
+    /// An opened local file streamed between a prefix and a suffix (see
+    /// [`multipart_form`](crate::multipart_form)); re-read from the start on every attempt.
+    File {
+        /// Sent before the file.
+        prefix: Bytes,
+        /// The file.
+        input: acgs_core::request::LocalInput,
+        /// Sent after the file.
+        suffix: Bytes,
+        /// The body's content type.
+        content_type: String,
+    },
 }
 
 /// One HTTP request.
@@ -189,6 +201,13 @@ impl<'a> HttpRequest<'a> {
             data,
             content_type: content_type.to_owned(),
         };
+        self
+    }
+
+    /// Send any [`Body`] (e.g. a [`multipart_form`](crate::multipart_form)).
+    #[must_use]
+    pub fn with_body(mut self, body: Body) -> Self {
+        self.body = body;
         self
     }
 
@@ -423,6 +442,22 @@ impl HttpClient {
                 Body::Bytes { data, content_type } => builder
                     .header(reqwest::header::CONTENT_TYPE, content_type.as_str())
                     .body(data.clone()),
+                Body::File {
+                    prefix,
+                    input,
+                    suffix,
+                    content_type,
+                } => {
+                    let length = prefix.len() as u64 + input.size + suffix.len() as u64;
+                    builder
+                        .header(reqwest::header::CONTENT_TYPE, content_type.as_str())
+                        .header(reqwest::header::CONTENT_LENGTH, length)
+                        .body(reqwest::Body::wrap_stream(crate::multipart::file_stream(
+                            prefix.clone(),
+                            input.clone(),
+                            suffix.clone(),
+                        )))
+                }
             };
             let response = builder
                 .send()

@@ -18,6 +18,7 @@ pub mod address;
 mod client;
 mod download;
 mod error;
+mod multipart;
 mod provider_error;
 mod retry;
 
@@ -27,6 +28,7 @@ pub use client::{
 };
 pub use download::Download;
 pub use error::{Delivery, HttpError};
+pub use multipart::multipart_form;
 pub use provider_error::{code_for, provider_error};
 pub use reqwest::Method;
 pub use retry::{Classifier, RetryPolicy, advised_delay};

@@ -376,3 +376,63 @@ async fn https_never_falls_back_to_plaintext() {
         "{err:?}"
     );
 }
+
+#[tokio::test]
+async fn multipart_forms_stream_the_file_with_its_length() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/form"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("{}"))
+        .mount(&server)
+        .await;
+    let dir = tempfile::tempdir().expect("dir");
+    let content: Vec<u8> = (0..700_000u32).map(|i| (i % 251) as u8).collect();
+    let file_path = dir.path().join("speech.wav");
+    fs_err::write(&file_path, &content).expect("write");
+    let input = acgs_core::request::LocalInput {
+        field: "file".into(),
+        file_name: "speech.wav".into(),
+        content_type: acgs_core::ContentType::Wav,
+        size: content.len() as u64,
+        file: std::sync::Arc::new(std::fs::File::open(&file_path).expect("open")),
+    };
+    let body = acgs_http::multipart_form(&[("model_id", "scribe_v1")], "file", &input);
+    let request =
+        HttpRequest::new(reqwest::Method::POST, url(&server.uri(), "/form")).with_body(body);
+    client(true).execute(&request).await.expect("sent");
+    let received = &server.received_requests().await.expect("recorded")[0];
+    let content_type = received
+        .headers
+        .get("content-type")
+        .expect("type")
+        .to_str()
+        .expect("ascii");
+    let boundary = content_type
+        .strip_prefix("multipart/form-data; boundary=")
+        .expect("multipart");
+    let length: usize = received
+        .headers
+        .get("content-length")
+        .expect("length")
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("number");
+    assert_eq!(length, received.body.len());
+    let text = String::from_utf8_lossy(&received.body);
+    assert!(text.contains("name=\"model_id\"\r\n\r\nscribe_v1\r\n"));
+    assert!(text.contains("name=\"file\"; filename=\"speech.wav\"\r\ncontent-type: audio/wav"));
+    let marker = b"content-type: audio/wav\r\n\r\n";
+    let start = received
+        .body
+        .windows(marker.len())
+        .position(|w| w == marker)
+        .expect("file part")
+        + marker.len();
+    assert_eq!(
+        &received.body[start..start + content.len()],
+        content.as_slice(),
+        "the file arrives intact"
+    );
+    assert!(text.ends_with(&format!("\r\n--{boundary}--\r\n")));
+}
