@@ -355,7 +355,14 @@ impl Pricing {
                     .sum();
                 rate.checked_mul(i64::try_from(mp).ok()?)
             }
-            PriceUnit::Second => rate.checked_mul(i64::try_from(usage.seconds?).ok()?),
+            PriceUnit::Second => {
+                // Providers rarely report seconds; the duration asked for is what is billed.
+                let requested = || {
+                    let name = self.quantity_param.as_ref()?;
+                    duration_seconds(params.get(name)?)
+                };
+                rate.checked_mul(i64::try_from(usage.seconds.or_else(requested)?).ok()?)
+            }
             PriceUnit::Minute => {
                 rate.checked_mul(i64::try_from(usage.seconds?.div_ceil(60).max(1)).ok()?)
             }
@@ -610,6 +617,22 @@ params.maxOutputTokens = { kind = "priced", type = "integer", default = 1024 }
             Some(Usd::parse("0.025").expect("usd"))
         );
         assert_eq!(pricing.actual(&p, &Usage::default()), None);
+        let kling = model("kling");
+        let pricing = kling.pricing.as_ref().expect("priced");
+        let p = params(json!({"duration": "10", "generate_audio": false}));
+        assert_eq!(
+            pricing.actual(&p, &Usage::default()),
+            Some(Usd::parse("0.70").expect("usd")),
+            "without reported seconds, the duration asked for is billed (no margin)"
+        );
+        let reported = Usage {
+            seconds: Some(5),
+            ..Usage::default()
+        };
+        assert_eq!(
+            pricing.actual(&p, &reported),
+            Some(Usd::parse("0.35").expect("usd"))
+        );
     }
 
     #[test]
