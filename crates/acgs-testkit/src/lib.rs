@@ -2,13 +2,15 @@
 //!
 //! Fake providers and fixtures shared by the tests of every acgs crate, so that no test writes its
 //! own. The fakes speak the real wire protocols of `shared/reference/providers.md`, including
-//! their odd parts (fal's `202` while queued, COMPLETED-with-error), from JSON fixtures in
+//! their odd parts (fal's `202` while queued, COMPLETED-with-error, Gemini's safety blocks
+//! with HTTP 200), from JSON fixtures in
 //! `fixtures/`, and mount a catch-all that answers any unexpected request with `599` so that a
 //! test sees it fail loudly.
 
 pub mod canary;
 pub mod fal;
 pub mod fleet;
+pub mod gemini;
 pub mod media;
 
 /// A fixture file's text.
@@ -32,6 +34,25 @@ pub fn fixture(name: &str) -> &'static str {
         "fal_result_avatar.json" => include_str!("../fixtures/fal_result_avatar.json"),
         "fal_result_transcript.json" => include_str!("../fixtures/fal_result_transcript.json"),
         "fal_storage_token.json" => include_str!("../fixtures/fal_storage_token.json"),
+        "gemini_generate_text.json" => include_str!("../fixtures/gemini_generate_text.json"),
+        "gemini_generate_image.json" => include_str!("../fixtures/gemini_generate_image.json"),
+        "gemini_prompt_blocked.json" => include_str!("../fixtures/gemini_prompt_blocked.json"),
+        "gemini_output_blocked.json" => include_str!("../fixtures/gemini_output_blocked.json"),
+        "gemini_error_400_key.json" => include_str!("../fixtures/gemini_error_400_key.json"),
+        "gemini_error_429.json" => include_str!("../fixtures/gemini_error_429.json"),
+        "gemini_operation_submit.json" => include_str!("../fixtures/gemini_operation_submit.json"),
+        "gemini_operation_running.json" => {
+            include_str!("../fixtures/gemini_operation_running.json")
+        }
+        "gemini_operation_done.json" => include_str!("../fixtures/gemini_operation_done.json"),
+        "gemini_operation_encoded.json" => {
+            include_str!("../fixtures/gemini_operation_encoded.json")
+        }
+        "gemini_operation_filtered.json" => {
+            include_str!("../fixtures/gemini_operation_filtered.json")
+        }
+        "gemini_operation_error.json" => include_str!("../fixtures/gemini_operation_error.json"),
+        "gemini_file.json" => include_str!("../fixtures/gemini_file.json"),
         other => panic!("no fixture named {other}"),
     }
 }

@@ -1,0 +1,371 @@
+//! [`GeminiProvider`]: `generateContent` (answered at once) and Veo's long-running operations
+//! behind the [`Provider`] trait.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use acgs_core::ProviderId;
+use acgs_core::config::BaseUrl;
+use acgs_core::provider::{
+    BoxFuture, CancellationToken, Charge, EventSink, FailureClass, HttpFailure, Provider,
+    ProviderError, ProviderResult, Stage,
+};
+use acgs_core::request::{
+    Authorized, CancelOutcome, JOB_HANDLE_SCHEMA, JobHandle, JobRef, LocalInput, Output, RemoteRef,
+    Request, Submitted, is_plain_token,
+};
+use acgs_core::task::{MediaKind, TaskKind};
+use acgs_http::{
+    Credential, HttpClient, HttpError, HttpRequest, Method, RetryPolicy, provider_error,
+};
+use base64::Engine as _;
+use secrecy::SecretString;
+use serde_json::Value;
+use url::Url;
+
+use crate::files::Files;
+use crate::protocol::{
+    FileTypes, Operation, classify, generate_content_body, parse_generate, parse_operation, refine,
+    veo_body,
+};
+
+const NAME: &str = "Gemini";
+/// Images up to this size go inline; larger ones, and all video and audio, use the Files API.
+pub const INLINE_MAX: u64 = 14 * 1024 * 1024;
+const FIRST_POLL: Duration = Duration::from_secs(2);
+const MAX_POLL: Duration = Duration::from_secs(10);
+
+/// The Gemini API provider (key in `x-goog-api-key`, bound to the base origin).
+#[derive(Debug)]
+pub struct GeminiProvider {
+    http: HttpClient,
+    base: Url,
+    credential: Credential,
+    retry: RetryPolicy,
+    inline_max: u64,
+    first_poll: Duration,
+    files: Mutex<FileTypes>,
+}
+
+impl GeminiProvider {
+    /// A provider talking to the configured base URL with `key`.
+    pub fn new(http: HttpClient, urls: &BaseUrl, key: &SecretString) -> Result<Self, HttpError> {
+        let base = Url::parse(urls.base_url.trim_end_matches('/'))
+            .map_err(|_| HttpError::Setup("providers.gemini.base_url is not a URL".into()))?;
+        http.check_url(&base)?;
+        let credential = Credential::new(&base, "x-goog-api-key", "", key)?;
+        Ok(Self {
+            http,
+            base,
+            credential,
+            retry: RetryPolicy::default(),
+            inline_max: INLINE_MAX,
+            first_poll: FIRST_POLL,
+            files: Mutex::new(FileTypes::new()),
+        })
+    }
+
+    /// Use another retry policy (tests use short delays).
+    #[must_use]
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Send images above `bytes` through the Files API (tests use a small limit).
+    #[must_use]
+    pub fn with_inline_max(mut self, bytes: u64) -> Self {
+        self.inline_max = bytes;
+        self
+    }
+
+    /// Poll operations first after `delay` (tests use a short one).
+    #[must_use]
+    pub fn with_first_poll(mut self, delay: Duration) -> Self {
+        self.first_poll = delay;
+        self
+    }
+
+    fn url(&self, path: &str) -> ProviderResult<Url> {
+        let base = self.base.as_str().trim_end_matches('/');
+        Url::parse(&format!("{base}/{path}")).map_err(|_| {
+            ProviderError::new(
+                FailureClass::Other,
+                "provider.bad_request",
+                "could not build a Gemini URL",
+                Charge::Release,
+            )
+        })
+    }
+
+    fn files(&self) -> Files<'_> {
+        Files {
+            http: &self.http,
+            base: &self.base,
+            credential: &self.credential,
+            retry: &self.retry,
+        }
+    }
+
+    async fn call(&self, request: HttpRequest<'_>) -> ProviderResult<acgs_http::HttpResponse> {
+        self.http
+            .execute_retrying(&request, &self.retry, &classify)
+            .await
+            .map_err(|e| {
+                let status = e.failure().map(|f| f.status);
+                refine(provider_error(NAME, e, &classify), status)
+            })
+    }
+
+    fn model_path(endpoint: &str) -> ProviderResult<&str> {
+        if is_plain_token(endpoint) && !endpoint.contains('/') {
+            Ok(endpoint)
+        } else {
+            Err(ProviderError::new(
+                FailureClass::Other,
+                "model.invalid_endpoint",
+                format!("`{endpoint}` is not a Gemini model id"),
+                Charge::Release,
+            ))
+        }
+    }
+
+    async fn generate(&self, request: &Request) -> ProviderResult<Output> {
+        let model = &request.model;
+        let body = {
+            let files = self.files.lock().map_err(|_| poisoned())?;
+            generate_content_body(model, &request.params, request.system.as_deref(), &files)?
+        };
+        let url = self.url(&format!(
+            "v1beta/models/{}:generateContent",
+            Self::model_path(&model.endpoint)?
+        ))?;
+        let response = self
+            .call(
+                HttpRequest::new(Method::POST, url)
+                    .credential(&self.credential)
+                    .json(body)
+                    .cap(acgs_http::JSON_BODY_CAP.max(64 * 1024 * 1024))
+                    .submit(),
+            )
+            .await?;
+        let body: Value = response.json().map_err(|e| bad_response(&e))?;
+        let json_text = request
+            .params
+            .get("response_mime_type")
+            .and_then(Value::as_str)
+            == Some("application/json");
+        Ok(parse_generate(&body, json_text))
+    }
+
+    async fn start_video(&self, request: &Request) -> ProviderResult<JobHandle> {
+        let model = &request.model;
+        let url = self.url(&format!(
+            "v1beta/models/{}:predictLongRunning",
+            Self::model_path(&model.endpoint)?
+        ))?;
+        let response = self
+            .call(
+                HttpRequest::new(Method::POST, url)
+                    .credential(&self.credential)
+                    .json(veo_body(&request.params)?)
+                    .submit(),
+            )
+            .await?;
+        let body: Value = response.json().map_err(|e| bad_response(&e))?;
+        let name = body
+            .get("name")
+            .and_then(Value::as_str)
+            .filter(|n| is_plain_token(n) && n.starts_with("models/"))
+            .ok_or_else(|| {
+                bad_response(&HttpError::Decode {
+                    target: acgs_http::target_of(&self.base),
+                    detail: "the operation name is not a plain `models/…` token".into(),
+                })
+            })?;
+        Ok(JobHandle {
+            schema_version: JOB_HANDLE_SCHEMA,
+            provider: ProviderId::Gemini,
+            model: model.key.clone(),
+            endpoint: model.endpoint.clone(),
+            job: JobRef::Operation {
+                operation_name: name.to_owned(),
+            },
+            submitted_at: jiff::Timestamp::now(),
+        })
+    }
+
+    /// Poll the operation with backoff until it is done.
+    async fn follow(&self, job: &JobHandle, events: &EventSink) -> ProviderResult<Output> {
+        let name = match (&job.job, job.id()) {
+            (JobRef::Operation { .. }, Some(name)) if name.starts_with("models/") => name,
+            _ => {
+                return Err(ProviderError::new(
+                    FailureClass::Other,
+                    "run.invalid_job",
+                    "the recorded Veo operation is malformed",
+                    Charge::Estimate,
+                ));
+            }
+        };
+        let url = self.url(&format!("v1beta/{name}"))?;
+        let mut delay = self.first_poll;
+        loop {
+            let response = self
+                .call(HttpRequest::get(url.clone()).credential(&self.credential))
+                .await?;
+            let body: Value = response.json().map_err(|e| bad_response(&e))?;
+            match parse_operation(&body) {
+                Operation::Running => events.report(Stage::Running, "in_progress", None, None),
+                Operation::Done(output) => {
+                    events.report(Stage::Running, "completed", None, None);
+                    return Ok(output);
+                }
+                Operation::Failed(error) => return Err(error),
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 3 / 2).min(MAX_POLL);
+        }
+    }
+
+    fn inline(input: &LocalInput) -> ProviderResult<RemoteRef> {
+        let data = input
+            .read_at(0, usize::try_from(input.size).unwrap_or(usize::MAX))
+            .map_err(|e| upload_failed(&format!("reading the input failed: {}", e.kind())))?;
+        if data.len() as u64 != input.size {
+            return Err(upload_failed("the input file changed while it was read"));
+        }
+        let encoded = base64::engine::general_purpose::STANDARD.encode(&data);
+        Ok(RemoteRef {
+            url: format!("data:{};base64,{encoded}", input.content_type.mime()),
+            delete_after_run: None,
+        })
+    }
+}
+
+fn poisoned() -> ProviderError {
+    ProviderError::new(
+        FailureClass::Other,
+        "provider.internal",
+        "an earlier upload failed mid-way",
+        Charge::Release,
+    )
+}
+
+fn upload_failed(message: &str) -> ProviderError {
+    ProviderError::new(
+        FailureClass::Other,
+        "provider.upload_failed",
+        message,
+        Charge::Release,
+    )
+}
+
+fn bad_response(e: &HttpError) -> ProviderError {
+    ProviderError::new(
+        FailureClass::Other,
+        "provider.bad_response",
+        "Gemini answered with something that is not the expected JSON",
+        Charge::Estimate,
+    )
+    .with_detail(e.to_string())
+}
+
+impl Provider for GeminiProvider {
+    fn id(&self) -> ProviderId {
+        ProviderId::Gemini
+    }
+
+    fn preflight<'a>(
+        &'a self,
+        _request: &'a Request,
+    ) -> BoxFuture<'a, ProviderResult<Vec<String>>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
+    fn submit<'a>(
+        &'a self,
+        request: &'a Authorized<Request>,
+    ) -> BoxFuture<'a, ProviderResult<Submitted>> {
+        Box::pin(async move {
+            let req = request.get();
+            if matches!(
+                req.model.task,
+                TaskKind::TextToVideo | TaskKind::ImageToVideo
+            ) {
+                Ok(Submitted::Pending(self.start_video(req).await?))
+            } else {
+                Ok(Submitted::Done(self.generate(req).await?))
+            }
+        })
+    }
+
+    fn wait<'a>(
+        &'a self,
+        job: &'a JobHandle,
+        events: &'a EventSink,
+        cancel: CancellationToken,
+    ) -> BoxFuture<'a, ProviderResult<Output>> {
+        Box::pin(async move {
+            tokio::select! {
+                result = self.follow(job, events) => result,
+                () = cancel.cancelled() => Err(ProviderError::new(
+                    FailureClass::Other,
+                    "run.interrupted",
+                    "interrupted",
+                    Charge::Estimate,
+                )),
+            }
+        })
+    }
+
+    fn cancel<'a>(&'a self, _job: &'a JobHandle) -> BoxFuture<'a, ProviderResult<CancelOutcome>> {
+        Box::pin(async { Ok(CancelOutcome::Unsupported) })
+    }
+
+    fn upload(&self, input: LocalInput) -> BoxFuture<'_, ProviderResult<RemoteRef>> {
+        Box::pin(async move {
+            let kind = input.content_type.media_kind();
+            if kind == MediaKind::Image && input.size <= self.inline_max {
+                return Self::inline(&input);
+            }
+            let file = self.files().upload(&input).await?;
+            self.files
+                .lock()
+                .map_err(|_| poisoned())?
+                .insert(file.uri.clone(), file.mime_type.clone());
+            Ok(RemoteRef {
+                url: file.uri,
+                delete_after_run: Some(file.name),
+            })
+        })
+    }
+
+    fn download<'a>(
+        &'a self,
+        url: &'a str,
+        sink: &'a mut (dyn tokio::io::AsyncWrite + Unpin + Send),
+        cap: u64,
+    ) -> BoxFuture<'a, ProviderResult<u64>> {
+        Box::pin(async move {
+            let url = Url::parse(url).map_err(|_| {
+                ProviderError::new(
+                    FailureClass::Other,
+                    "provider.bad_response",
+                    "Gemini returned a result URL that is not a URL",
+                    Charge::Estimate,
+                )
+            })?;
+            let download = self
+                .http
+                .download_to(&url, Some(&self.credential), sink, cap)
+                .await
+                .map_err(|e| provider_error(NAME, e, &classify))?;
+            Ok(download.bytes)
+        })
+    }
+
+    fn classify(&self, failure: &HttpFailure) -> FailureClass {
+        classify(failure)
+    }
+}
