@@ -394,7 +394,7 @@ async fn multipart_forms_stream_the_file_with_its_length() {
         file_name: "speech.wav".into(),
         content_type: acgs_core::ContentType::Wav,
         size: content.len() as u64,
-        file: std::sync::Arc::new(std::fs::File::open(&file_path).expect("open")),
+        file: std::sync::Arc::new(fs_err::File::open(&file_path).expect("open").into_parts().0),
     };
     let body = acgs_http::multipart_form(&[("model_id", "scribe_v1")], "file", &input);
     let request =
