@@ -8,6 +8,7 @@
 //! test sees it fail loudly.
 
 pub mod canary;
+pub mod elevenlabs;
 pub mod fal;
 pub mod fleet;
 pub mod gemini;
@@ -53,6 +54,12 @@ pub fn fixture(name: &str) -> &'static str {
         }
         "gemini_operation_error.json" => include_str!("../fixtures/gemini_operation_error.json"),
         "gemini_file.json" => include_str!("../fixtures/gemini_file.json"),
+        "elevenlabs_voices.json" => include_str!("../fixtures/elevenlabs_voices.json"),
+        "elevenlabs_models.json" => include_str!("../fixtures/elevenlabs_models.json"),
+        "elevenlabs_subscription.json" => include_str!("../fixtures/elevenlabs_subscription.json"),
+        "elevenlabs_transcript.json" => include_str!("../fixtures/elevenlabs_transcript.json"),
+        "elevenlabs_error.json" => include_str!("../fixtures/elevenlabs_error.json"),
+        "elevenlabs_error_422.json" => include_str!("../fixtures/elevenlabs_error_422.json"),
         other => panic!("no fixture named {other}"),
     }
 }

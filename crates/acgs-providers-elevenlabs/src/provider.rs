@@ -1,0 +1,436 @@
+//! [`ElevenLabsProvider`]: text-to-speech (long texts split and stitched into one file) and
+//! Scribe speech-to-text (a streamed multipart upload) behind the [`Provider`] trait, plus the
+//! read-only calls behind `acgs voices`.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use acgs_core::ProviderId;
+use acgs_core::config::BaseUrl;
+use acgs_core::provider::{
+    BoxFuture, CancellationToken, Charge, EventSink, FailureClass, HttpFailure, Provider,
+    ProviderError, ProviderResult, Stage,
+};
+use acgs_core::request::{
+    Artifact, Authorized, CancelOutcome, JobHandle, LocalInput, Output, RemoteRef, Request,
+    Submitted, Usage,
+};
+use acgs_core::task::TaskKind;
+use acgs_http::{
+    Credential, HttpClient, HttpError, HttpRequest, Method, RetryPolicy, multipart_form,
+    provider_error,
+};
+use secrecy::SecretString;
+use serde_json::Value;
+use url::Url;
+
+use crate::protocol::{
+    ModelInfo, Subscription, VoiceList, classify, detail_message, detail_status, is_voice_id,
+    speech_body, split_text,
+};
+
+const NAME: &str = "ElevenLabs";
+/// Where a staged input is referenced until the request that carries it is sent.
+const STAGED: &str = "acgs-staged:";
+/// Audio bodies are capped at this size per request.
+const AUDIO_CAP: u64 = 512 * 1024 * 1024;
+/// Per-request limit when neither `/v1/models` nor the catalogue gives one.
+const FALLBACK_LIMIT: usize = 2500;
+
+/// The ElevenLabs provider (key in `xi-api-key`, bound to the base origin).
+#[derive(Debug)]
+pub struct ElevenLabsProvider {
+    http: HttpClient,
+    base: Url,
+    credential: Credential,
+    retry: RetryPolicy,
+    staged: Mutex<HashMap<String, LocalInput>>,
+}
+
+impl ElevenLabsProvider {
+    /// A provider talking to the configured base URL with `key`.
+    pub fn new(http: HttpClient, urls: &BaseUrl, key: &SecretString) -> Result<Self, HttpError> {
+        let base = Url::parse(urls.base_url.trim_end_matches('/'))
+            .map_err(|_| HttpError::Setup("providers.elevenlabs.base_url is not a URL".into()))?;
+        http.check_url(&base)?;
+        let credential = Credential::new(&base, "xi-api-key", "", key)?;
+        Ok(Self {
+            http,
+            base,
+            credential,
+            retry: RetryPolicy::default(),
+            staged: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Use another retry policy (tests use short delays).
+    #[must_use]
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    fn url(&self, path: &str) -> ProviderResult<Url> {
+        let base = self.base.as_str().trim_end_matches('/');
+        Url::parse(&format!("{base}/{path}")).map_err(|_| {
+            ProviderError::new(
+                FailureClass::Other,
+                "provider.bad_request",
+                "could not build an ElevenLabs URL",
+                Charge::Release,
+            )
+        })
+    }
+
+    async fn call(&self, request: HttpRequest<'_>) -> ProviderResult<acgs_http::HttpResponse> {
+        self.http
+            .execute_retrying(&request, &self.retry, &classify)
+            .await
+            .map_err(error_of)
+    }
+
+    async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> ProviderResult<T> {
+        let response = self
+            .call(HttpRequest::get(self.url(path)?).credential(&self.credential))
+            .await?;
+        response.json().map_err(|e| bad_response(&e))
+    }
+
+    /// The account's voices (`GET /v1/voices`).
+    pub async fn voices(&self) -> ProviderResult<Vec<crate::protocol::Voice>> {
+        Ok(self.get_json::<VoiceList>("v1/voices").await?.voices)
+    }
+
+    /// The models with their limits and cost multipliers (`GET /v1/models`).
+    pub async fn models(&self) -> ProviderResult<Vec<ModelInfo>> {
+        self.get_json("v1/models").await
+    }
+
+    /// A voice id for `voice` (an id, or a name looked up case-insensitively).
+    async fn voice_id(&self, voice: &str) -> ProviderResult<String> {
+        if is_voice_id(voice) {
+            return Ok(voice.to_owned());
+        }
+        self.voices()
+            .await?
+            .into_iter()
+            .find(|v| v.name.eq_ignore_ascii_case(voice.trim()))
+            .map(|v| v.voice_id)
+            .filter(|id| is_voice_id(id))
+            .ok_or_else(|| {
+                ProviderError::new(
+                    FailureClass::NotFound,
+                    "provider.voice_not_found",
+                    format!(
+                        "no ElevenLabs voice is named `{}`; `acgs voices` lists them",
+                        voice.chars().take(40).collect::<String>()
+                    ),
+                    Charge::Release,
+                )
+            })
+    }
+
+    /// The per-request character limit: `/v1/models` when the key may read it, else the catalogue's.
+    async fn text_limit(&self, model_id: &str, catalogue: Option<u32>) -> usize {
+        let listed = self.models().await.ok().and_then(|models| {
+            models
+                .into_iter()
+                .find(|m| m.model_id == model_id)?
+                .maximum_text_length_per_request
+        });
+        listed
+            .and_then(|n| usize::try_from(n).ok())
+            .or_else(|| catalogue.map(|n| n as usize))
+            .unwrap_or(FALLBACK_LIMIT)
+    }
+
+    /// Text to speech: one request per piece, each carrying its neighbours, stitched into one file.
+    async fn speak(&self, request: &Request) -> ProviderResult<Output> {
+        let params = &request.params;
+        let text = params
+            .get("text")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let voice = params
+            .get("voice")
+            .and_then(Value::as_str)
+            .unwrap_or("21m00Tcm4TlvDq8ikWAM");
+        let voice_id = self.voice_id(voice).await?;
+        let model_id = &request.model.endpoint;
+        let limit = self
+            .text_limit(model_id, request.model.max_text_chars)
+            .await;
+        let pieces = split_text(text, limit);
+        let format = params
+            .get("output_format")
+            .and_then(Value::as_str)
+            .unwrap_or("mp3_44100_128");
+        let mut url = self.url(&format!("v1/text-to-speech/{voice_id}"))?;
+        url.query_pairs_mut().append_pair("output_format", format);
+        let mut audio = Vec::new();
+        let mut characters = 0u64;
+        let mut request_id = None;
+        for (i, piece) in pieces.iter().enumerate() {
+            let previous = i.checked_sub(1).map(|p| pieces[p].as_str());
+            let next = pieces.get(i + 1).map(String::as_str);
+            let body = speech_body(model_id, params, piece, previous, next);
+            let response = self
+                .call(
+                    HttpRequest::new(Method::POST, url.clone())
+                        .credential(&self.credential)
+                        .header("accept", "audio/mpeg")
+                        .json(body)
+                        .cap(AUDIO_CAP)
+                        .submit(),
+                )
+                .await
+                .map_err(|e| partly_billed(e, i))?;
+            characters += billed_characters(&response, piece);
+            request_id = response
+                .header("request-id")
+                .map(str::to_owned)
+                .or(request_id);
+            audio.extend_from_slice(&response.body);
+        }
+        Ok(Output {
+            artifacts: vec![Artifact::Bytes {
+                data: audio,
+                claimed_type: Some("audio/mpeg".into()),
+            }],
+            usage: Usage {
+                characters: Some(characters),
+                ..Usage::default()
+            },
+            request_id,
+            ..Output::default()
+        })
+    }
+
+    /// Speech to text: the staged audio streamed in a multipart form.
+    async fn transcribe(&self, request: &Request) -> ProviderResult<Output> {
+        let params = &request.params;
+        let staged = params
+            .get("audio")
+            .and_then(Value::as_str)
+            .and_then(|r| self.staged.lock().ok()?.remove(r))
+            .ok_or_else(|| {
+                ProviderError::new(
+                    FailureClass::Other,
+                    "provider.bad_request",
+                    "the audio to transcribe was not staged",
+                    Charge::Release,
+                )
+            })?;
+        let flag = |name: &str| {
+            params
+                .get(name)
+                .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+        };
+        let mut fields: Vec<(&str, String)> = vec![("model_id", request.model.endpoint.clone())];
+        for name in ["language_code", "diarize", "tag_audio_events"] {
+            if let Some(value) = flag(name) {
+                fields.push((name, value));
+            }
+        }
+        let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let response = self
+            .call(
+                HttpRequest::new(Method::POST, self.url("v1/speech-to-text")?)
+                    .credential(&self.credential)
+                    .with_body(multipart_form(&fields, "file", &staged))
+                    .submit(),
+            )
+            .await?;
+        let body: Value = response.json().map_err(|e| bad_response(&e))?;
+        let (artifacts, seconds) =
+            acgs_core::transcript::scribe_artifacts(&body).ok_or_else(|| {
+                bad_response(&HttpError::Decode {
+                    target: acgs_http::target_of(&self.base),
+                    detail: "the transcript has no text or words".into(),
+                })
+            })?;
+        Ok(Output {
+            artifacts,
+            usage: Usage {
+                seconds: Some(seconds),
+                ..Usage::default()
+            },
+            request_id: response.header("request-id").map(str::to_owned),
+            ..Output::default()
+        })
+    }
+}
+
+/// Characters billed for a piece: `character-cost`, else `x-character-count`, else its length.
+fn billed_characters(response: &acgs_http::HttpResponse, piece: &str) -> u64 {
+    ["character-cost", "x-character-count"]
+        .iter()
+        .find_map(|h| response.header(h)?.trim().parse().ok())
+        .unwrap_or(piece.chars().count() as u64)
+}
+
+/// A failure of a piece after the first: the earlier pieces were billed.
+fn partly_billed(mut error: ProviderError, piece: usize) -> ProviderError {
+    if piece > 0 {
+        error.charge = Charge::Estimate;
+        error.message = format!(
+            "{} (after {piece} piece(s) of the text were spoken and billed)",
+            error.message
+        );
+    }
+    error
+}
+
+/// An ElevenLabs failure for the user: the `detail.status` in the code's message, the detail's
+/// message for `-v`; a 4xx answer is not billed.
+fn error_of(error: HttpError) -> ProviderError {
+    let failure = error.failure().cloned();
+    let mut out = provider_error(NAME, error, &classify);
+    if let Some(failure) = failure {
+        if (400..500).contains(&failure.status) {
+            out.charge = Charge::Release;
+        }
+        if let Some(status) = detail_status(&failure.body) {
+            out.message = format!("{} ({status})", out.message);
+            if out.class == FailureClass::Quota {
+                out.message = format!("ElevenLabs says the character quota is used up ({status})");
+            }
+        }
+        if let Some(message) = detail_message(&failure.body) {
+            out.detail = Some(message);
+        }
+    }
+    out
+}
+
+fn bad_response(e: &HttpError) -> ProviderError {
+    ProviderError::new(
+        FailureClass::Other,
+        "provider.bad_response",
+        "ElevenLabs answered with something that is not the expected JSON",
+        Charge::Estimate,
+    )
+    .with_detail(e.to_string())
+}
+
+impl Provider for ElevenLabsProvider {
+    fn id(&self) -> ProviderId {
+        ProviderId::ElevenLabs
+    }
+
+    /// Text to speech checks the subscription's remaining characters; a key without the
+    /// `user_read` permission skips the check with a warning.
+    fn preflight<'a>(&'a self, request: &'a Request) -> BoxFuture<'a, ProviderResult<Vec<String>>> {
+        Box::pin(async move {
+            if request.model.task != TaskKind::TextToSpeech {
+                return Ok(Vec::new());
+            }
+            let needed = request
+                .params
+                .get("text")
+                .and_then(Value::as_str)
+                .map_or(0, |t| t.chars().count() as u64);
+            match self.get_json::<Subscription>("v1/user/subscription").await {
+                Ok(subscription) if subscription.remaining() < needed => Err(ProviderError::new(
+                    FailureClass::Quota,
+                    "provider.quota_insufficient",
+                    format!(
+                        "ElevenLabs has {} characters left this period; this text needs {needed}",
+                        subscription.remaining()
+                    ),
+                    Charge::Release,
+                )),
+                Ok(_) => Ok(Vec::new()),
+                Err(e) if e.class == FailureClass::Auth && e.message.contains("missing_permissions") => {
+                    Ok(vec![
+                        "the ElevenLabs key may not read the subscription (user_read), so the character quota was not checked".into(),
+                    ])
+                }
+                Err(e) => Err(e),
+            }
+        })
+    }
+
+    fn submit<'a>(
+        &'a self,
+        request: &'a Authorized<Request>,
+    ) -> BoxFuture<'a, ProviderResult<Submitted>> {
+        Box::pin(async move {
+            let req = request.get();
+            let output = match req.model.task {
+                TaskKind::TextToSpeech => self.speak(req).await?,
+                TaskKind::SpeechToText => self.transcribe(req).await?,
+                other => {
+                    return Err(ProviderError::new(
+                        FailureClass::Other,
+                        "model.wrong_task",
+                        format!("ElevenLabs does not do {other}"),
+                        Charge::Release,
+                    ));
+                }
+            };
+            Ok(Submitted::Done(output))
+        })
+    }
+
+    fn wait<'a>(
+        &'a self,
+        _job: &'a JobHandle,
+        events: &'a EventSink,
+        _cancel: CancellationToken,
+    ) -> BoxFuture<'a, ProviderResult<Output>> {
+        Box::pin(async move {
+            events.report(Stage::Running, "unsupported", None, None);
+            Err(ProviderError::new(
+                FailureClass::Other,
+                "run.invalid_job",
+                "ElevenLabs answers at once; there is no job to wait for",
+                Charge::Estimate,
+            ))
+        })
+    }
+
+    fn cancel<'a>(&'a self, _job: &'a JobHandle) -> BoxFuture<'a, ProviderResult<CancelOutcome>> {
+        Box::pin(async { Ok(CancelOutcome::Unsupported) })
+    }
+
+    /// Inputs travel inside the request (multipart), so uploading stages them.
+    fn upload(&self, input: LocalInput) -> BoxFuture<'_, ProviderResult<RemoteRef>> {
+        Box::pin(async move {
+            let mut staged = self.staged.lock().map_err(|_| {
+                ProviderError::new(
+                    FailureClass::Other,
+                    "provider.internal",
+                    "staging the input failed",
+                    Charge::Release,
+                )
+            })?;
+            let reference = format!("{STAGED}{}", staged.len());
+            staged.insert(reference.clone(), input);
+            Ok(RemoteRef {
+                url: reference,
+                delete_after_run: None,
+            })
+        })
+    }
+
+    fn download<'a>(
+        &'a self,
+        _url: &'a str,
+        _sink: &'a mut (dyn tokio::io::AsyncWrite + Unpin + Send),
+        _cap: u64,
+    ) -> BoxFuture<'a, ProviderResult<u64>> {
+        Box::pin(async {
+            Err(ProviderError::new(
+                FailureClass::Other,
+                "provider.bad_response",
+                "ElevenLabs returns its outputs inline; there is nothing to download",
+                Charge::Estimate,
+            ))
+        })
+    }
+
+    fn classify(&self, failure: &HttpFailure) -> FailureClass {
+        classify(failure)
+    }
+}
