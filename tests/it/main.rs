@@ -11,7 +11,9 @@ use acgs_testkit::fal::{FakeFal, Outcome, SubmitFailure};
 use acgs_testkit::media::PNG_1X1;
 
 mod budget;
+mod elevenlabs;
 mod fal;
+mod gemini;
 
 const ENDPOINT: &str = "fal-ai/flux/dev";
 

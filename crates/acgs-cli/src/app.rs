@@ -38,7 +38,10 @@ pub struct App {
 
 /// The built-in catalogues of every provider crate.
 pub fn builtin_catalog() -> Result<Catalog, Failure> {
-    Ok(acgs_providers_fal::catalog()?)
+    let mut catalog = acgs_providers_fal::catalog()?;
+    catalog.extend(acgs_providers_gemini::catalog()?);
+    catalog.extend(acgs_providers_elevenlabs::catalog()?);
+    Ok(catalog)
 }
 
 impl App {
@@ -168,31 +171,55 @@ impl App {
             .build()?)
     }
 
-    /// A suite able to spend through `provider`: its key (running key_command if needed), the HTTP
-    /// client, the ledger, the audit log and the runs index.
-    pub async fn spending_suite(&self, provider: ProviderId) -> Result<Suite, Failure> {
+    /// The key for `provider` (running key_command if needed; taught to the redactor) and the
+    /// HTTP client.
+    fn key_and_http(
+        &self,
+        provider: ProviderId,
+    ) -> Result<(Arc<acgs_core::credentials::LoadedKey>, HttpClient), Failure> {
         let key = self.credentials.key(provider)?;
         self.ui.redactor().add_secret(key.secret.expose_secret());
         for warning in &key.warnings {
             self.ui.warning(warning);
         }
-        let config = self.config();
         let http = HttpClient::new(
-            NetworkPolicy::from_config(&config.network),
+            NetworkPolicy::from_config(&self.config().network),
             self.ui.redactor().clone(),
         )?;
+        Ok((key, http))
+    }
+
+    /// The ElevenLabs provider, for its read-only calls (`acgs voices`).
+    pub fn elevenlabs(&self) -> Result<acgs_providers_elevenlabs::ElevenLabsProvider, Failure> {
+        let (key, http) = self.key_and_http(ProviderId::ElevenLabs)?;
+        Ok(acgs_providers_elevenlabs::ElevenLabsProvider::new(
+            http,
+            &self.config().providers.elevenlabs,
+            &key.secret,
+        )?)
+    }
+
+    /// A suite able to spend through `provider`: its key (running key_command if needed), the HTTP
+    /// client, the ledger, the audit log and the runs index.
+    pub async fn spending_suite(&self, provider: ProviderId) -> Result<Suite, Failure> {
+        let (key, http) = self.key_and_http(provider)?;
+        let urls = &self.config().providers;
         let built: Arc<dyn Provider> = match provider {
             ProviderId::Fal => Arc::new(acgs_providers_fal::FalProvider::new(
                 http,
-                &config.providers.fal,
+                &urls.fal,
                 &key.secret,
             )?),
-            other => {
-                return Err(crate::failure::CliError::Usage(format!(
-                    "the {other} provider is not available in this build"
-                ))
-                .into());
-            }
+            ProviderId::Gemini => Arc::new(acgs_providers_gemini::GeminiProvider::new(
+                http,
+                &urls.gemini,
+                &key.secret,
+            )?),
+            ProviderId::ElevenLabs => Arc::new(acgs_providers_elevenlabs::ElevenLabsProvider::new(
+                http,
+                &urls.elevenlabs,
+                &key.secret,
+            )?),
         };
         let ledger = self.ledger().await?;
         let info = KeyInfo {

@@ -60,6 +60,14 @@ pub enum Command {
     Upscale(UpscaleArgs),
     /// Transcribe speech to text, word timings and subtitles.
     Transcribe(TranscribeArgs),
+    /// Write text with a language model.
+    Text(TextArgs),
+    /// Describe, read or question an image, a video or a recording.
+    Analyze(AnalyzeArgs),
+    /// Turn text into speech.
+    Speech(SpeechArgs),
+    /// List the ElevenLabs voices (or, with --models, the speech models and their limits).
+    Voices(VoicesArgs),
     /// Finish a run that stopped: re-attach to its job, or send what was never sent.
     Resume(ResumeArgs),
     /// List the model catalogue with prices.
@@ -247,12 +255,79 @@ pub struct UpscaleArgs {
 pub struct TranscribeArgs {
     /// The audio to transcribe; writes text, JSON with word timings, and SRT subtitles.
     pub audio: PathBuf,
-    /// Catalogue key (default: scribe_v2).
+    /// Catalogue key (default: scribe_v2 through fal; elevenlabs_scribe_v1 for ElevenLabs).
     #[arg(long, short)]
     pub model: Option<String>,
     /// Options of every generating command.
     #[command(flatten)]
     pub run: RunOptions,
+}
+
+/// `acgs text`.
+#[derive(Debug, Args)]
+pub struct TextArgs {
+    /// What to write (or use --file).
+    #[arg(required_unless_present = "file", conflicts_with = "file")]
+    pub prompt: Option<String>,
+    /// Read the prompt from a file (UTF-8, at most 4 MiB).
+    #[arg(long, value_name = "PATH")]
+    pub file: Option<PathBuf>,
+    /// How to write: a system instruction, kept apart from the prompt.
+    #[arg(long, value_name = "TEXT")]
+    pub system: Option<String>,
+    /// Catalogue key (default: gemini_2_5_flash).
+    #[arg(long, short)]
+    pub model: Option<String>,
+    /// Options of every generating command.
+    #[command(flatten)]
+    pub run: RunOptions,
+}
+
+/// `acgs analyze`.
+#[derive(Debug, Args)]
+pub struct AnalyzeArgs {
+    /// The image, video or audio file to look at.
+    pub input: PathBuf,
+    /// What to ask: describe, detailed, classify, objects, ocr or composition.
+    #[arg(long, default_value = "describe", conflicts_with = "question")]
+    pub preset: String,
+    /// Ask your own question instead of a preset.
+    #[arg(long, short = 'Q', value_name = "TEXT")]
+    pub question: Option<String>,
+    /// Catalogue key (default: the Gemini 2.5 Flash model for the file's kind).
+    #[arg(long, short)]
+    pub model: Option<String>,
+    /// Options of every generating command.
+    #[command(flatten)]
+    pub run: RunOptions,
+}
+
+/// `acgs speech`.
+#[derive(Debug, Args)]
+pub struct SpeechArgs {
+    /// What to say (or use --file).
+    #[arg(required_unless_present = "file", conflicts_with = "file")]
+    pub text: Option<String>,
+    /// Read the text from a file (UTF-8, at most 4 MiB; `guard.max_speech_chars` applies).
+    #[arg(long, value_name = "PATH")]
+    pub file: Option<PathBuf>,
+    /// Voice name or id (`acgs voices`; default: Rachel).
+    #[arg(long)]
+    pub voice: Option<String>,
+    /// Catalogue key (default: elevenlabs_multilingual_v2).
+    #[arg(long, short)]
+    pub model: Option<String>,
+    /// Options of every generating command.
+    #[command(flatten)]
+    pub run: RunOptions,
+}
+
+/// `acgs voices`.
+#[derive(Debug, Args)]
+pub struct VoicesArgs {
+    /// List the models with their per-request limits and character cost multipliers instead.
+    #[arg(long)]
+    pub models: bool,
 }
 
 /// `acgs resume`.

@@ -106,6 +106,10 @@ async fn dispatch(cli: &Cli, env: ProcessEnv, ui: Ui, interrupt: &Interrupt) -> 
         Command::Avatar(args) => commands::generate::avatar(&app, args, interrupt).await,
         Command::Upscale(args) => commands::generate::upscale(&app, args, interrupt).await,
         Command::Transcribe(args) => commands::generate::transcribe(&app, args, interrupt).await,
+        Command::Text(args) => commands::text::text(&app, args, interrupt).await,
+        Command::Analyze(args) => commands::text::analyze(&app, args, interrupt).await,
+        Command::Speech(args) => commands::speech::speech(&app, args, interrupt).await,
+        Command::Voices(args) => commands::speech::voices(&app, args).await,
         Command::Resume(args) => commands::generate::resume(&app, args, interrupt).await,
         Command::Models(args) => commands::models::run(
             &app.catalog,

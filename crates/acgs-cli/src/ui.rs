@@ -127,6 +127,18 @@ impl Ui {
         }
     }
 
+    /// A note about the result (shown unless `--quiet`).
+    pub fn note(&self, message: &str) {
+        if self.quiet {
+            return;
+        }
+        if self.json {
+            self.stderr_line(&json!({"ts": now(), "type": "note", "message": message}).to_string());
+        } else {
+            self.stderr_line(message);
+        }
+    }
+
     /// A progress event (text lines or JSON objects; provider text is made printable). Spend
     /// alerts are shown as warnings.
     pub fn progress(&self, event: &ProgressEvent) {

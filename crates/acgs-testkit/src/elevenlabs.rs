@@ -43,6 +43,7 @@ pub enum Quota {
 #[derive(Debug, Clone)]
 pub struct FakeElevenLabsBuilder {
     failure: Option<SpeechFailure>,
+    echo_keys: bool,
     quota: Quota,
     limit: u64,
 }
@@ -91,6 +92,7 @@ impl FakeElevenLabs {
     pub fn builder() -> FakeElevenLabsBuilder {
         FakeElevenLabsBuilder {
             failure: None,
+            echo_keys: false,
             quota: Quota::Remaining(100_000),
             limit: 10_000,
         }
@@ -140,6 +142,13 @@ impl FakeElevenLabsBuilder {
     #[must_use]
     pub fn failure(mut self, failure: SpeechFailure) -> Self {
         self.failure = Some(failure);
+        self
+    }
+
+    /// Echo the received key in `invalid_api_key` answers (leak tests).
+    #[must_use]
+    pub fn echo_keys(mut self) -> Self {
+        self.echo_keys = true;
         self
     }
 
@@ -193,8 +202,18 @@ impl FakeElevenLabsBuilder {
         match self.failure {
             None => {}
             Some(SpeechFailure::InvalidKey) => {
+                let echo = self.echo_keys;
                 Mock::given(any())
-                    .respond_with(error(401, "invalid_api_key", "Invalid API key"))
+                    .respond_with(move |req: &Request| {
+                        let received = req
+                            .headers
+                            .get("xi-api-key")
+                            .and_then(|v| v.to_str().ok())
+                            .filter(|_| echo)
+                            .map(|k| format!(" (received: {k})"))
+                            .unwrap_or_default();
+                        error(401, "invalid_api_key", &format!("Invalid API key{received}"))
+                    })
                     .with_priority(2)
                     .mount(server)
                     .await;

@@ -58,6 +58,7 @@ pub struct FakeGeminiBuilder {
     video_end: VideoEnd,
     running_polls: u64,
     bad_key: bool,
+    echo_keys: bool,
     rate_limited_once: Option<u64>,
     usage: (u64, u64, u64),
 }
@@ -81,6 +82,7 @@ impl FakeGemini {
             video_end: VideoEnd::Uri,
             running_polls: 1,
             bad_key: false,
+            echo_keys: false,
             rate_limited_once: None,
             usage: (12, 34, 100),
         }
@@ -242,6 +244,13 @@ impl FakeGeminiBuilder {
         self
     }
 
+    /// Echo the received key in the bad-key answer (leak tests).
+    #[must_use]
+    pub fn echo_keys(mut self) -> Self {
+        self.echo_keys = true;
+        self
+    }
+
     /// Answer the first submit `429 RESOURCE_EXHAUSTED` with `RetryInfo.retryDelay` of `secs`.
     #[must_use]
     pub fn rate_limited_once(mut self, secs: u64) -> Self {
@@ -261,9 +270,19 @@ impl FakeGeminiBuilder {
             .mount(&server)
             .await;
         if self.bad_key {
-            let body = render("gemini_error_400_key.json", &[("echo", "")]);
+            let echo = self.echo_keys;
             Mock::given(any())
-                .respond_with(json(400, body))
+                .respond_with(move |req: &Request| {
+                    let received = if echo {
+                        format!(" (received: {})", key_of(req).unwrap_or_default())
+                    } else {
+                        String::new()
+                    };
+                    json(
+                        400,
+                        render("gemini_error_400_key.json", &[("echo", &received)]),
+                    )
+                })
                 .with_priority(2)
                 .mount(&server)
                 .await;

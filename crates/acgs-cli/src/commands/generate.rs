@@ -18,7 +18,7 @@ use crate::cli::{
 use crate::failure::{CliError, CmdResult, Failure};
 use crate::ui::Ui;
 
-fn base(model: String, tasks: Vec<TaskKind>, run: &RunOptions) -> GenerationRequest {
+pub(crate) fn base(model: String, tasks: Vec<TaskKind>, run: &RunOptions) -> GenerationRequest {
     GenerationRequest {
         model,
         tasks,
@@ -30,7 +30,7 @@ fn base(model: String, tasks: Vec<TaskKind>, run: &RunOptions) -> GenerationRequ
     }
 }
 
-fn texts(pairs: &[(&str, Option<&String>)]) -> BTreeMap<String, String> {
+pub(crate) fn texts(pairs: &[(&str, Option<&String>)]) -> BTreeMap<String, String> {
     pairs
         .iter()
         .filter_map(|(flag, text)| text.map(|t| ((*flag).to_owned(), t.clone())))
@@ -47,7 +47,7 @@ fn image_flag(model: &ModelSpec) -> &'static str {
 }
 
 /// What the file at `path` is, by its magic bytes (to pick a default model).
-fn media_kind_of(path: &Path) -> Result<MediaKind, Failure> {
+pub(crate) fn media_kind_of(path: &Path) -> Result<MediaKind, Failure> {
     use std::io::Read as _;
     let mut head = [0u8; 64];
     let n = fs_err::File::open(path)
@@ -217,7 +217,7 @@ pub async fn resume(app: &App, args: &ResumeArgs, interrupt: &Interrupt) -> CmdR
             interrupt,
         )
         .await?;
-    render_report(&app.ui, &report)
+    render_report(app, &report)
 }
 
 fn progress_sink(ui: &Ui) -> EventSink {
@@ -226,7 +226,7 @@ fn progress_sink(ui: &Ui) -> EventSink {
 }
 
 /// `--dry-run` shows the plan; otherwise the guarded path runs.
-async fn execute(
+pub(crate) async fn execute(
     app: &App,
     request: GenerationRequest,
     dry_run: bool,
@@ -241,7 +241,7 @@ async fn execute(
     let report = suite
         .generate_with(&request, &progress_sink(&app.ui), interrupt)
         .await?;
-    render_report(&app.ui, &report)
+    render_report(app, &report)
 }
 
 fn render_plan(ui: &Ui, plan: &Plan, config: &Config) -> CmdResult {
@@ -339,7 +339,27 @@ fn render_plan(ui: &Ui, plan: &Plan, config: &Config) -> CmdResult {
     ui.result_text(&text).map_err(|e| CliError::from(e).into())
 }
 
-fn render_report(ui: &Ui, report: &RunReport) -> CmdResult {
+/// The text a text-producing model wrote (the first text output), for printing.
+fn written_text(app: &App, report: &RunReport) -> Option<String> {
+    let task = app.catalog.resolve(&report.model).ok()?.task;
+    if !matches!(
+        task,
+        TaskKind::TextGeneration | TaskKind::ImageUnderstanding | TaskKind::VideoUnderstanding
+    ) {
+        return None;
+    }
+    let output = report
+        .outputs
+        .iter()
+        .find(|o| matches!(o.content_type, ContentType::Text | ContentType::Json))?;
+    fs_err::read_to_string(&output.path).ok()
+}
+
+/// The result: for text models the text itself on stdout (made safe for a terminal) and the run
+/// on stderr; otherwise the run and its files. `--json` carries both.
+fn render_report(app: &App, report: &RunReport) -> CmdResult {
+    let ui = &app.ui;
+    let written = written_text(app, report);
     for warning in &report.warnings {
         ui.warning(warning);
     }
@@ -353,13 +373,21 @@ fn render_report(ui: &Ui, report: &RunReport) -> CmdResult {
             "run_id": report.run_id, "folder": report.folder, "model": report.model,
             "outputs": outputs, "estimate": report.estimate, "actual": report.actual,
             "request_id": report.request_id, "warnings": report.warnings,
+            "text": written,
         });
         return ui.result_json(&doc).map_err(|e| CliError::from(e).into());
     }
-    let mut text = format!(
-        "run {}  model {}  cost ${} (reserved ${})\n",
+    let summary = format!(
+        "run {}  model {}  cost ${} (reserved ${})",
         report.run_id, report.model, report.actual, report.estimate
     );
+    if let Some(written) = written {
+        ui.note(&summary);
+        return ui
+            .result_text(&acgs_guard::sanitize(&written).text)
+            .map_err(|e| CliError::from(e).into());
+    }
+    let mut text = format!("{summary}\n");
     for o in &report.outputs {
         text.push_str(&format!(
             "{}  {}  {} bytes\n",

@@ -1,7 +1,5 @@
 //! `acgs guard check`: the verdict of every rule on a text.
 
-use std::io::Read as _;
-
 use acgs_core::UserFacing as _;
 use acgs_guard::{InspectOptions, Report};
 use serde_json::{Value, json};
@@ -10,27 +8,8 @@ use crate::app::App;
 use crate::cli::GuardCheckArgs;
 use crate::failure::{CliError, CmdResult, Failure};
 
-const FILE_CAP: u64 = 4 * 1024 * 1024;
-
 fn read_text(args: &GuardCheckArgs) -> Result<String, Failure> {
-    if let Some(text) = &args.text {
-        return Ok(text.clone());
-    }
-    let path = args
-        .file
-        .as_ref()
-        .ok_or_else(|| CliError::Usage("give a text or --file".into()))?;
-    let file = fs_err::File::open(path)
-        .map_err(|e| CliError::Usage(format!("cannot read {}: {}", path.display(), e.kind())))?;
-    let mut bytes = Vec::new();
-    file.take(FILE_CAP + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| CliError::Usage(format!("cannot read {}: {}", path.display(), e.kind())))?;
-    if bytes.len() as u64 > FILE_CAP {
-        return Err(CliError::Usage(format!("{} is larger than 4 MiB", path.display())).into());
-    }
-    String::from_utf8(bytes)
-        .map_err(|_| CliError::Usage(format!("{} is not UTF-8 text", path.display())).into())
+    super::text_argument(args.text.as_ref(), args.file.as_deref())
 }
 
 fn rule(name: &str, kind: &str, verdict: &str, detail: Value) -> Value {

@@ -68,7 +68,7 @@ pub fn run(
 }
 
 /// Rows as left-aligned columns, each as wide as its widest cell.
-fn aligned<const N: usize>(rows: &[[String; N]]) -> String {
+pub(crate) fn aligned<const N: usize>(rows: &[[String; N]]) -> String {
     let mut widths = [0; N];
     for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {

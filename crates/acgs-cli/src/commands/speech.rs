@@ -1,0 +1,82 @@
+//! `acgs speech` and `acgs voices`: ElevenLabs speech, and the voices and models to choose from.
+
+use acgs_core::TaskKind;
+use acgs_engine::Interrupt;
+use serde_json::json;
+
+use super::generate::{base, execute, texts};
+use super::models::aligned;
+use crate::app::App;
+use crate::cli::{SpeechArgs, VoicesArgs};
+use crate::failure::{CliError, CmdResult};
+use crate::ui::printable;
+
+/// `acgs speech`.
+pub async fn speech(app: &App, args: &SpeechArgs, interrupt: &Interrupt) -> CmdResult {
+    let text = super::text_argument(args.text.as_ref(), args.file.as_deref())?;
+    let mut request = base(
+        args.model
+            .clone()
+            .unwrap_or_else(|| "elevenlabs_multilingual_v2".to_owned()),
+        vec![TaskKind::TextToSpeech],
+        &args.run,
+    );
+    request.texts = texts(&[("text", Some(&text))]);
+    if let Some(voice) = &args.voice {
+        request.params.push(("voice".into(), voice.clone()));
+    }
+    execute(app, request, args.run.dry_run, interrupt).await
+}
+
+/// `acgs voices [--models]`: read-only, nothing is spent.
+pub async fn voices(app: &App, args: &VoicesArgs) -> CmdResult {
+    let provider = app.elevenlabs()?;
+    if args.models {
+        let models = provider.models().await?;
+        if app.ui.json {
+            return app
+                .ui
+                .result_json(&json!({ "models": models }))
+                .map_err(|e| CliError::from(e).into());
+        }
+        let mut rows =
+            vec![["MODEL", "MAX CHARACTERS", "COST MULTIPLIER", "NAME"].map(str::to_owned)];
+        for m in models.iter().filter(|m| m.can_do_text_to_speech) {
+            rows.push([
+                printable(&m.model_id),
+                m.maximum_text_length_per_request
+                    .map_or_else(|| "?".into(), |n| n.to_string()),
+                m.model_rates
+                    .as_ref()
+                    .map_or_else(|| "?".into(), |r| r.character_cost_multiplier.to_string()),
+                printable(&m.name),
+            ]);
+        }
+        let text = aligned(&rows);
+        return app
+            .ui
+            .result_text(&text)
+            .map_err(|e| CliError::from(e).into());
+    }
+    let voices = provider.voices().await?;
+    if app.ui.json {
+        return app
+            .ui
+            .result_json(&json!({ "voices": voices }))
+            .map_err(|e| CliError::from(e).into());
+    }
+    let mut rows = vec![["VOICE ID", "NAME", "CATEGORY", "LABELS"].map(str::to_owned)];
+    for v in &voices {
+        let labels: Vec<String> = v.labels.iter().map(|(k, l)| format!("{k}={l}")).collect();
+        rows.push([
+            printable(&v.voice_id),
+            printable(&v.name),
+            printable(v.category.as_deref().unwrap_or("-")),
+            printable(&labels.join(", ")),
+        ]);
+    }
+    let text = aligned(&rows);
+    app.ui
+        .result_text(&text)
+        .map_err(|e| CliError::from(e).into())
+}
