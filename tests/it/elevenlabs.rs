@@ -120,12 +120,8 @@ async fn speech_texts_follow_the_speech_limit_not_the_prompt_limit() {
     assert_eq!(run.code, Some(0), "310 characters pass: {}", run.stderr);
     sb.set_env("ACGS_GUARD__MAX_SPEECH_CHARS", "200");
     let run = sb.run(&["speech", &long, "--dry-run"]).await;
-    assert_eq!(run.code, Some(2), "{}", run.stderr);
-    assert!(
-        run.stderr.contains("200"),
-        "the refusal names the limit: {}",
-        run.stderr
-    );
+    assert_code(&run, 3, "guard.too_long");
+    assert!(run.stderr.contains("the limit is 200"), "{}", run.stderr);
 }
 
 #[tokio::test(flavor = "multi_thread")]
