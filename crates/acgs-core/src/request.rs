@@ -186,6 +186,9 @@ pub struct Output {
     pub safety: SafetyReport,
     /// The provider's request id.
     pub request_id: Option<String>,
+    /// The provider said its concurrency for this account was saturated before it answered
+    /// (the engine lowers its in-flight cap, as for a saturated failure).
+    pub saturated: bool,
 }
 
 /// Current schema version of [`JobHandle`].

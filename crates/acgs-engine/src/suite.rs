@@ -790,6 +790,9 @@ impl Suite {
             Submitted::Done(output) => output,
             Submitted::Pending(job) => self.wait_for(live, &job, request, interrupt).await?,
         };
+        if output.saturated {
+            self.rate.lower_in_flight(plan.model.provider);
+        }
         drop(permit);
         self.finish(live, output).await
     }

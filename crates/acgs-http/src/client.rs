@@ -249,6 +249,9 @@ pub struct HttpResponse {
     pub body: Bytes,
     /// The final URL (after redirects).
     pub url: Url,
+    /// Classes of the failed attempts the retry layer made before this answer (e.g. a provider
+    /// that was saturated at first).
+    pub retried: Vec<acgs_core::provider::FailureClass>,
 }
 
 impl HttpResponse {
@@ -407,6 +410,7 @@ impl HttpClient {
             headers,
             body,
             url,
+            retried: Vec::new(),
         })
     }
 

@@ -154,9 +154,13 @@ impl HttpClient {
         classify: Classifier<'_>,
     ) -> Result<HttpResponse, HttpError> {
         let mut attempt = 1;
+        let mut retried = Vec::new();
         loop {
             match self.execute(request).await {
-                Ok(response) => return Ok(response),
+                Ok(mut response) => {
+                    response.retried = retried;
+                    return Ok(response);
+                }
                 Err(error) => {
                     let Some(delay) =
                         policy.delay_after(&error, attempt, request.is_submit(), classify)
@@ -170,6 +174,9 @@ impl HttpClient {
                         not_sent = error.delivery() == Delivery::NotSent,
                         "retrying"
                     );
+                    if let Some(failure) = error.failure() {
+                        retried.push(classify(failure));
+                    }
                     tokio::time::sleep(delay).await;
                     attempt += 1;
                 }

@@ -170,6 +170,7 @@ impl ElevenLabsProvider {
         let mut audio = Vec::new();
         let mut characters = 0u64;
         let mut request_id = None;
+        let mut saturated = false;
         for (i, piece) in pieces.iter().enumerate() {
             let previous = i.checked_sub(1).map(|p| pieces[p].as_str());
             let next = pieces.get(i + 1).map(String::as_str);
@@ -186,6 +187,7 @@ impl ElevenLabsProvider {
                 .await
                 .map_err(|e| partly_billed(e, i))?;
             characters += billed_characters(&response, piece);
+            saturated |= response.retried.contains(&FailureClass::Saturated);
             request_id = response
                 .header("request-id")
                 .map(str::to_owned)
@@ -202,6 +204,7 @@ impl ElevenLabsProvider {
                 ..Usage::default()
             },
             request_id,
+            saturated,
             ..Output::default()
         })
     }

@@ -134,6 +134,7 @@ pub fn parse_output(result: &Value, request_id: Option<String>) -> Output {
             blocked: None,
         },
         request_id,
+        saturated: false,
     }
 }
 

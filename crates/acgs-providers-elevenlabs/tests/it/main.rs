@@ -190,10 +190,15 @@ async fn validation_details_are_reported() {
 async fn concurrency_and_busy_429s_are_retried() {
     for failure in [SpeechFailure::ConcurrentOnce, SpeechFailure::BusyOnce] {
         let fake = FakeElevenLabs::builder().failure(failure).start().await;
-        speak(&provider(&fake), json!({"text": "hi", "voice": RACHEL}))
+        let out = speak(&provider(&fake), json!({"text": "hi", "voice": RACHEL}))
             .await
             .expect("retried");
         assert_eq!(fake.speech_bodies().await.len(), 2, "{failure:?}");
+        assert_eq!(
+            out.saturated,
+            failure == SpeechFailure::ConcurrentOnce,
+            "only a concurrency 429 asks the engine to lower its in-flight cap"
+        );
     }
     let saturated = acgs_core::provider::HttpFailure {
         status: 429,
