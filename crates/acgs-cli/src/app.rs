@@ -238,3 +238,24 @@ impl App {
             .build()?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn model_keys_are_unique_across_providers() {
+        let Ok(catalog) = super::builtin_catalog() else {
+            panic!("the built-in catalogues parse")
+        };
+        let mut keys: Vec<&str> = catalog.models().map(|m| m.key.as_str()).collect();
+        let total = keys.len();
+        keys.sort_unstable();
+        keys.dedup();
+        assert_eq!(keys.len(), total, "a bare key must name one model");
+        for provider in acgs_core::ProviderId::ALL {
+            assert!(
+                catalog.models().any(|m| m.provider == provider),
+                "{provider} ships models"
+            );
+        }
+    }
+}
