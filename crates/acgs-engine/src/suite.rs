@@ -40,6 +40,9 @@ use crate::stages::{
     template, upload, validate, wait,
 };
 
+/// The step id of a single generation.
+pub const MAIN_STEP: &str = "main";
+
 /// What the user asks for: one generation.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct GenerationRequest {
@@ -78,6 +81,8 @@ pub struct KeyInfo {
 pub struct Plan {
     /// The run id this generation will use.
     pub run_id: String,
+    /// The step id within the run (`main` for single commands).
+    pub step: String,
     /// The resolved model.
     pub model: Arc<ModelSpec>,
     /// Wire parameters.
@@ -414,6 +419,7 @@ impl Suite {
         verdict.overrides.extend(price_override);
         Ok(Plan {
             run_id: new_run_id(),
+            step: MAIN_STEP.to_owned(),
             prompt: texts
                 .texts
                 .iter()
@@ -492,13 +498,11 @@ impl Suite {
             Err(e) => {
                 let status = live
                     .run
-                    .manifest
-                    .steps
-                    .first()
+                    .step(&plan.step)
                     .map_or(StepStatus::Pending, |s| s.status);
                 let outcome = audit::outcome_of(&e, status != StepStatus::Pending);
                 let code = e.code();
-                let _ = live.run.update_step("main", |s| {
+                let _ = live.run.update_step(&plan.step, |s| {
                     s.status = status_after(status, &e);
                     s.error_code = Some(code.to_owned());
                     s.timings.finished_at = Some(jiff::Timestamp::now());
@@ -564,7 +568,7 @@ impl Suite {
             .ledger
             .clone()
             .ok_or_else(|| EngineError::Unsupported("no spend ledger is configured".into()))?;
-        let events = events.for_step(&plan.run_id, "main");
+        let events = events.for_step(&plan.run_id, &plan.step);
         events.report(Stage::Preparing, "authorizing", None, None);
         let shared = acgs_core::ledger::shared_limits(ledger.as_ref()).await?;
         let cost = &authorize::effective_limits(&self.config.cost_management, &shared);
@@ -582,7 +586,7 @@ impl Suite {
             ledger.as_ref(),
             ReserveRequest {
                 run_id: plan.run_id.clone(),
-                step: "main".into(),
+                step: plan.step.clone(),
                 provider: model.provider,
                 model: model.key.clone(),
                 user: self.user.clone(),
@@ -687,7 +691,7 @@ impl Suite {
     fn preflight_request(&self, plan: &Plan) -> Request {
         Request {
             run_id: plan.run_id.clone(),
-            step: "main".into(),
+            step: plan.step.clone(),
             model: Arc::clone(&plan.model),
             params: plan.params.clone(),
             system: plan.system.clone(),
@@ -701,26 +705,9 @@ impl Suite {
             runs.append(&plan.run_id, dir.path())?;
         }
         let mut manifest = Manifest::new(RunKind::Single, &plan.run_id);
-        manifest.steps.push(StepRecord {
-            id: "main".into(),
-            model: plan.model.key.clone(),
-            endpoint: plan.model.endpoint.clone(),
-            params: plan.params.clone(),
-            status: StepStatus::Pending,
-            estimate: Some(plan.quote.amount),
-            actual: None,
-            reservation_id: Some(reservation.id.clone()),
-            job: None,
-            outputs: Vec::new(),
-            timings: Timings {
-                started_at: Some(jiff::Timestamp::now()),
-                ..Timings::default()
-            },
-            error_code: None,
-            request: serde_json::to_value(&plan.request).ok(),
-        });
+        manifest.steps.push(step_record(plan, reservation));
         manifest.save(&dir)?;
-        Ok(RunState { dir, manifest })
+        Ok(RunState::new(dir, manifest))
     }
 
     /// Stages 7–14.
@@ -773,8 +760,8 @@ impl Suite {
             &authorized,
             live.ledger.as_ref(),
             &live.reservation.id,
-            &mut live.run,
-            "main",
+            &live.run,
+            &plan.step,
         )
         .await
         {
@@ -853,7 +840,7 @@ impl Suite {
                 let _ = live.ledger.release(&live.reservation.id).await;
                 let _ = live
                     .run
-                    .update_step("main", |s| s.status = StepStatus::Cancelled);
+                    .update_step(&live.plan.step, |s| s.status = StepStatus::Cancelled);
                 "the job was cancelled before it ran and nothing is charged".to_owned()
             }
             Ok(outcome) => format!(
@@ -962,12 +949,12 @@ impl Suite {
     /// Stages 11–14 for a completed job.
     async fn finish(&self, live: &mut Live<'_>, output: Output) -> Result<RunReport, EngineError> {
         let plan = live.plan;
-        let recorded = live.run.manifest.steps.first().and_then(|s| s.actual);
+        let recorded = live.run.step(&plan.step).and_then(|s| s.actual);
         let actual = match recorded {
             Some(actual) => actual,
             None => self.settle_once(live, &output).await,
         };
-        live.run.update_step("main", |s| s.actual = Some(actual))?;
+        live.run.update_step(&plan.step, |s| s.actual = Some(actual))?;
         let (output, dropped) = check_output::check(output)?;
         live.warnings.extend(dropped);
         live.events.report(Stage::Storing, "storing", None, None);
@@ -980,7 +967,7 @@ impl Suite {
             &stems,
         )
         .await?;
-        live.run.update_step("main", |s| {
+        live.run.update_step(&plan.step, |s| {
             s.status = StepStatus::Done;
             s.outputs = stored.iter().map(output_record).collect();
             s.timings.finished_at = Some(jiff::Timestamp::now());
@@ -1079,7 +1066,7 @@ impl Suite {
         let event = AuditEvent {
             operation: "generate".into(),
             run_id: Some(plan.run_id.clone()),
-            step: Some("main".into()),
+            step: Some(plan.step.clone()),
             provider: Some(plan.model.provider),
             model: Some(plan.model.key.clone()),
             request_id,
@@ -1107,11 +1094,11 @@ impl Suite {
 
 /// The step of an existing run folder, reset for another attempt paid by `reservation`.
 fn reuse_run(
-    mut run: RunState,
+    run: RunState,
     plan: &Plan,
     reservation: &Reservation,
 ) -> Result<RunState, EngineError> {
-    run.update_step("main", |s| {
+    run.update_step(&plan.step, |s| {
         s.status = StepStatus::Pending;
         s.params = plan.params.clone();
         s.estimate = Some(plan.quote.amount);
@@ -1170,6 +1157,28 @@ fn default_stem(task: TaskKind) -> String {
         acgs_core::MediaKind::Text => "text",
     }
     .into()
+}
+
+/// A new manifest entry for `plan`'s step, paid for by `reservation`.
+fn step_record(plan: &Plan, reservation: &Reservation) -> StepRecord {
+    StepRecord {
+        id: plan.step.clone(),
+        model: plan.model.key.clone(),
+        endpoint: plan.model.endpoint.clone(),
+        params: plan.params.clone(),
+        status: StepStatus::Pending,
+        estimate: Some(plan.quote.amount),
+        actual: None,
+        reservation_id: Some(reservation.id.clone()),
+        job: None,
+        outputs: Vec::new(),
+        timings: Timings {
+            started_at: Some(jiff::Timestamp::now()),
+            ..Timings::default()
+        },
+        error_code: None,
+        request: serde_json::to_value(&plan.request).ok(),
+    }
 }
 
 fn output_record(file: &StoredFile) -> OutputRecord {

@@ -18,7 +18,7 @@ pub async fn submit(
     request: &Authorized<Request>,
     ledger: &dyn Ledger,
     reservation: &ReservationId,
-    run: &mut RunState,
+    run: &RunState,
     step: &str,
 ) -> Result<Submitted, EngineError> {
     run.update_step(step, |s| {

@@ -35,14 +35,14 @@ impl Suite {
         interrupt: &Interrupt,
     ) -> Result<RunReport, EngineError> {
         let run = self.open_run(run_id)?;
-        if run.manifest.kind == RunKind::Pipeline {
+        let manifest = run.manifest();
+        if manifest.kind == RunKind::Pipeline {
             return Err(EngineError::Unsupported(
                 "this run is a pipeline; resume it with `acgs resume` once pipelines are supported"
                     .into(),
             ));
         }
-        let step = run
-            .manifest
+        let step = manifest
             .steps
             .first()
             .cloned()
@@ -83,7 +83,7 @@ impl Suite {
             .ok_or_else(|| StorageError::RunNotFound(run_id.to_owned()))?;
         let dir = OutputRoot::open(root)?.open_run(run_id)?;
         let manifest = Manifest::load(&dir)?;
-        Ok(RunState { dir, manifest })
+        Ok(RunState::new(dir, manifest))
     }
 
     /// A finished run: every output's sha256 checked.
@@ -108,7 +108,7 @@ impl Suite {
             });
         }
         Ok(RunReport {
-            run_id: run.manifest.run_id.clone(),
+            run_id: run.manifest().run_id.clone(),
             folder: run.dir.path().to_owned(),
             model: step.model.clone(),
             outputs,
@@ -145,7 +145,8 @@ impl Suite {
             .ok_or_else(|| corrupt(&run, "a submitted step without its job"))?;
         let model = self.catalog.resolve(&step.model)?;
         let plan = Plan {
-            run_id: run.manifest.run_id.clone(),
+            run_id: run.manifest().run_id.clone(),
+            step: step.id.clone(),
             model: Arc::clone(&model),
             params: step.params.clone(),
             system: None,
@@ -201,7 +202,7 @@ impl Suite {
             ledger,
             reservation,
             run,
-            events: events.for_step(&plan.run_id, "main"),
+            events: events.for_step(&plan.run_id, &plan.step),
             warnings: Vec::new(),
         };
         let result = match self.wait_for(&mut live, &job, request, interrupt).await {
@@ -210,7 +211,7 @@ impl Suite {
         };
         if let Err(e) = &result {
             let code = e.code();
-            let _ = live.run.update_step("main", |s| {
+            let _ = live.run.update_step(&plan.step, |s| {
                 s.status = super::status_after(StepStatus::Submitted, e);
                 s.error_code = Some(code.to_owned());
             });
@@ -259,7 +260,7 @@ impl Suite {
         interrupt: &Interrupt,
     ) -> Result<RunReport, EngineError> {
         let mut plan = self.plan(&request)?;
-        plan.run_id.clone_from(&run.manifest.run_id);
+        plan.run_id = run.manifest().run_id;
         self.run_plan(&plan, events, interrupt, Some(run)).await
     }
 }
