@@ -954,7 +954,8 @@ impl Suite {
             Some(actual) => actual,
             None => self.settle_once(live, &output).await,
         };
-        live.run.update_step(&plan.step, |s| s.actual = Some(actual))?;
+        live.run
+            .update_step(&plan.step, |s| s.actual = Some(actual))?;
         let (output, dropped) = check_output::check(output)?;
         live.warnings.extend(dropped);
         live.events.report(Stage::Storing, "storing", None, None);

@@ -29,6 +29,53 @@ pub fn check_run(estimate: Usd, cost: &CostManagement) -> Result<SpendDecision, 
     })
 }
 
+/// Limits one run asks for (a pipeline's `settings.cost_management`): each may only tighten the
+/// configured ones.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CostOverrides {
+    /// A lower per-run limit.
+    pub max_cost_per_run: Option<Usd>,
+    /// A lower daily limit.
+    pub daily_limit: Option<Usd>,
+    /// A lower warning threshold.
+    pub warn_threshold: Option<Usd>,
+    /// Confirmation on (it cannot be turned off).
+    pub require_confirmation: Option<bool>,
+}
+
+/// `cost` with `overrides` applied, or the name of the first setting that would loosen it.
+pub fn tighten(
+    cost: &CostManagement,
+    overrides: &CostOverrides,
+) -> Result<CostManagement, &'static str> {
+    let mut out = cost.clone();
+    let lower = |current: &mut Usd, wanted: Option<Usd>, key: &'static str| match wanted {
+        Some(w) if w > *current => Err(key),
+        Some(w) => {
+            *current = w;
+            Ok(())
+        }
+        None => Ok(()),
+    };
+    lower(
+        &mut out.max_cost_per_run,
+        overrides.max_cost_per_run,
+        "max_cost_per_run",
+    )?;
+    lower(&mut out.daily_limit, overrides.daily_limit, "daily_limit")?;
+    lower(
+        &mut out.warn_threshold,
+        overrides.warn_threshold,
+        "warn_threshold",
+    )?;
+    match overrides.require_confirmation {
+        Some(false) if cost.require_confirmation => return Err("require_confirmation"),
+        Some(wanted) => out.require_confirmation = wanted,
+        None => {}
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -222,6 +222,48 @@ proptest! {
     }
 }
 
+proptest! {
+    #[test]
+    fn a_run_can_never_raise_a_configured_limit(
+        per_run in 0i64..50_000_000, daily in 0i64..500_000_000, warn in 0i64..50_000_000, confirm: bool,
+        o_run in proptest::option::of(0i64..100_000_000), o_daily in proptest::option::of(0i64..1_000_000_000),
+        o_warn in proptest::option::of(0i64..100_000_000), o_confirm in proptest::option::of(proptest::bool::ANY),
+    ) {
+        use acgs_core::Usd;
+        let cost = acgs_core::config::CostManagement {
+            max_cost_per_run: Usd::from_micros(per_run),
+            daily_limit: Usd::from_micros(daily),
+            warn_threshold: Usd::from_micros(warn),
+            require_confirmation: confirm,
+            ..acgs_core::config::CostManagement::default()
+        };
+        let overrides = acgs_guard::budget::CostOverrides {
+            max_cost_per_run: o_run.map(Usd::from_micros),
+            daily_limit: o_daily.map(Usd::from_micros),
+            warn_threshold: o_warn.map(Usd::from_micros),
+            require_confirmation: o_confirm,
+        };
+        match acgs_guard::budget::tighten(&cost, &overrides) {
+            Ok(t) => {
+                prop_assert!(t.max_cost_per_run <= cost.max_cost_per_run);
+                prop_assert!(t.daily_limit <= cost.daily_limit);
+                prop_assert!(t.warn_threshold <= cost.warn_threshold);
+                prop_assert!(t.require_confirmation || !cost.require_confirmation);
+            }
+            Err(key) => {
+                let raised = match key {
+                    "max_cost_per_run" => o_run > Some(per_run),
+                    "daily_limit" => o_daily > Some(daily),
+                    "warn_threshold" => o_warn > Some(warn),
+                    "require_confirmation" => confirm && o_confirm == Some(false),
+                    _ => false,
+                };
+                prop_assert!(raised, "refused `{}` without a loosening", key);
+            }
+        }
+    }
+}
+
 #[test]
 fn the_confusables_table_is_real() {
     let a = &CONFUSABLES.iter().find(|(l, _)| *l == 'a').expect("a").1;
