@@ -3,7 +3,7 @@
 
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
 
-use acgs_core::{ModelSpec, Usd};
+use acgs_core::Usd;
 use acgs_engine::{Confirm, ConfirmAnswer};
 
 /// Confirms on the terminal.
@@ -14,7 +14,7 @@ pub struct TerminalConfirm {
 }
 
 impl Confirm for TerminalConfirm {
-    fn confirm(&self, model: &ModelSpec, estimate: Usd, warn: bool) -> ConfirmAnswer {
+    fn confirm(&self, what: &str, estimate: Usd, warn: bool) -> ConfirmAnswer {
         if self.yes {
             return ConfirmAnswer::Yes;
         }
@@ -27,11 +27,7 @@ impl Confirm for TerminalConfirm {
             ""
         };
         let mut err = std::io::stderr().lock();
-        let _ = write!(
-            err,
-            "Spend up to ${estimate} on {}{note}? [y/N] ",
-            model.key
-        );
+        let _ = write!(err, "Spend up to ${estimate} on {what}{note}? [y/N] ");
         let _ = err.flush();
         let mut answer = String::new();
         if std::io::stdin().lock().read_line(&mut answer).is_err() {

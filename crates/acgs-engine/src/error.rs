@@ -103,6 +103,29 @@ pub enum EngineError {
     /// A feature this slice does not have yet.
     #[error("{0}")]
     Unsupported(String),
+    /// A pipeline file has problems (all of them are listed).
+    #[error("{0}")]
+    Pipeline(crate::pipeline::Problems),
+    /// A pipeline step could not be built.
+    #[error("step `{step}`: {reason}")]
+    Step {
+        /// The step.
+        step: String,
+        /// Why.
+        reason: String,
+    },
+    /// A pipeline step would cost more, on what really exists, than was reserved for it.
+    #[error(
+        "step `{step}` would cost up to ${needed} on its real inputs, more than the ${reserved} reserved for it; nothing was sent"
+    )]
+    OverStepEstimate {
+        /// The step.
+        step: String,
+        /// Its worst case now.
+        needed: acgs_core::Usd,
+        /// What was reserved.
+        reserved: acgs_core::Usd,
+    },
 }
 
 impl EngineError {
@@ -134,6 +157,9 @@ impl UserFacing for EngineError {
             Self::Deadline { .. } => "provider.deadline",
             Self::OutcomeUnknown { .. } => "run.outcome_unknown",
             Self::Interrupted { .. } => "run.interrupted",
+            Self::Pipeline(_) => "pipeline.invalid",
+            Self::Step { .. } => "pipeline.step_invalid",
+            Self::OverStepEstimate { .. } => "budget.over_step_estimate",
             _ => "feature.unsupported",
         }
     }
@@ -146,7 +172,10 @@ impl UserFacing for EngineError {
             Self::InvalidParam { .. }
             | Self::WrongTask { .. }
             | Self::Unsupported(_)
-            | Self::OutcomeUnknown { .. } => ErrorKind::Usage,
+            | Self::OutcomeUnknown { .. }
+            | Self::Pipeline(_)
+            | Self::Step { .. } => ErrorKind::Usage,
+            Self::OverStepEstimate { .. } => ErrorKind::Money,
             Self::SafetyOverride { .. } => ErrorKind::Guard,
             _ => ErrorKind::Provider,
         }
@@ -180,6 +209,8 @@ impl UserFacing for EngineError {
             Self::OutputFlagged { .. } => {
                 Some("rephrase the prompt; flagged outputs are never stored".into())
             }
+            Self::Pipeline(_) => Some("fix every problem listed; `acgs validate FILE` checks again without spending".into()),
+            Self::OverStepEstimate { .. } => Some("lower the earlier step's output bound (e.g. max_output_tokens) so the estimate covers it".into()),
             Self::OutcomeUnknown { run_id } => Some(format!(
                 "its reservation keeps counting; `acgs resume {run_id} --resubmit` writes it off and sends the request again (you may pay twice)"
             )),

@@ -23,10 +23,16 @@
 //! ```
 
 mod error;
+pub mod pipeline;
 mod run;
 pub mod stages;
 mod suite;
 
 pub use error::{EngineError, Signal};
+pub use pipeline::run::{PipelineEstimate, PipelineReport, StepOutcome};
+pub use pipeline::{Pipeline, Problem, Problems};
 pub use stages::authorize::{AssumeYes, Confirm, ConfirmAnswer};
-pub use suite::{GenerationRequest, Interrupt, KeyInfo, Plan, RunReport, Suite, SuiteBuilder};
+pub use suite::{
+    AssumedMedia, GenerationRequest, Interrupt, KeyInfo, Plan, Resumed, RunReport, Suite,
+    SuiteBuilder,
+};

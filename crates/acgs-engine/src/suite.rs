@@ -17,7 +17,7 @@ use acgs_core::redact::Redactor;
 use acgs_core::request::{
     Authorized, CancelOutcome, JobHandle, Output, Request, Submitted, Verdict,
 };
-use acgs_core::task::TaskKind;
+use acgs_core::task::{MediaKind, TaskKind};
 use acgs_core::{Provider, ProviderId, Usd, UserFacing};
 use acgs_guard::budget::SpendDecision;
 use acgs_guard::rate::RateLimiter;
@@ -25,9 +25,11 @@ use acgs_guard::{BlockList, Guard};
 use acgs_storage::journal::{PendingAction, PendingEntry, SettlementJournal};
 use acgs_storage::manifest::{Manifest, OutputRecord, RunKind, StepRecord, StepStatus, Timings};
 use acgs_storage::output::{OutputRoot, StoredFile};
-use acgs_storage::runs::{RunIndex, new_run_id};
+use acgs_storage::runs::RunIndex;
+pub(crate) use acgs_storage::runs::new_run_id;
 
-mod resume;
+pub(crate) mod resume;
+pub use resume::Resumed;
 
 use crate::error::{EngineError, Signal};
 use crate::run::RunState;
@@ -65,6 +67,21 @@ pub struct GenerationRequest {
     /// Local input files by flag (`image`, `images`, `audio`, `video`, `end_image`, `audio2`).
     #[serde(default)]
     pub inputs: Vec<(String, PathBuf)>,
+    /// Stand-ins for media an earlier pipeline step has not made yet, by flag: enough to price
+    /// the request, never sent.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub assumed_inputs: Vec<(String, AssumedMedia)>,
+}
+
+/// What an estimate assumes about media that does not exist yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AssumedMedia {
+    /// Image, video or audio.
+    pub kind: MediaKind,
+    /// Width and height (images).
+    pub pixels: Option<(u64, u64)>,
+    /// Duration (audio, video).
+    pub seconds: Option<u64>,
 }
 
 /// Fingerprint and source of the key a provider uses (for the audit log).
@@ -316,21 +333,21 @@ impl SuiteBuilder {
 
 /// The library's front door for single generations.
 pub struct Suite {
-    config: Config,
+    pub(crate) config: Config,
     templates: Vec<(String, String)>,
     moderators: Vec<Arc<dyn Moderator>>,
     command_env: BTreeMap<String, String>,
     journal: Option<SettlementJournal>,
-    catalog: Catalog,
-    providers: BTreeMap<ProviderId, Arc<dyn Provider>>,
-    ledger: Option<Arc<dyn Ledger>>,
-    audit: Option<Arc<dyn AuditSink>>,
-    confirm: Arc<dyn Confirm>,
+    pub(crate) catalog: Catalog,
+    pub(crate) providers: BTreeMap<ProviderId, Arc<dyn Provider>>,
+    pub(crate) ledger: Option<Arc<dyn Ledger>>,
+    pub(crate) audit: Option<Arc<dyn AuditSink>>,
+    pub(crate) confirm: Arc<dyn Confirm>,
     guard: Guard,
-    rate: RateLimiter,
+    pub(crate) rate: RateLimiter,
     keys: BTreeMap<ProviderId, KeyInfo>,
-    runs: Option<RunIndex>,
-    user: String,
+    pub(crate) runs: Option<RunIndex>,
+    pub(crate) user: String,
 }
 
 impl std::fmt::Debug for Suite {
@@ -343,14 +360,14 @@ impl std::fmt::Debug for Suite {
 }
 
 /// State of a run between stages, for failure handling.
-struct Live<'a> {
-    plan: &'a Plan,
-    provider: Arc<dyn Provider>,
-    ledger: Arc<dyn Ledger>,
-    reservation: Reservation,
-    run: RunState,
-    events: EventSink,
-    warnings: Vec<String>,
+pub(crate) struct Live<'a> {
+    pub(crate) plan: &'a Plan,
+    pub(crate) provider: Arc<dyn Provider>,
+    pub(crate) ledger: Arc<dyn Ledger>,
+    pub(crate) reservation: Reservation,
+    pub(crate) run: RunState,
+    pub(crate) events: EventSink,
+    pub(crate) warnings: Vec<String>,
 }
 
 impl Suite {
@@ -400,7 +417,7 @@ impl Suite {
             request.count,
             &self.config,
         )?;
-        let inputs = validate::open_inputs(&model, &request.inputs)?;
+        let inputs = validate::open_inputs(&model, &request.inputs, &request.assumed_inputs)?;
         let texts: InspectedTexts = inspect::inspect(&self.guard, &validated, &self.config)?;
         let (params, system) = template::assemble(&validated.params, &texts, &self.templates)?;
         let (quote, price_override) = price::price(
@@ -493,7 +510,18 @@ impl Suite {
                 return Err(e);
             }
         };
-        match self.execute(&mut live, request, interrupt).await {
+        self.drive(&mut live, interrupt).await
+    }
+
+    /// Stages 7–14 for a step that is paid for; a failure is recorded in the manifest and audited.
+    pub(crate) async fn drive(
+        &self,
+        live: &mut Live<'_>,
+        interrupt: &Interrupt,
+    ) -> Result<RunReport, EngineError> {
+        let plan = live.plan;
+        let request = &plan.request;
+        match self.execute(live, request, interrupt).await {
             Ok(report) => Ok(report),
             Err(e) => {
                 let status = live
@@ -514,7 +542,7 @@ impl Suite {
     }
 
     /// Stage 3, external part: every configured moderator judges every inspected text.
-    async fn moderate(&self, plan: &Plan) -> Result<(), acgs_guard::GuardError> {
+    pub(crate) async fn moderate(&self, plan: &Plan) -> Result<(), acgs_guard::GuardError> {
         for moderator in &self.moderators {
             for (field, text) in &plan.texts {
                 match moderator.moderate(text).await {
@@ -556,14 +584,7 @@ impl Suite {
         existing: Option<RunState>,
     ) -> Result<Live<'p>, EngineError> {
         let model = &plan.model;
-        let provider =
-            self.providers
-                .get(&model.provider)
-                .cloned()
-                .ok_or(acgs_core::Error::MissingKey {
-                    provider: model.provider.as_str(),
-                    variables: acgs_core::credentials::key_variables(model.provider),
-                })?;
+        let provider = self.provider_for(plan)?;
         let ledger = self
             .ledger
             .clone()
@@ -572,7 +593,8 @@ impl Suite {
         events.report(Stage::Preparing, "authorizing", None, None);
         let shared = acgs_core::ledger::shared_limits(ledger.as_ref()).await?;
         let cost = &authorize::effective_limits(&self.config.cost_management, &shared);
-        let decision = authorize::check(&plan.quote, model, cost, self.confirm.as_ref())?;
+        let decision =
+            authorize::check(plan.quote.amount, &model.key, cost, self.confirm.as_ref())?;
         if decision.warn {
             let message = format!(
                 "this run may cost up to ${}, at or above your warn_threshold of ${}",
@@ -622,7 +644,7 @@ impl Suite {
 
     /// Report each `alert_at` fraction of the daily limit this reservation crossed, once a day:
     /// a progress event (the CLI shows a warning), an audit entry and the `alert_command`.
-    async fn alert(
+    pub(crate) async fn alert(
         &self,
         ledger: &dyn Ledger,
         cost: &CostManagement,
@@ -688,7 +710,20 @@ impl Suite {
         });
     }
 
-    fn preflight_request(&self, plan: &Plan) -> Request {
+    /// The provider of `plan`'s model (a missing one is a missing key).
+    pub(crate) fn provider_for(&self, plan: &Plan) -> Result<Arc<dyn Provider>, EngineError> {
+        let id = plan.model.provider;
+        Ok(self
+            .providers
+            .get(&id)
+            .cloned()
+            .ok_or(acgs_core::Error::MissingKey {
+                provider: id.as_str(),
+                variables: acgs_core::credentials::key_variables(id),
+            })?)
+    }
+
+    pub(crate) fn preflight_request(&self, plan: &Plan) -> Request {
         Request {
             run_id: plan.run_id.clone(),
             step: plan.step.clone(),
@@ -1026,7 +1061,12 @@ impl Suite {
         actual
     }
 
-    fn audit_refusal(&self, request: &GenerationRequest, plan: Option<&Plan>, error: &EngineError) {
+    pub(crate) fn audit_refusal(
+        &self,
+        request: &GenerationRequest,
+        plan: Option<&Plan>,
+        error: &EngineError,
+    ) {
         let Some(sink) = &self.audit else { return };
         let model = plan
             .map(|p| Arc::clone(&p.model))
@@ -1046,7 +1086,7 @@ impl Suite {
         audit::record(sink.as_ref(), event);
     }
 
-    fn audit_event(
+    pub(crate) fn audit_event(
         &self,
         plan: &Plan,
         outcome: AuditOutcome,
@@ -1161,7 +1201,7 @@ fn default_stem(task: TaskKind) -> String {
 }
 
 /// A new manifest entry for `plan`'s step, paid for by `reservation`.
-fn step_record(plan: &Plan, reservation: &Reservation) -> StepRecord {
+pub(crate) fn step_record(plan: &Plan, reservation: &Reservation) -> StepRecord {
     StepRecord {
         id: plan.step.clone(),
         model: plan.model.key.clone(),

@@ -126,6 +126,9 @@ pub struct Manifest {
     /// sha256 of the pipeline file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pipeline_sha256: Option<String>,
+    /// The folder the pipeline's relative paths are read from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline_dir: Option<std::path::PathBuf>,
     /// Pipeline inputs.
     #[serde(default)]
     pub inputs: BTreeMap<String, serde_json::Value>,
@@ -143,6 +146,7 @@ impl Manifest {
             run_id: run_id.to_owned(),
             created_at: jiff::Timestamp::now(),
             pipeline_sha256: None,
+            pipeline_dir: None,
             inputs: BTreeMap::new(),
             steps: Vec::new(),
         }

@@ -69,9 +69,10 @@ pub const fn outputs_of(task: TaskKind) -> &'static [OutputKind] {
         TaskKind::TextToImage | TaskKind::ImageToImage | TaskKind::UpscaleImage => {
             &[OutputKind::Image, OutputKind::Images]
         }
-        TaskKind::TextToVideo | TaskKind::ImageToVideo | TaskKind::Avatar | TaskKind::UpscaleVideo => {
-            &[OutputKind::Video]
-        }
+        TaskKind::TextToVideo
+        | TaskKind::ImageToVideo
+        | TaskKind::Avatar
+        | TaskKind::UpscaleVideo => &[OutputKind::Video],
         TaskKind::TextToSpeech => &[OutputKind::Audio],
         TaskKind::SpeechToText => &[OutputKind::Text, OutputKind::Transcript, OutputKind::Srt],
         TaskKind::TextGeneration | TaskKind::ImageUnderstanding | TaskKind::VideoUnderstanding => {
@@ -170,7 +171,7 @@ pub fn refs(pieces: &[Piece]) -> impl Iterator<Item = &Ref> {
 }
 
 /// Fill the references in one pass; what a reference gives is never read for references again.
-pub fn render(pieces: &[Piece], value_of: impl Fn(&Ref) -> String) -> String {
+pub fn render(pieces: &[Piece], mut value_of: impl FnMut(&Ref) -> String) -> String {
     pieces
         .iter()
         .map(|p| match p {
@@ -186,13 +187,17 @@ mod tests {
 
     #[test]
     fn references_parse_and_render_in_one_pass() {
-        let pieces = parse("Photo of {{ inputs.product }} after {{steps.still.image}}").expect("ok");
+        let pieces =
+            parse("Photo of {{ inputs.product }} after {{steps.still.image}}").expect("ok");
         assert_eq!(pieces.len(), 4);
         let out = render(&pieces, |r| match r {
             Ref::Input(_) => "{{ steps.x.text }}".into(),
             Ref::Step { .. } => "IMG".into(),
         });
-        assert_eq!(out, "Photo of {{ steps.x.text }} after IMG", "values are not rescanned");
+        assert_eq!(
+            out, "Photo of {{ steps.x.text }} after IMG",
+            "values are not rescanned"
+        );
         assert_eq!(
             parse("{{ steps.shots.images[2] }}").expect("ok"),
             vec![Piece::Ref(Ref::Step {

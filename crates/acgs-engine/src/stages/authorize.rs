@@ -5,12 +5,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use acgs_core::Usd;
 use acgs_core::config::CostManagement;
 use acgs_core::ledger::{
     Ledger, OwnerToken, Reservation, ReservationId, ReserveRequest, SharedLimits,
 };
-use acgs_core::pricing::Quote;
-use acgs_core::{ModelSpec, Usd};
 use acgs_guard::GuardError;
 use acgs_guard::budget::{SpendDecision, check_run};
 use tokio_util::sync::CancellationToken;
@@ -30,8 +29,8 @@ pub enum ConfirmAnswer {
 
 /// Asks the user to confirm a worst-case spend.
 pub trait Confirm: Send + Sync {
-    /// Ask once for this estimate.
-    fn confirm(&self, model: &ModelSpec, estimate: Usd, warn: bool) -> ConfirmAnswer;
+    /// Ask once whether to spend up to `estimate` on `what` (a model key, or a pipeline).
+    fn confirm(&self, what: &str, estimate: Usd, warn: bool) -> ConfirmAnswer;
 }
 
 /// Confirms everything (`--yes`).
@@ -39,7 +38,7 @@ pub trait Confirm: Send + Sync {
 pub struct AssumeYes;
 
 impl Confirm for AssumeYes {
-    fn confirm(&self, _: &ModelSpec, _: Usd, _: bool) -> ConfirmAnswer {
+    fn confirm(&self, _: &str, _: Usd, _: bool) -> ConfirmAnswer {
         ConfirmAnswer::Yes
     }
 }
@@ -63,21 +62,18 @@ pub fn effective_limits(config: &CostManagement, shared: &SharedLimits) -> CostM
 
 /// Per-run limit and confirmation; no money moves here.
 pub fn check(
-    quote: &Quote,
-    model: &ModelSpec,
+    estimate: Usd,
+    what: &str,
     cost: &CostManagement,
     confirm: &dyn Confirm,
 ) -> Result<SpendDecision, EngineError> {
-    let decision = check_run(quote.amount, cost)?;
+    let decision = check_run(estimate, cost)?;
     if decision.confirm {
-        match confirm.confirm(model, quote.amount, decision.warn) {
+        match confirm.confirm(what, estimate, decision.warn) {
             ConfirmAnswer::Yes => {}
             ConfirmAnswer::No => return Err(GuardError::ConfirmationDeclined.into()),
             ConfirmAnswer::Unavailable => {
-                return Err(GuardError::ConfirmationRequired {
-                    estimate: quote.amount,
-                }
-                .into());
+                return Err(GuardError::ConfirmationRequired { estimate }.into());
             }
         }
     }

@@ -18,6 +18,7 @@ use acgs_core::task::{ContentType, MediaKind};
 use serde_json::{Number, Value};
 
 use crate::error::EngineError;
+use crate::suite::AssumedMedia;
 
 /// A text field to inspect: the wire parameter, the flag that set it, and the text.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -432,6 +433,35 @@ pub struct OpenedInputs {
     /// An upper bound on the input tokens of all files for token-priced models; `None` when a
     /// file's size or duration is unknown.
     pub media_tokens: Option<u64>,
+    /// Fields filled by stand-ins (estimates of pipelines), not files.
+    pub assumed: Vec<String>,
+}
+
+impl OpenedInputs {
+    /// Count one input's facts: the first image's size, the first recording's length, tokens.
+    fn add_facts(&mut self, kind: MediaKind, facts: &acgs_core::media::MediaFacts) {
+        let tokens = media_token_bound(kind, facts.dimensions, facts.seconds);
+        self.media_tokens = self
+            .media_tokens
+            .zip(tokens)
+            .map(|(a, b)| a.saturating_add(b));
+        match kind {
+            MediaKind::Image => self.pixels = self.pixels.or(facts.dimensions),
+            MediaKind::Audio | MediaKind::Video => self.seconds = self.seconds.or(facts.seconds),
+            MediaKind::Text => {}
+        }
+    }
+}
+
+/// The media field a flag names, or an error naming the model.
+fn media_field<'m>(
+    model: &'m ModelSpec,
+    flag: &str,
+) -> Result<(&'m str, &'m ParamSpec), EngineError> {
+    model
+        .field_for_flag(flag)
+        .filter(|(_, s)| s.kind == FieldKind::Media)
+        .ok_or_else(|| invalid(flag, format!("`{}` takes no `{flag}` input", model.key)))
 }
 
 /// The largest input accepted per media kind.
@@ -452,21 +482,23 @@ pub const fn input_cap(kind: MediaKind) -> u64 {
 pub fn open_inputs(
     model: &ModelSpec,
     inputs: &[(String, PathBuf)],
+    assumed: &[(String, AssumedMedia)],
 ) -> Result<OpenedInputs, EngineError> {
     let mut opened = OpenedInputs {
         media_tokens: Some(0),
         ..OpenedInputs::default()
     };
-    for (flag, path) in inputs {
-        let Some((field, spec)) = model
-            .field_for_flag(flag)
-            .filter(|(_, s)| s.kind == FieldKind::Media)
-        else {
-            return Err(invalid(
-                flag,
-                format!("`{}` takes no `{flag}` input", model.key),
-            ));
+    for (flag, media) in assumed {
+        let field = media_field(model, flag)?;
+        let facts = acgs_core::media::MediaFacts {
+            dimensions: media.pixels,
+            seconds: media.seconds,
         };
+        opened.add_facts(media.kind, &facts);
+        opened.assumed.push(field.0.to_owned());
+    }
+    for (flag, path) in inputs {
+        let (field, spec) = media_field(model, flag)?;
         let kind = spec.media.unwrap_or(MediaKind::Image);
         let input = open_one(field, flag, path, kind)?;
         let facts = probe_input(&input, flag)?;
@@ -478,22 +510,12 @@ pub fn open_inputs(
                 format!("is {secs} s long; `{}` accepts at most {max} s", model.key),
             ));
         }
-        let tokens = media_token_bound(kind, facts.dimensions, facts.seconds);
-        opened.media_tokens = opened
-            .media_tokens
-            .zip(tokens)
-            .map(|(a, b)| a.saturating_add(b));
-        match kind {
-            MediaKind::Image => opened.pixels = opened.pixels.or(facts.dimensions),
-            MediaKind::Audio | MediaKind::Video => {
-                opened.seconds = opened.seconds.or(facts.seconds)
-            }
-            MediaKind::Text => {}
-        }
+        opened.add_facts(kind, &facts);
         opened.files.push(input);
     }
     for (name, spec) in &model.params {
-        let given = opened.files.iter().filter(|f| &f.field == name).count();
+        let given = opened.files.iter().filter(|f| &f.field == name).count()
+            + opened.assumed.iter().filter(|f| *f == name).count();
         let flag = spec.flag.as_deref().unwrap_or(name);
         match spec.ty {
             ParamType::Media if given > 1 => return Err(invalid(flag, "takes one file")),

@@ -25,6 +25,15 @@ use crate::run::RunState;
 use crate::stages::audit;
 use crate::stages::validate::OpenedInputs;
 
+/// What `acgs resume` finished.
+#[derive(Debug, Clone)]
+pub enum Resumed {
+    /// A single generation.
+    Single(RunReport),
+    /// A pipeline run.
+    Pipeline(crate::pipeline::run::PipelineReport),
+}
+
 impl Suite {
     /// Finish run `run_id` (see the module documentation).
     pub async fn resume(
@@ -33,15 +42,28 @@ impl Suite {
         resubmit: bool,
         events: &EventSink,
         interrupt: &Interrupt,
-    ) -> Result<RunReport, EngineError> {
+    ) -> Result<Resumed, EngineError> {
         let run = self.open_run(run_id)?;
-        let manifest = run.manifest();
-        if manifest.kind == RunKind::Pipeline {
-            return Err(EngineError::Unsupported(
-                "this run is a pipeline; resume it with `acgs resume` once pipelines are supported"
-                    .into(),
+        if run.manifest().kind == RunKind::Pipeline {
+            return Ok(Resumed::Pipeline(
+                self.resume_pipeline(run, resubmit, events, interrupt)
+                    .await?,
             ));
         }
+        self.resume_single(run, resubmit, events, interrupt)
+            .await
+            .map(Resumed::Single)
+    }
+
+    async fn resume_single(
+        &self,
+        run: RunState,
+        resubmit: bool,
+        events: &EventSink,
+        interrupt: &Interrupt,
+    ) -> Result<RunReport, EngineError> {
+        let manifest = run.manifest();
+        let run_id = manifest.run_id.as_str();
         let step = manifest
             .steps
             .first()
@@ -71,7 +93,7 @@ impl Suite {
         }
     }
 
-    fn open_run(&self, run_id: &str) -> Result<RunState, EngineError> {
+    pub(crate) fn open_run(&self, run_id: &str) -> Result<RunState, EngineError> {
         let runs = self
             .runs
             .as_ref()
@@ -87,7 +109,11 @@ impl Suite {
     }
 
     /// A finished run: every output's sha256 checked.
-    fn verified_report(&self, run: RunState, step: &StepRecord) -> Result<RunReport, EngineError> {
+    pub(crate) fn verified_report(
+        &self,
+        run: RunState,
+        step: &StepRecord,
+    ) -> Result<RunReport, EngineError> {
         let mut outputs = Vec::new();
         for record in &step.outputs {
             let (sha256, bytes) = run.dir.digest(&record.path)?;
@@ -120,7 +146,7 @@ impl Suite {
     }
 
     /// Whether the step's reservation still counts as `submitted` (an unconfirmed cancel).
-    async fn still_counting(&self, step: &StepRecord) -> bool {
+    pub(crate) async fn still_counting(&self, step: &StepRecord) -> bool {
         let (Some(ledger), Some(id)) = (&self.ledger, &step.reservation_id) else {
             return false;
         };
@@ -128,6 +154,25 @@ impl Suite {
             rows.iter()
                 .any(|r| &r.id == id && r.state == ReservationState::Submitted)
         })
+    }
+
+    /// Re-attach to the recorded job of step `id` (its request is read from the manifest).
+    pub(crate) async fn reattach_step(
+        &self,
+        run: RunState,
+        id: &str,
+        events: &EventSink,
+        interrupt: &Interrupt,
+    ) -> Result<RunReport, EngineError> {
+        let step = run
+            .step(id)
+            .ok_or_else(|| corrupt(&run, "a step of the run is missing"))?;
+        let request: GenerationRequest = step
+            .request
+            .clone()
+            .and_then(|r| serde_json::from_value(r).ok())
+            .ok_or_else(|| corrupt(&run, "the manifest does not record the request"))?;
+        self.reattach(run, &step, &request, events, interrupt).await
     }
 
     /// Wait for the recorded job again; settle once; store.
@@ -222,7 +267,11 @@ impl Suite {
 
     /// `--resubmit`: the first attempt may have been accepted, so its reservation is written off
     /// at its estimate (audited) before the request is sent again.
-    async fn write_off_unknown(&self, run_id: &str, step: &StepRecord) -> Result<(), EngineError> {
+    pub(crate) async fn write_off_unknown(
+        &self,
+        run_id: &str,
+        step: &StepRecord,
+    ) -> Result<(), EngineError> {
         let (Some(ledger), Some(id)) = (&self.ledger, &step.reservation_id) else {
             return Ok(());
         };
@@ -265,7 +314,7 @@ impl Suite {
     }
 }
 
-fn corrupt(run: &RunState, reason: &str) -> EngineError {
+pub(crate) fn corrupt(run: &RunState, reason: &str) -> EngineError {
     StorageError::Corrupt {
         path: run.dir.path().join(acgs_storage::manifest::MANIFEST_FILE),
         reason: reason.to_owned(),

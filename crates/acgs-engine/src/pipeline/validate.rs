@@ -1,0 +1,553 @@
+//! `acgs validate`: every problem of a pipeline file at once, each with its line and step —
+//! schema, unknown models, parameters against the model's schema, inputs and outputs of the
+//! wrong kind, missing references, cycles, paths outside the pipeline's folder, and settings that
+//! would loosen the configured limits.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+
+use acgs_core::Usd;
+use acgs_core::catalog::{Catalog, FieldKind, ModelSpec};
+use acgs_core::config::Config;
+use acgs_core::task::MediaKind;
+use acgs_guard::budget::{CostOverrides, tighten};
+use serde_saphyr::Spanned;
+use sha2::Digest as _;
+
+use super::refs::{self, Piece, Ref, outputs_of};
+use super::schema::{self, InputType, PipelineFile, StepSpec};
+use super::{MediaSource, Pipeline, Problem, Problems, Step};
+
+/// Steps running at once when the file does not say.
+const DEFAULT_PARALLEL: u32 = 4;
+/// The most steps running at once a file may ask for.
+const MAX_PARALLEL: u32 = 32;
+
+/// Check `source` (the text of `file`, whose relative paths are read from `folder`).
+pub fn check(
+    file: &str,
+    source: &str,
+    folder: &Path,
+    catalog: &Catalog,
+    config: &Config,
+) -> Result<Pipeline, Problems> {
+    let problems = |problems: Vec<Problem>| Problems {
+        file: file.to_owned(),
+        problems,
+    };
+    let parsed: PipelineFile =
+        schema::parse(source).map_err(|message| problems(vec![parse_problem(&message)]))?;
+    let mut checker = Checker {
+        catalog,
+        config,
+        folder,
+        file: &parsed,
+        problems: Vec::new(),
+    };
+    let pipeline = checker.pipeline(file, source);
+    let mut found = checker.problems;
+    if found.is_empty() {
+        return Ok(pipeline);
+    }
+    found.sort_by_key(|p| p.line.unwrap_or(0));
+    Err(problems(found))
+}
+
+/// serde-saphyr's `line L column C: message` as a problem on line L.
+fn parse_problem(message: &str) -> Problem {
+    let parsed = message.strip_prefix("line ").and_then(|rest| {
+        let (line, rest) = rest.split_once(' ')?;
+        let rest = rest.split_once(": ").map_or(rest, |(_, m)| m);
+        Some((line.parse::<u32>().ok()?, rest))
+    });
+    match parsed {
+        Some((line, rest)) => Problem::at(line, None, rest),
+        None => Problem::at(0, None, message),
+    }
+}
+
+struct Checker<'a> {
+    catalog: &'a Catalog,
+    config: &'a Config,
+    folder: &'a Path,
+    file: &'a PipelineFile,
+    problems: Vec<Problem>,
+}
+
+fn line<T>(s: &Spanned<T>) -> u32 {
+    u32::try_from(s.referenced.line()).unwrap_or(0)
+}
+
+fn is_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+impl Checker<'_> {
+    fn problem(&mut self, line: u32, step: Option<&str>, message: impl Into<String>) {
+        self.problems.push(Problem::at(line, step, message));
+    }
+
+    fn pipeline(&mut self, file: &str, source: &str) -> Pipeline {
+        let spec = self.file;
+        if spec.version.value != 1 {
+            self.problem(line(&spec.version), None, "only `version: 1` exists");
+        }
+        if spec.steps.is_empty() {
+            self.problem(0, None, "there are no steps");
+        }
+        for name in spec.inputs.keys().filter(|n| !is_id(n)) {
+            self.problem(0, None, format!("input name `{name}` is not [a-z0-9_-]"));
+        }
+        let models = self.models();
+        let steps: Vec<Step> = spec
+            .steps
+            .iter()
+            .filter_map(|s| {
+                let model = models.get(&s.id.value)?;
+                Some(self.step(s, Arc::clone(model), &models))
+            })
+            .collect();
+        let steps = self.ordered(steps);
+        let (max_parallel, cost) = self.settings();
+        Pipeline {
+            file: file.to_owned(),
+            folder: self.folder.to_owned(),
+            source: source.to_owned(),
+            sha256: hex(&sha2::Sha256::digest(source.as_bytes())),
+            name: spec.name.clone(),
+            inputs: spec.inputs.clone(),
+            max_parallel,
+            on_error: spec.settings.on_error,
+            cost,
+            steps,
+        }
+    }
+
+    /// Every step's model by step id (ids checked for shape and uniqueness on the way).
+    fn models(&mut self) -> BTreeMap<String, Arc<ModelSpec>> {
+        let mut models = BTreeMap::new();
+        let mut seen = BTreeSet::new();
+        for s in &self.file.steps {
+            let id = &s.id.value;
+            if !is_id(id) {
+                self.problem(
+                    line(&s.id),
+                    None,
+                    format!("step id `{id}` is not [a-z0-9_-], 1–64 long"),
+                );
+            }
+            if !seen.insert(id.clone()) {
+                self.problem(line(&s.id), Some(id), "this step id is used twice");
+            }
+            match self.catalog.resolve(&s.model.value) {
+                Ok(model) => {
+                    models.insert(id.clone(), model);
+                }
+                Err(e) => self.problem(line(&s.model), Some(id), e.to_string()),
+            }
+        }
+        models
+    }
+
+    fn step(
+        &mut self,
+        s: &StepSpec,
+        model: Arc<ModelSpec>,
+        models: &BTreeMap<String, Arc<ModelSpec>>,
+    ) -> Step {
+        let id = s.id.value.clone();
+        let mut deps = BTreeSet::new();
+        let mut texts = Vec::new();
+        for (key, value) in s.texts() {
+            let flag = match (model.field_for_flag(key), key) {
+                (Some((_, spec)), _) if spec.kind == FieldKind::Text => key,
+                (None, "question") if model.field_for_flag("prompt").is_some() => "prompt",
+                _ => {
+                    self.problem(
+                        line(value),
+                        Some(&id),
+                        format!("`{}` takes no `{key}`", model.key),
+                    );
+                    continue;
+                }
+            };
+            if let Some(pieces) = self.pieces(value, &id) {
+                for r in refs::refs(&pieces) {
+                    self.check_ref(r, MediaKind::Text, key, line(value), &id, models, &mut deps);
+                }
+                texts.push((flag.to_owned(), pieces));
+            }
+        }
+        let media = self.media(s, &model, models, &mut deps);
+        let params = self.params(s, &model, &texts);
+        for need in &s.needs {
+            if models.contains_key(&need.value)
+                || self.file.steps.iter().any(|o| o.id.value == need.value)
+            {
+                deps.insert(need.value.clone());
+            } else {
+                self.problem(
+                    line(need),
+                    Some(&id),
+                    format!("`needs` names `{}`, which is not a step", need.value),
+                );
+            }
+        }
+        if deps.contains(&id) {
+            self.problem(line(&s.id), Some(&id), "a step cannot use its own output");
+            deps.remove(&id);
+        }
+        Step {
+            id,
+            line: line(&s.id),
+            model,
+            texts,
+            media,
+            params,
+            count: s.n,
+            deps,
+        }
+    }
+
+    fn pieces(&mut self, value: &Spanned<String>, step: &str) -> Option<Vec<Piece>> {
+        refs::parse(&value.value)
+            .map_err(|e| self.problem(line(value), Some(step), e))
+            .ok()
+    }
+
+    /// A reference into a field taking `wants`; step references become dependencies.
+    #[allow(clippy::too_many_arguments)]
+    fn check_ref(
+        &mut self,
+        r: &Ref,
+        wants: MediaKind,
+        key: &str,
+        at: u32,
+        step: &str,
+        models: &BTreeMap<String, Arc<ModelSpec>>,
+        deps: &mut BTreeSet<String>,
+    ) {
+        let kind_name = |k: MediaKind| format!("{k:?}").to_lowercase();
+        match r {
+            Ref::Input(name) => match self.file.inputs.get(name) {
+                None => self.problem(
+                    at,
+                    Some(step),
+                    format!("input `{name}` is not declared under `inputs`"),
+                ),
+                Some(input) => {
+                    let has = match input.ty {
+                        InputType::Text => MediaKind::Text,
+                        InputType::Image => MediaKind::Image,
+                        InputType::Video => MediaKind::Video,
+                        InputType::Audio => MediaKind::Audio,
+                    };
+                    if has != wants {
+                        self.problem(
+                            at,
+                            Some(step),
+                            format!(
+                                "input `{name}` is {}, but `{key}` takes {}",
+                                kind_name(has),
+                                kind_name(wants)
+                            ),
+                        );
+                    }
+                }
+            },
+            Ref::Step {
+                step: other,
+                output,
+                ..
+            } => {
+                deps.insert(other.clone());
+                let Some(model) = models.get(other) else {
+                    if !self.file.steps.iter().any(|s| &s.id.value == other) {
+                        self.problem(at, Some(step), format!("there is no step `{other}`"));
+                    }
+                    return;
+                };
+                if !outputs_of(model.task).contains(output) {
+                    let makes: Vec<&str> =
+                        outputs_of(model.task).iter().map(|o| o.name()).collect();
+                    self.problem(
+                        at,
+                        Some(step),
+                        format!(
+                            "steps.{other}.{} does not exist: `{}` makes {}",
+                            output.name(),
+                            model.key,
+                            makes.join(", ")
+                        ),
+                    );
+                } else if output.media() != wants {
+                    let message = if output.media() == MediaKind::Text {
+                        format!(
+                            "steps.{other}.{} is text from a model; a text output cannot feed the media field `{key}`",
+                            output.name()
+                        )
+                    } else {
+                        format!(
+                            "steps.{other}.{} is {}, but `{key}` takes {}",
+                            output.name(),
+                            kind_name(output.media()),
+                            kind_name(wants)
+                        )
+                    };
+                    self.problem(at, Some(step), message);
+                }
+            }
+        }
+    }
+
+    fn media(
+        &mut self,
+        s: &StepSpec,
+        model: &ModelSpec,
+        models: &BTreeMap<String, Arc<ModelSpec>>,
+        deps: &mut BTreeSet<String>,
+    ) -> Vec<(String, MediaSource)> {
+        let id = &s.id.value;
+        let mut out = Vec::new();
+        for (key, value) in s.media() {
+            let Some((_, spec)) = model
+                .field_for_flag(key)
+                .filter(|(_, f)| f.kind == FieldKind::Media)
+            else {
+                self.problem(
+                    line(value),
+                    Some(id),
+                    format!("`{}` takes no `{key}`", model.key),
+                );
+                continue;
+            };
+            let wants = spec.media.unwrap_or(MediaKind::Image);
+            let Some(pieces) = self.pieces(value, id) else {
+                continue;
+            };
+            match pieces.as_slice() {
+                [Piece::Ref(r)] => {
+                    self.check_ref(r, wants, key, line(value), id, models, deps);
+                    out.push((key.to_owned(), MediaSource::Ref(r.clone())));
+                }
+                [Piece::Text(path)] => match self.literal_path(path) {
+                    Ok(path) => out.push((key.to_owned(), MediaSource::Path(path))),
+                    Err(message) => self.problem(line(value), Some(id), message),
+                },
+                _ => self.problem(
+                    line(value),
+                    Some(id),
+                    format!("`{key}` takes one reference or one path, not text around a reference"),
+                ),
+            }
+        }
+        for (name, spec) in &model.params {
+            let flag = spec.flag.as_deref().unwrap_or(name);
+            if spec.kind == FieldKind::Media && spec.required && !out.iter().any(|(k, _)| k == flag)
+            {
+                self.problem(
+                    line(&s.id),
+                    Some(id),
+                    format!("`{}` needs `{flag}`", model.key),
+                );
+            }
+        }
+        out
+    }
+
+    /// A file named by the pipeline: relative, inside its folder (after resolving links), regular.
+    fn literal_path(&self, path: &str) -> Result<PathBuf, String> {
+        let relative = Path::new(path.trim());
+        if relative.as_os_str().is_empty()
+            || relative.is_absolute()
+            || relative
+                .components()
+                .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+        {
+            return Err(format!(
+                "`{path}` must be a path inside the pipeline's folder, without `..`; give other files with --input"
+            ));
+        }
+        let root = fs_err::canonicalize(self.folder)
+            .map_err(|e| format!("the pipeline's folder cannot be read: {}", e.kind()))?;
+        let full = fs_err::canonicalize(root.join(relative))
+            .map_err(|e| format!("`{path}`: {}", e.kind()))?;
+        if !full.starts_with(&root) {
+            return Err(format!("`{path}` leads outside the pipeline's folder"));
+        }
+        if !fs_err::metadata(&full).is_ok_and(|m| m.is_file()) {
+            return Err(format!("`{path}` is not a regular file"));
+        }
+        Ok(full)
+    }
+
+    /// Parameters: literals checked against the model's schema; `{{ inputs.x }}` checked when
+    /// the run gives the input.
+    fn params(
+        &mut self,
+        s: &StepSpec,
+        model: &Arc<ModelSpec>,
+        texts: &[(String, Vec<Piece>)],
+    ) -> Vec<(String, Vec<Piece>)> {
+        let id = &s.id.value;
+        let mut literal = Vec::new();
+        let mut out = Vec::new();
+        for (name, value) in &s.params {
+            let Some(pieces) = self.pieces(
+                &Spanned {
+                    value: value.value.0.clone(),
+                    referenced: value.referenced,
+                    defined: value.defined,
+                },
+                id,
+            ) else {
+                continue;
+            };
+            match pieces.as_slice() {
+                [Piece::Ref(Ref::Input(input))] => {
+                    if !self.file.inputs.contains_key(input) {
+                        self.problem(
+                            line(value),
+                            Some(id),
+                            format!("input `{input}` is not declared under `inputs`"),
+                        );
+                    }
+                    if !model.params.contains_key(name) {
+                        self.problem(
+                            line(value),
+                            Some(id),
+                            format!("`{}` has no parameter `{name}`", model.key),
+                        );
+                    }
+                }
+                [Piece::Text(text)] => literal.push((name.clone(), text.clone())),
+                _ => self.problem(
+                    line(value),
+                    Some(id),
+                    format!("parameter `{name}` takes a literal or one `{{{{ inputs.NAME }}}}`"),
+                ),
+            }
+            out.push((name.clone(), pieces));
+        }
+        let stand_ins: BTreeMap<String, String> = texts
+            .iter()
+            .map(|(flag, _)| (flag.clone(), "x".into()))
+            .collect();
+        if let Err(e) =
+            crate::stages::validate::validate(model, &stand_ins, &literal, s.n, self.config)
+        {
+            let at = s.params.values().next().map_or(line(&s.id), line);
+            self.problem(at, Some(id), e.to_string());
+        }
+        out
+    }
+
+    /// The steps in dependency order; a cycle is a problem naming it.
+    fn ordered(&mut self, mut steps: Vec<Step>) -> Vec<Step> {
+        let ids: BTreeSet<String> = steps.iter().map(|s| s.id.clone()).collect();
+        let mut done: BTreeSet<String> = BTreeSet::new();
+        let mut ordered = Vec::new();
+        while !steps.is_empty() {
+            let (ready, waiting): (Vec<Step>, Vec<Step>) = steps
+                .into_iter()
+                .partition(|s| s.deps.iter().all(|d| done.contains(d) || !ids.contains(d)));
+            if ready.is_empty() {
+                let cycle = find_cycle(&waiting);
+                let at = waiting
+                    .iter()
+                    .find(|s| cycle.first() == Some(&s.id))
+                    .map_or(0, |s| s.line);
+                self.problem(
+                    at,
+                    cycle.first().map(String::as_str),
+                    format!("steps form a cycle: {}", cycle.join(" → ")),
+                );
+                ordered.extend(waiting);
+                break;
+            }
+            done.extend(ready.iter().map(|s| s.id.clone()));
+            ordered.extend(ready);
+            steps = waiting;
+        }
+        ordered
+    }
+
+    fn settings(&mut self) -> (usize, acgs_core::config::CostManagement) {
+        let settings = &self.file.settings;
+        let parallel = settings
+            .max_parallel
+            .as_ref()
+            .map_or(DEFAULT_PARALLEL, |p| p.value);
+        if !(1..=MAX_PARALLEL).contains(&parallel) {
+            let at = settings.max_parallel.as_ref().map_or(0, line);
+            self.problem(
+                at,
+                None,
+                format!("max_parallel must be between 1 and {MAX_PARALLEL}"),
+            );
+        }
+        let base = &self.config.cost_management;
+        let Some(cost) = &settings.cost_management else {
+            return (parallel.clamp(1, MAX_PARALLEL) as usize, base.clone());
+        };
+        let at = line(cost);
+        let mut usd = |value: &Option<schema::Scalar>, key: &str| {
+            let value = value.as_ref()?;
+            Usd::parse(&value.0)
+                .map_err(|_| {
+                    self.problems.push(Problem::at(
+                        at,
+                        None,
+                        format!(
+                            "settings.cost_management.{key}: `{}` is not an amount in dollars",
+                            value.0
+                        ),
+                    ))
+                })
+                .ok()
+        };
+        let overrides = CostOverrides {
+            max_cost_per_run: usd(&cost.value.max_cost_per_run, "max_cost_per_run"),
+            daily_limit: usd(&cost.value.daily_limit, "daily_limit"),
+            warn_threshold: usd(&cost.value.warn_threshold, "warn_threshold"),
+            require_confirmation: cost.value.require_confirmation,
+        };
+        let tightened = tighten(base, &overrides).unwrap_or_else(|key| {
+            self.problem(at, None, format!("settings.cost_management.{key} would loosen your configured limit; a pipeline may only tighten limits"));
+            base.clone()
+        });
+        (parallel.clamp(1, MAX_PARALLEL) as usize, tightened)
+    }
+}
+
+/// A cycle among `steps` (each waits for another of them), as step ids ending where it began.
+fn find_cycle(steps: &[Step]) -> Vec<String> {
+    let waiting: BTreeMap<&str, &Step> = steps.iter().map(|s| (s.id.as_str(), s)).collect();
+    let Some(mut at) = steps.first().map(|s| s.id.as_str()) else {
+        return Vec::new();
+    };
+    let mut path: Vec<&str> = Vec::new();
+    while !path.contains(&at) {
+        path.push(at);
+        let Some(next) = waiting[at]
+            .deps
+            .iter()
+            .find(|d| waiting.contains_key(d.as_str()))
+        else {
+            break;
+        };
+        at = next.as_str();
+    }
+    let start = path.iter().position(|p| *p == at).unwrap_or(0);
+    let mut cycle: Vec<String> = path[start..].iter().map(|s| (*s).to_owned()).collect();
+    cycle.push(at.to_owned());
+    cycle
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
