@@ -73,8 +73,8 @@ impl App {
         })
     }
 
-    /// The provider of the model a run used (from its manifest, found through the runs index).
-    pub fn provider_of_run(&self, run_id: &str) -> Result<ProviderId, Failure> {
+    /// The providers of the models a run used (from its manifest, found through the runs index).
+    pub fn providers_of_run(&self, run_id: &str) -> Result<Vec<ProviderId>, Failure> {
         let entry = RunIndex::new(self.loaded.paths.state_file("runs.jsonl")).find(run_id)?;
         let path = entry.folder.join(acgs_storage::manifest::MANIFEST_FILE);
         let text =
@@ -87,12 +87,14 @@ impl App {
                 path: path.clone(),
                 reason: e.to_string(),
             })?;
-        let model = manifest
-            .steps
-            .first()
-            .map(|s| s.model.clone())
-            .unwrap_or_default();
-        Ok(self.catalog.resolve(&model)?.provider)
+        let mut providers = Vec::new();
+        for step in &manifest.steps {
+            let provider = self.catalog.resolve(&step.model)?.provider;
+            if !providers.contains(&provider) {
+                providers.push(provider);
+            }
+        }
+        Ok(providers)
     }
 
     /// The configuration.
@@ -202,6 +204,27 @@ impl App {
     /// A suite able to spend through `provider`: its key (running key_command if needed), the HTTP
     /// client, the ledger, the audit log and the runs index.
     pub async fn spending_suite(&self, provider: ProviderId) -> Result<Suite, Failure> {
+        self.spending_suite_for(&[provider]).await
+    }
+
+    /// A suite able to spend through every provider in `providers` (a pipeline's).
+    pub async fn spending_suite_for(&self, providers: &[ProviderId]) -> Result<Suite, Failure> {
+        let mut builder = self.base_builder();
+        for provider in providers {
+            let (built, info) = self.provider(*provider)?;
+            builder = builder.provider(built, info);
+        }
+        Ok(builder
+            .ledger(self.ledger().await?)
+            .audit(Arc::new(self.audit_log()))
+            .journal(self.journal())
+            .command_env(self.env.vars.clone())
+            .runs(RunIndex::new(self.loaded.paths.state_file("runs.jsonl")))
+            .confirm(Arc::new(TerminalConfirm { yes: self.yes }))
+            .build()?)
+    }
+
+    fn provider(&self, provider: ProviderId) -> Result<(Arc<dyn Provider>, KeyInfo), Failure> {
         let (key, http) = self.key_and_http(provider)?;
         let urls = &self.config().providers;
         let built: Arc<dyn Provider> = match provider {
@@ -221,21 +244,11 @@ impl App {
                 &key.secret,
             )?),
         };
-        let ledger = self.ledger().await?;
         let info = KeyInfo {
             fingerprint: key.fingerprint(),
             source: key.source.to_string(),
         };
-        Ok(self
-            .base_builder()
-            .provider(built, info)
-            .ledger(ledger)
-            .audit(Arc::new(self.audit_log()))
-            .journal(self.journal())
-            .command_env(self.env.vars.clone())
-            .runs(RunIndex::new(self.loaded.paths.state_file("runs.jsonl")))
-            .confirm(Arc::new(TerminalConfirm { yes: self.yes }))
-            .build()?)
+        Ok((built, info))
     }
 }
 

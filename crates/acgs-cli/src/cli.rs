@@ -68,6 +68,14 @@ pub enum Command {
     Speech(SpeechArgs),
     /// List the ElevenLabs voices (or, with --models, the speech models and their limits).
     Voices(VoicesArgs),
+    /// Check a pipeline file: every problem at once, each with its line.
+    Validate(ValidateArgs),
+    /// The worst case of every step of a pipeline, and of the run, against your limits.
+    Estimate(PipelineArgs),
+    /// Run a pipeline: one confirmation, steps at once where they can be.
+    Run(PipelineArgs),
+    /// Write a starter acgs.toml and pipeline.yaml in this folder.
+    Init(InitArgs),
     /// Finish a run that stopped: re-attach to its job, or send what was never sent.
     Resume(ResumeArgs),
     /// List the model catalogue with prices.
@@ -328,6 +336,38 @@ pub struct VoicesArgs {
     /// List the models with their per-request limits and character cost multipliers instead.
     #[arg(long)]
     pub models: bool,
+}
+
+/// `acgs validate`.
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// The pipeline file.
+    pub file: PathBuf,
+}
+
+/// `acgs estimate` and `acgs run`.
+#[derive(Debug, Args)]
+pub struct PipelineArgs {
+    /// The pipeline file.
+    pub file: PathBuf,
+    /// A declared input, `name=value` (repeatable); a bare value when the pipeline declares one
+    /// input. Image, video and audio inputs are paths.
+    #[arg(long = "input", value_name = "NAME=VALUE")]
+    pub inputs: Vec<String>,
+    /// Inputs as a YAML mapping (`name: value`) from a file, or `-` for stdin.
+    #[arg(long, value_name = "FILE|-")]
+    pub input_file: Option<PathBuf>,
+    /// (`acgs run`) Validate, inspect and price only: no network, no key, no spending.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// `acgs init`.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Replace files that exist.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `acgs resume`.

@@ -38,6 +38,14 @@ pub enum CliError {
     /// Writing the result failed.
     #[error("could not write the result: {0}")]
     Output(#[from] std::io::Error),
+    /// Steps of a pipeline run did not finish.
+    #[error("{failed} step(s) of run {run_id} did not finish")]
+    PipelineFailed {
+        /// How many.
+        failed: usize,
+        /// The run.
+        run_id: String,
+    },
 }
 
 impl UserFacing for CliError {
@@ -45,6 +53,7 @@ impl UserFacing for CliError {
         match self {
             Self::Usage(_) => "usage.invalid",
             Self::Output(_) => "io.output",
+            Self::PipelineFailed { .. } => "pipeline.step_failed",
         }
     }
 
@@ -52,6 +61,16 @@ impl UserFacing for CliError {
         match self {
             Self::Usage(_) => ErrorKind::Usage,
             Self::Output(_) => ErrorKind::Internal,
+            Self::PipelineFailed { .. } => ErrorKind::Provider,
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        match self {
+            Self::PipelineFailed { run_id, .. } => Some(format!(
+                "`acgs resume {run_id}` runs the unfinished steps again and pays only for them"
+            )),
+            _ => None,
         }
     }
 }

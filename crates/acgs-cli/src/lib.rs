@@ -111,6 +111,10 @@ async fn dispatch(cli: &Cli, env: ProcessEnv, ui: Ui, interrupt: &Interrupt) -> 
         Command::Speech(args) => commands::speech::speech(&app, args, interrupt).await,
         Command::Voices(args) => commands::speech::voices(&app, args).await,
         Command::Resume(args) => commands::generate::resume(&app, args, interrupt).await,
+        Command::Validate(args) => commands::pipeline::validate(&app, args),
+        Command::Estimate(args) => commands::pipeline::estimate(&app, args),
+        Command::Run(args) => commands::pipeline::run(&app, args, interrupt).await,
+        Command::Init(args) => commands::init::run(&app, args),
         Command::Models(args) => commands::models::run(
             &app.catalog,
             args,

@@ -8,7 +8,7 @@ use acgs_core::config::Config;
 use acgs_core::pricing::duration_seconds;
 use acgs_core::provider::EventSink;
 use acgs_core::{ContentType, MediaKind, ModelSpec, TaskKind};
-use acgs_engine::{GenerationRequest, Interrupt, Plan, RunReport};
+use acgs_engine::{GenerationRequest, Interrupt, Plan, Resumed, RunReport};
 use serde_json::{Value, json};
 
 use crate::app::App;
@@ -207,9 +207,9 @@ pub async fn transcribe(app: &App, args: &TranscribeArgs, interrupt: &Interrupt)
 
 /// `acgs resume`.
 pub async fn resume(app: &App, args: &ResumeArgs, interrupt: &Interrupt) -> CmdResult {
-    let provider = app.provider_of_run(&args.run_id)?;
-    let suite = app.spending_suite(provider).await?;
-    let report = suite
+    let providers = app.providers_of_run(&args.run_id)?;
+    let suite = app.spending_suite_for(&providers).await?;
+    let resumed = suite
         .resume(
             &args.run_id,
             args.resubmit,
@@ -217,10 +217,13 @@ pub async fn resume(app: &App, args: &ResumeArgs, interrupt: &Interrupt) -> CmdR
             interrupt,
         )
         .await?;
-    render_report(app, &report)
+    match resumed {
+        Resumed::Single(report) => render_report(app, &report),
+        Resumed::Pipeline(report) => super::pipeline::render_report(app, &report, interrupt),
+    }
 }
 
-fn progress_sink(ui: &Ui) -> EventSink {
+pub(crate) fn progress_sink(ui: &Ui) -> EventSink {
     let ui = ui.clone();
     EventSink::new(move |event| ui.progress(&event))
 }

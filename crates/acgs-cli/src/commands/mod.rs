@@ -2,8 +2,10 @@
 
 pub mod generate;
 pub mod guard;
+pub mod init;
 pub mod keys;
 pub mod models;
+pub mod pipeline;
 pub mod speech;
 pub mod spend;
 pub mod text;
