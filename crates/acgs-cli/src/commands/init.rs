@@ -51,12 +51,13 @@ steps:
 pub fn run(app: &App, args: &InitArgs) -> CmdResult {
     let files = [("acgs.toml", CONFIG), ("pipeline.yaml", PIPELINE)];
     if !args.force
-        && let Some((name, _)) = files.iter().find(|(n, _)| app.env.cwd.join(n).exists()) {
-            return Err(CliError::Usage(format!(
-                "{name} exists; nothing was written (use --force to replace both files)"
-            ))
-            .into());
-        }
+        && let Some((name, _)) = files.iter().find(|(n, _)| app.env.cwd.join(n).exists())
+    {
+        return Err(CliError::Usage(format!(
+            "{name} exists; nothing was written (use --force to replace both files)"
+        ))
+        .into());
+    }
     for (name, text) in files {
         fs_err::write(app.env.cwd.join(name), text).map_err(CliError::from)?;
     }

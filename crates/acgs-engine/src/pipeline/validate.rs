@@ -54,15 +54,21 @@ pub fn check(
     Err(problems(found))
 }
 
-/// serde-saphyr's `line L column C: message` as a problem on line L.
+/// serde-saphyr's `message at line L, column C` (or `line L column C: message`) as a problem
+/// on line L.
 fn parse_problem(message: &str) -> Problem {
-    let parsed = message.strip_prefix("line ").and_then(|rest| {
-        let (line, rest) = rest.split_once(' ')?;
-        let rest = rest.split_once(": ").map_or(rest, |(_, m)| m);
-        Some((line.parse::<u32>().ok()?, rest))
+    let trailing = message.rsplit_once(" at line ").and_then(|(text, at)| {
+        let line = at.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()?;
+        Some((line, text))
     });
-    match parsed {
-        Some((line, rest)) => Problem::at(line, None, rest),
+    let leading = || {
+        let rest = message.strip_prefix("line ")?;
+        let (line, rest) = rest.split_once(' ')?;
+        let text = rest.split_once(": ").map_or(rest, |(_, m)| m);
+        Some((line.parse::<u32>().ok()?, text))
+    };
+    match trailing.or_else(leading) {
+        Some((line, text)) => Problem::at(line, None, text),
         None => Problem::at(0, None, message),
     }
 }

@@ -1,5 +1,7 @@
 //! The guarded path in-process: Suite with the real fal provider against the fake fal server.
 
+mod pipeline;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
