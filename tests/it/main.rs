@@ -14,6 +14,7 @@ mod budget;
 mod elevenlabs;
 mod fal;
 mod gemini;
+mod pipeline;
 
 const ENDPOINT: &str = "fal-ai/flux/dev";
 

@@ -13,6 +13,7 @@ pub mod fal;
 pub mod fleet;
 pub mod gemini;
 pub mod media;
+pub mod studio;
 
 /// A fixture file's text.
 #[must_use]

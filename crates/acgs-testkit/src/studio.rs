@@ -71,7 +71,10 @@ impl FakeStudio {
         let base = server.uri();
         let counter = Arc::new(AtomicU64::new(1));
         for (endpoint, result) in endpoints {
-            mount_fal(&server, &base, endpoint, *result, latency, &state, &held, &counter).await;
+            mount_fal(
+                &server, &base, endpoint, *result, latency, &state, &held, &counter,
+            )
+            .await;
         }
         mount_gemini(&server, latency, &state).await;
         mount_speech(&server, latency, &state).await;
@@ -124,7 +127,11 @@ impl FakeStudio {
     /// Every finished request, in the order they finished.
     #[must_use]
     pub fn served(&self) -> Vec<Served> {
-        self.state.served.lock().map(|s| s.clone()).unwrap_or_default()
+        self.state
+            .served
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default()
     }
 
     /// The most requests that were running at the same moment.
@@ -199,8 +206,12 @@ async fn mount_fal(
 ) {
     let root: String = endpoint.split('/').take(2).collect::<Vec<_>>().join("/");
     let what = format!("fal:{endpoint}");
-    let (submit_state, submit_counter, submit_base, submit_root) =
-        (Arc::clone(state), Arc::clone(counter), base.to_owned(), root.clone());
+    let (submit_state, submit_counter, submit_base, submit_root) = (
+        Arc::clone(state),
+        Arc::clone(counter),
+        base.to_owned(),
+        root.clone(),
+    );
     let submit_what = what.clone();
     Mock::given(method("POST"))
         .and(wiremock::matchers::path(format!("/{endpoint}").as_str()))
@@ -226,15 +237,22 @@ async fn mount_fal(
             format!(r"^/{root}/requests/[0-9a-f-]+/status(/stream)?$").as_str(),
         ))
         .respond_with(move |req: &Request| {
-            let id = req.url.path().split('/').nth(4).unwrap_or_default().to_owned();
+            let id = req
+                .url
+                .path()
+                .split('/')
+                .nth(4)
+                .unwrap_or_default()
+                .to_owned();
             let stream = req.url.path().ends_with("/stream");
-            let started = stream_state
-                .fal_jobs
-                .lock()
-                .ok()
-                .and_then(|jobs| jobs.iter().find(|(j, _, _)| *j == id).map(|(_, w, t)| (w.clone(), *t)));
+            let started = stream_state.fal_jobs.lock().ok().and_then(|jobs| {
+                jobs.iter()
+                    .find(|(j, _, _)| *j == id)
+                    .map(|(_, w, t)| (w.clone(), *t))
+            });
             let Some((what, started)) = started else {
-                return ResponseTemplate::new(404).set_body_string("{\"detail\":\"Request not found\"}");
+                return ResponseTemplate::new(404)
+                    .set_body_string("{\"detail\":\"Request not found\"}");
             };
             if stream_held.load(Ordering::SeqCst) {
                 let running = json!({"status": "IN_PROGRESS", "logs": []});
@@ -250,10 +268,12 @@ async fn mount_fal(
             let ready = started + latency;
             let wait = ready.saturating_duration_since(Instant::now());
             if !stream && !wait.is_zero() {
-                return ResponseTemplate::new(202).set_body_json(json!({"status": "IN_PROGRESS", "logs": []}));
+                return ResponseTemplate::new(202)
+                    .set_body_json(json!({"status": "IN_PROGRESS", "logs": []}));
             }
             record(&stream_state, &what, started, ready.max(Instant::now()));
-            let done = json!({"status": "COMPLETED", "logs": [], "metrics": {"inference_time": 0.2}});
+            let done =
+                json!({"status": "COMPLETED", "logs": [], "metrics": {"inference_time": 0.2}});
             if stream {
                 ResponseTemplate::new(200)
                     .insert_header("content-type", "text/event-stream")
@@ -323,7 +343,13 @@ async fn mount_speech(server: &MockServer, latency: Duration, state: &Arc<State>
     Mock::given(method("POST"))
         .and(path_regex(r"^/v1/text-to-speech/[A-Za-z0-9]{20}$"))
         .respond_with(move |req: &Request| {
-            let voice = req.url.path().rsplit('/').next().unwrap_or_default().to_owned();
+            let voice = req
+                .url
+                .path()
+                .rsplit('/')
+                .next()
+                .unwrap_or_default()
+                .to_owned();
             let what = format!("elevenlabs:{voice}");
             remember(&state, &what, &req.body);
             let chars = serde_json::from_slice::<Value>(&req.body)

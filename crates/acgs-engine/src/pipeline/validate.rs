@@ -58,7 +58,11 @@ pub fn check(
 /// on line L.
 fn parse_problem(message: &str) -> Problem {
     let trailing = message.rsplit_once(" at line ").and_then(|(text, at)| {
-        let line = at.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()?;
+        let line = at
+            .split(|c: char| !c.is_ascii_digit())
+            .next()?
+            .parse()
+            .ok()?;
         Some((line, text))
     });
     let leading = || {

@@ -1,0 +1,372 @@
+//! Pipelines through the real binary against one fake server for all three providers: the
+//! examples end to end, a fan-out/fan-in DAG running at once, kill-and-resume paying only for
+//! unfinished steps, and files refused before anything is spent.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use acgs_core::ledger::ReservationState;
+use acgs_e2e::{Run, Sandbox};
+use acgs_testkit::canary::{ELEVENLABS_KEY, FAL_KEY, GEMINI_KEY};
+use acgs_testkit::media::png;
+use acgs_testkit::studio::{FakeStudio, FalResult, gemini_text_for};
+
+use super::{audit_lines, ledger_rows};
+
+const FLUX: &str = "fal-ai/flux/dev";
+const KLING: &str = "fal-ai/kling-video/v2.1/standard/image-to-video";
+const RACHEL: &str = "21m00Tcm4TlvDq8ikWAM";
+
+async fn studio(latency: Duration) -> FakeStudio {
+    FakeStudio::start(
+        &[(FLUX, FalResult::Images), (KLING, FalResult::Video)],
+        latency,
+    )
+    .await
+}
+
+fn sandbox_for(studio: &FakeStudio) -> Sandbox {
+    let mut sb = Sandbox::new();
+    sb.set_env("FAL_KEY", FAL_KEY)
+        .set_env("GEMINI_API_KEY", GEMINI_KEY)
+        .set_env("ELEVENLABS_API_KEY", ELEVENLABS_KEY)
+        .set_env("ACGS_PROVIDERS__FAL__QUEUE_URL", &studio.uri())
+        .set_env("ACGS_PROVIDERS__FAL__REST_URL", &studio.uri())
+        .set_env("ACGS_PROVIDERS__GEMINI__BASE_URL", &studio.uri())
+        .set_env("ACGS_PROVIDERS__ELEVENLABS__BASE_URL", &studio.uri())
+        .set_env("ACGS_NETWORK__ALLOW_HTTP_LOOPBACK", "true");
+    sb
+}
+
+fn example(sb: &Sandbox, name: &str) -> String {
+    let from = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples")
+        .join(name);
+    fs_err::copy(from, sb.work().join(name)).expect("example");
+    name.to_owned()
+}
+
+fn ok(run: &Run) -> serde_json::Value {
+    assert_eq!(
+        run.code,
+        Some(0),
+        "stdout: {}\nstderr: {}",
+        run.stdout,
+        run.stderr
+    );
+    run.json()
+}
+
+fn statuses(doc: &serde_json::Value) -> Vec<(String, String)> {
+    doc["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .map(|s| {
+            (
+                s["step"].as_str().unwrap_or_default().to_owned(),
+                s["status"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn text_image_video_and_narration_run_end_to_end() {
+    let studio = studio(Duration::from_millis(100)).await;
+    let sb = sandbox_for(&studio);
+    let file = example(&sb, "teaser.yaml");
+    let doc = ok(&sb
+        .run(&[
+            "--json",
+            "run",
+            &file,
+            "--input",
+            "a brass diving watch",
+            "--yes",
+        ])
+        .await);
+    assert!(statuses(&doc).iter().all(|(_, s)| s == "done"), "{doc:#}");
+    let types: Vec<&str> = doc["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .filter_map(|s| s["outputs"][0]["content_type"].as_str())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "text/plain; charset=utf-8",
+            "text/plain; charset=utf-8",
+            "image/png",
+            "audio/mpeg",
+            "video/mp4"
+        ]
+    );
+    let shot = gemini_text_for("A studio product photo of a brass diving watch.");
+    assert_eq!(
+        studio.bodies(&format!("fal:{FLUX}"))[0]["prompt"],
+        shot.as_str(),
+        "the model's text became the image prompt"
+    );
+    let script = gemini_text_for("Introduce a brass diving watch.");
+    assert_eq!(
+        studio.bodies(&format!("elevenlabs:{RACHEL}"))[0]["text"],
+        script.as_str()
+    );
+    let folder = PathBuf::from(doc["folder"].as_str().expect("folder"));
+    let manifest: serde_json::Value = serde_json::from_str(
+        &fs_err::read_to_string(folder.join("manifest.json")).expect("manifest"),
+    )
+    .expect("json");
+    assert_eq!(manifest["kind"], "pipeline");
+    assert_eq!(manifest["steps"].as_array().map(Vec::len), Some(5));
+    assert!(
+        folder.join("pipeline.yaml").exists(),
+        "the run keeps what it ran"
+    );
+    let rows = ledger_rows(&sb).await;
+    assert_eq!(rows.len(), 5);
+    assert!(rows.iter().all(|r| r.state == ReservationState::Settled));
+    let audit = audit_lines(&sb);
+    assert_eq!(
+        audit
+            .iter()
+            .filter(|e| e["operation"] == "generate" && e["outcome"] == "success")
+            .count(),
+        5
+    );
+    assert!(
+        audit
+            .iter()
+            .any(|e| e["operation"] == "pipeline" && e["outcome"] == "success")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn independent_steps_run_at_once_and_a_fan_in_waits_for_all() {
+    let latency = Duration::from_millis(400);
+    let studio = studio(latency).await;
+    let sb = sandbox_for(&studio);
+    sb.work_file(
+        "fan.yaml",
+        "version: 1\nsettings: { max_parallel: 4 }\nsteps:\n\
+         - { id: a, model: gemini_2_5_flash, prompt: one }\n\
+         - { id: b, model: gemini_2_5_flash, prompt: two }\n\
+         - { id: c, model: gemini_2_5_flash, prompt: three }\n\
+         - { id: merge, model: gemini_2_5_flash, prompt: \"{{ steps.a.text }} / {{ steps.b.text }} / {{ steps.c.text }}\" }\n\
+         - { id: still, model: flux_dev, prompt: \"{{ steps.merge.text }}\" }\n",
+    );
+    let started = Instant::now();
+    let doc = ok(&sb.run(&["--json", "run", "fan.yaml", "--yes"]).await);
+    assert!(statuses(&doc).iter().all(|(_, s)| s == "done"), "{doc:#}");
+    assert!(
+        studio.max_overlap() >= 3,
+        "a, b and c ran at once: {:?}",
+        studio.served()
+    );
+    let mut gemini: Vec<_> = studio
+        .served()
+        .into_iter()
+        .filter(|s| s.what.starts_with("gemini:"))
+        .collect();
+    gemini.sort_by_key(|s| s.started);
+    let merge = gemini.last().expect("merge");
+    assert!(
+        gemini[..3].iter().all(|s| s.finished <= merge.started),
+        "the fan-in waited for all three"
+    );
+    let merged = studio
+        .bodies("gemini:gemini-2.5-flash")
+        .into_iter()
+        .find_map(|b| {
+            b.pointer("/contents/0/parts/0/text")
+                .and_then(|t| t.as_str())
+                .filter(|t| t.contains(" / "))
+                .map(str::to_owned)
+        })
+        .expect("the merge prompt");
+    assert_eq!(merged.matches("cinematic shot").count(), 3);
+    assert!(started.elapsed() >= latency * 3, "three levels of the DAG");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn understanding_then_writing_then_video() {
+    let studio = studio(Duration::from_millis(50)).await;
+    let sb = sandbox_for(&studio);
+    let file = example(&sb, "describe-and-animate.yaml");
+    fs_err::write(sb.work().join("holiday.png"), png(800, 600, 5000)).expect("photo");
+    let doc = ok(&sb
+        .run(&[
+            "--json",
+            "run",
+            &file,
+            "--input",
+            "photo=holiday.png",
+            "--yes",
+        ])
+        .await);
+    assert!(statuses(&doc).iter().all(|(_, s)| s == "done"), "{doc:#}");
+    let look = &studio.bodies("gemini:gemini-2.5-flash")[0];
+    assert_eq!(
+        look["contents"][0]["parts"][0]["inlineData"]["mimeType"],
+        "image/png"
+    );
+    let clip = &studio.bodies(&format!("fal:{KLING}"))[0];
+    assert!(
+        clip["image_url"]
+            .as_str()
+            .is_some_and(|u| u.starts_with("data:image/png;base64,"))
+    );
+    assert!(
+        clip["prompt"]
+            .as_str()
+            .is_some_and(|p| p.contains("cinematic shot"))
+    );
+}
+
+fn submitted_steps(sb: &Sandbox) -> usize {
+    let Some(folder) = sb.run_folders().into_iter().next() else {
+        return 0;
+    };
+    let Ok(text) = fs_err::read_to_string(folder.join("manifest.json")) else {
+        return 0;
+    };
+    let Ok(manifest) = serde_json::from_str::<serde_json::Value>(&text) else {
+        return 0;
+    };
+    manifest["steps"].as_array().map_or(0, |steps| {
+        steps.iter().filter(|s| s["status"] == "submitted").count()
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_run_resumes_paying_only_for_unfinished_steps() {
+    let studio = studio(Duration::from_millis(50)).await;
+    studio.hold();
+    let mut sb = sandbox_for(&studio);
+    sb.set_env("ACGS_LEDGER__LEASE_SECS", "2");
+    let file = example(&sb, "product-shots.yaml");
+    let child = sb
+        .command(&["run", &file, "--input", "product=a ceramic teapot", "--yes"])
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while submitted_steps(&sb) < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "the three images never reached `submitted`"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let pid = rustix::process::Pid::from_raw(i32::try_from(child.id().expect("pid")).expect("pid"))
+        .expect("pid");
+    rustix::process::kill_process(pid, rustix::process::Signal::KILL).expect("SIGKILL");
+    studio.release();
+    let run_id = sb.run_folders()[0]
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
+    let doc = ok(&sb.run(&["--json", "resume", &run_id, "--yes"]).await);
+    assert_eq!(doc["run_id"], run_id.as_str());
+    assert!(statuses(&doc).iter().all(|(_, s)| s == "done"), "{doc:#}");
+    assert_eq!(
+        studio.submits(&format!("fal:{FLUX}")),
+        3,
+        "the images were re-attached, not sent again"
+    );
+    assert_eq!(
+        studio.submits(&format!("fal:{KLING}")),
+        3,
+        "each clip was sent once"
+    );
+    let settled: Vec<_> = ledger_rows(&sb)
+        .await
+        .into_iter()
+        .filter(|r| r.state == ReservationState::Settled)
+        .collect();
+    assert_eq!(settled.len(), 6, "one settlement per step");
+    let again = ok(&sb.run(&["--json", "resume", &run_id, "--yes"]).await);
+    assert!(statuses(&again).iter().all(|(_, s)| s == "done"));
+    assert_eq!(
+        studio.submits(&format!("fal:{KLING}")),
+        3,
+        "a finished run is reused, not paid again"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_files_are_refused_before_anything_is_spent() {
+    let studio = studio(Duration::ZERO).await;
+    let sb = sandbox_for(&studio);
+    sb.work_file(
+        "loose.yaml",
+        "version: 1\nsettings:\n  cost_management: { daily_limit: 5000 }\nsteps:\n  - { id: a, model: flux_dev, prompt: x }\n",
+    );
+    sb.work_file(
+        "text_into_image.yaml",
+        "version: 1\nsteps:\n  - { id: w, model: gemini_2_5_flash, prompt: x }\n  - id: v\n    model: kling_2_1\n    prompt: x\n    image: \"{{ steps.w.text }}\"\n",
+    );
+    sb.work_file(
+        "include.yaml",
+        "version: 1\nsteps:\n  - id: a\n    model: !include other.yaml\n    prompt: x\n",
+    );
+    for (file, needle) in [
+        (
+            "loose.yaml",
+            "loose.yaml:3: settings.cost_management.daily_limit would loosen",
+        ),
+        (
+            "text_into_image.yaml",
+            "text_into_image.yaml:7: step `v`: steps.w.text is text from a model",
+        ),
+        ("include.yaml", "include.yaml:4: unsupported tag `!include`"),
+    ] {
+        for command in ["validate", "run"] {
+            let run = sb.run(&[command, file, "--yes"]).await;
+            assert_eq!(run.code, Some(2), "{command} {file}: {}", run.stderr);
+            assert!(
+                run.stderr.contains("error[pipeline.invalid]") && run.stderr.contains(needle),
+                "{}",
+                run.stderr
+            );
+        }
+    }
+    assert!(
+        studio.served().is_empty() && ledger_rows(&sb).await.is_empty(),
+        "nothing was sent or reserved"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn init_writes_a_starter_that_validates_and_dry_runs_without_keys() {
+    let sb = Sandbox::new();
+    let first = sb.run(&["init"]).await;
+    assert_eq!(first.code, Some(0), "{}", first.stderr);
+    let again = sb.run(&["init"]).await;
+    assert_eq!(again.code, Some(2), "{}", again.stderr);
+    assert!(again.stderr.contains("exists"));
+    assert_eq!(sb.run(&["init", "--force"]).await.code, Some(0));
+    let valid = ok(&sb.run(&["--json", "validate", "pipeline.yaml"]).await);
+    assert_eq!(valid["steps"], serde_json::json!(["shot", "still", "clip"]));
+    let estimate = ok(&sb
+        .run(&[
+            "--json",
+            "run",
+            "pipeline.yaml",
+            "--input",
+            "a lighthouse",
+            "--dry-run",
+        ])
+        .await);
+    assert_eq!(estimate["steps"].as_array().map(Vec::len), Some(3));
+    assert!(estimate["total"].as_str().is_some_and(|t| t != "0.00"));
+    let missing = sb.run(&["estimate", "pipeline.yaml"]).await;
+    assert_eq!(missing.code, Some(2), "{}", missing.stderr);
+    assert!(
+        missing.stderr.contains("input `subject` needs a value"),
+        "{}",
+        missing.stderr
+    );
+}
