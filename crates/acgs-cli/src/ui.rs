@@ -25,6 +25,8 @@ pub struct Ui {
     tty: bool,
     /// A progress line is showing and must be cleared before anything else is written.
     live: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// The latest status of every step still running (pipelines show them side by side).
+    active: std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, String>>>,
 }
 
 /// Carriage return and "erase line".
@@ -54,6 +56,7 @@ impl Ui {
             color,
             tty,
             live: std::sync::Arc::default(),
+            active: std::sync::Arc::default(),
         }
     }
 
@@ -175,11 +178,23 @@ impl Ui {
         if let Some(msg) = message {
             text.push_str(&format!(": {msg}"));
         }
-        if self.tty && event.stage != acgs_core::provider::Stage::Done {
-            self.progress_line(&text);
-        } else {
+        if !self.tty {
             self.stderr_line(&text);
+            return;
         }
+        let Ok(mut active) = self.active.lock() else {
+            return;
+        };
+        if event.stage == acgs_core::provider::Stage::Done {
+            active.remove(&event.step);
+            drop(active);
+            self.stderr_line(&text);
+            return;
+        }
+        active.insert(event.step.clone(), text);
+        let line = active.values().cloned().collect::<Vec<_>>().join(" · ");
+        drop(active);
+        self.progress_line(&line);
     }
 
     /// Report an error: code, one sentence, a hint; details only with `-v`. With `--json` the error
