@@ -34,6 +34,8 @@ pub struct App {
     pub ui: Ui,
     /// `--yes`.
     pub yes: bool,
+    /// The one HTTP client, built when a provider first needs it (loading the TLS roots once).
+    http: std::sync::OnceLock<HttpClient>,
 }
 
 /// The built-in catalogues of every provider crate.
@@ -70,6 +72,7 @@ impl App {
             credentials,
             ui,
             yes: cli.yes,
+            http: std::sync::OnceLock::new(),
         })
     }
 
@@ -184,10 +187,16 @@ impl App {
         for warning in &key.warnings {
             self.ui.warning(warning);
         }
-        let http = HttpClient::new(
-            NetworkPolicy::from_config(&self.config().network),
-            self.ui.redactor().clone(),
-        )?;
+        let http = match self.http.get() {
+            Some(http) => http.clone(),
+            None => {
+                let http = HttpClient::new(
+                    NetworkPolicy::from_config(&self.config().network),
+                    self.ui.redactor().clone(),
+                )?;
+                self.http.get_or_init(|| http).clone()
+            }
+        };
         Ok((key, http))
     }
 

@@ -530,11 +530,14 @@ impl Suite {
                     .map_or(StepStatus::Pending, |s| s.status);
                 let outcome = audit::outcome_of(&e, status != StepStatus::Pending);
                 let code = e.code();
-                let _ = live.run.update_step(&plan.step, |s| {
-                    s.status = status_after(status, &e);
-                    s.error_code = Some(code.to_owned());
-                    s.timings.finished_at = Some(jiff::Timestamp::now());
-                });
+                let _ = live
+                    .run
+                    .update_step(&plan.step, |s| {
+                        s.status = status_after(status, &e);
+                        s.error_code = Some(code.to_owned());
+                        s.timings.finished_at = Some(jiff::Timestamp::now());
+                    })
+                    .await;
                 self.audit_event(plan, outcome, Some(code), None, None);
                 Err(e)
             }
@@ -621,10 +624,11 @@ impl Suite {
         .await?;
         self.alert(ledger.as_ref(), cost, &reservation, plan, &events)
             .await;
-        let run = match existing.map_or_else(
-            || self.create_run(plan, &reservation),
-            |run| reuse_run(run, plan, &reservation),
-        ) {
+        let run = match existing {
+            None => self.create_run(plan, &reservation),
+            Some(run) => reuse_run(run, plan, &reservation).await,
+        };
+        let run = match run {
             Ok(run) => run,
             Err(e) => {
                 let _ = ledger.release(&reservation.id).await;
@@ -875,7 +879,8 @@ impl Suite {
                 let _ = live.ledger.release(&live.reservation.id).await;
                 let _ = live
                     .run
-                    .update_step(&live.plan.step, |s| s.status = StepStatus::Cancelled);
+                    .update_step(&live.plan.step, |s| s.status = StepStatus::Cancelled)
+                    .await;
                 "the job was cancelled before it ran and nothing is charged".to_owned()
             }
             Ok(outcome) => format!(
@@ -989,8 +994,9 @@ impl Suite {
             Some(actual) => actual,
             None => self.settle_once(live, &output).await,
         };
-        live.run
-            .update_step(&plan.step, |s| s.actual = Some(actual))?;
+        // Written with the outputs; a resume before that settles again, which the ledger answers
+        // as already settled.
+        live.run.note_step(&plan.step, |s| s.actual = Some(actual));
         let (output, dropped) = check_output::check(output)?;
         live.warnings.extend(dropped);
         live.events.report(Stage::Storing, "storing", None, None);
@@ -1003,11 +1009,13 @@ impl Suite {
             &stems,
         )
         .await?;
-        live.run.update_step(&plan.step, |s| {
-            s.status = StepStatus::Done;
-            s.outputs = stored.iter().map(output_record).collect();
-            s.timings.finished_at = Some(jiff::Timestamp::now());
-        })?;
+        live.run
+            .update_step(&plan.step, |s| {
+                s.status = StepStatus::Done;
+                s.outputs = stored.iter().map(output_record).collect();
+                s.timings.finished_at = Some(jiff::Timestamp::now());
+            })
+            .await?;
         live.events.report(Stage::Done, "done", None, None);
         if let Some(warning) = self.audit_event(
             plan,
@@ -1049,6 +1057,11 @@ impl Suite {
                         output.request_id.clone(),
                     );
                 }
+            }
+            Err(acgs_core::ledger::LedgerError::InvalidTransition { from, .. })
+                if from == "settled" =>
+            {
+                tracing::debug!("the reservation was settled before this process stopped");
             }
             Err(e) => {
                 tracing::error!(
@@ -1134,7 +1147,7 @@ impl Suite {
 }
 
 /// The step of an existing run folder, reset for another attempt paid by `reservation`.
-fn reuse_run(
+async fn reuse_run(
     run: RunState,
     plan: &Plan,
     reservation: &Reservation,
@@ -1152,7 +1165,8 @@ fn reuse_run(
             started_at: Some(jiff::Timestamp::now()),
             ..Timings::default()
         };
-    })?;
+    })
+    .await?;
     Ok(run)
 }
 

@@ -159,11 +159,15 @@ impl Manifest {
 
     /// Write atomically into the run folder.
     pub fn save(&self, run: &RunDir) -> Result<()> {
-        let json = serde_json::to_vec_pretty(self).map_err(|e| StorageError::Corrupt {
-            path: run.path().join(MANIFEST_FILE),
+        run.replace(MANIFEST_FILE, &self.to_json()?)
+    }
+
+    /// The manifest as the JSON written to disk.
+    pub fn to_json(&self) -> Result<Vec<u8>> {
+        serde_json::to_vec_pretty(self).map_err(|e| StorageError::Corrupt {
+            path: std::path::PathBuf::from(MANIFEST_FILE),
             reason: e.to_string(),
-        })?;
-        run.replace(MANIFEST_FILE, &json)
+        })
     }
 
     /// Read the manifest of a run folder.

@@ -208,7 +208,7 @@ pub async fn transcribe(app: &App, args: &TranscribeArgs, interrupt: &Interrupt)
 /// `acgs resume`.
 pub async fn resume(app: &App, args: &ResumeArgs, interrupt: &Interrupt) -> CmdResult {
     let providers = app.providers_of_run(&args.run_id)?;
-    let suite = app.spending_suite_for(&providers).await?;
+    let suite = std::sync::Arc::new(app.spending_suite_for(&providers).await?);
     let resumed = suite
         .resume(
             &args.run_id,

@@ -60,7 +60,7 @@ pub async fn run(app: &App, args: &PipelineArgs, interrupt: &Interrupt) -> CmdRe
     planning.estimate_pipeline(&pipeline, &inputs)?;
     let providers: BTreeSet<ProviderId> = pipeline.steps.iter().map(|s| s.model.provider).collect();
     let providers: Vec<ProviderId> = providers.into_iter().collect();
-    let suite = app.spending_suite_for(&providers).await?;
+    let suite = std::sync::Arc::new(app.spending_suite_for(&providers).await?);
     let report = suite
         .run_pipeline(
             &pipeline,

@@ -22,7 +22,7 @@ use crate::suite::{Interrupt, Suite};
 impl Suite {
     /// Finish a pipeline run (see the module documentation).
     pub(crate) async fn resume_pipeline(
-        &self,
+        self: &std::sync::Arc<Self>,
         run: RunState,
         resubmit: bool,
         events: &EventSink,
@@ -140,13 +140,14 @@ impl Suite {
                     s.job = None;
                     s.outputs.clear();
                     s.error_code = None;
-                })?;
+                })
+                .await?;
             }
             starts.extend(reserved.into_iter().map(|(id, r)| (id, Start::Run(r))));
         }
         Ok(self
             .schedule(
-                &pipeline,
+                &std::sync::Arc::new(pipeline),
                 run,
                 Work {
                     starts,

@@ -186,7 +186,7 @@ impl Suite {
 
     /// Run a checked pipeline with `inputs` (see the module documentation).
     pub async fn run_pipeline(
-        &self,
+        self: &Arc<Self>,
         pipeline: &Pipeline,
         inputs: &BTreeMap<String, String>,
         events: &EventSink,
@@ -223,7 +223,7 @@ impl Suite {
         };
         Ok(self
             .schedule(
-                pipeline,
+                &Arc::new(pipeline.clone()),
                 run,
                 Work {
                     starts,
@@ -327,8 +327,8 @@ impl Suite {
 
     /// Run every step as soon as its references are ready, up to `max_parallel` at once.
     pub(crate) async fn schedule(
-        &self,
-        pipeline: &Pipeline,
+        self: &Arc<Self>,
+        pipeline: &Arc<Pipeline>,
         run: RunState,
         work: Work,
         events: &EventSink,
@@ -365,18 +365,31 @@ impl Suite {
                     break;
                 };
                 keepers.remove(&step.id);
-                let snapshot = known.clone();
-                let run = run.clone();
-                running.push(async move {
-                    let result = self
-                        .run_one(pipeline, step, start, run, &snapshot, events, interrupt)
-                        .await;
-                    (step, result)
-                });
+                let id = step.id.clone();
+                let task = {
+                    let (suite, pipeline, step) =
+                        (Arc::clone(self), Arc::clone(pipeline), step.clone());
+                    let (snapshot, run) = (known.clone(), run.clone());
+                    let (events, interrupt) = (events.clone(), interrupt.clone());
+                    tokio::spawn(async move {
+                        suite
+                            .run_one(&pipeline, &step, start, run, &snapshot, &events, &interrupt)
+                            .await
+                    })
+                };
+                running.push(async move { (id, task.await) });
             }
-            let Some((step, result)) = running.next().await else {
+            let Some((id, joined)) = running.next().await else {
                 break;
             };
+            let Some(step) = pipeline.step(&id) else {
+                continue;
+            };
+            let result = joined.unwrap_or_else(|e| {
+                Err(EngineError::Unsupported(format!(
+                    "the step stopped unexpectedly: {e}"
+                )))
+            });
             match result {
                 Ok(report) => {
                     known.finished.insert(step.id.clone(), finished(&report));
@@ -454,10 +467,12 @@ impl Suite {
             Ok(plan) => plan,
             Err(e) => {
                 let _ = ledger.release(&reservation.id).await;
-                let _ = run.update_step(&step.id, |s| {
-                    s.status = StepStatus::Failed;
-                    s.error_code = Some(e.code().to_owned());
-                });
+                let _ = run
+                    .update_step(&step.id, |s| {
+                        s.status = StepStatus::Failed;
+                        s.error_code = Some(e.code().to_owned());
+                    })
+                    .await;
                 return Err(e);
             }
         };
@@ -477,7 +492,8 @@ impl Suite {
             s.params = plan.params.clone();
             s.request = serde_json::to_value(&plan.request).ok();
             s.timings.started_at = Some(jiff::Timestamp::now());
-        })?;
+        })
+        .await?;
         let mut live = Live {
             plan: &plan,
             provider,
@@ -514,10 +530,12 @@ impl Suite {
             if let (Start::Run(r), Some(ledger)) = (&start, &self.ledger) {
                 let _ = ledger.release(&r.id).await;
             }
-            let _ = run.update_step(&id, |s| {
-                s.status = StepStatus::Cancelled;
-                s.error_code = Some(code.to_owned());
-            });
+            let _ = run
+                .update_step(&id, |s| {
+                    s.status = StepStatus::Cancelled;
+                    s.error_code = Some(code.to_owned());
+                })
+                .await;
             if let Some(step) = pipeline.step(&id) {
                 let mut outcome = failed_outcome(step, run, &EngineError::Unsupported(why.into()));
                 outcome.status = StepStatus::Cancelled;

@@ -24,7 +24,8 @@ pub async fn submit(
     run.update_step(step, |s| {
         s.status = StepStatus::Submitting;
         s.params = request.get().params.clone();
-    })?;
+    })
+    .await?;
     ledger.mark_submitted(reservation, None).await?;
     let submitted = provider.submit(request).await?;
     if let Submitted::Pending(job) = &submitted {
@@ -38,7 +39,8 @@ pub async fn submit(
             s.status = StepStatus::Submitted;
             s.job = Some(job.clone());
             s.timings.submitted_at = Some(job.submitted_at);
-        })?;
+        })
+        .await?;
     }
     Ok(submitted)
 }

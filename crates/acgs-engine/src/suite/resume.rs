@@ -37,7 +37,7 @@ pub enum Resumed {
 impl Suite {
     /// Finish run `run_id` (see the module documentation).
     pub async fn resume(
-        &self,
+        self: &Arc<Self>,
         run_id: &str,
         resubmit: bool,
         events: &EventSink,
@@ -256,10 +256,13 @@ impl Suite {
         };
         if let Err(e) = &result {
             let code = e.code();
-            let _ = live.run.update_step(&plan.step, |s| {
-                s.status = super::status_after(StepStatus::Submitted, e);
-                s.error_code = Some(code.to_owned());
-            });
+            let _ = live
+                .run
+                .update_step(&plan.step, |s| {
+                    s.status = super::status_after(StepStatus::Submitted, e);
+                    s.error_code = Some(code.to_owned());
+                })
+                .await;
             self.audit_event(&plan, audit::outcome_of(e, true), Some(code), None, None);
         }
         result

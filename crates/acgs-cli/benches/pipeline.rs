@@ -1,0 +1,149 @@
+//! Pipelines as whole `acgs` processes (targets: a 50-step, width-10 DAG against providers with
+//! 200 ms latency within its critical path + 5 %; `acgs validate` of 1,000 steps ≤ 100 ms).
+//!
+//! `cargo bench -p acgs-cli --bench pipeline` runs, against one fake server for every provider:
+//! the 50-step DAG (10 chains of 5 Gemini text steps, each step using the previous step's text)
+//! with `max_parallel: 10` and with `max_parallel: 1`; then `acgs validate` on a generated
+//! 1,000-step file (10 chains of 100 steps).
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use acgs_testkit::canary::GEMINI_KEY;
+use acgs_testkit::studio::FakeStudio;
+
+const LATENCY: Duration = Duration::from_millis(200);
+const WIDTH: usize = 10;
+const DEPTH: usize = 5;
+const RUNS: usize = 5;
+const VALIDATE_RUNS: usize = 21;
+
+/// `WIDTH` chains of `depth` text steps; each step uses the previous step's text.
+fn dag(depth: usize, parallel: usize) -> String {
+    let mut yaml =
+        format!("version: 1\nname: bench\nsettings: {{ max_parallel: {parallel} }}\nsteps:\n");
+    for chain in 0..WIDTH {
+        for level in 0..depth {
+            let prompt = if level == 0 {
+                format!("chain {chain} begins")
+            } else {
+                format!("continue: {{{{ steps.c{chain}_{}.text }}}}", level - 1)
+            };
+            yaml.push_str(&format!(
+                "  - id: c{chain}_{level}\n    model: gemini_2_5_flash\n    prompt: \"{prompt}\"\n    params: {{ max_output_tokens: 100, thinking_budget: 0 }}\n"
+            ));
+        }
+    }
+    yaml
+}
+
+fn acgs(sandbox: &Path, studio: &str, args: &[&str]) -> Duration {
+    let started = Instant::now();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_acgs"))
+        .args(args)
+        .env_clear()
+        .env("HOME", sandbox.join("home"))
+        .env("XDG_CONFIG_HOME", sandbox.join("config"))
+        .env("XDG_STATE_HOME", sandbox.join("state"))
+        .env("GEMINI_API_KEY", GEMINI_KEY)
+        .env("ACGS_PROVIDERS__GEMINI__BASE_URL", studio)
+        .env("ACGS_NETWORK__ALLOW_HTTP_LOOPBACK", "true")
+        .env("ACGS_COST_MANAGEMENT__MAX_COST_PER_RUN", "10")
+        .env(
+            "ACGS_LOG",
+            std::env::var("ACGS_BENCH_LOG").unwrap_or_default(),
+        )
+        .current_dir(sandbox)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .expect("acgs runs");
+    if std::env::var_os("ACGS_BENCH_PROFILE").is_some() {
+        let _ = fs_err::write("/tmp/acgs-profile.log", &output.stderr);
+    }
+    assert!(
+        output.status.success(),
+        "acgs {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    started.elapsed()
+}
+
+fn median(mut times: Vec<Duration>) -> Duration {
+    times.sort();
+    times[times.len() / 2]
+}
+
+fn ms(d: Duration) -> String {
+    let us = d.as_micros();
+    format!("{}.{:01}", us / 1000, (us % 1000) / 100)
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    if std::env::var_os("ACGS_BENCH_PROFILE").is_some() {
+        let latency = std::env::var("ACGS_BENCH_PROFILE")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .map_or(LATENCY, Duration::from_millis);
+        return profile(&FakeStudio::start(&[], latency).await).await;
+    }
+    let studio = FakeStudio::start(&[], LATENCY).await;
+    let sandbox = tempfile::tempdir().expect("sandbox");
+    let dir = sandbox.path();
+    fs_err::write(dir.join("wide.yaml"), dag(DEPTH, WIDTH)).expect("file");
+    fs_err::write(dir.join("narrow.yaml"), dag(DEPTH, 1)).expect("file");
+    fs_err::write(dir.join("big.yaml"), dag(100, WIDTH)).expect("file");
+    let uri = studio.uri();
+    let run = |file: &'static str| {
+        let (dir, uri) = (dir.to_owned(), uri.clone());
+        tokio::task::spawn_blocking(move || acgs(&dir, &uri, &["run", file, "--yes"]))
+    };
+    let mut wide = Vec::new();
+    for _ in 0..RUNS {
+        wide.push(run("wide.yaml").await.expect("wide run"));
+    }
+    let narrow = run("narrow.yaml").await.expect("narrow run");
+    let validate: Vec<Duration> = (0..VALIDATE_RUNS)
+        .map(|_| acgs(dir, &uri, &["validate", "big.yaml"]))
+        .collect();
+    let critical = LATENCY * u32::try_from(DEPTH).expect("depth");
+    let wide_median = median(wide.clone());
+    let overhead_permille = (wide_median.as_micros().saturating_sub(critical.as_micros())) * 1000
+        / critical.as_micros();
+    let report = format!(
+        "50 steps, width {WIDTH}, {} ms per request (critical path {} ms)\n\
+         max_parallel 10: {RUNS} runs, min {} ms, median {} ms (critical path + {}.{}%)\n\
+         max_parallel 1: {} ms (ratio sequential / parallel: {}.{:02})\n\
+         acgs validate, 1,000 steps: {VALIDATE_RUNS} runs, min {} ms, median {} ms\n",
+        LATENCY.as_millis(),
+        critical.as_millis(),
+        ms(*wide.iter().min().expect("runs")),
+        ms(wide_median),
+        overhead_permille / 10,
+        overhead_permille % 10,
+        ms(narrow),
+        narrow.as_millis() / wide_median.as_millis().max(1),
+        (narrow.as_millis() * 100 / wide_median.as_millis().max(1)) % 100,
+        ms(*validate.iter().min().expect("runs")),
+        ms(median(validate)),
+    );
+    std::io::Write::write_all(&mut std::io::stdout(), report.as_bytes()).expect("stdout");
+}
+
+/// One wide run with debug timings on stderr (for finding overhead; not part of the report).
+async fn profile(studio: &FakeStudio) {
+    let sandbox = tempfile::tempdir().expect("sandbox");
+    fs_err::write(sandbox.path().join("wide.yaml"), dag(DEPTH, WIDTH)).expect("file");
+    let took = acgs(
+        sandbox.path(),
+        &studio.uri(),
+        &["--json", "run", "wide.yaml", "--yes"],
+    );
+    std::io::Write::write_all(
+        &mut std::io::stdout(),
+        format!("{} ms\n", ms(took)).as_bytes(),
+    )
+    .expect("stdout");
+}
