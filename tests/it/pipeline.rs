@@ -370,3 +370,42 @@ async fn init_writes_a_starter_that_validates_and_dry_runs_without_keys() {
         missing.stderr
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn three_product_shots_fan_out_into_three_clips() {
+    let studio = studio(Duration::from_millis(300)).await;
+    let sb = sandbox_for(&studio);
+    let file = example(&sb, "product-shots.yaml");
+    let doc = ok(&sb
+        .run(&[
+            "--json",
+            "run",
+            &file,
+            "--input",
+            "product=a ceramic teapot",
+            "--yes",
+        ])
+        .await);
+    assert_eq!(statuses(&doc).len(), 6);
+    assert!(statuses(&doc).iter().all(|(_, s)| s == "done"), "{doc:#}");
+    assert!(
+        studio.max_overlap() >= 3,
+        "the three shots ran at once: {:?}",
+        studio.served()
+    );
+    assert!(studio.max_overlap() <= 4, "never more than max_parallel");
+    let clips = studio.bodies(&format!("fal:{KLING}"));
+    assert_eq!(clips.len(), 3);
+    assert!(clips.iter().all(|c| {
+        c["image_url"]
+            .as_str()
+            .is_some_and(|u| u.starts_with("data:image/png"))
+    }));
+    let rows = ledger_rows(&sb).await;
+    assert_eq!(
+        rows.iter()
+            .filter(|r| r.state == ReservationState::Settled)
+            .count(),
+        6
+    );
+}
