@@ -86,6 +86,32 @@ pub enum Command {
     Guard(GuardArgs),
     /// What was spent: reserved, settled, expired; by model, provider or user.
     Spend(SpendArgs),
+    /// The audit log: check its chain, show its last entries, anchor its head.
+    Audit(AuditArgs),
+    /// Check this folder and your setup against the security checklist (exit 7 on a failure).
+    Doctor(DoctorArgs),
+}
+
+impl Command {
+    /// Whether the command may spend (and so write audit entries): generating commands that
+    /// are not dry runs, pipeline runs, resumes and write-offs.
+    #[must_use]
+    pub fn may_spend(&self) -> bool {
+        match self {
+            Self::Image(a) => !a.run.dry_run,
+            Self::Video(a) => !a.run.dry_run,
+            Self::Avatar(a) => !a.run.dry_run,
+            Self::Upscale(a) => !a.run.dry_run,
+            Self::Transcribe(a) => !a.run.dry_run,
+            Self::Text(a) => !a.run.dry_run,
+            Self::Analyze(a) => !a.run.dry_run,
+            Self::Speech(a) => !a.run.dry_run,
+            Self::Run(a) => !a.dry_run,
+            Self::Resume(_) => true,
+            Self::Spend(a) => a.action.is_some(),
+            _ => false,
+        }
+    }
 }
 
 /// `acgs spend`.
@@ -125,6 +151,40 @@ pub enum SpendBy {
     Provider,
     /// acgs user.
     User,
+}
+
+/// `acgs audit`.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub action: AuditAction,
+}
+
+/// `acgs audit …`.
+#[derive(Debug, Subcommand)]
+pub enum AuditAction {
+    /// Check every entry's chain and that the log still reaches the head kept in the ledger;
+    /// names the first broken entry (exit 7).
+    Verify,
+    /// The last entries.
+    Tail {
+        /// How many.
+        #[arg(short = 'n', default_value_t = 10)]
+        count: usize,
+    },
+    /// Record the current head in the ledger and print it, to keep somewhere else too.
+    Anchor,
+}
+
+/// `acgs doctor`.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// The project folder to check (default: the current one).
+    pub dir: Option<PathBuf>,
+    /// Also scan the git history for credentials.
+    #[arg(long)]
+    pub history: bool,
 }
 
 /// `acgs guard`.

@@ -100,21 +100,36 @@ async fn dispatch(cli: &Cli, env: ProcessEnv, ui: Ui, interrupt: &Interrupt) -> 
         return commands::models::run(&app::builtin_catalog()?, args, &ui, 2000);
     }
     let app = App::load(cli, env, ui)?;
+    let result = command(cli, &app, interrupt).await;
+    if cli.command.may_spend() {
+        // The audit log's head, kept in the ledger, lets `acgs audit verify` see a cut tail.
+        if let Err(e) = commands::audit::record_head(&app).await {
+            app.ui.warning(&format!(
+                "the audit head could not be kept in the ledger: {}",
+                e.error
+            ));
+        }
+    }
+    result
+}
+
+/// Run the command.
+async fn command(cli: &Cli, app: &App, interrupt: &Interrupt) -> CmdResult {
     match &cli.command {
-        Command::Image(args) => commands::generate::image(&app, args, interrupt).await,
-        Command::Video(args) => commands::generate::video(&app, args, interrupt).await,
-        Command::Avatar(args) => commands::generate::avatar(&app, args, interrupt).await,
-        Command::Upscale(args) => commands::generate::upscale(&app, args, interrupt).await,
-        Command::Transcribe(args) => commands::generate::transcribe(&app, args, interrupt).await,
-        Command::Text(args) => commands::text::text(&app, args, interrupt).await,
-        Command::Analyze(args) => commands::text::analyze(&app, args, interrupt).await,
-        Command::Speech(args) => commands::speech::speech(&app, args, interrupt).await,
-        Command::Voices(args) => commands::speech::voices(&app, args).await,
-        Command::Resume(args) => commands::generate::resume(&app, args, interrupt).await,
-        Command::Validate(args) => commands::pipeline::validate(&app, args),
-        Command::Estimate(args) => commands::pipeline::estimate(&app, args),
-        Command::Run(args) => commands::pipeline::run(&app, args, interrupt).await,
-        Command::Init(args) => commands::init::run(&app, args),
+        Command::Image(args) => commands::generate::image(app, args, interrupt).await,
+        Command::Video(args) => commands::generate::video(app, args, interrupt).await,
+        Command::Avatar(args) => commands::generate::avatar(app, args, interrupt).await,
+        Command::Upscale(args) => commands::generate::upscale(app, args, interrupt).await,
+        Command::Transcribe(args) => commands::generate::transcribe(app, args, interrupt).await,
+        Command::Text(args) => commands::text::text(app, args, interrupt).await,
+        Command::Analyze(args) => commands::text::analyze(app, args, interrupt).await,
+        Command::Speech(args) => commands::speech::speech(app, args, interrupt).await,
+        Command::Voices(args) => commands::speech::voices(app, args).await,
+        Command::Resume(args) => commands::generate::resume(app, args, interrupt).await,
+        Command::Validate(args) => commands::pipeline::validate(app, args),
+        Command::Estimate(args) => commands::pipeline::estimate(app, args),
+        Command::Run(args) => commands::pipeline::run(app, args, interrupt).await,
+        Command::Init(args) => commands::init::run(app, args),
         Command::Models(args) => commands::models::run(
             &app.catalog,
             args,
@@ -122,12 +137,14 @@ async fn dispatch(cli: &Cli, env: ProcessEnv, ui: Ui, interrupt: &Interrupt) -> 
             app.config().cost_management.unverified_price_margin.0,
         ),
         Command::Keys(args) => match args.action {
-            None | Some(KeysAction::Status) => commands::keys::status(&app),
+            None | Some(KeysAction::Status) => commands::keys::status(app),
         },
         Command::Guard(args) => match &args.action {
-            GuardAction::Check(check) => commands::guard::check(&app, check),
+            GuardAction::Check(check) => commands::guard::check(app, check),
         },
-        Command::Spend(args) => commands::spend::run(&app, args).await,
+        Command::Spend(args) => commands::spend::run(app, args).await,
+        Command::Audit(args) => commands::audit::run(app, args).await,
+        Command::Doctor(args) => commands::doctor::run(app, args).await,
     }
 }
 

@@ -271,10 +271,62 @@ pub struct ChainBreak {
     pub reason: String,
 }
 
-/// Check the chain of the log at `path`.
+/// A head kept outside the log (in the ledger, or written down by `acgs audit anchor`): the
+/// sequence number and digest of an entry. A log that no longer reaches it lost its tail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Anchor {
+    /// The entry's sequence number.
+    pub seq: u64,
+    /// The digest of its line.
+    pub digest: String,
+}
+
+impl Anchor {
+    /// The stored form: `seq:digest`.
+    #[must_use]
+    pub fn to_meta(&self) -> String {
+        format!("{}:{}", self.seq, self.digest)
+    }
+
+    /// Read the stored form.
+    #[must_use]
+    pub fn from_meta(text: &str) -> Option<Self> {
+        let (seq, digest) = text.split_once(':')?;
+        let digest_ok = digest.len() == 64 && digest.bytes().all(|b| b.is_ascii_hexdigit());
+        let seq = seq.parse().ok()?;
+        digest_ok.then(|| Self {
+            seq,
+            digest: digest.to_owned(),
+        })
+    }
+}
+
+/// The head of the log at `path` (its last entry), without checking the chain.
+pub fn head(path: &Path, key: Option<&AuditKey>) -> Result<Option<Anchor>> {
+    let text = match fs_err::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(StorageError::io("reading the audit log")(e)),
+    };
+    let Some(line) = text.lines().rev().find(|l| !l.is_empty()) else {
+        return Ok(None);
+    };
+    let entry: AuditEntry = serde_json::from_str(line).map_err(|e| StorageError::Corrupt {
+        path: path.to_owned(),
+        reason: format!("the last entry is unreadable ({e})"),
+    })?;
+    let line_key = key.filter(|_| entry.chain == ChainKind::HmacSha256);
+    Ok(Some(Anchor {
+        seq: entry.seq,
+        digest: digest(line_key, line.as_bytes()),
+    }))
+}
+
+/// Check the chain of the log at `path`, and that it still reaches `anchor`.
 pub fn verify(
     path: &Path,
     key: Option<&AuditKey>,
+    anchor: Option<&Anchor>,
 ) -> Result<std::result::Result<VerifyReport, ChainBreak>> {
     let file = fs_err::File::open(path).map_err(StorageError::io("reading the audit log"))?;
     let mut expected_prev = GENESIS.to_owned();
@@ -316,8 +368,21 @@ pub fn verify(
             None
         };
         expected_prev = digest(line_key, line.as_bytes());
+        if anchor.is_some_and(|a| a.seq == entry.seq && a.digest != expected_prev) {
+            return broken("it is not the entry the anchor recorded at this sequence".into());
+        }
         head = Some((entry.seq, expected_prev.clone()));
         expected_seq += 1;
+    }
+    if let Some(a) = anchor.filter(|a| a.seq >= expected_seq) {
+        return Ok(Err(ChainBreak {
+            line: expected_seq,
+            reason: format!(
+                "the log ends at entry {} but entry {} was anchored: entries were removed from its end",
+                expected_seq - 1,
+                a.seq
+            ),
+        }));
     }
     Ok(Ok(VerifyReport {
         entries: expected_seq - 1,
@@ -357,7 +422,7 @@ mod tests {
             ))
             .expect("record");
         }
-        let report = verify(log.path(), Some(&AuditKey::from_bytes(vec![7; 32])))
+        let report = verify(log.path(), Some(&AuditKey::from_bytes(vec![7; 32])), None)
             .expect("readable")
             .expect("intact");
         assert_eq!(report.entries, 3);
@@ -388,7 +453,7 @@ mod tests {
         }
         let text = fs_err::read_to_string(log.path()).expect("read");
         fs_err::write(log.path(), text.replacen("op1", "opX", 1)).expect("tamper");
-        let brk = verify(log.path(), None)
+        let brk = verify(log.path(), None, None)
             .expect("readable")
             .expect_err("tampered");
         assert_eq!(

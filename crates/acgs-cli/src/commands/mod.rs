@@ -1,5 +1,7 @@
 //! One module per command.
 
+pub mod audit;
+pub mod doctor;
 pub mod generate;
 pub mod guard;
 pub mod init;
