@@ -330,12 +330,12 @@ fn shared_keys(d: &mut Doctor<'_>) {
     let mut shared = false;
     for (provider, fp, dev_source) in &dev {
         if let Some((_, _, prod_source)) = prod.iter().find(|(p, f, _)| p == provider && f == fp) {
-            shared = true;
-            let level = if specific(dev_source, "dev") && specific(prod_source, "prod") {
-                Level::Fail
-            } else {
-                Level::Warn
+            let level = match (specific(dev_source, "dev"), specific(prod_source, "prod")) {
+                (true, true) => Level::Fail,
+                (false, false) => continue,
+                _ => Level::Warn,
             };
+            shared = true;
             d.add(level, "doctor.shared_key", format!("the same {provider} key serves the dev and prod profiles ({dev_source}, {prod_source}); give prod its own key"));
         }
     }
