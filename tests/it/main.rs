@@ -15,6 +15,7 @@ mod checks;
 mod elevenlabs;
 mod fal;
 mod gemini;
+mod leaks;
 mod pipeline;
 
 const ENDPOINT: &str = "fal-ai/flux/dev";

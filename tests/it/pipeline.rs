@@ -344,10 +344,21 @@ async fn init_writes_a_starter_that_validates_and_dry_runs_without_keys() {
     let sb = Sandbox::new();
     let first = sb.run(&["init"]).await;
     assert_eq!(first.code, Some(0), "{}", first.stderr);
+    let ignore = fs_err::read_to_string(sb.work().join(".gitignore")).expect(".gitignore");
+    for line in [".env", ".env.*", "!.env.example", "output/"] {
+        assert!(ignore.lines().any(|l| l == line), "{line} in {ignore}");
+    }
+    let example = fs_err::read_to_string(sb.work().join(".env.example")).expect(".env.example");
+    assert!(
+        example.contains("FAL_KEY=\n"),
+        "names the variables, holds no values"
+    );
     let again = sb.run(&["init"]).await;
     assert_eq!(again.code, Some(2), "{}", again.stderr);
     assert!(again.stderr.contains("exists"));
     assert_eq!(sb.run(&["init", "--force"]).await.code, Some(0));
+    let ignore_again = fs_err::read_to_string(sb.work().join(".gitignore")).expect(".gitignore");
+    assert_eq!(ignore_again, ignore, "the lines are added once");
     let valid = ok(&sb.run(&["--json", "validate", "pipeline.yaml"]).await);
     assert_eq!(valid["steps"], serde_json::json!(["shot", "still", "clip"]));
     let estimate = ok(&sb

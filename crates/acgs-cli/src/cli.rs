@@ -470,6 +470,18 @@ pub struct KeysArgs {
 pub enum KeysAction {
     /// Source, shadowed sources, fingerprint and age of each key (the default).
     Status,
+    /// Store a key in the credentials file (0600) for the selected profile; the value is read
+    /// from a hidden prompt or from stdin, never from the command line.
+    Set {
+        /// The variable: FAL_KEY, FAL_KEY_ID, FAL_KEY_SECRET, GEMINI_API_KEY, GOOGLE_API_KEY or
+        /// ELEVENLABS_API_KEY.
+        name: String,
+    },
+    /// Remove a key from the credentials file for the selected profile.
+    Delete {
+        /// The variable.
+        name: String,
+    },
 }
 
 fn parse_param(raw: &str) -> Result<(String, String), String> {

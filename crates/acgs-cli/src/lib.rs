@@ -136,8 +136,10 @@ async fn command(cli: &Cli, app: &App, interrupt: &Interrupt) -> CmdResult {
             &app.ui,
             app.config().cost_management.unverified_price_margin.0,
         ),
-        Command::Keys(args) => match args.action {
+        Command::Keys(args) => match &args.action {
             None | Some(KeysAction::Status) => commands::keys::status(app),
+            Some(KeysAction::Set { name }) => commands::keys::set(app, name),
+            Some(KeysAction::Delete { name }) => commands::keys::delete(app, name),
         },
         Command::Guard(args) => match &args.action {
             GuardAction::Check(check) => commands::guard::check(app, check),

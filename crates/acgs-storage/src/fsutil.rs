@@ -12,6 +12,28 @@ pub fn ensure_private_dir(dir: &Path) -> Result<()> {
         .map_err(StorageError::io(format!("restricting {}", dir.display())))
 }
 
+/// Replace `path` atomically with `bytes`, private (0600) from the first byte: a temporary file
+/// created with that mode, synced, then renamed over `path`.
+pub fn replace_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    use fs_err::os::unix::fs::OpenOptionsExt as _;
+    use std::io::Write as _;
+    let temp = path.with_extension(format!("tmp-{}", random_hex(4)));
+    let written = fs_err::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&temp)
+        .and_then(|mut file| {
+            file.write_all(bytes)?;
+            file.sync_all()
+        })
+        .and_then(|()| fs_err::rename(&temp, path));
+    if written.is_err() {
+        let _ = fs_err::remove_file(&temp);
+    }
+    written.map_err(StorageError::io(format!("writing {}", path.display())))
+}
+
 /// `n` random bytes as lowercase hex.
 pub(crate) fn random_hex(n: usize) -> String {
     let mut bytes = vec![0u8; n];

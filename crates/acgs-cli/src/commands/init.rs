@@ -1,4 +1,5 @@
-//! `acgs init`: a starter project configuration and pipeline in the current folder.
+//! `acgs init`: a starter project configuration, pipeline and `.env.example` in the current
+//! folder, and the `.gitignore` lines that keep keys and outputs out of git.
 
 use crate::app::App;
 use crate::cli::InitArgs;
@@ -47,21 +48,65 @@ steps:
     params: { duration: "5" }
 "#;
 
+/// Which variables acgs reads, with no values: copy to `.env` (ignored, 0600) and fill in.
+const ENV_EXAMPLE: &str = "# Copy to .env, fill in, and `chmod 600 .env`; .env is ignored by git.\n\
+# Or keep keys out of files: `acgs keys set FAL_KEY` stores them in your private credentials file.\n\
+FAL_KEY=\nGEMINI_API_KEY=\nELEVENLABS_API_KEY=\n";
+
+/// The lines `.gitignore` needs so keys and outputs are never committed.
+const IGNORED: [&str; 5] = [".env", ".env.*", "!.env.example", "*.key", "output/"];
+
 /// `acgs init [--force]`.
 pub fn run(app: &App, args: &InitArgs) -> CmdResult {
-    let files = [("acgs.toml", CONFIG), ("pipeline.yaml", PIPELINE)];
+    let files = [
+        ("acgs.toml", CONFIG),
+        ("pipeline.yaml", PIPELINE),
+        (".env.example", ENV_EXAMPLE),
+    ];
     if !args.force
         && let Some((name, _)) = files.iter().find(|(n, _)| app.env.cwd.join(n).exists())
     {
         return Err(CliError::Usage(format!(
-            "{name} exists; nothing was written (use --force to replace both files)"
+            "{name} exists; nothing was written (use --force to replace the starter files)"
         ))
         .into());
     }
     for (name, text) in files {
         fs_err::write(app.env.cwd.join(name), text).map_err(CliError::from)?;
     }
+    let added = ignore_lines(&app.env.cwd.join(".gitignore"))?;
     app.ui
-        .result_text("wrote acgs.toml and pipeline.yaml; next: `acgs validate pipeline.yaml`\n")
+        .result_text(&format!(
+            "wrote acgs.toml, pipeline.yaml and .env.example; .gitignore {}; next: `acgs validate pipeline.yaml`\n",
+            if added == 0 { "already ignores keys and outputs".to_owned() } else { format!("gained {added} line(s)") }
+        ))
         .map_err(|e| CliError::from(e).into())
+}
+
+/// Add the lines of [`IGNORED`] that `.gitignore` lacks; how many were added.
+fn ignore_lines(path: &std::path::Path) -> Result<usize, crate::failure::Failure> {
+    let existing = match fs_err::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(CliError::from(e).into()),
+    };
+    let missing: Vec<&str> = IGNORED
+        .iter()
+        .copied()
+        .filter(|line| !existing.lines().any(|l| l.trim() == *line))
+        .collect();
+    if missing.is_empty() {
+        return Ok(0);
+    }
+    let mut text = existing;
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text.push_str("# acgs: keys and outputs stay out of git\n");
+    for line in &missing {
+        text.push_str(line);
+        text.push('\n');
+    }
+    fs_err::write(path, text).map_err(CliError::from)?;
+    Ok(missing.len())
 }

@@ -6,7 +6,7 @@ use acgs_storage::keys::{KeyAgeStore, ROTATION_DAYS};
 use serde_json::json;
 
 use crate::app::App;
-use crate::failure::{CliError, CmdResult};
+use crate::failure::{CliError, CmdResult, Failure};
 
 fn source_text(source: &KeySource) -> String {
     source.to_string()
@@ -86,4 +86,154 @@ pub fn status(app: &App) -> CmdResult {
     }
     app.ui.result_text(&text).map_err(CliError::from)?;
     Ok(())
+}
+
+/// The variables `acgs keys set` accepts.
+const KEY_NAMES: [&str; 6] = [
+    "FAL_KEY",
+    "FAL_KEY_ID",
+    "FAL_KEY_SECRET",
+    "GEMINI_API_KEY",
+    "GOOGLE_API_KEY",
+    "ELEVENLABS_API_KEY",
+];
+
+/// Longest key accepted.
+const KEY_MAX: usize = 4096;
+
+fn known_name(name: &str) -> Result<&'static str, Failure> {
+    KEY_NAMES
+        .iter()
+        .find(|n| **n == name)
+        .copied()
+        .ok_or_else(|| {
+            CliError::Usage(format!(
+                "`{}` is not a key acgs reads; use one of {}",
+                name.chars().take(40).collect::<String>(),
+                KEY_NAMES.join(", ")
+            ))
+            .into()
+        })
+}
+
+/// The credentials file as an editable document (empty when it does not exist).
+fn credentials_doc(app: &App) -> Result<(std::path::PathBuf, toml_edit::DocumentMut), Failure> {
+    let path = app.env.paths().credentials();
+    let text = match fs_err::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => {
+            return Err(
+                CliError::Usage(format!("cannot read {}: {}", path.display(), e.kind())).into(),
+            );
+        }
+    };
+    let doc = text.parse::<toml_edit::DocumentMut>().map_err(|_| {
+        CliError::Usage(format!(
+            "{} is not valid TOML; fix or remove it",
+            path.display()
+        ))
+    })?;
+    Ok((path, doc))
+}
+
+fn save(app: &App, path: &std::path::Path, doc: &toml_edit::DocumentMut) -> CmdResult {
+    acgs_storage::ensure_private_dir(&app.loaded.paths.config_dir)?;
+    acgs_storage::replace_private(path, doc.to_string().as_bytes())?;
+    Ok(())
+}
+
+/// Read a key: a hidden prompt on a terminal, else all of stdin (trimmed).
+fn read_secret(name: &str, profile: &str) -> Result<secrecy::SecretString, Failure> {
+    use std::io::{BufRead as _, IsTerminal as _, Read as _, Write as _};
+    let stdin = std::io::stdin();
+    let mut raw = String::new();
+    if stdin.is_terminal() {
+        let _ = write!(
+            std::io::stderr(),
+            "{name} for profile {profile} (input hidden): "
+        );
+        let _ = std::io::stderr().flush();
+        let saved = rustix::termios::tcgetattr(&stdin).ok();
+        if let Some(mut quiet) = saved.clone() {
+            quiet.local_modes.remove(rustix::termios::LocalModes::ECHO);
+            let _ =
+                rustix::termios::tcsetattr(&stdin, rustix::termios::OptionalActions::Now, &quiet);
+        }
+        let read = stdin.lock().read_line(&mut raw);
+        if let Some(saved) = saved {
+            let _ =
+                rustix::termios::tcsetattr(&stdin, rustix::termios::OptionalActions::Now, &saved);
+        }
+        let _ = writeln!(std::io::stderr());
+        read.map_err(CliError::from)?;
+    } else {
+        stdin
+            .lock()
+            .take(KEY_MAX as u64 + 1)
+            .read_to_string(&mut raw)
+            .map_err(CliError::from)?;
+    }
+    let value = raw.trim();
+    if value.is_empty() || value.len() > KEY_MAX || value.chars().any(char::is_control) {
+        return Err(CliError::Usage(
+            "the key must be one line of visible text (nothing was stored)".into(),
+        )
+        .into());
+    }
+    Ok(secrecy::SecretString::from(value.to_owned()))
+}
+
+/// `acgs keys set NAME`.
+pub fn set(app: &App, name: &str) -> CmdResult {
+    use secrecy::ExposeSecret as _;
+    let name = known_name(name)?;
+    let profile = app.loaded.profile.as_str().to_owned();
+    let secret = read_secret(name, &profile)?;
+    app.ui.redactor().add_secret(secret.expose_secret());
+    let (path, mut doc) = credentials_doc(app)?;
+    let table = doc
+        .entry(&profile)
+        .or_insert(toml_edit::table())
+        .as_table_like_mut()
+        .ok_or_else(|| {
+            CliError::Usage(format!("[{profile}] in {} is not a table", path.display()))
+        })?;
+    table.insert(name, toml_edit::value(secret.expose_secret()));
+    save(app, &path, &doc)?;
+    let fingerprint = acgs_core::credentials::fingerprint(secret.expose_secret());
+    let store = KeyAgeStore::new(app.loaded.paths.state_file("keys.json"));
+    let _ = store.observe(std::slice::from_ref(&fingerprint));
+    app.ui
+        .result_text(&format!(
+            "{name} stored for profile {profile} in {} (fingerprint {fingerprint})\n",
+            path.display()
+        ))
+        .map_err(|e| CliError::from(e).into())
+}
+
+/// `acgs keys delete NAME`.
+pub fn delete(app: &App, name: &str) -> CmdResult {
+    let name = known_name(name)?;
+    let profile = app.loaded.profile.as_str().to_owned();
+    let (path, mut doc) = credentials_doc(app)?;
+    let removed = doc
+        .get_mut(&profile)
+        .and_then(|t| t.as_table_like_mut())
+        .and_then(|t| t.remove(name))
+        .is_some();
+    if !removed {
+        return Err(CliError::Usage(format!(
+            "{} holds no {name} for profile {profile}; nothing was changed",
+            path.display()
+        ))
+        .into());
+    }
+    save(app, &path, &doc)?;
+    app.ui
+        .result_text(&format!(
+            "{name} removed from profile {profile} in {}\n",
+            path.display()
+        ))
+        .map_err(|e| CliError::from(e).into())
 }
