@@ -166,3 +166,33 @@ async fn keys_are_set_from_stdin_into_a_private_file_and_deleted() {
             .contains("FAL_KEY")
     );
 }
+
+#[test]
+fn the_container_keeps_keys_out() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let dockerfile = fs_err::read_to_string(root.join("Dockerfile")).expect("Dockerfile");
+    let last_user = dockerfile
+        .lines()
+        .filter_map(|l| l.strip_prefix("USER "))
+        .last()
+        .expect("a USER line");
+    assert_ne!(last_user.trim(), "root", "acgs runs unprivileged");
+    assert!(
+        !dockerfile
+            .lines()
+            .any(|l| l.starts_with("COPY") && l.contains(".env"))
+    );
+    assert!(
+        !dockerfile
+            .lines()
+            .any(|l| l.starts_with("ENV") && l.contains("KEY")),
+        "no keys baked in"
+    );
+    let ignore = fs_err::read_to_string(root.join(".dockerignore")).expect(".dockerignore");
+    for line in [".env", ".env.*", "*.key", "secrets/"] {
+        assert!(
+            ignore.lines().any(|l| l == line),
+            "{line} is kept out of the build context"
+        );
+    }
+}
