@@ -174,7 +174,7 @@ fn the_container_keeps_keys_out() {
     let last_user = dockerfile
         .lines()
         .filter_map(|l| l.strip_prefix("USER "))
-        .last()
+        .next_back()
         .expect("a USER line");
     assert_ne!(last_user.trim(), "root", "acgs runs unprivileged");
     assert!(
