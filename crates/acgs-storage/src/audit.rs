@@ -118,12 +118,17 @@ impl AuditKey {
                 if let Some(parent) = path.parent() {
                     crate::fsutil::ensure_private_dir(parent)?;
                 }
-                let secret = random_hex(32);
-                let mut file = LockedFile::open_append(path)?;
-                file.write_all(secret.as_bytes())
-                    .map_err(StorageError::io("writing the audit key"))?;
-                file.sync()?;
-                drop(file);
+                // Many processes may start at once: each writes a candidate privately, and a
+                // hard link (which never replaces) lets exactly one become the key.
+                let candidate = path.with_extension(format!("new-{}", random_hex(4)));
+                crate::fsutil::replace_private(&candidate, random_hex(32).as_bytes())?;
+                let linked = fs_err::hard_link(&candidate, path);
+                let _ = fs_err::remove_file(&candidate);
+                match linked {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                    Err(e) => return Err(StorageError::io("creating the audit key")(e)),
+                }
                 Self::load_or_create(path)
             }
             Err(e) => Err(StorageError::io("reading the audit key")(e)),
@@ -481,6 +486,20 @@ mod tests {
         let text = fs_err::read_to_string(log.path()).expect("read");
         assert!(text.contains("kept prompt"));
         assert!(!text.contains("refused prompt"));
+    }
+
+    #[test]
+    fn processes_racing_to_create_the_key_agree_on_one() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let path = tmp.path().join("audit-key");
+        let keys: Vec<Vec<u8>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..16)
+                .map(|_| scope.spawn(|| AuditKey::load_or_create(&path).expect("key").0))
+                .collect();
+            handles.into_iter().map(|h| h.join().expect("thread")).collect()
+        });
+        assert!(keys.windows(2).all(|w| w[0] == w[1]), "every writer uses the same key");
+        assert_eq!(keys[0].len(), 32);
     }
 
     #[test]
