@@ -21,11 +21,20 @@ pub fn say(text: &str) {
 
 /// Run a command in the workspace root, failing on a non-zero exit.
 pub fn run_cmd(program: &str, args: &[&str], envs: &[(&str, &str)]) -> Result<()> {
+    run_cmd_env(&workspace_root(), program, args, envs)
+}
+
+/// Run a command in `dir`, failing on a non-zero exit.
+pub fn run_cmd_in(dir: &Path, program: &str, args: &[&str]) -> Result<()> {
+    run_cmd_env(dir, program, args, &[])
+}
+
+fn run_cmd_env(dir: &Path, program: &str, args: &[&str], envs: &[(&str, &str)]) -> Result<()> {
     say(&format!("$ {program} {}", args.join(" ")));
     let status = Command::new(program)
         .args(args)
         .envs(envs.iter().copied())
-        .current_dir(workspace_root())
+        .current_dir(dir)
         .status()
         .with_context(|| format!("could not start {program}"))?;
     if !status.success() {
@@ -56,13 +65,15 @@ pub fn run(args: &[String]) -> Result<()> {
     if let Some(unknown) = args.first() {
         bail!("`cargo xtask ci` takes no arguments (got `{unknown}`)");
     }
-    let phases: [(&'static str, PhaseFn); 7] = [
+    let phases: [(&'static str, PhaseFn); 9] = [
         ("fmt", fmt),
         ("crate graph", || crate::layers::check(&workspace_root())),
         ("clippy", clippy),
         ("tests", tests),
         ("rustdoc", rustdoc),
         ("benches (compile only)", benches),
+        ("dist (debug build)", dist),
+        ("packaging", || crate::package::check(&workspace_root())),
         ("cargo deny", crate::deny::check),
     ];
     let started = Instant::now();
@@ -168,6 +179,13 @@ fn rustdoc() -> Result<()> {
         &["doc", "--workspace", "--no-deps", "--locked"],
         &[("RUSTDOCFLAGS", "-D warnings")],
     )
+}
+
+/// `cargo xtask dist` with the debug build the tests made: the checksums, completions and man
+/// page are checked the same way as for a release.
+fn dist() -> Result<()> {
+    let out = crate::dist::build(&workspace_root(), true)?;
+    crate::dist::verify(&out)
 }
 
 fn benches() -> Result<()> {

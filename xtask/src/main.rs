@@ -2,12 +2,17 @@
 //!
 //! `cargo xtask ci` is the README's test command: formatting, the crate-graph check, clippy with
 //! `-D warnings`, the tests (nextest where installed, plus doctests), rustdoc with `-D warnings`,
-//! benches compiled (not run) and `cargo deny`. It prints the time of each phase.
+//! benches compiled (not run), `dist` checked, packaging checked and `cargo deny`. It prints the
+//! time of each phase. `cargo xtask release <version>` and `cargo xtask dist` make releases
+//! (docs/releasing.md).
 
 mod ci;
 mod deny;
+mod dist;
 mod layers;
+mod package;
 mod pg;
+mod release;
 
 use std::process::ExitCode;
 
@@ -16,6 +21,9 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci::run(&args[1..]),
         Some("layers") => layers::check(&ci::workspace_root()),
+        Some("release") => release::run(&args[1..]),
+        Some("dist") => dist::run(&args[1..]),
+        Some("package") => package::check(&ci::workspace_root()),
         _ => {
             usage();
             return ExitCode::from(2);
@@ -32,6 +40,6 @@ fn main() -> ExitCode {
 }
 
 fn usage() {
-    let text = "usage: cargo xtask <task>\n\n  ci       fmt, crate graph, clippy, tests, docs, benches (compiled), cargo deny\n  layers   only the crate-graph check against xtask/layers.toml\n";
+    let text = "usage: cargo xtask <task>\n\n  ci       fmt, crate graph, clippy, tests, docs, benches (compiled), cargo deny\n  layers   only the crate-graph check against xtask/layers.toml\n  release  <version> [--dry-run] [--no-checks]: bump, changelog, checks, commit and tag\n  dist     [--debug]: binary, completions, man pages, tarball and SHA256SUMS in target/dist\n  package  the packaging checks: metadata, licences, `cargo package` of every publishable crate\n";
     let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), text.as_bytes());
 }

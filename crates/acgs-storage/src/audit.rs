@@ -496,9 +496,15 @@ mod tests {
             let handles: Vec<_> = (0..16)
                 .map(|_| scope.spawn(|| AuditKey::load_or_create(&path).expect("key").0))
                 .collect();
-            handles.into_iter().map(|h| h.join().expect("thread")).collect()
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("thread"))
+                .collect()
         });
-        assert!(keys.windows(2).all(|w| w[0] == w[1]), "every writer uses the same key");
+        assert!(
+            keys.windows(2).all(|w| w[0] == w[1]),
+            "every writer uses the same key"
+        );
         assert_eq!(keys[0].len(), 32);
     }
 
