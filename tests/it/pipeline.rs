@@ -459,3 +459,51 @@ async fn an_injection_in_model_text_stops_the_step_that_would_use_it() {
         "the refused step costs nothing"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn detach_leaves_pipeline_jobs_running_for_resume() {
+    let studio = studio(Duration::from_millis(50)).await;
+    studio.hold();
+    let sb = sandbox_for(&studio);
+    let file = example(&sb, "product-shots.yaml");
+    let child = sb
+        .command(&[
+            "run",
+            &file,
+            "--input",
+            "product=a teapot",
+            "--detach",
+            "--yes",
+        ])
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while submitted_steps(&sb) < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "the three images never reached `submitted`"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let pid = rustix::process::Pid::from_raw(i32::try_from(child.id().expect("pid")).expect("pid"))
+        .expect("pid");
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).expect("SIGINT");
+    let out = child.wait_with_output().await.expect("exit");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("acgs resume"), "{stderr}");
+    assert_eq!(
+        submitted_steps(&sb),
+        3,
+        "the jobs were left running, not cancelled"
+    );
+    studio.release();
+    let run_id = sb.run_folders()[0]
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
+    let doc = ok(&sb.run(&["--json", "resume", &run_id, "--yes"]).await);
+    assert!(statuses(&doc).iter().all(|(_, s)| s == "done"), "{doc:#}");
+    assert_eq!(studio.submits(&format!("fal:{FLUX}")), 3);
+}

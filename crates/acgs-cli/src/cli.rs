@@ -420,6 +420,10 @@ pub struct PipelineArgs {
     /// (`acgs run`) Validate, inspect and price only: no network, no key, no spending.
     #[arg(long)]
     pub dry_run: bool,
+    /// (`acgs run`) On Ctrl-C, leave submitted jobs running instead of cancelling them (finish
+    /// the run with `acgs resume`).
+    #[arg(long)]
+    pub detach: bool,
 }
 
 /// `acgs init`.

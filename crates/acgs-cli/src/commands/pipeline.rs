@@ -65,6 +65,7 @@ pub async fn run(app: &App, args: &PipelineArgs, interrupt: &Interrupt) -> CmdRe
         .run_pipeline(
             &pipeline,
             &inputs,
+            args.detach,
             &super::generate::progress_sink(&app.ui),
             interrupt,
         )

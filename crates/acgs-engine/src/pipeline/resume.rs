@@ -153,6 +153,7 @@ impl Suite {
                     starts,
                     known,
                     prior,
+                    detach: false,
                 },
                 events,
                 interrupt,

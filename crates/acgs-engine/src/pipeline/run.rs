@@ -100,6 +100,8 @@ pub(crate) struct Work {
     pub(crate) known: Known,
     /// Outcomes of steps finished earlier.
     pub(crate) prior: Vec<StepOutcome>,
+    /// On an interrupt, leave submitted jobs running (`--detach`) instead of cancelling them.
+    pub(crate) detach: bool,
 }
 
 /// How a step of this run starts.
@@ -189,6 +191,7 @@ impl Suite {
         self: &Arc<Self>,
         pipeline: &Pipeline,
         inputs: &BTreeMap<String, String>,
+        detach: bool,
         events: &EventSink,
         interrupt: &Interrupt,
     ) -> Result<PipelineReport, EngineError> {
@@ -229,6 +232,7 @@ impl Suite {
                     starts,
                     known,
                     prior: Vec::new(),
+                    detach,
                 },
                 events,
                 interrupt,
@@ -338,6 +342,7 @@ impl Suite {
             mut starts,
             mut known,
             prior,
+            detach,
         } = work;
         let ledger = self.ledger.clone();
         let lease = Duration::from_secs(self.config.ledger.lease_secs.max(1));
@@ -373,7 +378,15 @@ impl Suite {
                     let (events, interrupt) = (events.clone(), interrupt.clone());
                     tokio::spawn(async move {
                         suite
-                            .run_one(&pipeline, &step, start, run, &snapshot, &events, &interrupt)
+                            .run_one(
+                                &pipeline,
+                                &step,
+                                (start, detach),
+                                run,
+                                &snapshot,
+                                &events,
+                                &interrupt,
+                            )
                             .await
                     })
                 };
@@ -435,7 +448,7 @@ impl Suite {
         &self,
         pipeline: &Pipeline,
         step: &Step,
-        start: Start,
+        (start, detach): (Start, bool),
         run: RunState,
         known: &Known,
         events: &EventSink,
@@ -464,7 +477,10 @@ impl Suite {
                 Ok(plan)
             });
         let plan = match planned {
-            Ok(plan) => plan,
+            Ok(mut plan) => {
+                plan.request.detach = detach;
+                plan
+            }
             Err(e) => {
                 let _ = ledger.release(&reservation.id).await;
                 let _ = run
@@ -488,12 +504,11 @@ impl Suite {
                 return Err(e.into());
             }
         };
-        run.update_step(&step.id, |s| {
+        run.note_step(&step.id, |s| {
             s.params = plan.params.clone();
             s.request = serde_json::to_value(&plan.request).ok();
             s.timings.started_at = Some(jiff::Timestamp::now());
-        })
-        .await?;
+        });
         let mut live = Live {
             plan: &plan,
             provider,
