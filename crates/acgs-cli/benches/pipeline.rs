@@ -5,6 +5,10 @@
 //! the 50-step DAG (10 chains of 5 Gemini text steps, each step using the previous step's text)
 //! with `max_parallel: 10` and with `max_parallel: 1`; then `acgs validate` on a generated
 //! 1,000-step file (10 chains of 100 steps).
+//!
+//! For finding overhead: `ACGS_BENCH_PROFILE=<latency ms>` runs the wide DAG once with `--json`
+//! and leaves its stderr (progress events with timestamps; with `ACGS_BENCH_LOG=debug`, logs too)
+//! in `/tmp/acgs-profile.log`.
 
 use std::path::Path;
 use std::process::Stdio;
