@@ -15,6 +15,7 @@ pub const LICENCES: [&str; 2] = ["LICENSE-MIT", "LICENSE-APACHE"];
 /// Check the metadata, then `cargo package` every publishable crate of the workspace at `root`.
 pub fn check(root: &Path) -> Result<()> {
     let unpublished = metadata(root)?;
+    forget_local_packages()?;
     let mut args = vec!["package", "--workspace", "--locked"];
     for name in &unpublished {
         args.push("--exclude");
@@ -92,6 +93,31 @@ pub fn metadata(root: &Path) -> Result<Vec<String>> {
         unpublished.join(", ")
     ));
     Ok(unpublished)
+}
+
+/// Cargo verifies each package against the others through a local registry whose sources it
+/// unpacks under `$CARGO_HOME/registry/src/` and never unpacks again for the same version, so a
+/// second run would build stale copies. Remove the unpacked acgs packages of local registries
+/// (crates.io's are left alone).
+fn forget_local_packages() -> Result<()> {
+    let home = std::env::var_os("CARGO_HOME").map_or_else(
+        || Path::new(&std::env::var_os("HOME").unwrap_or_default()).join(".cargo"),
+        std::path::PathBuf::from,
+    );
+    let Ok(registries) = fs_err::read_dir(home.join("registry/src")) else {
+        return Ok(());
+    };
+    for registry in registries.filter_map(Result::ok) {
+        if registry.file_name().to_string_lossy().starts_with("index.crates.io") {
+            continue;
+        }
+        for unpacked in fs_err::read_dir(registry.path())?.filter_map(Result::ok) {
+            if unpacked.file_name().to_string_lossy().starts_with("acgs-") {
+                fs_err::remove_dir_all(unpacked.path())?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The `include` list of a manifest, if it has one.
