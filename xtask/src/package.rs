@@ -16,7 +16,12 @@ pub const LICENCES: [&str; 2] = ["LICENSE-MIT", "LICENSE-APACHE"];
 pub fn check(root: &Path) -> Result<()> {
     let unpublished = metadata(root)?;
     forget_local_packages()?;
-    let mut args = vec!["package", "--workspace", "--locked"];
+    // Packages are verified as if from a registry, whose builds cargo never rechecks for the same
+    // version: a fresh target folder keeps an earlier run's builds out.
+    let target = root.join("target/package-check");
+    let _ = fs_err::remove_dir_all(&target);
+    let target = target.to_string_lossy().into_owned();
+    let mut args = vec!["package", "--workspace", "--locked", "--target-dir", &target];
     for name in &unpublished {
         args.push("--exclude");
         args.push(name);
