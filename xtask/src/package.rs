@@ -21,7 +21,13 @@ pub fn check(root: &Path) -> Result<()> {
     let target = root.join("target/package-check");
     let _ = fs_err::remove_dir_all(&target);
     let target = target.to_string_lossy().into_owned();
-    let mut args = vec!["package", "--workspace", "--locked", "--target-dir", &target];
+    let mut args = vec![
+        "package",
+        "--workspace",
+        "--locked",
+        "--target-dir",
+        &target,
+    ];
     for name in &unpublished {
         args.push("--exclude");
         args.push(name);
@@ -113,7 +119,11 @@ fn forget_local_packages() -> Result<()> {
         return Ok(());
     };
     for registry in registries.filter_map(Result::ok) {
-        if registry.file_name().to_string_lossy().starts_with("index.crates.io") {
+        if registry
+            .file_name()
+            .to_string_lossy()
+            .starts_with("index.crates.io")
+        {
             continue;
         }
         for unpacked in fs_err::read_dir(registry.path())?.filter_map(Result::ok) {
