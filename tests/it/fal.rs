@@ -127,6 +127,12 @@ async fn a_kill_while_submitting_needs_resubmit() {
         .spawn()
         .expect("spawn");
     let run_id = wait_for_status(&sb, "submitting").await;
+    // The manifest says `submitting` just before the ledger does; kill once the request is out.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while slow.submits().await == 0 {
+        assert!(Instant::now() < deadline, "the submit never arrived");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     kill(&child);
     let run = sb.run(&["resume", &run_id, "--yes"]).await;
     assert_eq!(run.code, Some(2), "{}", run.stderr);
