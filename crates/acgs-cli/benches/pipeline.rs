@@ -8,7 +8,8 @@
 //!
 //! For finding overhead: `ACGS_BENCH_PROFILE=<latency ms>` runs the wide DAG once with `--json`
 //! and leaves its stderr (progress events with timestamps; with `ACGS_BENCH_LOG=debug`, logs too)
-//! in `/tmp/acgs-profile.log`.
+//! in `/tmp/acgs-profile.log`. `ACGS_BENCH_BIN=<path>` runs another `acgs` build (one with
+//! symbols, for `perf record`).
 
 use std::path::Path;
 use std::process::Stdio;
@@ -44,7 +45,9 @@ fn dag(depth: usize, parallel: usize) -> String {
 
 fn acgs(sandbox: &Path, studio: &str, args: &[&str]) -> Duration {
     let started = Instant::now();
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_acgs"))
+    let binary =
+        std::env::var_os("ACGS_BENCH_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_acgs").into());
+    let output = std::process::Command::new(binary)
         .args(args)
         .env_clear()
         .env("HOME", sandbox.join("home"))

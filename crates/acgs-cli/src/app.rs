@@ -36,6 +36,8 @@ pub struct App {
     pub yes: bool,
     /// The one HTTP client, built when a provider first needs it (loading the TLS roots once).
     http: std::sync::OnceLock<HttpClient>,
+    /// The spend ledger, opened once per process.
+    ledger: tokio::sync::OnceCell<Arc<dyn acgs_core::ledger::Ledger>>,
 }
 
 /// The built-in catalogues of every provider crate.
@@ -73,6 +75,7 @@ impl App {
             ui,
             yes: cli.yes,
             http: std::sync::OnceLock::new(),
+            ledger: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -119,8 +122,16 @@ impl App {
             .user(&self.loaded.user(&self.env))
     }
 
-    /// The spend ledger, with pending settlements from earlier commands retried first.
+    /// The spend ledger (opened once per process), with pending settlements from earlier
+    /// commands retried first.
     pub async fn ledger(&self) -> Result<Arc<dyn acgs_core::ledger::Ledger>, Failure> {
+        self.ledger
+            .get_or_try_init(|| self.open_ledger())
+            .await
+            .cloned()
+    }
+
+    async fn open_ledger(&self) -> Result<Arc<dyn acgs_core::ledger::Ledger>, Failure> {
         let paths = &self.loaded.paths;
         acgs_storage::ensure_private_dir(&paths.state_dir)?;
         let access = acgs_storage::LedgerAccess {

@@ -306,24 +306,24 @@ impl Anchor {
     }
 }
 
-/// The head of the log at `path` (its last entry), without checking the chain.
+/// The head of the log at `path` (its last entry, read from the end), without checking the chain.
 pub fn head(path: &Path, key: Option<&AuditKey>) -> Result<Option<Anchor>> {
-    let text = match fs_err::read_to_string(path) {
-        Ok(text) => text,
+    let mut file = match fs_err::File::open(path) {
+        Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(StorageError::io("reading the audit log")(e)),
     };
-    let Some(line) = text.lines().rev().find(|l| !l.is_empty()) else {
+    let Some(line) = crate::locked::last_line(&mut file)? else {
         return Ok(None);
     };
-    let entry: AuditEntry = serde_json::from_str(line).map_err(|e| StorageError::Corrupt {
+    let entry: AuditEntry = serde_json::from_slice(&line).map_err(|e| StorageError::Corrupt {
         path: path.to_owned(),
         reason: format!("the last entry is unreadable ({e})"),
     })?;
     let line_key = key.filter(|_| entry.chain == ChainKind::HmacSha256);
     Ok(Some(Anchor {
         seq: entry.seq,
-        digest: digest(line_key, line.as_bytes()),
+        digest: digest(line_key, &line),
     }))
 }
 
@@ -446,6 +446,31 @@ mod tests {
                 & 0o777,
             0o600
         );
+    }
+
+    #[test]
+    fn the_head_read_from_the_end_is_the_verified_head() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let log = log(tmp.path(), true, true);
+        let key = AuditKey::from_bytes(vec![7; 32]);
+        assert_eq!(head(log.path(), Some(&key)).expect("no log yet"), None);
+        for i in 0..40 {
+            // Entries of about 1 KiB, so the last one straddles the 4 KiB chunks read backwards.
+            let prompt = format!("{i} {}", "a cat on a mat ".repeat(60));
+            log.record(event("op", Some(&prompt), AuditOutcome::Success))
+                .expect("record");
+        }
+        assert!(fs_err::metadata(log.path()).expect("meta").len() > 40 * 1024);
+        let verified = verify(log.path(), Some(&key), None)
+            .expect("readable")
+            .expect("intact")
+            .head
+            .expect("entries");
+        let read = head(log.path(), Some(&key))
+            .expect("head")
+            .expect("entries");
+        assert_eq!((read.seq, read.digest), verified);
+        assert_eq!(read.seq, 40);
     }
 
     #[test]

@@ -167,11 +167,40 @@ impl SqliteLedger {
     }
 }
 
+/// Statements through the connection's statement cache (every ledger statement is one of a
+/// few fixed texts, so each is parsed once per process).
+trait Cached {
+    /// Execute `sql`; the number of rows changed.
+    fn exec(&self, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<usize>;
+    /// The first row of `sql`, mapped by `f`.
+    fn row<T>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T>;
+}
+
+impl Cached for Connection {
+    fn exec(&self, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<usize> {
+        self.prepare_cached(sql)?.execute(params)
+    }
+
+    fn row<T>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T> {
+        self.prepare_cached(sql)?.query_row(params, f)
+    }
+}
+
 /// Expire `held` reservations whose lease ran out, adjusting their day's counter.
 fn expire_held(tx: &rusqlite::Transaction<'_>, now: jiff::Timestamp) -> LedgerResult<()> {
     let expired: Vec<(String, String, i64)> = {
         let mut stmt = tx
-            .prepare("SELECT id, day, estimate FROM reservations WHERE state = 'held' AND lease_until < ?1")
+            .prepare_cached("SELECT id, day, estimate FROM reservations WHERE state = 'held' AND lease_until < ?1")
             .map_err(unavailable)?;
         stmt.query_map(params![millis(now)], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?))
@@ -181,12 +210,12 @@ fn expire_held(tx: &rusqlite::Transaction<'_>, now: jiff::Timestamp) -> LedgerRe
         .map_err(unavailable)?
     };
     for (id, day, estimate) in expired {
-        tx.execute(
+        tx.exec(
             "UPDATE reservations SET state = 'expired', updated_at = ?2 WHERE id = ?1",
             params![id, millis(now)],
         )
         .map_err(unavailable)?;
-        tx.execute(
+        tx.exec(
             "UPDATE days SET reserved = reserved - ?2 WHERE day = ?1",
             params![day, estimate],
         )
@@ -197,7 +226,7 @@ fn expire_held(tx: &rusqlite::Transaction<'_>, now: jiff::Timestamp) -> LedgerRe
 
 fn day_spend(tx: &rusqlite::Transaction<'_>, day: &str) -> LedgerResult<DaySpend> {
     let row: Option<(i64, i64)> = tx
-        .query_row(
+        .row(
             "SELECT reserved, settled FROM days WHERE day = ?1",
             params![day],
             |r| Ok((r.get(0)?, r.get(1)?)),
@@ -226,7 +255,7 @@ fn finish(
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(unavailable)?;
     let row: Option<(String, String, i64)> = tx
-        .query_row(
+        .row(
             "SELECT state, day, estimate FROM reservations WHERE id = ?1",
             params![id.0],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
@@ -248,12 +277,12 @@ fn finish(
             to: to.as_str(),
         });
     }
-    tx.execute(
+    tx.exec(
         "UPDATE reservations SET state = ?2, actual = ?3, lease_until = NULL, updated_at = ?4 WHERE id = ?1",
         params![id.0, to.as_str(), actual.micros(), millis(now)],
     )
     .map_err(unavailable)?;
-    tx.execute(
+    tx.exec(
         "UPDATE days SET reserved = reserved - ?2, settled = settled + ?3 WHERE day = ?1",
         params![day, estimate, actual.micros()],
     )
@@ -271,12 +300,12 @@ impl Ledger for SqliteLedger {
             let day = day_of(now, &request.timezone)?;
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(unavailable)?;
             expire_held(&tx, now)?;
-            tx.execute("INSERT OR IGNORE INTO days (day) VALUES (?1)", params![day])
+            tx.exec("INSERT OR IGNORE INTO days (day) VALUES (?1)", params![day])
                 .map_err(unavailable)?;
             let before = day_spend(&tx, &day)?;
             let amount = request.amount.micros();
             let changed = tx
-                .execute(
+                .exec(
                     "UPDATE days SET reserved = reserved + ?2
                      WHERE day = ?1 AND reserved + settled + ?2 <= ?3",
                     params![day, amount, request.daily_limit.micros()],
@@ -299,7 +328,7 @@ impl Ledger for SqliteLedger {
             let id = random_hex(16);
             let owner = random_hex(16);
             let lease_ms = i64::try_from(request.lease.as_millis()).unwrap_or(i64::MAX);
-            tx.execute(
+            tx.exec(
                 "INSERT INTO reservations
                  (id, day, run_id, step, provider, model, user_name, state, estimate, owner, lease_until, created_at, updated_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'held', ?8, ?9, ?10, ?11, ?11)",
@@ -338,7 +367,7 @@ impl Ledger for SqliteLedger {
         self.with_conn(move |conn, now| {
             let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
             let changed = conn
-                .execute(
+                .exec(
                     "UPDATE reservations SET lease_until = ?3, updated_at = ?4
                      WHERE id = ?1 AND owner = ?2 AND state = 'held' AND lease_until >= ?4",
                     params![
@@ -370,7 +399,7 @@ impl Ledger for SqliteLedger {
         let job = job.and_then(|j| serde_json::to_string(j).ok());
         self.with_conn(move |conn, now| {
             let changed = conn
-                .execute(
+                .exec(
                     "UPDATE reservations SET state = 'submitted', job = COALESCE(?2, job), lease_until = NULL, updated_at = ?3
                      WHERE id = ?1 AND (state = 'held' OR (state = 'submitted' AND job IS NULL))",
                     params![id.0, job, millis(now)],
@@ -445,7 +474,7 @@ impl Ledger for SqliteLedger {
             expire_held(&tx, now)?;
             let rows = {
                 let mut stmt = tx
-                    .prepare(
+                    .prepare_cached(
                         "SELECT id, day, run_id, step, provider, model, user_name, state, estimate, actual, job, created_at
                          FROM reservations WHERE day >= ?1 ORDER BY created_at DESC, id",
                     )
@@ -477,7 +506,7 @@ impl Ledger for SqliteLedger {
     fn meta<'a>(&'a self, key: &'a str) -> BoxFuture<'a, LedgerResult<Option<String>>> {
         let key = key.to_owned();
         self.with_conn(move |conn, _| {
-            conn.query_row("SELECT value FROM meta WHERE key = ?1", params![key], |r| {
+            conn.row("SELECT value FROM meta WHERE key = ?1", params![key], |r| {
                 r.get(0)
             })
             .optional()
@@ -498,7 +527,7 @@ impl Ledger for SqliteLedger {
             } else {
                 "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
             };
-            conn.execute(sql, params![key, value]).map(|n| n == 1).map_err(unavailable)
+            conn.exec(sql, params![key, value]).map(|n| n == 1).map_err(unavailable)
         })
     }
 }

@@ -1,6 +1,6 @@
 //! Append-only files under an exclusive lock (runs index, audit log).
 
-use std::io::{Read as _, Seek as _, SeekFrom};
+use std::io::{Read, Seek, SeekFrom};
 use std::os::fd::AsFd as _;
 use std::path::Path;
 
@@ -37,31 +37,7 @@ impl LockedFile {
 
     /// The last non-empty line (without the newline), read from the end.
     pub(crate) fn last_line(&mut self) -> Result<Option<Vec<u8>>> {
-        let len = self
-            .file
-            .seek(SeekFrom::End(0))
-            .map_err(StorageError::io("seeking"))?;
-        let mut end = len;
-        let mut tail: Vec<u8> = Vec::new();
-        while end > 0 {
-            let start = end.saturating_sub(4096);
-            let mut chunk = vec![0u8; usize::try_from(end - start).unwrap_or(0)];
-            self.file
-                .seek(SeekFrom::Start(start))
-                .map_err(StorageError::io("seeking"))?;
-            self.file
-                .read_exact(&mut chunk)
-                .map_err(StorageError::io("reading"))?;
-            chunk.extend_from_slice(&tail);
-            tail = chunk;
-            let trimmed_len = tail.iter().rposition(|b| *b != b'\n').map_or(0, |i| i + 1);
-            if let Some(nl) = tail[..trimmed_len].iter().rposition(|b| *b == b'\n') {
-                return Ok(Some(tail[nl + 1..trimmed_len].to_vec()));
-            }
-            end = start;
-        }
-        let trimmed_len = tail.iter().rposition(|b| *b != b'\n').map_or(0, |i| i + 1);
-        Ok((trimmed_len > 0).then(|| tail[..trimmed_len].to_vec()))
+        last_line(&mut self.file)
     }
 
     /// Flush data to disk.
@@ -77,4 +53,30 @@ impl std::io::Write for LockedFile {
     fn flush(&mut self) -> std::io::Result<()> {
         self.file.flush()
     }
+}
+
+/// The last non-empty line of `file` (without the newline), read backwards from its end in 4 KiB
+/// chunks, so the cost does not grow with the file.
+pub(crate) fn last_line(file: &mut (impl Read + Seek)) -> Result<Option<Vec<u8>>> {
+    let mut end = file
+        .seek(SeekFrom::End(0))
+        .map_err(StorageError::io("seeking"))?;
+    let mut tail: Vec<u8> = Vec::new();
+    while end > 0 {
+        let start = end.saturating_sub(4096);
+        let mut chunk = vec![0u8; usize::try_from(end - start).unwrap_or(0)];
+        file.seek(SeekFrom::Start(start))
+            .map_err(StorageError::io("seeking"))?;
+        file.read_exact(&mut chunk)
+            .map_err(StorageError::io("reading"))?;
+        chunk.extend_from_slice(&tail);
+        tail = chunk;
+        let trimmed_len = tail.iter().rposition(|b| *b != b'\n').map_or(0, |i| i + 1);
+        if let Some(nl) = tail[..trimmed_len].iter().rposition(|b| *b == b'\n') {
+            return Ok(Some(tail[nl + 1..trimmed_len].to_vec()));
+        }
+        end = start;
+    }
+    let trimmed_len = tail.iter().rposition(|b| *b != b'\n').map_or(0, |i| i + 1);
+    Ok((trimmed_len > 0).then(|| tail[..trimmed_len].to_vec()))
 }
