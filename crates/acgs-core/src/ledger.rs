@@ -275,6 +275,29 @@ pub trait Ledger: Send + Sync {
     /// Reserve `amount` if the day's spend plus it stays within the limit.
     fn reserve(&self, request: ReserveRequest) -> BoxFuture<'_, LedgerResult<Reservation>>;
 
+    /// Reserve every request or none (a pipeline's steps). Ledgers that can should do it in one
+    /// transaction; this default reserves one by one and releases what it reserved on a refusal.
+    fn reserve_all(
+        &self,
+        requests: Vec<ReserveRequest>,
+    ) -> BoxFuture<'_, LedgerResult<Vec<Reservation>>> {
+        Box::pin(async move {
+            let mut reserved: Vec<Reservation> = Vec::with_capacity(requests.len());
+            for request in requests {
+                match self.reserve(request).await {
+                    Ok(r) => reserved.push(r),
+                    Err(e) => {
+                        for r in &reserved {
+                            let _ = self.release(&r.id).await;
+                        }
+                        return Err(e);
+                    }
+                }
+            }
+            Ok(reserved)
+        })
+    }
+
     /// Extend the lease of a `held` reservation.
     fn renew<'a>(
         &'a self,

@@ -241,6 +241,68 @@ fn day_spend(tx: &rusqlite::Transaction<'_>, day: &str) -> LedgerResult<DaySpend
     })
 }
 
+/// Count `request` against its day and insert it as `held`, inside the caller's transaction.
+fn reserve_in(
+    tx: &rusqlite::Transaction<'_>,
+    now: jiff::Timestamp,
+    request: &ReserveRequest,
+) -> LedgerResult<Reservation> {
+    let day = day_of(now, &request.timezone)?;
+    tx.exec("INSERT OR IGNORE INTO days (day) VALUES (?1)", params![day])
+        .map_err(unavailable)?;
+    let before = day_spend(tx, &day)?;
+    let amount = request.amount.micros();
+    let changed = tx
+        .exec(
+            "UPDATE days SET reserved = reserved + ?2
+             WHERE day = ?1 AND reserved + settled + ?2 <= ?3",
+            params![day, amount, request.daily_limit.micros()],
+        )
+        .map_err(unavailable)?;
+    if changed == 0 {
+        return Err(if before.total() > request.daily_limit {
+            LedgerError::OverBudget {
+                limit: request.daily_limit,
+                spent: before.total(),
+            }
+        } else {
+            LedgerError::DailyLimit {
+                limit: request.daily_limit,
+                spent: before.total(),
+                requested: request.amount,
+            }
+        });
+    }
+    let id = random_hex(16);
+    let owner = random_hex(16);
+    let lease_ms = i64::try_from(request.lease.as_millis()).unwrap_or(i64::MAX);
+    tx.exec(
+        "INSERT INTO reservations
+         (id, day, run_id, step, provider, model, user_name, state, estimate, owner, lease_until, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'held', ?8, ?9, ?10, ?11, ?11)",
+        params![
+            id,
+            day,
+            request.run_id,
+            request.step,
+            request.provider.as_str(),
+            request.model,
+            request.user,
+            amount,
+            owner,
+            millis(now).saturating_add(lease_ms),
+            millis(now)
+        ],
+    )
+    .map_err(unavailable)?;
+    Ok(Reservation {
+        id: ReservationId(id),
+        owner: OwnerToken(owner),
+        day,
+        spent_before: before.total(),
+    })
+}
+
 /// Finish a reservation in one of the `from` states → `to`, moving its estimate out of `reserved`
 /// and `actual` (the estimate when `None`) into `settled`.
 fn finish(
@@ -297,63 +359,31 @@ fn finish(
 impl Ledger for SqliteLedger {
     fn reserve(&self, request: ReserveRequest) -> BoxFuture<'_, LedgerResult<Reservation>> {
         self.with_conn(move |conn, now| {
-            let day = day_of(now, &request.timezone)?;
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(unavailable)?;
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(unavailable)?;
             expire_held(&tx, now)?;
-            tx.exec("INSERT OR IGNORE INTO days (day) VALUES (?1)", params![day])
-                .map_err(unavailable)?;
-            let before = day_spend(&tx, &day)?;
-            let amount = request.amount.micros();
-            let changed = tx
-                .exec(
-                    "UPDATE days SET reserved = reserved + ?2
-                     WHERE day = ?1 AND reserved + settled + ?2 <= ?3",
-                    params![day, amount, request.daily_limit.micros()],
-                )
-                .map_err(unavailable)?;
-            if changed == 0 {
-                return Err(if before.total() > request.daily_limit {
-                    LedgerError::OverBudget {
-                        limit: request.daily_limit,
-                        spent: before.total(),
-                    }
-                } else {
-                    LedgerError::DailyLimit {
-                        limit: request.daily_limit,
-                        spent: before.total(),
-                        requested: request.amount,
-                    }
-                });
-            }
-            let id = random_hex(16);
-            let owner = random_hex(16);
-            let lease_ms = i64::try_from(request.lease.as_millis()).unwrap_or(i64::MAX);
-            tx.exec(
-                "INSERT INTO reservations
-                 (id, day, run_id, step, provider, model, user_name, state, estimate, owner, lease_until, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'held', ?8, ?9, ?10, ?11, ?11)",
-                params![
-                    id,
-                    day,
-                    request.run_id,
-                    request.step,
-                    request.provider.as_str(),
-                    request.model,
-                    request.user,
-                    amount,
-                    owner,
-                    millis(now).saturating_add(lease_ms),
-                    millis(now)
-                ],
-            )
-            .map_err(unavailable)?;
+            let reservation = reserve_in(&tx, now, &request)?;
             tx.commit().map_err(unavailable)?;
-            Ok(Reservation {
-                id: ReservationId(id),
-                owner: OwnerToken(owner),
-                day,
-                spent_before: before.total(),
-            })
+            Ok(reservation)
+        })
+    }
+
+    fn reserve_all(
+        &self,
+        requests: Vec<ReserveRequest>,
+    ) -> BoxFuture<'_, LedgerResult<Vec<Reservation>>> {
+        self.with_conn(move |conn, now| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(unavailable)?;
+            expire_held(&tx, now)?;
+            let reserved = requests
+                .iter()
+                .map(|request| reserve_in(&tx, now, request))
+                .collect::<LedgerResult<Vec<_>>>()?;
+            tx.commit().map_err(unavailable)?;
+            Ok(reserved)
         })
     }
 

@@ -271,9 +271,10 @@ impl Suite {
                 )),
             );
         }
-        let mut reserved = BTreeMap::new();
-        for plan in &estimate.steps {
-            let request = ReserveRequest {
+        let requests = estimate
+            .steps
+            .iter()
+            .map(|plan| ReserveRequest {
                 run_id: run_id.to_owned(),
                 step: plan.step.clone(),
                 provider: plan.model.provider,
@@ -283,20 +284,15 @@ impl Suite {
                 daily_limit: cost.daily_limit,
                 timezone: cost.timezone.clone(),
                 lease: Duration::from_secs(self.config.ledger.lease_secs.max(1)),
-            };
-            match authorize::reserve(ledger.as_ref(), request).await {
-                Ok(r) => {
-                    reserved.insert(plan.step.clone(), r);
-                }
-                Err(e) => {
-                    for r in reserved.values() {
-                        let _ = ledger.release(&r.id).await;
-                    }
-                    return Err(e);
-                }
-            }
-        }
-        Ok(reserved)
+            })
+            .collect();
+        let reserved = ledger.reserve_all(requests).await?;
+        Ok(estimate
+            .steps
+            .iter()
+            .map(|plan| plan.step.clone())
+            .zip(reserved)
+            .collect())
     }
 
     fn create_pipeline_run(

@@ -81,6 +81,37 @@ async fn contract_states_and_limits(ledger: &dyn Ledger) {
         settled.job.as_ref().map(|j| j.model.as_str()),
         Some("flux_dev")
     );
+    // A pipeline's steps: all or nothing ($0.40 is settled, so $0.30 + $0.40 is over $1.00).
+    let err = ledger
+        .reserve_all(vec![
+            request("0.30", "1.00", long),
+            request("0.40", "1.00", long),
+        ])
+        .await
+        .expect_err("the second does not fit");
+    assert!(matches!(err, LedgerError::DailyLimit { .. }), "{err:?}");
+    let today = ledger.today("UTC").await.expect("today");
+    assert_eq!(today.reserved, Usd::ZERO, "nothing is left reserved");
+    let both = ledger
+        .reserve_all(vec![
+            request("0.30", "1.00", long),
+            request("0.20", "1.00", long),
+        ])
+        .await
+        .expect("both fit");
+    assert_eq!(both.len(), 2);
+    assert_eq!(
+        both[1].spent_before,
+        usd("0.70"),
+        "the first counts for the second"
+    );
+    assert_eq!(
+        ledger.today("UTC").await.expect("today").reserved,
+        usd("0.50")
+    );
+    for r in &both {
+        ledger.release(&r.id).await.expect("released");
+    }
 }
 
 async fn contract_expiry_and_abandon(ledger: &dyn Ledger) {
