@@ -1,7 +1,10 @@
 //! A run folder with its manifest, rewritten atomically on every state change. Steps of a
 //! pipeline running at once share one [`RunState`]: each change is made under one lock, and the
 //! file is written off the async threads by one writer at a time, which writes the newest state
-//! (so changes made while it waited are written together, once).
+//! (so changes made while it waited are written together, once). In a pipeline, a finished
+//! step's record is saved by that writer in the background, so the steps waiting for it start at
+//! once; the next durable change (a dependent step's `submitting`, before anything is sent) or
+//! the run's final save includes it.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -24,6 +27,8 @@ pub struct RunState {
     manifest: Arc<Mutex<Versioned>>,
     /// The newest version on disk; held while writing.
     written: Arc<tokio::sync::Mutex<u64>>,
+    /// Finished steps are saved in the background (steps of a pipeline).
+    background: bool,
 }
 
 impl RunState {
@@ -37,7 +42,16 @@ impl RunState {
                 version: 0,
             })),
             written: Arc::new(tokio::sync::Mutex::new(0)),
+            background: false,
         }
+    }
+
+    /// This run with finished steps saved in the background (see the module documentation);
+    /// whoever runs the steps ends with [`RunState::save`].
+    #[must_use]
+    pub fn with_background_completion(mut self) -> Self {
+        self.background = true;
+        self
     }
 
     fn lock(&self) -> MutexGuard<'_, Versioned> {
@@ -96,6 +110,31 @@ impl RunState {
             }
         })
         .await
+    }
+
+    /// Record that step `id` finished: saved before this returns, or, with
+    /// [`RunState::with_background_completion`], by the writer in the background.
+    pub async fn finish_step(
+        &self,
+        id: &str,
+        change: impl FnOnce(&mut StepRecord),
+    ) -> Result<(), StorageError> {
+        if !self.background {
+            return self.update_step(id, change).await;
+        }
+        self.note_step(id, change);
+        let run = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = run.save().await {
+                tracing::error!(error = %e, "the manifest could not be saved; the run's final save reports it");
+            }
+        });
+        Ok(())
+    }
+
+    /// Save the newest state.
+    pub async fn save(&self) -> Result<(), StorageError> {
+        self.update(|_| {}).await
     }
 
     /// Step `id` as last changed.

@@ -1010,7 +1010,7 @@ impl Suite {
         )
         .await?;
         live.run
-            .update_step(&plan.step, |s| {
+            .finish_step(&plan.step, |s| {
                 s.status = StepStatus::Done;
                 s.outputs = stored.iter().map(output_record).collect();
                 s.timings.finished_at = Some(jiff::Timestamp::now());

@@ -340,6 +340,7 @@ impl Suite {
             prior,
             detach,
         } = work;
+        let run = run.with_background_completion();
         let ledger = self.ledger.clone();
         let lease = Duration::from_secs(self.config.ledger.lease_secs.max(1));
         let mut keepers: BTreeMap<String, LeaseKeeper> = starts
@@ -419,7 +420,13 @@ impl Suite {
             interrupt.signal().is_some(),
         )
         .await;
-        report(pipeline, &run, outcomes)
+        let mut report = report(pipeline, &run, outcomes);
+        if let Err(e) = run.save().await {
+            report.warnings.push(format!(
+                "the run's manifest could not be saved ({e}); `acgs resume` may not see the last finished steps"
+            ));
+        }
+        report
     }
 
     /// The next step whose dependencies finished; steps behind a failure are marked skipped.
