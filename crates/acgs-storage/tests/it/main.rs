@@ -293,6 +293,29 @@ mod sqlite {
         contract_meta_and_shared_limits(&open(&dir)).await;
     }
 
+    #[tokio::test]
+    async fn the_database_and_its_wal_stay_private_after_the_process() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().expect("tmp");
+        let ledger = open(&dir);
+        ledger
+            .reserve(request("0.10", "1.00", Duration::from_secs(60)))
+            .await
+            .expect("reserved");
+        drop(ledger);
+        let names = ["ledger.sqlite3", "ledger.sqlite3-wal", "ledger.sqlite3-shm"];
+        for name in names {
+            let meta = fs_err::metadata(dir.path().join(name)).expect("kept after close");
+            assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{name}");
+        }
+        let again = open(&dir);
+        assert_eq!(
+            again.today("UTC").await.expect("today").reserved,
+            usd("0.10"),
+            "a closed ledger's WAL is read by the next process"
+        );
+    }
+
     #[tokio::test(flavor = "multi_thread")]
     async fn concurrency() {
         let dir = tempfile::tempdir().expect("tmp");
