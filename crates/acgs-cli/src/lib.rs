@@ -28,6 +28,15 @@ use crate::ui::Ui;
 #[must_use]
 pub fn main_entry() -> ExitCode {
     let cli = Cli::parse();
+    if cli.command.may_spend() {
+        // Work every such command needs, done on the second core while this one starts.
+        let _ = std::thread::Builder::new()
+            .name("acgs-prepare".into())
+            .spawn(|| {
+                acgs_guard::prepare();
+                acgs_http::preload_trust_roots();
+            });
+    }
     let env = ProcessEnv::capture();
     let redactor = Redactor::new();
     redactor.add_scrubber(acgs_guard::scan::scrubber());

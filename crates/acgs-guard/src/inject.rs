@@ -85,6 +85,13 @@ static SET: LazyLock<RegexSet> = LazyLock::new(|| {
 static HTML_COMMENT: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(?s)<!--(.*?)-->").expect("the HTML comment rule compiles"));
 
+/// Compile the rules now rather than on first use (see [`crate::prepare`]).
+pub(crate) fn prepare() {
+    LazyLock::force(&SET);
+    LazyLock::force(&BASE64_RUN);
+    LazyLock::force(&HTML_COMMENT);
+}
+
 /// One rule that fired.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hit {

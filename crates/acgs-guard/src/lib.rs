@@ -27,6 +27,15 @@ pub use error::GuardError;
 pub use moderate::BlockList;
 pub use sanitize::{Sanitized, sanitize};
 
+/// Compile the shipped rule sets (injection, credentials, fold tables), which are otherwise
+/// compiled on first use. A command calls it on a spare thread while it starts, so that the
+/// first inspection does not wait for them; calling it again costs nothing.
+pub fn prepare() {
+    inject::prepare();
+    moderate::prepare();
+    std::sync::LazyLock::force(&scan::RULES);
+}
+
 /// A text that passed inspection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Inspected {

@@ -146,6 +146,12 @@ fn fold_char(c: char, out: &mut String) {
     }
 }
 
+/// Compute the fold tables now rather than on first use (see [`crate::prepare`]).
+pub(crate) fn prepare() {
+    std::sync::LazyLock::force(&ASCII_FOLDS);
+    std::sync::LazyLock::force(&ASCII_TABLE);
+}
+
 /// Folds of the ASCII characters, computed once (most text is ASCII).
 static ASCII_FOLDS: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| {
     (0u8..128)

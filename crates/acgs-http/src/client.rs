@@ -623,14 +623,29 @@ fn error_chain(error: &reqwest::Error) -> String {
     }
 }
 
+/// The operating system's trust roots, read once per process.
+static NATIVE_ROOTS: std::sync::OnceLock<Vec<rustls::pki_types::CertificateDer<'static>>> =
+    std::sync::OnceLock::new();
+
+/// Read the operating system's trust roots now (milliseconds of file reading and parsing) rather
+/// than when the first client is built. A command calls it on a spare thread while it starts;
+/// a client built meanwhile waits for it; calling it again costs nothing.
+pub fn preload_trust_roots() {
+    native_roots();
+}
+
+fn native_roots() -> &'static [rustls::pki_types::CertificateDer<'static>] {
+    NATIVE_ROOTS.get_or_init(|| rustls_native_certs::load_native_certs().certs)
+}
+
 /// TLS with the OS roots plus the configured bundle, ring crypto, verification always on.
 fn tls_config(policy: &NetworkPolicy) -> Result<rustls::ClientConfig, HttpError> {
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject as _;
 
     let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_native_certs::load_native_certs().certs {
-        let _ = roots.add(cert);
+    for cert in native_roots() {
+        let _ = roots.add(cert.clone());
     }
     if let Some(path) = &policy.ca_bundle {
         let pem = fs_err::read(path)

@@ -24,7 +24,7 @@ mod retry;
 
 pub use client::{
     Body, Credential, HttpClient, HttpRequest, HttpResponse, JSON_BODY_CAP, MAX_REDIRECTS,
-    NetworkPolicy, target_of,
+    NetworkPolicy, preload_trust_roots, target_of,
 };
 pub use download::Download;
 pub use error::{Delivery, HttpError};
