@@ -3,8 +3,10 @@
 //!
 //! `cargo bench -p acgs-cli --bench pipeline` runs, against one fake server for every provider:
 //! the 50-step DAG (10 chains of 5 Gemini text steps, each step using the previous step's text)
-//! with `max_parallel: 10` and with `max_parallel: 1`; then `acgs validate` on a generated
-//! 1,000-step file (10 chains of 100 steps).
+//! with `max_parallel: 10` (timed as whole processes, then with `--json` for the span from the
+//! first step's `submitting` to the last `done`) and with `max_parallel: 1`; then `acgs validate`
+//! on a generated 1,000-step file (10 chains of 100 steps). The critical path is the same DAG
+//! driven against the same fake by a bare HTTP client (the fake's own time included).
 //!
 //! For finding overhead: `ACGS_BENCH_PROFILE=<latency ms>` runs the wide DAG once with `--json`
 //! and leaves its stderr (progress events with timestamps; with `ACGS_BENCH_LOG=debug`, logs too)
@@ -43,7 +45,8 @@ fn dag(depth: usize, parallel: usize) -> String {
     yaml
 }
 
-fn acgs(sandbox: &Path, studio: &str, args: &[&str]) -> Duration {
+/// Run `acgs` in `sandbox` against `studio`: how long the process took, and its stderr.
+fn acgs(sandbox: &Path, studio: &str, args: &[&str]) -> (Duration, Vec<u8>) {
     let started = Instant::now();
     let binary =
         std::env::var_os("ACGS_BENCH_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_acgs").into());
@@ -74,7 +77,31 @@ fn acgs(sandbox: &Path, studio: &str, args: &[&str]) -> Duration {
         "acgs {args:?} failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    started.elapsed()
+    (started.elapsed(), output.stderr)
+}
+
+/// From a `--json` run's progress events: the first step's `submitting` to the last `done`
+/// (the run without the process's start and exit).
+fn steps_span(stderr: &[u8]) -> Duration {
+    let mut first: Option<jiff::Timestamp> = None;
+    let mut last: Option<jiff::Timestamp> = None;
+    for line in String::from_utf8_lossy(stderr).lines() {
+        let Ok(event) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let Some(ts) = event["ts"].as_str().and_then(|t| t.parse().ok()) else {
+            continue;
+        };
+        match event["status"].as_str() {
+            Some("submitting") => first = Some(first.map_or(ts, |f| f.min(ts))),
+            Some("done") => last = Some(last.map_or(ts, |l| l.max(ts))),
+            _ => {}
+        }
+    }
+    let (Some(first), Some(last)) = (first, last) else {
+        panic!("a --json run reports its steps");
+    };
+    Duration::try_from(last.duration_since(first)).expect("done after submitting")
 }
 
 /// The critical path as the fake itself serves it: the same DAG (`WIDTH` chains of `DEPTH`
@@ -172,31 +199,48 @@ async fn main() {
     fs_err::write(dir.join("narrow.yaml"), dag(DEPTH, 1)).expect("file");
     fs_err::write(dir.join("big.yaml"), dag(100, WIDTH)).expect("file");
     let uri = studio.uri();
-    let run = |file: &'static str| {
+    let run = |args: &'static [&'static str]| {
         let (dir, uri) = (dir.to_owned(), uri.clone());
-        tokio::task::spawn_blocking(move || acgs(&dir, &uri, &["run", file, "--yes"]))
+        tokio::task::spawn_blocking(move || acgs(&dir, &uri, args))
     };
     let mut wide = Vec::new();
     for _ in 0..RUNS {
-        wide.push(run("wide.yaml").await.expect("wide run"));
+        wide.push(
+            run(&["run", "wide.yaml", "--yes"])
+                .await
+                .expect("wide run")
+                .0,
+        );
     }
-    let narrow = run("narrow.yaml").await.expect("narrow run");
+    let mut spans = Vec::new();
+    for _ in 0..RUNS {
+        let (_, stderr) = run(&["--json", "run", "wide.yaml", "--yes"])
+            .await
+            .expect("wide run");
+        spans.push(steps_span(&stderr));
+    }
+    let narrow = run(&["run", "narrow.yaml", "--yes"])
+        .await
+        .expect("narrow run")
+        .0;
     let validate: Vec<Duration> = (0..VALIDATE_RUNS)
-        .map(|_| acgs(dir, &uri, &["validate", "big.yaml"]))
+        .map(|_| acgs(dir, &uri, &["validate", "big.yaml"]).0)
         .collect();
     let depth = u32::try_from(DEPTH).expect("depth");
     let nominal = LATENCY * depth;
     let (critical, round_trip) = fake_critical_path(&uri).await;
     let wide_median = median(wide.clone());
-    let over = |path: Duration| {
+    let span_median = median(spans);
+    let over = |took: Duration, path: Duration| {
         let permille =
-            (wide_median.as_micros().saturating_sub(path.as_micros())) * 1000 / path.as_micros();
+            (took.as_micros().saturating_sub(path.as_micros())) * 1000 / path.as_micros();
         format!("{}.{}%", permille / 10, permille % 10)
     };
     let report = format!(
         "50 steps, width {WIDTH}, {} ms per request; the fake's own round trip {} ms (median)\n\
          critical path: {} ms (the DAG driven by a bare HTTP client; {} ms nominal)\n\
          max_parallel 10: {RUNS} runs, min {} ms, median {} ms (critical path + {}; nominal + {})\n\
+         max_parallel 10, steps only (first submit to last done, --json): median {} ms (critical path + {})\n\
          max_parallel 1: {} ms (ratio sequential / parallel: {}.{:02})\n\
          acgs validate, 1,000 steps: {VALIDATE_RUNS} runs, min {} ms, median {} ms\n",
         LATENCY.as_millis(),
@@ -205,8 +249,10 @@ async fn main() {
         nominal.as_millis(),
         ms(*wide.iter().min().expect("runs")),
         ms(wide_median),
-        over(critical),
-        over(nominal),
+        over(wide_median, critical),
+        over(wide_median, nominal),
+        ms(span_median),
+        over(span_median, critical),
         ms(narrow),
         narrow.as_millis() / wide_median.as_millis().max(1),
         (narrow.as_millis() * 100 / wide_median.as_millis().max(1)) % 100,
@@ -220,7 +266,7 @@ async fn main() {
 async fn profile(studio: &FakeStudio) {
     let sandbox = tempfile::tempdir().expect("sandbox");
     fs_err::write(sandbox.path().join("wide.yaml"), dag(DEPTH, WIDTH)).expect("file");
-    let took = acgs(
+    let (took, _) = acgs(
         sandbox.path(),
         &studio.uri(),
         &["--json", "run", "wide.yaml", "--yes"],
