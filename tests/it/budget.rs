@@ -2,6 +2,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::signal;
 use acgs_core::ledger::{ReservationRecord, ReservationState};
 use acgs_e2e::Sandbox;
 use acgs_testkit::canary::FAL_KEY;
@@ -155,12 +156,6 @@ async fn spend(sb: &Sandbox) -> serde_json::Value {
     run.json()
 }
 
-fn kill(child: &tokio::process::Child) {
-    let pid = rustix::process::Pid::from_raw(i32::try_from(child.id().expect("pid")).expect("pid"))
-        .expect("pid");
-    rustix::process::kill_process(pid, rustix::process::Signal::KILL).expect("SIGKILL");
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_killed_holder_frees_its_budget_after_the_lease() {
     // The edit's input is too big for a data URI, so the process holds its reservation while
@@ -189,7 +184,7 @@ async fn a_killed_holder_frees_its_budget_after_the_lease() {
         assert!(Instant::now() < deadline, "no held reservation appeared");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    kill(&child);
+    signal(&child, rustix::process::Signal::KILL);
     let _ = child.wait().await;
     assert_eq!(
         spend(&sb).await["today"]["reserved"],
@@ -246,7 +241,7 @@ async fn a_killed_job_keeps_counting_until_written_off() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    kill(&child);
+    signal(&child, rustix::process::Signal::KILL);
     let _ = child.wait().await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(

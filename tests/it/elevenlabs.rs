@@ -2,12 +2,12 @@
 //! real binary against the fake ElevenLabs API.
 
 use acgs_core::ledger::ReservationState;
-use acgs_e2e::{Run, Sandbox};
+use acgs_e2e::Sandbox;
 use acgs_testkit::canary::{ELEVENLABS_KEY, leaks_in};
 use acgs_testkit::elevenlabs::{FakeElevenLabs, Quota, SpeechFailure};
 use acgs_testkit::media::wav;
 
-use super::{assert_code, audit_lines, ledger_rows};
+use super::{assert_code, audit_lines, ledger_rows, ok};
 
 fn sandbox_for(fake: &FakeElevenLabs) -> Sandbox {
     let mut sb = Sandbox::new();
@@ -15,17 +15,6 @@ fn sandbox_for(fake: &FakeElevenLabs) -> Sandbox {
         .set_env("ACGS_PROVIDERS__ELEVENLABS__BASE_URL", &fake.uri())
         .set_env("ACGS_NETWORK__ALLOW_HTTP_LOOPBACK", "true");
     sb
-}
-
-fn ok(run: &Run) -> serde_json::Value {
-    assert_eq!(
-        run.code,
-        Some(0),
-        "stdout: {}\nstderr: {}",
-        run.stdout,
-        run.stderr
-    );
-    run.json()
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -2,8 +2,9 @@
 
 use std::time::{Duration, Instant};
 
-use acgs_core::ledger::{ReservationRecord, ReservationState};
-use acgs_e2e::{Run, Sandbox};
+use super::{ledger_rows, ok, signal};
+use acgs_core::ledger::ReservationState;
+use acgs_e2e::Sandbox;
 use acgs_testkit::canary::FAL_KEY;
 use acgs_testkit::fal::{FakeFal, Outcome};
 use acgs_testkit::media::{mp4, png, wav};
@@ -19,31 +20,6 @@ fn sandbox_for(fake: &FakeFal) -> Sandbox {
 fn write(sb: &Sandbox, name: &str, bytes: &[u8]) -> String {
     fs_err::write(sb.work().join(name), bytes).expect("input");
     name.to_owned()
-}
-
-async fn rows(sb: &Sandbox) -> Vec<ReservationRecord> {
-    let url = format!("sqlite://{}", sb.state().join("ledger.sqlite3").display());
-    let ledger = acgs_storage::open_ledger(&url, &acgs_storage::LedgerAccess::default())
-        .await
-        .expect("ledger");
-    ledger.reservations(None).await.expect("rows")
-}
-
-fn ok(run: &Run) -> serde_json::Value {
-    assert_eq!(
-        run.code,
-        Some(0),
-        "stdout: {}\nstderr: {}",
-        run.stdout,
-        run.stderr
-    );
-    run.json()
-}
-
-fn kill(child: &tokio::process::Child) {
-    let pid = rustix::process::Pid::from_raw(i32::try_from(child.id().expect("pid")).expect("pid"))
-        .expect("pid");
-    rustix::process::kill_process(pid, rustix::process::Signal::KILL).expect("SIGKILL");
 }
 
 /// The status of the first step of the only run folder, once it has one.
@@ -82,8 +58,8 @@ async fn a_killed_video_job_is_finished_by_resume_without_a_second_submit() {
         .spawn()
         .expect("spawn");
     let run_id = wait_for_status(&sb, "submitted").await;
-    kill(&child);
-    let counted = rows(&sb).await;
+    signal(&child, rustix::process::Signal::KILL);
+    let counted = ledger_rows(&sb).await;
     assert_eq!(counted.len(), 1);
     assert_eq!(
         counted[0].state,
@@ -103,7 +79,7 @@ async fn a_killed_video_job_is_finished_by_resume_without_a_second_submit() {
         1,
         "resume re-attached instead of submitting again"
     );
-    let rows = rows(&sb).await;
+    let rows = ledger_rows(&sb).await;
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].state, ReservationState::Settled, "settled once");
     let again = ok(&sb.run(&["--json", "resume", &run_id]).await);
@@ -133,7 +109,7 @@ async fn a_kill_while_submitting_needs_resubmit() {
         assert!(Instant::now() < deadline, "the submit never arrived");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    kill(&child);
+    signal(&child, rustix::process::Signal::KILL);
     let run = sb.run(&["resume", &run_id, "--yes"]).await;
     assert_eq!(run.code, Some(2), "{}", run.stderr);
     assert!(
@@ -142,7 +118,7 @@ async fn a_kill_while_submitting_needs_resubmit() {
         run.stderr
     );
     assert_eq!(
-        rows(&sb).await[0].state,
+        ledger_rows(&sb).await[0].state,
         ReservationState::Submitted,
         "the unknown request keeps counting"
     );
@@ -155,7 +131,7 @@ async fn a_kill_while_submitting_needs_resubmit() {
         .run(&["--json", "resume", &run_id, "--resubmit", "--yes"])
         .await);
     assert_eq!(doc["run_id"], run_id.as_str());
-    let states: Vec<ReservationState> = rows(&sb).await.iter().map(|r| r.state).collect();
+    let states: Vec<ReservationState> = ledger_rows(&sb).await.iter().map(|r| r.state).collect();
     assert!(
         states.contains(&ReservationState::Abandoned)
             && states.contains(&ReservationState::Settled),
@@ -520,9 +496,7 @@ async fn detach_leaves_the_job_running_for_resume() {
         .spawn()
         .expect("spawn");
     let run_id = wait_for_status(&sb, "submitted").await;
-    let pid = rustix::process::Pid::from_raw(i32::try_from(child.id().expect("pid")).expect("pid"))
-        .expect("pid");
-    rustix::process::kill_process(pid, rustix::process::Signal::INT).expect("SIGINT");
+    signal(&child, rustix::process::Signal::INT);
     let out = child.wait_with_output().await.expect("exits");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{stderr}");
@@ -537,7 +511,7 @@ async fn detach_leaves_the_job_running_for_resume() {
         .filter(|r| r.method == wiremock::http::Method::PUT)
         .count();
     assert_eq!(cancels, 0, "a detached job is not cancelled");
-    assert_eq!(rows(&sb).await[0].state, ReservationState::Submitted);
+    assert_eq!(ledger_rows(&sb).await[0].state, ReservationState::Submitted);
     fake.complete_now().await;
     let doc = ok(&sb.run(&["--json", "resume", &run_id]).await);
     assert_eq!(doc["outputs"][0]["content_type"], "video/mp4");

@@ -2,12 +2,12 @@
 //! through the real binary against the fake Gemini API.
 
 use acgs_core::ledger::ReservationState;
-use acgs_e2e::{Run, Sandbox};
+use acgs_e2e::Sandbox;
 use acgs_testkit::canary::{GEMINI_KEY, leaks_in};
 use acgs_testkit::gemini::{Answer, FakeGemini};
 use acgs_testkit::media::png;
 
-use super::{assert_code, audit_lines, ledger_rows, no_partial_files};
+use super::{assert_code, audit_lines, ledger_rows, no_partial_files, ok};
 
 fn sandbox_for(fake: &FakeGemini) -> Sandbox {
     let mut sb = Sandbox::new();
@@ -15,17 +15,6 @@ fn sandbox_for(fake: &FakeGemini) -> Sandbox {
         .set_env("ACGS_PROVIDERS__GEMINI__BASE_URL", &fake.uri())
         .set_env("ACGS_NETWORK__ALLOW_HTTP_LOOPBACK", "true");
     sb
-}
-
-fn ok(run: &Run) -> serde_json::Value {
-    assert_eq!(
-        run.code,
-        Some(0),
-        "stdout: {}\nstderr: {}",
-        run.stdout,
-        run.stderr
-    );
-    run.json()
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -50,6 +50,25 @@ async fn ledger_rows(sb: &Sandbox) -> Vec<acgs_core::ledger::ReservationRecord> 
     ledger.reservations(None).await.expect("rows")
 }
 
+/// The JSON a successful run printed (stdout and stderr shown when it failed).
+fn ok(run: &Run) -> serde_json::Value {
+    assert_eq!(
+        run.code,
+        Some(0),
+        "stdout: {}\nstderr: {}",
+        run.stdout,
+        run.stderr
+    );
+    run.json()
+}
+
+/// Send `signal` to a spawned `acgs`.
+fn signal(child: &tokio::process::Child, signal: rustix::process::Signal) {
+    let pid = rustix::process::Pid::from_raw(i32::try_from(child.id().expect("pid")).expect("pid"))
+        .expect("pid");
+    rustix::process::kill_process(pid, signal).expect("signal sent");
+}
+
 fn assert_code(run: &Run, code: i32, error_code: &str) {
     assert_eq!(
         run.code,
@@ -411,10 +430,7 @@ async fn ctrl_c_cancels_the_job_and_exits_130() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let pid =
-        rustix::process::Pid::from_raw(i32::try_from(child.id().expect("pid")).expect("pid fits"))
-            .expect("pid");
-    rustix::process::kill_process(pid, rustix::process::Signal::INT).expect("signal");
+    signal(&child, rustix::process::Signal::INT);
     let status = child.wait().await.expect("exits");
     assert_eq!(status.code(), Some(130));
     let cancels = fake

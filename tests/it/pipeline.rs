@@ -6,12 +6,12 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use acgs_core::ledger::ReservationState;
-use acgs_e2e::{Run, Sandbox};
+use acgs_e2e::Sandbox;
 use acgs_testkit::canary::{ELEVENLABS_KEY, FAL_KEY, GEMINI_KEY};
 use acgs_testkit::media::png;
 use acgs_testkit::studio::{FakeStudio, FalResult, gemini_text_for};
 
-use super::{audit_lines, ledger_rows};
+use super::{audit_lines, ledger_rows, ok, signal};
 
 const FLUX: &str = "fal-ai/flux/dev";
 const KLING: &str = "fal-ai/kling-video/v2.1/standard/image-to-video";
@@ -44,17 +44,6 @@ fn example(sb: &Sandbox, name: &str) -> String {
         .join(name);
     fs_err::copy(from, sb.work().join(name)).expect("example");
     name.to_owned()
-}
-
-fn ok(run: &Run) -> serde_json::Value {
-    assert_eq!(
-        run.code,
-        Some(0),
-        "stdout: {}\nstderr: {}",
-        run.stdout,
-        run.stderr
-    );
-    run.json()
 }
 
 fn statuses(doc: &serde_json::Value) -> Vec<(String, String)> {
@@ -259,9 +248,7 @@ async fn a_killed_run_resumes_paying_only_for_unfinished_steps() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let pid = rustix::process::Pid::from_raw(i32::try_from(child.id().expect("pid")).expect("pid"))
-        .expect("pid");
-    rustix::process::kill_process(pid, rustix::process::Signal::KILL).expect("SIGKILL");
+    signal(&child, rustix::process::Signal::KILL);
     studio.release();
     let run_id = sb.run_folders()[0]
         .file_name()
@@ -485,9 +472,7 @@ async fn detach_leaves_pipeline_jobs_running_for_resume() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let pid = rustix::process::Pid::from_raw(i32::try_from(child.id().expect("pid")).expect("pid"))
-        .expect("pid");
-    rustix::process::kill_process(pid, rustix::process::Signal::INT).expect("SIGINT");
+    signal(&child, rustix::process::Signal::INT);
     let out = child.wait_with_output().await.expect("exit");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{stderr}");
