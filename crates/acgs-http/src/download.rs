@@ -1,5 +1,6 @@
 //! Streaming downloads into any writer, with a size cap, an idle timeout and sha256 on the fly.
 
+use acgs_core::provider::{Charge, FailureClass, ProviderError};
 use acgs_core::redact::Redactor;
 use futures_util::StreamExt as _;
 use sha2::{Digest as _, Sha256};
@@ -8,6 +9,7 @@ use url::Url;
 
 use crate::client::{Credential, HttpClient, HttpRequest, target_of};
 use crate::error::HttpError;
+use crate::retry::Classifier;
 
 /// What a download wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,6 +23,33 @@ pub struct Download {
 }
 
 impl HttpClient {
+    /// A provider's result: `url` as the provider returned it, streamed into `sink` with the
+    /// provider's `credential` (sent only to its own origin). A URL that does not parse is a bad
+    /// response; HTTP failures are classified by `classify` as [`crate::provider_error`] does.
+    pub async fn download_result(
+        &self,
+        provider: &str,
+        url: &str,
+        credential: &Credential,
+        sink: &mut (dyn AsyncWrite + Unpin + Send),
+        cap: u64,
+        classify: Classifier<'_>,
+    ) -> Result<u64, ProviderError> {
+        let url = Url::parse(url).map_err(|_| {
+            ProviderError::new(
+                FailureClass::Other,
+                "provider.bad_response",
+                format!("{provider} returned a result URL that is not a URL"),
+                Charge::Estimate,
+            )
+        })?;
+        let download = self
+            .download_to(&url, Some(credential), sink, cap)
+            .await
+            .map_err(|e| crate::provider_error(provider, e, classify))?;
+        Ok(download.bytes)
+    }
+
     /// Stream `url` into `writer`. Credentials go only to the credential's own origin, so result
     /// media on other hosts is fetched without them. Fails on more than `cap` bytes, on a
     /// truncated body, and after `read_idle_timeout` without a byte. No decompression happens.

@@ -396,22 +396,10 @@ impl Provider for FalProvider {
         sink: &'a mut (dyn tokio::io::AsyncWrite + Unpin + Send),
         cap: u64,
     ) -> BoxFuture<'a, ProviderResult<u64>> {
-        Box::pin(async move {
-            let url = Url::parse(url).map_err(|_| {
-                ProviderError::new(
-                    FailureClass::Other,
-                    "provider.bad_response",
-                    "fal returned a result URL that is not a URL",
-                    Charge::Estimate,
-                )
-            })?;
-            let download = self
-                .http
-                .download_to(&url, Some(&self.credential), sink, cap)
-                .await
-                .map_err(|e| provider_error(NAME, e, &classify))?;
-            Ok(download.bytes)
-        })
+        Box::pin(
+            self.http
+                .download_result(NAME, url, &self.credential, sink, cap, &classify),
+        )
     }
 
     fn classify(&self, failure: &HttpFailure) -> FailureClass {
