@@ -579,6 +579,31 @@ impl Suite {
         inspect::inspect_model_text(&self.guard, step, text, &self.config)
     }
 
+    /// How long a `held` reservation lives without renewal.
+    pub(crate) fn lease(&self) -> Duration {
+        Duration::from_secs(self.config.ledger.lease_secs.max(1))
+    }
+
+    /// The reservation of `plan`'s worst case in run `run_id`, under the limits `cost`.
+    pub(crate) fn reserve_request(
+        &self,
+        run_id: &str,
+        plan: &Plan,
+        cost: &acgs_core::config::CostManagement,
+    ) -> ReserveRequest {
+        ReserveRequest {
+            run_id: run_id.to_owned(),
+            step: plan.step.clone(),
+            provider: plan.model.provider,
+            model: plan.model.key.clone(),
+            user: self.user.clone(),
+            amount: plan.quote.amount,
+            daily_limit: cost.daily_limit,
+            timezone: cost.timezone.clone(),
+            lease: self.lease(),
+        }
+    }
+
     /// Stage 6 and the run folder: confirmation, reservation, manifest.
     async fn authorize<'p>(
         &self,
@@ -607,21 +632,9 @@ impl Suite {
         }
         let request = self.preflight_request(plan);
         let warnings = provider.preflight(&request).await?;
-        let reservation = authorize::reserve(
-            ledger.as_ref(),
-            ReserveRequest {
-                run_id: plan.run_id.clone(),
-                step: plan.step.clone(),
-                provider: model.provider,
-                model: model.key.clone(),
-                user: self.user.clone(),
-                amount: plan.quote.amount,
-                daily_limit: cost.daily_limit,
-                timezone: cost.timezone.clone(),
-                lease: Duration::from_secs(self.config.ledger.lease_secs.max(1)),
-            },
-        )
-        .await?;
+        let reservation = ledger
+            .reserve(self.reserve_request(&plan.run_id, plan, cost))
+            .await?;
         self.alert(ledger.as_ref(), cost, &reservation, plan, &events)
             .await;
         let run = match existing {
@@ -757,7 +770,7 @@ impl Suite {
         interrupt: &Interrupt,
     ) -> Result<RunReport, EngineError> {
         let plan = live.plan;
-        let lease = Duration::from_secs(self.config.ledger.lease_secs.max(1));
+        let lease = self.lease();
         let keeper = LeaseKeeper::start(
             Arc::clone(&live.ledger),
             live.reservation.id.clone(),

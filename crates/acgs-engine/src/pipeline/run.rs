@@ -9,12 +9,11 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use acgs_core::Usd;
 use acgs_core::UserFacing as _;
 use acgs_core::audit::AuditOutcome;
-use acgs_core::ledger::{Ledger, Reservation, ReserveRequest};
+use acgs_core::ledger::{Ledger, Reservation};
 use acgs_core::provider::{EventSink, Stage};
 use acgs_core::task::ContentType;
 use acgs_guard::budget::SpendDecision;
@@ -274,17 +273,7 @@ impl Suite {
         let requests = estimate
             .steps
             .iter()
-            .map(|plan| ReserveRequest {
-                run_id: run_id.to_owned(),
-                step: plan.step.clone(),
-                provider: plan.model.provider,
-                model: plan.model.key.clone(),
-                user: self.user.clone(),
-                amount: plan.quote.amount,
-                daily_limit: cost.daily_limit,
-                timezone: cost.timezone.clone(),
-                lease: Duration::from_secs(self.config.ledger.lease_secs.max(1)),
-            })
+            .map(|plan| self.reserve_request(run_id, plan, &cost))
             .collect();
         let reserved = ledger.reserve_all(requests).await?;
         Ok(estimate
@@ -342,7 +331,7 @@ impl Suite {
         } = work;
         let run = run.with_background_completion();
         let ledger = self.ledger.clone();
-        let lease = Duration::from_secs(self.config.ledger.lease_secs.max(1));
+        let lease = self.lease();
         let mut keepers: BTreeMap<String, LeaseKeeper> = starts
             .iter()
             .filter_map(|(id, start)| match (start, &ledger) {

@@ -7,9 +7,7 @@ use std::time::Duration;
 
 use acgs_core::Usd;
 use acgs_core::config::CostManagement;
-use acgs_core::ledger::{
-    Ledger, OwnerToken, Reservation, ReservationId, ReserveRequest, SharedLimits,
-};
+use acgs_core::ledger::{Ledger, OwnerToken, ReservationId, SharedLimits};
 use acgs_guard::GuardError;
 use acgs_guard::budget::{SpendDecision, check_run};
 use tokio_util::sync::CancellationToken;
@@ -78,14 +76,6 @@ pub fn check(
         }
     }
     Ok(decision)
-}
-
-/// Reserve the worst case atomically.
-pub async fn reserve(
-    ledger: &dyn Ledger,
-    request: ReserveRequest,
-) -> Result<Reservation, EngineError> {
-    Ok(ledger.reserve(request).await?)
 }
 
 /// Renews a held reservation every third of its lease until stopped.
