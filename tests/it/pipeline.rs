@@ -2,11 +2,13 @@
 //! examples end to end, a fan-out/fan-in DAG running at once, kill-and-resume paying only for
 //! unfinished steps, and files refused before anything is spent.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use acgs_core::ledger::ReservationState;
 use acgs_e2e::Sandbox;
+use acgs_storage::manifest::{JOURNAL_FILE, Manifest, StepStatus};
+use acgs_storage::output::OutputRoot;
 use acgs_testkit::canary::{ELEVENLABS_KEY, FAL_KEY, GEMINI_KEY};
 use acgs_testkit::media::png;
 use acgs_testkit::studio::{FakeStudio, FalResult, gemini_text_for};
@@ -111,6 +113,10 @@ async fn text_image_video_and_narration_run_end_to_end() {
     assert_eq!(manifest["kind"], "pipeline");
     assert_eq!(manifest["steps"].as_array().map(Vec::len), Some(5));
     assert!(
+        !folder.join(JOURNAL_FILE).exists(),
+        "the finished run's manifest includes its journal"
+    );
+    assert!(
         folder.join("pipeline.yaml").exists(),
         "the run keeps what it ran"
     );
@@ -214,18 +220,25 @@ async fn understanding_then_writing_then_video() {
     );
 }
 
+/// A running pipeline's manifest as `acgs resume` would read it (with its journal).
+fn live_manifest(folder: &Path) -> Option<Manifest> {
+    let run = OutputRoot::open(folder.parent()?)
+        .ok()?
+        .open_run(folder.file_name()?.to_str()?)
+        .ok()?;
+    Manifest::load(&run).ok()
+}
+
 fn submitted_steps(sb: &Sandbox) -> usize {
     let Some(folder) = sb.run_folders().into_iter().next() else {
         return 0;
     };
-    let Ok(text) = fs_err::read_to_string(folder.join("manifest.json")) else {
-        return 0;
-    };
-    let Ok(manifest) = serde_json::from_str::<serde_json::Value>(&text) else {
-        return 0;
-    };
-    manifest["steps"].as_array().map_or(0, |steps| {
-        steps.iter().filter(|s| s["status"] == "submitted").count()
+    live_manifest(&folder).map_or(0, |manifest| {
+        manifest
+            .steps
+            .iter()
+            .filter(|s| s.status == StepStatus::Submitted)
+            .count()
     })
 }
 
@@ -250,13 +263,22 @@ async fn a_killed_run_resumes_paying_only_for_unfinished_steps() {
     }
     signal(&child, rustix::process::Signal::KILL);
     studio.release();
-    let run_id = sb.run_folders()[0]
+    let folder = sb.run_folders()[0].clone();
+    assert!(
+        folder.join(JOURNAL_FILE).exists(),
+        "the killed run's newest changes are in its journal"
+    );
+    let run_id = folder
         .file_name()
         .expect("name")
         .to_string_lossy()
         .into_owned();
     let doc = ok(&sb.run(&["--json", "resume", &run_id, "--yes"]).await);
     assert_eq!(doc["run_id"], run_id.as_str());
+    assert!(
+        !folder.join(JOURNAL_FILE).exists(),
+        "the resumed run folded it in"
+    );
     assert!(statuses(&doc).iter().all(|(_, s)| s == "done"), "{doc:#}");
     assert_eq!(
         studio.submits(&format!("fal:{FLUX}")),

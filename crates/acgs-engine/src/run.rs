@@ -1,22 +1,68 @@
-//! A run folder with its manifest, rewritten atomically on every state change. Steps of a
-//! pipeline running at once share one [`RunState`]: each change is made under one lock, and the
-//! file is written off the async threads by one writer at a time, which writes the newest state
-//! (so changes made while it waited are written together, once). In a pipeline, a finished
-//! step's record is saved by that writer in the background, so the steps waiting for it start at
-//! once; the next durable change (a dependent step's `submitting`, before anything is sent) or
-//! the run's final save includes it.
+//! A run folder with its manifest, saved on every durable state change. Steps of a pipeline
+//! running at once share one [`RunState`]: each change is made under one lock, and the file is
+//! written off the async threads by one writer at a time, which writes the newest state (so
+//! changes made while it waited are written together, once).
+//!
+//! A single run's manifest is rewritten whole at each change. A pipeline's changes are appended
+//! to the manifest journal instead (the records of the steps that changed: one short line
+//! instead of a manifest that grows with the pipeline), and the manifest is rewritten whole at
+//! the end of the run ([`RunState::save`]). A finished pipeline step's record is saved by the
+//! writer in the background, so the steps waiting for it start at once; the next durable change
+//! (a dependent step's `submitting`, before anything is sent) or the run's final save includes
+//! it.
 
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use acgs_storage::StorageError;
-use acgs_storage::manifest::{MANIFEST_FILE, Manifest, StepRecord};
+use acgs_storage::manifest::{MANIFEST_FILE, Manifest, ManifestJournal, StepRecord};
 use acgs_storage::output::RunDir;
 
-/// The manifest and how many changes it has had.
+/// The manifest, how many changes it has had, and what changed since it was last written.
 #[derive(Debug)]
 struct Versioned {
     manifest: Manifest,
     version: u64,
+    /// Steps changed since the last write.
+    changed: BTreeSet<String>,
+    /// The next write rewrites the whole manifest.
+    whole: bool,
+}
+
+/// What is on disk: the newest version written, and the journal once opened.
+#[derive(Debug, Default)]
+struct Written {
+    version: u64,
+    journal: Option<ManifestJournal>,
+}
+
+/// One write of the writer.
+enum Pending {
+    /// The whole manifest (which includes, and so removes, the journal).
+    Whole(Box<Manifest>),
+    /// One journal entry.
+    Steps { seq: u64, steps: Vec<StepRecord> },
+}
+
+impl Pending {
+    /// Write it; returns the journal to keep open.
+    fn write(
+        self,
+        dir: &RunDir,
+        journal: Option<ManifestJournal>,
+    ) -> Result<Option<ManifestJournal>, StorageError> {
+        match self {
+            Self::Whole(manifest) => manifest.save(dir).map(|()| None),
+            Self::Steps { seq, steps } => {
+                let mut journal = match journal {
+                    Some(journal) => journal,
+                    None => ManifestJournal::open(dir)?,
+                };
+                journal.append(seq, steps)?;
+                Ok(Some(journal))
+            }
+        }
+    }
 }
 
 /// A run folder and its manifest (cheap to clone; clones share the manifest).
@@ -25,10 +71,10 @@ pub struct RunState {
     /// The folder.
     pub dir: RunDir,
     manifest: Arc<Mutex<Versioned>>,
-    /// The newest version on disk; held while writing.
-    written: Arc<tokio::sync::Mutex<u64>>,
-    /// Finished steps are saved in the background (steps of a pipeline).
-    background: bool,
+    /// Held while writing.
+    written: Arc<tokio::sync::Mutex<Written>>,
+    /// A pipeline's run: changes journaled, finished steps saved in the background.
+    pipeline: bool,
 }
 
 impl RunState {
@@ -40,17 +86,20 @@ impl RunState {
             manifest: Arc::new(Mutex::new(Versioned {
                 manifest,
                 version: 0,
+                changed: BTreeSet::new(),
+                whole: false,
             })),
-            written: Arc::new(tokio::sync::Mutex::new(0)),
-            background: false,
+            written: Arc::new(tokio::sync::Mutex::new(Written::default())),
+            pipeline: false,
         }
     }
 
-    /// This run with finished steps saved in the background (see the module documentation);
-    /// whoever runs the steps ends with [`RunState::save`].
+    /// This run as a pipeline's: changes are journaled and finished steps saved in the
+    /// background (see the module documentation); whoever runs the steps ends with
+    /// [`RunState::save`].
     #[must_use]
-    pub fn with_background_completion(mut self) -> Self {
-        self.background = true;
+    pub fn for_pipeline(mut self) -> Self {
+        self.pipeline = true;
         self
     }
 
@@ -61,78 +110,119 @@ impl RunState {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Change the manifest; returns once this change (or a newer state) is on disk.
+    /// Change the manifest; returns once it is on disk whole (with this change or newer ones).
     pub async fn update(&self, change: impl FnOnce(&mut Manifest)) -> Result<(), StorageError> {
         let mine = {
             let mut state = self.lock();
             change(&mut state.manifest);
+            state.whole = true;
             state.version += 1;
             state.version
         };
-        let mut written = self.written.lock().await;
-        if *written >= mine {
-            return Ok(());
-        }
-        let (bytes, version) = {
-            let state = self.lock();
-            (state.manifest.to_json()?, state.version)
-        };
-        let dir = self.dir.clone();
-        tokio::task::spawn_blocking(move || dir.replace(MANIFEST_FILE, &bytes))
-            .await
-            .map_err(|e| StorageError::Corrupt {
-                path: self.dir.path().join(MANIFEST_FILE),
-                reason: format!("the manifest writer stopped: {e}"),
-            })??;
-        *written = version;
-        Ok(())
+        self.write(mine).await
     }
 
-    /// Change step `id` in memory only; the next [`RunState::update`] writes it. For facts that
-    /// are worth nothing on disk before the next durable state (a request about to be sent).
-    pub fn note_step(&self, id: &str, change: impl FnOnce(&mut StepRecord)) {
+    /// Write the newest state unless version `mine` (or a newer one) is on disk already.
+    async fn write(&self, mine: u64) -> Result<(), StorageError> {
+        let mut written = self.written.lock().await;
+        if written.version >= mine {
+            return Ok(());
+        }
+        let (pending, version) = self.pending();
+        let (dir, journal) = (self.dir.clone(), written.journal.take());
+        let outcome = tokio::task::spawn_blocking(move || pending.write(&dir, journal))
+            .await
+            .unwrap_or_else(|e| {
+                Err(StorageError::Corrupt {
+                    path: self.dir.path().join(MANIFEST_FILE),
+                    reason: format!("the manifest writer stopped: {e}"),
+                })
+            });
+        match outcome {
+            Ok(journal) => {
+                *written = Written { version, journal };
+                Ok(())
+            }
+            Err(e) => {
+                // What this write held is written whole next time.
+                self.lock().whole = true;
+                Err(e)
+            }
+        }
+    }
+
+    /// What the writer writes for the newest version.
+    fn pending(&self) -> (Pending, u64) {
+        let mut state = self.lock();
+        let state = &mut *state;
+        let changed = std::mem::take(&mut state.changed);
+        if state.whole || !self.pipeline {
+            state.whole = false;
+            return (
+                Pending::Whole(Box::new(state.manifest.clone())),
+                state.version,
+            );
+        }
+        state.manifest.journal_seq += 1;
+        let steps = state
+            .manifest
+            .steps
+            .iter()
+            .filter(|s| changed.contains(&s.id))
+            .cloned()
+            .collect();
+        let seq = state.manifest.journal_seq;
+        (Pending::Steps { seq, steps }, state.version)
+    }
+
+    /// Change step `id` in memory and return the new version.
+    fn change_step(&self, id: &str, change: impl FnOnce(&mut StepRecord)) -> u64 {
         let mut state = self.lock();
         if let Some(step) = state.manifest.step_mut(id) {
             change(step);
+            state.changed.insert(id.to_owned());
         }
         state.version += 1;
+        state.version
     }
 
-    /// Change step `id` and save the manifest.
+    /// Change step `id` in memory only; the next write saves it. For facts that are worth
+    /// nothing on disk before the next durable state (a request about to be sent).
+    pub fn note_step(&self, id: &str, change: impl FnOnce(&mut StepRecord)) {
+        self.change_step(id, change);
+    }
+
+    /// Change step `id` and save it.
     pub async fn update_step(
         &self,
         id: &str,
         change: impl FnOnce(&mut StepRecord),
     ) -> Result<(), StorageError> {
-        self.update(|manifest| {
-            if let Some(step) = manifest.step_mut(id) {
-                change(step);
-            }
-        })
-        .await
+        let mine = self.change_step(id, change);
+        self.write(mine).await
     }
 
-    /// Record that step `id` finished: saved before this returns, or, with
-    /// [`RunState::with_background_completion`], by the writer in the background.
+    /// Record that step `id` finished: saved before this returns, or, in a pipeline's run, by
+    /// the writer in the background.
     pub async fn finish_step(
         &self,
         id: &str,
         change: impl FnOnce(&mut StepRecord),
     ) -> Result<(), StorageError> {
-        if !self.background {
-            return self.update_step(id, change).await;
+        let mine = self.change_step(id, change);
+        if !self.pipeline {
+            return self.write(mine).await;
         }
-        self.note_step(id, change);
         let run = self.clone();
         tokio::spawn(async move {
-            if let Err(e) = run.save().await {
+            if let Err(e) = run.write(mine).await {
                 tracing::error!(error = %e, "the manifest could not be saved; the run's final save reports it");
             }
         });
         Ok(())
     }
 
-    /// Save the newest state.
+    /// Save the newest state as one whole manifest (a pipeline's journal is folded in).
     pub async fn save(&self) -> Result<(), StorageError> {
         self.update(|_| {}).await
     }
@@ -148,9 +238,105 @@ impl RunState {
             .cloned()
     }
 
+    /// The run's id.
+    #[must_use]
+    pub fn run_id(&self) -> String {
+        self.lock().manifest.run_id.clone()
+    }
+
     /// The manifest as last changed.
     #[must_use]
     pub fn manifest(&self) -> Manifest {
         self.lock().manifest.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use acgs_storage::manifest::{JOURNAL_FILE, RunKind, StepStatus, Timings};
+    use acgs_storage::output::OutputRoot;
+
+    fn pending(id: &str) -> StepRecord {
+        StepRecord {
+            id: id.to_owned(),
+            model: "gemini_2_5_flash".into(),
+            endpoint: "models/gemini-2.5-flash".into(),
+            params: acgs_core::catalog::Params::new(),
+            status: StepStatus::Pending,
+            estimate: None,
+            actual: None,
+            reservation_id: None,
+            job: None,
+            outputs: Vec::new(),
+            timings: Timings::default(),
+            error_code: None,
+            request: None,
+        }
+    }
+
+    fn on_disk(dir: &RunDir, name: &str) -> Vec<StepStatus> {
+        let bytes = fs_err::read(dir.path().join(name)).expect("manifest");
+        let manifest: Manifest = serde_json::from_slice(&bytes).expect("json");
+        manifest.steps.iter().map(|s| s.status).collect()
+    }
+
+    #[tokio::test]
+    async fn a_pipeline_journals_its_changes_and_saves_them_whole_at_the_end() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let dir = OutputRoot::open(tmp.path())
+            .expect("root")
+            .create_run("r1")
+            .expect("run");
+        let mut manifest = Manifest::new(RunKind::Pipeline, "r1");
+        manifest.steps = vec![pending("a"), pending("b")];
+        manifest.save(&dir).expect("saved");
+        let run = RunState::new(dir.clone(), manifest).for_pipeline();
+
+        run.update_step("a", |s| s.status = StepStatus::Submitting)
+            .await
+            .expect("a submitting");
+        run.finish_step("b", |s| s.status = StepStatus::Done)
+            .await
+            .expect("b done");
+        run.update_step("a", |s| s.status = StepStatus::Submitted)
+            .await
+            .expect("a submitted");
+        assert_eq!(
+            on_disk(&dir, MANIFEST_FILE),
+            [StepStatus::Pending, StepStatus::Pending],
+            "the manifest is not rewritten for each change"
+        );
+        let loaded = Manifest::load(&dir).expect("loaded");
+        assert_eq!(
+            loaded.steps.iter().map(|s| s.status).collect::<Vec<_>>(),
+            [StepStatus::Submitted, StepStatus::Done],
+            "the journal holds every durable change, the background one included"
+        );
+
+        run.save().await.expect("final save");
+        assert_eq!(
+            on_disk(&dir, MANIFEST_FILE),
+            [StepStatus::Submitted, StepStatus::Done]
+        );
+        assert!(!dir.path().join(JOURNAL_FILE).exists());
+    }
+
+    #[tokio::test]
+    async fn a_single_run_rewrites_its_manifest() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let dir = OutputRoot::open(tmp.path())
+            .expect("root")
+            .create_run("r2")
+            .expect("run");
+        let mut manifest = Manifest::new(RunKind::Single, "r2");
+        manifest.steps = vec![pending("a")];
+        manifest.save(&dir).expect("saved");
+        let run = RunState::new(dir.clone(), manifest);
+        run.finish_step("a", |s| s.status = StepStatus::Done)
+            .await
+            .expect("done");
+        assert_eq!(on_disk(&dir, MANIFEST_FILE), [StepStatus::Done]);
+        assert!(!dir.path().join(JOURNAL_FILE).exists());
     }
 }

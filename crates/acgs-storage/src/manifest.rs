@@ -1,5 +1,10 @@
-//! The run manifest, which is also the checkpoint (DESIGN.md §3.6). It is rewritten atomically on
-//! every state change.
+//! The run manifest, which is also the checkpoint (DESIGN.md §3.6).
+//!
+//! `manifest.json` is rewritten atomically. A pipeline's runner instead appends each step change
+//! to `manifest.journal` (one short line, synced; see [`ManifestJournal`]) and rewrites the
+//! manifest whole at the end of the run. [`Manifest::load`] reads both: journal entries newer
+//! than the manifest's [`Manifest::journal_seq`] are applied in order, and a torn last entry
+//! (the process died while appending it) is ignored.
 
 use std::collections::BTreeMap;
 
@@ -17,6 +22,15 @@ pub const MANIFEST_SCHEMA: u32 = 1;
 
 /// The manifest's file name.
 pub const MANIFEST_FILE: &str = "manifest.json";
+
+/// The manifest journal's file name.
+pub const JOURNAL_FILE: &str = "manifest.journal";
+
+/// The largest manifest read.
+const MAX_MANIFEST_BYTES: u64 = 16 * 1024 * 1024;
+
+/// The largest journal read.
+const MAX_JOURNAL_BYTES: u64 = 64 * 1024 * 1024;
 
 /// A single generation or a pipeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -134,6 +148,22 @@ pub struct Manifest {
     pub inputs: BTreeMap<String, serde_json::Value>,
     /// Steps.
     pub steps: Vec<StepRecord>,
+    /// The newest journal entry included (0: none).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub journal_seq: u64,
+}
+
+// A serde predicate takes a reference.
+#[allow(clippy::trivially_copy_pass_by_ref)]
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// One journal line: the newest records of the steps that changed.
+#[derive(Debug, Serialize, Deserialize)]
+struct JournalEntry {
+    seq: u64,
+    steps: Vec<StepRecord>,
 }
 
 impl Manifest {
@@ -149,6 +179,7 @@ impl Manifest {
             pipeline_dir: None,
             inputs: BTreeMap::new(),
             steps: Vec::new(),
+            journal_seq: 0,
         }
     }
 
@@ -157,9 +188,10 @@ impl Manifest {
         self.steps.iter_mut().find(|s| s.id == id)
     }
 
-    /// Write atomically into the run folder.
+    /// Write atomically into the run folder; the journal, now included, is removed.
     pub fn save(&self, run: &RunDir) -> Result<()> {
-        run.replace(MANIFEST_FILE, &self.to_json()?)
+        run.replace(MANIFEST_FILE, &self.to_json()?)?;
+        run.remove(JOURNAL_FILE)
     }
 
     /// The manifest as the JSON written to disk.
@@ -170,20 +202,228 @@ impl Manifest {
         })
     }
 
-    /// Read the manifest of a run folder.
+    /// Read the manifest of a run folder, with the changes its journal holds.
     pub fn load(run: &RunDir) -> Result<Self> {
-        let bytes = run.read(MANIFEST_FILE, 16 * 1024 * 1024)?;
+        let bytes = run.read(MANIFEST_FILE, MAX_MANIFEST_BYTES)?;
         let corrupt = |reason: String| StorageError::Corrupt {
             path: run.path().join(MANIFEST_FILE),
             reason,
         };
-        let manifest: Self = serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
+        let mut manifest: Self =
+            serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
         if manifest.schema_version != MANIFEST_SCHEMA {
             return Err(corrupt(format!(
                 "unsupported schema version {}",
                 manifest.schema_version
             )));
         }
+        if let Some(journal) = run.read_if_exists(JOURNAL_FILE, MAX_JOURNAL_BYTES)? {
+            manifest
+                .apply_journal(&journal)
+                .map_err(|reason| StorageError::Corrupt {
+                    path: run.path().join(JOURNAL_FILE),
+                    reason,
+                })?;
+        }
         Ok(manifest)
+    }
+
+    /// Apply the complete journal entries newer than this manifest, in order.
+    fn apply_journal(&mut self, journal: &[u8]) -> std::result::Result<(), String> {
+        if u64::try_from(journal.len()).unwrap_or(u64::MAX) >= MAX_JOURNAL_BYTES {
+            return Err("larger than 64 MiB".into());
+        }
+        let complete = journal
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(&journal[..0], |end| &journal[..end]);
+        for (index, line) in complete.split(|&b| b == b'\n').enumerate() {
+            let entry: JournalEntry = serde_json::from_slice(line)
+                .map_err(|e| format!("entry {} is unreadable ({e})", index + 1))?;
+            if entry.seq <= self.journal_seq {
+                continue;
+            }
+            for record in entry.steps {
+                match self.steps.iter_mut().find(|s| s.id == record.id) {
+                    Some(step) => *step = record,
+                    None => self.steps.push(record),
+                }
+            }
+            self.journal_seq = entry.seq;
+        }
+        Ok(())
+    }
+}
+
+/// A run's manifest journal, open for appending: each entry is one line holding the newest
+/// records of the steps that changed, written with one `write` and synced before
+/// [`ManifestJournal::append`] returns.
+#[derive(Debug)]
+pub struct ManifestJournal {
+    file: std::fs::File,
+}
+
+impl ManifestJournal {
+    /// Open the journal of `run` (created private if missing); a torn last entry left by a
+    /// process that died while appending is cut off first.
+    pub fn open(run: &RunDir) -> Result<Self> {
+        let file = run.open_append(JOURNAL_FILE)?;
+        let torn = run
+            .read_if_exists(JOURNAL_FILE, MAX_JOURNAL_BYTES)?
+            .filter(|bytes| bytes.last().is_some_and(|&b| b != b'\n'));
+        if let Some(bytes) = torn {
+            let keep = bytes
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(0, |end| end + 1);
+            file.set_len(u64::try_from(keep).unwrap_or(0))
+                .map_err(StorageError::io("cutting a torn manifest journal entry"))?;
+        }
+        Ok(Self { file })
+    }
+
+    /// Append entry `seq` with `steps` (their newest records), durably.
+    pub fn append(&mut self, seq: u64, steps: Vec<StepRecord>) -> Result<()> {
+        use std::io::Write as _;
+        let mut line = serde_json::to_vec(&JournalEntry { seq, steps }).map_err(|e| {
+            StorageError::Corrupt {
+                path: std::path::PathBuf::from(JOURNAL_FILE),
+                reason: e.to_string(),
+            }
+        })?;
+        line.push(b'\n');
+        self.file
+            .write_all(&line)
+            .and_then(|()| self.file.sync_data())
+            .map_err(StorageError::io("appending to the manifest journal"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::output::OutputRoot;
+    use std::os::unix::fs::PermissionsExt as _;
+
+    fn step(id: &str, status: StepStatus) -> StepRecord {
+        StepRecord {
+            id: id.to_owned(),
+            model: "gemini_2_5_flash".into(),
+            endpoint: "models/gemini-2.5-flash".into(),
+            params: Params::new(),
+            status,
+            estimate: None,
+            actual: None,
+            reservation_id: None,
+            job: None,
+            outputs: Vec::new(),
+            timings: Timings::default(),
+            error_code: None,
+            request: None,
+        }
+    }
+
+    /// A run folder holding a saved manifest with steps `a` and `b`, both pending.
+    fn saved_run(tmp: &tempfile::TempDir) -> (RunDir, Manifest) {
+        let run = OutputRoot::open(tmp.path())
+            .expect("root")
+            .create_run("r1")
+            .expect("run");
+        let mut manifest = Manifest::new(RunKind::Pipeline, "r1");
+        manifest.steps = vec![
+            step("a", StepStatus::Pending),
+            step("b", StepStatus::Pending),
+        ];
+        manifest.save(&run).expect("saved");
+        (run, manifest)
+    }
+
+    fn statuses(manifest: &Manifest) -> Vec<StepStatus> {
+        manifest.steps.iter().map(|s| s.status).collect()
+    }
+
+    #[test]
+    fn journal_entries_are_applied_in_order_and_a_torn_last_one_is_ignored() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let (run, _) = saved_run(&tmp);
+        let mut journal = ManifestJournal::open(&run).expect("journal");
+        journal
+            .append(1, vec![step("a", StepStatus::Submitting)])
+            .expect("1");
+        journal
+            .append(
+                2,
+                vec![
+                    step("a", StepStatus::Done),
+                    step("b", StepStatus::Submitting),
+                ],
+            )
+            .expect("2");
+        let path = run.path().join(JOURNAL_FILE);
+        let mode = fs_err::metadata(&path).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let mut torn = fs_err::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .expect("open");
+        std::io::Write::write_all(&mut torn, br#"{"seq":3,"steps":[{"id":"b","#).expect("torn");
+        let loaded = Manifest::load(&run).expect("loaded");
+        assert_eq!(
+            statuses(&loaded),
+            [StepStatus::Done, StepStatus::Submitting]
+        );
+        assert_eq!(loaded.journal_seq, 2);
+
+        // Appending again first cuts the torn entry off.
+        let mut journal = ManifestJournal::open(&run).expect("reopened");
+        journal
+            .append(3, vec![step("b", StepStatus::Done)])
+            .expect("3");
+        let loaded = Manifest::load(&run).expect("loaded again");
+        assert_eq!(statuses(&loaded), [StepStatus::Done, StepStatus::Done]);
+    }
+
+    #[test]
+    fn entries_the_manifest_already_includes_are_skipped() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let (run, mut manifest) = saved_run(&tmp);
+        let mut journal = ManifestJournal::open(&run).expect("journal");
+        journal
+            .append(1, vec![step("a", StepStatus::Submitting)])
+            .expect("1");
+        // The manifest was rewritten with entry 1 and a newer state of `a`, and the process died
+        // before removing the journal.
+        manifest.steps[0].status = StepStatus::Done;
+        manifest.journal_seq = 1;
+        run.replace(MANIFEST_FILE, &manifest.to_json().expect("json"))
+            .expect("replaced");
+        let loaded = Manifest::load(&run).expect("loaded");
+        assert_eq!(
+            statuses(&loaded),
+            [StepStatus::Done, StepStatus::Pending],
+            "the older journal entry does not undo the newer manifest"
+        );
+        manifest.save(&run).expect("saved");
+        assert!(
+            !run.path().join(JOURNAL_FILE).exists(),
+            "saving folds the journal in"
+        );
+    }
+
+    #[test]
+    fn a_damaged_entry_before_the_last_is_corruption() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let (run, _) = saved_run(&tmp);
+        let mut journal = ManifestJournal::open(&run).expect("journal");
+        journal
+            .append(1, vec![step("a", StepStatus::Submitting)])
+            .expect("1");
+        let path = run.path().join(JOURNAL_FILE);
+        let mut text = fs_err::read_to_string(&path).expect("read");
+        text.insert_str(0, "{not json}\n");
+        fs_err::write(&path, text).expect("write");
+        let error = Manifest::load(&run).expect_err("corrupt");
+        assert_eq!(acgs_core::UserFacing::code(&error), "storage.corrupt");
+        assert!(error.to_string().contains("entry 1"), "{error}");
     }
 }

@@ -195,23 +195,66 @@ impl RunDir {
         result
     }
 
+    /// Open `name` in this folder for appending, refusing symlinks; created private (0600) if
+    /// missing, with the folder synced so that the new file survives a crash.
+    pub fn open_append(&self, name: &str) -> Result<std::fs::File> {
+        check_name(name)?;
+        let flags = OFlags::WRONLY | OFlags::APPEND | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let failed = |e: Errno| StorageError::io(format!("opening {name}"))(e.into());
+        let fd = match rustix::fs::openat(
+            &*self.dir,
+            name,
+            flags | OFlags::CREATE | OFlags::EXCL,
+            Mode::from_raw_mode(FILE_MODE),
+        ) {
+            Ok(fd) => {
+                rustix::fs::fsync(&*self.dir).map_err(failed)?;
+                fd
+            }
+            Err(Errno::EXIST) => {
+                rustix::fs::openat(&*self.dir, name, flags, Mode::empty()).map_err(failed)?
+            }
+            Err(e) => return Err(failed(e)),
+        };
+        Ok(std::fs::File::from(fd))
+    }
+
+    /// Remove `name` from this folder; a file already gone is not an error.
+    pub fn remove(&self, name: &str) -> Result<()> {
+        check_name(name)?;
+        match rustix::fs::unlinkat(&*self.dir, name, AtFlags::empty()) {
+            Ok(()) | Err(Errno::NOENT) => Ok(()),
+            Err(e) => Err(StorageError::io(format!("removing {name}"))(e.into())),
+        }
+    }
+
     /// Read a small file of this folder (manifests), refusing symlinks.
     pub fn read(&self, name: &str, cap: u64) -> Result<Vec<u8>> {
+        self.read_if_exists(name, cap)?.ok_or_else(|| {
+            StorageError::io(format!("reading {name}"))(std::io::ErrorKind::NotFound.into())
+        })
+    }
+
+    /// Like [`RunDir::read`], with `None` for a file that does not exist.
+    pub fn read_if_exists(&self, name: &str, cap: u64) -> Result<Option<Vec<u8>>> {
         use std::io::Read as _;
         check_name(name)?;
-        let fd = rustix::fs::openat(
+        let fd = match rustix::fs::openat(
             &*self.dir,
             name,
             OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
             Mode::empty(),
-        )
-        .map_err(|e| StorageError::io(format!("reading {name}"))(e.into()))?;
+        ) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) => return Ok(None),
+            Err(e) => return Err(StorageError::io(format!("reading {name}"))(e.into())),
+        };
         let mut out = Vec::new();
         std::fs::File::from(fd)
             .take(cap)
             .read_to_end(&mut out)
             .map_err(StorageError::io(format!("reading {name}")))?;
-        Ok(out)
+        Ok(Some(out))
     }
 
     /// sha256 and size of a file in this folder (to check reused outputs).

@@ -329,7 +329,7 @@ impl Suite {
             prior,
             detach,
         } = work;
-        let run = run.with_background_completion();
+        let run = run.for_pipeline();
         let ledger = self.ledger.clone();
         let lease = self.lease();
         let mut keepers: BTreeMap<String, LeaseKeeper> = starts
@@ -458,7 +458,7 @@ impl Suite {
         let planned = self
             .plan_step(pipeline, step, known, false)
             .and_then(|mut plan| {
-                plan.run_id = run.manifest().run_id;
+                plan.run_id = run.run_id();
                 if plan.quote.amount > reserved {
                     return Err(EngineError::OverStepEstimate {
                         step: step.id.clone(),
@@ -563,7 +563,7 @@ impl Suite {
             sink.as_ref(),
             acgs_core::audit::AuditEvent {
                 operation: "pipeline".into(),
-                run_id: Some(run.manifest().run_id),
+                run_id: Some(run.run_id()),
                 estimate: Some(
                     outcomes
                         .values()
@@ -651,7 +651,7 @@ fn report(
         .filter_map(|s| outcomes.remove(&s.id))
         .collect();
     PipelineReport {
-        run_id: run.manifest().run_id,
+        run_id: run.run_id(),
         folder: run.dir.path().to_owned(),
         estimate: steps
             .iter()

@@ -134,7 +134,7 @@ impl Suite {
             });
         }
         Ok(RunReport {
-            run_id: run.manifest().run_id.clone(),
+            run_id: run.run_id(),
             folder: run.dir.path().to_owned(),
             model: step.model.clone(),
             outputs,
@@ -190,7 +190,7 @@ impl Suite {
             .ok_or_else(|| corrupt(&run, "a submitted step without its job"))?;
         let model = self.catalog.resolve(&step.model)?;
         let plan = Plan {
-            run_id: run.manifest().run_id.clone(),
+            run_id: run.run_id(),
             step: step.id.clone(),
             model: Arc::clone(&model),
             params: step.params.clone(),
@@ -312,7 +312,7 @@ impl Suite {
         interrupt: &Interrupt,
     ) -> Result<RunReport, EngineError> {
         let mut plan = self.plan(&request)?;
-        plan.run_id = run.manifest().run_id;
+        plan.run_id = run.run_id();
         self.run_plan(&plan, events, interrupt, Some(run)).await
     }
 }
