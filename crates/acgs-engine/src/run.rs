@@ -9,12 +9,17 @@
 //! the end of the run ([`RunState::save`]). A finished pipeline step's record is saved by the
 //! writer in the background, so the steps waiting for it start at once; the next durable change
 //! (a dependent step's `submitting`, before anything is sent) or the run's final save includes
-//! it.
+//! it. Its audit entry is written in the background too; the run waits for those
+//! ([`RunState::finish_background`]) before writing its own.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use acgs_core::audit::{AuditEvent, AuditSink};
 use acgs_storage::StorageError;
+use tokio::task::JoinSet;
+
+use crate::stages::audit;
 use acgs_storage::manifest::{MANIFEST_FILE, Manifest, ManifestJournal, StepRecord};
 use acgs_storage::output::RunDir;
 
@@ -75,6 +80,8 @@ pub struct RunState {
     written: Arc<tokio::sync::Mutex<Written>>,
     /// A pipeline's run: changes journaled, finished steps saved in the background.
     pipeline: bool,
+    /// Audit entries being written in the background; each task's warning if it failed.
+    audits: Arc<Mutex<JoinSet<Option<String>>>>,
 }
 
 impl RunState {
@@ -91,6 +98,7 @@ impl RunState {
             })),
             written: Arc::new(tokio::sync::Mutex::new(Written::default())),
             pipeline: false,
+            audits: Arc::default(),
         }
     }
 
@@ -222,6 +230,38 @@ impl RunState {
         Ok(())
     }
 
+    /// Append a finished step's audit `entries` to `sink`: now (returning a warning if that
+    /// failed), or in a pipeline's run in the background.
+    pub fn audit(&self, sink: &Arc<dyn AuditSink>, entries: Vec<AuditEvent>) -> Option<String> {
+        if !self.pipeline {
+            return audit::record_all(sink.as_ref(), entries);
+        }
+        let sink = Arc::clone(sink);
+        self.audits
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .spawn_blocking(move || audit::record_all(sink.as_ref(), entries));
+        None
+    }
+
+    /// Wait for the audit entries written in the background; the warnings of those that failed.
+    pub async fn finish_background(&self) -> Vec<String> {
+        let mut tasks = std::mem::take(
+            &mut *self
+                .audits
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        let mut warnings = Vec::new();
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok(warning) => warnings.extend(warning),
+                Err(e) => warnings.push(format!("an audit entry was not written: {e}")),
+            }
+        }
+        warnings
+    }
+
     /// Save the newest state as one whole manifest (a pipeline's journal is folded in).
     pub async fn save(&self) -> Result<(), StorageError> {
         self.update(|_| {}).await
@@ -320,6 +360,56 @@ mod tests {
             [StepStatus::Submitted, StepStatus::Done]
         );
         assert!(!dir.path().join(JOURNAL_FILE).exists());
+    }
+
+    /// Keeps the steps of the entries it records; refuses those of step `bad`.
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<String>>);
+
+    impl AuditSink for Recorder {
+        fn record(&self, event: AuditEvent) -> Result<(), acgs_core::audit::AuditError> {
+            let step = event.step.unwrap_or_default();
+            if step == "bad" {
+                return Err(acgs_core::audit::AuditError("disk full".into()));
+            }
+            self.0.lock().expect("lock").push(step);
+            Ok(())
+        }
+    }
+
+    fn entry(step: &str) -> AuditEvent {
+        AuditEvent {
+            step: Some(step.to_owned()),
+            ..AuditEvent::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_pipeline_audits_finished_steps_in_the_background_and_waits_for_them() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let dir = OutputRoot::open(tmp.path())
+            .expect("root")
+            .create_run("r3")
+            .expect("run");
+        let run = RunState::new(dir, Manifest::new(RunKind::Pipeline, "r3")).for_pipeline();
+        let recorder = Arc::new(Recorder::default());
+        let sink: Arc<dyn AuditSink> = recorder.clone();
+        for step in ["a", "bad", "b"] {
+            assert_eq!(run.audit(&sink, vec![entry(step)]), None, "nothing waits");
+        }
+        let warnings = run.finish_background().await;
+        let mut recorded = recorder.0.lock().expect("lock").clone();
+        recorded.sort();
+        assert_eq!(recorded, ["a", "b"]);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("disk full"), "{warnings:?}");
+
+        let single = RunState::new(run.dir.clone(), Manifest::new(RunKind::Single, "r3"));
+        let warning = single.audit(&sink, vec![entry("bad")]);
+        assert!(
+            warning.is_some_and(|w| w.contains("disk full")),
+            "written at once"
+        );
     }
 
     #[tokio::test]

@@ -15,7 +15,7 @@ use acgs_core::pricing::Quote;
 use acgs_core::provider::{CancellationToken, EventSink, Stage};
 use acgs_core::redact::Redactor;
 use acgs_core::request::{
-    Authorized, CancelOutcome, JobHandle, Output, Request, Submitted, Verdict,
+    Authorized, CancelOutcome, JobHandle, Output, Request, Submitted, Usage, Verdict,
 };
 use acgs_core::task::{MediaKind, TaskKind};
 use acgs_core::{Provider, ProviderId, Usd, UserFacing};
@@ -1003,15 +1003,60 @@ impl Suite {
     async fn finish(&self, live: &mut Live<'_>, output: Output) -> Result<RunReport, EngineError> {
         let plan = live.plan;
         let recorded = live.run.step(&plan.step).and_then(|s| s.actual);
-        let actual = match recorded {
-            Some(actual) => actual,
-            None => self.settle_once(live, &output).await,
+        let (request_id, usage) = (output.request_id.clone(), output.usage.clone());
+        let settling = async {
+            match recorded {
+                Some(actual) => (actual, None),
+                None => self.settle_once(live, &usage, request_id.as_ref()).await,
+            }
         };
+        // Settling and storing do not wait for each other.
+        let ((actual, overrun), stored) = tokio::join!(settling, self.store_outputs(live, output));
+        live.warnings.extend(overrun);
         // Written with the outputs; a resume before that settles again, which the ledger answers
         // as already settled.
         live.run.note_step(&plan.step, |s| s.actual = Some(actual));
-        let (output, dropped) = check_output::check(output)?;
+        let (stored, dropped) = stored?;
         live.warnings.extend(dropped);
+        live.run
+            .finish_step(&plan.step, |s| {
+                s.status = StepStatus::Done;
+                s.outputs = stored.iter().map(output_record).collect();
+                s.timings.finished_at = Some(jiff::Timestamp::now());
+            })
+            .await?;
+        live.events.report(Stage::Done, "done", None, None);
+        if let Some(sink) = &self.audit {
+            let entries = self.audit_entries(
+                plan,
+                AuditOutcome::Success,
+                None,
+                Some(actual),
+                request_id.clone(),
+            );
+            live.warnings.extend(live.run.audit(sink, entries));
+        }
+        Ok(RunReport {
+            run_id: plan.run_id.clone(),
+            folder: live.run.dir.path().to_owned(),
+            model: plan.model.key.clone(),
+            outputs: stored,
+            estimate: plan.quote.amount,
+            actual,
+            request_id,
+            warnings: std::mem::take(&mut live.warnings),
+        })
+    }
+
+    /// Stages 11 and 13: the output checked, then stored; returns the files and warnings about
+    /// what was dropped.
+    async fn store_outputs(
+        &self,
+        live: &Live<'_>,
+        output: Output,
+    ) -> Result<(Vec<StoredFile>, Vec<String>), EngineError> {
+        let plan = live.plan;
+        let (output, dropped) = check_output::check(output)?;
         live.events.report(Stage::Storing, "storing", None, None);
         let stems = store::stems_for(&plan.stem, &output.artifacts, plan.stem_named);
         let stored = store::store(
@@ -1022,52 +1067,31 @@ impl Suite {
             &stems,
         )
         .await?;
-        live.run
-            .finish_step(&plan.step, |s| {
-                s.status = StepStatus::Done;
-                s.outputs = stored.iter().map(output_record).collect();
-                s.timings.finished_at = Some(jiff::Timestamp::now());
-            })
-            .await?;
-        live.events.report(Stage::Done, "done", None, None);
-        if let Some(warning) = self.audit_event(
-            plan,
-            AuditOutcome::Success,
-            None,
-            Some(actual),
-            output.request_id.clone(),
-        ) {
-            live.warnings.push(warning);
-        }
-        Ok(RunReport {
-            run_id: plan.run_id.clone(),
-            folder: live.run.dir.path().to_owned(),
-            model: plan.model.key.clone(),
-            outputs: stored,
-            estimate: plan.quote.amount,
-            actual,
-            request_id: output.request_id,
-            warnings: std::mem::take(&mut live.warnings),
-        })
+        Ok((stored, dropped))
     }
 
-    /// Stage 12: settle at the actual cost as soon as the provider reports completion.
-    async fn settle_once(&self, live: &mut Live<'_>, output: &Output) -> Usd {
+    /// Stage 12: settle at the actual cost as soon as the provider reports completion; returns
+    /// the actual cost and a warning when it exceeded the estimate.
+    async fn settle_once(
+        &self,
+        live: &Live<'_>,
+        usage: &Usage,
+        request_id: Option<&String>,
+    ) -> (Usd, Option<String>) {
         let plan = live.plan;
-        let actual =
-            settle::actual_cost(&plan.model, &plan.params, &output.usage, plan.quote.amount);
+        let actual = settle::actual_cost(&plan.model, &plan.params, usage, plan.quote.amount);
         let settlement = settle::settle(live.ledger.as_ref(), &live.reservation.id, actual).await;
+        let mut overrun = None;
         match &settlement {
             Ok(s) => {
                 if let Some(over) = s.overrun() {
-                    live.warnings
-                        .push(format!("the actual cost exceeded the estimate by ${over}"));
+                    overrun = Some(format!("the actual cost exceeded the estimate by ${over}"));
                     self.audit_event(
                         plan,
                         AuditOutcome::Override,
                         Some("budget.overrun"),
                         Some(s.actual),
-                        output.request_id.clone(),
+                        request_id.cloned(),
                     );
                 }
             }
@@ -1084,7 +1108,7 @@ impl Suite {
                 self.journal_pending(&live.reservation.id, PendingAction::Settle { actual });
             }
         }
-        actual
+        (actual, overrun)
     }
 
     pub(crate) fn audit_refusal(
@@ -1121,6 +1145,20 @@ impl Suite {
         request_id: Option<String>,
     ) -> Option<String> {
         let sink = self.audit.as_ref()?;
+        let entries = self.audit_entries(plan, outcome, code, actual, request_id);
+        audit::record_all(sink.as_ref(), entries)
+    }
+
+    /// The audit entries of `plan`'s outcome: one, and for a success that needed overrides, an
+    /// override entry naming them.
+    fn audit_entries(
+        &self,
+        plan: &Plan,
+        outcome: AuditOutcome,
+        code: Option<&str>,
+        actual: Option<Usd>,
+        request_id: Option<String>,
+    ) -> Vec<AuditEvent> {
         let key = self
             .keys
             .get(&plan.model.provider)
@@ -1146,16 +1184,15 @@ impl Suite {
             outcome: Some(outcome),
             code: code.map(str::to_owned),
         };
-        let mut warning = audit::record(sink.as_ref(), event.clone());
+        let mut entries = vec![event.clone()];
         if let Some(overrides) = overrides_audited {
-            let override_event = AuditEvent {
+            entries.push(AuditEvent {
                 outcome: Some(AuditOutcome::Override),
                 code: Some(overrides),
                 ..event
-            };
-            warning = warning.or(audit::record(sink.as_ref(), override_event));
+            });
         }
-        warning
+        entries
     }
 }
 

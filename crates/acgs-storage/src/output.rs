@@ -131,8 +131,8 @@ impl RunDir {
         &self.path
     }
 
-    /// A new private temporary file in this folder.
-    pub fn create_file(&self) -> Result<ContainedFile> {
+    /// A new private (0600 whatever the umask) temporary file in this folder, and its name.
+    fn create_temp(&self, what: &str) -> Result<(String, OwnedFd)> {
         let name = format!(".partial-{}", random_hex(8));
         let fd = rustix::fs::openat(
             &*self.dir,
@@ -140,8 +140,14 @@ impl RunDir {
             OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
             Mode::from_raw_mode(FILE_MODE),
         )
-        .map_err(|e| StorageError::io("creating an output file")(e.into()))?;
+        .map_err(|e| StorageError::io(what.to_owned())(e.into()))?;
         rustix::fs::fchmod(&fd, Mode::from_raw_mode(FILE_MODE))?;
+        Ok((name, fd))
+    }
+
+    /// A new private temporary file in this folder.
+    pub fn create_file(&self) -> Result<ContainedFile> {
+        let (name, fd) = self.create_temp("creating an output file")?;
         let file = std::fs::File::from(fd);
         Ok(ContainedFile {
             dir: Arc::clone(&self.dir),
@@ -163,25 +169,38 @@ impl RunDir {
         allowed: &[ContentType],
         text_type: Option<ContentType>,
     ) -> Result<StoredFile> {
-        use tokio::io::AsyncWriteExt as _;
-        let mut file = self.create_file()?;
-        file.write_all(bytes)
+        check_name(stem)?;
+        let content_type =
+            content_type_of(&bytes[..bytes.len().min(HEAD_BYTES)], allowed, text_type)?;
+        let (run, stem, bytes) = (self.clone(), stem.to_owned(), bytes.to_vec());
+        // One trip to a blocking thread for the whole write, sync, rename and folder sync.
+        tokio::task::spawn_blocking(move || run.write_now(&stem, &bytes, content_type))
             .await
-            .map_err(StorageError::io("writing an output file"))?;
-        file.finish(stem, allowed, text_type).await
+            .map_err(|e| StorageError::io("writing an output file")(std::io::Error::other(e)))?
+    }
+
+    fn write_now(&self, stem: &str, bytes: &[u8], content_type: ContentType) -> Result<StoredFile> {
+        let (temp, fd) = self.create_temp("creating an output file")?;
+        let named = write_all_sync(&fd, bytes)
+            .and_then(|()| rustix::fs::fsync(&fd).map_err(Into::into))
+            .and_then(|()| publish(&self.dir, &temp, stem, content_type));
+        if named.is_err() {
+            let _ = rustix::fs::unlinkat(&*self.dir, temp.as_str(), AtFlags::empty());
+        }
+        let name = named?;
+        Ok(StoredFile {
+            path: self.path.join(&name),
+            name,
+            content_type,
+            bytes: u64::try_from(bytes.len()).unwrap_or(u64::MAX),
+            sha256: hex::encode(Sha256::digest(bytes)),
+        })
     }
 
     /// Replace `name` atomically with `bytes` (manifests and other state in the run folder).
     pub fn replace(&self, name: &str, bytes: &[u8]) -> Result<()> {
         check_name(name)?;
-        let temp = format!(".partial-{}", random_hex(8));
-        let fd = rustix::fs::openat(
-            &*self.dir,
-            temp.as_str(),
-            OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::from_raw_mode(FILE_MODE),
-        )
-        .map_err(|e| StorageError::io(format!("writing {name}"))(e.into()))?;
+        let (temp, fd) = self.create_temp(&format!("writing {name}"))?;
         let result = write_all_sync(&fd, bytes)
             .and_then(|()| rustix::fs::fsync(&fd).map_err(Into::into))
             .and_then(|()| {
@@ -286,6 +305,36 @@ impl RunDir {
     }
 }
 
+/// The type of an output whose first bytes are `head` (or `text_type`, for text the model
+/// produced), refused unless `allowed`.
+fn content_type_of(
+    head: &[u8],
+    allowed: &[ContentType],
+    text_type: Option<ContentType>,
+) -> Result<ContentType> {
+    let content_type = match text_type {
+        Some(t) => t,
+        None => ContentType::sniff(head).ok_or(StorageError::UnexpectedType { sniffed: None })?,
+    };
+    if allowed.contains(&content_type) {
+        Ok(content_type)
+    } else {
+        Err(StorageError::UnexpectedType {
+            sniffed: Some(content_type),
+        })
+    }
+}
+
+/// Give the synced temporary file `temp` in `dir` its name, `<stem>.<ext>`, never replacing a
+/// file; the folder is then synced. Returns the name.
+fn publish(dir: &OwnedFd, temp: &str, stem: &str, content_type: ContentType) -> Result<String> {
+    let name = format!("{stem}.{}", content_type.extension());
+    rustix::fs::renameat_with(dir, temp, dir, name.as_str(), RenameFlags::NOREPLACE)
+        .map_err(|e| StorageError::io(format!("naming {name}"))(e.into()))?;
+    rustix::fs::fsync(dir)?;
+    Ok(name)
+}
+
 fn write_all_sync(fd: &OwnedFd, mut bytes: &[u8]) -> Result<()> {
     while !bytes.is_empty() {
         let n = rustix::io::write(fd, bytes)?;
@@ -336,32 +385,14 @@ impl ContainedFile {
         text_type: Option<ContentType>,
     ) -> Result<StoredFile> {
         check_name(stem)?;
-        let content_type = match text_type {
-            Some(t) => t,
-            None => ContentType::sniff(&self.head)
-                .ok_or(StorageError::UnexpectedType { sniffed: None })?,
-        };
-        if !allowed.contains(&content_type) {
-            return Err(StorageError::UnexpectedType {
-                sniffed: Some(content_type),
-            });
-        }
+        let content_type = content_type_of(&self.head, allowed, text_type)?;
         self.file
             .sync_all()
             .await
             .map_err(StorageError::io("syncing an output file"))?;
         let temp = self.temp_name.clone().unwrap_or_default();
-        let name = format!("{stem}.{}", content_type.extension());
-        rustix::fs::renameat_with(
-            &*self.dir,
-            temp.as_str(),
-            &*self.dir,
-            name.as_str(),
-            RenameFlags::NOREPLACE,
-        )
-        .map_err(|e| StorageError::io(format!("naming {name}"))(e.into()))?;
+        let name = publish(&self.dir, &temp, stem, content_type)?;
         self.temp_name = None;
-        rustix::fs::fsync(&*self.dir)?;
         let hasher = std::mem::take(&mut self.hasher);
         Ok(StoredFile {
             path: self.dir_path.join(&name),

@@ -57,7 +57,7 @@ pub async fn run(app: &App, args: &PipelineArgs, interrupt: &Interrupt) -> CmdRe
     let planning = app.planning_suite()?;
     let pipeline = planning.load_pipeline(&args.file)?;
     let inputs = inputs(app, &pipeline, args)?;
-    planning.estimate_pipeline(&pipeline, &inputs)?;
+    let estimate = planning.estimate_pipeline(&pipeline, &inputs)?;
     let providers: BTreeSet<ProviderId> = pipeline.steps.iter().map(|s| s.model.provider).collect();
     let providers: Vec<ProviderId> = providers.into_iter().collect();
     let suite = std::sync::Arc::new(app.spending_suite_for(&providers).await?);
@@ -65,6 +65,7 @@ pub async fn run(app: &App, args: &PipelineArgs, interrupt: &Interrupt) -> CmdRe
         .run_pipeline(
             &pipeline,
             &inputs,
+            estimate,
             args.detach,
             &super::generate::progress_sink(&app.ui),
             interrupt,

@@ -185,16 +185,27 @@ impl Suite {
         Ok(plan)
     }
 
-    /// Run a checked pipeline with `inputs` (see the module documentation).
+    /// Run a checked pipeline with `inputs` (see the module documentation); `estimate` is what
+    /// [`Suite::estimate_pipeline`] returned for them.
     pub async fn run_pipeline(
         self: &Arc<Self>,
         pipeline: &Pipeline,
         inputs: &BTreeMap<String, String>,
+        estimate: PipelineEstimate,
         detach: bool,
         events: &EventSink,
         interrupt: &Interrupt,
     ) -> Result<PipelineReport, EngineError> {
-        let estimate = self.estimate_pipeline(pipeline, inputs)?;
+        if !estimate
+            .steps
+            .iter()
+            .map(|plan| &plan.step)
+            .eq(pipeline.steps.iter().map(|step| &step.id))
+        {
+            return Err(EngineError::Unsupported(
+                "the estimate is not this pipeline's".into(),
+            ));
+        }
         let run_id = crate::suite::new_run_id();
         let what = format!(
             "pipeline {} ({} steps)",
@@ -401,6 +412,7 @@ impl Suite {
             }
         }
         drop(keepers);
+        let audit_warnings = run.finish_background().await;
         self.release_unstarted(
             pipeline,
             &run,
@@ -410,6 +422,7 @@ impl Suite {
         )
         .await;
         let mut report = report(pipeline, &run, outcomes);
+        report.warnings = audit_warnings;
         if let Err(e) = run.save().await {
             report.warnings.push(format!(
                 "the run's manifest could not be saved ({e}); `acgs resume` may not see the last finished steps"

@@ -13,6 +13,13 @@ pub fn outcome_of(error: &dyn UserFacing, sent: bool) -> AuditOutcome {
     }
 }
 
+/// Append `events` in order; the warning of the first that failed.
+pub fn record_all(sink: &dyn AuditSink, events: Vec<AuditEvent>) -> Option<String> {
+    events
+        .into_iter()
+        .fold(None, |warning, event| warning.or(record(sink, event)))
+}
+
 /// Append `event`; a failure to audit is reported loudly but does not undo what happened.
 pub fn record(sink: &dyn AuditSink, event: AuditEvent) -> Option<String> {
     match sink.record(event) {
