@@ -320,7 +320,7 @@ impl reqwest::dns::Resolve for PolicyResolver {
 impl HttpClient {
     /// Build a client enforcing `policy`; error bodies are redacted with `redactor`.
     pub fn new(policy: NetworkPolicy, redactor: Redactor) -> Result<Self, HttpError> {
-        let tls = tls_config(&policy)?;
+        let tls = crate::tls::client_config(&policy)?;
         #[allow(clippy::disallowed_methods)] // acgs-http is the one place clients are built
         let mut builder = reqwest::Client::builder()
             .tls_backend_preconfigured(tls)
@@ -604,7 +604,15 @@ fn find_source<'e, T: std::error::Error + 'static>(
         if let Some(found) = e.downcast_ref::<T>() {
             return Some(found);
         }
-        current = e.source();
+        // An `io::Error` wrapping an error (how TLS failures arrive, sometimes twice) names that
+        // error's source as its own, skipping the error itself: look inside instead.
+        current = match e
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+        {
+            Some(inner) => Some(inner),
+            None => e.source(),
+        };
     }
     None
 }
@@ -621,65 +629,4 @@ fn error_chain(error: &reqwest::Error) -> String {
     } else {
         parts.join(": ")
     }
-}
-
-/// The operating system's trust roots, read once per process.
-static NATIVE_ROOTS: std::sync::OnceLock<Vec<rustls::pki_types::CertificateDer<'static>>> =
-    std::sync::OnceLock::new();
-
-/// Read the operating system's trust roots now (milliseconds of file reading and parsing) rather
-/// than when the first client is built. A command calls it on a spare thread while it starts;
-/// a client built meanwhile waits for it; calling it again costs nothing.
-pub fn preload_trust_roots() {
-    native_roots();
-}
-
-fn native_roots() -> &'static [rustls::pki_types::CertificateDer<'static>] {
-    NATIVE_ROOTS.get_or_init(|| rustls_native_certs::load_native_certs().certs)
-}
-
-/// TLS with the OS roots plus the configured bundle, ring crypto, verification always on.
-fn tls_config(policy: &NetworkPolicy) -> Result<rustls::ClientConfig, HttpError> {
-    use rustls::pki_types::CertificateDer;
-    use rustls::pki_types::pem::PemObject as _;
-
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in native_roots() {
-        let _ = roots.add(cert.clone());
-    }
-    if let Some(path) = &policy.ca_bundle {
-        let pem = fs_err::read(path)
-            .map_err(|e| HttpError::Setup(format!("cannot read the CA bundle: {e}")))?;
-        let mut added = 0;
-        for cert in CertificateDer::pem_slice_iter(&pem) {
-            let cert = cert
-                .map_err(|_| HttpError::Setup(format!("{} is not a PEM bundle", path.display())))?;
-            roots.add(cert).map_err(|e| {
-                HttpError::Setup(format!(
-                    "a certificate in {} is unusable: {e}",
-                    path.display()
-                ))
-            })?;
-            added += 1;
-        }
-        if added == 0 {
-            return Err(HttpError::Setup(format!(
-                "{} holds no certificates",
-                path.display()
-            )));
-        }
-    }
-    if roots.is_empty() {
-        return Err(HttpError::Setup(
-            "no trusted root certificates were found (install ca-certificates or set network.ca_bundle)".into(),
-        ));
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| HttpError::Setup(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(config)
 }

@@ -2,8 +2,9 @@
 //!
 //! The only way acgs talks HTTP (DESIGN.md §5):
 //!
-//! - HTTPS with verification always (rustls with ring, OS roots plus an optional CA bundle); plain
-//!   http only to loopback IP literals and only with `allow_http_loopback`;
+//! - HTTPS with verification always (rustls with ring, OS roots plus an optional CA bundle, the
+//!   OS roots read at the first handshake: [`preload_trust_roots`]); plain http only to loopback
+//!   IP literals and only with `allow_http_loopback`;
 //! - address checks inside the connector: a resolver that drops private, link-local, CGNAT,
 //!   multicast, documentation and other special ranges, with IP literals checked by the same
 //!   function ([`address::is_allowed`]);
@@ -21,10 +22,11 @@ mod error;
 mod multipart;
 mod provider_error;
 mod retry;
+mod tls;
 
 pub use client::{
     Body, Credential, HttpClient, HttpRequest, HttpResponse, JSON_BODY_CAP, MAX_REDIRECTS,
-    NetworkPolicy, preload_trust_roots, target_of,
+    NetworkPolicy, target_of,
 };
 pub use download::Download;
 pub use error::{Delivery, HttpError};
@@ -32,3 +34,4 @@ pub use multipart::multipart_form;
 pub use provider_error::{code_for, provider_error};
 pub use reqwest::Method;
 pub use retry::{Classifier, RetryPolicy, advised_delay};
+pub use tls::preload_trust_roots;

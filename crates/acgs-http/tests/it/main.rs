@@ -377,6 +377,110 @@ async fn https_never_falls_back_to_plaintext() {
     );
 }
 
+/// A test certificate file (`tls/`: a CA, and a server certificate for 127.0.0.1 it signed).
+fn tls_fixture(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/it/tls")
+        .join(name)
+}
+
+/// An HTTPS server on 127.0.0.1 presenting the test server certificate; it answers every
+/// request `200 {}`.
+async fn tls_server() -> u16 {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use tokio::io::AsyncReadExt as _;
+    let certs = CertificateDer::pem_file_iter(tls_fixture("server.pem"))
+        .expect("certificate")
+        .collect::<Result<Vec<_>, _>>()
+        .expect("certificate");
+    let key = PrivateKeyDer::from_pem_file(tls_fixture("server.key")).expect("key");
+    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .expect("server config");
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                // A client that refuses the certificate ends the handshake here.
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let mut head = vec![0u8; 4096];
+                let _ = tls.read(&mut head).await;
+                let _ = tls
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}")
+                    .await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    port
+}
+
+fn trusting_the_test_ca() -> HttpClient {
+    let mut policy = policy(true);
+    policy.ca_bundle = Some(tls_fixture("ca.pem"));
+    HttpClient::new(policy, Redactor::new()).expect("client")
+}
+
+#[tokio::test]
+async fn a_certificate_from_an_untrusted_issuer_is_refused() {
+    let port = tls_server().await;
+    let err = client(true)
+        .execute(&HttpRequest::get(url(
+            &format!("https://127.0.0.1:{port}"),
+            "/",
+        )))
+        .await
+        .expect_err("the test CA is not an OS root");
+    assert_eq!(err.code(), "network.tls", "{err:?}");
+}
+
+#[tokio::test]
+async fn the_configured_ca_bundle_is_trusted_and_names_are_still_checked() {
+    let port = tls_server().await;
+    let client = trusting_the_test_ca();
+    let response = client
+        .execute(&HttpRequest::get(url(
+            &format!("https://127.0.0.1:{port}"),
+            "/",
+        )))
+        .await
+        .expect("verified with the bundle");
+    assert_eq!(response.status, 200);
+    assert_eq!(&response.body[..], b"{}");
+    let err = client
+        .execute(&HttpRequest::get(url(
+            &format!("https://localhost:{port}"),
+            "/",
+        )))
+        .await
+        .expect_err("the certificate names 127.0.0.1 only");
+    assert_eq!(err.code(), "network.tls", "{err:?}");
+}
+
+#[tokio::test]
+async fn a_ca_bundle_without_certificates_is_a_setup_error() {
+    let dir = tempfile::tempdir().expect("dir");
+    let empty = dir.path().join("bundle.pem");
+    fs_err::write(&empty, "not a certificate\n").expect("write");
+    let mut policy = policy(true);
+    policy.ca_bundle = Some(empty);
+    let err = HttpClient::new(policy, Redactor::new()).expect_err("no certificates");
+    assert!(err.to_string().contains("holds no certificates"), "{err}");
+}
+
 #[tokio::test]
 async fn multipart_forms_stream_the_file_with_its_length() {
     let server = MockServer::start().await;
