@@ -49,9 +49,15 @@ pub struct LedgerAccess {
 /// `postgres` feature, `postgres://…`.
 pub async fn open_ledger(url: &str, access: &LedgerAccess) -> Result<Arc<dyn Ledger>> {
     if let Some(path) = url.strip_prefix("sqlite://") {
-        return Ok(Arc::new(ledger_sqlite::SqliteLedger::open(Path::new(
-            path,
-        ))?));
+        // Opening (or creating) the database is file work: off the async threads.
+        let path = Path::new(path).to_owned();
+        let opened = tokio::task::spawn_blocking(move || ledger_sqlite::SqliteLedger::open(&path))
+            .await
+            .map_err(|e| StorageError::Io {
+                what: "opening the ledger".into(),
+                source: std::io::Error::other(e),
+            })??;
+        return Ok(Arc::new(opened));
     }
     #[cfg(feature = "postgres")]
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {

@@ -54,10 +54,17 @@ pub async fn run(app: &App, args: &PipelineArgs, interrupt: &Interrupt) -> CmdRe
     if args.dry_run {
         return estimate(app, args);
     }
-    let planning = app.planning_suite()?;
-    let pipeline = planning.load_pipeline(&args.file)?;
-    let inputs = inputs(app, &pipeline, args)?;
-    let estimate = planning.estimate_pipeline(&pipeline, &inputs)?;
+    let planning = async {
+        let planning = app.planning_suite()?;
+        let pipeline = planning.load_pipeline(&args.file)?;
+        let inputs = inputs(app, &pipeline, args)?;
+        let estimate = planning.estimate_pipeline(&pipeline, &inputs)?;
+        Ok::<_, Failure>((pipeline, inputs, estimate))
+    };
+    // The ledger opens on a blocking thread while this one checks and prices the file.
+    let (ledger, planned) = tokio::join!(app.ledger(), planning);
+    let (pipeline, inputs, estimate) = planned?;
+    ledger?;
     let providers: BTreeSet<ProviderId> = pipeline.steps.iter().map(|s| s.model.provider).collect();
     let providers: Vec<ProviderId> = providers.into_iter().collect();
     let suite = std::sync::Arc::new(app.spending_suite_for(&providers).await?);
