@@ -76,4 +76,10 @@ impl UserFacing for AuditError {
 pub trait AuditSink: Send + Sync {
     /// Append one entry.
     fn record(&self, event: AuditEvent) -> Result<(), AuditError>;
+
+    /// Append `events` in order (a sink may write them at once: one lock, one sync); stops at
+    /// the first that cannot be written.
+    fn record_all(&self, events: Vec<AuditEvent>) -> Result<(), AuditError> {
+        events.into_iter().try_for_each(|event| self.record(event))
+    }
 }

@@ -41,6 +41,14 @@ struct Written {
     journal: Option<ManifestJournal>,
 }
 
+/// `mutex` locked; a panic while it was held left its data as last changed, which is still
+/// right to use here.
+fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// One write of the writer.
 enum Pending {
     /// The whole manifest (which includes, and so removes, the journal).
@@ -80,8 +88,44 @@ pub struct RunState {
     written: Arc<tokio::sync::Mutex<Written>>,
     /// A pipeline's run: changes journaled, finished steps saved in the background.
     pipeline: bool,
-    /// Audit entries being written in the background; each task's warning if it failed.
-    audits: Arc<Mutex<JoinSet<Option<String>>>>,
+    /// Audit entries written in the background (a pipeline's run).
+    audits: Arc<BackgroundAudit>,
+}
+
+/// Audit entries waiting to be written, and the writer: one at a time, it writes everything
+/// waiting at once (one lock, one sync) until nothing waits, so entries that pile up while it
+/// syncs are written together.
+#[derive(Debug, Default)]
+struct BackgroundAudit {
+    waiting: Mutex<Waiting>,
+    /// The writers started; each one's warnings.
+    tasks: Mutex<JoinSet<Vec<String>>>,
+}
+
+/// What waits for the writer.
+#[derive(Debug, Default)]
+struct Waiting {
+    entries: Vec<AuditEvent>,
+    /// A writer is running (it takes what is added).
+    writing: bool,
+}
+
+impl BackgroundAudit {
+    /// Write what waits until nothing does; the warnings of what could not be written.
+    fn write(&self, sink: &dyn AuditSink) -> Vec<String> {
+        let mut warnings = Vec::new();
+        loop {
+            let entries = {
+                let mut waiting = locked(&self.waiting);
+                if waiting.entries.is_empty() {
+                    waiting.writing = false;
+                    return warnings;
+                }
+                std::mem::take(&mut waiting.entries)
+            };
+            warnings.extend(audit::record_all(sink, entries));
+        }
+    }
 }
 
 impl RunState {
@@ -113,9 +157,7 @@ impl RunState {
 
     fn lock(&self) -> MutexGuard<'_, Versioned> {
         // A panic while changing the manifest leaves it as last changed; saving it is still right.
-        self.manifest
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        locked(&self.manifest)
     }
 
     /// Change the manifest; returns once it is on disk whole (with this change or newer ones).
@@ -236,27 +278,26 @@ impl RunState {
         if !self.pipeline {
             return audit::record_all(sink.as_ref(), entries);
         }
-        let sink = Arc::clone(sink);
-        self.audits
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .spawn_blocking(move || audit::record_all(sink.as_ref(), entries));
+        let start_writer = {
+            let mut waiting = locked(&self.audits.waiting);
+            waiting.entries.extend(entries);
+            !std::mem::replace(&mut waiting.writing, true)
+        };
+        if start_writer {
+            let (sink, audits) = (Arc::clone(sink), Arc::clone(&self.audits));
+            locked(&self.audits.tasks).spawn_blocking(move || audits.write(sink.as_ref()));
+        }
         None
     }
 
     /// Wait for the audit entries written in the background; the warnings of those that failed.
     pub async fn finish_background(&self) -> Vec<String> {
-        let mut tasks = std::mem::take(
-            &mut *self
-                .audits
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        );
+        let mut tasks = std::mem::take(&mut *locked(&self.audits.tasks));
         let mut warnings = Vec::new();
         while let Some(joined) = tasks.join_next().await {
             match joined {
-                Ok(warning) => warnings.extend(warning),
-                Err(e) => warnings.push(format!("an audit entry was not written: {e}")),
+                Ok(failed) => warnings.extend(failed),
+                Err(e) => warnings.push(format!("audit entries were not written: {e}")),
             }
         }
         warnings
@@ -394,13 +435,20 @@ mod tests {
         let run = RunState::new(dir, Manifest::new(RunKind::Pipeline, "r3")).for_pipeline();
         let recorder = Arc::new(Recorder::default());
         let sink: Arc<dyn AuditSink> = recorder.clone();
-        for step in ["a", "bad", "b"] {
+        for step in ["a", "b", "c"] {
             assert_eq!(run.audit(&sink, vec![entry(step)]), None, "nothing waits");
         }
-        let warnings = run.finish_background().await;
+        assert_eq!(run.finish_background().await, Vec::<String>::new());
         let mut recorded = recorder.0.lock().expect("lock").clone();
         recorded.sort();
-        assert_eq!(recorded, ["a", "b"]);
+        assert_eq!(
+            recorded,
+            ["a", "b", "c"],
+            "all written before the run goes on"
+        );
+
+        assert_eq!(run.audit(&sink, vec![entry("bad")]), None);
+        let warnings = run.finish_background().await;
         assert_eq!(warnings.len(), 1, "{warnings:?}");
         assert!(warnings[0].contains("disk full"), "{warnings:?}");
 

@@ -195,9 +195,11 @@ impl AuditLog {
         }
     }
 
-    fn append(&self, event: AuditEvent) -> Result<AuditEntry> {
+    /// Append `events` under one lock with one write and one sync: each chained to the one
+    /// before it.
+    fn append(&self, events: Vec<AuditEvent>) -> Result<()> {
         let mut file = LockedFile::open_append(&self.path)?;
-        let (seq, prev) = match file.last_line()? {
+        let (mut seq, mut prev) = match file.last_line()? {
             Some(line) => {
                 let last: AuditEntry =
                     serde_json::from_slice(&line).map_err(|e| StorageError::Corrupt {
@@ -208,6 +210,20 @@ impl AuditLog {
             }
             None => (1, GENESIS.to_owned()),
         };
+        let mut lines = Vec::new();
+        for event in events {
+            let line = self.line(seq, prev, event)?;
+            prev = digest(self.key.as_ref(), &line[..line.len() - 1]);
+            seq += 1;
+            lines.extend_from_slice(&line);
+        }
+        file.write_all(&lines)
+            .map_err(StorageError::io("appending to the audit log"))?;
+        file.sync()
+    }
+
+    /// Entry `seq` for `event`, chained to `prev`: its JSON line, newline included.
+    fn line(&self, seq: u64, prev: String, event: AuditEvent) -> Result<Vec<u8>> {
         let refused = matches!(event.outcome, Some(AuditOutcome::Refused));
         let prompt = event.prompt.as_deref();
         let entry = AuditEntry {
@@ -240,18 +256,17 @@ impl AuditLog {
             reason: e.to_string(),
         })?;
         line.push(b'\n');
-        file.write_all(&line)
-            .map_err(StorageError::io("appending to the audit log"))?;
-        file.sync()?;
-        Ok(entry)
+        Ok(line)
     }
 }
 
 impl AuditSink for AuditLog {
     fn record(&self, event: AuditEvent) -> std::result::Result<(), AuditError> {
-        self.append(event)
-            .map(|_| ())
-            .map_err(|e| AuditError(e.to_string()))
+        self.record_all(vec![event])
+    }
+
+    fn record_all(&self, events: Vec<AuditEvent>) -> std::result::Result<(), AuditError> {
+        self.append(events).map_err(|e| AuditError(e.to_string()))
     }
 }
 
@@ -445,6 +460,39 @@ mod tests {
                 .mode()
                 & 0o777,
             0o600
+        );
+    }
+
+    #[test]
+    fn entries_written_at_once_chain_like_entries_written_one_by_one() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let key = AuditKey::from_bytes(vec![7; 32]);
+        let log = log(tmp.path(), true, false);
+        log.record(event("first", None, AuditOutcome::Success))
+            .expect("one");
+        log.record_all(
+            (0..3)
+                .map(|i| event(&format!("batch{i}"), None, AuditOutcome::Success))
+                .collect(),
+        )
+        .expect("three at once");
+        log.record(event("last", None, AuditOutcome::Success))
+            .expect("one more");
+        let report = verify(log.path(), Some(&key), None)
+            .expect("readable")
+            .expect("intact");
+        assert_eq!(report.entries, 5);
+        let operations: Vec<String> = fs_err::read_to_string(log.path())
+            .expect("read")
+            .lines()
+            .map(|l| {
+                let entry: AuditEntry = serde_json::from_str(l).expect("entry");
+                format!("{}:{}", entry.seq, entry.operation)
+            })
+            .collect();
+        assert_eq!(
+            operations,
+            ["1:first", "2:batch0", "3:batch1", "4:batch2", "5:last"]
         );
     }
 

@@ -421,9 +421,12 @@ impl Suite {
             interrupt.signal().is_some(),
         )
         .await;
+        // The run's own audit entry is written while its manifest is saved whole.
+        let (saved, audited) = tokio::join!(run.save(), self.audit_pipeline(&run, &outcomes));
         let mut report = report(pipeline, &run, outcomes);
         report.warnings = audit_warnings;
-        if let Err(e) = run.save().await {
+        report.warnings.extend(audited);
+        if let Err(e) = saved {
             report.warnings.push(format!(
                 "the run's manifest could not be saved ({e}); `acgs resume` may not see the last finished steps"
             ));
@@ -563,40 +566,44 @@ impl Suite {
                 outcomes.insert(id, outcome);
             }
         }
-        self.audit_pipeline(run, outcomes);
     }
 
-    fn audit_pipeline(&self, run: &RunState, outcomes: &BTreeMap<String, StepOutcome>) {
-        let Some(sink) = &self.audit else { return };
+    /// The run's own audit entry (after every step's); a warning if it could not be written.
+    async fn audit_pipeline(
+        &self,
+        run: &RunState,
+        outcomes: &BTreeMap<String, StepOutcome>,
+    ) -> Option<String> {
+        let sink = Arc::clone(self.audit.as_ref()?);
         let failed = outcomes
             .values()
             .filter(|o| o.status != StepStatus::Done)
             .count();
-        crate::stages::audit::record(
-            sink.as_ref(),
-            acgs_core::audit::AuditEvent {
-                operation: "pipeline".into(),
-                run_id: Some(run.run_id()),
-                estimate: Some(
-                    outcomes
-                        .values()
-                        .fold(Usd::ZERO, |s, o| s.saturating_add(o.estimate)),
-                ),
-                actual: Some(
-                    outcomes
-                        .values()
-                        .fold(Usd::ZERO, |s, o| s.saturating_add(o.actual)),
-                ),
-                user: self.user.clone(),
-                outcome: Some(if failed == 0 {
-                    AuditOutcome::Success
-                } else {
-                    AuditOutcome::Failed
-                }),
-                code: (failed > 0).then(|| "pipeline.step_failed".to_owned()),
-                ..acgs_core::audit::AuditEvent::default()
-            },
-        );
+        let event = acgs_core::audit::AuditEvent {
+            operation: "pipeline".into(),
+            run_id: Some(run.run_id()),
+            estimate: Some(
+                outcomes
+                    .values()
+                    .fold(Usd::ZERO, |s, o| s.saturating_add(o.estimate)),
+            ),
+            actual: Some(
+                outcomes
+                    .values()
+                    .fold(Usd::ZERO, |s, o| s.saturating_add(o.actual)),
+            ),
+            user: self.user.clone(),
+            outcome: Some(if failed == 0 {
+                AuditOutcome::Success
+            } else {
+                AuditOutcome::Failed
+            }),
+            code: (failed > 0).then(|| "pipeline.step_failed".to_owned()),
+            ..acgs_core::audit::AuditEvent::default()
+        };
+        tokio::task::spawn_blocking(move || crate::stages::audit::record(sink.as_ref(), event))
+            .await
+            .unwrap_or_else(|e| Some(format!("the run's audit entry was not written: {e}")))
     }
 }
 

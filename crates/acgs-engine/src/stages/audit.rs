@@ -13,16 +13,14 @@ pub fn outcome_of(error: &dyn UserFacing, sent: bool) -> AuditOutcome {
     }
 }
 
-/// Append `events` in order; the warning of the first that failed.
-pub fn record_all(sink: &dyn AuditSink, events: Vec<AuditEvent>) -> Option<String> {
-    events
-        .into_iter()
-        .fold(None, |warning, event| warning.or(record(sink, event)))
-}
-
 /// Append `event`; a failure to audit is reported loudly but does not undo what happened.
 pub fn record(sink: &dyn AuditSink, event: AuditEvent) -> Option<String> {
-    match sink.record(event) {
+    record_all(sink, vec![event])
+}
+
+/// Append `events` at once, in order; the warning if they could not be written.
+pub fn record_all(sink: &dyn AuditSink, events: Vec<AuditEvent>) -> Option<String> {
+    match sink.record_all(events) {
         Ok(()) => None,
         Err(e) => {
             tracing::error!(code = e.code(), "audit entry not written");
