@@ -335,25 +335,11 @@ impl RunState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use acgs_storage::manifest::{JOURNAL_FILE, RunKind, StepStatus, Timings};
+    use acgs_storage::manifest::{JOURNAL_FILE, RunKind, StepStatus};
     use acgs_storage::output::OutputRoot;
 
     fn pending(id: &str) -> StepRecord {
-        StepRecord {
-            id: id.to_owned(),
-            model: "gemini_2_5_flash".into(),
-            endpoint: "models/gemini-2.5-flash".into(),
-            params: acgs_core::catalog::Params::new(),
-            status: StepStatus::Pending,
-            estimate: None,
-            actual: None,
-            reservation_id: None,
-            job: None,
-            outputs: Vec::new(),
-            timings: Timings::default(),
-            error_code: None,
-            request: None,
-        }
+        StepRecord::pending(id, "gemini_2_5_flash", "models/gemini-2.5-flash")
     }
 
     fn on_disk(dir: &RunDir, name: &str) -> Vec<StepStatus> {

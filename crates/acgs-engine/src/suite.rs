@@ -1267,22 +1267,15 @@ fn default_stem(task: TaskKind) -> String {
 /// A new manifest entry for `plan`'s step, paid for by `reservation`.
 pub(crate) fn step_record(plan: &Plan, reservation: &Reservation) -> StepRecord {
     StepRecord {
-        id: plan.step.clone(),
-        model: plan.model.key.clone(),
-        endpoint: plan.model.endpoint.clone(),
         params: plan.params.clone(),
-        status: StepStatus::Pending,
         estimate: Some(plan.quote.amount),
-        actual: None,
         reservation_id: Some(reservation.id.clone()),
-        job: None,
-        outputs: Vec::new(),
         timings: Timings {
             started_at: Some(jiff::Timestamp::now()),
             ..Timings::default()
         },
-        error_code: None,
         request: serde_json::to_value(&plan.request).ok(),
+        ..StepRecord::pending(&plan.step, &plan.model.key, &plan.model.endpoint)
     }
 }
 

@@ -126,6 +126,28 @@ pub struct StepRecord {
     pub request: Option<serde_json::Value>,
 }
 
+impl StepRecord {
+    /// A step of `model` (through `endpoint`) that has not started: nothing else known yet.
+    #[must_use]
+    pub fn pending(id: &str, model: &str, endpoint: &str) -> Self {
+        Self {
+            id: id.to_owned(),
+            model: model.to_owned(),
+            endpoint: endpoint.to_owned(),
+            params: Params::new(),
+            status: StepStatus::Pending,
+            estimate: None,
+            actual: None,
+            reservation_id: None,
+            job: None,
+            outputs: Vec::new(),
+            timings: Timings::default(),
+            error_code: None,
+            request: None,
+        }
+    }
+}
+
 /// The manifest of a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
@@ -307,19 +329,8 @@ mod tests {
 
     fn step(id: &str, status: StepStatus) -> StepRecord {
         StepRecord {
-            id: id.to_owned(),
-            model: "gemini_2_5_flash".into(),
-            endpoint: "models/gemini-2.5-flash".into(),
-            params: Params::new(),
             status,
-            estimate: None,
-            actual: None,
-            reservation_id: None,
-            job: None,
-            outputs: Vec::new(),
-            timings: Timings::default(),
-            error_code: None,
-            request: None,
+            ..StepRecord::pending(id, "gemini_2_5_flash", "models/gemini-2.5-flash")
         }
     }
 
