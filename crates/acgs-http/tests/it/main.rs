@@ -377,7 +377,8 @@ async fn https_never_falls_back_to_plaintext() {
     );
 }
 
-/// A test certificate file (`tls/`: a CA, and a server certificate for 127.0.0.1 it signed).
+/// A test certificate file (`tls/`: a CA, and a server certificate for 127.0.0.1 it signed,
+/// with its key; made for these tests only).
 fn tls_fixture(name: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/it/tls")
@@ -394,7 +395,7 @@ async fn tls_server() -> u16 {
         .expect("certificate")
         .collect::<Result<Vec<_>, _>>()
         .expect("certificate");
-    let key = PrivateKeyDer::from_pem_file(tls_fixture("server.key")).expect("key");
+    let key = PrivateKeyDer::from_pem_file(tls_fixture("test-server-key.pem")).expect("key");
     let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
