@@ -17,11 +17,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use acgs_core::audit::{AuditEvent, AuditSink};
 use acgs_storage::StorageError;
+use acgs_storage::manifest::{MANIFEST_FILE, Manifest, ManifestJournal, StepRecord};
+use acgs_storage::output::RunDir;
 use tokio::task::JoinSet;
 
 use crate::stages::audit;
-use acgs_storage::manifest::{MANIFEST_FILE, Manifest, ManifestJournal, StepRecord};
-use acgs_storage::output::RunDir;
 
 /// The manifest, how many changes it has had, and what changed since it was last written.
 #[derive(Debug)]
