@@ -52,39 +52,39 @@ pub(crate) fn client_config(policy: &NetworkPolicy) -> Result<rustls::ClientConf
     Ok(config)
 }
 
-/// The certificates of `network.ca_bundle` (none when it is not set).
-fn bundle(policy: &NetworkPolicy) -> Result<Vec<CertificateDer<'static>>, HttpError> {
+/// The trust anchors of `network.ca_bundle` (none when it is not set).
+fn bundle(policy: &NetworkPolicy) -> Result<rustls::RootCertStore, HttpError> {
+    let mut roots = rustls::RootCertStore::empty();
     let Some(path) = &policy.ca_bundle else {
-        return Ok(Vec::new());
+        return Ok(roots);
     };
     let pem = fs_err::read(path)
         .map_err(|e| HttpError::Setup(format!("cannot read the CA bundle: {e}")))?;
     let certs = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|_| HttpError::Setup(format!("{} is not a PEM bundle", path.display())))?;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in &certs {
-        roots.add(cert.clone()).map_err(|e| {
+    for cert in certs {
+        roots.add(cert).map_err(|e| {
             HttpError::Setup(format!(
                 "a certificate in {} is unusable: {e}",
                 path.display()
             ))
         })?;
     }
-    if certs.is_empty() {
+    if roots.is_empty() {
         return Err(HttpError::Setup(format!(
             "{} holds no certificates",
             path.display()
         )));
     }
-    Ok(certs)
+    Ok(roots)
 }
 
 /// rustls' WebPKI verifier, built at the first handshake from the OS roots and the bundle.
 /// Signatures are checked with the provider's algorithms, exactly as that verifier does.
 #[derive(Debug)]
 struct RootsOnFirstUse {
-    bundle: Vec<CertificateDer<'static>>,
+    bundle: rustls::RootCertStore,
     provider: Arc<CryptoProvider>,
     verifier: OnceLock<Result<Arc<WebPkiServerVerifier>, String>>,
 }
@@ -98,12 +98,9 @@ impl RootsOnFirstUse {
     }
 
     fn build(&self) -> Result<Arc<WebPkiServerVerifier>, String> {
-        let mut roots = rustls::RootCertStore::empty();
+        let mut roots = self.bundle.clone();
         // An OS root rustls cannot use is skipped, as a browser would.
         let _ = roots.add_parsable_certificates(native_roots().iter().cloned());
-        for cert in &self.bundle {
-            roots.add(cert.clone()).map_err(|e| e.to_string())?;
-        }
         if roots.is_empty() {
             return Err("no trusted root certificates were found (install ca-certificates or set network.ca_bundle)".into());
         }

@@ -349,6 +349,16 @@ mod tests {
         (run, manifest)
     }
 
+    /// [`saved_run`] with entry 1 (`a` submitting) in its journal, which stays open.
+    fn journaled_run(tmp: &tempfile::TempDir) -> (RunDir, Manifest, ManifestJournal) {
+        let (run, manifest) = saved_run(tmp);
+        let mut journal = ManifestJournal::open(&run).expect("journal");
+        journal
+            .append(1, vec![step("a", StepStatus::Submitting)])
+            .expect("1");
+        (run, manifest, journal)
+    }
+
     fn statuses(manifest: &Manifest) -> Vec<StepStatus> {
         manifest.steps.iter().map(|s| s.status).collect()
     }
@@ -356,11 +366,7 @@ mod tests {
     #[test]
     fn journal_entries_are_applied_in_order_and_a_torn_last_one_is_ignored() {
         let tmp = tempfile::tempdir().expect("tmp");
-        let (run, _) = saved_run(&tmp);
-        let mut journal = ManifestJournal::open(&run).expect("journal");
-        journal
-            .append(1, vec![step("a", StepStatus::Submitting)])
-            .expect("1");
+        let (run, _, mut journal) = journaled_run(&tmp);
         journal
             .append(
                 2,
@@ -397,11 +403,7 @@ mod tests {
     #[test]
     fn entries_the_manifest_already_includes_are_skipped() {
         let tmp = tempfile::tempdir().expect("tmp");
-        let (run, mut manifest) = saved_run(&tmp);
-        let mut journal = ManifestJournal::open(&run).expect("journal");
-        journal
-            .append(1, vec![step("a", StepStatus::Submitting)])
-            .expect("1");
+        let (run, mut manifest, _) = journaled_run(&tmp);
         // The manifest was rewritten with entry 1 and a newer state of `a`, and the process died
         // before removing the journal.
         manifest.steps[0].status = StepStatus::Done;
@@ -424,11 +426,7 @@ mod tests {
     #[test]
     fn a_damaged_entry_before_the_last_is_corruption() {
         let tmp = tempfile::tempdir().expect("tmp");
-        let (run, _) = saved_run(&tmp);
-        let mut journal = ManifestJournal::open(&run).expect("journal");
-        journal
-            .append(1, vec![step("a", StepStatus::Submitting)])
-            .expect("1");
+        let (run, _, _) = journaled_run(&tmp);
         let path = run.path().join(JOURNAL_FILE);
         let mut text = fs_err::read_to_string(&path).expect("read");
         text.insert_str(0, "{not json}\n");
