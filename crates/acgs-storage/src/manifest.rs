@@ -216,6 +216,15 @@ impl Manifest {
         run.remove(JOURNAL_FILE)
     }
 
+    /// The first save of a pipeline's run: the manifest, an empty journal to append to and
+    /// `beside` (files that belong with it), with one folder sync.
+    pub fn save_first(&self, run: &RunDir, beside: &[(&str, &[u8])]) -> Result<()> {
+        let json = self.to_json()?;
+        let mut files = vec![(MANIFEST_FILE, json.as_slice()), (JOURNAL_FILE, &[][..])];
+        files.extend_from_slice(beside);
+        run.replace_all(&files)
+    }
+
     /// The manifest as the JSON written to disk.
     pub fn to_json(&self) -> Result<Vec<u8>> {
         serde_json::to_vec_pretty(self).map_err(|e| StorageError::Corrupt {
@@ -259,6 +268,9 @@ impl Manifest {
             .iter()
             .rposition(|&b| b == b'\n')
             .map_or(&journal[..0], |end| &journal[..end]);
+        if complete.is_empty() {
+            return Ok(());
+        }
         for (index, line) in complete.split(|&b| b == b'\n').enumerate() {
             let entry: JournalEntry = serde_json::from_slice(line)
                 .map_err(|e| format!("entry {} is unreadable ({e})", index + 1))?;
@@ -420,6 +432,49 @@ mod tests {
         assert!(
             !run.path().join(JOURNAL_FILE).exists(),
             "saving folds the journal in"
+        );
+    }
+
+    #[test]
+    fn a_first_save_brings_an_empty_journal_that_a_torn_first_entry_leaves_unchanged() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let run = OutputRoot::open(tmp.path())
+            .expect("root")
+            .create_run("r1")
+            .expect("run");
+        let mut manifest = Manifest::new(RunKind::Pipeline, "r1");
+        manifest.steps = vec![step("a", StepStatus::Pending)];
+        manifest
+            .save_first(&run, &[("pipeline.yaml", b"version: 1\n")])
+            .expect("saved");
+        for name in [MANIFEST_FILE, JOURNAL_FILE, "pipeline.yaml"] {
+            let mode = fs_err::metadata(run.path().join(name))
+                .expect(name)
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{name}");
+        }
+        let read = |name: &str| fs_err::read(run.path().join(name)).expect(name);
+        assert_eq!(read("pipeline.yaml"), b"version: 1\n");
+        assert!(read(JOURNAL_FILE).is_empty());
+        assert_eq!(
+            statuses(&Manifest::load(&run).expect("loaded")),
+            [StepStatus::Pending]
+        );
+
+        // The process died while writing the journal's first entry.
+        fs_err::write(run.path().join(JOURNAL_FILE), br#"{"seq":1,"st"#).expect("torn");
+        assert_eq!(
+            statuses(&Manifest::load(&run).expect("loaded")),
+            [StepStatus::Pending]
+        );
+        let mut journal = ManifestJournal::open(&run).expect("reopened");
+        journal
+            .append(1, vec![step("a", StepStatus::Done)])
+            .expect("1");
+        assert_eq!(
+            statuses(&Manifest::load(&run).expect("loaded")),
+            [StepStatus::Done]
         );
     }
 

@@ -199,19 +199,28 @@ impl RunDir {
 
     /// Replace `name` atomically with `bytes` (manifests and other state in the run folder).
     pub fn replace(&self, name: &str, bytes: &[u8]) -> Result<()> {
-        check_name(name)?;
-        let (temp, fd) = self.create_temp(&format!("writing {name}"))?;
-        let result = write_all_sync(&fd, bytes)
-            .and_then(|()| rustix::fs::fsync(&fd).map_err(Into::into))
-            .and_then(|()| {
-                rustix::fs::renameat(&*self.dir, temp.as_str(), &*self.dir, name)
-                    .map_err(Into::into)
-            })
-            .and_then(|()| rustix::fs::fsync(&*self.dir).map_err(Into::into));
-        if result.is_err() {
-            let _ = rustix::fs::unlinkat(&*self.dir, temp.as_str(), AtFlags::empty());
+        self.replace_all(&[(name, bytes)])
+    }
+
+    /// Replace each named file atomically with its bytes, in order, as [`RunDir::replace`]
+    /// does, with one folder sync for them all. A failure stops at that file; the ones before
+    /// it are replaced but maybe not yet durable.
+    pub fn replace_all(&self, files: &[(&str, &[u8])]) -> Result<()> {
+        for (name, bytes) in files {
+            check_name(name)?;
+            let (temp, fd) = self.create_temp(&format!("writing {name}"))?;
+            let result = write_all_sync(&fd, bytes)
+                .and_then(|()| rustix::fs::fsync(&fd).map_err(Into::into))
+                .and_then(|()| {
+                    rustix::fs::renameat(&*self.dir, temp.as_str(), &*self.dir, *name)
+                        .map_err(Into::into)
+                });
+            if result.is_err() {
+                let _ = rustix::fs::unlinkat(&*self.dir, temp.as_str(), AtFlags::empty());
+            }
+            result?;
         }
-        result
+        Ok(rustix::fs::fsync(&*self.dir)?)
     }
 
     /// Open `name` in this folder for appending, refusing symlinks; created private (0600) if

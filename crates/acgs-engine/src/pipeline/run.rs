@@ -17,6 +17,7 @@ use acgs_core::ledger::{Ledger, Reservation};
 use acgs_core::provider::{EventSink, Stage};
 use acgs_core::task::ContentType;
 use acgs_guard::budget::SpendDecision;
+use acgs_storage::StorageError;
 use acgs_storage::manifest::{Manifest, RunKind, StepStatus};
 use acgs_storage::output::{OutputRoot, StoredFile};
 use futures_util::StreamExt as _;
@@ -216,16 +217,18 @@ impl Suite {
         let reservations = self
             .authorize_pipeline(pipeline, &estimate, &run_id, &what, &ledger, events)
             .await?;
-        let run =
-            match self.create_pipeline_run(pipeline, inputs, &estimate, &run_id, &reservations) {
-                Ok(run) => run,
-                Err(e) => {
-                    for r in reservations.values() {
-                        let _ = ledger.release(&r.id).await;
-                    }
-                    return Err(e);
+        let run = match self
+            .create_pipeline_run(pipeline, inputs, &estimate, &run_id, &reservations)
+            .await
+        {
+            Ok(run) => run,
+            Err(e) => {
+                for r in reservations.values() {
+                    let _ = ledger.release(&r.id).await;
                 }
-            };
+                return Err(e);
+            }
+        };
         let starts = reservations
             .into_iter()
             .map(|(id, r)| (id, Start::Run(r)))
@@ -295,7 +298,9 @@ impl Suite {
             .collect())
     }
 
-    fn create_pipeline_run(
+    /// The run folder with its first manifest and the pipeline's copy, entered in the runs
+    /// index at the same time.
+    async fn create_pipeline_run(
         &self,
         pipeline: &Pipeline,
         inputs: &BTreeMap<String, String>,
@@ -303,25 +308,27 @@ impl Suite {
         run_id: &str,
         reservations: &BTreeMap<String, Reservation>,
     ) -> Result<RunState, EngineError> {
+        let manifest = new_manifest(pipeline, inputs, estimate, run_id, reservations);
         let root = OutputRoot::open(&self.config.output_dir)?;
-        let dir = root.create_run(run_id)?;
-        if let Some(runs) = &self.runs {
-            runs.append(run_id, dir.path())?;
-        }
-        dir.replace(PIPELINE_COPY, pipeline.source.as_bytes())?;
-        let mut manifest = Manifest::new(RunKind::Pipeline, run_id);
-        manifest.pipeline_sha256 = Some(pipeline.sha256.clone());
-        manifest.pipeline_dir = fs_err::canonicalize(&pipeline.folder).ok();
-        manifest.inputs = inputs
-            .iter()
-            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
-            .collect();
-        for plan in &estimate.steps {
-            let mut record = crate::suite::step_record(plan, &reservations[&plan.step]);
-            record.timings.started_at = None;
-            manifest.steps.push(record);
-        }
-        manifest.save(&dir)?;
+        let (folder, index) = (root.path().join(run_id), self.runs.clone());
+        let (id, source) = (run_id.to_owned(), pipeline.source.clone());
+        let indexed = tokio::task::spawn_blocking(move || match index {
+            Some(runs) => runs.append(&id, &folder),
+            None => Ok(()),
+        });
+        let (id, first) = (run_id.to_owned(), manifest.clone());
+        let created = tokio::task::spawn_blocking(move || {
+            let dir = root.create_run(&id)?;
+            first.save_first(&dir, &[(PIPELINE_COPY, source.as_bytes())])?;
+            Ok::<_, StorageError>(dir)
+        });
+        let (created, indexed) = tokio::join!(created, indexed);
+        let stopped = |e: tokio::task::JoinError| StorageError::Io {
+            what: "creating the run folder".into(),
+            source: std::io::Error::other(e),
+        };
+        let dir = created.map_err(stopped)??;
+        indexed.map_err(stopped)??;
         Ok(RunState::new(dir, manifest))
     }
 
@@ -658,6 +665,29 @@ fn failed_outcome(step: &Step, run: &RunState, error: &EngineError) -> StepOutco
         actual: record.as_ref().and_then(|r| r.actual).unwrap_or(Usd::ZERO),
         error: Some((error.code().to_owned(), error.to_string())),
     }
+}
+
+/// A new pipeline run's manifest: every step pending, with its reservation.
+fn new_manifest(
+    pipeline: &Pipeline,
+    inputs: &BTreeMap<String, String>,
+    estimate: &PipelineEstimate,
+    run_id: &str,
+    reservations: &BTreeMap<String, Reservation>,
+) -> Manifest {
+    let mut manifest = Manifest::new(RunKind::Pipeline, run_id);
+    manifest.pipeline_sha256 = Some(pipeline.sha256.clone());
+    manifest.pipeline_dir = fs_err::canonicalize(&pipeline.folder).ok();
+    manifest.inputs = inputs
+        .iter()
+        .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+        .collect();
+    for plan in &estimate.steps {
+        let mut record = crate::suite::step_record(plan, &reservations[&plan.step]);
+        record.timings.started_at = None;
+        manifest.steps.push(record);
+    }
+    manifest
 }
 
 fn report(
