@@ -42,19 +42,52 @@ pub struct App {
 
 /// The built-in catalogues of every provider crate.
 pub fn builtin_catalog() -> Result<Catalog, Failure> {
+    Ok(parse_builtin_catalog()?)
+}
+
+fn parse_builtin_catalog() -> Result<Catalog, acgs_core::Error> {
     let mut catalog = acgs_providers_fal::catalog()?;
     catalog.extend(acgs_providers_gemini::catalog()?);
     catalog.extend(acgs_providers_elevenlabs::catalog()?);
     Ok(catalog)
 }
 
+/// The built-in catalogues, parsed on a spare thread from the start of the process: parsing
+/// takes a few milliseconds, in which the command line and the configuration are read.
+pub struct BuiltinCatalog(Option<std::thread::JoinHandle<Result<Catalog, acgs_core::Error>>>);
+
+impl BuiltinCatalog {
+    /// Start parsing (on this thread later, in [`BuiltinCatalog::get`], if no thread starts).
+    #[must_use]
+    pub fn parse_in_background() -> Self {
+        let parsing = std::thread::Builder::new()
+            .name("acgs-catalog".into())
+            .spawn(parse_builtin_catalog);
+        Self(parsing.ok())
+    }
+
+    /// The parsed catalogues.
+    pub fn get(self) -> Result<Catalog, Failure> {
+        match self.0.map(std::thread::JoinHandle::join) {
+            Some(Ok(parsed)) => Ok(parsed?),
+            Some(Err(panic)) => std::panic::resume_unwind(panic),
+            None => builtin_catalog(),
+        }
+    }
+}
+
 impl App {
     /// Load configuration, catalogue and credentials, and teach the redactor every known secret.
-    pub fn load(cli: &Cli, env: ProcessEnv, ui: Ui) -> Result<Self, Failure> {
+    pub fn load(
+        cli: &Cli,
+        env: ProcessEnv,
+        ui: Ui,
+        builtin: BuiltinCatalog,
+    ) -> Result<Self, Failure> {
         let sources = ConfigSources::standard(&env, cli.config.clone(), cli.profile.as_deref())?;
         let mut loaded = Config::load(&sources)?;
         loaded.config.output_dir = env.cwd.join(&loaded.config.output_dir);
-        let mut catalog = builtin_catalog()?;
+        let mut catalog = builtin.get()?;
         catalog.apply_overrides(&loaded.config.models, "your configuration")?;
         let credentials = Credentials::from_env(&CredentialSources::standard(
             &env,

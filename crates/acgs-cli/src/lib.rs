@@ -27,6 +27,7 @@ use crate::ui::Ui;
 /// Run the command line; the process exit code is returned.
 #[must_use]
 pub fn main_entry() -> ExitCode {
+    let builtin = app::BuiltinCatalog::parse_in_background();
     let cli = Cli::parse();
     if cli.command.may_spend() {
         // Work every such command needs, done on the second core while this one starts.
@@ -67,13 +68,14 @@ pub fn main_entry() -> ExitCode {
     let code = runtime.block_on(async {
         let interrupt = Interrupt::new();
         watch_signals(interrupt.clone());
-        match dispatch(&cli, env, ui.clone(), &interrupt).await {
+        match dispatch(&cli, env, ui.clone(), builtin, &interrupt).await {
             Ok(()) => 0,
             Err(failure) if is_broken_pipe(failure.error.as_ref()) => 0,
             Err(failure) => ui.error(failure.error.as_ref(), failure.result_printed),
         }
     });
-    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+    // Everything that must finish was awaited above; idle workers need not be joined.
+    runtime.shutdown_background();
     exit(code)
 }
 
@@ -85,11 +87,17 @@ fn is_broken_pipe(error: &dyn acgs_core::UserFacing) -> bool {
     error.code() == "io.output" && error.to_string().contains("Broken pipe")
 }
 
-async fn dispatch(cli: &Cli, env: ProcessEnv, ui: Ui, interrupt: &Interrupt) -> CmdResult {
+async fn dispatch(
+    cli: &Cli,
+    env: ProcessEnv,
+    ui: Ui,
+    builtin: app::BuiltinCatalog,
+    interrupt: &Interrupt,
+) -> CmdResult {
     if let Command::Models(args) = &cli.command
         && args.refresh_prices
     {
-        let app = App::load(cli, env, ui)?;
+        let app = App::load(cli, env, ui, builtin)?;
         return commands::models::refresh::run(&app).await;
     }
     if let Command::Models(args) = &cli.command
@@ -98,7 +106,7 @@ async fn dispatch(cli: &Cli, env: ProcessEnv, ui: Ui, interrupt: &Interrupt) -> 
     {
         // Fast path: the catalogue with user overrides needs the configuration, but a missing
         // or unreadable one must not stop a listing.
-        if let Ok(app) = App::load(cli, env.clone(), ui.clone()) {
+        if let Ok(app) = App::load(cli, env.clone(), ui.clone(), builtin) {
             return commands::models::run(
                 &app.catalog,
                 args,
@@ -108,7 +116,7 @@ async fn dispatch(cli: &Cli, env: ProcessEnv, ui: Ui, interrupt: &Interrupt) -> 
         }
         return commands::models::run(&app::builtin_catalog()?, args, &ui, 2000);
     }
-    let app = App::load(cli, env, ui)?;
+    let app = App::load(cli, env, ui, builtin)?;
     let result = command(cli, &app, interrupt).await;
     if cli.command.may_spend() {
         // The audit log's head, kept in the ledger, lets `acgs audit verify` see a cut tail.
