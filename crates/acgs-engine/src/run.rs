@@ -6,11 +6,12 @@
 //! A single run's manifest is rewritten whole at each change. A pipeline's changes are appended
 //! to the manifest journal instead (the records of the steps that changed: one short line
 //! instead of a manifest that grows with the pipeline), and the manifest is rewritten whole at
-//! the end of the run ([`RunState::save`]). A finished pipeline step's record is saved by the
-//! writer in the background, so the steps waiting for it start at once; the next durable change
-//! (a dependent step's `submitting`, before anything is sent) or the run's final save includes
-//! it. Its audit entry is written in the background too; the run waits for those
-//! ([`RunState::finish_background`]) before writing its own.
+//! the end of the run ([`RunState::save`]). A finished pipeline step's record is saved in the
+//! background, so the steps waiting for it start at once: with the next durable change (a
+//! dependent step's `submitting`, before anything is sent), or alone a few milliseconds later,
+//! or with the run's final save, whichever comes first. Its audit entry is written in the
+//! background too; the run waits for those ([`RunState::finish_background`]) before writing its
+//! own.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -22,6 +23,10 @@ use acgs_storage::output::RunDir;
 use tokio::task::JoinSet;
 
 use crate::stages::audit;
+
+/// How long a finished pipeline step's record waits for a write it can join (a dependent
+/// step's `submitting`, which follows within about a millisecond) before it is written alone.
+const FINISHED_WRITE_DELAY: std::time::Duration = std::time::Duration::from_millis(3);
 
 /// The manifest, how many changes it has had, and what changed since it was last written.
 #[derive(Debug)]
@@ -265,6 +270,7 @@ impl RunState {
         }
         let run = self.clone();
         tokio::spawn(async move {
+            tokio::time::sleep(FINISHED_WRITE_DELAY).await;
             if let Err(e) = run.write(mine).await {
                 tracing::error!(error = %e, "the manifest could not be saved; the run's final save reports it");
             }

@@ -202,25 +202,43 @@ impl RunDir {
         self.replace_all(&[(name, bytes)])
     }
 
-    /// Replace each named file atomically with its bytes, in order, as [`RunDir::replace`]
-    /// does, with one folder sync for them all. A failure stops at that file; the ones before
-    /// it are replaced but maybe not yet durable.
+    /// Replace each named file atomically with its bytes, as [`RunDir::replace`] does: all are
+    /// written before the first is synced (so the file system can flush them together), then
+    /// renamed in order, with one folder sync for them all. On a failure none is replaced, or
+    /// (a failed rename or folder sync) those before it are, maybe not yet durably.
     pub fn replace_all(&self, files: &[(&str, &[u8])]) -> Result<()> {
+        let mut temps = Vec::with_capacity(files.len());
+        let result = self.write_temps(files, &mut temps).and_then(|()| {
+            for (fd, _) in &temps {
+                rustix::fs::fsync(fd)?;
+            }
+            for ((_, temp), (name, _)) in temps.iter().zip(files) {
+                rustix::fs::renameat(&*self.dir, temp.as_str(), &*self.dir, *name)?;
+            }
+            Ok(rustix::fs::fsync(&*self.dir)?)
+        });
+        if result.is_err() {
+            for (_, temp) in &temps {
+                let _ = rustix::fs::unlinkat(&*self.dir, temp.as_str(), AtFlags::empty());
+            }
+        }
+        result
+    }
+
+    /// Each of `files` written to a new temporary file, pushed to `temps` as it is created.
+    fn write_temps(
+        &self,
+        files: &[(&str, &[u8])],
+        temps: &mut Vec<(OwnedFd, String)>,
+    ) -> Result<()> {
         for (name, bytes) in files {
             check_name(name)?;
             let (temp, fd) = self.create_temp(&format!("writing {name}"))?;
-            let result = write_all_sync(&fd, bytes)
-                .and_then(|()| rustix::fs::fsync(&fd).map_err(Into::into))
-                .and_then(|()| {
-                    rustix::fs::renameat(&*self.dir, temp.as_str(), &*self.dir, *name)
-                        .map_err(Into::into)
-                });
-            if result.is_err() {
-                let _ = rustix::fs::unlinkat(&*self.dir, temp.as_str(), AtFlags::empty());
-            }
-            result?;
+            let written = write_all_sync(&fd, bytes);
+            temps.push((fd, temp));
+            written?;
         }
-        Ok(rustix::fs::fsync(&*self.dir)?)
+        Ok(())
     }
 
     /// Open `name` in this folder for appending, refusing symlinks; created private (0600) if
@@ -537,6 +555,43 @@ mod tests {
             root.create_run("r2").is_err(),
             "run folders are never reused"
         );
+    }
+
+    #[test]
+    fn several_files_are_replaced_together_or_not_at_all() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let run = OutputRoot::open(tmp.path())
+            .expect("root")
+            .create_run("r3")
+            .expect("run");
+        run.replace("b.json", b"old").expect("old b");
+        let listing = || {
+            let mut names: Vec<String> = fs_err::read_dir(run.path())
+                .expect("list")
+                .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            names
+        };
+        assert!(
+            run.replace_all(&[("a.json", b"new a"), ("b.json", b"new b"), ("../c", b"c")])
+                .is_err()
+        );
+        assert_eq!(
+            listing(),
+            ["b.json"],
+            "no temporary file is left, nothing replaced"
+        );
+        assert_eq!(fs_err::read(run.path().join("b.json")).expect("b"), b"old");
+
+        run.replace_all(&[("a.json", b"new a"), ("b.json", b"new b")])
+            .expect("replaced");
+        assert_eq!(listing(), ["a.json", "b.json"]);
+        for (name, bytes) in [("a.json", b"new a"), ("b.json", b"new b")] {
+            let path = run.path().join(name);
+            assert_eq!(fs_err::read(&path).expect(name), bytes);
+            assert_eq!(mode(&path), 0o600, "{name}");
+        }
     }
 
     #[tokio::test]
