@@ -387,10 +387,24 @@ mod tests {
             "the journal holds every durable change, the background one included"
         );
 
+        // A finished step with no change after it is written alone, shortly.
+        run.finish_step("a", |s| s.status = StepStatus::Done)
+            .await
+            .expect("a done");
+        let mut waited = 0;
+        while Manifest::load(&dir).expect("loaded").steps[0].status != StepStatus::Done {
+            assert!(
+                waited < 100,
+                "the finished step reaches the journal on its own"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            waited += 1;
+        }
+
         run.save().await.expect("final save");
         assert_eq!(
             on_disk(&dir, MANIFEST_FILE),
-            [StepStatus::Submitted, StepStatus::Done]
+            [StepStatus::Done, StepStatus::Done]
         );
         assert!(!dir.path().join(JOURNAL_FILE).exists());
     }
