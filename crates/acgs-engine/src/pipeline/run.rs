@@ -419,7 +419,6 @@ impl Suite {
             }
         }
         drop(keepers);
-        let audit_warnings = run.finish_background().await;
         self.release_unstarted(
             pipeline,
             &run,
@@ -428,11 +427,16 @@ impl Suite {
             interrupt.signal().is_some(),
         )
         .await;
-        // The run's own audit entry is written while its manifest is saved whole.
-        let (saved, audited) = tokio::join!(run.save(), self.audit_pipeline(&run, &outcomes));
+        // The manifest is saved whole while the steps' audit entries, then the run's, are
+        // written.
+        let audited = async {
+            let mut warnings = run.finish_background().await;
+            warnings.extend(self.audit_pipeline(&run, &outcomes).await);
+            warnings
+        };
+        let (saved, audit_warnings) = tokio::join!(run.save(), audited);
         let mut report = report(pipeline, &run, outcomes);
         report.warnings = audit_warnings;
-        report.warnings.extend(audited);
         if let Err(e) = saved {
             report.warnings.push(format!(
                 "the run's manifest could not be saved ({e}); `acgs resume` may not see the last finished steps"
