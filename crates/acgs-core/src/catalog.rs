@@ -219,10 +219,11 @@ fn is_valid_key(key: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
-/// The set of models acgs knows, keyed by `provider:key`.
+/// The set of models acgs knows, keyed by `provider:key` (cheap to clone: entries are shared).
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
-    raw: BTreeMap<String, (ProviderId, toml::Table)>,
+    /// Each model's table as read, which user entries are merged into.
+    raw: BTreeMap<String, Arc<toml::Table>>,
     models: BTreeMap<String, Arc<ModelSpec>>,
 }
 
@@ -267,7 +268,7 @@ impl Catalog {
                 })?;
         spec.check(origin)?;
         let qualified = spec.qualified_key();
-        self.raw.insert(qualified.clone(), (provider, entry));
+        self.raw.insert(qualified.clone(), Arc::new(entry));
         self.models.insert(qualified, Arc::new(spec));
         Ok(())
     }
@@ -307,7 +308,7 @@ impl Catalog {
             let mut merged = self
                 .raw
                 .get(&qualified)
-                .map(|(_, t)| t.clone())
+                .map(|table| toml::Table::clone(table))
                 .unwrap_or_default();
             for (field, value) in table {
                 merged.insert(field.clone(), value.clone());

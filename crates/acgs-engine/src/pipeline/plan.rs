@@ -58,7 +58,8 @@ enum Resolved {
 }
 
 /// The step's request: references filled from `known`, or with stand-ins where `estimate` allows
-/// them. Model-written texts are returned apart (flag, text) so the caller can inspect them.
+/// them. Model-written texts are returned apart (flag, text) so the caller can inspect them
+/// (stand-ins are not: they hold nothing a model wrote).
 pub fn request_for(
     pipeline: &Pipeline,
     step: &Step,
@@ -87,7 +88,8 @@ pub fn request_for(
         let text = refs::render(pieces, |r| {
             match value_of(pipeline, r, known, estimate, room, config) {
                 Ok(Resolved::Text(t)) => {
-                    if matches!(r, Ref::Step { .. }) {
+                    // Text a model wrote (not a stand-in for text not written yet).
+                    if matches!(r, Ref::Step { step, .. } if known.finished.contains_key(step)) {
                         model_texts.push((flag.clone(), t.clone()));
                     }
                     t
