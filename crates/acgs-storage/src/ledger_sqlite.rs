@@ -88,7 +88,12 @@ fn millis(ts: jiff::Timestamp) -> i64 {
 
 /// The calendar day of `ts` in the IANA zone `tz`.
 pub fn day_of(ts: jiff::Timestamp, tz: &str) -> LedgerResult<String> {
-    let zone = jiff::tz::TimeZone::get(tz).map_err(|_| LedgerError::TimeZone(tz.to_owned()))?;
+    // UTC, the default, without loading the time zone database (a walk of the zoneinfo folder).
+    let zone = if tz.eq_ignore_ascii_case("UTC") {
+        jiff::tz::TimeZone::UTC
+    } else {
+        jiff::tz::TimeZone::get(tz).map_err(|_| LedgerError::TimeZone(tz.to_owned()))?
+    };
     Ok(ts.to_zoned(zone).date().to_string())
 }
 
@@ -716,6 +721,8 @@ mod tests {
     async fn days_follow_the_time_zone() {
         let ts = |secs| jiff::Timestamp::from_second(secs).expect("ts");
         assert_eq!(day_of(ts(1_800_000_000), "UTC").expect("day"), "2027-01-15");
+        assert_eq!(day_of(ts(1_800_057_599), "utc").expect("day"), "2027-01-15");
+        assert_eq!(day_of(ts(1_800_057_600), "UTC").expect("day"), "2027-01-16");
         // 2027-01-15T12:00Z is already the 16th in Auckland (UTC+13) and still the 15th in Honolulu.
         assert_eq!(
             day_of(ts(1_800_014_400), "Pacific/Auckland").expect("day"),
