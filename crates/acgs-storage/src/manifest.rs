@@ -346,12 +346,17 @@ mod tests {
         }
     }
 
-    /// A run folder holding a saved manifest with steps `a` and `b`, both pending.
-    fn saved_run(tmp: &tempfile::TempDir) -> (RunDir, Manifest) {
-        let run = OutputRoot::open(tmp.path())
+    /// An empty run folder `r1`.
+    fn fresh_run(tmp: &tempfile::TempDir) -> RunDir {
+        OutputRoot::open(tmp.path())
             .expect("root")
             .create_run("r1")
-            .expect("run");
+            .expect("run")
+    }
+
+    /// A run folder holding a saved manifest with steps `a` and `b`, both pending.
+    fn saved_run(tmp: &tempfile::TempDir) -> (RunDir, Manifest) {
+        let run = fresh_run(tmp);
         let mut manifest = Manifest::new(RunKind::Pipeline, "r1");
         manifest.steps = vec![
             step("a", StepStatus::Pending),
@@ -438,10 +443,7 @@ mod tests {
     #[test]
     fn a_first_save_brings_an_empty_journal_that_a_torn_first_entry_leaves_unchanged() {
         let tmp = tempfile::tempdir().expect("tmp");
-        let run = OutputRoot::open(tmp.path())
-            .expect("root")
-            .create_run("r1")
-            .expect("run");
+        let run = fresh_run(&tmp);
         let mut manifest = Manifest::new(RunKind::Pipeline, "r1");
         manifest.steps = vec![step("a", StepStatus::Pending)];
         manifest

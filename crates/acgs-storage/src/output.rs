@@ -481,6 +481,14 @@ mod tests {
 
     const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDRrest-of-image";
 
+    /// A new run folder `id` under `tmp`.
+    fn run_in(tmp: &tempfile::TempDir, id: &str) -> RunDir {
+        OutputRoot::open(tmp.path())
+            .expect("root")
+            .create_run(id)
+            .expect("run")
+    }
+
     fn mode(path: &Path) -> u32 {
         fs_err::metadata(path)
             .expect("metadata")
@@ -511,10 +519,7 @@ mod tests {
     #[tokio::test]
     async fn disallowed_or_unknown_types_leave_nothing() {
         let tmp = tempfile::tempdir().expect("tmp");
-        let run = OutputRoot::open(tmp.path())
-            .expect("root")
-            .create_run("r1")
-            .expect("run");
+        let run = run_in(&tmp, "r1");
         let svg = b"<svg xmlns='http://www.w3.org/2000/svg'><script>alert(1)</script></svg>";
         assert!(
             run.write_bytes("x", svg, &[ContentType::Png], None)
@@ -560,10 +565,7 @@ mod tests {
     #[test]
     fn several_files_are_replaced_together_or_not_at_all() {
         let tmp = tempfile::tempdir().expect("tmp");
-        let run = OutputRoot::open(tmp.path())
-            .expect("root")
-            .create_run("r3")
-            .expect("run");
+        let run = run_in(&tmp, "r3");
         run.replace("b.json", b"old").expect("old b");
         let listing = || {
             let mut names: Vec<String> = fs_err::read_dir(run.path())
@@ -609,10 +611,7 @@ mod tests {
     async fn dropping_an_unfinished_file_removes_it() {
         use tokio::io::AsyncWriteExt as _;
         let tmp = tempfile::tempdir().expect("tmp");
-        let run = OutputRoot::open(tmp.path())
-            .expect("root")
-            .create_run("r3")
-            .expect("run");
+        let run = run_in(&tmp, "r3");
         let mut f = run.create_file().expect("file");
         f.write_all(PNG).await.expect("write");
         drop(f);
@@ -622,10 +621,7 @@ mod tests {
     #[test]
     fn replace_is_atomic() {
         let tmp = tempfile::tempdir().expect("tmp");
-        let run = OutputRoot::open(tmp.path())
-            .expect("root")
-            .create_run("r4")
-            .expect("run");
+        let run = run_in(&tmp, "r4");
         run.replace("manifest.json", b"{\"a\":1}").expect("first");
         run.replace("manifest.json", b"{\"a\":2}").expect("second");
         assert_eq!(run.read("manifest.json", 1024).expect("read"), b"{\"a\":2}");
