@@ -348,6 +348,14 @@ mod tests {
         StepRecord::pending(id, "gemini_2_5_flash", "models/gemini-2.5-flash")
     }
 
+    /// A new run folder `id` under `tmp`.
+    fn run_dir(tmp: &tempfile::TempDir, id: &str) -> RunDir {
+        OutputRoot::open(tmp.path())
+            .expect("root")
+            .create_run(id)
+            .expect("run")
+    }
+
     fn on_disk(dir: &RunDir, name: &str) -> Vec<StepStatus> {
         let bytes = fs_err::read(dir.path().join(name)).expect("manifest");
         let manifest: Manifest = serde_json::from_slice(&bytes).expect("json");
@@ -357,10 +365,7 @@ mod tests {
     #[tokio::test]
     async fn a_pipeline_journals_its_changes_and_saves_them_whole_at_the_end() {
         let tmp = tempfile::tempdir().expect("tmp");
-        let dir = OutputRoot::open(tmp.path())
-            .expect("root")
-            .create_run("r1")
-            .expect("run");
+        let dir = run_dir(&tmp, "r1");
         let mut manifest = Manifest::new(RunKind::Pipeline, "r1");
         manifest.steps = vec![pending("a"), pending("b")];
         manifest.save(&dir).expect("saved");
@@ -434,10 +439,7 @@ mod tests {
     #[tokio::test]
     async fn a_pipeline_audits_finished_steps_in_the_background_and_waits_for_them() {
         let tmp = tempfile::tempdir().expect("tmp");
-        let dir = OutputRoot::open(tmp.path())
-            .expect("root")
-            .create_run("r3")
-            .expect("run");
+        let dir = run_dir(&tmp, "r3");
         let run = RunState::new(dir, Manifest::new(RunKind::Pipeline, "r3")).for_pipeline();
         let recorder = Arc::new(Recorder::default());
         let sink: Arc<dyn AuditSink> = recorder.clone();
@@ -469,10 +471,7 @@ mod tests {
     #[tokio::test]
     async fn a_single_run_rewrites_its_manifest() {
         let tmp = tempfile::tempdir().expect("tmp");
-        let dir = OutputRoot::open(tmp.path())
-            .expect("root")
-            .create_run("r2")
-            .expect("run");
+        let dir = run_dir(&tmp, "r2");
         let mut manifest = Manifest::new(RunKind::Single, "r2");
         manifest.steps = vec![pending("a")];
         manifest.save(&dir).expect("saved");

@@ -429,6 +429,20 @@ async fn tls_server() -> u16 {
     port
 }
 
+/// `GET https://{host}:{port}/` through `client`.
+async fn get_https(
+    client: &HttpClient,
+    host: &str,
+    port: u16,
+) -> Result<acgs_http::HttpResponse, acgs_http::HttpError> {
+    client
+        .execute(&HttpRequest::get(url(
+            &format!("https://{host}:{port}"),
+            "/",
+        )))
+        .await
+}
+
 fn trusting_the_test_ca() -> HttpClient {
     let mut policy = policy(true);
     policy.ca_bundle = Some(tls_fixture("ca.pem"));
@@ -438,11 +452,7 @@ fn trusting_the_test_ca() -> HttpClient {
 #[tokio::test]
 async fn a_certificate_from_an_untrusted_issuer_is_refused() {
     let port = tls_server().await;
-    let err = client(true)
-        .execute(&HttpRequest::get(url(
-            &format!("https://127.0.0.1:{port}"),
-            "/",
-        )))
+    let err = get_https(&client(true), "127.0.0.1", port)
         .await
         .expect_err("the test CA is not an OS root");
     assert_eq!(err.code(), "network.tls", "{err:?}");
@@ -452,20 +462,12 @@ async fn a_certificate_from_an_untrusted_issuer_is_refused() {
 async fn the_configured_ca_bundle_is_trusted_and_names_are_still_checked() {
     let port = tls_server().await;
     let client = trusting_the_test_ca();
-    let response = client
-        .execute(&HttpRequest::get(url(
-            &format!("https://127.0.0.1:{port}"),
-            "/",
-        )))
+    let response = get_https(&client, "127.0.0.1", port)
         .await
         .expect("verified with the bundle");
     assert_eq!(response.status, 200);
     assert_eq!(&response.body[..], b"{}");
-    let err = client
-        .execute(&HttpRequest::get(url(
-            &format!("https://localhost:{port}"),
-            "/",
-        )))
+    let err = get_https(&client, "localhost", port)
         .await
         .expect_err("the certificate names 127.0.0.1 only");
     assert_eq!(err.code(), "network.tls", "{err:?}");
