@@ -347,6 +347,16 @@ pub trait Ledger: Send + Sync {
         value: &'a str,
         only_if_absent: bool,
     ) -> BoxFuture<'a, LedgerResult<bool>>;
+
+    /// Set a `meta` value to `<rank>:<rest>` unless it holds one ranked as high or higher (a
+    /// value without a rank counts as 0), in one statement: processes writing at once never move
+    /// it backwards. Returns whether it was set.
+    fn advance_meta<'a>(
+        &'a self,
+        key: &'a str,
+        rank: u64,
+        rest: &'a str,
+    ) -> BoxFuture<'a, LedgerResult<bool>>;
 }
 
 /// The limits a ledger keeps (`limits.daily_limit`, `limits.max_cost_per_run`,

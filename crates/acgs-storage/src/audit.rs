@@ -302,13 +302,7 @@ pub struct Anchor {
 }
 
 impl Anchor {
-    /// The stored form: `seq:digest`.
-    #[must_use]
-    pub fn to_meta(&self) -> String {
-        format!("{}:{}", self.seq, self.digest)
-    }
-
-    /// Read the stored form.
+    /// Read the stored form, `seq:digest` (as `Ledger::advance_meta` ranks it by `seq`).
     #[must_use]
     pub fn from_meta(text: &str) -> Option<Self> {
         let (seq, digest) = text.split_once(':')?;

@@ -544,4 +544,27 @@ impl Ledger for PostgresLedger {
             Ok(n == 1)
         })
     }
+
+    fn advance_meta<'a>(
+        &'a self,
+        key: &'a str,
+        rank: u64,
+        rest: &'a str,
+    ) -> BoxFuture<'a, LedgerResult<bool>> {
+        Box::pin(async move {
+            let value = format!("{rank}:{rest}");
+            let rank = i64::try_from(rank).unwrap_or(i64::MAX);
+            let n = self
+                .client
+                .execute(
+                    "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value \
+                     WHERE (CASE WHEN split_part(meta.value, ':', 1) ~ '^[0-9]{1,18}$' \
+                     THEN split_part(meta.value, ':', 1)::bigint ELSE 0 END) < $3",
+                    &[&key, &value, &rank],
+                )
+                .await
+                .map_err(|e| unavailable(&e))?;
+            Ok(n == 1)
+        })
+    }
 }

@@ -605,6 +605,26 @@ impl Ledger for SqliteLedger {
             conn.exec(sql, params![key, value]).map(|n| n == 1).map_err(unavailable)
         })
     }
+
+    fn advance_meta<'a>(
+        &'a self,
+        key: &'a str,
+        rank: u64,
+        rest: &'a str,
+    ) -> BoxFuture<'a, LedgerResult<bool>> {
+        let (key, value) = (key.to_owned(), format!("{rank}:{rest}"));
+        let rank = i64::try_from(rank).unwrap_or(i64::MAX);
+        self.with_conn(move |conn, _| {
+            // CAST takes the leading digits of the stored value (0 when there are none).
+            conn.exec(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value \
+                 WHERE CAST(substr(meta.value, 1, instr(meta.value, ':') - 1) AS INTEGER) < ?3",
+                params![key, value, rank],
+            )
+            .map(|n| n == 1)
+            .map_err(unavailable)
+        })
+    }
 }
 
 fn record_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ReservationRecord> {

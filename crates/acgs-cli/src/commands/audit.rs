@@ -162,20 +162,15 @@ async fn anchor(app: &App) -> CmdResult {
         .map_err(|e| CliError::from(e).into())
 }
 
-/// Keep the audit log's head in the ledger (never moving it backwards).
+/// Keep the audit log's head in the ledger (never moving it backwards, even when processes
+/// write it at once).
 pub async fn record_head(app: &App) -> Result<Option<Anchor>, Failure> {
     let Some(current) = head(&app.loaded.audit_path(), key(app).as_ref())? else {
         return Ok(None);
     };
-    let ledger = app.ledger().await?;
-    let stored = ledger
-        .meta(HEAD_META)
+    app.ledger()
         .await?
-        .and_then(|m| Anchor::from_meta(&m));
-    if stored.as_ref().is_none_or(|s| s.seq < current.seq) {
-        ledger
-            .set_meta(HEAD_META, &current.to_meta(), false)
-            .await?;
-    }
+        .advance_meta(HEAD_META, current.seq, &current.digest)
+        .await?;
     Ok(Some(current))
 }

@@ -219,6 +219,31 @@ async fn contract_meta_and_shared_limits(ledger: &dyn Ledger) {
         .set_meta("limits.timezone", "Europe/Paris", false)
         .await
         .expect("zone");
+    let advance = |rank, rest| ledger.advance_meta("audit.head", rank, rest);
+    assert!(advance(5, "e").await.expect("first"));
+    assert!(!advance(4, "d").await.expect("lower"), "never backwards");
+    assert!(
+        !advance(5, "x").await.expect("same"),
+        "the first of a rank stays"
+    );
+    assert!(
+        advance(12, "l").await.expect("higher"),
+        "ranks are numbers, not text"
+    );
+    assert_eq!(
+        ledger.meta("audit.head").await.expect("read").as_deref(),
+        Some("12:l")
+    );
+    ledger
+        .set_meta("unranked", "no rank here", false)
+        .await
+        .expect("set");
+    assert!(
+        ledger
+            .advance_meta("unranked", 1, "a")
+            .await
+            .expect("ranked")
+    );
     let limits = shared_limits(ledger).await.expect("limits");
     assert_eq!(limits.daily_limit, Some(usd("25.00")));
     assert_eq!(limits.timezone.as_deref(), Some("Europe/Paris"));
@@ -230,6 +255,26 @@ async fn contract_meta_and_shared_limits(ledger: &dyn Ledger) {
 }
 
 async fn contract_concurrency(ledgers: Vec<Arc<dyn Ledger>>) {
+    let mut heads = Vec::new();
+    for (i, ledger) in ledgers.iter().enumerate() {
+        let ledger = Arc::clone(ledger);
+        heads.push(tokio::spawn(async move {
+            for rank in (0..20).map(|j| (j * 7 + i as u64 * 3) % 40 + 1) {
+                ledger
+                    .advance_meta("audit.head", rank, &format!("from {i}"))
+                    .await
+                    .expect("advanced");
+            }
+        }));
+    }
+    for h in heads {
+        h.await.expect("task");
+    }
+    let head = ledgers[0].meta("audit.head").await.expect("read");
+    assert!(
+        head.as_deref().is_some_and(|h| h.starts_with("40:")),
+        "the highest rank wins whatever the order: {head:?}"
+    );
     let mut tasks = Vec::new();
     for (i, ledger) in ledgers.into_iter().enumerate() {
         tasks.push(tokio::spawn(async move {
