@@ -10,11 +10,15 @@
 //! background, so the steps waiting for it start at once: with the next durable change (a
 //! dependent step's `submitting`, before anything is sent), or alone a few milliseconds later,
 //! or with the run's final save, whichever comes first. Its audit entry is written in the
-//! background too; the run waits for those ([`RunState::finish_background`]) before writing its
-//! own.
+//! background too, gathered for a few milliseconds so that the entries of steps finishing
+//! together share one append and one sync; the run queues its own entry after every step's and
+//! then waits for them all ([`RunState::finish_background`]), which writes what is gathered at
+//! once.
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use acgs_core::audit::{AuditEvent, AuditSink};
 use acgs_storage::StorageError;
@@ -26,7 +30,11 @@ use crate::stages::audit;
 
 /// How long a finished pipeline step's record waits for a write it can join (a dependent
 /// step's `submitting`, which follows within about a millisecond) before it is written alone.
-const FINISHED_WRITE_DELAY: std::time::Duration = std::time::Duration::from_millis(3);
+const FINISHED_WRITE_DELAY: Duration = Duration::from_millis(3);
+
+/// How long a pipeline's audit writer gathers entries before it writes them: the steps of one
+/// level of a DAG finish within a few milliseconds of each other.
+const AUDIT_GATHER_DELAY: Duration = Duration::from_millis(10);
 
 /// The manifest, how many changes it has had, and what changed since it was last written.
 #[derive(Debug)]
@@ -97,14 +105,32 @@ pub struct RunState {
     audits: Arc<BackgroundAudit>,
 }
 
-/// Audit entries waiting to be written, and the writer: one at a time, it writes everything
-/// waiting at once (one lock, one sync) until nothing waits, so entries that pile up while it
-/// syncs are written together.
-#[derive(Debug, Default)]
+/// Audit entries waiting to be written, and the writer: one at a time, it gathers entries for
+/// [`AUDIT_GATHER_DELAY`] (unless the run is ending), then writes everything waiting at once
+/// (one lock, one sync) until nothing waits.
+#[derive(Debug)]
 struct BackgroundAudit {
     waiting: Mutex<Waiting>,
     /// The writers started; each one's warnings.
     tasks: Mutex<JoinSet<Vec<String>>>,
+    /// How long a writer gathers entries.
+    gather: Duration,
+    /// The run is ending: writers write at once.
+    ending: AtomicBool,
+    /// Wakes a gathering writer when the run ends.
+    flush: tokio::sync::Notify,
+}
+
+impl Default for BackgroundAudit {
+    fn default() -> Self {
+        Self {
+            waiting: Mutex::default(),
+            tasks: Mutex::default(),
+            gather: AUDIT_GATHER_DELAY,
+            ending: AtomicBool::new(false),
+            flush: tokio::sync::Notify::new(),
+        }
+    }
 }
 
 /// What waits for the writer.
@@ -116,6 +142,19 @@ struct Waiting {
 }
 
 impl BackgroundAudit {
+    /// Wait for more entries to gather, unless the run is ending (or ends meanwhile).
+    async fn gather(&self) {
+        let flushed = self.flush.notified();
+        tokio::pin!(flushed);
+        flushed.as_mut().enable();
+        if !self.ending.load(Ordering::Acquire) {
+            tokio::select! {
+                () = tokio::time::sleep(self.gather) => {}
+                () = flushed => {}
+            }
+        }
+    }
+
     /// Write what waits until nothing does; the warnings of what could not be written.
     fn write(&self, sink: &dyn AuditSink) -> Vec<String> {
         let mut warnings = Vec::new();
@@ -284,6 +323,13 @@ impl RunState {
         if !self.pipeline {
             return audit::record_all(sink.as_ref(), entries);
         }
+        self.audit_in_background(sink, entries);
+        None
+    }
+
+    /// Queue audit `entries` for the background writer (see the module documentation); what
+    /// could not be written is reported by [`RunState::finish_background`].
+    pub fn audit_in_background(&self, sink: &Arc<dyn AuditSink>, entries: Vec<AuditEvent>) {
         let start_writer = {
             let mut waiting = locked(&self.audits.waiting);
             waiting.entries.extend(entries);
@@ -291,13 +337,20 @@ impl RunState {
         };
         if start_writer {
             let (sink, audits) = (Arc::clone(sink), Arc::clone(&self.audits));
-            locked(&self.audits.tasks).spawn_blocking(move || audits.write(sink.as_ref()));
+            locked(&self.audits.tasks).spawn(async move {
+                audits.gather().await;
+                tokio::task::spawn_blocking(move || audits.write(sink.as_ref()))
+                    .await
+                    .unwrap_or_else(|e| vec![format!("audit entries were not written: {e}")])
+            });
         }
-        None
     }
 
-    /// Wait for the audit entries written in the background; the warnings of those that failed.
+    /// Write the audit entries gathered in the background now, and wait for them; the warnings
+    /// of those that failed. Entries added later are written at once.
     pub async fn finish_background(&self) -> Vec<String> {
+        self.audits.ending.store(true, Ordering::Release);
+        self.audits.flush.notify_waiters();
         let mut tasks = std::mem::take(&mut *locked(&self.audits.tasks));
         let mut warnings = Vec::new();
         while let Some(joined) = tasks.join_next().await {
@@ -414,17 +467,28 @@ mod tests {
         assert!(!dir.path().join(JOURNAL_FILE).exists());
     }
 
-    /// Keeps the steps of the entries it records; refuses those of step `bad`.
+    /// Keeps the steps of the entries it records, one list per append; refuses an append with
+    /// an entry of step `bad`.
     #[derive(Default)]
-    struct Recorder(Mutex<Vec<String>>);
+    struct Recorder(Mutex<Vec<Vec<String>>>);
+
+    impl Recorder {
+        fn appends(&self) -> Vec<Vec<String>> {
+            self.0.lock().expect("lock").clone()
+        }
+    }
 
     impl AuditSink for Recorder {
         fn record(&self, event: AuditEvent) -> Result<(), acgs_core::audit::AuditError> {
-            let step = event.step.unwrap_or_default();
-            if step == "bad" {
+            self.record_all(vec![event])
+        }
+
+        fn record_all(&self, events: Vec<AuditEvent>) -> Result<(), acgs_core::audit::AuditError> {
+            let steps: Vec<String> = events.into_iter().filter_map(|e| e.step).collect();
+            if steps.iter().any(|s| s == "bad") {
                 return Err(acgs_core::audit::AuditError("disk full".into()));
             }
-            self.0.lock().expect("lock").push(step);
+            self.0.lock().expect("lock").push(steps);
             Ok(())
         }
     }
@@ -447,7 +511,7 @@ mod tests {
             assert_eq!(run.audit(&sink, vec![entry(step)]), None, "nothing waits");
         }
         assert_eq!(run.finish_background().await, Vec::<String>::new());
-        let mut recorded = recorder.0.lock().expect("lock").clone();
+        let mut recorded = recorder.appends().concat();
         recorded.sort();
         assert_eq!(
             recorded,
@@ -466,6 +530,40 @@ mod tests {
             warning.is_some_and(|w| w.contains("disk full")),
             "written at once"
         );
+    }
+
+    #[tokio::test]
+    async fn a_pipeline_gathers_audit_entries_into_one_append_written_at_once_when_it_ends() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let mut run = RunState::new(run_dir(&tmp, "r4"), Manifest::new(RunKind::Pipeline, "r4"))
+            .for_pipeline();
+        run.audits = Arc::new(BackgroundAudit {
+            gather: Duration::from_secs(3600),
+            ..BackgroundAudit::default()
+        });
+        let recorder = Arc::new(Recorder::default());
+        let sink: Arc<dyn AuditSink> = recorder.clone();
+        let promptly = Duration::from_secs(20);
+
+        run.audit_in_background(&sink, vec![entry("a")]);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(recorder.appends().is_empty(), "the writer gathers");
+        run.audit_in_background(&sink, vec![entry("b")]);
+        let warnings = tokio::time::timeout(promptly, run.finish_background())
+            .await
+            .expect("the end of the run cuts the gathering short");
+        assert_eq!(warnings, Vec::<String>::new());
+        assert_eq!(recorder.appends(), [["a", "b"]], "one append for both");
+
+        run.audit_in_background(&sink, vec![entry("c")]);
+        tokio::time::timeout(promptly, async {
+            while recorder.appends().len() < 2 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("once the run ends, entries are written at once");
+        assert_eq!(recorder.appends()[1], ["c"]);
     }
 
     #[tokio::test]

@@ -427,14 +427,10 @@ impl Suite {
             interrupt.signal().is_some(),
         )
         .await;
-        // The manifest is saved whole while the steps' audit entries, then the run's, are
-        // written.
-        let audited = async {
-            let mut warnings = run.finish_background().await;
-            warnings.extend(self.audit_pipeline(&run, &outcomes).await);
-            warnings
-        };
-        let (saved, audit_warnings) = tokio::join!(run.save(), audited);
+        // The run's audit entry follows every step's; the manifest is saved whole while they
+        // are written.
+        self.audit_pipeline(&run, &outcomes);
+        let (saved, audit_warnings) = tokio::join!(run.save(), run.finish_background());
         let mut report = report(pipeline, &run, outcomes);
         report.warnings = audit_warnings;
         if let Err(e) = saved {
@@ -579,13 +575,11 @@ impl Suite {
         }
     }
 
-    /// The run's own audit entry (after every step's); a warning if it could not be written.
-    async fn audit_pipeline(
-        &self,
-        run: &RunState,
-        outcomes: &BTreeMap<String, StepOutcome>,
-    ) -> Option<String> {
-        let sink = Arc::clone(self.audit.as_ref()?);
+    /// Queue the run's own audit entry (after every step's) with the run's background audit.
+    fn audit_pipeline(&self, run: &RunState, outcomes: &BTreeMap<String, StepOutcome>) {
+        let Some(sink) = &self.audit else {
+            return;
+        };
         let failed = outcomes
             .values()
             .filter(|o| o.status != StepStatus::Done)
@@ -612,9 +606,7 @@ impl Suite {
             code: (failed > 0).then(|| "pipeline.step_failed".to_owned()),
             ..acgs_core::audit::AuditEvent::default()
         };
-        tokio::task::spawn_blocking(move || crate::stages::audit::record(sink.as_ref(), event))
-            .await
-            .unwrap_or_else(|e| Some(format!("the run's audit entry was not written: {e}")))
+        run.audit_in_background(sink, vec![event]);
     }
 }
 
