@@ -5,14 +5,12 @@
 //! creation, so no path component is ever re-resolved and nothing can be redirected outside.
 //! Files are written to a temporary name, synced, sniffed, and renamed without replacing into
 //! `<stem>.<ext>` where the extension is the sniffed type's; the folder is then synced. A file that
-//! is not finished is removed: no partial file is left behind. Steps that finish at once share
-//! the folder's syncs: a sync started after a rename makes it durable, so they wait for one sync
-//! instead of one each.
+//! is not finished is removed: no partial file is left behind.
 
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use acgs_core::ContentType;
@@ -87,7 +85,7 @@ impl OutputRoot {
         })?;
         rustix::fs::fchmod(&dir, Mode::from_raw_mode(DIR_MODE))?;
         Ok(RunDir {
-            dir: Arc::new(Folder::new(dir)),
+            dir: Arc::new(dir),
             path: self.path.join(run_id),
         })
     }
@@ -107,61 +105,8 @@ fn check_name(name: &str) -> Result<()> {
 /// A run folder.
 #[derive(Debug, Clone)]
 pub struct RunDir {
-    dir: Arc<Folder>,
+    dir: Arc<OwnedFd>,
     path: PathBuf,
-}
-
-/// A run folder's handle, and its syncs shared by the threads that need one.
-#[derive(Debug)]
-struct Folder {
-    fd: OwnedFd,
-    syncs: Mutex<Syncs>,
-    synced: Condvar,
-}
-
-/// The changes asked to be made durable, and how many of them are.
-#[derive(Debug, Default)]
-struct Syncs {
-    asked: u64,
-    durable: u64,
-    running: bool,
-}
-
-impl Folder {
-    fn new(fd: OwnedFd) -> Self {
-        Self {
-            fd,
-            syncs: Mutex::default(),
-            synced: Condvar::new(),
-        }
-    }
-
-    /// Make every change made in the folder before this call durable: by a sync that starts
-    /// after it (this thread's, or another's it waits for).
-    fn sync(&self) -> Result<()> {
-        let mut syncs = self.syncs.lock().unwrap_or_else(PoisonError::into_inner);
-        syncs.asked += 1;
-        let mine = syncs.asked;
-        while syncs.durable < mine {
-            if syncs.running {
-                syncs = self
-                    .synced
-                    .wait(syncs)
-                    .unwrap_or_else(PoisonError::into_inner);
-                continue;
-            }
-            syncs.running = true;
-            let covered = syncs.asked;
-            drop(syncs);
-            let result = rustix::fs::fsync(&self.fd);
-            syncs = self.syncs.lock().unwrap_or_else(PoisonError::into_inner);
-            syncs.running = false;
-            self.synced.notify_all();
-            result?;
-            syncs.durable = syncs.durable.max(covered);
-        }
-        Ok(())
-    }
 }
 
 /// A finished output file.
@@ -190,7 +135,7 @@ impl RunDir {
     fn create_temp(&self, what: &str) -> Result<(String, OwnedFd)> {
         let name = format!(".partial-{}", random_hex(8));
         let fd = rustix::fs::openat(
-            &self.dir.fd,
+            &*self.dir,
             name.as_str(),
             OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
             Mode::from_raw_mode(FILE_MODE),
@@ -240,7 +185,7 @@ impl RunDir {
             .and_then(|()| rustix::fs::fsync(&fd).map_err(Into::into))
             .and_then(|()| publish(&self.dir, &temp, stem, content_type));
         if named.is_err() {
-            let _ = rustix::fs::unlinkat(&self.dir.fd, temp.as_str(), AtFlags::empty());
+            let _ = rustix::fs::unlinkat(&*self.dir, temp.as_str(), AtFlags::empty());
         }
         let name = named?;
         Ok(StoredFile {
@@ -268,13 +213,13 @@ impl RunDir {
                 rustix::fs::fsync(fd)?;
             }
             for ((_, temp), (name, _)) in temps.iter().zip(files) {
-                rustix::fs::renameat(&self.dir.fd, temp.as_str(), &self.dir.fd, *name)?;
+                rustix::fs::renameat(&*self.dir, temp.as_str(), &*self.dir, *name)?;
             }
-            self.dir.sync()
+            Ok(rustix::fs::fsync(&*self.dir)?)
         });
         if result.is_err() {
             for (_, temp) in &temps {
-                let _ = rustix::fs::unlinkat(&self.dir.fd, temp.as_str(), AtFlags::empty());
+                let _ = rustix::fs::unlinkat(&*self.dir, temp.as_str(), AtFlags::empty());
             }
         }
         result
@@ -303,17 +248,17 @@ impl RunDir {
         let flags = OFlags::WRONLY | OFlags::APPEND | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         let failed = |e: Errno| StorageError::io(format!("opening {name}"))(e.into());
         let fd = match rustix::fs::openat(
-            &self.dir.fd,
+            &*self.dir,
             name,
             flags | OFlags::CREATE | OFlags::EXCL,
             Mode::from_raw_mode(FILE_MODE),
         ) {
             Ok(fd) => {
-                self.dir.sync()?;
+                rustix::fs::fsync(&*self.dir).map_err(failed)?;
                 fd
             }
             Err(Errno::EXIST) => {
-                rustix::fs::openat(&self.dir.fd, name, flags, Mode::empty()).map_err(failed)?
+                rustix::fs::openat(&*self.dir, name, flags, Mode::empty()).map_err(failed)?
             }
             Err(e) => return Err(failed(e)),
         };
@@ -323,7 +268,7 @@ impl RunDir {
     /// Remove `name` from this folder; a file already gone is not an error.
     pub fn remove(&self, name: &str) -> Result<()> {
         check_name(name)?;
-        match rustix::fs::unlinkat(&self.dir.fd, name, AtFlags::empty()) {
+        match rustix::fs::unlinkat(&*self.dir, name, AtFlags::empty()) {
             Ok(()) | Err(Errno::NOENT) => Ok(()),
             Err(e) => Err(StorageError::io(format!("removing {name}"))(e.into())),
         }
@@ -341,7 +286,7 @@ impl RunDir {
         use std::io::Read as _;
         check_name(name)?;
         let fd = match rustix::fs::openat(
-            &self.dir.fd,
+            &*self.dir,
             name,
             OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
             Mode::empty(),
@@ -363,7 +308,7 @@ impl RunDir {
         use std::io::Read as _;
         check_name(name)?;
         let fd = rustix::fs::openat(
-            &self.dir.fd,
+            &*self.dir,
             name,
             OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
             Mode::empty(),
@@ -409,17 +354,11 @@ fn content_type_of(
 
 /// Give the synced temporary file `temp` in `dir` its name, `<stem>.<ext>`, never replacing a
 /// file; the folder is then synced. Returns the name.
-fn publish(dir: &Folder, temp: &str, stem: &str, content_type: ContentType) -> Result<String> {
+fn publish(dir: &OwnedFd, temp: &str, stem: &str, content_type: ContentType) -> Result<String> {
     let name = format!("{stem}.{}", content_type.extension());
-    rustix::fs::renameat_with(
-        &dir.fd,
-        temp,
-        &dir.fd,
-        name.as_str(),
-        RenameFlags::NOREPLACE,
-    )
-    .map_err(|e| StorageError::io(format!("naming {name}"))(e.into()))?;
-    dir.sync()?;
+    rustix::fs::renameat_with(dir, temp, dir, name.as_str(), RenameFlags::NOREPLACE)
+        .map_err(|e| StorageError::io(format!("naming {name}"))(e.into()))?;
+    rustix::fs::fsync(dir)?;
     Ok(name)
 }
 
@@ -434,7 +373,7 @@ fn write_all_sync(fd: &OwnedFd, mut bytes: &[u8]) -> Result<()> {
 /// A temporary output file being written. Dropping it unfinished removes it.
 #[derive(Debug)]
 pub struct ContainedFile {
-    dir: Arc<Folder>,
+    dir: Arc<OwnedFd>,
     dir_path: PathBuf,
     temp_name: Option<String>,
     file: tokio::fs::File,
@@ -494,7 +433,7 @@ impl ContainedFile {
     /// Remove the temporary file now.
     pub fn discard(&mut self) {
         if let Some(name) = self.temp_name.take() {
-            let _ = rustix::fs::unlinkat(&self.dir.fd, name.as_str(), AtFlags::empty());
+            let _ = rustix::fs::unlinkat(&*self.dir, name.as_str(), AtFlags::empty());
         }
     }
 }
@@ -556,38 +495,6 @@ mod tests {
             .permissions()
             .mode()
             & 0o777
-    }
-
-    #[test]
-    fn files_finishing_at_once_share_the_folder_syncs_and_all_arrive() {
-        let tmp = tempfile::tempdir().expect("tmp");
-        let run = run_in(&tmp, "20261127T000000Z-shared");
-        let (finished, finishes) = std::sync::mpsc::channel();
-        for t in 0..8 {
-            let (run, finished) = (run.clone(), finished.clone());
-            std::thread::spawn(move || {
-                for i in 0..20 {
-                    let text = format!("file {t}-{i}");
-                    let stored = run
-                        .write_now(&format!("f{t}-{i}"), text.as_bytes(), ContentType::Text)
-                        .expect("stored");
-                    assert_eq!(fs_err::read_to_string(&stored.path).expect("read"), text);
-                }
-                finished.send(t).expect("sent");
-            });
-        }
-        for _ in 0..8 {
-            finishes
-                .recv_timeout(std::time::Duration::from_secs(60))
-                .expect("no writer fails or waits forever");
-        }
-        let syncs = run.dir.syncs.lock().expect("lock");
-        assert!(!syncs.running, "no sync is left running");
-        assert_eq!(
-            (syncs.asked, syncs.durable),
-            (160, 160),
-            "every rename was made durable"
-        );
     }
 
     #[tokio::test]
