@@ -59,16 +59,18 @@ pub async fn run(app: &App, args: &PipelineArgs, interrupt: &Interrupt) -> CmdRe
         let pipeline = planning.load_pipeline(&args.file)?;
         let inputs = inputs(app, &pipeline, args)?;
         let estimate = planning.estimate_pipeline(&pipeline, &inputs)?;
-        Ok::<_, Failure>((pipeline, inputs, estimate))
+        let providers: BTreeSet<ProviderId> =
+            pipeline.steps.iter().map(|s| s.model.provider).collect();
+        let providers: Vec<ProviderId> = providers.into_iter().collect();
+        // The providers are built before the suite waits for the ledger.
+        let suite = app.spending_suite_for(&providers).await?;
+        Ok::<_, Failure>((pipeline, inputs, estimate, suite))
     };
     // The ledger opens on a blocking thread while this one checks and prices the file.
     let (ledger, planned) = tokio::join!(app.ledger(), planning);
-    let (pipeline, inputs, estimate) = planned?;
+    let (pipeline, inputs, estimate, suite) = planned?;
     ledger?;
-    let providers: BTreeSet<ProviderId> = pipeline.steps.iter().map(|s| s.model.provider).collect();
-    let providers: Vec<ProviderId> = providers.into_iter().collect();
-    let suite = std::sync::Arc::new(app.spending_suite_for(&providers).await?);
-    let report = suite
+    let report = std::sync::Arc::new(suite)
         .run_pipeline(
             &pipeline,
             &inputs,
