@@ -89,9 +89,23 @@ fn looks_secret(token: &str) -> bool {
     if token.contains('/') {
         return token
             .split('/')
+            .map(after_timestamp)
             .any(|segment| segment.len() >= MIN_SECRET_SEGMENT && looks_mixed(segment));
     }
-    looks_mixed(token)
+    looks_mixed(after_timestamp(token))
+}
+
+/// What follows a leading compact UTC timestamp (`20261127T210555Z`, as run ids start), or the
+/// whole token: a timestamp's digits and `T`/`Z` are not random, yet they made some run ids look
+/// mixed enough to be masked in the paths acgs prints.
+fn after_timestamp(token: &str) -> &str {
+    let b = token.as_bytes();
+    let stamped = b.len() >= 16
+        && b[..8].iter().all(u8::is_ascii_digit)
+        && b[8] == b'T'
+        && b[9..15].iter().all(u8::is_ascii_digit)
+        && b[15] == b'Z';
+    if stamped { &token[16..] } else { token }
 }
 
 /// The shortest `/`-separated segment that can carry a secret on its own: a random base64
@@ -231,5 +245,19 @@ mod tests {
     fn base64_with_slashes_is_still_masked() {
         let text = "secret Zx9Qw7Er5Ty3Ui1Op0As/DfGhJkLzXcVbNm42Qa+8 end";
         assert_eq!(scan(text).len(), 1, "{:?}", scan(text));
+    }
+
+    #[test]
+    fn run_folders_are_not_masked_however_their_ids_fall() {
+        // 19 distinct characters, upper, lower and digits: masked before timestamps were set
+        // aside.
+        let path = "/tmp/.tmpAb12Cd/output/20261127T093845Z-fedcba/transcript.txt";
+        assert_eq!(scan(path), Vec::new());
+        let secret = "20261127T093845Z-Zx9Qw7Er5Ty3Ui1Op0AsDfGh";
+        assert_eq!(
+            scan(secret).len(),
+            1,
+            "what follows a timestamp is still judged"
+        );
     }
 }
