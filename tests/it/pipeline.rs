@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use acgs_core::ledger::ReservationState;
+use acgs_core::ledger::{Ledger as _, ReservationState};
 use acgs_e2e::Sandbox;
 use acgs_storage::manifest::{JOURNAL_FILE, Manifest, StepStatus};
 use acgs_storage::output::OutputRoot;
@@ -273,11 +273,36 @@ async fn a_killed_run_resumes_paying_only_for_unfinished_steps() {
         .expect("name")
         .to_string_lossy()
         .into_owned();
+    // As if the run had stopped between a clip's two records before sending (the ledger's
+    // `submitted` mark and the manifest's `submitting` line are written at once): the manifest
+    // still has the clip pending, so it was never sent and its reservation must not count on.
+    let unsent = live_manifest(&folder)
+        .expect("manifest")
+        .steps
+        .into_iter()
+        .find(|s| s.status == StepStatus::Pending)
+        .and_then(|s| s.reservation_id)
+        .expect("a pending clip with its reservation");
+    acgs_storage::ledger_sqlite::SqliteLedger::open(&sb.state().join("ledger.sqlite3"))
+        .expect("ledger")
+        .mark_submitted(&unsent, None)
+        .await
+        .expect("marked submitted");
     let doc = ok(&sb.run(&["--json", "resume", &run_id, "--yes"]).await);
     assert_eq!(doc["run_id"], run_id.as_str());
     assert!(
         !folder.join(JOURNAL_FILE).exists(),
         "the resumed run folded it in"
+    );
+    let unsent_state = ledger_rows(&sb)
+        .await
+        .into_iter()
+        .find(|r| r.id == unsent)
+        .map(|r| r.state);
+    assert_eq!(
+        unsent_state,
+        Some(ReservationState::Released),
+        "the never-sent clip's first reservation was released by resume"
     );
     assert!(statuses(&doc).iter().all(|(_, s)| s == "done"), "{doc:#}");
     assert_eq!(

@@ -95,9 +95,11 @@ impl Suite {
                     self.write_off_unknown(&manifest.run_id, record).await?;
                     rerun.push(step);
                 }
-                StepStatus::Pending | StepStatus::Failed | StepStatus::Cancelled => {
-                    rerun.push(step)
+                StepStatus::Pending => {
+                    self.release_unsent(record).await;
+                    rerun.push(step);
                 }
+                StepStatus::Failed | StepStatus::Cancelled => rerun.push(step),
             }
         }
         let mut plans = Vec::new();

@@ -1,7 +1,9 @@
-//! Stage 9: submit. Before the request the step is written to the manifest as `submitting` and
-//! the reservation moved to `submitted` (so that a request whose outcome is unknown keeps
-//! counting: it never expires); the job handle the provider returns is then recorded in the
-//! ledger and the manifest before any waiting.
+//! Stage 9: submit. Before the request the step is written to the manifest as `submitting` and,
+//! at the same time, the reservation moved to `submitted` (so that a request whose outcome is
+//! unknown keeps counting: it never expires); nothing is sent until both are done, so a step the
+//! manifest still has `pending` was never sent, whatever its reservation says (`acgs resume`
+//! releases it). The job handle the provider returns is then recorded in the ledger and the
+//! manifest before any waiting.
 
 use acgs_core::Provider;
 use acgs_core::ledger::{Ledger, ReservationId};
@@ -21,12 +23,19 @@ pub async fn submit(
     run: &RunState,
     step: &str,
 ) -> Result<Submitted, EngineError> {
-    run.update_step(step, |s| {
+    let journaled = run.update_step(step, |s| {
         s.status = StepStatus::Submitting;
         s.params = request.get().params.clone();
-    })
-    .await?;
-    ledger.mark_submitted(reservation, None).await?;
+    });
+    let (journaled, marked) = tokio::join!(journaled, ledger.mark_submitted(reservation, None));
+    if let Err(e) = journaled {
+        if marked.is_ok() {
+            // Nothing was sent: the reservation must not keep counting.
+            let _ = ledger.release(reservation).await;
+        }
+        return Err(e.into());
+    }
+    marked?;
     let submitted = provider.submit(request).await?;
     if let Submitted::Pending(job) = &submitted {
         if let Err(e) = ledger.mark_submitted(reservation, Some(job)).await {

@@ -87,9 +87,30 @@ impl Suite {
             StepStatus::Cancelled if step.job.is_some() && self.still_counting(&step).await => {
                 self.reattach(run, &step, &request, events, interrupt).await
             }
-            StepStatus::Pending | StepStatus::Failed | StepStatus::Cancelled => {
+            StepStatus::Pending => {
+                self.release_unsent(&step).await;
                 self.rerun(run, request, events, interrupt).await
             }
+            StepStatus::Failed | StepStatus::Cancelled => {
+                self.rerun(run, request, events, interrupt).await
+            }
+        }
+    }
+
+    /// Release the reservation of a step the manifest has `pending`: it was never sent (see
+    /// `stages::submit`), though the run may have stopped after marking it `submitted`. One
+    /// already released, expired or settled is left as it is.
+    pub(crate) async fn release_unsent(&self, record: &acgs_storage::manifest::StepRecord) {
+        let (Some(ledger), Some(id)) = (&self.ledger, &record.reservation_id) else {
+            return;
+        };
+        match ledger.release(id).await {
+            Ok(()) | Err(acgs_core::ledger::LedgerError::InvalidTransition { .. }) => {}
+            Err(e) => tracing::warn!(
+                code = acgs_core::UserFacing::code(&e),
+                step = %record.id,
+                "the reservation of a step that was never sent could not be released; it expires with its lease or stays counted"
+            ),
         }
     }
 
