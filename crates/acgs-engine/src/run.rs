@@ -455,7 +455,7 @@ mod tests {
                 waited < 100,
                 "the finished step reaches the journal on its own"
             );
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            tokio::time::sleep(Duration::from_millis(10)).await;
             waited += 1;
         }
 

@@ -336,7 +336,7 @@ impl ManifestJournal {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::output::OutputRoot;
+    use crate::output::run_in;
     use std::os::unix::fs::PermissionsExt as _;
 
     fn step(id: &str, status: StepStatus) -> StepRecord {
@@ -346,17 +346,9 @@ mod tests {
         }
     }
 
-    /// An empty run folder `r1`.
-    fn fresh_run(tmp: &tempfile::TempDir) -> RunDir {
-        OutputRoot::open(tmp.path())
-            .expect("root")
-            .create_run("r1")
-            .expect("run")
-    }
-
     /// A run folder holding a saved manifest with steps `a` and `b`, both pending.
     fn saved_run(tmp: &tempfile::TempDir) -> (RunDir, Manifest) {
-        let run = fresh_run(tmp);
+        let run = run_in(tmp, "r1");
         let mut manifest = Manifest::new(RunKind::Pipeline, "r1");
         manifest.steps = vec![
             step("a", StepStatus::Pending),
@@ -443,7 +435,7 @@ mod tests {
     #[test]
     fn a_first_save_brings_an_empty_journal_that_a_torn_first_entry_leaves_unchanged() {
         let tmp = tempfile::tempdir().expect("tmp");
-        let run = fresh_run(&tmp);
+        let run = run_in(&tmp, "r1");
         let mut manifest = Manifest::new(RunKind::Pipeline, "r1");
         manifest.steps = vec![step("a", StepStatus::Pending)];
         manifest

@@ -474,20 +474,21 @@ impl AsyncWrite for ContainedFile {
     }
 }
 
+/// A new run folder `id` under `tmp` (for the crate's tests).
+#[cfg(test)]
+pub(crate) fn run_in(tmp: &tempfile::TempDir, id: &str) -> RunDir {
+    OutputRoot::open(tmp.path())
+        .expect("root")
+        .create_run(id)
+        .expect("run")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt as _;
 
     const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDRrest-of-image";
-
-    /// A new run folder `id` under `tmp`.
-    fn run_in(tmp: &tempfile::TempDir, id: &str) -> RunDir {
-        OutputRoot::open(tmp.path())
-            .expect("root")
-            .create_run(id)
-            .expect("run")
-    }
 
     fn mode(path: &Path) -> u32 {
         fs_err::metadata(path)
