@@ -368,6 +368,8 @@ pub(crate) struct Live<'a> {
     pub(crate) run: RunState,
     pub(crate) events: EventSink,
     pub(crate) warnings: Vec<String>,
+    /// A pipeline step's line to its scheduler.
+    pub(crate) answers: Option<crate::pipeline::run::Answers>,
 }
 
 impl Suite {
@@ -656,6 +658,7 @@ impl Suite {
             run,
             events,
             warnings,
+            answers: None,
         })
     }
 
@@ -1057,6 +1060,12 @@ impl Suite {
     ) -> Result<(Vec<StoredFile>, Vec<String>), EngineError> {
         let plan = live.plan;
         let (output, dropped) = check_output::check(output)?;
+        if let Some(answers) = &live.answers
+            && let Some(early) =
+                crate::pipeline::plan::Finished::from_text_answer(&output.artifacts)
+        {
+            let _ = answers.send((plan.step.clone(), early));
+        }
         live.events.report(Stage::Storing, "storing", None, None);
         let stems = store::stems_for(&plan.stem, &output.artifacts, plan.stem_named);
         let stored = store::store(

@@ -9,10 +9,8 @@ use acgs_core::provider::EventSink;
 use acgs_storage::manifest::StepStatus;
 use sha2::Digest as _;
 
-use super::plan::Known;
-use super::run::{
-    PIPELINE_COPY, PipelineEstimate, PipelineReport, Start, Work, finished, outcome_of,
-};
+use super::plan::{Finished, Known};
+use super::run::{PIPELINE_COPY, PipelineEstimate, PipelineReport, Start, Work, outcome_of};
 use super::schema::MAX_FILE_BYTES;
 use crate::error::EngineError;
 use crate::run::RunState;
@@ -80,7 +78,9 @@ impl Suite {
             match record.status {
                 StepStatus::Done => {
                     let report = self.verified_report(run.clone(), record)?;
-                    known.finished.insert(step.id.clone(), finished(&report));
+                    known
+                        .finished
+                        .insert(step.id.clone(), Finished::from_files(&report.outputs));
                     prior.push(outcome_of(step, &report));
                 }
                 StepStatus::Submitted => {

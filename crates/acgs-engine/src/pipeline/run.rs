@@ -2,11 +2,12 @@
 //!
 //! A run is authorized once: the total worst case against the limits (tightened by the file's
 //! settings), one confirmation, then one reservation per step — all or nothing. Steps then run
-//! through the whole guarded path as soon as what they reference is ready, up to `max_parallel`
-//! at once, in one run folder and manifest. Before a step runs it is priced again on what
-//! really exists; model-written text is inspected again before it is used.
+//! through the whole guarded path as soon as what they reference is ready (a text as soon as its
+//! answer is in hand), up to `max_parallel` waiting on a provider at once, in one run folder and
+//! manifest. Before a step runs it is priced again on what really exists; model-written text
+//! is inspected again before it is used.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -15,7 +16,6 @@ use acgs_core::UserFacing as _;
 use acgs_core::audit::AuditOutcome;
 use acgs_core::ledger::{Ledger, Reservation};
 use acgs_core::provider::{EventSink, Stage};
-use acgs_core::task::ContentType;
 use acgs_guard::budget::SpendDecision;
 use acgs_storage::StorageError;
 use acgs_storage::manifest::{Manifest, RunKind, StepStatus};
@@ -103,6 +103,11 @@ pub(crate) struct Work {
     /// On an interrupt, leave submitted jobs running (`--detach`) instead of cancelling them.
     pub(crate) detach: bool,
 }
+
+/// Where a running step tells its scheduler that its answer is in hand and is only text
+/// ([`Finished::from_text_answer`]): while its files are written, its dependents may start and
+/// it no longer counts against `max_parallel` (it waits on no provider).
+pub(crate) type Answers = tokio::sync::mpsc::UnboundedSender<(String, Finished)>;
 
 /// How a step of this run starts.
 pub(crate) enum Start {
@@ -332,7 +337,10 @@ impl Suite {
         Ok(RunState::new(dir, manifest))
     }
 
-    /// Run every step as soon as its references are ready, up to `max_parallel` at once.
+    /// Run every step as soon as its references are ready, up to `max_parallel` waiting on a
+    /// provider at once. A step's references are ready when it finished, or — for a step whose
+    /// answer is only text — as soon as that answer is in hand (its files are written
+    /// meanwhile; should that fail, no further dependent starts).
     pub(crate) async fn schedule(
         self: &Arc<Self>,
         pipeline: &Arc<Pipeline>,
@@ -363,10 +371,13 @@ impl Suite {
         let mut outcomes: BTreeMap<String, StepOutcome> =
             prior.into_iter().map(|o| (o.step.clone(), o)).collect();
         let mut running = FuturesUnordered::new();
+        // Running steps whose answer is in hand.
+        let mut answered = BTreeSet::new();
+        let (answers, mut answers_in) = tokio::sync::mpsc::unbounded_channel();
         let mut stopped = false;
         loop {
             stopped |= interrupt.signal().is_some();
-            while !stopped && running.len() < pipeline.max_parallel {
+            while !stopped && running.len() - answered.len() < pipeline.max_parallel {
                 let Some(step) = self.next_ready(pipeline, &starts, &known, &mut outcomes) else {
                     break;
                 };
@@ -378,14 +389,14 @@ impl Suite {
                 let task = {
                     let (suite, pipeline, step) =
                         (Arc::clone(self), Arc::clone(pipeline), step.clone());
-                    let (snapshot, run) = (known.clone(), run.clone());
+                    let (snapshot, run, answers) = (known.clone(), run.clone(), answers.clone());
                     let (events, interrupt) = (events.clone(), interrupt.clone());
                     tokio::spawn(async move {
                         suite
                             .run_one(
                                 &pipeline,
                                 &step,
-                                (start, detach),
+                                (start, detach, answers),
                                 run,
                                 &snapshot,
                                 &events,
@@ -396,9 +407,22 @@ impl Suite {
                 };
                 running.push(async move { (id, task.await) });
             }
-            let Some((id, joined)) = running.next().await else {
+            // An answer is taken before its step's end (it is sent first).
+            let next = tokio::select! {
+                biased;
+                Some((id, early)) = answers_in.recv() => {
+                    if !outcomes.contains_key(&id) {
+                        answered.insert(id.clone());
+                        known.finished.insert(id, early);
+                    }
+                    continue;
+                }
+                next = running.next() => next,
+            };
+            let Some((id, joined)) = next else {
                 break;
             };
+            answered.remove(&id);
             let Some(step) = pipeline.step(&id) else {
                 continue;
             };
@@ -409,10 +433,13 @@ impl Suite {
             });
             match result {
                 Ok(report) => {
-                    known.finished.insert(step.id.clone(), finished(&report));
+                    known
+                        .finished
+                        .insert(step.id.clone(), Finished::from_files(&report.outputs));
                     outcomes.insert(step.id.clone(), outcome_of(step, &report));
                 }
                 Err(e) => {
+                    known.finished.remove(&step.id);
                     outcomes.insert(step.id.clone(), failed_outcome(step, &run, &e));
                     stopped |= pipeline.on_error == OnError::Stop;
                 }
@@ -463,7 +490,7 @@ impl Suite {
         &self,
         pipeline: &Pipeline,
         step: &Step,
-        (start, detach): (Start, bool),
+        (start, detach, answers): (Start, bool, Answers),
         run: RunState,
         known: &Known,
         events: &EventSink,
@@ -532,6 +559,7 @@ impl Suite {
             run,
             events: events.for_step(&plan.run_id, &step.id),
             warnings,
+            answers: Some(answers),
         };
         self.drive(&mut live, interrupt).await
     }
@@ -607,25 +635,6 @@ impl Suite {
             ..acgs_core::audit::AuditEvent::default()
         };
         run.audit_in_background(sink, vec![event]);
-    }
-}
-
-/// What later steps can use of a finished step: its files, and the text of its text files.
-pub(crate) fn finished(report: &RunReport) -> Finished {
-    let mut texts = BTreeMap::new();
-    for file in &report.outputs {
-        let key = match file.content_type {
-            ContentType::Text | ContentType::Json if !texts.contains_key("text") => "text",
-            ContentType::Srt => "srt",
-            _ => continue,
-        };
-        if let Ok(text) = fs_err::read_to_string(&file.path) {
-            texts.insert(key, text);
-        }
-    }
-    Finished {
-        files: report.outputs.clone(),
-        texts,
     }
 }
 

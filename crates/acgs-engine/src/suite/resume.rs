@@ -270,6 +270,7 @@ impl Suite {
             run,
             events: events.for_step(&plan.run_id, &plan.step),
             warnings: Vec::new(),
+            answers: None,
         };
         let result = match self.wait_for(&mut live, &job, request, interrupt).await {
             Ok(output) => self.finish(&mut live, output).await,
