@@ -5,8 +5,14 @@
 //! The OS roots are read and parsed at the first handshake, not when a client is built: a
 //! command whose requests all go to plain-http loopback (tests, local fakes) never reads them, and
 //! one that speaks TLS reads them once ([`preload_trust_roots`] starts that early on a spare
-//! thread). The configured bundle is read when the client is built, so a bad bundle is a setup
-//! error before anything is sent.
+//! thread). They are the system's CA bundle file where OpenSSL would find one (Debian's
+//! `/etc/ssl/certs/ca-certificates.crt`, Fedora's `/etc/pki/tls/certs/ca-bundle.crt`, …): the
+//! curated set `update-ca-certificates` maintains, read in under a millisecond. The hashed
+//! certificate folder beside it holds the same roots one file each (five times slower to read)
+//! and sometimes files that are no trust roots (a host's `ssl-cert-snakeoil.pem`); it is read
+//! only when there is no bundle, or when `SSL_CERT_FILE` / `SSL_CERT_DIR` name what to read. The
+//! configured bundle is read when the client is built, so a bad bundle is a setup error before
+//! anything is sent.
 
 use std::sync::{Arc, OnceLock};
 
@@ -31,7 +37,28 @@ pub fn preload_trust_roots() {
 }
 
 fn native_roots() -> &'static [CertificateDer<'static>] {
-    NATIVE_ROOTS.get_or_init(|| rustls_native_certs::load_native_certs().certs)
+    NATIVE_ROOTS.get_or_init(|| {
+        if openssl_probe::has_ssl_cert_env_vars() {
+            rustls_native_certs::load_native_certs().certs
+        } else {
+            system_roots(&openssl_probe::probe())
+        }
+    })
+}
+
+/// The roots where `probe` found them: the bundle file when it holds any, else the folders.
+fn system_roots(probe: &openssl_probe::ProbeResult) -> Vec<CertificateDer<'static>> {
+    if let Some(bundle) = &probe.cert_file {
+        let found = rustls_native_certs::load_certs_from_paths(Some(bundle), None).certs;
+        if !found.is_empty() {
+            return found;
+        }
+    }
+    probe
+        .cert_dir
+        .iter()
+        .flat_map(|dir| rustls_native_certs::load_certs_from_paths(None, Some(dir)).certs)
+        .collect()
 }
 
 /// The client configuration for `policy` (the CA bundle, if any, is read now).
@@ -160,5 +187,50 @@ impl ServerCertVerifier for RootsOnFirstUse {
         self.provider
             .signature_verification_algorithms
             .supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use super::*;
+
+    fn fixture(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/it/tls")
+            .join(name)
+    }
+
+    fn certs_in(path: &Path) -> Vec<CertificateDer<'static>> {
+        CertificateDer::pem_file_iter(path)
+            .expect("a PEM file")
+            .collect::<Result<_, _>>()
+            .expect("certificates")
+    }
+
+    #[test]
+    fn the_bundle_is_read_alone_and_the_folder_only_without_one() {
+        let folder = tempfile::tempdir().expect("tmp");
+        fs_err::copy(fixture("server.pem"), folder.path().join("0a1b2c3d.0")).expect("copy");
+        let elsewhere = tempfile::tempdir().expect("tmp");
+        let empty = elsewhere.path().join("empty.pem");
+        fs_err::write(&empty, "").expect("empty bundle");
+        let probe = |bundle: Option<PathBuf>| openssl_probe::ProbeResult {
+            cert_file: bundle,
+            cert_dir: vec![folder.path().to_owned()],
+        };
+        let (ca, server) = (
+            certs_in(&fixture("ca.pem")),
+            certs_in(&fixture("server.pem")),
+        );
+        assert_ne!(ca, server);
+        assert_eq!(system_roots(&probe(Some(fixture("ca.pem")))), ca);
+        assert_eq!(system_roots(&probe(None)), server, "no bundle: the folder");
+        assert_eq!(
+            system_roots(&probe(Some(empty))),
+            server,
+            "a bundle without certificates: the folder"
+        );
     }
 }
