@@ -94,9 +94,9 @@ impl<S: Subscriber> Layer<S> for RedactingLayer {
             }
             line
         };
-        let line = self.redactor.redact(&line);
-        let mut err = std::io::stderr().lock();
-        let _ = err.write_all(line.as_bytes());
-        let _ = err.write_all(b"\n");
+        // One write per line (stderr is unbuffered).
+        let mut line = self.redactor.redact(&line).into_owned();
+        line.push('\n');
+        let _ = std::io::stderr().lock().write_all(line.as_bytes());
     }
 }

@@ -84,10 +84,12 @@ impl Ui {
     }
 
     fn stderr_line(&self, line: &str) {
+        // One write per line: stderr is unbuffered, and progress lines come by the hundred.
+        let mut shown = self.redactor.redact(line).into_owned();
+        shown.push('\n');
         let mut err = std::io::stderr().lock();
         self.clear_progress(&mut err);
-        let _ = err.write_all(self.redactor.redact(line).as_bytes());
-        let _ = err.write_all(b"\n");
+        let _ = err.write_all(shown.as_bytes());
     }
 
     fn clear_progress(&self, err: &mut impl std::io::Write) {
