@@ -580,4 +580,66 @@ mod tests {
         assert_eq!(on_disk(&dir, MANIFEST_FILE), [StepStatus::Done]);
         assert!(!dir.path().join(JOURNAL_FILE).exists());
     }
+
+    /// A pipeline's run of `steps` pending steps in a new folder `id`, its manifest saved.
+    fn pipeline_run(tmp: &tempfile::TempDir, id: &str, steps: usize) -> RunState {
+        let dir = run_dir(tmp, id);
+        let mut manifest = Manifest::new(RunKind::Pipeline, id);
+        manifest.steps = (0..steps).map(|n| pending(&format!("s{n}"))).collect();
+        manifest.save(&dir).expect("saved");
+        RunState::new(dir, manifest).for_pipeline()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_change_is_on_disk_when_its_update_returns_however_many_run_at_once() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let run = pipeline_run(&tmp, "r3", 24);
+        let updates: Vec<_> = (0..24)
+            .map(|n| {
+                let run = run.clone();
+                tokio::spawn(async move {
+                    let id = format!("s{n}");
+                    run.update_step(&id, |s| s.status = StepStatus::Submitting)
+                        .await
+                        .expect("saved");
+                    let saved = Manifest::load(&run.dir).expect("readable");
+                    let step = saved.steps.iter().find(|s| s.id == id).expect("step");
+                    assert_eq!(step.status, StepStatus::Submitting, "{id} on disk");
+                })
+            })
+            .collect();
+        for update in updates {
+            update.await.expect("update");
+        }
+        let saved = Manifest::load(&run.dir).expect("readable");
+        assert!(
+            saved
+                .steps
+                .iter()
+                .all(|s| s.status == StepStatus::Submitting)
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_write_is_reported_to_every_update_it_held() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let run = pipeline_run(&tmp, "r4", 6);
+        fs_err::remove_dir_all(run.dir.path()).expect("the folder is gone");
+        let updates: Vec<_> = (0..6)
+            .map(|n| {
+                let run = run.clone();
+                tokio::spawn(async move {
+                    run.update_step(&format!("s{n}"), |s| s.status = StepStatus::Submitting)
+                        .await
+                })
+            })
+            .collect();
+        for update in updates {
+            let outcome = tokio::time::timeout(Duration::from_secs(10), update)
+                .await
+                .expect("every update returns")
+                .expect("update");
+            assert!(outcome.is_err(), "nothing could be written");
+        }
+    }
 }
