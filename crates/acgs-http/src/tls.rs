@@ -8,7 +8,7 @@
 //! thread). They are the system's CA bundle file where OpenSSL would find one (Debian's
 //! `/etc/ssl/certs/ca-certificates.crt`, Fedora's `/etc/pki/tls/certs/ca-bundle.crt`, …): the
 //! curated set `update-ca-certificates` maintains, read in under a millisecond. The hashed
-//! certificate folder beside it holds the same roots one file each (five times slower to read)
+//! certificate folder beside it holds the same roots one file each (about five times slower to read)
 //! and sometimes files that are no trust roots (a host's `ssl-cert-snakeoil.pem`); it is read
 //! only when there is no bundle, or when `SSL_CERT_FILE` / `SSL_CERT_DIR` name what to read. The
 //! configured bundle is read when the client is built, so a bad bundle is a setup error before

@@ -38,7 +38,7 @@ const CHARS_PER_SPEECH_SECOND: u64 = 8;
 pub struct Finished {
     /// Stored files, in order.
     pub files: Vec<StoredFile>,
-    /// Text read from its text files, by output (`text`, `transcript`, `srt`).
+    /// The text of its text outputs, by output (`text`, `srt`).
     pub texts: BTreeMap<&'static str, String>,
 }
 
