@@ -5,7 +5,7 @@ use acgs_core::ledger::ReservationState;
 use acgs_e2e::Sandbox;
 use acgs_testkit::canary::{GEMINI_KEY, leaks_in};
 use acgs_testkit::gemini::{Answer, FakeGemini};
-use acgs_testkit::media::png;
+use acgs_testkit::media::{mp4, png};
 
 use super::{assert_code, audit_lines, ledger_rows, no_partial_files, ok};
 
@@ -91,6 +91,29 @@ async fn analyze_sends_the_image_inline_with_the_preset() {
         .await;
     assert_eq!(run.code, Some(2), "{}", run.stderr);
     assert!(run.stderr.contains("no preset `poem`"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_video_uploaded_for_analysis_is_deleted_once_answered() {
+    let fake = FakeGemini::builder("gemini-2.5-flash")
+        .answer(Answer::Text("A boat crosses the bay.".into()))
+        .start()
+        .await;
+    let sb = sandbox_for(&fake);
+    fs_err::write(sb.work().join("clip.mp4"), mp4(12, 4096)).expect("video");
+    let doc = ok(&sb.run(&["--json", "analyze", "clip.mp4", "--yes"]).await);
+    assert_eq!(doc["text"], "A boat crosses the bay.");
+    assert_eq!(fake.deleted_files().await, ["files/upl-file-1"]);
+    let requests = fake.requests().await;
+    let asked = requests
+        .iter()
+        .position(|r| r.url.path().ends_with(":generateContent"))
+        .expect("asked");
+    let deleted = requests
+        .iter()
+        .position(|r| r.method.as_str() == "DELETE")
+        .expect("deleted");
+    assert!(asked < deleted, "deleted once answered");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -298,6 +298,14 @@ pub trait Provider: Send + Sync {
     /// Make a local input readable by the provider.
     fn upload(&self, input: LocalInput) -> BoxFuture<'_, ProviderResult<RemoteRef>>;
 
+    /// Delete what [`Provider::upload`] left on the provider under `name`
+    /// ([`RemoteRef::delete_after_run`]) once the request no longer needs it. The default does
+    /// nothing: it is for providers whose uploads expire on their own and name nothing to delete.
+    fn delete_upload<'a>(&'a self, name: &'a str) -> BoxFuture<'a, ProviderResult<()>> {
+        let _ = name;
+        Box::pin(async { Ok(()) })
+    }
+
     /// Stream a result URL from this provider's output into `sink`, at most `cap` bytes; returns
     /// the bytes written. The key is attached only when the URL is on the provider's own base
     /// origin (and never to a redirect target elsewhere), so media hosts get no credentials.

@@ -795,7 +795,7 @@ impl Suite {
             });
         }
         let mut wire = self.preflight_request(plan);
-        if let Err(e) = upload::upload(
+        let uploads = match upload::upload(
             live.provider.as_ref(),
             &plan.model,
             plan.inputs.files.clone(),
@@ -803,9 +803,12 @@ impl Suite {
         )
         .await
         {
-            self.fail(live, &e).await;
-            return Err(e.into());
-        }
+            Ok(uploads) => uploads,
+            Err(e) => {
+                self.fail(live, &e).await;
+                return Err(e.into());
+            }
+        };
         let authorized =
             Authorized::by_engine(wire, plan.verdict.clone(), live.reservation.id.clone());
         live.events
@@ -823,20 +826,45 @@ impl Suite {
             Ok(s) => s,
             Err(EngineError::Provider(e)) => {
                 self.fail(live, &e).await;
+                live.warnings
+                    .extend(delete_uploads(live.provider.as_ref(), &uploads).await);
                 return Err(e.into());
             }
-            Err(e) => return Err(e),
+            Err(e) => {
+                live.warnings
+                    .extend(delete_uploads(live.provider.as_ref(), &uploads).await);
+                return Err(e);
+            }
         };
         drop(keeper);
         let output = match submitted {
             Submitted::Done(output) => output,
-            Submitted::Pending(job) => self.wait_for(live, &job, request, interrupt).await?,
+            Submitted::Pending(job) => match self.wait_for(live, &job, request, interrupt).await {
+                Ok(output) => output,
+                // A job past its deadline or interrupted may still read its inputs.
+                Err(e @ (EngineError::Deadline { .. } | EngineError::Interrupted { .. })) => {
+                    return Err(e);
+                }
+                Err(e) => {
+                    live.warnings
+                        .extend(delete_uploads(live.provider.as_ref(), &uploads).await);
+                    return Err(e);
+                }
+            },
         };
         if output.saturated {
             self.rate.lower_in_flight(plan.model.provider);
         }
         drop(permit);
-        self.finish(live, output).await
+        let provider = Arc::clone(&live.provider);
+        let (finished, deleted) = tokio::join!(
+            self.finish(live, output),
+            delete_uploads(provider.as_ref(), &uploads)
+        );
+        finished.map(|mut report| {
+            report.warnings.extend(deleted);
+            report
+        })
     }
 
     async fn wait_for(
@@ -1246,6 +1274,23 @@ fn check_templates(
         .iter()
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect())
+}
+
+/// Delete what the upload stage left on the provider for one request (Gemini files) once the
+/// provider has answered it; a failure is a warning (such files expire on their own).
+async fn delete_uploads(
+    provider: &dyn Provider,
+    uploads: &[acgs_core::request::RemoteRef],
+) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for name in uploads.iter().filter_map(|r| r.delete_after_run.as_deref()) {
+        if let Err(e) = provider.delete_upload(name).await {
+            warnings.push(format!(
+                "an uploaded input could not be deleted from the provider ({e}); it expires on its own"
+            ));
+        }
+    }
+    warnings
 }
 
 /// A step's status after a failed generation: a submitted job that may still run stays

@@ -1,5 +1,6 @@
 //! The Files API (shared/reference/providers.md §C.5): a resumable upload — start, 8 MiB chunks,
-//! finalize — then polling until the file is `ACTIVE`.
+//! finalize — then polling until the file is `ACTIVE`; the file is deleted once the request that
+//! used it is answered.
 
 use std::time::Duration;
 
@@ -134,6 +135,25 @@ impl Files<'_> {
                 (false, "active") => {}
                 _ => return Err(failed("the Files API ended the upload early")),
             }
+        }
+    }
+
+    /// `DELETE /v1beta/files/<id>`, once the file is no longer needed; a file already gone
+    /// (404) counts as deleted.
+    pub async fn delete(&self, name: &str) -> ProviderResult<()> {
+        if !is_plain_token(name) || !name.starts_with("files/") {
+            return Err(failed("not a Files API file name"));
+        }
+        let request = HttpRequest::new(Method::DELETE, self.url(&format!("v1beta/{name}"))?)
+            .credential(self.credential);
+        match self
+            .http
+            .execute_retrying(&request, self.retry, &classify)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(acgs_http::HttpError::Status { failure, .. }) if failure.status == 404 => Ok(()),
+            Err(e) => Err(provider_error("Gemini", e, &classify)),
         }
     }
 

@@ -341,6 +341,16 @@ impl Provider for GeminiProvider {
         })
     }
 
+    fn delete_upload<'a>(&'a self, name: &'a str) -> BoxFuture<'a, ProviderResult<()>> {
+        Box::pin(async move {
+            self.files().delete(name).await?;
+            if let Ok(mut files) = self.files.lock() {
+                files.retain(|uri, _| !uri.ends_with(&format!("/{name}")));
+            }
+            Ok(())
+        })
+    }
+
     fn download<'a>(
         &'a self,
         url: &'a str,

@@ -123,6 +123,16 @@ impl FakeGemini {
         self.chunks.lock().map(|c| c.clone()).unwrap_or_default()
     }
 
+    /// The files deleted through the Files API (`files/<id>`), in order.
+    pub async fn deleted_files(&self) -> Vec<String> {
+        self.requests()
+            .await
+            .iter()
+            .filter(|r| r.method.as_str() == "DELETE")
+            .map(|r| r.url.path().trim_start_matches("/v1beta/").to_owned())
+            .collect()
+    }
+
     /// Requests nothing in the protocol asked for (answered `599`).
     pub async fn unexpected(&self) -> Vec<String> {
         let model = &self.model;
@@ -517,6 +527,25 @@ async fn mount_files(server: &MockServer, base: &str, chunks: Arc<Mutex<Vec<(Str
         .and(path(file_path.as_str()))
         .respond_with(move |_: &Request| json(200, inner(&active_base, &active_mime, "ACTIVE")))
         .with_priority(5)
+        .mount(server)
+        .await;
+    // Deleting (with the key) the uploaded file answers an empty object; any other file is
+    // unknown (404).
+    Mock::given(method("DELETE"))
+        .and(path(file_path.as_str()))
+        .and(header_exists_key())
+        .respond_with(json(200, "{}".into()))
+        .with_priority(4)
+        .mount(server)
+        .await;
+    Mock::given(method("DELETE"))
+        .and(path_regex(r"^/v1beta/files/[^/]+$"))
+        .and(header_exists_key())
+        .respond_with(json(
+            404,
+            r#"{"error":{"code":404,"message":"File not found.","status":"NOT_FOUND"}}"#.into(),
+        ))
+        .with_priority(6)
         .mount(server)
         .await;
 }

@@ -224,6 +224,24 @@ async fn video_goes_through_the_files_api_in_chunks_and_waits_for_active() {
 }
 
 #[tokio::test]
+async fn uploaded_files_are_deleted_with_the_key_and_a_gone_one_counts_as_deleted() {
+    let fake = FakeGemini::builder("gemini-2.5-flash").start().await;
+    let p = provider(&fake);
+    p.delete_upload("files/upl-file-1").await.expect("deleted");
+    p.delete_upload("files/expired-1")
+        .await
+        .expect("already gone");
+    assert!(p.delete_upload("files/../../v1beta/models").await.is_err());
+    assert!(p.delete_upload("models/gemini-2.5-flash").await.is_err());
+    assert_eq!(
+        fake.deleted_files().await,
+        ["files/upl-file-1", "files/expired-1"],
+        "odd names are never sent"
+    );
+    assert!(fake.unexpected().await.is_empty());
+}
+
+#[tokio::test]
 async fn large_images_use_the_files_api_too() {
     let fake = FakeGemini::builder("gemini-2.5-flash").start().await;
     let p = provider(&fake).with_inline_max(1000);
