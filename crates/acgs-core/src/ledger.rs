@@ -359,6 +359,16 @@ pub trait Ledger: Send + Sync {
     ) -> BoxFuture<'a, LedgerResult<bool>>;
 }
 
+/// A ranked `meta` value as [`Ledger::advance_meta`] stores it, `<rank>:<rest>`, and the rank
+/// as the databases compare it (a signed 64-bit integer).
+#[must_use]
+pub fn ranked_meta(rank: u64, rest: &str) -> (String, i64) {
+    (
+        format!("{rank}:{rest}"),
+        i64::try_from(rank).unwrap_or(i64::MAX),
+    )
+}
+
 /// The limits a ledger keeps (`limits.daily_limit`, `limits.max_cost_per_run`,
 /// `limits.timezone` in its `meta` table).
 pub async fn shared_limits(ledger: &dyn Ledger) -> LedgerResult<SharedLimits> {

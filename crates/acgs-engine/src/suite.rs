@@ -372,6 +372,14 @@ pub(crate) struct Live<'a> {
     pub(crate) answers: Option<crate::pipeline::run::Answers>,
 }
 
+impl Live<'_> {
+    /// [`delete_uploads`] of this step's provider, its warnings kept with the step's.
+    async fn delete_uploads(&mut self, uploads: &[acgs_core::request::RemoteRef]) {
+        let warnings = delete_uploads(self.provider.as_ref(), uploads).await;
+        self.warnings.extend(warnings);
+    }
+}
+
 impl Suite {
     /// Start building a suite.
     #[must_use]
@@ -826,13 +834,11 @@ impl Suite {
             Ok(s) => s,
             Err(EngineError::Provider(e)) => {
                 self.fail(live, &e).await;
-                live.warnings
-                    .extend(delete_uploads(live.provider.as_ref(), &uploads).await);
+                live.delete_uploads(&uploads).await;
                 return Err(e.into());
             }
             Err(e) => {
-                live.warnings
-                    .extend(delete_uploads(live.provider.as_ref(), &uploads).await);
+                live.delete_uploads(&uploads).await;
                 return Err(e);
             }
         };
@@ -846,8 +852,7 @@ impl Suite {
                     return Err(e);
                 }
                 Err(e) => {
-                    live.warnings
-                        .extend(delete_uploads(live.provider.as_ref(), &uploads).await);
+                    live.delete_uploads(&uploads).await;
                     return Err(e);
                 }
             },

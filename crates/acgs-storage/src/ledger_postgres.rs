@@ -552,8 +552,7 @@ impl Ledger for PostgresLedger {
         rest: &'a str,
     ) -> BoxFuture<'a, LedgerResult<bool>> {
         Box::pin(async move {
-            let value = format!("{rank}:{rest}");
-            let rank = i64::try_from(rank).unwrap_or(i64::MAX);
+            let (value, rank) = acgs_core::ledger::ranked_meta(rank, rest);
             let n = self
                 .client
                 .execute(

@@ -612,8 +612,8 @@ impl Ledger for SqliteLedger {
         rank: u64,
         rest: &'a str,
     ) -> BoxFuture<'a, LedgerResult<bool>> {
-        let (key, value) = (key.to_owned(), format!("{rank}:{rest}"));
-        let rank = i64::try_from(rank).unwrap_or(i64::MAX);
+        let key = key.to_owned();
+        let (value, rank) = acgs_core::ledger::ranked_meta(rank, rest);
         self.with_conn(move |conn, _| {
             // CAST takes the leading digits of the stored value (0 when there are none).
             conn.exec(
