@@ -12,6 +12,7 @@ use acgs_core::{Provider, ProviderId};
 use acgs_engine::{KeyInfo, Suite, SuiteBuilder};
 use acgs_http::{HttpClient, NetworkPolicy};
 use acgs_storage::audit::{AuditKey, AuditLog};
+use acgs_storage::manifest::RecordKey;
 use acgs_storage::runs::RunIndex;
 use secrecy::ExposeSecret as _;
 
@@ -38,6 +39,8 @@ pub struct App {
     http: std::sync::OnceLock<HttpClient>,
     /// The spend ledger, opened once per process.
     ledger: tokio::sync::OnceCell<Arc<dyn acgs_core::ledger::Ledger>>,
+    /// The per-install secret, read once per process.
+    audit_key: std::sync::OnceLock<Option<AuditKey>>,
 }
 
 /// The built-in catalogues of every provider crate.
@@ -109,6 +112,7 @@ impl App {
             yes: cli.yes,
             http: std::sync::OnceLock::new(),
             ledger: tokio::sync::OnceCell::new(),
+            audit_key: std::sync::OnceLock::new(),
         })
     }
 
@@ -196,15 +200,27 @@ impl App {
         )
     }
 
+    /// The per-install secret (created on first use), once per process; `None`, with a warning,
+    /// when it cannot be read or created.
+    fn audit_key(&self) -> Option<AuditKey> {
+        self.audit_key
+            .get_or_init(|| {
+                let path = self.loaded.paths.config_dir.join("audit-key");
+                AuditKey::load_or_create(&path)
+                    .map_err(|e| {
+                        self.ui
+                            .warning(&format!("audit chain and run records not keyed: {e}"));
+                    })
+                    .ok()
+            })
+            .clone()
+    }
+
     /// The audit log (keyed with the per-install secret when it can be created).
     pub fn audit_log(&self) -> AuditLog {
-        let paths = &self.loaded.paths;
-        let audit_key = AuditKey::load_or_create(&paths.config_dir.join("audit-key"))
-            .map_err(|e| self.ui.warning(&format!("audit chain not keyed: {e}")))
-            .ok();
         AuditLog::new(
             self.loaded.audit_path(),
-            audit_key,
+            self.audit_key(),
             self.config().audit.record_prompt_text,
             self.env.os_user(),
         )
@@ -266,6 +282,9 @@ impl App {
         for provider in providers {
             let (built, info) = self.provider(*provider)?;
             builder = builder.provider(built, info);
+        }
+        if let Some(key) = self.audit_key() {
+            builder = builder.record_key(RecordKey::from_audit_key(&key));
         }
         Ok(builder
             .ledger(self.ledger().await?)

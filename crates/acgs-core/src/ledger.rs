@@ -222,15 +222,16 @@ pub enum LedgerError {
         /// Counted today.
         spent: Usd,
     },
-    /// The reservation does not exist or is not in a state that allows this change.
-    #[error("reservation {id} cannot go from {from} to {to}")]
+    /// The reservation does not exist, is not in a state that allows this change, or (renewing)
+    /// is held by another process.
+    #[error("reservation {id} cannot go from {} to {}", state_name(*.from), .to.as_str())]
     InvalidTransition {
         /// The reservation.
         id: ReservationId,
-        /// Its state (or `missing`).
-        from: String,
+        /// Its state; `None` when there is no such reservation.
+        from: Option<ReservationState>,
         /// The state asked for.
-        to: &'static str,
+        to: ReservationState,
     },
     /// The time zone is not a known IANA name.
     #[error("unknown time zone `{0}`")]
@@ -265,6 +266,11 @@ impl UserFacing for LedgerError {
             _ => None,
         }
     }
+}
+
+/// A state's name, or `missing`.
+fn state_name(state: Option<ReservationState>) -> &'static str {
+    state.map_or("missing", ReservationState::as_str)
 }
 
 /// Result alias for ledger calls.

@@ -426,6 +426,20 @@ impl Pricing {
 }
 
 impl Quote {
+    /// A quote known only by the amount reserved for it: one request at `amount` (a plan
+    /// rebuilt by `acgs resume` for a job sent before, priced when it was sent).
+    #[must_use]
+    pub fn reserved(amount: Usd) -> Self {
+        Self {
+            amount,
+            base: amount,
+            rate: amount,
+            unit: PriceUnit::Request,
+            quantity: 1,
+            margin_permille: None,
+        }
+    }
+
     /// Apply the margin for an unverified price: `amount = ceil(base × permille / 1000)`.
     #[must_use]
     pub fn with_margin(mut self, permille: u32) -> Self {

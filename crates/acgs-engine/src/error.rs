@@ -100,12 +100,27 @@ pub enum EngineError {
         /// The run.
         run_id: String,
     },
-    /// A feature this slice does not have yet.
-    #[error("{0}")]
-    Unsupported(String),
+    /// The suite was built without a part this call needs (a library set-up mistake).
+    #[error("this suite has no {what} configured")]
+    NotConfigured {
+        /// The missing part (`spend ledger`, `runs index`).
+        what: &'static str,
+    },
+    /// `-n` above 1 for a model that makes one output per request.
+    #[error("`{model}` makes one output per request; -n above 1 needs separate runs")]
+    CountUnsupported {
+        /// The model.
+        model: String,
+    },
+    /// A task of the engine stopped without an answer (a panic): a bug, not the user's input.
+    #[error("internal error: {what} stopped unexpectedly")]
+    Internal {
+        /// What stopped (`step `clip``).
+        what: String,
+    },
     /// A pipeline file has problems (all of them are listed).
     #[error("{0}")]
-    Pipeline(crate::pipeline::Problems),
+    Pipeline(crate::problems::Problems),
     /// A pipeline step could not be built.
     #[error("step `{step}`: {reason}")]
     Step {
@@ -145,10 +160,13 @@ impl EngineError {
 
 impl UserFacing for EngineError {
     fn code(&self) -> &'static str {
-        if let Some(inner) = self.inner() {
-            return inner.code();
-        }
         match self {
+            Self::Core(e) => e.code(),
+            Self::Guard(e) => e.code(),
+            Self::Ledger(e) => e.code(),
+            Self::Storage(e) => e.code(),
+            Self::Provider(e) => e.code(),
+            Self::Price(e) => e.code(),
             Self::InvalidParam { .. } => "input.invalid_param",
             Self::SafetyOverride { .. } => "guard.safety_override",
             Self::WrongTask { .. } => "model.wrong_task",
@@ -160,7 +178,9 @@ impl UserFacing for EngineError {
             Self::Pipeline(_) => "pipeline.invalid",
             Self::Step { .. } => "pipeline.step_invalid",
             Self::OverStepEstimate { .. } => "budget.over_step_estimate",
-            _ => "feature.unsupported",
+            Self::NotConfigured { .. } => "engine.not_configured",
+            Self::CountUnsupported { .. } => "input.count_unsupported",
+            Self::Internal { .. } => "internal.task_failed",
         }
     }
 
@@ -171,12 +191,14 @@ impl UserFacing for EngineError {
         match self {
             Self::InvalidParam { .. }
             | Self::WrongTask { .. }
-            | Self::Unsupported(_)
+            | Self::NotConfigured { .. }
+            | Self::CountUnsupported { .. }
             | Self::OutcomeUnknown { .. }
             | Self::Pipeline(_)
             | Self::Step { .. } => ErrorKind::Usage,
             Self::OverStepEstimate { .. } => ErrorKind::Money,
             Self::SafetyOverride { .. } => ErrorKind::Guard,
+            Self::Internal { .. } => ErrorKind::Internal,
             _ => ErrorKind::Provider,
         }
     }

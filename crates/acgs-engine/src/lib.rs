@@ -1,9 +1,9 @@
 //! # acgs-engine
 //!
 //! The guarded path of acgs (DESIGN.md §2). Every generation — from the command line, a pipeline
-//! step or library code — runs the same fourteen stages, each a named function in [`stages`]:
-//! resolve, validate, inspect, template, price, authorize, rate limit, upload, submit, wait, check
-//! output, settle, store and audit.
+//! step, a resume or library code — runs the same fourteen stages, each a named function in
+//! [`stages`]: resolve, validate, inspect, template, price, authorize, rate limit, upload,
+//! submit, wait, check output, settle, store and audit. One driver runs them for every entrance.
 //!
 //! [`Suite`] is the front door:
 //!
@@ -22,17 +22,28 @@
 //! # Ok(()) }
 //! ```
 
+mod driver;
 mod error;
+mod inputs;
+mod interrupt;
 pub mod pipeline;
-mod run;
+mod plan;
+mod problems;
+mod report;
+mod request;
+mod resume;
+mod run_state;
+mod services;
 pub mod stages;
 mod suite;
 
 pub use error::{EngineError, Signal};
-pub use pipeline::run::{PipelineEstimate, PipelineReport, StepOutcome};
-pub use pipeline::{Pipeline, Problem, Problems};
-pub use stages::authorize::{AssumeYes, Confirm, ConfirmAnswer};
-pub use suite::{
-    AssumedMedia, GenerationRequest, Interrupt, KeyInfo, Plan, Resumed, RunReport, Suite,
-    SuiteBuilder,
-};
+pub use inputs::OpenedInputs;
+pub use interrupt::Interrupt;
+pub use pipeline::Pipeline;
+pub use plan::{MAIN_STEP, Plan};
+pub use problems::{Problem, Problems};
+pub use report::{PipelineEstimate, PipelineReport, Resumed, RunReport, StepOutcome};
+pub use request::{AssumedMedia, GenerationRequest};
+pub use services::{AssumeYes, Confirm, ConfirmAnswer, KeyInfo};
+pub use suite::{Suite, SuiteBuilder};

@@ -140,6 +140,22 @@ impl AuditKey {
     pub fn from_bytes(bytes: Vec<u8>) -> Self {
         Self(bytes)
     }
+
+    /// A key for another use, derived from this one under `label` (so that one secret never
+    /// signs two kinds of data).
+    #[must_use]
+    pub fn derive(&self, label: &str) -> Self {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0)
+            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        mac.update(label.as_bytes());
+        Self(mac.finalize().into_bytes().to_vec())
+    }
+
+    /// HMAC-SHA256 of `data` under this key, in hex.
+    #[must_use]
+    pub fn sign(&self, data: &[u8]) -> String {
+        digest(Some(self), data)
+    }
 }
 
 fn digest(key: Option<&AuditKey>, data: &[u8]) -> String {

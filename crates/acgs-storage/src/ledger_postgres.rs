@@ -280,18 +280,18 @@ impl PostgresLedger {
                 estimate: Usd::from_micros(row.get(0)),
                 actual: Usd::from_micros(row.get::<_, i64>(1)),
             }),
-            None => Err(self.invalid(id, to.as_str()).await),
+            None => Err(self.invalid(id, to).await),
         }
     }
 
-    async fn invalid(&self, id: &ReservationId, to: &'static str) -> LedgerError {
+    async fn invalid(&self, id: &ReservationId, to: ReservationState) -> LedgerError {
         let state = self
             .client
             .query_opt("SELECT state FROM reservations WHERE id = $1", &[&id.0])
             .await
             .ok()
             .flatten()
-            .map_or_else(|| "missing".to_owned(), |r| r.get(0));
+            .and_then(|r| ReservationState::from_name(r.get(0)));
         LedgerError::InvalidTransition {
             id: id.clone(),
             from: state,
@@ -425,7 +425,7 @@ impl Ledger for PostgresLedger {
             if n == 1 {
                 Ok(())
             } else {
-                Err(self.invalid(id, "held").await)
+                Err(self.invalid(id, ReservationState::Held).await)
             }
         })
     }
@@ -450,7 +450,7 @@ impl Ledger for PostgresLedger {
             if n == 1 {
                 Ok(())
             } else {
-                Err(self.invalid(id, "submitted").await)
+                Err(self.invalid(id, ReservationState::Submitted).await)
             }
         })
     }

@@ -348,6 +348,19 @@ fn reserve_in(
     })
 }
 
+/// The state of reservation `id`, or `None` when there is none.
+fn state_of(conn: &Connection, id: &ReservationId) -> LedgerResult<Option<ReservationState>> {
+    let state: Option<String> = conn
+        .row(
+            "SELECT state FROM reservations WHERE id = ?1",
+            params![id.0],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(unavailable)?;
+    Ok(state.as_deref().and_then(ReservationState::from_name))
+}
+
 /// Finish a reservation in one of the `from` states → `to`, moving its estimate out of `reserved`
 /// and `actual` (the estimate when `None`) into `settled`.
 fn finish(
@@ -372,16 +385,16 @@ fn finish(
     let Some((state, day, estimate)) = row else {
         return Err(LedgerError::InvalidTransition {
             id: id.clone(),
-            from: "missing".into(),
-            to: to.as_str(),
+            from: None,
+            to,
         });
     };
     let actual = actual.unwrap_or(Usd::from_micros(estimate));
     if !from.contains(&state.as_str()) {
         return Err(LedgerError::InvalidTransition {
             id: id.clone(),
-            from: state,
-            to: to.as_str(),
+            from: ReservationState::from_name(&state),
+            to,
         });
     }
     tx.exec(
@@ -458,8 +471,8 @@ impl Ledger for SqliteLedger {
             } else {
                 Err(LedgerError::InvalidTransition {
                     id: id.clone(),
-                    from: "not held by this process".into(),
-                    to: "held",
+                    from: state_of(conn, &id)?,
+                    to: ReservationState::Held,
                 })
             }
         })
@@ -485,8 +498,8 @@ impl Ledger for SqliteLedger {
             } else {
                 Err(LedgerError::InvalidTransition {
                     id: id.clone(),
-                    from: "not held".into(),
-                    to: "submitted",
+                    from: state_of(conn, &id)?,
+                    to: ReservationState::Submitted,
                 })
             }
         })

@@ -123,7 +123,117 @@ pub struct StepRecord {
     pub error_code: Option<String>,
     /// What the user asked for, so that `acgs resume` can go through the guarded path again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub request: Option<serde_json::Value>,
+    pub request: Option<RequestRecord>,
+    /// The seal acgs put on this record when it wrote it ([`RecordKey`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seal: Option<String>,
+}
+
+/// Seals step records so that `acgs resume` can tell a record acgs wrote from one edited in the
+/// run folder: an HMAC-SHA256, under a key derived from the per-install audit key, of the run
+/// id and every field of the record but the seal.
+#[derive(Debug, Clone)]
+pub struct RecordKey(crate::audit::AuditKey);
+
+impl RecordKey {
+    /// The record key of an install, derived from its audit key.
+    #[must_use]
+    pub fn from_audit_key(key: &crate::audit::AuditKey) -> Self {
+        Self(key.derive("acgs manifest step record v1"))
+    }
+
+    fn seal_of(&self, run_id: &str, record: &StepRecord) -> String {
+        let unsealed = StepRecord {
+            seal: None,
+            ..record.clone()
+        };
+        let bytes = serde_json::to_vec(&(run_id, &unsealed)).unwrap_or_default();
+        self.0.sign(&bytes)
+    }
+
+    /// Seal `record` of run `run_id`.
+    pub fn seal(&self, run_id: &str, record: &mut StepRecord) {
+        record.seal = Some(self.seal_of(run_id, record));
+    }
+
+    /// Whether `record` of run `run_id` carries this key's seal over what it holds now.
+    #[must_use]
+    pub fn verifies(&self, run_id: &str, record: &StepRecord) -> bool {
+        record
+            .seal
+            .as_deref()
+            .is_some_and(|seal| seal == self.seal_of(run_id, record))
+    }
+}
+
+/// The newest [`RequestRecord::version`].
+pub const REQUEST_RECORD_VERSION: u32 = 1;
+
+/// What a step asked for, as the manifest keeps it: its own versioned shape, so that a change to
+/// the library's request type cannot silently change the checkpoint format. Version 0 is the
+/// shape written before records had a version (a serialized request); it still reads.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestRecord {
+    /// [`REQUEST_RECORD_VERSION`] when written; 0 for a record written before versions.
+    #[serde(default)]
+    pub version: u32,
+    /// Model key as asked (`key` or `provider:key`).
+    pub model: String,
+    /// Tasks the command accepted (empty: any).
+    #[serde(default)]
+    pub tasks: Vec<acgs_core::TaskKind>,
+    /// Text by flag, as given (before the guard's inspection).
+    #[serde(default)]
+    pub texts: BTreeMap<String, String>,
+    /// `--param` pairs, as given.
+    #[serde(default)]
+    pub params: Vec<(String, String)>,
+    /// `-n`.
+    #[serde(default)]
+    pub count: Option<u32>,
+    /// `--out`.
+    #[serde(default)]
+    pub out_stem: Option<String>,
+    /// `--timeout` in seconds.
+    #[serde(default)]
+    pub timeout_secs: Option<u64>,
+    /// `--detach`.
+    #[serde(default)]
+    pub detach: bool,
+    /// Local input files by flag.
+    #[serde(default)]
+    pub inputs: Vec<InputRecord>,
+}
+
+/// A local input file of a step: the flag it was given under and its absolute path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "InputRecordWire")]
+pub struct InputRecord {
+    /// The flag (`image`, `audio` …).
+    pub field: String,
+    /// The path as opened.
+    pub path: std::path::PathBuf,
+}
+
+/// An input as written: `{field, path}`, or `[field, path]` in version 0.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum InputRecordWire {
+    Record {
+        field: String,
+        path: std::path::PathBuf,
+    },
+    Pair(String, std::path::PathBuf),
+}
+
+impl From<InputRecordWire> for InputRecord {
+    fn from(wire: InputRecordWire) -> Self {
+        match wire {
+            InputRecordWire::Record { field, path } | InputRecordWire::Pair(field, path) => {
+                Self { field, path }
+            }
+        }
+    }
 }
 
 impl StepRecord {
@@ -144,6 +254,7 @@ impl StepRecord {
             timings: Timings::default(),
             error_code: None,
             request: None,
+            seal: None,
         }
     }
 }
@@ -189,6 +300,13 @@ struct JournalEntry {
 }
 
 impl Manifest {
+    /// Seal every step record with `key`.
+    pub fn seal_steps(&mut self, key: &RecordKey) {
+        for step in &mut self.steps {
+            key.seal(&self.run_id, step);
+        }
+    }
+
     /// A new manifest.
     #[must_use]
     pub fn new(kind: RunKind, run_id: &str) -> Self {
@@ -216,11 +334,14 @@ impl Manifest {
         run.remove(JOURNAL_FILE)
     }
 
-    /// The first save of a pipeline's run: the manifest, an empty journal to append to and
-    /// `beside` (files that belong with it), with one folder sync.
+    /// The first save of a run: the manifest, for a pipeline's run an empty journal to append
+    /// to, and `beside` (files that belong with it), with one folder sync.
     pub fn save_first(&self, run: &RunDir, beside: &[(&str, &[u8])]) -> Result<()> {
         let json = self.to_json()?;
-        let mut files = vec![(MANIFEST_FILE, json.as_slice()), (JOURNAL_FILE, &[][..])];
+        let mut files = vec![(MANIFEST_FILE, json.as_slice())];
+        if self.kind == RunKind::Pipeline {
+            files.push((JOURNAL_FILE, &[][..]));
+        }
         files.extend_from_slice(beside);
         run.replace_all(&files)
     }

@@ -208,7 +208,7 @@ pub async fn transcribe(app: &App, args: &TranscribeArgs, interrupt: &Interrupt)
 /// `acgs resume`.
 pub async fn resume(app: &App, args: &ResumeArgs, interrupt: &Interrupt) -> CmdResult {
     let providers = app.providers_of_run(&args.run_id)?;
-    let suite = std::sync::Arc::new(app.spending_suite_for(&providers).await?);
+    let suite = app.spending_suite_for(&providers).await?;
     let resumed = suite
         .resume(
             &args.run_id,
@@ -272,7 +272,7 @@ fn render_plan(ui: &Ui, plan: &Plan, config: &Config) -> CmdResult {
         "limits": {
             "max_cost_per_run": config.cost_management.max_cost_per_run,
             "daily_limit": config.cost_management.daily_limit,
-            "warn": plan.spend.warn, "confirmation_required": plan.spend.confirm,
+            "warn": plan.spend.is_some_and(|s| s.warn), "confirmation_required": plan.spend.is_some_and(|s| s.confirm),
         },
     });
     if ui.json {
@@ -333,7 +333,7 @@ fn render_plan(ui: &Ui, plan: &Plan, config: &Config) -> CmdResult {
         "\nlimits    ${} per run, ${} per day{}\n",
         config.cost_management.max_cost_per_run,
         config.cost_management.daily_limit,
-        if plan.spend.confirm {
+        if plan.spend.is_some_and(|s| s.confirm) {
             "; a real run asks for confirmation (or --yes)"
         } else {
             ""

@@ -58,23 +58,21 @@ pub async fn run(app: &App, args: &PipelineArgs, interrupt: &Interrupt) -> CmdRe
         let planning = app.planning_suite()?;
         let pipeline = planning.load_pipeline(&args.file)?;
         let inputs = inputs(app, &pipeline, args)?;
-        let estimate = planning.estimate_pipeline(&pipeline, &inputs)?;
         let providers: BTreeSet<ProviderId> =
             pipeline.steps.iter().map(|s| s.model.provider).collect();
         let providers: Vec<ProviderId> = providers.into_iter().collect();
         // The providers are built before the suite waits for the ledger.
         let suite = app.spending_suite_for(&providers).await?;
-        Ok::<_, Failure>((pipeline, inputs, estimate, suite))
+        Ok::<_, Failure>((pipeline, inputs, suite))
     };
     // The ledger opens on a blocking thread while this one checks and prices the file.
     let (ledger, planned) = tokio::join!(app.ledger(), planning);
-    let (pipeline, inputs, estimate, suite) = planned?;
+    let (pipeline, inputs, suite) = planned?;
     ledger?;
-    let report = std::sync::Arc::new(suite)
+    let report = suite
         .run_pipeline(
             &pipeline,
             &inputs,
-            estimate,
             args.detach,
             &super::generate::progress_sink(&app.ui),
             interrupt,

@@ -4,80 +4,32 @@
 //! - [`schema`]: the version-1 file, parsed with hard limits;
 //! - [`refs`]: `{{ inputs.NAME }}` and `{{ steps.ID.OUTPUT }}`;
 //! - [`validate`]: every problem at once, each with its line and step;
-//! - [`plan`]: the order, and each step's request (with worst-case stand-ins for what earlier
-//!   steps will make, for the estimate);
-//! - [`run`]: one reservation per step, all or nothing, then the steps as their inputs are ready.
+//! - [`plan`]: each step's request (with worst-case stand-ins for what earlier steps will make,
+//!   for the estimate);
+//! - `estimate`: loading a file and pricing every step;
+//! - `run`: the entrance — the run admitted whole by the driver, then scheduled;
+//! - `schedule`: each step through the driver as soon as what it references is ready.
 
+pub(crate) mod estimate;
 pub mod plan;
 pub mod refs;
-mod resume;
-pub mod run;
+mod run;
+pub(crate) mod schedule;
 pub mod schema;
 pub mod validate;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use acgs_core::catalog::ModelSpec;
 use acgs_core::config::CostManagement;
 
+pub use crate::problems::{Problem, Problems};
 pub use refs::{OutputKind, Piece, Ref};
+pub use run::PIPELINE_COPY;
+pub(crate) use run::run;
 pub use schema::{InputSpec, InputType, OnError};
-
-/// One problem in a pipeline file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    /// 1-based line, when known.
-    pub line: Option<u32>,
-    /// The step it concerns.
-    pub step: Option<String>,
-    /// What is wrong.
-    pub message: String,
-}
-
-impl Problem {
-    pub(crate) fn at(line: u32, step: Option<&str>, message: impl Into<String>) -> Self {
-        Self {
-            line: (line > 0).then_some(line),
-            step: step.map(str::to_owned),
-            message: message.into(),
-        }
-    }
-}
-
-/// Every problem found in a pipeline file, with the file's name.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problems {
-    /// The file as given.
-    pub file: String,
-    /// The problems, in file order.
-    pub problems: Vec<Problem>,
-}
-
-impl fmt::Display for Problems {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let n = self.problems.len();
-        write!(
-            f,
-            "{} has {n} problem{}",
-            self.file,
-            if n == 1 { "" } else { "s" }
-        )?;
-        for p in &self.problems {
-            write!(f, "\n  {}", self.file)?;
-            if let Some(line) = p.line {
-                write!(f, ":{line}")?;
-            }
-            if let Some(step) = &p.step {
-                write!(f, ": step `{step}`")?;
-            }
-            write!(f, ": {}", p.message)?;
-        }
-        Ok(())
-    }
-}
 
 /// Where a step's media field gets its file.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -19,8 +19,8 @@ use serde_json::Value;
 
 use super::refs::{self, OutputKind, Piece, Ref};
 use super::{InputType, MediaSource, Pipeline, Step};
+use crate::request::{AssumedMedia, GenerationRequest};
 use crate::stages::inspect::limit_for;
-use crate::suite::{AssumedMedia, GenerationRequest};
 
 /// Characters a model token is counted as for text stand-ins.
 const CHARS_PER_TOKEN: u64 = 4;
@@ -188,6 +188,23 @@ pub fn request_for(
     }
     request.out_stem = Some(step.id.clone());
     Ok((request, model_texts))
+}
+
+/// Whether `step` reads an output of a step that has not finished (so its request, made now,
+/// holds stand-ins).
+pub(crate) fn uses_unfinished(step: &Step, known: &Known) -> bool {
+    let unfinished =
+        |r: &Ref| matches!(r, Ref::Step { step, .. } if !known.finished.contains_key(step));
+    let in_media = step.media.iter().any(|(_, source)| match source {
+        MediaSource::Ref(r) => unfinished(r),
+        MediaSource::Path(_) => false,
+    });
+    in_media
+        || step
+            .texts
+            .iter()
+            .chain(&step.params)
+            .any(|(_, pieces)| refs::refs(pieces).any(unfinished))
 }
 
 fn value_of(

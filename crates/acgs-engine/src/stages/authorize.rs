@@ -1,45 +1,25 @@
-//! Stage 6: authorize the spend — the per-run limit, the warning threshold, confirmation, then an
-//! atomic reservation against the daily limit. A held reservation's lease is renewed in the
-//! background while this process lives.
+//! Stage 6: authorize the spend of a run — its total against the per-run limit, the warning
+//! threshold, one confirmation, then one atomic reservation per step against the daily limit,
+//! all or nothing — and report the alert thresholds those reservations crossed. A held
+//! reservation's lease is renewed in the background while this process lives.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use acgs_core::Usd;
 use acgs_core::config::CostManagement;
-use acgs_core::ledger::{Ledger, OwnerToken, ReservationId, SharedLimits};
+use acgs_core::ledger::{
+    Ledger, OwnerToken, Reservation, ReservationId, ReserveRequest, SharedLimits,
+};
+use acgs_core::provider::{EventSink, Stage};
 use acgs_guard::GuardError;
 use acgs_guard::budget::{SpendDecision, check_run};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::EngineError;
-
-/// The answer to a spending confirmation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ConfirmAnswer {
-    /// Go ahead.
-    Yes,
-    /// Do not spend.
-    No,
-    /// Nobody can be asked (no terminal, no `--yes`).
-    Unavailable,
-}
-
-/// Asks the user to confirm a worst-case spend.
-pub trait Confirm: Send + Sync {
-    /// Ask once whether to spend up to `estimate` on `what` (a model key, or a pipeline).
-    fn confirm(&self, what: &str, estimate: Usd, warn: bool) -> ConfirmAnswer;
-}
-
-/// Confirms everything (`--yes`).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct AssumeYes;
-
-impl Confirm for AssumeYes {
-    fn confirm(&self, _: &str, _: Usd, _: bool) -> ConfirmAnswer {
-        ConfirmAnswer::Yes
-    }
-}
+use crate::plan::Plan;
+use crate::services::{Confirm, ConfirmAnswer, Services};
+use crate::stages::audit;
 
 /// The limits in force: the configured ones, tightened by any a shared ledger keeps (clients can
 /// only tighten them; a shared ledger's time zone wins).
@@ -76,6 +56,113 @@ pub fn check(
         }
     }
     Ok(decision)
+}
+
+/// Authorize a run of `plans` whose total is `total`: the limits in force (the configured `cost`
+/// tightened by a shared ledger's), the per-run limit, the warning, one confirmation of `what`,
+/// then every step's reservation or none. Returns the reservations in `plans`' order.
+pub(crate) async fn authorize(
+    services: &Services,
+    ledger: &dyn Ledger,
+    (run_id, what): (&str, &str),
+    plans: &[Plan],
+    cost: &CostManagement,
+    events: &EventSink,
+) -> Result<Vec<Reservation>, EngineError> {
+    let shared = acgs_core::ledger::shared_limits(ledger).await?;
+    let cost = effective_limits(cost, &shared);
+    let total = plans
+        .iter()
+        .fold(Usd::ZERO, |sum, p| sum.saturating_add(p.quote.amount));
+    events.report(Stage::Preparing, "authorizing", None, None);
+    let decision = check(total, what, &cost, services.confirm.as_ref())?;
+    if decision.warn {
+        let message = format!(
+            "this run may cost up to ${total}, at or above your warn_threshold of ${}",
+            cost.warn_threshold
+        );
+        events.report(Stage::Preparing, "spend_warning", None, Some(message));
+    }
+    let requests = plans
+        .iter()
+        .map(|plan| ReserveRequest {
+            run_id: run_id.to_owned(),
+            step: plan.step.clone(),
+            provider: plan.model.provider,
+            model: plan.model.key.clone(),
+            user: services.user.clone(),
+            amount: plan.quote.amount,
+            daily_limit: cost.daily_limit,
+            timezone: cost.timezone.clone(),
+            lease: services.lease(),
+        })
+        .collect();
+    let reserved = ledger.reserve_all(requests).await?;
+    alert(services, ledger, &cost, run_id, &reserved, total, events).await;
+    Ok(reserved)
+}
+
+/// Report each `alert_at` fraction of the daily limit the run's reservations crossed, once a
+/// day: a progress event (the CLI shows a warning), an audit entry and the `alert_command`.
+async fn alert(
+    services: &Services,
+    ledger: &dyn Ledger,
+    cost: &CostManagement,
+    run_id: &str,
+    reserved: &[Reservation],
+    total: Usd,
+    events: &EventSink,
+) {
+    let Some(first) = reserved.first() else {
+        return;
+    };
+    let after = first.spent_before.saturating_add(total);
+    for (fraction, threshold) in crossed_alerts(cost, first.spent_before, after) {
+        let key = format!("alert:{}:{fraction}", first.day);
+        if !ledger.set_meta(&key, run_id, true).await.unwrap_or(false) {
+            continue;
+        }
+        let percent = fraction / 10;
+        let message = format!(
+            "spend today reached {percent}% of the daily limit: ${after} counted against ${} (alert at ${threshold})",
+            cost.daily_limit
+        );
+        tracing::warn!(%message, "spend alert");
+        events.report(Stage::Preparing, "spend_alert", None, Some(message));
+        audit::record(
+            services,
+            vec![audit::alert(services, run_id, after, percent)],
+        );
+        if !cost.alert_command.is_empty() {
+            run_alert_command(services, cost, fraction, after, &first.day);
+        }
+    }
+}
+
+/// Run `alert_command` in the background with the fraction, the spend, the limit and the day.
+fn run_alert_command(
+    services: &Services,
+    cost: &CostManagement,
+    fraction: u32,
+    spent: Usd,
+    day: &str,
+) {
+    let argv = cost.alert_command.clone();
+    let env = acgs_core::command::limited_env(&services.command_env);
+    let args = [
+        format!("{}.{:03}", fraction / 1000, fraction % 1000),
+        spent.to_string(),
+        cost.daily_limit.to_string(),
+        day.to_owned(),
+    ];
+    tokio::task::spawn_blocking(move || {
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        if let Err(reason) =
+            acgs_core::command::run(&argv, &refs, &env, Duration::from_secs(30), 8 * 1024)
+        {
+            tracing::warn!(%reason, "alert_command failed");
+        }
+    });
 }
 
 /// Renews a held reservation every third of its lease until stopped.

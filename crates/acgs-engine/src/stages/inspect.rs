@@ -1,6 +1,10 @@
-//! Stage 3: inspect every text field — sanitize, refuse credentials, moderate.
+//! Stage 3: inspect every text field — sanitize, refuse credentials, block lists, injection
+//! heuristics — and have every configured external moderator judge it.
+
+use std::sync::Arc;
 
 use acgs_core::config::Config;
+use acgs_core::moderation::{ModerationVerdict, Moderator};
 use acgs_core::task::TaskKind;
 use acgs_guard::{Guard, GuardError, InspectOptions};
 
@@ -91,6 +95,20 @@ pub fn inspect(
     Ok(out)
 }
 
+/// The texts of `validated` sanitized only, no rule judging them: for a request rebuilt from a
+/// run's record, which was inspected before it was sent.
+pub(crate) fn sanitized(validated: &Validated) -> InspectedTexts {
+    let clean = |field: &TextField| TextField {
+        text: acgs_guard::sanitize(&field.text).text,
+        ..field.clone()
+    };
+    InspectedTexts {
+        texts: validated.texts.iter().map(clean).collect(),
+        system: validated.system.as_ref().map(clean),
+        ..InspectedTexts::default()
+    }
+}
+
 /// Inspect text a model produced before it is reused (pipelines): the same rules as user text,
 /// injection heuristics always on.
 pub fn inspect_model_text(
@@ -106,4 +124,33 @@ pub fn inspect_model_text(
     guard
         .inspect(&format!("steps.{step}.text"), text, options)
         .map(|i| i.text)
+}
+
+/// The external part: every configured moderator judges every inspected text (`(flag, text)`).
+/// A moderator that cannot answer refuses (moderation fails closed).
+pub(crate) async fn moderate(
+    moderators: &[Arc<dyn Moderator>],
+    texts: &[(String, String)],
+) -> Result<(), GuardError> {
+    for moderator in moderators {
+        for (field, text) in texts {
+            match moderator.moderate(text).await {
+                Ok(ModerationVerdict::Allow) => {}
+                Ok(ModerationVerdict::Block { category, .. }) => {
+                    return Err(GuardError::Moderated {
+                        field: field.clone(),
+                        moderator: moderator.name().to_owned(),
+                        category,
+                    });
+                }
+                Err(e) => {
+                    return Err(GuardError::ModerationUnavailable {
+                        field: field.clone(),
+                        reason: e.to_string(),
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
 }

@@ -1,5 +1,5 @@
 //! The fourteen stages of the guarded path (DESIGN.md §2), one module each, run in this order by
-//! [`crate::Suite`]:
+//! the driver (`crate::driver`):
 //!
 //! 1. [`resolve`] the model; 2. [`validate`] parameters; 3. [`inspect`] every text field;
 //! 4. [`template`] the request; 5. [`price`] it; 6. [`authorize`] the spend; 7. [`rate_limit`];

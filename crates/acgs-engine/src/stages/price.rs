@@ -9,8 +9,8 @@ use acgs_core::pricing::{PriceInputs, PriceUnit, Quote};
 use acgs_guard::GuardError;
 
 use crate::error::EngineError;
+use crate::inputs::OpenedInputs;
 use crate::stages::inspect::InspectedTexts;
-use crate::stages::validate::OpenedInputs;
 
 /// The worst-case quote for `requests` identical requests, and any override it needed.
 pub fn price(

@@ -11,7 +11,7 @@ use acgs_core::request::{Authorized, Request, Submitted};
 use acgs_storage::manifest::StepStatus;
 
 use crate::error::EngineError;
-use crate::run::RunState;
+use crate::run_state::RunState;
 
 /// Submit `request`, keeping the manifest and the ledger in step. An error before sending
 /// (manifest or ledger not writable) means nothing was sent.

@@ -5,20 +5,18 @@
 //! unless `allow_unknown_params`; safety fields keep their defaults unless
 //! `allow_safety_overrides`, and a change is recorded as an override for the audit log.
 
+mod inputs;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use std::path::PathBuf;
-
 use acgs_core::catalog::{CountMode, FieldKind, ModelSpec, ParamSpec, ParamType, Params};
 use acgs_core::config::Config;
-use acgs_core::pricing::media_token_bound;
-use acgs_core::request::LocalInput;
-use acgs_core::task::{ContentType, MediaKind};
 use serde_json::{Number, Value};
 
+pub use inputs::{input_cap, open_inputs};
+
 use crate::error::EngineError;
-use crate::suite::AssumedMedia;
 
 /// A text field to inspect: the wire parameter, the flag that set it, and the text.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -257,10 +255,9 @@ fn apply_count(
             Ok(1)
         }
         CountMode::Requests if n == 1 => Ok(1),
-        CountMode::Requests => Err(EngineError::Unsupported(format!(
-            "`{}` makes one output per request; -n above 1 needs separate runs for now",
-            model.key
-        ))),
+        CountMode::Requests => Err(EngineError::CountUnsupported {
+            model: model.key.clone(),
+        }),
     }
 }
 
@@ -418,203 +415,5 @@ params.image_url = { kind = "media", type = "media", media = "image" }
     #[test]
     fn a_missing_prompt_is_refused() {
         assert!(validate(&model(), &BTreeMap::new(), &[], None, &Config::default()).is_err());
-    }
-}
-
-/// Local inputs, opened and checked, with the facts prices depend on.
-#[derive(Debug, Clone, Default)]
-pub struct OpenedInputs {
-    /// The files, by field.
-    pub files: Vec<LocalInput>,
-    /// Width and height of the first input image.
-    pub pixels: Option<(u64, u64)>,
-    /// Duration of the first input audio or video, in seconds.
-    pub seconds: Option<u64>,
-    /// An upper bound on the input tokens of all files for token-priced models; `None` when a
-    /// file's size or duration is unknown.
-    pub media_tokens: Option<u64>,
-    /// Fields filled by stand-ins (estimates of pipelines), not files.
-    pub assumed: Vec<String>,
-}
-
-impl OpenedInputs {
-    /// Count one input's facts: the first image's size, the first recording's length, tokens.
-    fn add_facts(&mut self, kind: MediaKind, facts: &acgs_core::media::MediaFacts) {
-        let tokens = media_token_bound(kind, facts.dimensions, facts.seconds);
-        self.media_tokens = self
-            .media_tokens
-            .zip(tokens)
-            .map(|(a, b)| a.saturating_add(b));
-        match kind {
-            MediaKind::Image => self.pixels = self.pixels.or(facts.dimensions),
-            MediaKind::Audio | MediaKind::Video => self.seconds = self.seconds.or(facts.seconds),
-            MediaKind::Text => {}
-        }
-    }
-}
-
-/// The media field a flag names, or an error naming the model.
-fn media_field<'m>(
-    model: &'m ModelSpec,
-    flag: &str,
-) -> Result<(&'m str, &'m ParamSpec), EngineError> {
-    model
-        .field_for_flag(flag)
-        .filter(|(_, s)| s.kind == FieldKind::Media)
-        .ok_or_else(|| invalid(flag, format!("`{}` takes no `{flag}` input", model.key)))
-}
-
-/// The largest input accepted per media kind.
-#[must_use]
-pub const fn input_cap(kind: MediaKind) -> u64 {
-    const MIB: u64 = 1024 * 1024;
-    match kind {
-        MediaKind::Image => 50 * MIB,
-        MediaKind::Audio => 500 * MIB,
-        MediaKind::Video => 4096 * MIB,
-        MediaKind::Text => 4 * MIB,
-    }
-}
-
-/// Open and check every local input: the flag must name a media field of the model; the file must
-/// be a regular file within the size cap whose magic bytes are of the field's media kind, and
-/// within the model's duration limit. Required media fields must be given.
-pub fn open_inputs(
-    model: &ModelSpec,
-    inputs: &[(String, PathBuf)],
-    assumed: &[(String, AssumedMedia)],
-) -> Result<OpenedInputs, EngineError> {
-    let mut opened = OpenedInputs {
-        media_tokens: Some(0),
-        ..OpenedInputs::default()
-    };
-    for (flag, media) in assumed {
-        let field = media_field(model, flag)?;
-        let facts = acgs_core::media::MediaFacts {
-            dimensions: media.pixels,
-            seconds: media.seconds,
-        };
-        opened.add_facts(media.kind, &facts);
-        opened.assumed.push(field.0.to_owned());
-    }
-    for (flag, path) in inputs {
-        let (field, spec) = media_field(model, flag)?;
-        let kind = spec.media.unwrap_or(MediaKind::Image);
-        let input = open_one(field, flag, path, kind)?;
-        let facts = probe_input(&input, flag)?;
-        if let (Some(max), Some(secs)) = (spec.max_seconds, facts.seconds)
-            && secs > max
-        {
-            return Err(invalid(
-                flag,
-                format!("is {secs} s long; `{}` accepts at most {max} s", model.key),
-            ));
-        }
-        opened.add_facts(kind, &facts);
-        opened.files.push(input);
-    }
-    for (name, spec) in &model.params {
-        let given = opened.files.iter().filter(|f| &f.field == name).count()
-            + opened.assumed.iter().filter(|f| *f == name).count();
-        let flag = spec.flag.as_deref().unwrap_or(name);
-        match spec.ty {
-            ParamType::Media if given > 1 => return Err(invalid(flag, "takes one file")),
-            ParamType::MediaList if spec.max_items.is_some_and(|max| given > max as usize) => {
-                return Err(invalid(
-                    flag,
-                    format!("takes at most {} files", spec.max_items.unwrap_or(0)),
-                ));
-            }
-            _ => {}
-        }
-        if spec.kind == FieldKind::Media && spec.required && given == 0 {
-            return Err(invalid(flag, format!("`{}` needs this input", model.key)));
-        }
-    }
-    Ok(opened)
-}
-
-fn open_one(
-    field: &str,
-    flag: &str,
-    path: &std::path::Path,
-    kind: MediaKind,
-) -> Result<LocalInput, EngineError> {
-    let shown = path
-        .file_name()
-        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-    let fail = |reason: String| invalid(flag, format!("{shown}: {reason}"));
-    // Checked before opening too: opening a FIFO would block until something writes to it.
-    let before = fs_err::metadata(path).map_err(|e| fail(e.kind().to_string()))?;
-    if !before.is_file() {
-        return Err(fail("not a regular file".into()));
-    }
-    let file = fs_err::File::open(path).map_err(|e| fail(e.kind().to_string()))?;
-    let meta = file.metadata().map_err(|e| fail(e.kind().to_string()))?;
-    if !meta.is_file() {
-        return Err(fail("not a regular file".into()));
-    }
-    let cap = input_cap(kind);
-    if meta.len() > cap {
-        return Err(fail(format!(
-            "larger than the {} MiB allowed for this input",
-            cap / (1024 * 1024)
-        )));
-    }
-    let (file, _) = file.into_parts();
-    let input = LocalInput {
-        field: field.to_owned(),
-        file_name: safe_file_name(&shown),
-        content_type: ContentType::Text,
-        size: meta.len(),
-        file: std::sync::Arc::new(file),
-    };
-    let head = input
-        .read_at(0, 64)
-        .map_err(|e| fail(e.kind().to_string()))?;
-    let sniffed = ContentType::sniff(&head)
-        .ok_or_else(|| fail(format!("not a supported {kind:?} file").to_lowercase()))?;
-    if sniffed.media_kind() != kind {
-        return Err(fail(
-            format!("expected {kind:?} but the file is {}", sniffed.mime()).to_lowercase(),
-        ));
-    }
-    Ok(LocalInput {
-        content_type: sniffed,
-        ..input
-    })
-}
-
-fn probe_input(
-    input: &LocalInput,
-    flag: &str,
-) -> Result<acgs_core::media::MediaFacts, EngineError> {
-    let mut file: &std::fs::File = &input.file;
-    acgs_core::media::probe_file(input.content_type, &mut file, input.size).map_err(|e| {
-        invalid(
-            flag,
-            format!("could not read {}: {}", input.file_name, e.kind()),
-        )
-    })
-}
-
-/// `[A-Za-z0-9._-]`, at most 64 characters, never empty or hidden.
-fn safe_file_name(name: &str) -> String {
-    let cleaned: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .take(64)
-        .collect();
-    let cleaned = cleaned.trim_start_matches('.').to_owned();
-    if cleaned.is_empty() {
-        "input".into()
-    } else {
-        cleaned
     }
 }

@@ -1,0 +1,122 @@
+//! [`Services`]: what the guarded path runs with — configuration, catalogue, guard, providers,
+//! ledger, audit log, confirmation, rate limiter — built once by [`crate::SuiteBuilder`] and
+//! shared by every entrance.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use acgs_core::audit::AuditSink;
+use acgs_core::catalog::Catalog;
+use acgs_core::config::Config;
+use acgs_core::ledger::Ledger;
+use acgs_core::moderation::Moderator;
+use acgs_core::{Provider, ProviderId};
+use acgs_guard::Guard;
+use acgs_guard::rate::RateLimiter;
+use acgs_storage::journal::SettlementJournal;
+use acgs_storage::manifest::RecordKey;
+use acgs_storage::runs::RunIndex;
+
+use crate::error::EngineError;
+
+/// Fingerprint and source of the key a provider uses (for the audit log).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyInfo {
+    /// 12 hex digits of the key's sha256.
+    pub fingerprint: String,
+    /// Where it came from.
+    pub source: String,
+}
+
+/// The answer to a spending confirmation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfirmAnswer {
+    /// Go ahead.
+    Yes,
+    /// Do not spend.
+    No,
+    /// Nobody can be asked (no terminal, no `--yes`).
+    Unavailable,
+}
+
+/// Asks the user to confirm a worst-case spend (the CLI asks on the terminal; a library user may
+/// ask however it likes).
+pub trait Confirm: Send + Sync {
+    /// Ask once whether to spend up to `estimate` on `what` (a model key, or a pipeline); `warn`
+    /// when the estimate is at or above the warning threshold.
+    fn confirm(&self, what: &str, estimate: acgs_core::Usd, warn: bool) -> ConfirmAnswer;
+}
+
+/// Confirms everything (`--yes`, and the default for library use).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AssumeYes;
+
+impl Confirm for AssumeYes {
+    fn confirm(&self, _: &str, _: acgs_core::Usd, _: bool) -> ConfirmAnswer {
+        ConfirmAnswer::Yes
+    }
+}
+
+/// The parts of a suite. Optional parts are missing in suites that only plan.
+pub(crate) struct Services {
+    pub(crate) config: Config,
+    /// `[guard] templates`, checked.
+    pub(crate) templates: Vec<(String, String)>,
+    pub(crate) moderators: Vec<Arc<dyn Moderator>>,
+    /// The environment configured commands (`alert_command`) run with.
+    pub(crate) command_env: BTreeMap<String, String>,
+    /// Settlements the ledger did not take, for the next command.
+    pub(crate) journal: Option<SettlementJournal>,
+    pub(crate) catalog: Catalog,
+    pub(crate) providers: BTreeMap<ProviderId, Arc<dyn Provider>>,
+    pub(crate) keys: BTreeMap<ProviderId, KeyInfo>,
+    pub(crate) ledger: Option<Arc<dyn Ledger>>,
+    pub(crate) audit: Option<Arc<dyn AuditSink>>,
+    pub(crate) confirm: Arc<dyn Confirm>,
+    pub(crate) guard: Guard,
+    pub(crate) rate: RateLimiter,
+    pub(crate) runs: Option<RunIndex>,
+    /// Seals the step records of run folders (`acgs resume` trusts only sealed records).
+    pub(crate) record_key: Option<RecordKey>,
+    /// The acgs user spend and audit entries are attributed to.
+    pub(crate) user: String,
+}
+
+impl Services {
+    /// The provider of `id` (a missing one is a missing key).
+    pub(crate) fn provider(&self, id: ProviderId) -> Result<Arc<dyn Provider>, EngineError> {
+        Ok(self
+            .providers
+            .get(&id)
+            .cloned()
+            .ok_or(acgs_core::Error::MissingKey {
+                provider: id.as_str(),
+                variables: acgs_core::credentials::key_variables(id),
+            })?)
+    }
+
+    /// The spend ledger.
+    pub(crate) fn ledger(&self) -> Result<Arc<dyn Ledger>, EngineError> {
+        self.ledger.clone().ok_or(EngineError::NotConfigured {
+            what: "spend ledger",
+        })
+    }
+
+    /// The runs index.
+    pub(crate) fn runs(&self) -> Result<&RunIndex, EngineError> {
+        self.runs
+            .as_ref()
+            .ok_or(EngineError::NotConfigured { what: "runs index" })
+    }
+
+    /// The key `provider` uses (empty when unknown).
+    pub(crate) fn key(&self, provider: ProviderId) -> KeyInfo {
+        self.keys.get(&provider).cloned().unwrap_or_default()
+    }
+
+    /// How long a `held` reservation lives without renewal.
+    pub(crate) fn lease(&self) -> Duration {
+        Duration::from_secs(self.config.ledger.lease_secs.max(1))
+    }
+}
