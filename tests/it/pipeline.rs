@@ -539,3 +539,91 @@ async fn detach_leaves_pipeline_jobs_running_for_resume() {
     assert!(statuses(&doc).iter().all(|(_, s)| s == "done"), "{doc:#}");
     assert_eq!(studio.submits(&format!("fal:{FLUX}")), 3);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pipeline_alerts_like_a_command_and_every_refusal_is_audited() {
+    let studio = studio(Duration::ZERO).await;
+    let mut sb = sandbox_for(&studio);
+    let four = "version: 1\nsteps:\n  - { id: a, model: flux_dev, prompt: one }\n  - { id: b, model: flux_dev, prompt: two }\n  - { id: c, model: flux_dev, prompt: three }\n  - { id: d, model: flux_dev, prompt: four }\n";
+    sb.work_file("four.yaml", four);
+    let estimate = ok(&sb.run(&["--json", "estimate", "four.yaml"]).await);
+    let total: f64 = estimate["total"]
+        .as_str()
+        .and_then(|t| t.parse().ok())
+        .expect("total");
+    // Half the limit lies between a quarter of the run and the whole run.
+    let limit = format!("{:.6}", total * 1.5);
+    let marker = sb.root().join("alerts.txt");
+    sb.set_env("ACGS_COST_MANAGEMENT__DAILY_LIMIT", &limit);
+    sb.user_config(&format!(
+        "[default.cost_management]\nalert_command = [\"/bin/sh\", \"-c\", \"echo \\\"$1\\\" >> {}\", \"sh\"]\n",
+        marker.display()
+    ));
+    let run = sb.run(&["run", "four.yaml", "--yes"]).await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("50% of the daily limit"),
+        "the crossing is shown: {}",
+        run.stderr
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !fs_err::read_to_string(&marker).is_ok_and(|t| t.contains("0.500")) {
+        assert!(Instant::now() < deadline, "alert_command was not run");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let alerts = |sb: &Sandbox| {
+        audit_lines(sb)
+            .into_iter()
+            .filter(|e| e["operation"] == "spend.alert")
+            .count()
+    };
+    assert_eq!(alerts(&sb), 1, "the alert is audited once");
+
+    // Refused for money: the day cannot hold another run of four (every step audited).
+    let refused = sb.run(&["run", "four.yaml", "--yes"]).await;
+    assert_eq!(refused.code, Some(4), "{}", refused.stderr);
+    // Refused for confirmation: no terminal and no --yes.
+    sb.set_env("ACGS_COST_MANAGEMENT__DAILY_LIMIT", "100");
+    let unconfirmed = sb.run(&["run", "four.yaml"]).await;
+    assert_eq!(unconfirmed.code, Some(4), "{}", unconfirmed.stderr);
+    // Refused by the guard: a pasted key in one step.
+    sb.work_file(
+        "leaky.yaml",
+        &format!("version: 1\nsteps:\n  - {{ id: ok, model: flux_dev, prompt: fine }}\n  - {{ id: leak, model: flux_dev, prompt: \"key {FAL_KEY}\" }}\n"),
+    );
+    let leaky = sb.run(&["run", "leaky.yaml", "--yes"]).await;
+    assert_eq!(leaky.code, Some(3), "{}", leaky.stderr);
+
+    let refusals: Vec<(String, String)> = audit_lines(&sb)
+        .into_iter()
+        .filter(|e| e["outcome"] == "refused")
+        .map(|e| {
+            (
+                e["code"].as_str().unwrap_or_default().to_owned(),
+                e["step"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    let of = |code: &str| -> Vec<&str> {
+        refusals
+            .iter()
+            .filter(|(c, _)| c == code)
+            .map(|(_, s)| s.as_str())
+            .collect()
+    };
+    assert_eq!(
+        of("budget.daily_limit"),
+        ["a", "b", "c", "d"],
+        "{refusals:?}"
+    );
+    assert_eq!(
+        of("budget.confirmation_required"),
+        ["a", "b", "c", "d"],
+        "{refusals:?}"
+    );
+    assert_eq!(of("guard.credential_in_text"), ["leak"], "{refusals:?}");
+    assert_eq!(refusals.len(), 9, "{refusals:?}");
+    assert_eq!(alerts(&sb), 1);
+    let verify = sb.run(&["audit", "verify"]).await;
+    assert_eq!(verify.code, Some(0), "{}", verify.stderr);
+}

@@ -1,5 +1,6 @@
 //! The guarded path in-process: Suite with the real fal provider against the fake fal server.
 
+mod one_road;
 mod pipeline;
 
 use std::collections::BTreeMap;
