@@ -9,9 +9,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ErrorKind, UserFacing};
+use crate::job::JobHandle;
 use crate::money::Usd;
 use crate::provider::BoxFuture;
-use crate::request::JobHandle;
 use crate::task::ProviderId;
 
 /// Identifies a reservation.

@@ -10,9 +10,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::catalog::{CountMode, FieldKind, ModelSpec, ParamType, Params};
 use crate::money::Usd;
-use crate::request::Usage;
+use crate::params::{FieldKind, ParamSpec, ParamType, Params};
 use crate::task::MediaKind;
 
 /// The quantum a price is quoted per.
@@ -127,6 +126,26 @@ pub struct Quote {
     pub margin_permille: Option<u32>,
 }
 
+/// Usage reported by a provider, from which the actual cost is computed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    /// Width and height of each produced image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub images: Option<Vec<(u64, u64)>>,
+    /// Seconds of media produced or processed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seconds: Option<u64>,
+    /// Characters billed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub characters: Option<u64>,
+    /// Input tokens billed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_tokens: Option<u64>,
+    /// Output tokens billed (thinking included).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_tokens: Option<u64>,
+}
+
 /// Why a request could not be priced.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -236,22 +255,23 @@ impl Pricing {
             })
     }
 
-    /// Worst-case estimate for one request with these (validated, defaulted) parameters.
+    /// Worst-case estimate for one request of `model` making `count` outputs with these
+    /// (validated, defaulted) parameters.
     pub fn estimate(
         &self,
-        model: &ModelSpec,
+        model: &str,
+        count: u64,
         params: &Params,
         inputs: PriceInputs,
     ) -> Result<Quote, PriceError> {
         let quantity_error = |reason: String| PriceError::Quantity {
-            model: model.key.clone(),
+            model: model.to_owned(),
             reason,
         };
         let overflow = || PriceError::Overflow {
-            model: model.key.clone(),
+            model: model.to_owned(),
         };
         let (rate, input_rate) = self.rates(params);
-        let count = output_count(model, params);
         let param = |name: &Option<String>| {
             name.as_ref().and_then(|n| params.get(n)).ok_or_else(|| {
                 quantity_error(format!(
@@ -382,10 +402,12 @@ impl Pricing {
     }
 
     /// Consistency of the price with the model's parameters.
-    pub(crate) fn check(&self, model: &ModelSpec) -> Result<(), String> {
+    pub(crate) fn check(
+        &self,
+        params: &std::collections::BTreeMap<String, ParamSpec>,
+    ) -> Result<(), String> {
         let priced_param = |name: &str| {
-            model
-                .params
+            params
                 .get(name)
                 .is_some_and(|p| matches!(p.kind, FieldKind::Priced))
         };
@@ -408,7 +430,7 @@ impl Pricing {
             let is_size = self
                 .quantity_param
                 .as_ref()
-                .and_then(|n| model.params.get(n))
+                .and_then(|n| params.get(n))
                 .is_some_and(|p| p.ty == ParamType::ImageSize);
             if !is_size {
                 return Err("megapixel pricing needs an `image_size` quantity parameter".into());
@@ -477,13 +499,6 @@ impl crate::error::UserFacing for PriceError {
     }
 }
 
-fn output_count(model: &ModelSpec, params: &Params) -> u64 {
-    match &model.count {
-        CountMode::Param(name) => params.get(name).and_then(Value::as_u64).unwrap_or(1).max(1),
-        CountMode::Requests => 1,
-    }
-}
-
 fn to_i64(value: u64) -> Result<i64, PriceError> {
     i64::try_from(value).map_err(|_| PriceError::Overflow {
         model: String::new(),
@@ -493,7 +508,7 @@ fn to_i64(value: u64) -> Result<i64, PriceError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::Catalog;
+    use crate::catalog::{Catalog, ModelSpec};
     use crate::task::ProviderId;
     use serde_json::json;
 
@@ -560,11 +575,10 @@ params.maxOutputTokens = { kind = "priced", type = "integer", default = 1024 }
     }
 
     fn quote(key: &str, p: Value, inputs: PriceInputs) -> Quote {
-        let m = model(key);
-        m.pricing
-            .as_ref()
-            .expect("priced")
-            .estimate(&m, &params(p), inputs)
+        let (m, p) = (model(key), params(p));
+        let pricing = m.pricing.as_ref().expect("priced");
+        pricing
+            .estimate(&m.key, m.outputs(&p), &p, inputs)
             .expect("estimate")
     }
 

@@ -50,7 +50,7 @@ pub fn price(
         media_pixels: media.pixels,
         media_tokens: media_tokens(model, pricing.unit, media)?,
     };
-    let mut quote = pricing.estimate(model, params, inputs)?;
+    let mut quote = pricing.estimate(&model.key, model.outputs(params), params, inputs)?;
     if !pricing.verified {
         quote = quote.with_margin(config.cost_management.unverified_price_margin.0);
     }

@@ -59,7 +59,7 @@ struct Trace {
 
 struct World {
     dir: tempfile::TempDir,
-    fake: FakeFal,
+    _fake: FakeFal,
     audit: Arc<MemoryAudit>,
     ledger: Arc<SqliteLedger>,
     suite: Suite,
@@ -135,7 +135,7 @@ impl Scenario {
         World {
             suite: builder.build().expect("suite"),
             dir,
-            fake,
+            _fake: fake,
             audit,
             ledger,
         }
