@@ -11,7 +11,6 @@ use serde::{Deserialize, Serialize};
 use crate::error::{ErrorKind, UserFacing};
 use crate::job::JobHandle;
 use crate::money::Usd;
-use crate::provider::BoxFuture;
 use crate::task::ProviderId;
 
 /// Identifies a reservation.
@@ -277,92 +276,68 @@ fn state_name(state: Option<ReservationState>) -> &'static str {
 pub type LedgerResult<T> = Result<T, LedgerError>;
 
 /// A spend ledger. Every method is atomic; `reserve` checks and counts in one transaction.
+#[async_trait::async_trait]
 pub trait Ledger: Send + Sync {
     /// Reserve `amount` if the day's spend plus it stays within the limit.
-    fn reserve(&self, request: ReserveRequest) -> BoxFuture<'_, LedgerResult<Reservation>>;
+    async fn reserve(&self, request: ReserveRequest) -> LedgerResult<Reservation>;
 
     /// Reserve every request or none (a pipeline's steps). Ledgers that can should do it in one
     /// transaction; this default reserves one by one and releases what it reserved on a refusal.
-    fn reserve_all(
-        &self,
-        requests: Vec<ReserveRequest>,
-    ) -> BoxFuture<'_, LedgerResult<Vec<Reservation>>> {
-        Box::pin(async move {
-            let mut reserved: Vec<Reservation> = Vec::with_capacity(requests.len());
-            for request in requests {
-                match self.reserve(request).await {
-                    Ok(r) => reserved.push(r),
-                    Err(e) => {
-                        for r in &reserved {
-                            let _ = self.release(&r.id).await;
-                        }
-                        return Err(e);
+    async fn reserve_all(&self, requests: Vec<ReserveRequest>) -> LedgerResult<Vec<Reservation>> {
+        let mut reserved: Vec<Reservation> = Vec::with_capacity(requests.len());
+        for request in requests {
+            match self.reserve(request).await {
+                Ok(r) => reserved.push(r),
+                Err(e) => {
+                    for r in &reserved {
+                        let _ = self.release(&r.id).await;
                     }
+                    return Err(e);
                 }
             }
-            Ok(reserved)
-        })
+        }
+        Ok(reserved)
     }
 
     /// Extend the lease of a `held` reservation.
-    fn renew<'a>(
-        &'a self,
-        id: &'a ReservationId,
-        owner: &'a OwnerToken,
+    async fn renew(
+        &self,
+        id: &ReservationId,
+        owner: &OwnerToken,
         lease: Duration,
-    ) -> BoxFuture<'a, LedgerResult<()>>;
+    ) -> LedgerResult<()>;
 
     /// `held` → `submitted`. Called without a job just before the request is sent (so that a
     /// request whose outcome is unknown keeps counting), then with the job handle the provider
     /// returned (which may also be recorded on a `submitted` reservation that has none yet).
-    fn mark_submitted<'a>(
-        &'a self,
-        id: &'a ReservationId,
-        job: Option<&'a JobHandle>,
-    ) -> BoxFuture<'a, LedgerResult<()>>;
+    async fn mark_submitted(&self, id: &ReservationId, job: Option<&JobHandle>)
+    -> LedgerResult<()>;
 
     /// `held`/`submitted` → `settled` at `actual`.
-    fn settle<'a>(
-        &'a self,
-        id: &'a ReservationId,
-        actual: Usd,
-    ) -> BoxFuture<'a, LedgerResult<Settlement>>;
+    async fn settle(&self, id: &ReservationId, actual: Usd) -> LedgerResult<Settlement>;
 
     /// `held`/`submitted` → `released` (nothing billed).
-    fn release<'a>(&'a self, id: &'a ReservationId) -> BoxFuture<'a, LedgerResult<()>>;
+    async fn release(&self, id: &ReservationId) -> LedgerResult<()>;
 
     /// Spend of the current day in `timezone`.
-    fn today<'a>(&'a self, timezone: &'a str) -> BoxFuture<'a, LedgerResult<DaySpend>>;
+    async fn today(&self, timezone: &str) -> LedgerResult<DaySpend>;
 
     /// Reservations counted on `since_day` (`YYYY-MM-DD`) or later, or all of them; newest first.
-    fn reservations<'a>(
-        &'a self,
-        since_day: Option<&'a str>,
-    ) -> BoxFuture<'a, LedgerResult<Vec<ReservationRecord>>>;
+    async fn reservations(&self, since_day: Option<&str>) -> LedgerResult<Vec<ReservationRecord>>;
 
     /// `submitted` → `abandoned`: written off at its estimate (`acgs spend abandon`).
-    fn abandon<'a>(&'a self, id: &'a ReservationId) -> BoxFuture<'a, LedgerResult<Settlement>>;
+    async fn abandon(&self, id: &ReservationId) -> LedgerResult<Settlement>;
 
     /// A value of the ledger's `meta` table.
-    fn meta<'a>(&'a self, key: &'a str) -> BoxFuture<'a, LedgerResult<Option<String>>>;
+    async fn meta(&self, key: &str) -> LedgerResult<Option<String>>;
 
     /// Set a `meta` value; with `only_if_absent`, an existing value is kept and `false` returned.
-    fn set_meta<'a>(
-        &'a self,
-        key: &'a str,
-        value: &'a str,
-        only_if_absent: bool,
-    ) -> BoxFuture<'a, LedgerResult<bool>>;
+    async fn set_meta(&self, key: &str, value: &str, only_if_absent: bool) -> LedgerResult<bool>;
 
     /// Set a `meta` value to `<rank>:<rest>` unless it holds one ranked as high or higher (a
     /// value without a rank counts as 0), in one statement: processes writing at once never move
     /// it backwards. Returns whether it was set.
-    fn advance_meta<'a>(
-        &'a self,
-        key: &'a str,
-        rank: u64,
-        rest: &'a str,
-    ) -> BoxFuture<'a, LedgerResult<bool>>;
+    async fn advance_meta(&self, key: &str, rank: u64, rest: &str) -> LedgerResult<bool>;
 }
 
 /// A ranked `meta` value as [`Ledger::advance_meta`] stores it, `<rank>:<rest>`, and the rank

@@ -36,6 +36,6 @@ pub mod transcript;
 pub use catalog::{Catalog, ModelSpec, Params};
 pub use error::{Error, ErrorKind, UserFacing};
 pub use money::Usd;
-pub use provider::{BoxFuture, Provider};
+pub use provider::Provider;
 pub use request::{Authorized, Request};
 pub use task::{ContentType, MediaKind, ProviderId, TaskKind};

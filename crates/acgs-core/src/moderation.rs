@@ -3,8 +3,6 @@
 
 use serde::Serialize;
 
-use crate::provider::BoxFuture;
-
 /// A moderator's decision on one text.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "decision", rename_all = "snake_case")]
@@ -26,12 +24,10 @@ pub enum ModerationVerdict {
 pub struct ModerationError(pub String);
 
 /// A moderator.
+#[async_trait::async_trait]
 pub trait Moderator: Send + Sync {
     /// A short name for verdicts and the audit log.
     fn name(&self) -> &str;
     /// Judge one sanitized text.
-    fn moderate<'a>(
-        &'a self,
-        text: &'a str,
-    ) -> BoxFuture<'a, Result<ModerationVerdict, ModerationError>>;
+    async fn moderate(&self, text: &str) -> Result<ModerationVerdict, ModerationError>;
 }

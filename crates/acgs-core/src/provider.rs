@@ -1,8 +1,6 @@
 //! The [`Provider`] trait, provider failures and their classification, and progress events.
 
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,9 +12,6 @@ use crate::request::{
     Authorized, CancelOutcome, JobHandle, LocalInput, Output, RemoteRef, Request, Submitted,
 };
 use crate::task::ProviderId;
-
-/// A boxed, sendable future: the return type of the object-safe async traits of this crate.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// An HTTP answer that was not a success, as the retry layer and providers see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -270,51 +265,49 @@ pub type ProviderResult<T> = Result<T, ProviderError>;
 
 /// A provider: the wire protocol behind a catalogue. Implementations make one attempt per call;
 /// retries belong to the one retry layer in `acgs-http`, which asks [`Provider::classify`].
+#[async_trait::async_trait]
 pub trait Provider: Send + Sync {
     /// Which provider this is.
     fn id(&self) -> ProviderId;
 
     /// Quota or capability checks before any money is reserved. A check that could not be made
     /// (e.g. a key without permission to read the quota) is a warning in the answer, not an error.
-    fn preflight<'a>(&'a self, request: &'a Request) -> BoxFuture<'a, ProviderResult<Vec<String>>>;
+    async fn preflight(&self, request: &Request) -> ProviderResult<Vec<String>>;
 
     /// Send the request. Only guarded, paid-for requests can be submitted.
-    fn submit<'a>(
-        &'a self,
-        request: &'a Authorized<Request>,
-    ) -> BoxFuture<'a, ProviderResult<Submitted>>;
+    async fn submit(&self, request: &Authorized<Request>) -> ProviderResult<Submitted>;
 
     /// Wait for a pending job, reporting progress, until it ends, fails or `cancel` fires.
-    fn wait<'a>(
-        &'a self,
-        job: &'a JobHandle,
-        events: &'a EventSink,
+    async fn wait(
+        &self,
+        job: &JobHandle,
+        events: &EventSink,
         cancel: CancellationToken,
-    ) -> BoxFuture<'a, ProviderResult<Output>>;
+    ) -> ProviderResult<Output>;
 
     /// Ask the provider to cancel a job.
-    fn cancel<'a>(&'a self, job: &'a JobHandle) -> BoxFuture<'a, ProviderResult<CancelOutcome>>;
+    async fn cancel(&self, job: &JobHandle) -> ProviderResult<CancelOutcome>;
 
     /// Make a local input readable by the provider.
-    fn upload(&self, input: LocalInput) -> BoxFuture<'_, ProviderResult<RemoteRef>>;
+    async fn upload(&self, input: LocalInput) -> ProviderResult<RemoteRef>;
 
     /// Delete what [`Provider::upload`] left on the provider under `name`
     /// ([`RemoteRef::delete_after_run`]) once the request no longer needs it. The default does
     /// nothing: it is for providers whose uploads expire on their own and name nothing to delete.
-    fn delete_upload<'a>(&'a self, name: &'a str) -> BoxFuture<'a, ProviderResult<()>> {
+    async fn delete_upload(&self, name: &str) -> ProviderResult<()> {
         let _ = name;
-        Box::pin(async { Ok(()) })
+        Ok(())
     }
 
     /// Stream a result URL from this provider's output into `sink`, at most `cap` bytes; returns
     /// the bytes written. The key is attached only when the URL is on the provider's own base
     /// origin (and never to a redirect target elsewhere), so media hosts get no credentials.
-    fn download<'a>(
-        &'a self,
-        url: &'a str,
-        sink: &'a mut (dyn tokio::io::AsyncWrite + Unpin + Send),
+    async fn download(
+        &self,
+        url: &str,
+        sink: &mut (dyn tokio::io::AsyncWrite + Unpin + Send),
         cap: u64,
-    ) -> BoxFuture<'a, ProviderResult<u64>>;
+    ) -> ProviderResult<u64>;
 
     /// What an HTTP failure from this provider means.
     fn classify(&self, failure: &HttpFailure) -> FailureClass;

@@ -8,8 +8,8 @@ use std::sync::Mutex;
 use acgs_core::ProviderId;
 use acgs_core::config::BaseUrl;
 use acgs_core::provider::{
-    BoxFuture, CancellationToken, Charge, EventSink, FailureClass, HttpFailure, Provider,
-    ProviderError, ProviderResult, Stage,
+    CancellationToken, Charge, EventSink, FailureClass, HttpFailure, Provider, ProviderError,
+    ProviderResult, Stage,
 };
 use acgs_core::request::{
     Artifact, Authorized, CancelOutcome, JobHandle, LocalInput, Output, RemoteRef, Request,
@@ -316,6 +316,7 @@ fn bad_response(e: &HttpError) -> ProviderError {
     .with_detail(e.to_string())
 }
 
+#[async_trait::async_trait]
 impl Provider for ElevenLabsProvider {
     fn id(&self) -> ProviderId {
         ProviderId::ElevenLabs
@@ -323,114 +324,101 @@ impl Provider for ElevenLabsProvider {
 
     /// Text to speech checks the subscription's remaining characters; a key without the
     /// `user_read` permission skips the check with a warning.
-    fn preflight<'a>(&'a self, request: &'a Request) -> BoxFuture<'a, ProviderResult<Vec<String>>> {
-        Box::pin(async move {
-            if request.model.task != TaskKind::TextToSpeech {
-                return Ok(Vec::new());
+    async fn preflight(&self, request: &Request) -> ProviderResult<Vec<String>> {
+        if request.model.task != TaskKind::TextToSpeech {
+            return Ok(Vec::new());
+        }
+        let needed = request
+            .params
+            .get("text")
+            .and_then(Value::as_str)
+            .map_or(0, |t| t.chars().count() as u64);
+        match self.get_json::<Subscription>("v1/user/subscription").await {
+            Ok(subscription) if subscription.remaining() < needed => Err(ProviderError::new(
+                FailureClass::Quota,
+                "provider.quota_insufficient",
+                format!(
+                    "ElevenLabs has {} characters left this period; this text needs {needed}",
+                    subscription.remaining()
+                ),
+                Charge::Release,
+            )),
+            Ok(_) => Ok(Vec::new()),
+            Err(e) if e.class == FailureClass::Auth && e.message.contains("missing_permissions") => {
+                Ok(vec![
+                    "the ElevenLabs key may not read the subscription (user_read), so the character quota was not checked".into(),
+                ])
             }
-            let needed = request
-                .params
-                .get("text")
-                .and_then(Value::as_str)
-                .map_or(0, |t| t.chars().count() as u64);
-            match self.get_json::<Subscription>("v1/user/subscription").await {
-                Ok(subscription) if subscription.remaining() < needed => Err(ProviderError::new(
-                    FailureClass::Quota,
-                    "provider.quota_insufficient",
-                    format!(
-                        "ElevenLabs has {} characters left this period; this text needs {needed}",
-                        subscription.remaining()
-                    ),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn submit(&self, request: &Authorized<Request>) -> ProviderResult<Submitted> {
+        let req = request.get();
+        let output = match req.model.task {
+            TaskKind::TextToSpeech => self.speak(req).await?,
+            TaskKind::SpeechToText => self.transcribe(req).await?,
+            other => {
+                return Err(ProviderError::new(
+                    FailureClass::Other,
+                    "model.wrong_task",
+                    format!("ElevenLabs does not do {other}"),
                     Charge::Release,
-                )),
-                Ok(_) => Ok(Vec::new()),
-                Err(e) if e.class == FailureClass::Auth && e.message.contains("missing_permissions") => {
-                    Ok(vec![
-                        "the ElevenLabs key may not read the subscription (user_read), so the character quota was not checked".into(),
-                    ])
-                }
-                Err(e) => Err(e),
+                ));
             }
-        })
+        };
+        Ok(Submitted::Done(output))
     }
 
-    fn submit<'a>(
-        &'a self,
-        request: &'a Authorized<Request>,
-    ) -> BoxFuture<'a, ProviderResult<Submitted>> {
-        Box::pin(async move {
-            let req = request.get();
-            let output = match req.model.task {
-                TaskKind::TextToSpeech => self.speak(req).await?,
-                TaskKind::SpeechToText => self.transcribe(req).await?,
-                other => {
-                    return Err(ProviderError::new(
-                        FailureClass::Other,
-                        "model.wrong_task",
-                        format!("ElevenLabs does not do {other}"),
-                        Charge::Release,
-                    ));
-                }
-            };
-            Ok(Submitted::Done(output))
-        })
-    }
-
-    fn wait<'a>(
-        &'a self,
-        _job: &'a JobHandle,
-        events: &'a EventSink,
+    async fn wait(
+        &self,
+        _job: &JobHandle,
+        events: &EventSink,
         _cancel: CancellationToken,
-    ) -> BoxFuture<'a, ProviderResult<Output>> {
-        Box::pin(async move {
-            events.report(Stage::Running, "unsupported", None, None);
-            Err(ProviderError::new(
-                FailureClass::Other,
-                "run.invalid_job",
-                "ElevenLabs answers at once; there is no job to wait for",
-                Charge::Estimate,
-            ))
-        })
+    ) -> ProviderResult<Output> {
+        events.report(Stage::Running, "unsupported", None, None);
+        Err(ProviderError::new(
+            FailureClass::Other,
+            "run.invalid_job",
+            "ElevenLabs answers at once; there is no job to wait for",
+            Charge::Estimate,
+        ))
     }
 
-    fn cancel<'a>(&'a self, _job: &'a JobHandle) -> BoxFuture<'a, ProviderResult<CancelOutcome>> {
-        Box::pin(async { Ok(CancelOutcome::Unsupported) })
+    async fn cancel(&self, _job: &JobHandle) -> ProviderResult<CancelOutcome> {
+        Ok(CancelOutcome::Unsupported)
     }
 
     /// Inputs travel inside the request (multipart), so uploading stages them.
-    fn upload(&self, input: LocalInput) -> BoxFuture<'_, ProviderResult<RemoteRef>> {
-        Box::pin(async move {
-            let mut staged = self.staged.lock().map_err(|_| {
-                ProviderError::new(
-                    FailureClass::Other,
-                    "provider.internal",
-                    "staging the input failed",
-                    Charge::Release,
-                )
-            })?;
-            let reference = format!("{STAGED}{}", staged.len());
-            staged.insert(reference.clone(), input);
-            Ok(RemoteRef {
-                url: reference,
-                delete_after_run: None,
-            })
+    async fn upload(&self, input: LocalInput) -> ProviderResult<RemoteRef> {
+        let mut staged = self.staged.lock().map_err(|_| {
+            ProviderError::new(
+                FailureClass::Other,
+                "provider.internal",
+                "staging the input failed",
+                Charge::Release,
+            )
+        })?;
+        let reference = format!("{STAGED}{}", staged.len());
+        staged.insert(reference.clone(), input);
+        Ok(RemoteRef {
+            url: reference,
+            delete_after_run: None,
         })
     }
 
-    fn download<'a>(
-        &'a self,
-        _url: &'a str,
-        _sink: &'a mut (dyn tokio::io::AsyncWrite + Unpin + Send),
+    async fn download(
+        &self,
+        _url: &str,
+        _sink: &mut (dyn tokio::io::AsyncWrite + Unpin + Send),
         _cap: u64,
-    ) -> BoxFuture<'a, ProviderResult<u64>> {
-        Box::pin(async {
-            Err(ProviderError::new(
-                FailureClass::Other,
-                "provider.bad_response",
-                "ElevenLabs returns its outputs inline; there is nothing to download",
-                Charge::Estimate,
-            ))
-        })
+    ) -> ProviderResult<u64> {
+        Err(ProviderError::new(
+            FailureClass::Other,
+            "provider.bad_response",
+            "ElevenLabs returns its outputs inline; there is nothing to download",
+            Charge::Estimate,
+        ))
     }
 
     fn classify(&self, failure: &HttpFailure) -> FailureClass {

@@ -5,8 +5,8 @@ use std::time::Duration;
 use acgs_core::ProviderId;
 use acgs_core::config::FalUrls;
 use acgs_core::provider::{
-    BoxFuture, CancellationToken, Charge, EventSink, FailureClass, HttpFailure, Provider,
-    ProviderError, ProviderResult, Stage,
+    CancellationToken, Charge, EventSink, FailureClass, HttpFailure, Provider, ProviderError,
+    ProviderResult, Stage,
 };
 use acgs_core::request::{
     Authorized, CancelOutcome, JOB_HANDLE_SCHEMA, JobHandle, JobRef, LocalInput, Output, RemoteRef,
@@ -298,108 +298,96 @@ fn interrupted() -> ProviderError {
     )
 }
 
+#[async_trait::async_trait]
 impl Provider for FalProvider {
     fn id(&self) -> ProviderId {
         ProviderId::Fal
     }
 
-    fn preflight<'a>(
-        &'a self,
-        _request: &'a Request,
-    ) -> BoxFuture<'a, ProviderResult<Vec<String>>> {
-        Box::pin(async { Ok(Vec::new()) })
+    async fn preflight(&self, _request: &Request) -> ProviderResult<Vec<String>> {
+        Ok(Vec::new())
     }
 
-    fn submit<'a>(
-        &'a self,
-        request: &'a Authorized<Request>,
-    ) -> BoxFuture<'a, ProviderResult<Submitted>> {
-        Box::pin(async move {
-            let req = request.get();
-            let model = &req.model;
-            if endpoint_root(&model.endpoint).is_none() {
-                return Err(ProviderError::new(
-                    FailureClass::Other,
-                    "model.invalid_endpoint",
-                    format!("`{}` is not a fal endpoint id", model.endpoint),
-                    Charge::Release,
-                ));
-            }
-            let url = self.url(&model.endpoint)?;
-            let http = HttpRequest::new(Method::POST, url)
-                .credential(&self.credential)
-                .json(Value::Object(req.params.clone()))
-                .submit();
-            let response = self.call(http).await?;
-            let submitted: SubmitResponse = response.json().map_err(|e| bad_response(&e))?;
-            if !is_plain_token(&submitted.request_id) {
-                return Err(bad_response(&HttpError::Decode {
-                    target: acgs_http::target_of(&self.queue),
-                    detail: "the request id is not a plain token".into(),
-                }));
-            }
-            Ok(Submitted::Pending(JobHandle {
-                schema_version: JOB_HANDLE_SCHEMA,
-                provider: ProviderId::Fal,
-                model: model.key.clone(),
-                endpoint: model.endpoint.clone(),
-                job: JobRef::Queue {
-                    request_id: submitted.request_id,
-                },
-                submitted_at: jiff::Timestamp::now(),
-            }))
-        })
+    async fn submit(&self, request: &Authorized<Request>) -> ProviderResult<Submitted> {
+        let req = request.get();
+        let model = &req.model;
+        if endpoint_root(&model.endpoint).is_none() {
+            return Err(ProviderError::new(
+                FailureClass::Other,
+                "model.invalid_endpoint",
+                format!("`{}` is not a fal endpoint id", model.endpoint),
+                Charge::Release,
+            ));
+        }
+        let url = self.url(&model.endpoint)?;
+        let http = HttpRequest::new(Method::POST, url)
+            .credential(&self.credential)
+            .json(Value::Object(req.params.clone()))
+            .submit();
+        let response = self.call(http).await?;
+        let submitted: SubmitResponse = response.json().map_err(|e| bad_response(&e))?;
+        if !is_plain_token(&submitted.request_id) {
+            return Err(bad_response(&HttpError::Decode {
+                target: acgs_http::target_of(&self.queue),
+                detail: "the request id is not a plain token".into(),
+            }));
+        }
+        Ok(Submitted::Pending(JobHandle {
+            schema_version: JOB_HANDLE_SCHEMA,
+            provider: ProviderId::Fal,
+            model: model.key.clone(),
+            endpoint: model.endpoint.clone(),
+            job: JobRef::Queue {
+                request_id: submitted.request_id,
+            },
+            submitted_at: jiff::Timestamp::now(),
+        }))
     }
 
-    fn wait<'a>(
-        &'a self,
-        job: &'a JobHandle,
-        events: &'a EventSink,
+    async fn wait(
+        &self,
+        job: &JobHandle,
+        events: &EventSink,
         cancel: CancellationToken,
-    ) -> BoxFuture<'a, ProviderResult<Output>> {
-        Box::pin(async move {
-            tokio::select! {
-                result = self.follow(job, events) => result,
-                () = cancel.cancelled() => Err(interrupted()),
+    ) -> ProviderResult<Output> {
+        tokio::select! {
+            result = self.follow(job, events) => result,
+            () = cancel.cancelled() => Err(interrupted()),
+        }
+    }
+
+    async fn cancel(&self, job: &JobHandle) -> ProviderResult<CancelOutcome> {
+        let (root, id) = Self::job_path(job)?;
+        let url = self.url(&format!("{root}/requests/{id}/cancel"))?;
+        let request = HttpRequest::new(Method::PUT, url).credential(&self.credential);
+        match self.http.execute(&request).await {
+            Ok(response) => {
+                let body: Value = response.json().unwrap_or(Value::Null);
+                Ok(match body.get("status").and_then(Value::as_str) {
+                    Some("CANCELLATION_REQUESTED") => CancelOutcome::Requested,
+                    Some("ALREADY_COMPLETED") => CancelOutcome::AlreadyCompleted,
+                    Some("NOT_FOUND") => CancelOutcome::NotFound,
+                    _ => CancelOutcome::Cancelled,
+                })
             }
-        })
+            Err(HttpError::Status { failure, .. }) => Ok(cancel_failure(&failure)),
+            Err(e) => Err(provider_error(NAME, e, &classify)),
+        }
     }
 
-    fn cancel<'a>(&'a self, job: &'a JobHandle) -> BoxFuture<'a, ProviderResult<CancelOutcome>> {
-        Box::pin(async move {
-            let (root, id) = Self::job_path(job)?;
-            let url = self.url(&format!("{root}/requests/{id}/cancel"))?;
-            let request = HttpRequest::new(Method::PUT, url).credential(&self.credential);
-            match self.http.execute(&request).await {
-                Ok(response) => {
-                    let body: Value = response.json().unwrap_or(Value::Null);
-                    Ok(match body.get("status").and_then(Value::as_str) {
-                        Some("CANCELLATION_REQUESTED") => CancelOutcome::Requested,
-                        Some("ALREADY_COMPLETED") => CancelOutcome::AlreadyCompleted,
-                        Some("NOT_FOUND") => CancelOutcome::NotFound,
-                        _ => CancelOutcome::Cancelled,
-                    })
-                }
-                Err(HttpError::Status { failure, .. }) => Ok(cancel_failure(&failure)),
-                Err(e) => Err(provider_error(NAME, e, &classify)),
-            }
-        })
+    async fn upload(&self, input: LocalInput) -> ProviderResult<RemoteRef> {
+        self.uploader.upload(&input).await
     }
 
-    fn upload(&self, input: LocalInput) -> BoxFuture<'_, ProviderResult<RemoteRef>> {
-        Box::pin(async move { self.uploader.upload(&input).await })
-    }
-
-    fn download<'a>(
-        &'a self,
-        url: &'a str,
-        sink: &'a mut (dyn tokio::io::AsyncWrite + Unpin + Send),
+    async fn download(
+        &self,
+        url: &str,
+        sink: &mut (dyn tokio::io::AsyncWrite + Unpin + Send),
         cap: u64,
-    ) -> BoxFuture<'a, ProviderResult<u64>> {
-        Box::pin(
-            self.http
-                .download_result(NAME, url, &self.credential, sink, cap, &classify),
-        )
+    ) -> ProviderResult<u64> {
+        self.http
+            .download_result(NAME, url, &self.credential, sink, cap, &classify)
+            .await
     }
 
     fn classify(&self, failure: &HttpFailure) -> FailureClass {

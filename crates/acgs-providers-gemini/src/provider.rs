@@ -7,8 +7,8 @@ use std::time::Duration;
 use acgs_core::ProviderId;
 use acgs_core::config::BaseUrl;
 use acgs_core::provider::{
-    BoxFuture, CancellationToken, Charge, EventSink, FailureClass, HttpFailure, Provider,
-    ProviderError, ProviderResult, Stage,
+    CancellationToken, Charge, EventSink, FailureClass, HttpFailure, Provider, ProviderError,
+    ProviderResult, Stage,
 };
 use acgs_core::request::{
     Authorized, CancelOutcome, JOB_HANDLE_SCHEMA, JobHandle, JobRef, LocalInput, Output, RemoteRef,
@@ -271,96 +271,82 @@ fn bad_response(e: &HttpError) -> ProviderError {
     .with_detail(e.to_string())
 }
 
+#[async_trait::async_trait]
 impl Provider for GeminiProvider {
     fn id(&self) -> ProviderId {
         ProviderId::Gemini
     }
 
-    fn preflight<'a>(
-        &'a self,
-        _request: &'a Request,
-    ) -> BoxFuture<'a, ProviderResult<Vec<String>>> {
-        Box::pin(async { Ok(Vec::new()) })
+    async fn preflight(&self, _request: &Request) -> ProviderResult<Vec<String>> {
+        Ok(Vec::new())
     }
 
-    fn submit<'a>(
-        &'a self,
-        request: &'a Authorized<Request>,
-    ) -> BoxFuture<'a, ProviderResult<Submitted>> {
-        Box::pin(async move {
-            let req = request.get();
-            if matches!(
-                req.model.task,
-                TaskKind::TextToVideo | TaskKind::ImageToVideo
-            ) {
-                Ok(Submitted::Pending(self.start_video(req).await?))
-            } else {
-                Ok(Submitted::Done(self.generate(req).await?))
-            }
-        })
+    async fn submit(&self, request: &Authorized<Request>) -> ProviderResult<Submitted> {
+        let req = request.get();
+        if matches!(
+            req.model.task,
+            TaskKind::TextToVideo | TaskKind::ImageToVideo
+        ) {
+            Ok(Submitted::Pending(self.start_video(req).await?))
+        } else {
+            Ok(Submitted::Done(self.generate(req).await?))
+        }
     }
 
-    fn wait<'a>(
-        &'a self,
-        job: &'a JobHandle,
-        events: &'a EventSink,
+    async fn wait(
+        &self,
+        job: &JobHandle,
+        events: &EventSink,
         cancel: CancellationToken,
-    ) -> BoxFuture<'a, ProviderResult<Output>> {
-        Box::pin(async move {
-            tokio::select! {
-                result = self.follow(job, events) => result,
-                () = cancel.cancelled() => Err(ProviderError::new(
-                    FailureClass::Other,
-                    "run.interrupted",
-                    "interrupted",
-                    Charge::Estimate,
-                )),
-            }
+    ) -> ProviderResult<Output> {
+        tokio::select! {
+            result = self.follow(job, events) => result,
+            () = cancel.cancelled() => Err(ProviderError::new(
+                FailureClass::Other,
+                "run.interrupted",
+                "interrupted",
+                Charge::Estimate,
+            )),
+        }
+    }
+
+    async fn cancel(&self, _job: &JobHandle) -> ProviderResult<CancelOutcome> {
+        Ok(CancelOutcome::Unsupported)
+    }
+
+    async fn upload(&self, input: LocalInput) -> ProviderResult<RemoteRef> {
+        let kind = input.content_type.media_kind();
+        if kind == MediaKind::Image && input.size <= self.inline_max {
+            return Self::inline(&input);
+        }
+        let file = self.files().upload(&input).await?;
+        self.files
+            .lock()
+            .map_err(|_| poisoned())?
+            .insert(file.uri.clone(), file.mime_type.clone());
+        Ok(RemoteRef {
+            url: file.uri,
+            delete_after_run: Some(file.name),
         })
     }
 
-    fn cancel<'a>(&'a self, _job: &'a JobHandle) -> BoxFuture<'a, ProviderResult<CancelOutcome>> {
-        Box::pin(async { Ok(CancelOutcome::Unsupported) })
+    async fn delete_upload(&self, name: &str) -> ProviderResult<()> {
+        self.files().delete(name).await?;
+        if let Ok(mut files) = self.files.lock() {
+            files.retain(|uri, _| !uri.ends_with(&format!("/{name}")));
+        }
+        Ok(())
     }
 
-    fn upload(&self, input: LocalInput) -> BoxFuture<'_, ProviderResult<RemoteRef>> {
-        Box::pin(async move {
-            let kind = input.content_type.media_kind();
-            if kind == MediaKind::Image && input.size <= self.inline_max {
-                return Self::inline(&input);
-            }
-            let file = self.files().upload(&input).await?;
-            self.files
-                .lock()
-                .map_err(|_| poisoned())?
-                .insert(file.uri.clone(), file.mime_type.clone());
-            Ok(RemoteRef {
-                url: file.uri,
-                delete_after_run: Some(file.name),
-            })
-        })
-    }
-
-    fn delete_upload<'a>(&'a self, name: &'a str) -> BoxFuture<'a, ProviderResult<()>> {
-        Box::pin(async move {
-            self.files().delete(name).await?;
-            if let Ok(mut files) = self.files.lock() {
-                files.retain(|uri, _| !uri.ends_with(&format!("/{name}")));
-            }
-            Ok(())
-        })
-    }
-
-    fn download<'a>(
-        &'a self,
-        url: &'a str,
-        sink: &'a mut (dyn tokio::io::AsyncWrite + Unpin + Send),
+    async fn download(
+        &self,
+        url: &str,
+        sink: &mut (dyn tokio::io::AsyncWrite + Unpin + Send),
         cap: u64,
-    ) -> BoxFuture<'a, ProviderResult<u64>> {
-        Box::pin(
-            self.http
-                .download_result(NAME, url, &self.credential, sink, cap, &classify),
-        )
+    ) -> ProviderResult<u64> {
+        self.http
+            .download_result(NAME, url, &self.credential, sink, cap, &classify)
+            .await
     }
 
     fn classify(&self, failure: &HttpFailure) -> FailureClass {

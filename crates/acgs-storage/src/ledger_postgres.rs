@@ -16,7 +16,6 @@ use acgs_core::ledger::{
     DaySpend, Ledger, LedgerError, LedgerResult, OwnerToken, Reservation, ReservationId,
     ReservationRecord, ReservationState, ReserveRequest, Settlement,
 };
-use acgs_core::provider::BoxFuture;
 use acgs_core::request::JobHandle;
 use secrecy::{ExposeSecret as _, SecretString};
 use tokio_postgres::config::{Host, SslMode};
@@ -338,232 +337,200 @@ fn record(row: &Row) -> LedgerResult<ReservationRecord> {
     })
 }
 
+#[async_trait::async_trait]
 impl Ledger for PostgresLedger {
-    fn reserve(&self, request: ReserveRequest) -> BoxFuture<'_, LedgerResult<Reservation>> {
-        Box::pin(async move {
-            self.expire_held().await?;
-            let day = self.day(&request.timezone).await?;
-            let before = self.day_spend(&day).await?;
-            let (id, owner) = (random_hex(16), random_hex(16));
-            let lease_ms = i64::try_from(request.lease.as_millis()).unwrap_or(i64::MAX);
-            let amount = request.amount.micros();
-            let limit = request.daily_limit.micros();
-            let sql = format!(
-                "WITH counted AS (
-                     INSERT INTO days (day, reserved, settled) SELECT $1::text, $2::bigint, 0 WHERE $2::bigint <= $3::bigint
-                     ON CONFLICT (day) DO UPDATE SET reserved = days.reserved + EXCLUDED.reserved
-                     WHERE days.reserved + days.settled + EXCLUDED.reserved <= $3::bigint
-                     RETURNING day)
-                 INSERT INTO reservations
-                     (id, day, run_id, step, provider, model, user_name, state, estimate, owner, lease_until, created_at, updated_at)
-                 SELECT $4::text, counted.day, $5::text, $6::text, $7::text, $8::text, $9::text, 'held', $2::bigint, $10::text,
-                        {NOW_MS} + $11::bigint, {NOW_MS}, {NOW_MS}
-                 FROM counted
-                 RETURNING id"
-            );
-            let inserted = self
-                .client
-                .query_opt(
-                    &sql,
-                    &[
-                        &day,
-                        &amount,
-                        &limit,
-                        &id,
-                        &request.run_id,
-                        &request.step,
-                        &request.provider.as_str(),
-                        &request.model,
-                        &request.user,
-                        &owner,
-                        &lease_ms,
-                    ],
-                )
-                .await
-                .map_err(|e| unavailable(&e))?;
-            if inserted.is_none() {
-                let now = self.day_spend(&day).await?;
-                return Err(if now.total() > request.daily_limit {
-                    LedgerError::OverBudget {
-                        limit: request.daily_limit,
-                        spent: now.total(),
-                    }
-                } else {
-                    LedgerError::DailyLimit {
-                        limit: request.daily_limit,
-                        spent: now.total(),
-                        requested: request.amount,
-                    }
-                });
-            }
-            Ok(Reservation {
-                id: ReservationId(id),
-                owner: OwnerToken(owner),
-                day,
-                spent_before: before.total(),
-            })
+    async fn reserve(&self, request: ReserveRequest) -> LedgerResult<Reservation> {
+        self.expire_held().await?;
+        let day = self.day(&request.timezone).await?;
+        let before = self.day_spend(&day).await?;
+        let (id, owner) = (random_hex(16), random_hex(16));
+        let lease_ms = i64::try_from(request.lease.as_millis()).unwrap_or(i64::MAX);
+        let amount = request.amount.micros();
+        let limit = request.daily_limit.micros();
+        let sql = format!(
+            "WITH counted AS (
+                 INSERT INTO days (day, reserved, settled) SELECT $1::text, $2::bigint, 0 WHERE $2::bigint <= $3::bigint
+                 ON CONFLICT (day) DO UPDATE SET reserved = days.reserved + EXCLUDED.reserved
+                 WHERE days.reserved + days.settled + EXCLUDED.reserved <= $3::bigint
+                 RETURNING day)
+             INSERT INTO reservations
+                 (id, day, run_id, step, provider, model, user_name, state, estimate, owner, lease_until, created_at, updated_at)
+             SELECT $4::text, counted.day, $5::text, $6::text, $7::text, $8::text, $9::text, 'held', $2::bigint, $10::text,
+                    {NOW_MS} + $11::bigint, {NOW_MS}, {NOW_MS}
+             FROM counted
+             RETURNING id"
+        );
+        let inserted = self
+            .client
+            .query_opt(
+                &sql,
+                &[
+                    &day,
+                    &amount,
+                    &limit,
+                    &id,
+                    &request.run_id,
+                    &request.step,
+                    &request.provider.as_str(),
+                    &request.model,
+                    &request.user,
+                    &owner,
+                    &lease_ms,
+                ],
+            )
+            .await
+            .map_err(|e| unavailable(&e))?;
+        if inserted.is_none() {
+            let now = self.day_spend(&day).await?;
+            return Err(if now.total() > request.daily_limit {
+                LedgerError::OverBudget {
+                    limit: request.daily_limit,
+                    spent: now.total(),
+                }
+            } else {
+                LedgerError::DailyLimit {
+                    limit: request.daily_limit,
+                    spent: now.total(),
+                    requested: request.amount,
+                }
+            });
+        }
+        Ok(Reservation {
+            id: ReservationId(id),
+            owner: OwnerToken(owner),
+            day,
+            spent_before: before.total(),
         })
     }
 
-    fn renew<'a>(
-        &'a self,
-        id: &'a ReservationId,
-        owner: &'a OwnerToken,
+    async fn renew(
+        &self,
+        id: &ReservationId,
+        owner: &OwnerToken,
         lease: Duration,
-    ) -> BoxFuture<'a, LedgerResult<()>> {
-        Box::pin(async move {
-            let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
-            let sql = format!(
-                "UPDATE reservations SET lease_until = {NOW_MS} + $3::bigint, updated_at = {NOW_MS}
-                 WHERE id = $1 AND owner = $2 AND state = 'held' AND lease_until >= {NOW_MS}"
-            );
-            let n = self
-                .client
-                .execute(&sql, &[&id.0, &owner.0, &lease_ms])
-                .await
-                .map_err(|e| unavailable(&e))?;
-            if n == 1 {
-                Ok(())
-            } else {
-                Err(self.invalid(id, ReservationState::Held).await)
-            }
-        })
+    ) -> LedgerResult<()> {
+        let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
+        let sql = format!(
+            "UPDATE reservations SET lease_until = {NOW_MS} + $3::bigint, updated_at = {NOW_MS}
+             WHERE id = $1 AND owner = $2 AND state = 'held' AND lease_until >= {NOW_MS}"
+        );
+        let n = self
+            .client
+            .execute(&sql, &[&id.0, &owner.0, &lease_ms])
+            .await
+            .map_err(|e| unavailable(&e))?;
+        if n == 1 {
+            Ok(())
+        } else {
+            Err(self.invalid(id, ReservationState::Held).await)
+        }
     }
 
-    fn mark_submitted<'a>(
-        &'a self,
-        id: &'a ReservationId,
-        job: Option<&'a JobHandle>,
-    ) -> BoxFuture<'a, LedgerResult<()>> {
-        Box::pin(async move {
-            let job = job.and_then(|j| serde_json::to_string(j).ok());
-            let sql = format!(
-                "UPDATE reservations SET state = 'submitted', job = COALESCE($2::text, job), lease_until = NULL,
-                     updated_at = {NOW_MS}
-                 WHERE id = $1 AND (state = 'held' OR (state = 'submitted' AND job IS NULL))"
-            );
-            let n = self
-                .client
-                .execute(&sql, &[&id.0, &job])
-                .await
-                .map_err(|e| unavailable(&e))?;
-            if n == 1 {
-                Ok(())
-            } else {
-                Err(self.invalid(id, ReservationState::Submitted).await)
-            }
-        })
+    async fn mark_submitted(
+        &self,
+        id: &ReservationId,
+        job: Option<&JobHandle>,
+    ) -> LedgerResult<()> {
+        let job = job.and_then(|j| serde_json::to_string(j).ok());
+        let sql = format!(
+            "UPDATE reservations SET state = 'submitted', job = COALESCE($2::text, job), lease_until = NULL,
+                 updated_at = {NOW_MS}
+             WHERE id = $1 AND (state = 'held' OR (state = 'submitted' AND job IS NULL))"
+        );
+        let n = self
+            .client
+            .execute(&sql, &[&id.0, &job])
+            .await
+            .map_err(|e| unavailable(&e))?;
+        if n == 1 {
+            Ok(())
+        } else {
+            Err(self.invalid(id, ReservationState::Submitted).await)
+        }
     }
 
-    fn settle<'a>(
-        &'a self,
-        id: &'a ReservationId,
-        actual: Usd,
-    ) -> BoxFuture<'a, LedgerResult<Settlement>> {
-        Box::pin(self.finish(
+    async fn settle(&self, id: &ReservationId, actual: Usd) -> LedgerResult<Settlement> {
+        self.finish(
             id,
             &["held", "submitted"],
             ReservationState::Settled,
             Some(actual),
-        ))
+        )
+        .await
     }
 
-    fn release<'a>(&'a self, id: &'a ReservationId) -> BoxFuture<'a, LedgerResult<()>> {
-        Box::pin(async move {
-            self.finish(
-                id,
-                &["held", "submitted"],
-                ReservationState::Released,
-                Some(Usd::ZERO),
+    async fn release(&self, id: &ReservationId) -> LedgerResult<()> {
+        self.finish(
+            id,
+            &["held", "submitted"],
+            ReservationState::Released,
+            Some(Usd::ZERO),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn today(&self, timezone: &str) -> LedgerResult<DaySpend> {
+        self.expire_held().await?;
+        let day = self.day(timezone).await?;
+        self.day_spend(&day).await
+    }
+
+    async fn reservations(&self, since_day: Option<&str>) -> LedgerResult<Vec<ReservationRecord>> {
+        self.expire_held().await?;
+        let since = since_day.unwrap_or("0000-00-00");
+        let rows = self
+            .client
+            .query(
+                "SELECT id, day, run_id, step, provider, model, user_name, state, estimate, actual, job, created_at
+                 FROM reservations WHERE day >= $1 ORDER BY created_at DESC, id",
+                &[&since],
             )
             .await
-            .map(|_| ())
-        })
+            .map_err(|e| unavailable(&e))?;
+        rows.iter().map(record).collect()
     }
 
-    fn today<'a>(&'a self, timezone: &'a str) -> BoxFuture<'a, LedgerResult<DaySpend>> {
-        Box::pin(async move {
-            self.expire_held().await?;
-            let day = self.day(timezone).await?;
-            self.day_spend(&day).await
-        })
+    async fn abandon(&self, id: &ReservationId) -> LedgerResult<Settlement> {
+        self.finish(id, &["submitted"], ReservationState::Abandoned, None)
+            .await
     }
 
-    fn reservations<'a>(
-        &'a self,
-        since_day: Option<&'a str>,
-    ) -> BoxFuture<'a, LedgerResult<Vec<ReservationRecord>>> {
-        Box::pin(async move {
-            self.expire_held().await?;
-            let since = since_day.unwrap_or("0000-00-00");
-            let rows = self
-                .client
-                .query(
-                    "SELECT id, day, run_id, step, provider, model, user_name, state, estimate, actual, job, created_at
-                     FROM reservations WHERE day >= $1 ORDER BY created_at DESC, id",
-                    &[&since],
-                )
-                .await
-                .map_err(|e| unavailable(&e))?;
-            rows.iter().map(record).collect()
-        })
+    async fn meta(&self, key: &str) -> LedgerResult<Option<String>> {
+        let row = self
+            .client
+            .query_opt("SELECT value FROM meta WHERE key = $1", &[&key])
+            .await
+            .map_err(|e| unavailable(&e))?;
+        Ok(row.map(|r| r.get(0)))
     }
 
-    fn abandon<'a>(&'a self, id: &'a ReservationId) -> BoxFuture<'a, LedgerResult<Settlement>> {
-        Box::pin(self.finish(id, &["submitted"], ReservationState::Abandoned, None))
+    async fn set_meta(&self, key: &str, value: &str, only_if_absent: bool) -> LedgerResult<bool> {
+        let sql = if only_if_absent {
+            "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING"
+        } else {
+            "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"
+        };
+        let n = self
+            .client
+            .execute(sql, &[&key, &value])
+            .await
+            .map_err(|e| unavailable(&e))?;
+        Ok(n == 1)
     }
 
-    fn meta<'a>(&'a self, key: &'a str) -> BoxFuture<'a, LedgerResult<Option<String>>> {
-        Box::pin(async move {
-            let row = self
-                .client
-                .query_opt("SELECT value FROM meta WHERE key = $1", &[&key])
-                .await
-                .map_err(|e| unavailable(&e))?;
-            Ok(row.map(|r| r.get(0)))
-        })
-    }
-
-    fn set_meta<'a>(
-        &'a self,
-        key: &'a str,
-        value: &'a str,
-        only_if_absent: bool,
-    ) -> BoxFuture<'a, LedgerResult<bool>> {
-        Box::pin(async move {
-            let sql = if only_if_absent {
-                "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING"
-            } else {
-                "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"
-            };
-            let n = self
-                .client
-                .execute(sql, &[&key, &value])
-                .await
-                .map_err(|e| unavailable(&e))?;
-            Ok(n == 1)
-        })
-    }
-
-    fn advance_meta<'a>(
-        &'a self,
-        key: &'a str,
-        rank: u64,
-        rest: &'a str,
-    ) -> BoxFuture<'a, LedgerResult<bool>> {
-        Box::pin(async move {
-            let (value, rank) = acgs_core::ledger::ranked_meta(rank, rest);
-            let n = self
-                .client
-                .execute(
-                    "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value \
-                     WHERE (CASE WHEN split_part(meta.value, ':', 1) ~ '^[0-9]{1,18}$' \
-                     THEN split_part(meta.value, ':', 1)::bigint ELSE 0 END) < $3",
-                    &[&key, &value, &rank],
-                )
-                .await
-                .map_err(|e| unavailable(&e))?;
-            Ok(n == 1)
-        })
+    async fn advance_meta(&self, key: &str, rank: u64, rest: &str) -> LedgerResult<bool> {
+        let (value, rank) = acgs_core::ledger::ranked_meta(rank, rest);
+        let n = self
+            .client
+            .execute(
+                "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value \
+                 WHERE (CASE WHEN split_part(meta.value, ':', 1) ~ '^[0-9]{1,18}$' \
+                 THEN split_part(meta.value, ':', 1)::bigint ELSE 0 END) < $3",
+                &[&key, &value, &rank],
+            )
+            .await
+            .map_err(|e| unavailable(&e))?;
+        Ok(n == 1)
     }
 }

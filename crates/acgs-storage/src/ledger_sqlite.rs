@@ -15,7 +15,6 @@ use acgs_core::ledger::{
     DaySpend, Ledger, LedgerError, LedgerResult, OwnerToken, Reservation, ReservationId,
     ReservationRecord, ReservationState, ReserveRequest, Settlement,
 };
-use acgs_core::provider::BoxFuture;
 use acgs_core::request::JobHandle;
 use rusqlite::{Connection, OptionalExtension as _, TransactionBehavior, params};
 
@@ -148,15 +147,16 @@ impl SqliteLedger {
         })
     }
 
-    /// Run `f` on the connection in a blocking thread, retrying while the database is busy.
-    fn with_conn<T, F>(&self, f: F) -> BoxFuture<'static, LedgerResult<T>>
+    /// Run `f` on the connection in a blocking thread, retrying while the database is busy. The
+    /// future owns what it needs (it borrows nothing from `self`).
+    fn with_conn<T, F>(&self, f: F) -> impl Future<Output = LedgerResult<T>> + Send + use<T, F>
     where
         T: Send + 'static,
         F: Fn(&mut Connection, jiff::Timestamp) -> LedgerResult<T> + Send + 'static,
     {
         let conn = Arc::clone(&self.conn);
         let clock = Arc::clone(&self.clock);
-        Box::pin(async move {
+        async move {
             tokio::task::spawn_blocking(move || {
                 let mut guard = conn
                     .lock()
@@ -176,7 +176,7 @@ impl SqliteLedger {
             })
             .await
             .map_err(unavailable)?
-        })
+        }
     }
 }
 
@@ -414,8 +414,9 @@ fn finish(
     })
 }
 
+#[async_trait::async_trait]
 impl Ledger for SqliteLedger {
-    fn reserve(&self, request: ReserveRequest) -> BoxFuture<'_, LedgerResult<Reservation>> {
+    async fn reserve(&self, request: ReserveRequest) -> LedgerResult<Reservation> {
         self.with_conn(move |conn, now| {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -425,12 +426,10 @@ impl Ledger for SqliteLedger {
             tx.commit().map_err(unavailable)?;
             Ok(reservation)
         })
+        .await
     }
 
-    fn reserve_all(
-        &self,
-        requests: Vec<ReserveRequest>,
-    ) -> BoxFuture<'_, LedgerResult<Vec<Reservation>>> {
+    async fn reserve_all(&self, requests: Vec<ReserveRequest>) -> LedgerResult<Vec<Reservation>> {
         self.with_conn(move |conn, now| {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -443,14 +442,15 @@ impl Ledger for SqliteLedger {
             tx.commit().map_err(unavailable)?;
             Ok(reserved)
         })
+        .await
     }
 
-    fn renew<'a>(
-        &'a self,
-        id: &'a ReservationId,
-        owner: &'a OwnerToken,
+    async fn renew(
+        &self,
+        id: &ReservationId,
+        owner: &OwnerToken,
         lease: Duration,
-    ) -> BoxFuture<'a, LedgerResult<()>> {
+    ) -> LedgerResult<()> {
         let (id, owner) = (id.clone(), owner.clone());
         self.with_conn(move |conn, now| {
             let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
@@ -476,13 +476,14 @@ impl Ledger for SqliteLedger {
                 })
             }
         })
+        .await
     }
 
-    fn mark_submitted<'a>(
-        &'a self,
-        id: &'a ReservationId,
-        job: Option<&'a JobHandle>,
-    ) -> BoxFuture<'a, LedgerResult<()>> {
+    async fn mark_submitted(
+        &self,
+        id: &ReservationId,
+        job: Option<&JobHandle>,
+    ) -> LedgerResult<()> {
         let id = id.clone();
         let job = job.and_then(|j| serde_json::to_string(j).ok());
         self.with_conn(move |conn, now| {
@@ -503,13 +504,10 @@ impl Ledger for SqliteLedger {
                 })
             }
         })
+        .await
     }
 
-    fn settle<'a>(
-        &'a self,
-        id: &'a ReservationId,
-        actual: Usd,
-    ) -> BoxFuture<'a, LedgerResult<Settlement>> {
+    async fn settle(&self, id: &ReservationId, actual: Usd) -> LedgerResult<Settlement> {
         let id = id.clone();
         self.with_conn(move |conn, now| {
             finish(
@@ -521,9 +519,10 @@ impl Ledger for SqliteLedger {
                 Some(actual),
             )
         })
+        .await
     }
 
-    fn release<'a>(&'a self, id: &'a ReservationId) -> BoxFuture<'a, LedgerResult<()>> {
+    async fn release(&self, id: &ReservationId) -> LedgerResult<()> {
         let id = id.clone();
         self.with_conn(move |conn, now| {
             finish(
@@ -536,9 +535,10 @@ impl Ledger for SqliteLedger {
             )
             .map(|_| ())
         })
+        .await
     }
 
-    fn today<'a>(&'a self, timezone: &'a str) -> BoxFuture<'a, LedgerResult<DaySpend>> {
+    async fn today(&self, timezone: &str) -> LedgerResult<DaySpend> {
         let timezone = timezone.to_owned();
         self.with_conn(move |conn, now| {
             let day = day_of(now, &timezone)?;
@@ -550,12 +550,10 @@ impl Ledger for SqliteLedger {
             tx.commit().map_err(unavailable)?;
             Ok(spend)
         })
+        .await
     }
 
-    fn reservations<'a>(
-        &'a self,
-        since_day: Option<&'a str>,
-    ) -> BoxFuture<'a, LedgerResult<Vec<ReservationRecord>>> {
+    async fn reservations(&self, since_day: Option<&str>) -> LedgerResult<Vec<ReservationRecord>> {
         let since = since_day.unwrap_or("0000-00-00").to_owned();
         self.with_conn(move |conn, now| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(unavailable)?;
@@ -575,9 +573,10 @@ impl Ledger for SqliteLedger {
             tx.commit().map_err(unavailable)?;
             Ok(rows)
         })
+        .await
     }
 
-    fn abandon<'a>(&'a self, id: &'a ReservationId) -> BoxFuture<'a, LedgerResult<Settlement>> {
+    async fn abandon(&self, id: &ReservationId) -> LedgerResult<Settlement> {
         let id = id.clone();
         self.with_conn(move |conn, now| {
             finish(
@@ -589,9 +588,10 @@ impl Ledger for SqliteLedger {
                 None,
             )
         })
+        .await
     }
 
-    fn meta<'a>(&'a self, key: &'a str) -> BoxFuture<'a, LedgerResult<Option<String>>> {
+    async fn meta(&self, key: &str) -> LedgerResult<Option<String>> {
         let key = key.to_owned();
         self.with_conn(move |conn, _| {
             conn.row("SELECT value FROM meta WHERE key = ?1", params![key], |r| {
@@ -600,14 +600,10 @@ impl Ledger for SqliteLedger {
             .optional()
             .map_err(unavailable)
         })
+        .await
     }
 
-    fn set_meta<'a>(
-        &'a self,
-        key: &'a str,
-        value: &'a str,
-        only_if_absent: bool,
-    ) -> BoxFuture<'a, LedgerResult<bool>> {
+    async fn set_meta(&self, key: &str, value: &str, only_if_absent: bool) -> LedgerResult<bool> {
         let (key, value) = (key.to_owned(), value.to_owned());
         self.with_conn(move |conn, _| {
             let sql = if only_if_absent {
@@ -617,14 +613,10 @@ impl Ledger for SqliteLedger {
             };
             conn.exec(sql, params![key, value]).map(|n| n == 1).map_err(unavailable)
         })
+        .await
     }
 
-    fn advance_meta<'a>(
-        &'a self,
-        key: &'a str,
-        rank: u64,
-        rest: &'a str,
-    ) -> BoxFuture<'a, LedgerResult<bool>> {
+    async fn advance_meta(&self, key: &str, rank: u64, rest: &str) -> LedgerResult<bool> {
         let key = key.to_owned();
         let (value, rank) = acgs_core::ledger::ranked_meta(rank, rest);
         self.with_conn(move |conn, _| {
@@ -637,6 +629,7 @@ impl Ledger for SqliteLedger {
             .map(|n| n == 1)
             .map_err(unavailable)
         })
+        .await
     }
 }
 

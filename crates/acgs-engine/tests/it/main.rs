@@ -11,7 +11,6 @@ use acgs_core::audit::{AuditError, AuditEvent, AuditOutcome, AuditSink};
 use acgs_core::config::{Config, FalUrls};
 use acgs_core::ledger::Ledger as _;
 use acgs_core::moderation::{ModerationError, ModerationVerdict, Moderator};
-use acgs_core::provider::BoxFuture;
 use acgs_core::redact::Redactor;
 use acgs_engine::{GenerationRequest, KeyInfo, Suite};
 use acgs_http::{HttpClient, NetworkPolicy};
@@ -35,24 +34,20 @@ impl AuditSink for MemoryAudit {
 
 struct Refuses(&'static str);
 
+#[async_trait::async_trait]
 impl Moderator for Refuses {
     fn name(&self) -> &str {
         "test-moderator"
     }
-    fn moderate<'a>(
-        &'a self,
-        text: &'a str,
-    ) -> BoxFuture<'a, Result<ModerationVerdict, ModerationError>> {
+    async fn moderate(&self, text: &str) -> Result<ModerationVerdict, ModerationError> {
         let word = self.0;
-        Box::pin(async move {
-            Ok(if text.contains(word) {
-                ModerationVerdict::Block {
-                    category: "test".into(),
-                    rule: "contains".into(),
-                }
-            } else {
-                ModerationVerdict::Allow
-            })
+        Ok(if text.contains(word) {
+            ModerationVerdict::Block {
+                category: "test".into(),
+                rule: "contains".into(),
+            }
+        } else {
+            ModerationVerdict::Allow
         })
     }
 }
