@@ -343,4 +343,36 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn every_command_default_is_claimed_by_exactly_one_model_of_its_task() {
+        let Ok(catalog) = super::builtin_catalog() else {
+            panic!("the built-in catalogues parse")
+        };
+        for purpose in [
+            "text_to_image",
+            "image_to_image",
+            "image_to_image:multi",
+            "text_to_video",
+            "image_to_video",
+            "avatar:audio",
+            "avatar:text",
+            "upscale_image",
+            "upscale_video",
+            "speech_to_text",
+            "text_generation",
+            "image_understanding",
+            "video_understanding",
+            "video_understanding:audio",
+            "text_to_speech",
+        ] {
+            let claims: Vec<_> = catalog
+                .models()
+                .filter(|m| m.default_for.iter().any(|p| p == purpose))
+                .collect();
+            assert_eq!(claims.len(), 1, "{purpose}: {claims:?}");
+            let task = purpose.split(':').next().unwrap_or_default();
+            assert_eq!(claims[0].task.as_str(), task, "{purpose}");
+        }
+    }
 }

@@ -49,6 +49,10 @@ pub struct ModelSpec {
     /// Vertex-only `seed`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub unsupported: BTreeMap<String, String>,
+    /// The uses this model is the default model of, when a command is given no `--model`: a
+    /// task (`text_to_image`), or a task and a variant (`avatar:audio`, `image_to_image:multi`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub default_for: Vec<String>,
 }
 
 fn default_count() -> CountMode {
@@ -265,6 +269,20 @@ impl Catalog {
                     .join(", "),
             }),
         }
+    }
+
+    /// The model a command uses for `purpose` (see [`ModelSpec::default_for`]) when it is given
+    /// no `--model`: the first by `provider:key` of those that claim it (a user who wants
+    /// another default sets `default_for = []` on the built-in entry and claims it on theirs).
+    pub fn default_for(&self, purpose: &str) -> Result<Arc<ModelSpec>> {
+        self.models
+            .values()
+            .find(|m| m.default_for.iter().any(|p| p == purpose))
+            .map(Arc::clone)
+            .ok_or_else(|| Error::UnknownModel {
+                key: format!("(the default model for {purpose})"),
+                closest: Vec::new(),
+            })
     }
 
     /// Up to `limit` keys closest to `name` by edit distance (ties broken alphabetically).

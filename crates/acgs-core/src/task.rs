@@ -110,6 +110,16 @@ impl TaskKind {
         }
     }
 
+    /// Whether the task sends user text to a text model, which answers in text (where the
+    /// injection heuristics apply, and whose answer is printed).
+    #[must_use]
+    pub const fn is_text_model(self) -> bool {
+        matches!(
+            self,
+            Self::TextGeneration | Self::ImageUnderstanding | Self::VideoUnderstanding
+        )
+    }
+
     /// Parse the snake_case name.
     #[must_use]
     pub fn from_name(name: &str) -> Option<Self> {

@@ -6,15 +6,12 @@ use std::path::Path;
 
 use acgs_core::config::Config;
 use acgs_core::pricing::duration_seconds;
-use acgs_core::provider::EventSink;
 use acgs_core::{ContentType, MediaKind, ModelSpec, TaskKind};
-use acgs_engine::{GenerationRequest, Interrupt, Plan, Resumed, RunReport};
+use acgs_engine::{GenerationRequest, Interrupt, Plan, RunReport};
 use serde_json::{Value, json};
 
 use crate::app::App;
-use crate::cli::{
-    AvatarArgs, ImageArgs, ResumeArgs, RunOptions, TranscribeArgs, UpscaleArgs, VideoArgs,
-};
+use crate::cli::{AvatarArgs, ImageArgs, RunOptions, TranscribeArgs, UpscaleArgs, VideoArgs};
 use crate::failure::{CliError, CmdResult, Failure};
 use crate::ui::Ui;
 
@@ -27,6 +24,19 @@ pub(crate) fn base(model: String, tasks: Vec<TaskKind>, run: &RunOptions) -> Gen
         timeout_secs: run.timeout,
         detach: run.detach,
         ..GenerationRequest::default()
+    }
+}
+
+/// The model the user chose, or the catalogue's default for `purpose` (`text_to_image`,
+/// `avatar:audio`, …; see `ModelSpec::default_for`).
+pub(crate) fn model_for(
+    app: &App,
+    chosen: Option<&String>,
+    purpose: &str,
+) -> Result<String, Failure> {
+    match chosen {
+        Some(model) => Ok(model.clone()),
+        None => Ok(app.catalog.default_for(purpose)?.qualified_key()),
     }
 }
 
@@ -67,12 +77,12 @@ pub(crate) fn media_kind_of(path: &Path) -> Result<MediaKind, Failure> {
 /// `acgs image`.
 pub async fn image(app: &App, args: &ImageArgs, interrupt: &Interrupt) -> CmdResult {
     let editing = !args.edit.is_empty();
-    let default = match args.edit.len() {
-        0 => "flux_dev",
-        1 => "kontext",
-        _ => "kontext_multi",
+    let purpose = match args.edit.len() {
+        0 => "text_to_image",
+        1 => "image_to_image",
+        _ => "image_to_image:multi",
     };
-    let model_key = args.model.clone().unwrap_or_else(|| default.to_owned());
+    let model_key = model_for(app, args.model.as_ref(), purpose)?;
     let tasks = if editing {
         vec![TaskKind::ImageToImage]
     } else {
@@ -98,15 +108,12 @@ pub async fn image(app: &App, args: &ImageArgs, interrupt: &Interrupt) -> CmdRes
 
 /// `acgs video`.
 pub async fn video(app: &App, args: &VideoArgs, interrupt: &Interrupt) -> CmdResult {
-    let (default, task) = match args.image {
-        Some(_) => ("kling_2_1", TaskKind::ImageToVideo),
-        None => ("kling_2_6_pro", TaskKind::TextToVideo),
+    let task = match args.image {
+        Some(_) => TaskKind::ImageToVideo,
+        None => TaskKind::TextToVideo,
     };
-    let mut request = base(
-        args.model.clone().unwrap_or_else(|| default.to_owned()),
-        vec![task],
-        &args.run,
-    );
+    let model = model_for(app, args.model.as_ref(), task.as_str())?;
+    let mut request = base(model, vec![task], &args.run);
     request.texts = texts(&[
         ("prompt", Some(&args.prompt)),
         ("negative_prompt", args.negative_prompt.as_ref()),
@@ -153,16 +160,13 @@ fn duration_value(model: &ModelSpec, seconds: u64) -> Result<String, Failure> {
 
 /// `acgs avatar`.
 pub async fn avatar(app: &App, args: &AvatarArgs, interrupt: &Interrupt) -> CmdResult {
-    let default = if args.audio.is_some() {
-        "omnihuman_v1_5"
+    let purpose = if args.audio.is_some() {
+        "avatar:audio"
     } else {
-        "fabric_1_0_text"
+        "avatar:text"
     };
-    let mut request = base(
-        args.model.clone().unwrap_or_else(|| default.to_owned()),
-        vec![TaskKind::Avatar],
-        &args.run,
-    );
+    let model = model_for(app, args.model.as_ref(), purpose)?;
+    let mut request = base(model, vec![TaskKind::Avatar], &args.run);
     request.texts = texts(&[
         ("prompt", args.prompt.as_ref()),
         ("text", args.text.as_ref()),
@@ -176,56 +180,27 @@ pub async fn avatar(app: &App, args: &AvatarArgs, interrupt: &Interrupt) -> CmdR
 
 /// `acgs upscale`.
 pub async fn upscale(app: &App, args: &UpscaleArgs, interrupt: &Interrupt) -> CmdResult {
-    let (default, tasks, flag) = match media_kind_of(&args.input)? {
-        MediaKind::Video => ("topaz", vec![TaskKind::UpscaleVideo], "video"),
+    let (purpose, tasks, flag) = match media_kind_of(&args.input)? {
+        MediaKind::Video => ("upscale_video", vec![TaskKind::UpscaleVideo], "video"),
         MediaKind::Image => (
-            "seedvr",
+            "upscale_image",
             vec![TaskKind::UpscaleImage, TaskKind::ImageToImage],
             "image",
         ),
         _ => return Err(CliError::Usage("upscale takes an image or a video".into()).into()),
     };
-    let mut request = base(
-        args.model.clone().unwrap_or_else(|| default.to_owned()),
-        tasks,
-        &args.run,
-    );
+    let model = model_for(app, args.model.as_ref(), purpose)?;
+    let mut request = base(model, tasks, &args.run);
     request.inputs.push((flag.to_owned(), args.input.clone()));
     execute(app, request, args.run.dry_run, interrupt).await
 }
 
 /// `acgs transcribe`.
 pub async fn transcribe(app: &App, args: &TranscribeArgs, interrupt: &Interrupt) -> CmdResult {
-    let mut request = base(
-        args.model.clone().unwrap_or_else(|| "scribe_v2".to_owned()),
-        vec![TaskKind::SpeechToText],
-        &args.run,
-    );
+    let model = model_for(app, args.model.as_ref(), TaskKind::SpeechToText.as_str())?;
+    let mut request = base(model, vec![TaskKind::SpeechToText], &args.run);
     request.inputs.push(("audio".into(), args.audio.clone()));
     execute(app, request, args.run.dry_run, interrupt).await
-}
-
-/// `acgs resume`.
-pub async fn resume(app: &App, args: &ResumeArgs, interrupt: &Interrupt) -> CmdResult {
-    let providers = app.providers_of_run(&args.run_id)?;
-    let suite = app.spending_suite_for(&providers).await?;
-    let resumed = suite
-        .resume(
-            &args.run_id,
-            args.resubmit,
-            &progress_sink(&app.ui),
-            interrupt,
-        )
-        .await?;
-    match resumed {
-        Resumed::Single(report) => render_report(app, &report),
-        Resumed::Pipeline(report) => super::pipeline::render_report(app, &report, interrupt),
-    }
-}
-
-pub(crate) fn progress_sink(ui: &Ui) -> EventSink {
-    let ui = ui.clone();
-    EventSink::new(move |event| ui.progress(&event))
 }
 
 /// `--dry-run` shows the plan; otherwise the guarded path runs.
@@ -242,7 +217,7 @@ pub(crate) async fn execute(
     let model = app.catalog.resolve(&request.model)?;
     let suite = app.spending_suite(model.provider).await?;
     let report = suite
-        .generate_with(&request, &progress_sink(&app.ui), interrupt)
+        .generate_with(&request, &super::progress_sink(&app.ui), interrupt)
         .await?;
     render_report(app, &report)
 }
@@ -345,10 +320,7 @@ fn render_plan(ui: &Ui, plan: &Plan, config: &Config) -> CmdResult {
 /// The text a text-producing model wrote (the first text output), for printing.
 fn written_text(app: &App, report: &RunReport) -> Option<String> {
     let task = app.catalog.resolve(&report.model).ok()?.task;
-    if !matches!(
-        task,
-        TaskKind::TextGeneration | TaskKind::ImageUnderstanding | TaskKind::VideoUnderstanding
-    ) {
+    if !task.is_text_model() {
         return None;
     }
     let output = report
@@ -360,7 +332,7 @@ fn written_text(app: &App, report: &RunReport) -> Option<String> {
 
 /// The result: for text models the text itself on stdout (made safe for a terminal) and the run
 /// on stderr; otherwise the run and its files. `--json` carries both.
-fn render_report(app: &App, report: &RunReport) -> CmdResult {
+pub(crate) fn render_report(app: &App, report: &RunReport) -> CmdResult {
     let ui = &app.ui;
     let written = written_text(app, report);
     for warning in &report.warnings {

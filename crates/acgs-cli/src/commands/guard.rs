@@ -76,7 +76,9 @@ pub fn check(app: &App, args: &GuardCheckArgs) -> CmdResult {
                     model.max_text_chars,
                     config,
                 ),
-                injection: acgs_engine::stages::inspect::is_text_model(model.task)
+                injection: model
+                    .task
+                    .is_text_model()
                     .then_some(config.guard.on_injection),
             }
         }

@@ -4,7 +4,7 @@ use acgs_core::TaskKind;
 use acgs_engine::Interrupt;
 use serde_json::json;
 
-use super::generate::{base, execute, texts};
+use super::generate::{base, execute, model_for, texts};
 use super::models::aligned;
 use crate::app::App;
 use crate::cli::{SpeechArgs, VoicesArgs};
@@ -14,13 +14,8 @@ use crate::ui::printable;
 /// `acgs speech`.
 pub async fn speech(app: &App, args: &SpeechArgs, interrupt: &Interrupt) -> CmdResult {
     let text = super::text_argument(args.text.as_ref(), args.file.as_deref())?;
-    let mut request = base(
-        args.model
-            .clone()
-            .unwrap_or_else(|| "elevenlabs_multilingual_v2".to_owned()),
-        vec![TaskKind::TextToSpeech],
-        &args.run,
-    );
+    let model = model_for(app, args.model.as_ref(), TaskKind::TextToSpeech.as_str())?;
+    let mut request = base(model, vec![TaskKind::TextToSpeech], &args.run);
     request.texts = texts(&[("text", Some(&text))]);
     if let Some(voice) = &args.voice {
         request.params.push(("voice".into(), voice.clone()));

@@ -5,7 +5,7 @@ use acgs_core::{MediaKind, TaskKind};
 use acgs_engine::Interrupt;
 use acgs_providers_gemini::PRESETS;
 
-use super::generate::{base, execute, media_kind_of, texts};
+use super::generate::{base, execute, media_kind_of, model_for, texts};
 use crate::app::App;
 use crate::cli::{AnalyzeArgs, TextArgs};
 use crate::failure::{CliError, CmdResult};
@@ -13,32 +13,19 @@ use crate::failure::{CliError, CmdResult};
 /// `acgs text`.
 pub async fn text(app: &App, args: &TextArgs, interrupt: &Interrupt) -> CmdResult {
     let prompt = super::text_argument(args.prompt.as_ref(), args.file.as_deref())?;
-    let mut request = base(
-        args.model
-            .clone()
-            .unwrap_or_else(|| "gemini_2_5_flash".to_owned()),
-        vec![TaskKind::TextGeneration],
-        &args.run,
-    );
+    let model = model_for(app, args.model.as_ref(), TaskKind::TextGeneration.as_str())?;
+    let mut request = base(model, vec![TaskKind::TextGeneration], &args.run);
     request.texts = texts(&[("prompt", Some(&prompt)), ("system", args.system.as_ref())]);
     execute(app, request, args.run.dry_run, interrupt).await
 }
 
 /// `acgs analyze`.
 pub async fn analyze(app: &App, args: &AnalyzeArgs, interrupt: &Interrupt) -> CmdResult {
-    let (default, task, flag) = match media_kind_of(&args.input)? {
-        MediaKind::Image => (
-            "gemini_2_5_flash_vision",
-            TaskKind::ImageUnderstanding,
-            "image",
-        ),
-        MediaKind::Video => (
-            "gemini_2_5_flash_video",
-            TaskKind::VideoUnderstanding,
-            "video",
-        ),
+    let (purpose, task, flag) = match media_kind_of(&args.input)? {
+        MediaKind::Image => ("image_understanding", TaskKind::ImageUnderstanding, "image"),
+        MediaKind::Video => ("video_understanding", TaskKind::VideoUnderstanding, "video"),
         MediaKind::Audio => (
-            "gemini_2_5_flash_audio",
+            "video_understanding:audio",
             TaskKind::VideoUnderstanding,
             "audio",
         ),
@@ -61,11 +48,8 @@ pub async fn analyze(app: &App, args: &AnalyzeArgs, interrupt: &Interrupt) -> Cm
                 ))
             })?,
     };
-    let mut request = base(
-        args.model.clone().unwrap_or_else(|| default.to_owned()),
-        vec![task],
-        &args.run,
-    );
+    let model = model_for(app, args.model.as_ref(), purpose)?;
+    let mut request = base(model, vec![task], &args.run);
     request.texts = texts(&[("prompt", Some(&prompt))]);
     request.inputs.push((flag.to_owned(), args.input.clone()));
     execute(app, request, args.run.dry_run, interrupt).await

@@ -29,9 +29,7 @@ pub struct InspectedTexts {
 pub fn limit_for(task: TaskKind, model_limit: Option<u32>, config: &Config) -> u32 {
     let configured = match task {
         TaskKind::TextToSpeech => config.guard.max_speech_chars,
-        TaskKind::TextGeneration | TaskKind::ImageUnderstanding | TaskKind::VideoUnderstanding => {
-            u32::MAX
-        }
+        _ if task.is_text_model() => u32::MAX,
         _ => config.guard.max_prompt_chars,
     };
     match (task, model_limit) {
@@ -42,15 +40,6 @@ pub fn limit_for(task: TaskKind, model_limit: Option<u32>, config: &Config) -> u
     }
 }
 
-/// Whether a task sends user text to a text model (where injection heuristics apply).
-#[must_use]
-pub fn is_text_model(task: TaskKind) -> bool {
-    matches!(
-        task,
-        TaskKind::TextGeneration | TaskKind::ImageUnderstanding | TaskKind::VideoUnderstanding
-    )
-}
-
 /// Inspect every text field of `validated`.
 pub fn inspect(
     guard: &Guard,
@@ -59,7 +48,11 @@ pub fn inspect(
 ) -> Result<InspectedTexts, GuardError> {
     let options = InspectOptions {
         limit: limit_for(validated.model.task, validated.model.max_text_chars, config),
-        injection: is_text_model(validated.model.task).then_some(config.guard.on_injection),
+        injection: validated
+            .model
+            .task
+            .is_text_model()
+            .then_some(config.guard.on_injection),
     };
     let mut out = InspectedTexts::default();
     for field in validated.texts.iter().chain(validated.system.iter()) {
