@@ -65,9 +65,10 @@ pub fn run(args: &[String]) -> Result<()> {
     if let Some(unknown) = args.first() {
         bail!("`cargo xtask ci` takes no arguments (got `{unknown}`)");
     }
-    let phases: [(&'static str, PhaseFn); 9] = [
+    let phases: [(&'static str, PhaseFn); 10] = [
         ("fmt", fmt),
         ("crate graph", || crate::layers::check(&workspace_root())),
+        ("module layers", || crate::modules::check(&workspace_root())),
         ("clippy", clippy),
         ("tests", tests),
         ("rustdoc", rustdoc),

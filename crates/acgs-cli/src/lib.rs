@@ -144,7 +144,7 @@ async fn command(cli: &Cli, app: &App, interrupt: &Interrupt) -> CmdResult {
         Command::Analyze(args) => commands::text::analyze(app, args, interrupt).await,
         Command::Speech(args) => commands::speech::speech(app, args, interrupt).await,
         Command::Voices(args) => commands::speech::voices(app, args).await,
-        Command::Resume(args) => commands::generate::resume(app, args, interrupt).await,
+        Command::Resume(args) => commands::resume::resume(app, args, interrupt).await,
         Command::Validate(args) => commands::pipeline::validate(app, args),
         Command::Estimate(args) => commands::pipeline::estimate(app, args),
         Command::Run(args) => commands::pipeline::run(app, args, interrupt).await,

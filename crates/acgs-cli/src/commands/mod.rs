@@ -8,6 +8,7 @@ pub mod init;
 pub mod keys;
 pub mod models;
 pub mod pipeline;
+pub mod resume;
 pub mod speech;
 pub mod spend;
 pub mod text;
@@ -15,7 +16,10 @@ pub mod text;
 use std::io::Read as _;
 use std::path::Path;
 
+use acgs_core::provider::EventSink;
+
 use crate::failure::{CliError, Failure};
+use crate::ui::Ui;
 
 /// The most text a `--file` may hold.
 const TEXT_FILE_CAP: u64 = 4 * 1024 * 1024;
@@ -44,4 +48,10 @@ pub(crate) fn text_argument(text: Option<&String>, file: Option<&Path>) -> Resul
     }
     String::from_utf8(bytes)
         .map_err(|_| CliError::Usage(format!("{} is not UTF-8 text", path.display())).into())
+}
+
+/// Progress events shown on the terminal.
+pub(crate) fn progress_sink(ui: &Ui) -> EventSink {
+    let ui = ui.clone();
+    EventSink::new(move |event| ui.progress(&event))
 }

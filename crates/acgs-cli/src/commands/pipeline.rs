@@ -74,7 +74,7 @@ pub async fn run(app: &App, args: &PipelineArgs, interrupt: &Interrupt) -> CmdRe
             &pipeline,
             &inputs,
             args.detach,
-            &super::generate::progress_sink(&app.ui),
+            &super::progress_sink(&app.ui),
             interrupt,
         )
         .await?;
