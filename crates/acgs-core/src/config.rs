@@ -795,100 +795,47 @@ fn deserialize(table: toml::Table, origin: &str) -> Result<Config> {
 }
 
 /// Refuse any value in `candidate` that is looser than in `base`: limits may only go down, guards
-/// only get stricter, confirmation only turn on. Used for project files and pipeline `settings`.
+/// only get stricter, confirmation only turn on, alert thresholds only be added. Used for project
+/// files and pipeline `settings`. Every field is named below, so that a new field does not
+/// compile until someone decides how it may change.
 pub fn check_tightens(base: &Config, candidate: &Config, origin: &str) -> Result<()> {
     let loosens = |key: &str| Error::LoosensLimit {
         key: key.to_owned(),
         origin: origin.to_owned(),
     };
-    let (b, c) = (&base.cost_management, &candidate.cost_management);
-    let money = [
-        (
-            "cost_management.max_cost_per_run",
-            b.max_cost_per_run,
-            c.max_cost_per_run,
-        ),
-        ("cost_management.daily_limit", b.daily_limit, c.daily_limit),
-        (
-            "cost_management.warn_threshold",
-            b.warn_threshold,
-            c.warn_threshold,
-        ),
-    ];
-    if let Some((key, ..)) = money.iter().find(|(_, before, after)| after > before) {
-        return Err(loosens(key));
-    }
-    if b.require_confirmation && !c.require_confirmation {
-        return Err(loosens("cost_management.require_confirmation"));
-    }
-    if c.allow_unpriced_models && !b.allow_unpriced_models {
-        return Err(loosens("cost_management.allow_unpriced_models"));
-    }
-    if c.timezone != b.timezone {
-        return Err(loosens("cost_management.timezone"));
-    }
-    if c.unverified_price_margin < b.unverified_price_margin {
-        return Err(loosens("cost_management.unverified_price_margin"));
-    }
-    let rates = [
-        (
-            "rate_limits.fal",
-            base.rate_limits.fal,
-            candidate.rate_limits.fal,
-        ),
-        (
-            "rate_limits.gemini",
-            base.rate_limits.gemini,
-            candidate.rate_limits.gemini,
-        ),
-        (
-            "rate_limits.elevenlabs",
-            base.rate_limits.elevenlabs,
-            candidate.rate_limits.elevenlabs,
-        ),
-    ];
-    if let Some((key, ..)) = rates.iter().find(|(_, before, after)| {
-        after.per_minute > before.per_minute || after.in_flight > before.in_flight
-    }) {
-        return Err(loosens(key));
-    }
-    let (bg, cg) = (&base.guard, &candidate.guard);
-    if cg.max_prompt_chars > bg.max_prompt_chars {
-        return Err(loosens("guard.max_prompt_chars"));
-    }
-    if cg.max_speech_chars > bg.max_speech_chars {
-        return Err(loosens("guard.max_speech_chars"));
-    }
-    if cg.on_injection < bg.on_injection {
-        return Err(loosens("guard.on_injection"));
-    }
-    if bg
-        .blocklists
-        .iter()
-        .any(|list| !cg.blocklists.contains(list))
-    {
-        return Err(loosens("guard.blocklists"));
-    }
+    let Config {
+        // Trusted-only keys (refused in project files by `check_project_keys`, never in
+        // pipeline settings) or not a limit: `output_dir` is where files go, not how many.
+        output_dir: _,
+        user: _,
+        key_command: _,
+        audit: _,
+        ledger: _,
+        providers: _,
+        models: _,
+        allow_user_override,
+        allow_unknown_params,
+        allow_safety_overrides,
+        cost_management,
+        rate_limits,
+        guard,
+        network,
+    } = candidate;
     let switches = [
         (
             "allow_unknown_params",
             base.allow_unknown_params,
-            candidate.allow_unknown_params,
+            *allow_unknown_params,
         ),
         (
             "allow_safety_overrides",
             base.allow_safety_overrides,
-            candidate.allow_safety_overrides,
+            *allow_safety_overrides,
         ),
         (
             "allow_user_override",
             base.allow_user_override,
-            candidate.allow_user_override,
-        ),
-        (
-            "network.allow_http_loopback",
-            base.network.allow_http_loopback,
-            candidate.network.allow_http_loopback,
+            *allow_user_override,
         ),
     ];
     if let Some((key, ..)) = switches
@@ -896,6 +843,128 @@ pub fn check_tightens(base: &Config, candidate: &Config, origin: &str) -> Result
         .find(|(_, before, after)| *after && !*before)
     {
         return Err(loosens(key));
+    }
+    tightens_cost(&base.cost_management, cost_management).map_err(|key| loosens(&key))?;
+    tightens_rates(&base.rate_limits, rate_limits).map_err(|key| loosens(&key))?;
+    tightens_guard(&base.guard, guard).map_err(|key| loosens(&key))?;
+    tightens_network(&base.network, network).map_err(|key| loosens(&key))
+}
+
+/// The `[cost_management]` key `candidate` loosens, if any.
+fn tightens_cost(
+    base: &CostManagement,
+    candidate: &CostManagement,
+) -> std::result::Result<(), String> {
+    let CostManagement {
+        max_cost_per_run,
+        daily_limit,
+        warn_threshold,
+        require_confirmation,
+        timezone,
+        allow_unpriced_models,
+        unverified_price_margin,
+        alert_at,
+        // A command to run: user config only (refused in project files).
+        alert_command: _,
+    } = candidate;
+    let key = |name: &str| format!("cost_management.{name}");
+    let money = [
+        ("max_cost_per_run", base.max_cost_per_run, *max_cost_per_run),
+        ("daily_limit", base.daily_limit, *daily_limit),
+        ("warn_threshold", base.warn_threshold, *warn_threshold),
+    ];
+    if let Some((name, ..)) = money.iter().find(|(_, before, after)| after > before) {
+        return Err(key(name));
+    }
+    if base.require_confirmation && !*require_confirmation {
+        return Err(key("require_confirmation"));
+    }
+    if *allow_unpriced_models && !base.allow_unpriced_models {
+        return Err(key("allow_unpriced_models"));
+    }
+    if *timezone != base.timezone {
+        return Err(key("timezone"));
+    }
+    if *unverified_price_margin < base.unverified_price_margin {
+        return Err(key("unverified_price_margin"));
+    }
+    // Alerts may be added, never removed.
+    if base.alert_at.iter().any(|f| !alert_at.contains(f)) {
+        return Err(key("alert_at"));
+    }
+    Ok(())
+}
+
+/// The `[rate_limits]` key `candidate` loosens, if any.
+fn tightens_rates(base: &RateLimits, candidate: &RateLimits) -> std::result::Result<(), String> {
+    let RateLimits {
+        fal,
+        gemini,
+        elevenlabs,
+    } = candidate;
+    let rates = [
+        ("fal", base.fal, *fal),
+        ("gemini", base.gemini, *gemini),
+        ("elevenlabs", base.elevenlabs, *elevenlabs),
+    ];
+    match rates.iter().find(|(_, before, after)| {
+        after.per_minute > before.per_minute || after.in_flight > before.in_flight
+    }) {
+        Some((name, ..)) => Err(format!("rate_limits.{name}")),
+        None => Ok(()),
+    }
+}
+
+/// The `[guard]` key `candidate` loosens, if any.
+fn tightens_guard(base: &GuardConfig, candidate: &GuardConfig) -> std::result::Result<(), String> {
+    let GuardConfig {
+        max_prompt_chars,
+        max_speech_chars,
+        on_injection,
+        blocklists,
+        templates,
+    } = candidate;
+    let key = |name: &str| Err(format!("guard.{name}"));
+    if *max_prompt_chars > base.max_prompt_chars {
+        return key("max_prompt_chars");
+    }
+    if *max_speech_chars > base.max_speech_chars {
+        return key("max_speech_chars");
+    }
+    if *on_injection < base.on_injection {
+        return key("on_injection");
+    }
+    if base
+        .blocklists
+        .iter()
+        .any(|list| !blocklists.contains(list))
+    {
+        return key("blocklists");
+    }
+    // A template wraps what the user wrote; replacing or dropping the user's would change what
+    // is sent without the user's say.
+    if *templates != base.templates {
+        return key("templates");
+    }
+    Ok(())
+}
+
+/// The `[network]` key `candidate` loosens, if any.
+fn tightens_network(
+    base: &NetworkConfig,
+    candidate: &NetworkConfig,
+) -> std::result::Result<(), String> {
+    let NetworkConfig {
+        allow_http_loopback,
+        // Trusted-only keys (refused in project files, never in pipeline settings).
+        ca_bundle: _,
+        proxy: _,
+        connect_timeout_secs: _,
+        request_timeout_secs: _,
+        read_idle_timeout_secs: _,
+    } = candidate;
+    if *allow_http_loopback && !base.allow_http_loopback {
+        return Err("network.allow_http_loopback".into());
     }
     Ok(())
 }
@@ -1060,6 +1129,24 @@ mod tests {
         let fx = Fixture::new();
         fx.project_file("[dev.cost_management]\nrequire_confirmation = false\n");
         assert!(fx.load(None).is_err());
+    }
+
+    #[test]
+    fn project_files_may_add_alerts_but_never_remove_one() {
+        let fx = Fixture::new();
+        fx.project_file("[default.cost_management]\nalert_at = []\n");
+        let err = fx.load(None).expect_err("silencing the user's alerts");
+        assert!(
+            err.to_string().contains("cost_management.alert_at"),
+            "{err}"
+        );
+        let fx = Fixture::new();
+        fx.project_file("[default.cost_management]\nalert_at = [0.5, 0.8]\n");
+        assert!(fx.load(None).is_err(), "dropping the 100% alert");
+        let fx = Fixture::new();
+        fx.project_file("[default.cost_management]\nalert_at = [0.25, 0.5, 0.8, 1.0]\n");
+        let loaded = fx.load(None).expect("an added alert");
+        assert_eq!(loaded.config.cost_management.alert_at.len(), 4);
     }
 
     #[test]
