@@ -72,6 +72,18 @@ pub fn check(root: &Path) -> Result<()> {
             violations.push(format!("{name} is not listed in xtask/layers.toml"));
             continue;
         };
+        let used: BTreeSet<&str> = package["dependencies"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|d| d["kind"].as_str() != Some("dev"))
+            .filter_map(|d| d["name"].as_str())
+            .collect();
+        for unused in allowed.iter().filter(|a| !used.contains(a.as_str())) {
+            violations.push(format!(
+                "{name} → {unused} is allowed but not used: remove it from xtask/layers.toml"
+            ));
+        }
         for dep in package["dependencies"].as_array().into_iter().flatten() {
             let dep_name = dep["name"].as_str().unwrap_or_default();
             if !members.contains_key(dep_name) {

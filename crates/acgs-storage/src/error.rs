@@ -42,6 +42,14 @@ pub enum StorageError {
         /// What is wrong.
         reason: String,
     },
+    /// `ledger.url` names no ledger acgs can open.
+    #[error("ledger.url `{scheme}` is not a ledger acgs knows: {reason}")]
+    LedgerUrl {
+        /// The URL's scheme (never the rest, which may hold a password).
+        scheme: String,
+        /// What would work.
+        reason: &'static str,
+    },
     /// A SQLite ledger on a network filesystem.
     #[error("the ledger {path} is on a network filesystem, where SQLite locking is unreliable")]
     NetworkFilesystem {
@@ -83,6 +91,7 @@ impl UserFacing for StorageError {
             Self::RunNotFound(_) => "run.not_found",
             Self::Corrupt { .. } => "storage.corrupt",
             Self::NetworkFilesystem { .. } => "ledger.network_filesystem",
+            Self::LedgerUrl { .. } => "config.ledger_url",
             Self::Io { .. } => "storage.io",
         }
     }
@@ -94,6 +103,7 @@ impl UserFacing for StorageError {
             Self::OutputRoot { .. }
             | Self::RunNotFound(_)
             | Self::Corrupt { .. }
+            | Self::LedgerUrl { .. }
             | Self::NetworkFilesystem { .. } => ErrorKind::Usage,
             Self::Io { .. } => ErrorKind::Internal,
         }

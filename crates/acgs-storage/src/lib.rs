@@ -66,12 +66,25 @@ pub async fn open_ledger(url: &str, access: &LedgerAccess) -> Result<Arc<dyn Led
         ));
     }
     let _ = access;
-    Err(StorageError::Corrupt {
-        path: url.split("://").next().unwrap_or("ledger").into(),
+    Err(StorageError::LedgerUrl {
+        scheme: scheme_of(url),
         reason: if cfg!(feature = "postgres") {
-            "ledger.url must start with sqlite:// or postgres://".into()
+            "it must start with sqlite:// or postgres://"
         } else {
-            "ledger.url must start with sqlite:// (postgres:// needs the `postgres` feature)".into()
+            "it must start with sqlite:// (postgres:// needs the `postgres` feature)"
         },
     })
+}
+
+/// The scheme of a URL that may hold a password (`mysql` of `mysql://u:pw@h`), or `?`.
+fn scheme_of(url: &str) -> String {
+    url.split_once(':')
+        .map(|(scheme, _)| scheme)
+        .filter(|s| !s.is_empty() && s.len() <= 16)
+        .filter(|s| {
+            s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+        })
+        .unwrap_or("?")
+        .to_owned()
 }

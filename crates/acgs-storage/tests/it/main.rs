@@ -306,6 +306,27 @@ async fn contract_concurrency(ledgers: Vec<Arc<dyn Ledger>>) {
     );
 }
 
+#[tokio::test]
+async fn an_unknown_ledger_url_is_its_own_error_and_keeps_its_password() {
+    for url in [
+        "mysql://acgs:hunter2secret@db/acgs",
+        "hunter2secret",
+        "file:/tmp/x",
+    ] {
+        let Err(err) = acgs_storage::open_ledger(url, &acgs_storage::LedgerAccess::default()).await
+        else {
+            panic!("{url} opened");
+        };
+        assert_eq!(
+            acgs_core::UserFacing::code(&err),
+            "config.ledger_url",
+            "{url}"
+        );
+        assert_eq!(acgs_core::UserFacing::exit_code(&err), 2);
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+}
+
 mod sqlite {
     use super::*;
     use acgs_storage::ledger_sqlite::SqliteLedger;
