@@ -8,24 +8,24 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, bail};
 
 /// The workspace root (the parent of `xtask/`).
-pub fn workspace_root() -> PathBuf {
+pub(crate) fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
 }
 
 /// Print a line on stderr (xtask output is for humans and CI logs).
-pub fn say(text: &str) {
+pub(crate) fn say(text: &str) {
     let _ = writeln!(std::io::stderr().lock(), "{text}");
 }
 
 /// Run a command in the workspace root, failing on a non-zero exit.
-pub fn run_cmd(program: &str, args: &[&str], envs: &[(&str, &str)]) -> Result<()> {
+pub(crate) fn run_cmd(program: &str, args: &[&str], envs: &[(&str, &str)]) -> Result<()> {
     run_cmd_env(&workspace_root(), program, args, envs)
 }
 
 /// Run a command in `dir`, failing on a non-zero exit.
-pub fn run_cmd_in(dir: &Path, program: &str, args: &[&str]) -> Result<()> {
+pub(crate) fn run_cmd_in(dir: &Path, program: &str, args: &[&str]) -> Result<()> {
     run_cmd_env(dir, program, args, &[])
 }
 
@@ -44,7 +44,7 @@ fn run_cmd_env(dir: &Path, program: &str, args: &[&str], envs: &[(&str, &str)]) 
 }
 
 /// Whether `cargo <sub> --version` works.
-pub fn cargo_has(sub: &str) -> bool {
+pub(crate) fn cargo_has(sub: &str) -> bool {
     Command::new("cargo")
         .args([sub, "--version"])
         .output()
@@ -61,7 +61,7 @@ struct Phase {
 }
 
 /// Run every phase, stopping at the first failure, and print the timings.
-pub fn run(args: &[String]) -> Result<()> {
+pub(crate) fn run(args: &[String]) -> Result<()> {
     if let Some(unknown) = args.first() {
         bail!("`cargo xtask ci` takes no arguments (got `{unknown}`)");
     }

@@ -13,7 +13,7 @@ use crate::ci::{cargo_has, run_cmd, say, workspace_root};
 const DB_DIR: &str = "advisory-dbs/advisory-db-3157b0e258782691";
 
 /// Run every check.
-pub fn check() -> Result<()> {
+pub(crate) fn check() -> Result<()> {
     if !cargo_has("deny") {
         bail!(
             "cargo-deny is not installed (`.ci/run` installs it; or `cargo install cargo-deny --locked`)"

@@ -22,7 +22,7 @@ const SHELLS: [(clap_complete::Shell, &str); 4] = [
 ];
 
 /// `cargo xtask dist`.
-pub fn run(args: &[String]) -> Result<()> {
+pub(crate) fn run(args: &[String]) -> Result<()> {
     let debug = match args {
         [] => false,
         [flag] if flag == "--debug" => true,
@@ -35,7 +35,7 @@ pub fn run(args: &[String]) -> Result<()> {
 }
 
 /// Build everything into `target/dist/`.
-pub fn build(root: &Path, debug: bool) -> Result<PathBuf> {
+pub(crate) fn build(root: &Path, debug: bool) -> Result<PathBuf> {
     let mut args = vec!["build", "--locked", "-p", "acgs-cli", "--bin", "acgs"];
     if !debug {
         args.push("--release");
@@ -121,7 +121,7 @@ fn sha256_of(path: &Path) -> Result<String> {
 }
 
 /// Check a `target/dist/` folder (see the module documentation).
-pub fn verify(out: &Path) -> Result<()> {
+pub(crate) fn verify(out: &Path) -> Result<()> {
     let sums = fs_err::read_to_string(out.join("SHA256SUMS"))?;
     for line in sums.lines() {
         let (sum, name) = line

@@ -44,7 +44,7 @@ fn read_layers(root: &Path) -> Result<Layers> {
 }
 
 /// Check the graph; print every violation, fail if there is one.
-pub fn check(root: &Path) -> Result<()> {
+pub(crate) fn check(root: &Path) -> Result<()> {
     let layers = read_layers(root)?;
     let output = Command::new("cargo")
         .args(["metadata", "--format-version", "1", "--no-deps", "--locked"])

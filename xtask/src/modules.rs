@@ -54,7 +54,7 @@ fn read_config(root: &Path) -> Result<Vec<CrateLayers>> {
 }
 
 /// Check every configured crate; print every violation, fail if there is one.
-pub fn check(root: &Path) -> Result<()> {
+pub(crate) fn check(root: &Path) -> Result<()> {
     let mut violations = Vec::new();
     let mut edges = 0;
     for krate in read_config(root)? {

@@ -10,10 +10,10 @@ use anyhow::{Context as _, Result, bail};
 use crate::ci::{run_cmd_in, say};
 
 /// The licence files every published crate ships.
-pub const LICENCES: [&str; 2] = ["LICENSE-MIT", "LICENSE-APACHE"];
+pub(crate) const LICENCES: [&str; 2] = ["LICENSE-MIT", "LICENSE-APACHE"];
 
 /// Check the metadata, then `cargo package` every publishable crate of the workspace at `root`.
-pub fn check(root: &Path) -> Result<()> {
+pub(crate) fn check(root: &Path) -> Result<()> {
     let unpublished = metadata(root)?;
     forget_local_packages()?;
     // Packages are verified as if from a registry, whose builds cargo never rechecks for the same
@@ -36,7 +36,7 @@ pub fn check(root: &Path) -> Result<()> {
 }
 
 /// Check every publishable crate's metadata and files; the names of the unpublished ones.
-pub fn metadata(root: &Path) -> Result<Vec<String>> {
+pub(crate) fn metadata(root: &Path) -> Result<Vec<String>> {
     let out = Command::new("cargo")
         .args(["metadata", "--format-version", "1", "--no-deps", "--locked"])
         .current_dir(root)

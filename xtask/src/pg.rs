@@ -11,7 +11,7 @@ use anyhow::{Context as _, Result, bail};
 use crate::ci::say;
 
 /// A running server.
-pub struct PgServer {
+pub(crate) struct PgServer {
     dir: PathBuf,
     bin: PathBuf,
     as_postgres: bool,
@@ -54,7 +54,7 @@ fn free_port() -> Result<u16> {
 
 impl PgServer {
     /// Start a server; fails loudly when PostgreSQL is not installed.
-    pub fn start() -> Result<Self> {
+    pub(crate) fn start() -> Result<Self> {
         let bin = find_bin_dir()
             .context("PostgreSQL binaries (initdb, pg_ctl) were not found; `.ci/run` installs them (apt-get install postgresql)")?;
         let dir = std::env::temp_dir().join(format!("acgs-pg-{}", std::process::id()));

@@ -18,14 +18,14 @@ use crate::ci::{say, workspace_root};
 
 /// A semantic version: `MAJOR.MINOR.PATCH`, optionally `-PRE`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Version {
+pub(crate) struct Version {
     numbers: [u64; 3],
     pre: Option<String>,
 }
 
 impl Version {
     /// Parse `1.2.3` or `1.2.3-rc.1`.
-    pub fn parse(text: &str) -> Result<Self> {
+    pub(crate) fn parse(text: &str) -> Result<Self> {
         let (core, pre) = match text.split_once('-') {
             Some((core, pre)) if !pre.is_empty() => (core, Some(pre.to_owned())),
             Some(_) => bail!("`{text}` is not a version (MAJOR.MINOR.PATCH[-PRE])"),
@@ -78,7 +78,7 @@ impl Ord for Version {
 
 /// What a release did (or, dry, would do).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     /// The version before.
     pub from: Version,
     /// The version after.
@@ -93,7 +93,7 @@ pub struct Outcome {
 
 /// Options of a release.
 #[derive(Debug, Clone, Copy)]
-pub struct Options {
+pub(crate) struct Options {
     /// In a scratch clone, leaving the real tree untouched.
     pub dry_run: bool,
     /// Run `cargo xtask ci` and the packaging checks.
@@ -101,7 +101,7 @@ pub struct Options {
 }
 
 /// `cargo xtask release …`.
-pub fn run(args: &[String]) -> Result<()> {
+pub(crate) fn run(args: &[String]) -> Result<()> {
     let mut version = None;
     let mut options = Options {
         dry_run: false,
@@ -150,7 +150,12 @@ pub fn run(args: &[String]) -> Result<()> {
 }
 
 /// Release `version` of the workspace at `root` (see the module documentation).
-pub fn release(root: &Path, version: &Version, today: &str, options: Options) -> Result<Outcome> {
+pub(crate) fn release(
+    root: &Path,
+    version: &Version,
+    today: &str,
+    options: Options,
+) -> Result<Outcome> {
     ensure_clean(root)?;
     let from = current_version(root)?;
     if *version <= from {

@@ -22,7 +22,7 @@ use crate::failure::Failure;
 use crate::ui::Ui;
 
 /// The loaded context.
-pub struct App {
+pub(crate) struct App {
     /// Environment snapshot.
     pub env: ProcessEnv,
     /// Configuration of the selected profile.
@@ -44,7 +44,7 @@ pub struct App {
 }
 
 /// The built-in catalogues of every provider crate.
-pub fn builtin_catalog() -> Result<Catalog, Failure> {
+pub(crate) fn builtin_catalog() -> Result<Catalog, Failure> {
     Ok(parse_builtin_catalog()?)
 }
 
@@ -57,12 +57,14 @@ fn parse_builtin_catalog() -> Result<Catalog, acgs_core::Error> {
 
 /// The built-in catalogues, parsed on a spare thread from the start of the process: parsing
 /// takes a few milliseconds, in which the command line and the configuration are read.
-pub struct BuiltinCatalog(Option<std::thread::JoinHandle<Result<Catalog, acgs_core::Error>>>);
+pub(crate) struct BuiltinCatalog(
+    Option<std::thread::JoinHandle<Result<Catalog, acgs_core::Error>>>,
+);
 
 impl BuiltinCatalog {
     /// Start parsing (on this thread later, in [`BuiltinCatalog::get`], if no thread starts).
     #[must_use]
-    pub fn parse_in_background() -> Self {
+    pub(crate) fn parse_in_background() -> Self {
         let parsing = std::thread::Builder::new()
             .name("acgs-catalog".into())
             .spawn(parse_builtin_catalog);
@@ -70,7 +72,7 @@ impl BuiltinCatalog {
     }
 
     /// The parsed catalogues.
-    pub fn get(self) -> Result<Catalog, Failure> {
+    pub(crate) fn get(self) -> Result<Catalog, Failure> {
         match self.0.map(std::thread::JoinHandle::join) {
             Some(Ok(parsed)) => Ok(parsed?),
             Some(Err(panic)) => std::panic::resume_unwind(panic),
@@ -81,7 +83,7 @@ impl BuiltinCatalog {
 
 impl App {
     /// Load configuration, catalogue and credentials, and teach the redactor every known secret.
-    pub fn load(
+    pub(crate) fn load(
         cli: &Cli,
         env: ProcessEnv,
         ui: Ui,
@@ -117,7 +119,7 @@ impl App {
     }
 
     /// The providers of the models a run used (from its manifest, found through the runs index).
-    pub fn providers_of_run(&self, run_id: &str) -> Result<Vec<ProviderId>, Failure> {
+    pub(crate) fn providers_of_run(&self, run_id: &str) -> Result<Vec<ProviderId>, Failure> {
         let entry = RunIndex::new(self.loaded.paths.state_file("runs.jsonl")).find(run_id)?;
         let path = entry.folder.join(acgs_storage::manifest::MANIFEST_FILE);
         let text =
@@ -142,12 +144,12 @@ impl App {
 
     /// The configuration.
     #[must_use]
-    pub fn config(&self) -> &Config {
+    pub(crate) fn config(&self) -> &Config {
         &self.loaded.config
     }
 
     /// A suite for planning only: no providers, no ledger, no audit.
-    pub fn planning_suite(&self) -> Result<Suite, Failure> {
+    pub(crate) fn planning_suite(&self) -> Result<Suite, Failure> {
         Ok(self.base_builder().build()?)
     }
 
@@ -161,7 +163,7 @@ impl App {
 
     /// The spend ledger (opened once per process), with pending settlements from earlier
     /// commands retried first.
-    pub async fn ledger(&self) -> Result<Arc<dyn acgs_core::ledger::Ledger>, Failure> {
+    pub(crate) async fn ledger(&self) -> Result<Arc<dyn acgs_core::ledger::Ledger>, Failure> {
         self.ledger
             .get_or_try_init(|| self.open_ledger())
             .await
@@ -217,7 +219,7 @@ impl App {
     }
 
     /// The audit log (keyed with the per-install secret when it can be created).
-    pub fn audit_log(&self) -> AuditLog {
+    pub(crate) fn audit_log(&self) -> AuditLog {
         AuditLog::new(
             self.loaded.audit_path(),
             self.audit_key(),
@@ -227,7 +229,7 @@ impl App {
     }
 
     /// A suite for the ledger and audit log only (`acgs spend abandon`): no provider.
-    pub async fn ledger_suite(&self) -> Result<Suite, Failure> {
+    pub(crate) async fn ledger_suite(&self) -> Result<Suite, Failure> {
         Ok(self
             .base_builder()
             .ledger(self.ledger().await?)
@@ -261,7 +263,9 @@ impl App {
     }
 
     /// The ElevenLabs provider, for its read-only calls (`acgs voices`).
-    pub fn elevenlabs(&self) -> Result<acgs_providers_elevenlabs::ElevenLabsProvider, Failure> {
+    pub(crate) fn elevenlabs(
+        &self,
+    ) -> Result<acgs_providers_elevenlabs::ElevenLabsProvider, Failure> {
         let (key, http) = self.key_and_http(ProviderId::ElevenLabs)?;
         Ok(acgs_providers_elevenlabs::ElevenLabsProvider::new(
             http,
@@ -272,12 +276,15 @@ impl App {
 
     /// A suite able to spend through `provider`: its key (running key_command if needed), the HTTP
     /// client, the ledger, the audit log and the runs index.
-    pub async fn spending_suite(&self, provider: ProviderId) -> Result<Suite, Failure> {
+    pub(crate) async fn spending_suite(&self, provider: ProviderId) -> Result<Suite, Failure> {
         self.spending_suite_for(&[provider]).await
     }
 
     /// A suite able to spend through every provider in `providers` (a pipeline's).
-    pub async fn spending_suite_for(&self, providers: &[ProviderId]) -> Result<Suite, Failure> {
+    pub(crate) async fn spending_suite_for(
+        &self,
+        providers: &[ProviderId],
+    ) -> Result<Suite, Failure> {
         let mut builder = self.base_builder();
         for provider in providers {
             let (built, info) = self.provider(*provider)?;

@@ -8,7 +8,7 @@ use acgs_engine::{Confirm, ConfirmAnswer};
 
 /// Confirms on the terminal.
 #[derive(Debug, Clone, Copy)]
-pub struct TerminalConfirm {
+pub(crate) struct TerminalConfirm {
     /// `--yes` was given.
     pub yes: bool,
 }

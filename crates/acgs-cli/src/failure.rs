@@ -3,7 +3,7 @@
 use acgs_core::error::{ErrorKind, UserFacing};
 
 /// A failure of a command.
-pub struct Failure {
+pub(crate) struct Failure {
     /// What went wrong.
     pub error: Box<dyn UserFacing>,
     /// The command already printed its result (a verdict): report the error on stderr only.
@@ -12,7 +12,7 @@ pub struct Failure {
 
 impl Failure {
     /// A failure after the result was printed (e.g. `guard check` refusing a text).
-    pub fn after_result(error: impl UserFacing + 'static) -> Self {
+    pub(crate) fn after_result(error: impl UserFacing + 'static) -> Self {
         Self {
             error: Box::new(error),
             result_printed: true,
@@ -31,7 +31,7 @@ impl<E: UserFacing + 'static> From<E> for Failure {
 
 /// Errors of the command line itself.
 #[derive(Debug, thiserror::Error)]
-pub enum CliError {
+pub(crate) enum CliError {
     /// A flag value is invalid.
     #[error("{0}")]
     Usage(String),
@@ -76,4 +76,4 @@ impl UserFacing for CliError {
 }
 
 /// Result alias for commands.
-pub type CmdResult = Result<(), Failure>;
+pub(crate) type CmdResult = Result<(), Failure>;

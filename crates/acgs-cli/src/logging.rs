@@ -13,7 +13,13 @@ use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::{EnvFilter, Layer};
 
 /// Install the global subscriber.
-pub fn init(directive: Option<&str>, verbose: u8, quiet: bool, json: bool, redactor: Redactor) {
+pub(crate) fn init(
+    directive: Option<&str>,
+    verbose: u8,
+    quiet: bool,
+    json: bool,
+    redactor: Redactor,
+) {
     let default = match (quiet, verbose) {
         (true, _) => "error",
         (false, 0) => "warn",

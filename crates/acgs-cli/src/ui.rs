@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 /// The terminal, with the redactor in front of it.
 #[derive(Debug, Clone)]
-pub struct Ui {
+pub(crate) struct Ui {
     redactor: Redactor,
     /// `--json`.
     pub json: bool,
@@ -38,14 +38,20 @@ fn now() -> String {
 
 /// Remove control, bidi and invisible characters from untrusted text before it reaches a terminal.
 #[must_use]
-pub fn printable(text: &str) -> String {
+pub(crate) fn printable(text: &str) -> String {
     acgs_guard::sanitize(text).text.replace(['\n', '\t'], " ")
 }
 
 impl Ui {
     /// A terminal writer.
     #[must_use]
-    pub fn new(redactor: Redactor, json: bool, quiet: bool, verbose: u8, no_color: bool) -> Self {
+    pub(crate) fn new(
+        redactor: Redactor,
+        json: bool,
+        quiet: bool,
+        verbose: u8,
+        no_color: bool,
+    ) -> Self {
         let tty = !json && std::io::stderr().is_terminal();
         let color = !no_color && tty;
         Self {
@@ -62,12 +68,12 @@ impl Ui {
 
     /// The redactor (shared with logging and the HTTP layer).
     #[must_use]
-    pub fn redactor(&self) -> &Redactor {
+    pub(crate) fn redactor(&self) -> &Redactor {
         &self.redactor
     }
 
     /// Write the result to stdout. A closed pipe is reported as `BrokenPipe` for a quiet exit 0.
-    pub fn result_text(&self, text: &str) -> std::io::Result<()> {
+    pub(crate) fn result_text(&self, text: &str) -> std::io::Result<()> {
         self.clear_progress(&mut std::io::stderr().lock());
         let mut out = std::io::stdout().lock();
         out.write_all(self.redactor.redact(text).as_bytes())?;
@@ -78,7 +84,7 @@ impl Ui {
     }
 
     /// Write the result as one JSON document.
-    pub fn result_json(&self, value: &Value) -> std::io::Result<()> {
+    pub(crate) fn result_json(&self, value: &Value) -> std::io::Result<()> {
         let text = serde_json::to_string_pretty(value).unwrap_or_else(|_| "null".into());
         self.result_text(&text)
     }
@@ -119,7 +125,7 @@ impl Ui {
     }
 
     /// A warning (shown unless `--quiet`).
-    pub fn warning(&self, message: &str) {
+    pub(crate) fn warning(&self, message: &str) {
         if self.quiet {
             return;
         }
@@ -133,7 +139,7 @@ impl Ui {
     }
 
     /// A note about the result (shown unless `--quiet`).
-    pub fn note(&self, message: &str) {
+    pub(crate) fn note(&self, message: &str) {
         if self.quiet {
             return;
         }
@@ -146,7 +152,7 @@ impl Ui {
 
     /// A progress event (text lines or JSON objects; provider text is made printable). Spend
     /// alerts are shown as warnings.
-    pub fn progress(&self, event: &ProgressEvent) {
+    pub(crate) fn progress(&self, event: &ProgressEvent) {
         if matches!(event.status.as_str(), "spend_alert" | "spend_warning") {
             self.warning(event.message.as_deref().unwrap_or("spend alert"));
             return;
@@ -202,7 +208,7 @@ impl Ui {
     /// Report an error: code, one sentence, a hint; details only with `-v`. With `--json` the error
     /// is also the result document on stdout, unless the command already printed its result.
     /// Returns the exit code.
-    pub fn error(&self, error: &dyn UserFacing, result_printed: bool) -> i32 {
+    pub(crate) fn error(&self, error: &dyn UserFacing, result_printed: bool) -> i32 {
         let code = error.code();
         let exit = error.exit_code();
         let message = error.to_string();

@@ -1,9 +1,10 @@
 //! # acgs-engine
 //!
 //! The guarded path of acgs (DESIGN.md §2). Every generation — from the command line, a pipeline
-//! step, a resume or library code — runs the same fourteen stages, each a named function in
-//! [`stages`]: resolve, validate, inspect, template, price, authorize, rate limit, upload,
-//! submit, wait, check output, settle, store and audit. One driver runs them for every entrance.
+//! step, a resume or library code — runs the same fourteen stages, one private module each:
+//! resolve, validate, inspect, template, price, authorize, rate limit, upload, submit, wait,
+//! check output, settle, store and audit. One driver runs them for every entrance
+//! (`docs/architecture.md` maps them to their files).
 //!
 //! [`Suite`] is the front door:
 //!
@@ -34,7 +35,7 @@ mod request;
 mod resume;
 mod run_state;
 mod services;
-pub mod stages;
+mod stages;
 mod suite;
 
 pub use error::{EngineError, Signal};
@@ -46,4 +47,6 @@ pub use problems::{Problem, Problems};
 pub use report::{PipelineEstimate, PipelineReport, Resumed, RunReport, StepOutcome};
 pub use request::{AssumedMedia, GenerationRequest};
 pub use services::{AssumeYes, Confirm, ConfirmAnswer, KeyInfo};
+pub use stages::authorize::effective_limits;
+pub use stages::inspect::limit_for;
 pub use suite::{Suite, SuiteBuilder};

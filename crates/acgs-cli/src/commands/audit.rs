@@ -12,12 +12,12 @@ use crate::failure::{CliError, CmdResult, Failure};
 use crate::ui::printable;
 
 /// Where the ledger keeps the audit log's head.
-pub const HEAD_META: &str = "audit.head";
+pub(crate) const HEAD_META: &str = "audit.head";
 
 /// A broken chain (exit 7).
 #[derive(Debug, thiserror::Error)]
 #[error("the audit log was changed: {0}")]
-pub struct Tampered(ChainBreak);
+pub(crate) struct Tampered(ChainBreak);
 
 impl UserFacing for Tampered {
     fn code(&self) -> &'static str {
@@ -32,7 +32,7 @@ impl UserFacing for Tampered {
 }
 
 /// `acgs audit …`.
-pub async fn run(app: &App, args: &AuditArgs) -> CmdResult {
+pub(crate) async fn run(app: &App, args: &AuditArgs) -> CmdResult {
     match args.action {
         AuditAction::Verify => verify_log(app).await,
         AuditAction::Tail { count } => tail(app, count),
@@ -164,7 +164,7 @@ async fn anchor(app: &App) -> CmdResult {
 
 /// Keep the audit log's head in the ledger (never moving it backwards, even when processes
 /// write it at once).
-pub async fn record_head(app: &App) -> Result<Option<Anchor>, Failure> {
+pub(crate) async fn record_head(app: &App) -> Result<Option<Anchor>, Failure> {
     let Some(current) = head(&app.loaded.audit_path(), key(app).as_ref())? else {
         return Ok(None);
     };

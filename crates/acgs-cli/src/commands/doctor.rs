@@ -48,7 +48,7 @@ struct Check {
 /// Failed checks (exit 7).
 #[derive(Debug, thiserror::Error)]
 #[error("{0} check(s) failed")]
-pub struct DoctorFailed(usize);
+pub(crate) struct DoctorFailed(usize);
 
 impl UserFacing for DoctorFailed {
     fn code(&self) -> &'static str {
@@ -93,7 +93,7 @@ impl Doctor<'_> {
 }
 
 /// `acgs doctor`.
-pub async fn run(app: &App, args: &DoctorArgs) -> CmdResult {
+pub(crate) async fn run(app: &App, args: &DoctorArgs) -> CmdResult {
     let dir = args
         .dir
         .as_ref()

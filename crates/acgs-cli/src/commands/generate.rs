@@ -75,7 +75,7 @@ pub(crate) fn media_kind_of(path: &Path) -> Result<MediaKind, Failure> {
 }
 
 /// `acgs image`.
-pub async fn image(app: &App, args: &ImageArgs, interrupt: &Interrupt) -> CmdResult {
+pub(crate) async fn image(app: &App, args: &ImageArgs, interrupt: &Interrupt) -> CmdResult {
     let editing = !args.edit.is_empty();
     let purpose = match args.edit.len() {
         0 => "text_to_image",
@@ -107,7 +107,7 @@ pub async fn image(app: &App, args: &ImageArgs, interrupt: &Interrupt) -> CmdRes
 }
 
 /// `acgs video`.
-pub async fn video(app: &App, args: &VideoArgs, interrupt: &Interrupt) -> CmdResult {
+pub(crate) async fn video(app: &App, args: &VideoArgs, interrupt: &Interrupt) -> CmdResult {
     let task = match args.image {
         Some(_) => TaskKind::ImageToVideo,
         None => TaskKind::TextToVideo,
@@ -159,7 +159,7 @@ fn duration_value(model: &ModelSpec, seconds: u64) -> Result<String, Failure> {
 }
 
 /// `acgs avatar`.
-pub async fn avatar(app: &App, args: &AvatarArgs, interrupt: &Interrupt) -> CmdResult {
+pub(crate) async fn avatar(app: &App, args: &AvatarArgs, interrupt: &Interrupt) -> CmdResult {
     let purpose = if args.audio.is_some() {
         "avatar:audio"
     } else {
@@ -179,7 +179,7 @@ pub async fn avatar(app: &App, args: &AvatarArgs, interrupt: &Interrupt) -> CmdR
 }
 
 /// `acgs upscale`.
-pub async fn upscale(app: &App, args: &UpscaleArgs, interrupt: &Interrupt) -> CmdResult {
+pub(crate) async fn upscale(app: &App, args: &UpscaleArgs, interrupt: &Interrupt) -> CmdResult {
     let (purpose, tasks, flag) = match media_kind_of(&args.input)? {
         MediaKind::Video => ("upscale_video", vec![TaskKind::UpscaleVideo], "video"),
         MediaKind::Image => (
@@ -196,7 +196,11 @@ pub async fn upscale(app: &App, args: &UpscaleArgs, interrupt: &Interrupt) -> Cm
 }
 
 /// `acgs transcribe`.
-pub async fn transcribe(app: &App, args: &TranscribeArgs, interrupt: &Interrupt) -> CmdResult {
+pub(crate) async fn transcribe(
+    app: &App,
+    args: &TranscribeArgs,
+    interrupt: &Interrupt,
+) -> CmdResult {
     let model = model_for(app, args.model.as_ref(), TaskKind::SpeechToText.as_str())?;
     let mut request = base(model, vec![TaskKind::SpeechToText], &args.run);
     request.inputs.push(("audio".into(), args.audio.clone()));

@@ -63,7 +63,7 @@ fn rules(report: &Report) -> Vec<Value> {
 }
 
 /// Run `acgs guard check`.
-pub fn check(app: &App, args: &GuardCheckArgs) -> CmdResult {
+pub(crate) fn check(app: &App, args: &GuardCheckArgs) -> CmdResult {
     let text = read_text(args)?;
     let suite = app.planning_suite()?;
     let config = app.config();
@@ -71,11 +71,7 @@ pub fn check(app: &App, args: &GuardCheckArgs) -> CmdResult {
         Some(key) => {
             let model = app.catalog.resolve(key)?;
             InspectOptions {
-                limit: acgs_engine::stages::inspect::limit_for(
-                    model.task,
-                    model.max_text_chars,
-                    config,
-                ),
+                limit: acgs_engine::limit_for(model.task, model.max_text_chars, config),
                 injection: model
                     .task
                     .is_text_model()

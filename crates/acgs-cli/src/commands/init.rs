@@ -57,7 +57,7 @@ FAL_KEY=\nGEMINI_API_KEY=\nELEVENLABS_API_KEY=\n";
 const IGNORED: [&str; 5] = [".env", ".env.*", "!.env.example", "*.key", "output/"];
 
 /// `acgs init [--force]`.
-pub fn run(app: &App, args: &InitArgs) -> CmdResult {
+pub(crate) fn run(app: &App, args: &InitArgs) -> CmdResult {
     let files = [
         ("acgs.toml", CONFIG),
         ("pipeline.yaml", PIPELINE),

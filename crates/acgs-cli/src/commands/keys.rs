@@ -13,7 +13,7 @@ fn source_text(source: &KeySource) -> String {
 }
 
 /// Show the status of every provider's key.
-pub fn status(app: &App) -> CmdResult {
+pub(crate) fn status(app: &App) -> CmdResult {
     let statuses = app.credentials.status();
     let fingerprints: Vec<String> = statuses
         .iter()
@@ -185,7 +185,7 @@ fn read_secret(name: &str, profile: &str) -> Result<secrecy::SecretString, Failu
 }
 
 /// `acgs keys set NAME`.
-pub fn set(app: &App, name: &str) -> CmdResult {
+pub(crate) fn set(app: &App, name: &str) -> CmdResult {
     use secrecy::ExposeSecret as _;
     let name = known_name(name)?;
     let profile = app.loaded.profile.as_str().to_owned();
@@ -213,7 +213,7 @@ pub fn set(app: &App, name: &str) -> CmdResult {
 }
 
 /// `acgs keys delete NAME`.
-pub fn delete(app: &App, name: &str) -> CmdResult {
+pub(crate) fn delete(app: &App, name: &str) -> CmdResult {
     let name = known_name(name)?;
     let profile = app.loaded.profile.as_str().to_owned();
     let (path, mut doc) = credentials_doc(app)?;

@@ -1,17 +1,17 @@
 //! One module per command.
 
-pub mod audit;
-pub mod doctor;
-pub mod generate;
-pub mod guard;
-pub mod init;
-pub mod keys;
-pub mod models;
-pub mod pipeline;
-pub mod resume;
-pub mod speech;
-pub mod spend;
-pub mod text;
+pub(crate) mod audit;
+pub(crate) mod doctor;
+pub(crate) mod generate;
+pub(crate) mod guard;
+pub(crate) mod init;
+pub(crate) mod keys;
+pub(crate) mod models;
+pub(crate) mod pipeline;
+pub(crate) mod resume;
+pub(crate) mod speech;
+pub(crate) mod spend;
+pub(crate) mod text;
 
 use std::io::Read as _;
 use std::path::Path;

@@ -9,7 +9,7 @@ use crate::failure::{CliError, CmdResult};
 use crate::ui::Ui;
 
 /// List models, filtered by task and provider.
-pub fn run(
+pub(crate) fn run(
     catalog: &acgs_core::Catalog,
     args: &ModelsArgs,
     ui: &Ui,
@@ -89,7 +89,7 @@ pub(crate) fn aligned<const N: usize>(rows: &[[String; N]]) -> String {
 }
 
 /// `acgs models --refresh-prices`: fal's pricing API into the user's configuration.
-pub mod refresh {
+pub(crate) mod refresh {
     use acgs_core::pricing::{PriceUnit, Pricing};
     use acgs_core::{ProviderId, Usd};
     use acgs_http::{Credential, HttpClient, HttpRequest, NetworkPolicy, RetryPolicy};
@@ -144,7 +144,7 @@ pub mod refresh {
     }
 
     /// Read every fal model's price and write the ones that fit into the user config.
-    pub async fn run(app: &App) -> CmdResult {
+    pub(crate) async fn run(app: &App) -> CmdResult {
         let key = app.credentials.key(ProviderId::Fal)?;
         app.ui.redactor().add_secret(key.secret.expose_secret());
         let config = app.config();

@@ -5,7 +5,6 @@ use std::io::Read as _;
 
 use acgs_core::ProviderId;
 use acgs_engine::pipeline::InputType;
-use acgs_engine::pipeline::schema::Scalar;
 use acgs_engine::{Interrupt, Pipeline, PipelineEstimate, PipelineReport};
 use serde_json::json;
 
@@ -15,7 +14,7 @@ use crate::cli::{PipelineArgs, ValidateArgs};
 use crate::failure::{CliError, CmdResult, Failure};
 
 /// `acgs validate FILE`.
-pub fn validate(app: &App, args: &ValidateArgs) -> CmdResult {
+pub(crate) fn validate(app: &App, args: &ValidateArgs) -> CmdResult {
     let pipeline = app.planning_suite()?.load_pipeline(&args.file)?;
     let order: Vec<&str> = pipeline.steps.iter().map(|s| s.id.as_str()).collect();
     if app.ui.json {
@@ -41,7 +40,7 @@ pub fn validate(app: &App, args: &ValidateArgs) -> CmdResult {
 }
 
 /// `acgs estimate FILE`.
-pub fn estimate(app: &App, args: &PipelineArgs) -> CmdResult {
+pub(crate) fn estimate(app: &App, args: &PipelineArgs) -> CmdResult {
     let suite = app.planning_suite()?;
     let pipeline = suite.load_pipeline(&args.file)?;
     let inputs = inputs(app, &pipeline, args)?;
@@ -50,7 +49,7 @@ pub fn estimate(app: &App, args: &PipelineArgs) -> CmdResult {
 }
 
 /// `acgs run FILE`.
-pub async fn run(app: &App, args: &PipelineArgs, interrupt: &Interrupt) -> CmdResult {
+pub(crate) async fn run(app: &App, args: &PipelineArgs, interrupt: &Interrupt) -> CmdResult {
     if args.dry_run {
         return estimate(app, args);
     }
@@ -90,9 +89,9 @@ fn inputs(
     let mut values = BTreeMap::new();
     if let Some(file) = &args.input_file {
         let text = read_input_file(file)?;
-        let map: BTreeMap<String, Scalar> = acgs_engine::pipeline::schema::parse(&text)
+        let map = acgs_engine::pipeline::parse_inputs(&text)
             .map_err(|e| CliError::Usage(format!("--input-file: {e}")))?;
-        values.extend(map.into_iter().map(|(k, v)| (k, v.0)));
+        values.extend(map);
     }
     for raw in &args.inputs {
         let named = raw
@@ -137,7 +136,7 @@ fn read_input_file(path: &std::path::Path) -> Result<String, Failure> {
     if path.as_os_str() == "-" {
         let mut text = String::new();
         std::io::stdin()
-            .take(acgs_engine::pipeline::schema::MAX_FILE_BYTES as u64 + 1)
+            .take(acgs_engine::pipeline::MAX_FILE_BYTES as u64 + 1)
             .read_to_string(&mut text)
             .map_err(|e| CliError::Usage(format!("--input-file -: {}", e.kind())))?;
         return Ok(text);

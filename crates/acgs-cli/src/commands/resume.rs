@@ -7,7 +7,7 @@ use crate::cli::ResumeArgs;
 use crate::failure::CmdResult;
 
 /// `acgs resume`.
-pub async fn resume(app: &App, args: &ResumeArgs, interrupt: &Interrupt) -> CmdResult {
+pub(crate) async fn resume(app: &App, args: &ResumeArgs, interrupt: &Interrupt) -> CmdResult {
     let providers = app.providers_of_run(&args.run_id)?;
     let suite = app.spending_suite_for(&providers).await?;
     let resumed = suite

@@ -12,7 +12,7 @@ use crate::failure::{CliError, CmdResult};
 use crate::ui::printable;
 
 /// `acgs speech`.
-pub async fn speech(app: &App, args: &SpeechArgs, interrupt: &Interrupt) -> CmdResult {
+pub(crate) async fn speech(app: &App, args: &SpeechArgs, interrupt: &Interrupt) -> CmdResult {
     let text = super::text_argument(args.text.as_ref(), args.file.as_deref())?;
     let model = model_for(app, args.model.as_ref(), TaskKind::TextToSpeech.as_str())?;
     let mut request = base(model, vec![TaskKind::TextToSpeech], &args.run);
@@ -24,7 +24,7 @@ pub async fn speech(app: &App, args: &SpeechArgs, interrupt: &Interrupt) -> CmdR
 }
 
 /// `acgs voices [--models]`: read-only, nothing is spent.
-pub async fn voices(app: &App, args: &VoicesArgs) -> CmdResult {
+pub(crate) async fn voices(app: &App, args: &VoicesArgs) -> CmdResult {
     let provider = app.elevenlabs()?;
     if args.models {
         let models = provider.models().await?;

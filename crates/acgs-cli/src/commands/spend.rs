@@ -54,12 +54,12 @@ fn day_minus(day: &str, days: i64) -> Result<String, CliError> {
 }
 
 /// Run `acgs spend`.
-pub async fn run(app: &App, args: &SpendArgs) -> CmdResult {
+pub(crate) async fn run(app: &App, args: &SpendArgs) -> CmdResult {
     if let Some(SpendAction::Abandon { target }) = &args.action {
         return abandon(app, target).await;
     }
     let ledger = app.ledger().await?;
-    let cost = acgs_engine::stages::authorize::effective_limits(
+    let cost = acgs_engine::effective_limits(
         &app.config().cost_management,
         &shared_limits(ledger.as_ref()).await?,
     );

@@ -11,7 +11,7 @@ use crate::cli::{AnalyzeArgs, TextArgs};
 use crate::failure::{CliError, CmdResult};
 
 /// `acgs text`.
-pub async fn text(app: &App, args: &TextArgs, interrupt: &Interrupt) -> CmdResult {
+pub(crate) async fn text(app: &App, args: &TextArgs, interrupt: &Interrupt) -> CmdResult {
     let prompt = super::text_argument(args.prompt.as_ref(), args.file.as_deref())?;
     let model = model_for(app, args.model.as_ref(), TaskKind::TextGeneration.as_str())?;
     let mut request = base(model, vec![TaskKind::TextGeneration], &args.run);
@@ -20,7 +20,7 @@ pub async fn text(app: &App, args: &TextArgs, interrupt: &Interrupt) -> CmdResul
 }
 
 /// `acgs analyze`.
-pub async fn analyze(app: &App, args: &AnalyzeArgs, interrupt: &Interrupt) -> CmdResult {
+pub(crate) async fn analyze(app: &App, args: &AnalyzeArgs, interrupt: &Interrupt) -> CmdResult {
     let (purpose, task, flag) = match media_kind_of(&args.input)? {
         MediaKind::Image => ("image_understanding", TaskKind::ImageUnderstanding, "image"),
         MediaKind::Video => ("video_understanding", TaskKind::VideoUnderstanding, "video"),

@@ -1,22 +1,22 @@
 //! YAML pipelines (DESIGN.md §3.7): a typed DAG of steps, fully checked before a cent is spent,
 //! run with independent steps at once, and resumable.
 //!
-//! - [`schema`]: the version-1 file, parsed with hard limits;
-//! - [`refs`]: `{{ inputs.NAME }}` and `{{ steps.ID.OUTPUT }}`;
-//! - [`validate`]: every problem at once, each with its line and step;
-//! - [`plan`]: each step's request (with worst-case stand-ins for what earlier steps will make,
+//! - `schema`: the version-1 file, parsed with hard limits;
+//! - `refs`: `{{ inputs.NAME }}` and `{{ steps.ID.OUTPUT }}`;
+//! - `validate`: every problem at once, each with its line and step;
+//! - `plan`: each step's request (with worst-case stand-ins for what earlier steps will make,
 //!   for the estimate);
 //! - `estimate`: loading a file and pricing every step;
 //! - `run`: the entrance — the run admitted whole by the driver, then scheduled;
 //! - `schedule`: each step through the driver as soon as what it references is ready.
 
 pub(crate) mod estimate;
-pub mod plan;
-pub mod refs;
+pub(crate) mod plan;
+mod refs;
 mod run;
 pub(crate) mod schedule;
-pub mod schema;
-pub mod validate;
+pub(crate) mod schema;
+pub(crate) mod validate;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -29,7 +29,15 @@ pub use crate::problems::{Problem, Problems};
 pub use refs::{OutputKind, Piece, Ref};
 pub use run::PIPELINE_COPY;
 pub(crate) use run::run;
-pub use schema::{InputSpec, InputType, OnError};
+pub use schema::{InputSpec, InputType, MAX_FILE_BYTES, OnError};
+pub use validate::check;
+
+/// Input values from the YAML (or JSON) text of an `--input-file`: a map of names to single
+/// values (text, numbers, true/false), read with the same limits as a pipeline file.
+pub fn parse_inputs(text: &str) -> Result<BTreeMap<String, String>, String> {
+    let map: BTreeMap<String, schema::Scalar> = schema::parse(text)?;
+    Ok(map.into_iter().map(|(k, v)| (k, v.0)).collect())
+}
 
 /// Where a step's media field gets its file.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -35,7 +35,7 @@ const CHARS_PER_SPEECH_SECOND: u64 = 8;
 
 /// What a finished step left: its files, and the text of its text outputs.
 #[derive(Debug, Clone, Default)]
-pub struct Finished {
+pub(crate) struct Finished {
     /// Stored files, in order.
     pub files: Vec<StoredFile>,
     /// The text of its text outputs, by output (`text`, `srt`).
@@ -92,7 +92,7 @@ fn text_key(content_type: ContentType) -> Option<&'static str> {
 
 /// What a run knows when it builds a request.
 #[derive(Debug, Clone, Default)]
-pub struct Known {
+pub(crate) struct Known {
     /// Input values (text, or paths for media inputs).
     pub inputs: BTreeMap<String, String>,
     /// Finished steps.
@@ -109,7 +109,7 @@ enum Resolved {
 /// The step's request: references filled from `known`, or with stand-ins where `estimate` allows
 /// them. Model-written texts are returned apart (flag, text) so the caller can inspect them
 /// (stand-ins are not: they hold nothing a model wrote).
-pub fn request_for(
+pub(crate) fn request_for(
     pipeline: &Pipeline,
     step: &Step,
     known: &Known,

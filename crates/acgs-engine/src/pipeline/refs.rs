@@ -64,7 +64,7 @@ impl OutputKind {
 
 /// The outputs a step of `task` can be referenced by.
 #[must_use]
-pub const fn outputs_of(task: TaskKind) -> &'static [OutputKind] {
+pub(super) const fn outputs_of(task: TaskKind) -> &'static [OutputKind] {
     match task {
         TaskKind::TextToImage | TaskKind::ImageToImage | TaskKind::UpscaleImage => {
             &[OutputKind::Image, OutputKind::Images]
@@ -142,7 +142,7 @@ fn parse_ref(inner: &str) -> Result<Ref, String> {
 }
 
 /// Split a field value into literal text and references.
-pub fn parse(value: &str) -> Result<Vec<Piece>, String> {
+pub(super) fn parse(value: &str) -> Result<Vec<Piece>, String> {
     let mut pieces = Vec::new();
     let mut rest = value;
     while let Some(open) = rest.find("{{") {
@@ -163,7 +163,7 @@ pub fn parse(value: &str) -> Result<Vec<Piece>, String> {
 }
 
 /// The references in `pieces`.
-pub fn refs(pieces: &[Piece]) -> impl Iterator<Item = &Ref> {
+pub(super) fn refs(pieces: &[Piece]) -> impl Iterator<Item = &Ref> {
     pieces.iter().filter_map(|p| match p {
         Piece::Ref(r) => Some(r),
         Piece::Text(_) => None,
@@ -171,7 +171,7 @@ pub fn refs(pieces: &[Piece]) -> impl Iterator<Item = &Ref> {
 }
 
 /// Fill the references in one pass; what a reference gives is never read for references again.
-pub fn render(pieces: &[Piece], mut value_of: impl FnMut(&Ref) -> String) -> String {
+pub(super) fn render(pieces: &[Piece], mut value_of: impl FnMut(&Ref) -> String) -> String {
     pieces
         .iter()
         .map(|p| match p {

@@ -12,7 +12,7 @@ pub const MAX_FILE_BYTES: usize = 1024 * 1024;
 /// A pipeline file as written.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PipelineFile {
+pub(crate) struct PipelineFile {
     /// Always 1.
     pub version: Spanned<u32>,
     /// A name for people.
@@ -71,7 +71,7 @@ pub enum OnError {
 /// `settings`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Settings {
+pub(crate) struct Settings {
     /// Steps running at once (1–32; default 4).
     #[serde(default)]
     pub max_parallel: Option<Spanned<u32>>,
@@ -86,7 +86,7 @@ pub struct Settings {
 /// `settings.cost_management`: decimal strings or numbers in dollars.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct CostSettings {
+pub(crate) struct CostSettings {
     /// Worst case of the whole run.
     #[serde(default)]
     pub max_cost_per_run: Option<Scalar>,
@@ -104,7 +104,7 @@ pub struct CostSettings {
 /// A scalar as written (`5`, `"5"`, `3.00`, `true`), kept as its text.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "serde_json::Value")]
-pub struct Scalar(pub String);
+pub(crate) struct Scalar(pub String);
 
 impl TryFrom<serde_json::Value> for Scalar {
     type Error = String;
@@ -122,7 +122,7 @@ impl TryFrom<serde_json::Value> for Scalar {
 /// One step.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct StepSpec {
+pub(crate) struct StepSpec {
     /// Unique id: `[a-z0-9_-]`, at most 64 characters.
     pub id: Spanned<String>,
     /// Catalogue key.
@@ -166,14 +166,14 @@ pub struct StepSpec {
 }
 
 /// The text step keys, in the order they are read.
-pub const TEXT_KEYS: [&str; 5] = ["prompt", "negative_prompt", "text", "system", "question"];
+pub(crate) const TEXT_KEYS: [&str; 5] = ["prompt", "negative_prompt", "text", "system", "question"];
 /// The single-file media step keys.
-pub const MEDIA_KEYS: [&str; 3] = ["image", "video", "audio"];
+pub(crate) const MEDIA_KEYS: [&str; 3] = ["image", "video", "audio"];
 
 impl StepSpec {
     /// The text fields that are set, by step key.
     #[must_use]
-    pub fn texts(&self) -> Vec<(&'static str, &Spanned<String>)> {
+    pub(crate) fn texts(&self) -> Vec<(&'static str, &Spanned<String>)> {
         let fields = [
             &self.prompt,
             &self.negative_prompt,
@@ -190,7 +190,7 @@ impl StepSpec {
 
     /// The media fields that are set, by step key (`images` once per item).
     #[must_use]
-    pub fn media(&self) -> Vec<(&'static str, &Spanned<String>)> {
+    pub(crate) fn media(&self) -> Vec<(&'static str, &Spanned<String>)> {
         let mut out: Vec<(&'static str, &Spanned<String>)> = MEDIA_KEYS
             .into_iter()
             .zip([&self.image, &self.video, &self.audio])
@@ -204,7 +204,7 @@ impl StepSpec {
 }
 
 /// Parse `source` with the hardened options; the error is one line with its line and column.
-pub fn parse<T: serde::de::DeserializeOwned>(source: &str) -> Result<T, String> {
+pub(crate) fn parse<T: serde::de::DeserializeOwned>(source: &str) -> Result<T, String> {
     if source.len() > MAX_FILE_BYTES {
         return Err(format!(
             "the file is larger than {} KiB",

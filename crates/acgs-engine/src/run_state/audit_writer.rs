@@ -101,7 +101,11 @@ impl BackgroundAudit {
 impl RunState {
     /// Append a finished step's audit `entries` to `sink`: now (returning a warning if that
     /// failed), or in a pipeline's run in the background.
-    pub fn audit(&self, sink: &Arc<dyn AuditSink>, entries: Vec<AuditEvent>) -> Option<String> {
+    pub(crate) fn audit(
+        &self,
+        sink: &Arc<dyn AuditSink>,
+        entries: Vec<AuditEvent>,
+    ) -> Option<String> {
         if !self.pipeline {
             return record_all(sink.as_ref(), entries);
         }
@@ -111,7 +115,7 @@ impl RunState {
 
     /// Queue audit `entries` for the background writer (see the module documentation); what
     /// could not be written is reported by [`RunState::finish_background`].
-    pub fn audit_in_background(&self, sink: &Arc<dyn AuditSink>, entries: Vec<AuditEvent>) {
+    pub(crate) fn audit_in_background(&self, sink: &Arc<dyn AuditSink>, entries: Vec<AuditEvent>) {
         let start_writer = {
             let mut waiting = locked(&self.audits.waiting);
             waiting.entries.extend(entries);
@@ -130,7 +134,7 @@ impl RunState {
 
     /// Write the audit entries gathered in the background now, and wait for them; the warnings
     /// of those that failed. Entries added later are written at once.
-    pub async fn finish_background(&self) -> Vec<String> {
+    pub(crate) async fn finish_background(&self) -> Vec<String> {
         self.audits.ending.store(true, Ordering::Release);
         self.audits.flush.notify_waiters();
         let mut tasks = std::mem::take(&mut *locked(&self.audits.tasks));

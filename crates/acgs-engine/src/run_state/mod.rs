@@ -89,7 +89,7 @@ impl Pending {
 
 /// A run folder and its manifest (cheap to clone; clones share the manifest).
 #[derive(Debug, Clone)]
-pub struct RunState {
+pub(crate) struct RunState {
     /// The folder.
     pub dir: RunDir,
     manifest: Arc<Mutex<Versioned>>,
@@ -106,7 +106,7 @@ pub struct RunState {
 impl RunState {
     /// A run over `dir` whose manifest is `manifest` (as last saved).
     #[must_use]
-    pub fn new(dir: RunDir, manifest: Manifest) -> Self {
+    pub(crate) fn new(dir: RunDir, manifest: Manifest) -> Self {
         Self {
             dir,
             manifest: Arc::new(Mutex::new(Versioned {
@@ -126,7 +126,7 @@ impl RunState {
     /// background (see the module documentation); whoever runs the steps ends with
     /// [`RunState::save`].
     #[must_use]
-    pub fn for_pipeline(mut self) -> Self {
+    pub(crate) fn for_pipeline(mut self) -> Self {
         self.pipeline = true;
         self
     }
@@ -134,7 +134,7 @@ impl RunState {
     /// This run with every step record sealed by `key` when it is written (see
     /// [`RecordKey`]).
     #[must_use]
-    pub fn sealed_by(mut self, key: Option<RecordKey>) -> Self {
+    pub(crate) fn sealed_by(mut self, key: Option<RecordKey>) -> Self {
         self.key = key;
         self
     }
@@ -145,7 +145,10 @@ impl RunState {
     }
 
     /// Change the manifest; returns once it is on disk whole (with this change or newer ones).
-    pub async fn update(&self, change: impl FnOnce(&mut Manifest)) -> Result<(), StorageError> {
+    pub(crate) async fn update(
+        &self,
+        change: impl FnOnce(&mut Manifest),
+    ) -> Result<(), StorageError> {
         let mine = {
             let mut state = self.lock();
             change(&mut state.manifest);
@@ -231,12 +234,12 @@ impl RunState {
 
     /// Change step `id` in memory only; the next write saves it. For facts that are worth
     /// nothing on disk before the next durable state (a request about to be sent).
-    pub fn note_step(&self, id: &str, change: impl FnOnce(&mut StepRecord)) {
+    pub(crate) fn note_step(&self, id: &str, change: impl FnOnce(&mut StepRecord)) {
         self.change_step(id, change);
     }
 
     /// Change step `id` and save it.
-    pub async fn update_step(
+    pub(crate) async fn update_step(
         &self,
         id: &str,
         change: impl FnOnce(&mut StepRecord),
@@ -247,7 +250,7 @@ impl RunState {
 
     /// Record that step `id` finished: saved before this returns, or, in a pipeline's run, by
     /// the writer in the background.
-    pub async fn finish_step(
+    pub(crate) async fn finish_step(
         &self,
         id: &str,
         change: impl FnOnce(&mut StepRecord),
@@ -267,13 +270,13 @@ impl RunState {
     }
 
     /// Save the newest state as one whole manifest (a pipeline's journal is folded in).
-    pub async fn save(&self) -> Result<(), StorageError> {
+    pub(crate) async fn save(&self) -> Result<(), StorageError> {
         self.update(|_| {}).await
     }
 
     /// Step `id` as last changed.
     #[must_use]
-    pub fn step(&self, id: &str) -> Option<StepRecord> {
+    pub(crate) fn step(&self, id: &str) -> Option<StepRecord> {
         self.lock()
             .manifest
             .steps
@@ -284,13 +287,13 @@ impl RunState {
 
     /// The run's id.
     #[must_use]
-    pub fn run_id(&self) -> String {
+    pub(crate) fn run_id(&self) -> String {
         self.lock().manifest.run_id.clone()
     }
 
     /// The manifest as last changed.
     #[must_use]
-    pub fn manifest(&self) -> Manifest {
+    pub(crate) fn manifest(&self) -> Manifest {
         self.lock().manifest.clone()
     }
 }

@@ -13,7 +13,7 @@ pub(crate) use crate::run_state::record_all;
 
 /// The audit outcome of an error: refusals happen before anything is sent.
 #[must_use]
-pub fn outcome_of(error: &dyn UserFacing, sent: bool) -> AuditOutcome {
+pub(crate) fn outcome_of(error: &dyn UserFacing, sent: bool) -> AuditOutcome {
     match error.kind() {
         ErrorKind::Guard | ErrorKind::Money | ErrorKind::Usage if !sent => AuditOutcome::Refused,
         _ if error.exit_code() >= 128 => AuditOutcome::Cancelled,

@@ -39,7 +39,7 @@ pub fn effective_limits(config: &CostManagement, shared: &SharedLimits) -> CostM
 }
 
 /// Per-run limit and confirmation; no money moves here.
-pub fn check(
+pub(crate) fn check(
     estimate: Usd,
     what: &str,
     cost: &CostManagement,
@@ -167,14 +167,14 @@ fn run_alert_command(
 
 /// Renews a held reservation every third of its lease until stopped.
 #[derive(Debug)]
-pub struct LeaseKeeper {
+pub(crate) struct LeaseKeeper {
     stop: CancellationToken,
 }
 
 impl LeaseKeeper {
     /// Start renewing `id`.
     #[must_use]
-    pub fn start(
+    pub(crate) fn start(
         ledger: Arc<dyn Ledger>,
         id: ReservationId,
         owner: OwnerToken,
@@ -208,7 +208,7 @@ impl Drop for LeaseKeeper {
 /// The alert fractions a reservation crossed: `(fraction in thousandths, threshold)` for each
 /// `alert_at` fraction between the day's spend before and after it.
 #[must_use]
-pub fn crossed_alerts(cost: &CostManagement, before: Usd, after: Usd) -> Vec<(u32, Usd)> {
+pub(crate) fn crossed_alerts(cost: &CostManagement, before: Usd, after: Usd) -> Vec<(u32, Usd)> {
     cost.alert_at
         .iter()
         .filter_map(|f| {

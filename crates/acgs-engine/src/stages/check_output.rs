@@ -7,7 +7,7 @@ use acgs_core::request::Output;
 use crate::error::EngineError;
 
 /// The output without flagged artifacts, and a warning per dropped one.
-pub fn check(mut output: Output) -> Result<(Output, Vec<String>), EngineError> {
+pub(crate) fn check(mut output: Output) -> Result<(Output, Vec<String>), EngineError> {
     if let Some(reason) = output.safety.blocked.take() {
         return Err(EngineError::OutputBlocked {
             reason: reason

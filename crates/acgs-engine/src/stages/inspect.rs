@@ -12,7 +12,7 @@ use crate::stages::validate::{TextField, Validated};
 
 /// Texts after inspection.
 #[derive(Debug, Clone, Default)]
-pub struct InspectedTexts {
+pub(crate) struct InspectedTexts {
     /// Sanitized text fields.
     pub texts: Vec<TextField>,
     /// Sanitized system instruction.
@@ -41,7 +41,7 @@ pub fn limit_for(task: TaskKind, model_limit: Option<u32>, config: &Config) -> u
 }
 
 /// Inspect every text field of `validated`.
-pub fn inspect(
+pub(crate) fn inspect(
     guard: &Guard,
     validated: &Validated,
     config: &Config,
@@ -104,7 +104,7 @@ pub(crate) fn sanitized(validated: &Validated) -> InspectedTexts {
 
 /// Inspect text a model produced before it is reused (pipelines): the same rules as user text,
 /// injection heuristics always on.
-pub fn inspect_model_text(
+pub(crate) fn inspect_model_text(
     guard: &Guard,
     step: &str,
     text: &str,

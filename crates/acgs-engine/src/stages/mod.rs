@@ -6,17 +6,17 @@
 //! 8. [`upload`] local inputs; 9. [`submit`]; 10. [`wait`]; 11. [`check_output`]; 12. [`settle`];
 //! 13. [`store`]; 14. [`audit`].
 
-pub mod audit;
-pub mod authorize;
-pub mod check_output;
-pub mod inspect;
-pub mod price;
-pub mod rate_limit;
-pub mod resolve;
-pub mod settle;
-pub mod store;
-pub mod submit;
-pub mod template;
-pub mod upload;
-pub mod validate;
-pub mod wait;
+pub(crate) mod audit;
+pub(crate) mod authorize;
+pub(crate) mod check_output;
+pub(crate) mod inspect;
+pub(crate) mod price;
+pub(crate) mod rate_limit;
+pub(crate) mod resolve;
+pub(crate) mod settle;
+pub(crate) mod store;
+pub(crate) mod submit;
+pub(crate) mod template;
+pub(crate) mod upload;
+pub(crate) mod validate;
+pub(crate) mod wait;

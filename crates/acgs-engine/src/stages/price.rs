@@ -13,7 +13,7 @@ use crate::inputs::OpenedInputs;
 use crate::stages::inspect::InspectedTexts;
 
 /// The worst-case quote for `requests` identical requests, and any override it needed.
-pub fn price(
+pub(crate) fn price(
     model: &ModelSpec,
     params: &Params,
     texts: &InspectedTexts,

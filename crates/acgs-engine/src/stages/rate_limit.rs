@@ -7,10 +7,10 @@ use acgs_guard::GuardError;
 use acgs_guard::rate::{InFlightPermit, RateLimiter};
 
 /// How long a submit waits for the local rate limit before `rate.limited` (exit 4).
-pub const MAX_WAIT: Duration = Duration::from_secs(30);
+pub(crate) const MAX_WAIT: Duration = Duration::from_secs(30);
 
 /// Wait for a slot.
-pub async fn acquire(
+pub(crate) async fn acquire(
     limiter: &RateLimiter,
     provider: ProviderId,
 ) -> Result<InFlightPermit, GuardError> {

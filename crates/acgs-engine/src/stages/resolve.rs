@@ -8,7 +8,7 @@ use acgs_core::task::TaskKind;
 use crate::error::EngineError;
 
 /// The model for `name` (`key` or `provider:key`), checked to do one of `tasks` when given.
-pub fn resolve(
+pub(crate) fn resolve(
     catalog: &Catalog,
     name: &str,
     tasks: &[TaskKind],

@@ -18,7 +18,7 @@ use crate::stages::audit;
 /// The actual cost of `requests` requests with this usage, or the estimate when usage does not
 /// carry what the price needs.
 #[must_use]
-pub fn actual_cost(model: &ModelSpec, params: &Params, usage: &Usage, estimate: Usd) -> Usd {
+pub(crate) fn actual_cost(model: &ModelSpec, params: &Params, usage: &Usage, estimate: Usd) -> Usd {
     model
         .pricing
         .as_ref()

@@ -14,7 +14,7 @@ use crate::error::EngineError;
 
 /// The types a task may write.
 #[must_use]
-pub fn allowed_types(task: TaskKind) -> &'static [ContentType] {
+pub(crate) fn allowed_types(task: TaskKind) -> &'static [ContentType] {
     match task.output() {
         MediaKind::Image => &[
             ContentType::Png,
@@ -37,7 +37,7 @@ pub fn allowed_types(task: TaskKind) -> &'static [ContentType] {
 /// File stems for the artifacts: `<stem>` alone for one output named by the user, or for text
 /// renderings of one result (a transcript's `.txt`, `.json` and `.srt`); else `<stem>-<n>`.
 #[must_use]
-pub fn stems_for(stem: &str, artifacts: &[Artifact], user_named: bool) -> Vec<String> {
+pub(crate) fn stems_for(stem: &str, artifacts: &[Artifact], user_named: bool) -> Vec<String> {
     let renderings =
         artifacts.len() > 1 && artifacts.iter().all(|a| matches!(a, Artifact::Text { .. }));
     if renderings {
@@ -49,7 +49,7 @@ pub fn stems_for(stem: &str, artifacts: &[Artifact], user_named: bool) -> Vec<St
 /// File stems for `count` outputs: `<stem>` alone for one output named by the user, else
 /// `<stem>-<n>`.
 #[must_use]
-pub fn stems(stem: &str, count: usize, user_named: bool) -> Vec<String> {
+pub(crate) fn stems(stem: &str, count: usize, user_named: bool) -> Vec<String> {
     if count == 1 && user_named {
         vec![stem.to_owned()]
     } else {
@@ -58,7 +58,7 @@ pub fn stems(stem: &str, count: usize, user_named: bool) -> Vec<String> {
 }
 
 /// Store `artifacts` in `run` under `stems`.
-pub async fn store(
+pub(crate) async fn store(
     provider: &dyn Provider,
     artifacts: &[Artifact],
     run: &RunDir,

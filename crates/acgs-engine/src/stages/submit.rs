@@ -15,7 +15,7 @@ use crate::run_state::RunState;
 
 /// Submit `request`, keeping the manifest and the ledger in step. An error before sending
 /// (manifest or ledger not writable) means nothing was sent.
-pub async fn submit(
+pub(crate) async fn submit(
     provider: &dyn Provider,
     request: &Authorized<Request>,
     ledger: &dyn Ledger,

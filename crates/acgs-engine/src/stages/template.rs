@@ -11,7 +11,7 @@ use crate::stages::inspect::InspectedTexts;
 
 /// Wire parameters and system instruction from validated parameters and inspected texts.
 /// `templates` maps a flag to a configured template whose `{{ <flag> }}` slot receives the text.
-pub fn assemble(
+pub(crate) fn assemble(
     params: &Params,
     texts: &InspectedTexts,
     templates: &[(String, String)],

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 /// Upload every input through `provider`, setting its field in `params`. Returns the remote
 /// references (some must be deleted after the run).
-pub async fn upload(
+pub(crate) async fn upload(
     provider: &dyn Provider,
     model: &ModelSpec,
     inputs: Vec<LocalInput>,

@@ -9,7 +9,7 @@ use acgs_core::request::{JobHandle, Output};
 
 /// How a wait ended.
 #[derive(Debug)]
-pub enum Waited {
+pub(crate) enum Waited {
     /// The provider produced an output.
     Output(Output),
     /// The job failed.
@@ -21,7 +21,7 @@ pub enum Waited {
 }
 
 /// Wait for `job` until it ends, the deadline passes or `cancel` fires.
-pub async fn wait(
+pub(crate) async fn wait(
     provider: &dyn Provider,
     job: &JobHandle,
     events: &EventSink,

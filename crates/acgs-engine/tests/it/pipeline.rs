@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use acgs_core::config::Config;
-use acgs_engine::pipeline::validate::check;
+use acgs_engine::pipeline::check;
 use acgs_engine::{Pipeline, Problems};
 
 fn catalog() -> acgs_core::Catalog {

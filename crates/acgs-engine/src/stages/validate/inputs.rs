@@ -25,7 +25,7 @@ fn media_field<'m>(
 
 /// The largest input accepted per media kind.
 #[must_use]
-pub const fn input_cap(kind: MediaKind) -> u64 {
+pub(crate) const fn input_cap(kind: MediaKind) -> u64 {
     const MIB: u64 = 1024 * 1024;
     match kind {
         MediaKind::Image => 50 * MIB,
@@ -38,7 +38,7 @@ pub const fn input_cap(kind: MediaKind) -> u64 {
 /// Open and check every local input: the flag must name a media field of the model; the file must
 /// be a regular file within the size cap whose magic bytes are of the field's media kind, and
 /// within the model's duration limit. Required media fields must be given.
-pub fn open_inputs(
+pub(crate) fn open_inputs(
     model: &ModelSpec,
     inputs: &[(String, PathBuf)],
     assumed: &[(String, AssumedMedia)],

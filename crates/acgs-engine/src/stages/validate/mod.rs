@@ -14,13 +14,13 @@ use acgs_core::catalog::{CountMode, FieldKind, ModelSpec, ParamSpec, ParamType, 
 use acgs_core::config::Config;
 use serde_json::{Number, Value};
 
-pub use inputs::{input_cap, open_inputs};
+pub(crate) use inputs::open_inputs;
 
 use crate::error::EngineError;
 
 /// A text field to inspect: the wire parameter, the flag that set it, and the text.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TextField {
+pub(crate) struct TextField {
     /// Wire parameter name.
     pub param: String,
     /// Flag or step key (`prompt`, `negative_prompt`, `system`, …).
@@ -31,7 +31,7 @@ pub struct TextField {
 
 /// A validated request, before inspection.
 #[derive(Debug, Clone)]
-pub struct Validated {
+pub(crate) struct Validated {
     /// The model.
     pub model: Arc<ModelSpec>,
     /// Non-text parameters, defaults filled in.
@@ -54,7 +54,7 @@ fn invalid(name: &str, reason: impl Into<String>) -> EngineError {
 }
 
 /// Parse `raw` as a value of `spec`'s type, within its bounds.
-pub fn parse_value(name: &str, spec: &ParamSpec, raw: &str) -> Result<Value, EngineError> {
+pub(crate) fn parse_value(name: &str, spec: &ParamSpec, raw: &str) -> Result<Value, EngineError> {
     let raw = raw.trim();
     match spec.ty {
         ParamType::String => Ok(Value::String(raw.to_owned())),
@@ -148,7 +148,7 @@ fn parse_image_size(name: &str, spec: &ParamSpec, raw: &str) -> Result<Value, En
 }
 
 /// Validate `--param` pairs, text fields and `-n` against `model`.
-pub fn validate(
+pub(crate) fn validate(
     model: &Arc<ModelSpec>,
     texts: &BTreeMap<String, String>,
     raw_params: &[(String, String)],
