@@ -9,9 +9,9 @@ use acgs_core::config::NetworkConfig;
 use acgs_core::provider::HttpFailure;
 use acgs_core::redact::Redactor;
 use bytes::{Bytes, BytesMut};
-use futures_util::StreamExt as _;
+use futures_util::{Stream, StreamExt as _};
+use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, LOCATION};
-use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::de::DeserializeOwned;
 use url::{Host, Origin, Url};
@@ -138,6 +138,51 @@ pub enum Body {
     },
 }
 
+/// The methods acgs sends (only GET requests follow redirects).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// `GET`.
+    Get,
+    /// `POST`.
+    Post,
+    /// `PUT`.
+    Put,
+    /// `DELETE`.
+    Delete,
+}
+
+impl Method {
+    fn to_reqwest(self) -> reqwest::Method {
+        match self {
+            Self::Get => reqwest::Method::GET,
+            Self::Post => reqwest::Method::POST,
+            Self::Put => reqwest::Method::PUT,
+            Self::Delete => reqwest::Method::DELETE,
+        }
+    }
+}
+
+/// A response body read as it arrives (a status stream): each item one chunk, or the failure
+/// that ended the transfer.
+pub struct ByteStream(std::pin::Pin<Box<dyn Stream<Item = Result<Bytes, HttpError>> + Send>>);
+
+impl std::fmt::Debug for ByteStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ByteStream(..)")
+    }
+}
+
+impl Stream for ByteStream {
+    type Item = Result<Bytes, HttpError>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.0.as_mut().poll_next(cx)
+    }
+}
+
 /// One HTTP request.
 #[derive(Debug, Clone)]
 pub struct HttpRequest<'a> {
@@ -154,7 +199,7 @@ impl<'a> HttpRequest<'a> {
     /// A GET request.
     #[must_use]
     pub fn get(url: Url) -> Self {
-        Self::new(Method::GET, url)
+        Self::new(Method::Get, url)
     }
 
     /// A request with any method.
@@ -243,8 +288,8 @@ impl<'a> HttpRequest<'a> {
 pub struct HttpResponse {
     /// Status code (2xx).
     pub status: u16,
-    /// Headers.
-    pub headers: HeaderMap,
+    /// Headers (read them with [`HttpResponse::header`]).
+    headers: HeaderMap,
     /// Body.
     pub body: Bytes,
     /// The final URL (after redirects).
@@ -414,9 +459,25 @@ impl HttpClient {
         })
     }
 
-    /// Send `request`, following redirects for GET; the caller reads the body as a stream.
+    /// Send `request`, following redirects for GET; the caller reads the body as it arrives.
     /// A non-2xx answer is [`HttpError::Status`].
-    pub async fn open(&self, request: &HttpRequest<'_>) -> Result<reqwest::Response, HttpError> {
+    pub async fn open(&self, request: &HttpRequest<'_>) -> Result<ByteStream, HttpError> {
+        let response = self.send(request, false).await?;
+        let target = target_of(response.url());
+        let stream = response.bytes_stream().map(move |chunk| {
+            chunk.map_err(|e| HttpError::Transfer {
+                target: target.clone(),
+                detail: e.without_url().to_string(),
+            })
+        });
+        Ok(ByteStream(Box::pin(stream)))
+    }
+
+    /// Send `request` and hand back reqwest's response (the crate's own streaming readers).
+    pub(crate) async fn open_response(
+        &self,
+        request: &HttpRequest<'_>,
+    ) -> Result<reqwest::Response, HttpError> {
         self.send(request, false).await
     }
 
@@ -430,7 +491,7 @@ impl HttpClient {
             self.check_url(&url)?;
             let mut builder = self
                 .inner
-                .request(request.method.clone(), url.clone())
+                .request(request.method.to_reqwest(), url.clone())
                 .headers(request.headers.clone());
             if let Some(credential) = request.credential.filter(|c| c.applies_to(&url)) {
                 builder = builder.header(credential.header.clone(), credential.value.clone());
@@ -469,7 +530,7 @@ impl HttpClient {
                 .map_err(|e| self.map_send_error(e, &url))?;
             let status = response.status();
             if status.is_redirection()
-                && request.method == Method::GET
+                && request.method == Method::Get
                 && status != StatusCode::NOT_MODIFIED
             {
                 url = next_hop(&url, response.headers())?;

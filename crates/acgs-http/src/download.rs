@@ -67,7 +67,7 @@ impl HttpClient {
         if let Some(credential) = credential {
             request = request.credential(credential);
         }
-        let response = self.open(&request).await?;
+        let response = self.open_response(&request).await?;
         let final_url = response.url().clone();
         let target = target_of(&final_url);
         let expected = response.content_length();

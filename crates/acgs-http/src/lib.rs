@@ -25,13 +25,12 @@ mod retry;
 mod tls;
 
 pub use client::{
-    Body, Credential, HttpClient, HttpRequest, HttpResponse, JSON_BODY_CAP, MAX_REDIRECTS,
-    NetworkPolicy, target_of,
+    Body, ByteStream, Credential, HttpClient, HttpRequest, HttpResponse, JSON_BODY_CAP,
+    MAX_REDIRECTS, Method, NetworkPolicy, target_of,
 };
 pub use download::Download;
 pub use error::{Delivery, HttpError};
 pub use multipart::multipart_form;
 pub use provider_error::{code_for, provider_error};
-pub use reqwest::Method;
 pub use retry::{Classifier, RetryPolicy, advised_delay};
 pub use tls::preload_trust_roots;

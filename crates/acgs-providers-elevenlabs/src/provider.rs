@@ -177,7 +177,7 @@ impl ElevenLabsProvider {
             let body = speech_body(model_id, params, piece, previous, next);
             let response = self
                 .call(
-                    HttpRequest::new(Method::POST, url.clone())
+                    HttpRequest::new(Method::Post, url.clone())
                         .credential(&self.credential)
                         .header("accept", "audio/mpeg")
                         .json(body)
@@ -238,7 +238,7 @@ impl ElevenLabsProvider {
         let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let response = self
             .call(
-                HttpRequest::new(Method::POST, self.url("v1/speech-to-text")?)
+                HttpRequest::new(Method::Post, self.url("v1/speech-to-text")?)
                     .credential(&self.credential)
                     .with_body(multipart_form(&fields, "file", &staged))
                     .submit(),

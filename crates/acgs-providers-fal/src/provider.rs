@@ -195,7 +195,7 @@ impl FalProvider {
             }
         };
         let idle = self.http.policy().read_idle_timeout;
-        let mut events_in = crate::sse::Events::new(response.bytes_stream());
+        let mut events_in = crate::sse::Events::new(response);
         loop {
             let data = match tokio::time::timeout(idle, events_in.next()).await {
                 Ok(Some(Ok(data))) => data,
@@ -320,7 +320,7 @@ impl Provider for FalProvider {
             ));
         }
         let url = self.url(&model.endpoint)?;
-        let http = HttpRequest::new(Method::POST, url)
+        let http = HttpRequest::new(Method::Post, url)
             .credential(&self.credential)
             .json(Value::Object(req.params.clone()))
             .submit();
@@ -359,7 +359,7 @@ impl Provider for FalProvider {
     async fn cancel(&self, job: &JobHandle) -> ProviderResult<CancelOutcome> {
         let (root, id) = Self::job_path(job)?;
         let url = self.url(&format!("{root}/requests/{id}/cancel"))?;
-        let request = HttpRequest::new(Method::PUT, url).credential(&self.credential);
+        let request = HttpRequest::new(Method::Put, url).credential(&self.credential);
         match self.http.execute(&request).await {
             Ok(response) => {
                 let body: Value = response.json().unwrap_or(Value::Null);

@@ -155,7 +155,7 @@ impl Uploader {
         url.set_query(Some("storage_type=fal-cdn-v3"));
         let response = self
             .call(
-                HttpRequest::new(Method::POST, url)
+                HttpRequest::new(Method::Post, url)
                     .credential(&self.rest_credential)
                     .json(json!({})),
             )
@@ -210,7 +210,7 @@ impl Uploader {
         url: Url,
         input: &LocalInput,
     ) -> HttpRequest<'a> {
-        HttpRequest::new(Method::POST, url)
+        HttpRequest::new(Method::Post, url)
             .credential(&token.credential)
             .header("x-fal-file-name", &input.file_name)
             .header("x-fal-object-lifecycle", LIFECYCLE)
@@ -257,7 +257,7 @@ impl Uploader {
                 .map_err(|e| io_error(input, &e))?;
             let url = Url::parse(&format!("{base}/multipart/{}/{number}", start.upload_id))
                 .map_err(|_| bad("bad part URL"))?;
-            let request = HttpRequest::new(Method::PUT, url)
+            let request = HttpRequest::new(Method::Put, url)
                 .credential(&token.credential)
                 .header("accept-encoding", "identity")
                 .bytes(chunk.into(), "application/octet-stream");
@@ -273,7 +273,7 @@ impl Uploader {
         let url = Url::parse(&format!("{base}/multipart/{}/complete", start.upload_id))
             .map_err(|_| bad("bad URL"))?;
         self.call(
-            HttpRequest::new(Method::POST, url)
+            HttpRequest::new(Method::Post, url)
                 .credential(&token.credential)
                 .json(json!({ "parts": parts })),
         )

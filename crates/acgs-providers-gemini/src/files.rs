@@ -85,7 +85,7 @@ impl Files<'_> {
 
     /// Open an upload session; its URL must be on the API's origin.
     async fn start(&self, input: &LocalInput) -> ProviderResult<Url> {
-        let request = HttpRequest::new(Method::POST, self.url("upload/v1beta/files")?)
+        let request = HttpRequest::new(Method::Post, self.url("upload/v1beta/files")?)
             .credential(self.credential)
             .header("x-goog-upload-protocol", "resumable")
             .header("x-goog-upload-command", "start")
@@ -117,7 +117,7 @@ impl Files<'_> {
             let last = offset + len >= input.size;
             let data = read_chunk(input, offset, len).await?;
             let command = if last { "upload, finalize" } else { "upload" };
-            let request = HttpRequest::new(Method::POST, session.clone())
+            let request = HttpRequest::new(Method::Post, session.clone())
                 .credential(self.credential)
                 .header("x-goog-upload-command", command)
                 .header("x-goog-upload-offset", &offset.to_string())
@@ -144,7 +144,7 @@ impl Files<'_> {
         if !is_plain_token(name) || !name.starts_with("files/") {
             return Err(failed("not a Files API file name"));
         }
-        let request = HttpRequest::new(Method::DELETE, self.url(&format!("v1beta/{name}"))?)
+        let request = HttpRequest::new(Method::Delete, self.url(&format!("v1beta/{name}"))?)
             .credential(self.credential);
         match self
             .http

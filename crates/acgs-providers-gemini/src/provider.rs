@@ -142,7 +142,7 @@ impl GeminiProvider {
         ))?;
         let response = self
             .call(
-                HttpRequest::new(Method::POST, url)
+                HttpRequest::new(Method::Post, url)
                     .credential(&self.credential)
                     .json(body)
                     .cap(acgs_http::JSON_BODY_CAP.max(64 * 1024 * 1024))
@@ -166,7 +166,7 @@ impl GeminiProvider {
         ))?;
         let response = self
             .call(
-                HttpRequest::new(Method::POST, url)
+                HttpRequest::new(Method::Post, url)
                     .credential(&self.credential)
                     .json(veo_body(&request.params)?)
                     .submit(),

@@ -189,7 +189,7 @@ async fn posts_do_not_follow_redirects() {
         .await;
     let err = client(true)
         .execute(
-            &HttpRequest::new(acgs_http::Method::POST, url(&server.uri(), "/submit"))
+            &HttpRequest::new(acgs_http::Method::Post, url(&server.uri(), "/submit"))
                 .json(serde_json::json!({})),
         )
         .await
@@ -259,7 +259,7 @@ async fn rate_limits_are_retried_after_the_advised_delay() {
     let started = Instant::now();
     let response = client(true)
         .execute_retrying(
-            &HttpRequest::new(acgs_http::Method::POST, url(&server.uri(), "/submit")).submit(),
+            &HttpRequest::new(acgs_http::Method::Post, url(&server.uri(), "/submit")).submit(),
             &RetryPolicy::default(),
             &by_status,
         )
@@ -282,7 +282,7 @@ async fn failed_submits_are_not_resent() {
         .await;
     let err = client(true)
         .execute_retrying(
-            &HttpRequest::new(acgs_http::Method::POST, url(&server.uri(), "/submit")).submit(),
+            &HttpRequest::new(acgs_http::Method::Post, url(&server.uri(), "/submit")).submit(),
             &RetryPolicy::default(),
             &by_status,
         )
@@ -505,7 +505,7 @@ async fn multipart_forms_stream_the_file_with_its_length() {
     };
     let body = acgs_http::multipart_form(&[("model_id", "scribe_v1")], "file", &input);
     let request =
-        HttpRequest::new(reqwest::Method::POST, url(&server.uri(), "/form")).with_body(body);
+        HttpRequest::new(acgs_http::Method::Post, url(&server.uri(), "/form")).with_body(body);
     client(true).execute(&request).await.expect("sent");
     let received = &server.received_requests().await.expect("recorded")[0];
     let content_type = received
