@@ -8,6 +8,7 @@
 //!
 //! The catalogue ([`catalog`]) is data: `catalog.toml`, compiled in.
 
+mod pricing_api;
 pub mod protocol;
 mod provider;
 mod sse;
@@ -16,6 +17,7 @@ pub mod upload;
 use acgs_core::catalog::Catalog;
 use acgs_core::{Error, ProviderId};
 
+pub use pricing_api::{PriceRefresh, PricingApi};
 pub use provider::FalProvider;
 
 /// The catalogue source shipped with this crate.

@@ -90,58 +90,14 @@ pub(crate) fn aligned<const N: usize>(rows: &[[String; N]]) -> String {
 
 /// `acgs models --refresh-prices`: fal's pricing API into the user's configuration.
 pub(crate) mod refresh {
-    use acgs_core::pricing::{PriceUnit, Pricing};
-    use acgs_core::{ProviderId, Usd};
-    use acgs_http::{Credential, HttpClient, HttpRequest, NetworkPolicy, RetryPolicy};
+    use acgs_core::ProviderId;
+    use acgs_http::{HttpClient, NetworkPolicy};
+    use acgs_providers_fal::{PriceRefresh as Outcome, PricingApi};
     use secrecy::ExposeSecret as _;
-    use serde::Deserialize;
     use serde_json::json;
-    use url::Url;
 
     use crate::app::App;
     use crate::failure::{CliError, CmdResult, Failure};
-
-    #[derive(Deserialize)]
-    struct Prices {
-        prices: Vec<Price>,
-    }
-
-    #[derive(Deserialize)]
-    struct Price {
-        endpoint_id: String,
-        unit_price: serde_json::Number,
-        unit: String,
-        #[serde(default)]
-        currency: Option<String>,
-    }
-
-    /// fal's unit names to the catalogue's.
-    fn unit_of(text: &str) -> Option<PriceUnit> {
-        let t = text.to_ascii_lowercase();
-        Some(if t.contains("megapixel") {
-            PriceUnit::Megapixel
-        } else if t.contains("image") {
-            PriceUnit::Image
-        } else if t.contains("second") {
-            PriceUnit::Second
-        } else if t.contains("minute") {
-            PriceUnit::Minute
-        } else if t.contains("character") {
-            PriceUnit::KiloCharacters
-        } else if t.contains("request") || t.contains("video") || t.contains("call") {
-            PriceUnit::Request
-        } else {
-            return None;
-        })
-    }
-
-    /// One model's outcome.
-    struct Outcome {
-        key: String,
-        old: Option<Usd>,
-        new: Option<Pricing>,
-        note: String,
-    }
 
     /// Read every fal model's price and write the ones that fit into the user config.
     pub(crate) async fn run(app: &App) -> CmdResult {
@@ -152,112 +108,18 @@ pub(crate) mod refresh {
             NetworkPolicy::from_config(&config.network),
             app.ui.redactor().clone(),
         )?;
-        let api = Url::parse(config.providers.fal.api_url.trim_end_matches('/'))
-            .map_err(|_| CliError::Usage("providers.fal.api_url is not a URL".into()))?;
-        let credential = Credential::new(&api, "authorization", "Key ", &key.secret)?;
+        let api = PricingApi::new(http, &config.providers.fal, &key.secret)?;
         let today = jiff::Zoned::now().date();
         let mut outcomes = Vec::new();
-        let models: Vec<_> = app
+        for model in app
             .catalog
             .models()
             .filter(|m| m.provider == ProviderId::Fal)
-            .cloned()
-            .collect();
-        for model in models {
-            let mut url = api.clone();
-            url.set_path(&format!(
-                "{}/v1/models/pricing",
-                api.path().trim_end_matches('/')
-            ));
-            url.query_pairs_mut()
-                .append_pair("endpoint_id", &model.endpoint);
-            let response = http
-                .execute_retrying(
-                    &HttpRequest::get(url).credential(&credential),
-                    &RetryPolicy::default(),
-                    &acgs_providers_fal::protocol::classify,
-                )
-                .await;
-            let old = model.pricing.as_ref().map(|p| p.rate);
-            let outcome = match response.map(|r| r.json::<Prices>()) {
-                Ok(Ok(prices)) => judge(&model, prices, today, &api),
-                Ok(Err(_)) => Outcome {
-                    key: model.key.clone(),
-                    old,
-                    new: None,
-                    note: "unexpected answer".into(),
-                },
-                Err(e) => Outcome {
-                    key: model.key.clone(),
-                    old,
-                    new: None,
-                    note: acgs_core::UserFacing::code(&e).into(),
-                },
-            };
-            outcomes.push(outcome);
+        {
+            outcomes.push(api.refresh(model, today).await);
         }
         write_overrides(app, &outcomes)?;
         report(app, &outcomes)
-    }
-
-    fn judge(
-        model: &acgs_core::ModelSpec,
-        prices: Prices,
-        today: jiff::civil::Date,
-        api: &Url,
-    ) -> Outcome {
-        let old = model.pricing.as_ref().map(|p| p.rate);
-        let skip = |note: &str| Outcome {
-            key: model.key.clone(),
-            old,
-            new: None,
-            note: note.to_owned(),
-        };
-        let Some(price) = prices
-            .prices
-            .into_iter()
-            .find(|p| p.endpoint_id == model.endpoint)
-        else {
-            return skip("no price listed");
-        };
-        if price
-            .currency
-            .as_deref()
-            .is_some_and(|c| !c.eq_ignore_ascii_case("USD"))
-        {
-            return skip("not priced in USD");
-        }
-        let Ok(rate) = Usd::parse(&price.unit_price.to_string()) else {
-            return skip("unreadable price");
-        };
-        let Some(current) = &model.pricing else {
-            return skip("the catalogue has no price kind for it; add one in your config");
-        };
-        if unit_of(&price.unit) != Some(current.unit) {
-            return skip(&format!(
-                "fal prices it per {}, the catalogue per {}",
-                price.unit,
-                current.unit.label()
-            ));
-        }
-        let updated = Pricing {
-            rate,
-            priced_on: today,
-            source: format!("fal pricing API ({})", api.origin().ascii_serialization()),
-            verified: current.tiers.is_empty(),
-            ..current.clone()
-        };
-        let note = if current.tiers.is_empty() {
-            "updated".into()
-        } else {
-            "updated; tiers kept unverified".into()
-        };
-        Outcome {
-            key: model.key.clone(),
-            old,
-            new: Some(updated),
-            note,
-        }
     }
 
     /// Write `[default.models.<key>.pricing]` tables into the user config, keeping the rest.

@@ -1,0 +1,171 @@
+//! fal's pricing API (`GET {api_url}/v1/models/pricing?endpoint_id=…`, see "fal platform API"
+//! in the provider reference): the current price of a catalogue entry, checked against the
+//! entry's own price kind before it may replace it.
+
+use acgs_core::ModelSpec;
+use acgs_core::config::FalUrls;
+use acgs_core::pricing::{PriceUnit, Pricing};
+use acgs_core::{Usd, UserFacing as _};
+use acgs_http::{Credential, HttpClient, HttpError, HttpRequest, RetryPolicy};
+use secrecy::SecretString;
+use serde::Deserialize;
+use url::Url;
+
+#[derive(Deserialize)]
+struct Prices {
+    prices: Vec<Price>,
+}
+
+#[derive(Deserialize)]
+struct Price {
+    endpoint_id: String,
+    unit_price: serde_json::Number,
+    unit: String,
+    #[serde(default)]
+    currency: Option<String>,
+}
+
+/// What the pricing API says of one catalogue entry.
+#[derive(Debug, Clone)]
+pub struct PriceRefresh {
+    /// The entry's key.
+    pub key: String,
+    /// Its rate before.
+    pub old: Option<Usd>,
+    /// Its new price, when the API's fits the entry's price kind; `None` leaves it as it was.
+    pub new: Option<Pricing>,
+    /// What happened, in a few words (`updated`, `no price listed`, an error code …).
+    pub note: String,
+}
+
+/// A client of fal's pricing API, with the fal key bound to the API's origin.
+#[derive(Debug)]
+pub struct PricingApi {
+    http: HttpClient,
+    api: Url,
+    credential: Credential,
+}
+
+impl PricingApi {
+    /// A client of the pricing API at `urls.api_url`.
+    pub fn new(http: HttpClient, urls: &FalUrls, key: &SecretString) -> Result<Self, HttpError> {
+        let api = Url::parse(urls.api_url.trim_end_matches('/'))
+            .map_err(|_| HttpError::Setup("providers.fal.api_url is not a URL".into()))?;
+        http.check_url(&api)?;
+        let credential = Credential::new(&api, "authorization", "Key ", key)?;
+        Ok(Self {
+            http,
+            api,
+            credential,
+        })
+    }
+
+    /// The current price of `model` (a fal entry), dated `today`.
+    pub async fn refresh(&self, model: &ModelSpec, today: jiff::civil::Date) -> PriceRefresh {
+        let mut url = self.api.clone();
+        url.set_path(&format!(
+            "{}/v1/models/pricing",
+            self.api.path().trim_end_matches('/')
+        ));
+        url.query_pairs_mut()
+            .append_pair("endpoint_id", &model.endpoint);
+        let response = self
+            .http
+            .execute_retrying(
+                &HttpRequest::get(url).credential(&self.credential),
+                &RetryPolicy::default(),
+                &crate::protocol::classify,
+            )
+            .await;
+        let skip = |note: &str| PriceRefresh {
+            key: model.key.clone(),
+            old: model.pricing.as_ref().map(|p| p.rate),
+            new: None,
+            note: note.to_owned(),
+        };
+        match response.map(|r| r.json::<Prices>()) {
+            Ok(Ok(prices)) => self.judge(model, prices, today),
+            Ok(Err(_)) => skip("unexpected answer"),
+            Err(e) => skip(e.code()),
+        }
+    }
+
+    /// The entry's new price, if the API's is in dollars, positive and of the same kind.
+    fn judge(&self, model: &ModelSpec, prices: Prices, today: jiff::civil::Date) -> PriceRefresh {
+        let old = model.pricing.as_ref().map(|p| p.rate);
+        let skip = |note: &str| PriceRefresh {
+            key: model.key.clone(),
+            old,
+            new: None,
+            note: note.to_owned(),
+        };
+        let Some(price) = prices
+            .prices
+            .into_iter()
+            .find(|p| p.endpoint_id == model.endpoint)
+        else {
+            return skip("no price listed");
+        };
+        if price
+            .currency
+            .as_deref()
+            .is_some_and(|c| !c.eq_ignore_ascii_case("USD"))
+        {
+            return skip("not priced in USD");
+        }
+        let Ok(rate) = Usd::parse(&price.unit_price.to_string()) else {
+            return skip("unreadable price");
+        };
+        let Some(current) = &model.pricing else {
+            return skip("the catalogue has no price kind for it; add one in your config");
+        };
+        if unit_of(&price.unit) != Some(current.unit) {
+            return skip(&format!(
+                "fal prices it per {}, the catalogue per {}",
+                price.unit,
+                current.unit.label()
+            ));
+        }
+        let updated = Pricing {
+            rate,
+            priced_on: today,
+            source: format!(
+                "fal pricing API ({})",
+                self.api.origin().ascii_serialization()
+            ),
+            verified: current.tiers.is_empty(),
+            ..current.clone()
+        };
+        let note = if current.tiers.is_empty() {
+            "updated"
+        } else {
+            "updated; tiers kept unverified"
+        };
+        PriceRefresh {
+            key: model.key.clone(),
+            old,
+            new: Some(updated),
+            note: note.into(),
+        }
+    }
+}
+
+/// fal's unit names to the catalogue's.
+fn unit_of(text: &str) -> Option<PriceUnit> {
+    let t = text.to_ascii_lowercase();
+    Some(if t.contains("megapixel") {
+        PriceUnit::Megapixel
+    } else if t.contains("image") {
+        PriceUnit::Image
+    } else if t.contains("second") {
+        PriceUnit::Second
+    } else if t.contains("minute") {
+        PriceUnit::Minute
+    } else if t.contains("character") {
+        PriceUnit::KiloCharacters
+    } else if t.contains("request") || t.contains("video") || t.contains("call") {
+        PriceUnit::Request
+    } else {
+        return None;
+    })
+}
