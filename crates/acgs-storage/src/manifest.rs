@@ -467,6 +467,50 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_request_recorded_before_versions_still_reads() {
+        // What manifests held before the record had a version: a serialized library request.
+        let old = serde_json::json!({
+            "id": "main", "model": "flux_dev", "endpoint": "fal-ai/flux/dev", "params": {},
+            "status": "failed",
+            "request": {
+                "model": "flux_dev", "tasks": ["text_to_image"],
+                "texts": {"prompt": "a lighthouse"}, "params": [["image_size", "square"]],
+                "count": null, "out_stem": null, "timeout_secs": 30, "detach": false,
+                "inputs": [["image", "/tmp/in.png"]],
+                "assumed_inputs": []
+            }
+        });
+        let step: StepRecord = serde_json::from_value(old).expect("old record");
+        let request = step.request.expect("request");
+        assert_eq!(request.version, 0);
+        assert_eq!(request.texts["prompt"], "a lighthouse");
+        assert_eq!(
+            request.params,
+            [("image_size".to_owned(), "square".to_owned())]
+        );
+        assert_eq!(request.inputs[0].field, "image");
+        assert_eq!(request.inputs[0].path, std::path::Path::new("/tmp/in.png"));
+        assert_eq!(request.timeout_secs, Some(30));
+    }
+
+    #[test]
+    fn a_sealed_record_verifies_until_any_field_changes() {
+        let key = RecordKey::from_audit_key(&crate::audit::AuditKey::from_bytes(vec![7; 32]));
+        let mut record = step("a", StepStatus::Pending);
+        key.seal("r1", &mut record);
+        assert!(key.verifies("r1", &record));
+        assert!(!key.verifies("r2", &record), "bound to its run");
+        let mut edited = record.clone();
+        edited.status = StepStatus::Submitted;
+        assert!(!key.verifies("r1", &edited), "status edited");
+        let mut edited = record.clone();
+        edited.estimate = Some(Usd::from_micros(1));
+        assert!(!key.verifies("r1", &edited), "estimate edited");
+        let other = RecordKey::from_audit_key(&crate::audit::AuditKey::from_bytes(vec![8; 32]));
+        assert!(!other.verifies("r1", &record), "another install's key");
+    }
+
     /// A run folder holding a saved manifest with steps `a` and `b`, both pending.
     fn saved_run(tmp: &tempfile::TempDir) -> (RunDir, Manifest) {
         let run = run_in(tmp, "r1");

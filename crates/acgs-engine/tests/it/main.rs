@@ -210,3 +210,39 @@ async fn model_text_is_inspected_before_reuse() {
         .expect_err("key in model output");
     assert_eq!(err.code(), "guard.credential_in_text");
 }
+
+/// Settling and storing run at once: a result whose files cannot be fetched is still settled
+/// (the provider billed it), the step fails, and the failure is audited.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_store_never_skips_the_settlement() {
+    let mut fx = fixture().await;
+    fx.fake = FakeFal::builder("fal-ai/flux/dev")
+        .queued(0)
+        .in_progress(0)
+        .media_redirect_to("http://127.0.0.1:9")
+        .start()
+        .await;
+    fx.config.providers.fal = FalUrls {
+        queue_url: fx.fake.uri(),
+        ..FalUrls::default()
+    };
+    let s = suite(&fx, fx.config.clone(), None);
+    let err = s
+        .generate(&request("a lighthouse"))
+        .await
+        .expect_err("the files cannot be fetched");
+    assert_eq!(err.exit_code(), 6, "{err}");
+    let rows = fx.ledger.reservations(None).await.expect("rows");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        rows[0].state,
+        acgs_core::ledger::ReservationState::Settled,
+        "billed by the provider, so settled whatever happened to the files"
+    );
+    assert!(rows[0].actual.is_some_and(|a| a > acgs_core::Usd::ZERO));
+    let audit = fx.audit.0.lock().expect("lock");
+    assert_eq!(
+        audit.last().and_then(|e| e.outcome),
+        Some(AuditOutcome::Failed)
+    );
+}
