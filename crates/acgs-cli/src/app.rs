@@ -269,7 +269,7 @@ impl App {
         let (key, http) = self.key_and_http(ProviderId::ElevenLabs)?;
         Ok(acgs_providers_elevenlabs::ElevenLabsProvider::new(
             http,
-            &self.config().providers.elevenlabs,
+            &self.config().providers.urls(ProviderId::ElevenLabs),
             &key.secret,
         )?)
     }
@@ -309,17 +309,17 @@ impl App {
         let built: Arc<dyn Provider> = match provider {
             ProviderId::Fal => Arc::new(acgs_providers_fal::FalProvider::new(
                 http,
-                &urls.fal,
+                &urls.urls(ProviderId::Fal),
                 &key.secret,
             )?),
             ProviderId::Gemini => Arc::new(acgs_providers_gemini::GeminiProvider::new(
                 http,
-                &urls.gemini,
+                &urls.urls(ProviderId::Gemini),
                 &key.secret,
             )?),
             ProviderId::ElevenLabs => Arc::new(acgs_providers_elevenlabs::ElevenLabsProvider::new(
                 http,
-                &urls.elevenlabs,
+                &urls.urls(ProviderId::ElevenLabs),
                 &key.secret,
             )?),
         };

@@ -19,6 +19,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::env::{Paths, ProcessEnv};
 use crate::error::{Error, Result};
 use crate::money::Usd;
+use crate::task::ProviderId;
 
 /// A profile name: `[a-z0-9_-]{1,32}`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -163,34 +164,40 @@ pub struct RateLimit {
     pub in_flight: u32,
 }
 
-/// `[rate_limits]`.
+/// `[rate_limits]`: submits per minute and jobs in flight, by provider id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RateLimits {
-    /// fal.
-    pub fal: RateLimit,
-    /// Gemini.
-    pub gemini: RateLimit,
-    /// ElevenLabs.
-    pub elevenlabs: RateLimit,
+#[serde(transparent)]
+pub struct RateLimits(BTreeMap<ProviderId, RateLimit>);
+
+impl RateLimits {
+    /// The limits of `provider`, if configured.
+    #[must_use]
+    pub fn get(&self, provider: ProviderId) -> Option<RateLimit> {
+        self.0.get(&provider).copied()
+    }
+
+    /// Set the limits of `provider`.
+    pub fn set(&mut self, provider: ProviderId, limit: RateLimit) {
+        self.0.insert(provider, limit);
+    }
+
+    /// Every provider's limits.
+    pub fn iter(&self) -> impl Iterator<Item = (ProviderId, RateLimit)> + '_ {
+        self.0.iter().map(|(id, limit)| (*id, *limit))
+    }
 }
 
 impl Default for RateLimits {
     fn default() -> Self {
-        Self {
-            fal: RateLimit {
-                per_minute: 60,
-                in_flight: 10,
-            },
-            gemini: RateLimit {
-                per_minute: 60,
-                in_flight: 10,
-            },
-            elevenlabs: RateLimit {
-                per_minute: 60,
-                in_flight: 2,
-            },
-        }
+        let limit = |per_minute, in_flight| RateLimit {
+            per_minute,
+            in_flight,
+        };
+        Self(BTreeMap::from([
+            (ProviderId::Fal, limit(60, 10)),
+            (ProviderId::Gemini, limit(60, 10)),
+            (ProviderId::ElevenLabs, limit(60, 2)),
+        ]))
     }
 }
 
@@ -293,59 +300,74 @@ impl Default for NetworkConfig {
     }
 }
 
-/// `[providers.fal]`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct FalUrls {
-    /// Queue API.
-    pub queue_url: String,
-    /// REST API (storage, tokens).
-    pub rest_url: String,
-    /// Platform API (pricing).
-    pub api_url: String,
-}
+/// `[providers.<id>]`: one provider's base URLs by name (`queue_url`, `base_url` …). Which
+/// names a provider reads is its own crate's business; the defaults name every one, so a
+/// misspelt name is an unknown key.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ProviderUrls(BTreeMap<String, String>);
 
-impl Default for FalUrls {
-    fn default() -> Self {
-        Self {
-            queue_url: "https://queue.fal.run".into(),
-            rest_url: "https://rest.fal.ai".into(),
-            api_url: "https://api.fal.ai".into(),
-        }
+impl ProviderUrls {
+    /// The URL called `name`.
+    #[must_use]
+    pub fn url(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+
+    /// Set the URL called `name`.
+    pub fn set(&mut self, name: &str, url: impl Into<String>) -> &mut Self {
+        self.0.insert(name.to_owned(), url.into());
+        self
+    }
+
+    fn of(pairs: &[(&str, &str)]) -> Self {
+        Self(
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        )
     }
 }
 
-/// A provider with one base URL.
+/// `[providers]`: each provider's base URLs, by provider id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BaseUrl {
-    /// The base URL.
-    pub base_url: String,
-}
+#[serde(transparent)]
+pub struct ProvidersConfig(BTreeMap<ProviderId, ProviderUrls>);
 
-/// `[providers]`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ProvidersConfig {
-    /// fal.
-    pub fal: FalUrls,
-    /// Gemini.
-    pub gemini: BaseUrl,
-    /// ElevenLabs.
-    pub elevenlabs: BaseUrl,
+impl ProvidersConfig {
+    /// The base URLs of `provider` (none when it has no table).
+    #[must_use]
+    pub fn urls(&self, provider: ProviderId) -> ProviderUrls {
+        self.0.get(&provider).cloned().unwrap_or_default()
+    }
+
+    /// Set `provider`'s URL called `name` (tests and local proxies point a provider elsewhere).
+    pub fn set(&mut self, provider: ProviderId, name: &str, url: impl Into<String>) {
+        self.0.entry(provider).or_default().set(name, url);
+    }
 }
 
 impl Default for ProvidersConfig {
     fn default() -> Self {
-        Self {
-            fal: FalUrls::default(),
-            gemini: BaseUrl {
-                base_url: "https://generativelanguage.googleapis.com".into(),
-            },
-            elevenlabs: BaseUrl {
-                base_url: "https://api.elevenlabs.io".into(),
-            },
-        }
+        Self(BTreeMap::from([
+            (
+                ProviderId::Fal,
+                ProviderUrls::of(&[
+                    ("queue_url", "https://queue.fal.run"),
+                    ("rest_url", "https://rest.fal.ai"),
+                    ("api_url", "https://api.fal.ai"),
+                ]),
+            ),
+            (
+                ProviderId::Gemini,
+                ProviderUrls::of(&[("base_url", "https://generativelanguage.googleapis.com")]),
+            ),
+            (
+                ProviderId::ElevenLabs,
+                ProviderUrls::of(&[("base_url", "https://api.elevenlabs.io")]),
+            ),
+        ]))
     }
 }
 
@@ -895,24 +917,18 @@ fn tightens_cost(
     Ok(())
 }
 
-/// The `[rate_limits]` key `candidate` loosens, if any.
+/// The `[rate_limits]` key `candidate` loosens, if any: a provider's rate or in-flight cap
+/// raised, or a limit dropped.
 fn tightens_rates(base: &RateLimits, candidate: &RateLimits) -> std::result::Result<(), String> {
-    let RateLimits {
-        fal,
-        gemini,
-        elevenlabs,
-    } = candidate;
-    let rates = [
-        ("fal", base.fal, *fal),
-        ("gemini", base.gemini, *gemini),
-        ("elevenlabs", base.elevenlabs, *elevenlabs),
-    ];
-    match rates.iter().find(|(_, before, after)| {
-        after.per_minute > before.per_minute || after.in_flight > before.in_flight
-    }) {
-        Some((name, ..)) => Err(format!("rate_limits.{name}")),
-        None => Ok(()),
+    for (provider, before) in base.iter() {
+        let loosened = candidate.get(provider).is_none_or(|after| {
+            after.per_minute > before.per_minute || after.in_flight > before.in_flight
+        });
+        if loosened {
+            return Err(format!("rate_limits.{provider}"));
+        }
     }
+    Ok(())
 }
 
 /// The `[guard]` key `candidate` loosens, if any.
@@ -1024,8 +1040,16 @@ mod tests {
         assert_eq!(c.cost_management.max_cost_per_run, Usd::from_dollars(10));
         assert_eq!(c.cost_management.daily_limit, Usd::from_dollars(100));
         assert!(c.cost_management.require_confirmation);
-        assert_eq!(c.rate_limits.elevenlabs.in_flight, 2);
-        assert_eq!(c.providers.fal.queue_url, "https://queue.fal.run");
+        assert_eq!(
+            c.rate_limits
+                .get(ProviderId::ElevenLabs)
+                .map(|l| l.in_flight),
+            Some(2)
+        );
+        assert_eq!(
+            c.providers.urls(ProviderId::Fal).url("queue_url"),
+            Some("https://queue.fal.run")
+        );
     }
 
     #[test]
@@ -1069,6 +1093,43 @@ mod tests {
         let text = err.to_string();
         assert!(text.contains("guard.max_prompt_charz"), "{text}");
         assert!(text.contains("config.toml"), "{text}");
+    }
+
+    #[test]
+    fn provider_tables_are_keyed_by_provider_and_misspellings_are_unknown_keys() {
+        let fx = Fixture::new();
+        fx.user_file("[default.providers.fal]\nqueue_url = \"https://q.example\"\n[default.rate_limits.gemini]\nper_minute = 5\nin_flight = 1\n");
+        let c = fx.load(None).expect("valid").config;
+        let fal = c.providers.urls(ProviderId::Fal);
+        assert_eq!(fal.url("queue_url"), Some("https://q.example"));
+        assert_eq!(
+            fal.url("rest_url"),
+            Some("https://rest.fal.ai"),
+            "the rest kept"
+        );
+        assert_eq!(
+            c.rate_limits.get(ProviderId::Gemini).map(|l| l.per_minute),
+            Some(5)
+        );
+        for (text, key) in [
+            (
+                "[default.providers.fal]\nqueue_ur = \"https://q.example\"\n",
+                "providers.fal.queue_ur",
+            ),
+            (
+                "[default.providers.replicate]\nbase_url = \"https://r.example\"\n",
+                "providers.replicate",
+            ),
+            (
+                "[default.rate_limits.replicate]\nper_minute = 1\nin_flight = 1\n",
+                "rate_limits.replicate",
+            ),
+        ] {
+            let fx = Fixture::new();
+            fx.user_file(text);
+            let err = fx.load(None).expect_err(key);
+            assert!(err.to_string().contains(key), "{err}");
+        }
     }
 
     #[test]
@@ -1160,7 +1221,10 @@ mod tests {
         .expect("write");
         let sources = ConfigSources::standard(&fx.env, Some(path), None).expect("sources");
         let c = Config::load(&sources).expect("trusted").config;
-        assert_eq!(c.providers.fal.queue_url, "http://127.0.0.1:9");
+        assert_eq!(
+            c.providers.urls(ProviderId::Fal).url("queue_url"),
+            Some("http://127.0.0.1:9")
+        );
     }
 
     #[test]
@@ -1212,7 +1276,7 @@ mod tests {
                 c.cost_management.require_confirmation = confirm;
                 c.cost_management.unverified_price_margin = Ratio(margin);
                 c.guard.max_prompt_chars = prompt;
-                c.rate_limits.fal = RateLimit { per_minute, in_flight };
+                c.rate_limits.set(ProviderId::Fal, RateLimit { per_minute, in_flight });
                 c
             }
         }
@@ -1232,8 +1296,8 @@ mod tests {
                     prop_assert!(c.require_confirmation || !b.require_confirmation);
                     prop_assert!(c.unverified_price_margin >= b.unverified_price_margin);
                     prop_assert!(candidate.guard.max_prompt_chars <= base.guard.max_prompt_chars);
-                    prop_assert!(candidate.rate_limits.fal.per_minute <= base.rate_limits.fal.per_minute);
-                    prop_assert!(candidate.rate_limits.fal.in_flight <= base.rate_limits.fal.in_flight);
+                    let (b, c) = (base.rate_limits.get(ProviderId::Fal), candidate.rate_limits.get(ProviderId::Fal));
+                    prop_assert!(c.zip(b).is_some_and(|(c, b)| c.per_minute <= b.per_minute && c.in_flight <= b.in_flight));
                 }
             }
 

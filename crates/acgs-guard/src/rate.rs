@@ -51,11 +51,10 @@ impl RateLimiter {
             )),
         };
         Self {
-            providers: BTreeMap::from([
-                (ProviderId::Fal, entry(limits.fal)),
-                (ProviderId::Gemini, entry(limits.gemini)),
-                (ProviderId::ElevenLabs, entry(limits.elevenlabs)),
-            ]),
+            providers: limits
+                .iter()
+                .map(|(id, limit)| (id, entry(limit)))
+                .collect(),
         }
     }
 
@@ -117,11 +116,11 @@ mod tests {
             per_minute,
             in_flight,
         };
-        RateLimits {
-            fal: l,
-            gemini: l,
-            elevenlabs: l,
+        let mut limits = RateLimits::default();
+        for provider in ProviderId::ALL {
+            limits.set(provider, l);
         }
+        limits
     }
 
     #[tokio::test]

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use acgs_core::ProviderId;
-use acgs_core::config::BaseUrl;
+use acgs_core::config::ProviderUrls;
 use acgs_core::provider::{
     CancellationToken, Charge, EventSink, FailureClass, HttpFailure, Provider, ProviderError,
     ProviderResult, Stage,
@@ -49,9 +49,15 @@ pub struct ElevenLabsProvider {
 
 impl ElevenLabsProvider {
     /// A provider talking to the configured base URL with `key`.
-    pub fn new(http: HttpClient, urls: &BaseUrl, key: &SecretString) -> Result<Self, HttpError> {
-        let base = Url::parse(urls.base_url.trim_end_matches('/'))
-            .map_err(|_| HttpError::Setup("providers.elevenlabs.base_url is not a URL".into()))?;
+    pub fn new(
+        http: HttpClient,
+        urls: &ProviderUrls,
+        key: &SecretString,
+    ) -> Result<Self, HttpError> {
+        let base = urls
+            .url("base_url")
+            .and_then(|u| Url::parse(u.trim_end_matches('/')).ok())
+            .ok_or_else(|| HttpError::Setup("providers.elevenlabs.base_url is not a URL".into()))?;
         http.check_url(&base)?;
         let credential = Credential::new(&base, "xi-api-key", "", key)?;
         Ok(Self {

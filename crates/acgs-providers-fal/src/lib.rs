@@ -20,6 +20,16 @@ use acgs_core::{Error, ProviderId};
 pub use pricing_api::{PriceRefresh, PricingApi};
 pub use provider::FalProvider;
 
+/// fal's base URL `name` from `[providers.fal]`.
+fn base_url(
+    urls: &acgs_core::config::ProviderUrls,
+    name: &str,
+) -> Result<url::Url, acgs_http::HttpError> {
+    urls.url(name)
+        .and_then(|u| url::Url::parse(u.trim_end_matches('/')).ok())
+        .ok_or_else(|| acgs_http::HttpError::Setup(format!("providers.fal.{name} is not a URL")))
+}
+
 /// The catalogue source shipped with this crate.
 pub const CATALOG_TOML: &str = include_str!("../catalog.toml");
 

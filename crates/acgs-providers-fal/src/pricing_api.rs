@@ -3,7 +3,7 @@
 //! entry's own price kind before it may replace it.
 
 use acgs_core::ModelSpec;
-use acgs_core::config::FalUrls;
+use acgs_core::config::ProviderUrls;
 use acgs_core::pricing::{PriceUnit, Pricing};
 use acgs_core::{Usd, UserFacing as _};
 use acgs_http::{Credential, HttpClient, HttpError, HttpRequest, RetryPolicy};
@@ -48,9 +48,12 @@ pub struct PricingApi {
 
 impl PricingApi {
     /// A client of the pricing API at `urls.api_url`.
-    pub fn new(http: HttpClient, urls: &FalUrls, key: &SecretString) -> Result<Self, HttpError> {
-        let api = Url::parse(urls.api_url.trim_end_matches('/'))
-            .map_err(|_| HttpError::Setup("providers.fal.api_url is not a URL".into()))?;
+    pub fn new(
+        http: HttpClient,
+        urls: &ProviderUrls,
+        key: &SecretString,
+    ) -> Result<Self, HttpError> {
+        let api = crate::base_url(urls, "api_url")?;
         http.check_url(&api)?;
         let credential = Credential::new(&api, "authorization", "Key ", key)?;
         Ok(Self {

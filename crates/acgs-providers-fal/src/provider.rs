@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use acgs_core::ProviderId;
-use acgs_core::config::FalUrls;
+use acgs_core::config::ProviderUrls;
 use acgs_core::provider::{
     CancellationToken, Charge, EventSink, FailureClass, HttpFailure, Provider, ProviderError,
     ProviderResult, Stage,
@@ -39,12 +39,14 @@ pub struct FalProvider {
 impl FalProvider {
     /// A provider talking to the configured queue URL with `key` (`Authorization: Key …`), which is
     /// bound to the queue's origin.
-    pub fn new(http: HttpClient, urls: &FalUrls, key: &SecretString) -> Result<Self, HttpError> {
-        let queue = Url::parse(urls.queue_url.trim_end_matches('/'))
-            .map_err(|_| HttpError::Setup("providers.fal.queue_url is not a URL".into()))?;
+    pub fn new(
+        http: HttpClient,
+        urls: &ProviderUrls,
+        key: &SecretString,
+    ) -> Result<Self, HttpError> {
+        let queue = crate::base_url(urls, "queue_url")?;
         http.check_url(&queue)?;
-        let rest = Url::parse(urls.rest_url.trim_end_matches('/'))
-            .map_err(|_| HttpError::Setup("providers.fal.rest_url is not a URL".into()))?;
+        let rest = crate::base_url(urls, "rest_url")?;
         http.check_url(&rest)?;
         let credential = Credential::new(&queue, "authorization", "Key ", key)?;
         let uploader = Uploader::new(http.clone(), rest, key, RetryPolicy::default())?;

@@ -108,7 +108,7 @@ pub(crate) mod refresh {
             NetworkPolicy::from_config(&config.network),
             app.ui.redactor().clone(),
         )?;
-        let api = PricingApi::new(http, &config.providers.fal, &key.secret)?;
+        let api = PricingApi::new(http, &config.providers.urls(ProviderId::Fal), &key.secret)?;
         let today = jiff::Zoned::now().date();
         let mut outcomes = Vec::new();
         for model in app

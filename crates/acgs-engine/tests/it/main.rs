@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use acgs_core::UserFacing as _;
 use acgs_core::audit::{AuditError, AuditEvent, AuditOutcome, AuditSink};
-use acgs_core::config::{Config, FalUrls};
+use acgs_core::config::Config;
 use acgs_core::ledger::Ledger as _;
 use acgs_core::moderation::{ModerationError, ModerationVerdict, Moderator};
 use acgs_core::redact::Redactor;
@@ -72,10 +72,9 @@ async fn fixture() -> Fixture {
         ..Config::default()
     };
     config.network.allow_http_loopback = true;
-    config.providers.fal = FalUrls {
-        queue_url: fake.uri(),
-        ..FalUrls::default()
-    };
+    config
+        .providers
+        .set(acgs_core::ProviderId::Fal, "queue_url", fake.uri());
     let ledger = Arc::new(SqliteLedger::open(&dir.path().join("ledger.sqlite3")).expect("ledger"));
     Fixture {
         _dir: dir,
@@ -96,7 +95,7 @@ fn suite(fx: &Fixture, config: Config, moderator: Option<Arc<dyn Moderator>>) ->
     .expect("http");
     let fal = acgs_providers_fal::FalProvider::new(
         http,
-        &config.providers.fal,
+        &config.providers.urls(acgs_core::ProviderId::Fal),
         &SecretString::from(FAL_KEY),
     )
     .expect("fal");
@@ -222,10 +221,9 @@ async fn a_failed_store_never_skips_the_settlement() {
         .media_redirect_to("http://127.0.0.1:9")
         .start()
         .await;
-    fx.config.providers.fal = FalUrls {
-        queue_url: fx.fake.uri(),
-        ..FalUrls::default()
-    };
+    fx.config
+        .providers
+        .set(acgs_core::ProviderId::Fal, "queue_url", fx.fake.uri());
     let s = suite(&fx, fx.config.clone(), None);
     let err = s
         .generate(&request("a lighthouse"))

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use acgs_core::Usd;
-use acgs_core::config::{Config, FalUrls, Fraction};
+use acgs_core::config::{Config, Fraction};
 use acgs_core::ledger::Ledger as _;
 use acgs_core::moderation::Moderator;
 use acgs_core::provider::EventSink;
@@ -92,10 +92,9 @@ impl Scenario {
             ..Config::default()
         };
         config.network.allow_http_loopback = true;
-        config.providers.fal = FalUrls {
-            queue_url: fake.uri(),
-            ..FalUrls::default()
-        };
+        config
+            .providers
+            .set(acgs_core::ProviderId::Fal, "queue_url", fake.uri());
         config.cost_management.daily_limit = Usd::from_micros(200_000);
         config.cost_management.alert_at = vec![Fraction(100)];
         if matches!(self, Self::BudgetRefusal) {
@@ -113,7 +112,7 @@ impl Scenario {
         .expect("http");
         let fal = acgs_providers_fal::FalProvider::new(
             http,
-            &config.providers.fal,
+            &config.providers.urls(acgs_core::ProviderId::Fal),
             &SecretString::from(FAL_KEY),
         )
         .expect("fal");

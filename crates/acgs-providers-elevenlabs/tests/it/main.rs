@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use acgs_core::catalog::Params;
-use acgs_core::config::BaseUrl;
+use acgs_core::config::ProviderUrls;
 use acgs_core::ledger::ReservationId;
 use acgs_core::provider::{Charge, FailureClass, Provider, ProviderError};
 use acgs_core::request::{Artifact, Authorized, LocalInput, Output, Request, Submitted, Verdict};
@@ -28,9 +28,8 @@ fn provider(fake: &FakeElevenLabs) -> ElevenLabsProvider {
     let redactor = acgs_core::redact::Redactor::new();
     redactor.add_secret(ELEVENLABS_KEY);
     let http = HttpClient::new(policy, redactor).expect("client");
-    let urls = BaseUrl {
-        base_url: fake.uri(),
-    };
+    let mut urls = ProviderUrls::default();
+    urls.set("base_url", fake.uri());
     ElevenLabsProvider::new(http, &urls, &SecretString::from(ELEVENLABS_KEY))
         .expect("provider")
         .with_retry(RetryPolicy {

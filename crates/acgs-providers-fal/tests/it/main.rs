@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use acgs_core::ProviderId;
 use acgs_core::catalog::Params;
-use acgs_core::config::FalUrls;
+use acgs_core::config::ProviderUrls;
 use acgs_core::ledger::ReservationId;
 use acgs_core::provider::{
     CancellationToken, Charge, EventSink, FailureClass, ProgressEvent, Provider, Stage,
@@ -33,11 +33,9 @@ fn provider(fake: &FakeFal) -> FalProvider {
     let redactor = acgs_core::redact::Redactor::new();
     redactor.add_secret(FAL_KEY);
     let http = HttpClient::new(policy, redactor).expect("client");
-    let urls = FalUrls {
-        queue_url: fake.uri(),
-        rest_url: fake.uri(),
-        ..FalUrls::default()
-    };
+    let mut urls = ProviderUrls::default();
+    urls.set("queue_url", fake.uri())
+        .set("rest_url", fake.uri());
     FalProvider::new(http, &urls, &SecretString::from(FAL_KEY))
         .expect("provider")
         .with_retry(RetryPolicy {

@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use acgs_core::catalog::Params;
-use acgs_core::config::BaseUrl;
+use acgs_core::config::ProviderUrls;
 use acgs_core::ledger::ReservationId;
 use acgs_core::provider::{CancellationToken, Charge, EventSink, FailureClass, Provider};
 use acgs_core::request::{Artifact, Authorized, LocalInput, Output, Request, Submitted, Verdict};
@@ -28,9 +28,8 @@ fn provider(fake: &FakeGemini) -> GeminiProvider {
     let redactor = acgs_core::redact::Redactor::new();
     redactor.add_secret(GEMINI_KEY);
     let http = HttpClient::new(policy, redactor).expect("client");
-    let urls = BaseUrl {
-        base_url: fake.uri(),
-    };
+    let mut urls = ProviderUrls::default();
+    urls.set("base_url", fake.uri());
     GeminiProvider::new(http, &urls, &SecretString::from(GEMINI_KEY))
         .expect("provider")
         .with_retry(RetryPolicy {
