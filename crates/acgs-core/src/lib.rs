@@ -22,7 +22,6 @@ pub mod env;
 pub mod error;
 pub mod job;
 pub mod ledger;
-pub mod media;
 pub mod moderation;
 pub mod money;
 pub mod params;
@@ -31,7 +30,6 @@ pub mod provider;
 pub mod redact;
 pub mod request;
 pub mod task;
-pub mod transcript;
 
 pub use catalog::{Catalog, ModelSpec, Params};
 pub use error::{Error, ErrorKind, UserFacing};

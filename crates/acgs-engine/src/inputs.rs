@@ -23,7 +23,7 @@ pub struct OpenedInputs {
 
 impl OpenedInputs {
     /// Count one input's facts: the first image's size, the first recording's length, tokens.
-    pub(crate) fn add_facts(&mut self, kind: MediaKind, facts: &acgs_core::media::MediaFacts) {
+    pub(crate) fn add_facts(&mut self, kind: MediaKind, facts: &acgs_media::probe::MediaFacts) {
         let tokens = media_token_bound(kind, facts.dimensions, facts.seconds);
         self.media_tokens = self
             .media_tokens

@@ -252,7 +252,7 @@ impl ElevenLabsProvider {
             .await?;
         let body: Value = response.json().map_err(|e| bad_response(&e))?;
         let (artifacts, seconds) =
-            acgs_core::transcript::scribe_artifacts(&body).ok_or_else(|| {
+            acgs_media::transcript::scribe_artifacts(&body).ok_or_else(|| {
                 bad_response(&HttpError::Decode {
                     target: acgs_http::target_of(&self.base),
                     detail: "the transcript has no text or words".into(),

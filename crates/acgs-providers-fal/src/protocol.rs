@@ -111,12 +111,12 @@ pub fn parse_output(result: &Value, request_id: Option<String>) -> Output {
                 .collect()
         })
         .unwrap_or_default();
-    let transcript = acgs_core::transcript::scribe_artifacts(result);
+    let transcript = acgs_media::transcript::scribe_artifacts(result);
     let seconds = transcript.as_ref().map(|(_, secs)| *secs).or_else(|| {
         result
             .get("duration")
             .and_then(Value::as_f64)
-            .map(|d| acgs_core::transcript::seconds_to_ms(d).div_ceil(1000))
+            .map(|d| acgs_media::transcript::seconds_to_ms(d).div_ceil(1000))
     });
     if let Some((texts, _)) = transcript {
         artifacts.extend(texts);

@@ -225,7 +225,7 @@ pub fn parse_generate(body: &Value, json_text: bool) -> Output {
                 .and_then(Value::as_str)
                 .and_then(|d| base64::engine::general_purpose::STANDARD.decode(d).ok());
             if let Some(data) = data {
-                let facts = ContentType::sniff(&data).map(|t| acgs_core::media::probe(t, &data));
+                let facts = ContentType::sniff(&data).map(|t| acgs_media::probe::probe(t, &data));
                 images.push(facts.and_then(|f| f.dimensions).unwrap_or((1024, 1024)));
                 output.artifacts.push(Artifact::Bytes {
                     data,

@@ -49,7 +49,7 @@ pub(crate) fn open_inputs(
     };
     for (flag, media) in assumed {
         let field = media_field(model, flag)?;
-        let facts = acgs_core::media::MediaFacts {
+        let facts = acgs_media::probe::MediaFacts {
             dimensions: media.pixels,
             seconds: media.seconds,
         };
@@ -147,9 +147,9 @@ fn open_one(
 fn probe_input(
     input: &LocalInput,
     flag: &str,
-) -> Result<acgs_core::media::MediaFacts, EngineError> {
+) -> Result<acgs_media::probe::MediaFacts, EngineError> {
     let mut file: &std::fs::File = &input.file;
-    acgs_core::media::probe_file(input.content_type, &mut file, input.size).map_err(|e| {
+    acgs_media::probe::probe_file(input.content_type, &mut file, input.size).map_err(|e| {
         invalid(
             flag,
             format!("could not read {}: {}", input.file_name, e.kind()),

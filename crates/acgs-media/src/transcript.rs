@@ -5,8 +5,8 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::request::Artifact;
-use crate::task::ContentType;
+use acgs_core::request::Artifact;
+use acgs_core::task::ContentType;
 
 /// One transcribed word (or spacing/event) with its timing in milliseconds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

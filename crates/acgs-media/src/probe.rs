@@ -4,7 +4,7 @@
 //!
 //! Every reader is bounded: it looks at the bytes it is given and never seeks past them.
 
-use crate::task::ContentType;
+use acgs_core::task::ContentType;
 
 /// What a probe found.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
