@@ -18,7 +18,7 @@ use secrecy::ExposeSecret as _;
 
 use crate::cli::Cli;
 use crate::confirm::TerminalConfirm;
-use crate::failure::Failure;
+use crate::failure::{CliError, Failure};
 use crate::ui::Ui;
 
 /// The loaded context.
@@ -81,6 +81,29 @@ impl BuiltinCatalog {
     }
 }
 
+/// A project's `.env` that shadows a key of the user's own: accepted with
+/// `allow_project_env`, refused when `strict`, otherwise a loud warning on every command.
+fn check_project_env(
+    credentials: &Credentials,
+    config: &Config,
+    strict: bool,
+    ui: &Ui,
+) -> Result<(), Failure> {
+    if config.allow_project_env {
+        return Ok(());
+    }
+    for (provider, project, trusted) in credentials.project_shadowing() {
+        let message = format!(
+            "{project} holds a {provider} key that shadows yours from {trusted}: a project folder could send your prompts and bills under its key; remove it from the .env, or set allow_project_env = true in your user config"
+        );
+        if strict {
+            return Err(CliError::Usage(message).into());
+        }
+        ui.warning(&message);
+    }
+    Ok(())
+}
+
 impl App {
     /// Load configuration, catalogue and credentials, and teach the redactor every known secret.
     pub(crate) fn load(
@@ -105,6 +128,8 @@ impl App {
         for refused in credentials.refused() {
             ui.warning(&refused.to_string());
         }
+        let strict = cli.strict || loaded.profile.as_str() == "prod";
+        check_project_env(&credentials, &loaded.config, strict, &ui)?;
         Ok(Self {
             env,
             loaded,
@@ -121,17 +146,12 @@ impl App {
     /// The providers of the models a run used (from its manifest, found through the runs index).
     pub(crate) fn providers_of_run(&self, run_id: &str) -> Result<Vec<ProviderId>, Failure> {
         let entry = RunIndex::new(self.loaded.paths.state_file("runs.jsonl")).find(run_id)?;
-        let path = entry.folder.join(acgs_storage::manifest::MANIFEST_FILE);
-        let text =
-            fs_err::read_to_string(&path).map_err(|e| acgs_storage::StorageError::Corrupt {
-                path: path.clone(),
-                reason: e.kind().to_string(),
-            })?;
-        let manifest: acgs_storage::manifest::Manifest =
-            serde_json::from_str(&text).map_err(|e| acgs_storage::StorageError::Corrupt {
-                path: path.clone(),
-                reason: e.to_string(),
-            })?;
+        let root = entry
+            .folder
+            .parent()
+            .ok_or_else(|| acgs_storage::StorageError::RunNotFound(run_id.to_owned()))?;
+        let dir = acgs_storage::output::OutputRoot::open(root)?.open_run(run_id)?;
+        let manifest = acgs_storage::manifest::Manifest::load(&dir)?;
         let mut providers = Vec::new();
         for step in &manifest.steps {
             let provider = self.catalog.resolve(&step.model)?.provider;

@@ -30,6 +30,10 @@ pub struct Cli {
     /// Confirm spending without asking.
     #[arg(long, short = 'y', global = true)]
     pub yes: bool,
+    /// Refuse what acgs otherwise only warns about (a project `.env` shadowing your own key);
+    /// always on in the `prod` profile.
+    #[arg(long, global = true)]
+    pub strict: bool,
     /// Log line format on stderr.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

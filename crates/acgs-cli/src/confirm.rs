@@ -13,21 +13,17 @@ pub(crate) struct TerminalConfirm {
     pub yes: bool,
 }
 
-impl Confirm for TerminalConfirm {
-    fn confirm(&self, what: &str, estimate: Usd, warn: bool) -> ConfirmAnswer {
+impl TerminalConfirm {
+    /// Ask `question` once (`--yes` answers yes; without a terminal nobody can answer).
+    pub(crate) fn ask(&self, question: &str) -> ConfirmAnswer {
         if self.yes {
             return ConfirmAnswer::Yes;
         }
         if !std::io::stderr().is_terminal() || !std::io::stdin().is_terminal() {
             return ConfirmAnswer::Unavailable;
         }
-        let note = if warn {
-            " (at or above your warn_threshold)"
-        } else {
-            ""
-        };
         let mut err = std::io::stderr().lock();
-        let _ = write!(err, "Spend up to ${estimate} on {what}{note}? [y/N] ");
+        let _ = write!(err, "{question}? [y/N] ");
         let _ = err.flush();
         let mut answer = String::new();
         if std::io::stdin().lock().read_line(&mut answer).is_err() {
@@ -38,5 +34,16 @@ impl Confirm for TerminalConfirm {
         } else {
             ConfirmAnswer::No
         }
+    }
+}
+
+impl Confirm for TerminalConfirm {
+    fn confirm(&self, what: &str, estimate: Usd, warn: bool) -> ConfirmAnswer {
+        let note = if warn {
+            " (at or above your warn_threshold)"
+        } else {
+            ""
+        };
+        self.ask(&format!("Spend up to ${estimate} on {what}{note}"))
     }
 }

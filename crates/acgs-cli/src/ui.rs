@@ -42,6 +42,12 @@ pub(crate) fn printable(text: &str) -> String {
     acgs_guard::sanitize(text).text.replace(['\n', '\t'], " ")
 }
 
+/// [`printable`], line by line: a message of several lines (a pipeline's problems) keeps them.
+#[must_use]
+pub(crate) fn printable_lines(text: &str) -> String {
+    text.lines().map(printable).collect::<Vec<_>>().join("\n")
+}
+
 impl Ui {
     /// A terminal writer.
     #[must_use]
@@ -134,6 +140,7 @@ impl Ui {
                 &json!({"ts": now(), "type": "warning", "message": message}).to_string(),
             );
         } else {
+            let message = printable_lines(message);
             self.stderr_line(&format!("{} {message}", self.paint("33", "warning:")));
         }
     }
@@ -211,8 +218,9 @@ impl Ui {
     pub(crate) fn error(&self, error: &dyn UserFacing, result_printed: bool) -> i32 {
         let code = error.code();
         let exit = error.exit_code();
-        let message = error.to_string();
-        let hint = error.hint();
+        // Messages may carry names from files and answers from providers: never escapes.
+        let message = printable_lines(&error.to_string());
+        let hint = error.hint().map(|h| printable_lines(&h));
         let detail = (self.verbose > 0).then(|| error.detail()).flatten();
         if self.json {
             let mut doc = json!({"code": code, "message": message, "exit_code": exit});

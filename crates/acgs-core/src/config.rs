@@ -385,6 +385,10 @@ pub struct Config {
     pub allow_unknown_params: bool,
     /// Allow `safety` parameters (safety checkers, tolerance) to be changed (audited).
     pub allow_safety_overrides: bool,
+    /// Accept keys from a project's `.env` that shadow a key of your own (credentials file,
+    /// `key_command`); otherwise acgs warns on every command (refuses in `prod` or with
+    /// `--strict`), since a cloned project could send your prompts under someone else's key.
+    pub allow_project_env: bool,
     /// A command printing a key (argv, no shell); the variable name is appended as last argument.
     pub key_command: Vec<String>,
     /// Money.
@@ -413,6 +417,7 @@ impl Default for Config {
             allow_user_override: false,
             allow_unknown_params: false,
             allow_safety_overrides: false,
+            allow_project_env: false,
             key_command: Vec::new(),
             cost_management: CostManagement::default(),
             rate_limits: RateLimits::default(),
@@ -567,12 +572,13 @@ impl Config {
     }
 }
 
+/// The largest configuration file read.
+const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
 fn read_layer(path: &Path, trusted: bool) -> Result<Layer> {
     let origin = path.display().to_string();
-    let text = fs_err::read_to_string(path).map_err(|source| Error::Io {
-        path: path.to_owned(),
-        source,
-    })?;
+    let text = crate::files::read_regular_text(path, MAX_CONFIG_BYTES)
+        .map_err(|e| crate::files::unreadable(path, &e))?;
     let table: toml::Table = toml::from_str(&text).map_err(|e| Error::InvalidConfig {
         key: "(file)".into(),
         origin: origin.clone(),
@@ -838,6 +844,7 @@ pub fn check_tightens(base: &Config, candidate: &Config, origin: &str) -> Result
         allow_user_override,
         allow_unknown_params,
         allow_safety_overrides,
+        allow_project_env,
         cost_management,
         rate_limits,
         guard,
@@ -858,6 +865,11 @@ pub fn check_tightens(base: &Config, candidate: &Config, origin: &str) -> Result
             "allow_user_override",
             base.allow_user_override,
             *allow_user_override,
+        ),
+        (
+            "allow_project_env",
+            base.allow_project_env,
+            *allow_project_env,
         ),
     ];
     if let Some((key, ..)) = switches

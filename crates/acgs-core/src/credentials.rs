@@ -275,12 +275,15 @@ impl Credentials {
         &self.refused
     }
 
-    /// Every secret found so far (for the redactor), without running `key_command`.
+    /// Every secret found so far that looks like a credential (for the redactor), without
+    /// running `key_command`: a shadowed `.env` line such as `FAL_KEY_ID=output` must not mask
+    /// the word "output" in everything acgs prints.
     #[must_use]
     pub fn known_secrets(&self) -> Vec<SecretString> {
         let mut out: Vec<SecretString> = ProviderId::ALL
             .into_iter()
             .filter_map(|p| self.find(p).map(|k| k.secret))
+            .filter(|k| looks_like_credential(k.expose_secret()))
             .collect();
         for source in &self.sources {
             for name in [
@@ -291,12 +294,34 @@ impl Credentials {
                 "GOOGLE_API_KEY",
                 "ELEVENLABS_API_KEY",
             ] {
-                if let Some(v) = source.vars.get(name).filter(|v| !v.is_empty()) {
+                if let Some(v) = source.vars.get(name).filter(|v| looks_like_credential(v)) {
                     out.push(SecretString::from(v.clone()));
                 }
             }
         }
         out
+    }
+
+    /// Keys a project's `.env` provides although a source of the user's own (the credentials
+    /// file, `key_command`) has one: each provider, the `.env` and what it shadows.
+    #[must_use]
+    pub fn project_shadowing(&self) -> Vec<(ProviderId, KeySource, KeySource)> {
+        ProviderId::ALL
+            .into_iter()
+            .filter_map(|provider| {
+                let key = self.find(provider)?;
+                if !matches!(key.source, KeySource::DotEnv(_)) {
+                    return None;
+                }
+                let trusted = key
+                    .shadowed
+                    .iter()
+                    .find(|s| matches!(s, KeySource::CredentialsFile(..)))
+                    .cloned()
+                    .or_else(|| (!self.key_command.is_empty()).then_some(KeySource::KeyCommand))?;
+                Some((provider, key.source, trusted))
+            })
+            .collect()
     }
 
     fn find(&self, provider: ProviderId) -> Option<LoadedKey> {
@@ -364,15 +389,26 @@ fn lookup(
     }
 }
 
+/// Whether `value` could be a credential: at least 16 characters, no whitespace, at least 8
+/// different characters (every provider's key format passes; words and paths mostly do not).
+fn looks_like_credential(value: &str) -> bool {
+    let distinct: std::collections::BTreeSet<char> = value.chars().collect();
+    value.len() >= 16 && !value.chars().any(char::is_whitespace) && distinct.len() >= 8
+}
+
 /// Open a file and check its owner and permission bits on the open handle.
 fn open_checked(path: &Path, forbidden_mode: u32, rule: &str) -> Result<Option<fs_err::File>> {
-    let file = match fs_err::File::open(path) {
+    let file = match crate::files::open_regular(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => {
             return Err(Error::UnsafeCredentialSource {
                 path: path.to_owned(),
-                reason: e.kind().to_string(),
+                reason: if e.kind() == std::io::ErrorKind::InvalidInput {
+                    e.to_string()
+                } else {
+                    e.kind().to_string()
+                },
             });
         }
     };

@@ -170,7 +170,16 @@ pub enum Error {
         /// Why.
         reason: &'static str,
     },
-    /// A state or configuration file could not be read.
+    /// A file named by the user or their configuration (a configuration file, a block list)
+    /// is missing, not a regular file, too large or not text.
+    #[error("cannot read {path}: {reason}")]
+    Unreadable {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// A state file could not be read.
     #[error("could not read {path}: {source}")]
     Io {
         /// The file.
@@ -195,6 +204,7 @@ impl UserFacing for Error {
             Self::AmbiguousModel { .. } => "model.ambiguous",
             Self::InvalidAmount { .. } => "money.invalid_amount",
             Self::Io { .. } => "io.read_failed",
+            Self::Unreadable { .. } => "input.unreadable",
         }
     }
 

@@ -20,6 +20,7 @@ pub mod config;
 pub mod credentials;
 pub mod env;
 pub mod error;
+pub mod files;
 pub mod job;
 pub mod ledger;
 pub mod moderation;

@@ -411,6 +411,15 @@ impl Pricing {
                 .get(name)
                 .is_some_and(|p| matches!(p.kind, FieldKind::Priced))
         };
+        // A price of zero or less would let a run add headroom to the day instead of spending it.
+        let rates = std::iter::once(self.rate).chain(self.input_rate).chain(
+            self.tiers
+                .iter()
+                .flat_map(|t| std::iter::once(t.rate).chain(t.input_rate)),
+        );
+        if rates.into_iter().any(|rate| rate <= Usd::ZERO) {
+            return Err("prices must be more than zero".into());
+        }
         let needs_quantity = self.unit == PriceUnit::MillionTokens;
         match (&self.quantity_param, needs_quantity) {
             (Some(name), _) if !priced_param(name) => {

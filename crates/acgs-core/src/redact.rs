@@ -15,6 +15,10 @@ pub const MASK: &str = "[REDACTED]";
 /// Shortest needle acgs masks; shorter fragments would mask ordinary text.
 const MIN_NEEDLE: usize = 6;
 
+/// A run of this many characters of a loaded key, anywhere in a text, is masked (a provider or a
+/// model echoing part of a key).
+const KEY_RUN: usize = 12;
+
 /// A pattern scrubber: returns the text with its matches masked, or `None` when nothing matched.
 pub type Scrubber = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
@@ -27,6 +31,9 @@ pub struct Redactor {
 #[derive(Default)]
 struct Inner {
     needles: Vec<String>,
+    /// Loaded keys (and each half of an `id:secret`), whose runs of [`KEY_RUN`] characters
+    /// are masked wherever they appear.
+    keys: Vec<String>,
     scrubbers: Vec<Scrubber>,
 }
 
@@ -51,6 +58,13 @@ impl Redactor {
         if let Some((id, rest)) = secret.split_once(':') {
             parts.push(id.to_owned());
             parts.push(rest.to_owned());
+        }
+        if let Ok(mut inner) = self.inner.write() {
+            for part in parts.iter().filter(|p| p.len() >= KEY_RUN) {
+                if !inner.keys.contains(part) {
+                    inner.keys.push(part.clone());
+                }
+            }
         }
         let mut needles = Vec::new();
         for part in parts.iter().filter(|p| p.len() >= MIN_NEEDLE) {
@@ -94,7 +108,10 @@ impl Redactor {
         let Ok(inner) = self.inner.read() else {
             return Cow::Borrowed(MASK);
         };
-        let mut out = Cow::Borrowed(text);
+        let mut out = match key_runs(&inner.keys, text) {
+            Some(masked) => Cow::Owned(masked),
+            None => Cow::Borrowed(text),
+        };
         for needle in &inner.needles {
             if out.contains(needle.as_str()) {
                 out = Cow::Owned(out.replace(needle.as_str(), MASK));
@@ -116,6 +133,47 @@ impl Redactor {
             .map(|inner| inner.needles.iter().any(|n| text.contains(n.as_str())))
             .unwrap_or(true)
     }
+}
+
+/// `text` with every run of [`KEY_RUN`] or more characters of one of `keys` masked, or `None`
+/// when it holds none. Overlapping and adjacent runs are masked as one.
+fn key_runs(keys: &[String], text: &str) -> Option<String> {
+    let mut spans: Vec<(usize, usize)> = Vec::new();
+    for key in keys {
+        for start in (0..=key.len().saturating_sub(KEY_RUN)).filter(|i| key.is_char_boundary(*i)) {
+            let end = start + KEY_RUN;
+            if !key.is_char_boundary(end) {
+                continue;
+            }
+            let window = &key[start..end];
+            spans.extend(text.match_indices(window).map(|(at, w)| (at, at + w.len())));
+        }
+    }
+    if spans.is_empty() {
+        return None;
+    }
+    spans.sort_unstable();
+    let mut out = String::with_capacity(text.len());
+    let (mut written, mut open): (usize, Option<(usize, usize)>) = (0, None);
+    for (from, to) in spans {
+        match open {
+            Some((start, end)) if from <= end => open = Some((start, end.max(to))),
+            Some((start, end)) => {
+                out.push_str(&text[written..start]);
+                out.push_str(MASK);
+                written = end;
+                open = Some((from, to));
+            }
+            None => open = Some((from, to)),
+        }
+    }
+    if let Some((start, end)) = open {
+        out.push_str(&text[written..start]);
+        out.push_str(MASK);
+        written = end;
+    }
+    out.push_str(&text[written..]);
+    Some(out)
 }
 
 fn percent_encode(text: &str) -> String {
@@ -156,6 +214,25 @@ mod tests {
     use base64::engine::general_purpose::STANDARD;
 
     const FAL: &str = "11111111-2222-3333-4444-555555555555:abcdefabcdefabcdefabcdefabcdef12";
+
+    #[test]
+    fn any_run_of_twelve_characters_of_a_key_is_masked_whole() {
+        let r = Redactor::new();
+        let key = "sk_live_Zq8Lm3Np7Rt2Vw9Xy4Ab6Cd1";
+        r.add_secret(key);
+        let echoed = format!("prefix {} suffix", &key[3..25]);
+        let masked = r.redact(&echoed);
+        assert_eq!(
+            masked,
+            format!("prefix {MASK} suffix"),
+            "the whole run, not a window"
+        );
+        assert!(!masked.contains(&key[15..25]));
+        let short = format!("id {}", &key[0..11]);
+        assert_eq!(r.redact(&short), short, "eleven characters are not a run");
+        let two = format!("{} and {}", &key[0..12], &key[14..28]);
+        assert_eq!(r.redact(&two), format!("{MASK} and {MASK}"));
+    }
 
     #[test]
     fn masks_whole_halves_and_encodings() {

@@ -62,7 +62,8 @@ pub(crate) async fn resume(
 ) -> Result<Resumed, EngineError> {
     let run = open_run(services, run_id)?;
     let manifest = run.manifest();
-    let fates = fates(services, &run, &manifest).await?;
+    let sealed = check_run_seal(services, &run, &manifest).await?;
+    let fates = fates(services, &run, &manifest, sealed).await?;
     if !resubmit && fates.values().any(|f| matches!(f, Fate::Unknown(_))) {
         return Err(EngineError::OutcomeUnknown {
             run_id: manifest.run_id.clone(),
@@ -98,6 +99,7 @@ async fn fates(
     services: &Services,
     run: &RunState,
     manifest: &Manifest,
+    sealed: bool,
 ) -> Result<BTreeMap<String, Fate>, EngineError> {
     let mut newest: BTreeMap<String, ReservationRecord> = BTreeMap::new();
     for row in services.ledger()?.reservations(None).await? {
@@ -115,37 +117,60 @@ async fn fates(
         .steps
         .iter()
         .map(|step| {
-            let sealed = sealed(services, run, manifest, step)?;
+            if sealed && !step_sealed(services, manifest, step) {
+                return Err(corrupt(
+                    run,
+                    &format!("the record of step `{}` was changed outside acgs", step.id),
+                ));
+            }
             let fate = fate(run, step, newest.remove(&step.id), sealed)?;
             Ok((step.id.clone(), fate))
         })
         .collect()
 }
 
-/// Whether `step`'s record carries acgs's seal. A record with a seal that does not verify, or
-/// without one when acgs seals records, was changed outside acgs: refused. Records written
-/// before records were sealed (a request record of version 0) are accepted unsealed, and then
-/// nothing they say about their status is trusted.
-fn sealed(
+/// Whether the run's records are sealed (then every record must verify). A run acgs sealed
+/// (the ledger remembers) must carry its seals; one that looks written before records were
+/// sealed, and that the ledger does not know as sealed, is accepted unsealed, and then
+/// nothing its records say about their status is trusted. The run's own fields (pipeline,
+/// inputs) are checked here: they decide which file a resumed pipeline runs and which input
+/// files it reads.
+async fn check_run_seal(
     services: &Services,
     run: &RunState,
     manifest: &Manifest,
-    step: &StepRecord,
 ) -> Result<bool, EngineError> {
     let Some(key) = &services.record_key else {
         return Ok(false);
     };
-    let legacy = step.seal.is_none() && step.request.as_ref().is_none_or(|r| r.version == 0);
-    if legacy {
+    let looks_legacy = manifest.seal.is_none()
+        && manifest
+            .steps
+            .iter()
+            .all(|s| s.seal.is_none() && s.request.as_ref().is_none_or(|r| r.version == 0));
+    let marked = services
+        .ledger()?
+        .meta(&crate::driver::sealed_meta(&manifest.run_id))
+        .await?
+        .is_some();
+    if looks_legacy && !marked {
         return Ok(false);
     }
-    if key.verifies(&manifest.run_id, step) {
+    if manifest.run_sealed_by(key) {
         return Ok(true);
     }
     Err(corrupt(
         run,
-        &format!("the record of step `{}` was changed outside acgs", step.id),
+        "the run's inputs or pipeline were changed outside acgs",
     ))
+}
+
+/// Whether `step`'s record carries acgs's seal over what it holds now.
+fn step_sealed(services: &Services, manifest: &Manifest, step: &StepRecord) -> bool {
+    services
+        .record_key
+        .as_ref()
+        .is_some_and(|key| key.verifies(&manifest.run_id, step))
 }
 
 /// What `step` needs, given its newest reservation (see [`Fate`]). A record the ledger

@@ -29,6 +29,9 @@ use crate::request::GenerationRequest;
 use crate::services::{AssumeYes, Confirm, KeyInfo, Services};
 use crate::stages::{audit, inspect};
 
+/// The largest block-list file read.
+const MAX_BLOCKLIST_BYTES: u64 = 16 * 1024 * 1024;
+
 /// Builds a [`Suite`].
 #[derive(Default)]
 pub struct SuiteBuilder {
@@ -149,10 +152,8 @@ impl SuiteBuilder {
         let config = self.config.unwrap_or_default();
         let mut blocklist = BlockList::builtin();
         for path in &config.guard.blocklists {
-            let text = fs_err::read_to_string(path).map_err(|source| acgs_core::Error::Io {
-                path: path.clone(),
-                source,
-            })?;
+            let text = acgs_core::files::read_regular_text(path, MAX_BLOCKLIST_BYTES)
+                .map_err(|e| acgs_core::files::unreadable(path, &e))?;
             let name = path
                 .file_name()
                 .map_or_else(|| "blocklist".into(), |n| n.to_string_lossy().into_owned());

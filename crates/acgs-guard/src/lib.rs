@@ -97,6 +97,13 @@ impl Guard {
         }
     }
 
+    /// The redactor that knows the loaded keys: what acgs writes from a model or a provider
+    /// (text outputs) passes through it.
+    #[must_use]
+    pub fn redactor(&self) -> &Redactor {
+        &self.known_secrets
+    }
+
     /// Inspect the text of `field`. Refusals name the rule, never the text or the secret.
     pub fn inspect(
         &self,

@@ -487,13 +487,19 @@ impl HttpClient {
         whole_request_timeout: bool,
     ) -> Result<reqwest::Response, HttpError> {
         let mut url = request.url.clone();
+        // Once a redirect has left the credential's origin, no later hop carries it, even one
+        // that comes back: the path it comes back to was chosen by the foreign host.
+        let mut credential = request.credential;
         for _ in 0..=MAX_REDIRECTS {
             self.check_url(&url)?;
+            if credential.is_some_and(|c| !c.applies_to(&url)) {
+                credential = None;
+            }
             let mut builder = self
                 .inner
                 .request(request.method.to_reqwest(), url.clone())
                 .headers(request.headers.clone());
-            if let Some(credential) = request.credential.filter(|c| c.applies_to(&url)) {
+            if let Some(credential) = credential {
                 builder = builder.header(credential.header.clone(), credential.value.clone());
             }
             if whole_request_timeout {

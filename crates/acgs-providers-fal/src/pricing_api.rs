@@ -36,6 +36,9 @@ pub struct PriceRefresh {
     pub new: Option<Pricing>,
     /// What happened, in a few words (`updated`, `no price listed`, an error code …).
     pub note: String,
+    /// The new rate is more than 4× the old one or less than a quarter of it: ask before it
+    /// is written.
+    pub far: bool,
 }
 
 /// A client of fal's pricing API, with the fal key bound to the API's origin.
@@ -85,6 +88,7 @@ impl PricingApi {
             old: model.pricing.as_ref().map(|p| p.rate),
             new: None,
             note: note.to_owned(),
+            far: false,
         };
         match response.map(|r| r.json::<Prices>()) {
             Ok(Ok(prices)) => self.judge(model, prices, today),
@@ -101,6 +105,7 @@ impl PricingApi {
             old,
             new: None,
             note: note.to_owned(),
+            far: false,
         };
         let Some(price) = prices
             .prices
@@ -116,9 +121,13 @@ impl PricingApi {
         {
             return skip("not priced in USD");
         }
-        let Ok(rate) = Usd::parse(&price.unit_price.to_string()) else {
+        let text = price.unit_price.to_string();
+        let Ok(rate) = Usd::parse(&text) else {
             return skip("unreadable price");
         };
+        if text.starts_with(['-', '+']) || rate <= Usd::ZERO {
+            return skip("a price of zero or less is refused");
+        }
         let Some(current) = &model.pricing else {
             return skip("the catalogue has no price kind for it; add one in your config");
         };
@@ -144,11 +153,16 @@ impl PricingApi {
         } else {
             "updated; tiers kept unverified"
         };
+        let far = old.is_some_and(|old| {
+            old.mul_div_ceil(4, 1).is_some_and(|most| rate > most)
+                || rate.mul_div_ceil(4, 1).is_some_and(|most| old > most)
+        });
         PriceRefresh {
             key: model.key.clone(),
             old,
             new: Some(updated),
             note: note.into(),
+            far,
         }
     }
 }

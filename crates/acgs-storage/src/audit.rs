@@ -105,7 +105,7 @@ impl std::fmt::Debug for AuditKey {
 impl AuditKey {
     /// Load the secret from `path`, creating it (0600, 32 random bytes) on first use.
     pub fn load_or_create(path: &Path) -> Result<Self> {
-        match fs_err::read_to_string(path) {
+        match acgs_core::files::read_regular_text(path, 4096) {
             Ok(text) => hex::decode(text.trim())
                 .ok()
                 .filter(|k| k.len() >= 32)
@@ -203,6 +203,22 @@ impl AuditLog {
         &self.path
     }
 
+    /// The ledger `meta` key this log's head is kept under: one per host and per log file, so
+    /// that a ledger shared by several machines (or several logs) keeps each log's own head.
+    #[must_use]
+    pub fn head_key(&self) -> String {
+        let host = rustix::system::uname()
+            .nodename()
+            .to_string_lossy()
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
+            .take(64)
+            .collect::<String>();
+        let path = fs_err::canonicalize(&self.path).unwrap_or_else(|_| self.path.clone());
+        let id = hex::encode(Sha256::digest(path.as_os_str().as_encoded_bytes()));
+        format!("audit.head:{host}:{}", &id[..16])
+    }
+
     fn chain(&self) -> ChainKind {
         if self.key.is_some() {
             ChainKind::HmacSha256
@@ -222,7 +238,14 @@ impl AuditLog {
                         path: self.path.clone(),
                         reason: format!("the last entry is unreadable ({e})"),
                     })?;
-                (last.seq + 1, digest(self.key.as_ref(), &line))
+                let next = last
+                    .seq
+                    .checked_add(1)
+                    .ok_or_else(|| StorageError::Corrupt {
+                        path: self.path.clone(),
+                        reason: "the last entry's sequence number is at its maximum".into(),
+                    })?;
+                (next, digest(self.key.as_ref(), &line))
             }
             None => (1, GENESIS.to_owned()),
         };
@@ -230,7 +253,7 @@ impl AuditLog {
         for event in events {
             let line = self.line(seq, prev, event)?;
             prev = digest(self.key.as_ref(), &line[..line.len() - 1]);
-            seq += 1;
+            seq = seq.saturating_add(1);
             lines.extend_from_slice(&line);
         }
         file.write_all(&lines)
@@ -382,6 +405,12 @@ pub fn verify(
         if entry.chain == ChainKind::HmacSha256 && key.is_none() {
             return broken("the chain is keyed but the audit key is not available".into());
         }
+        if entry.chain != ChainKind::HmacSha256 && key.is_some() {
+            return broken(
+                "an unkeyed entry in a log kept with an audit key: anyone could have written it"
+                    .into(),
+            );
+        }
         keyed &= entry.chain == ChainKind::HmacSha256;
         if entry.seq != expected_seq {
             return broken(format!(
@@ -402,7 +431,7 @@ pub fn verify(
             return broken("it is not the entry the anchor recorded at this sequence".into());
         }
         head = Some((entry.seq, expected_prev.clone()));
-        expected_seq += 1;
+        expected_seq = expected_seq.saturating_add(1);
     }
     if let Some(a) = anchor.filter(|a| a.seq >= expected_seq) {
         return Ok(Err(ChainBreak {
@@ -547,6 +576,46 @@ mod tests {
         assert_eq!(
             brk.line, 3,
             "the entry after the edited one no longer chains"
+        );
+    }
+
+    #[test]
+    fn with_a_key_an_unkeyed_log_never_verifies() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        // A whole history rewritten without the key: it chains, but unkeyed.
+        let forged = log(tmp.path(), false, false);
+        for i in 0..3 {
+            forged
+                .record(event(&format!("op{i}"), None, AuditOutcome::Success))
+                .expect("record");
+        }
+        let key = AuditKey::from_bytes(vec![7; 32]);
+        let brk = verify(forged.path(), Some(&key), None)
+            .expect("readable")
+            .expect_err("unkeyed entries with a key");
+        assert_eq!(brk.line, 1);
+        assert!(brk.reason.contains("unkeyed"), "{}", brk.reason);
+        assert!(verify(forged.path(), None, None).expect("readable").is_ok());
+    }
+
+    #[test]
+    fn a_forged_last_sequence_number_is_an_error_not_a_panic() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let log = log(tmp.path(), true, false);
+        log.record(event("op", None, AuditOutcome::Success))
+            .expect("record");
+        let text = fs_err::read_to_string(log.path()).expect("read");
+        let forged = text.replacen("\"seq\":1,", &format!("\"seq\":{},", u64::MAX), 1);
+        fs_err::write(log.path(), forged).expect("forge");
+        let err = log
+            .record(event("next", None, AuditOutcome::Success))
+            .expect_err("no next number");
+        assert!(err.to_string().contains("maximum"), "{err}");
+        let key = AuditKey::from_bytes(vec![7; 32]);
+        assert!(
+            verify(log.path(), Some(&key), None)
+                .expect("readable")
+                .is_err()
         );
     }
 

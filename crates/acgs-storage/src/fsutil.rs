@@ -15,13 +15,27 @@ pub fn ensure_private_dir(dir: &Path) -> Result<()> {
 /// Replace `path` atomically with `bytes`, private (0600) from the first byte: a temporary file
 /// created with that mode, synced, then renamed over `path`.
 pub fn replace_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    replace_with_mode(path, bytes, 0o600)
+}
+
+/// Replace the file `path` names (through a symbolic link, whose target is replaced: a trusted
+/// file such as the user's configuration may be one) atomically with `bytes`, keeping its
+/// permission bits; a new file is private (0600).
+pub fn replace_keeping_mode(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let target = fs_err::canonicalize(path).unwrap_or_else(|_| path.to_owned());
+    let mode = fs_err::metadata(&target).map_or(0o600, |m| m.permissions().mode() & 0o7777);
+    replace_with_mode(&target, bytes, mode)
+}
+
+fn replace_with_mode(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     use fs_err::os::unix::fs::OpenOptionsExt as _;
     use std::io::Write as _;
     let temp = path.with_extension(format!("tmp-{}", random_hex(4)));
     let written = fs_err::OpenOptions::new()
         .write(true)
         .create_new(true)
-        .mode(0o600)
+        .mode(mode)
         .open(&temp)
         .and_then(|mut file| {
             file.write_all(bytes)?;
@@ -47,11 +61,14 @@ pub(crate) fn random_hex(n: usize) -> String {
     hex::encode(bytes)
 }
 
+/// The longest file name acgs writes in a run folder.
+pub const MAX_NAME: usize = 64;
+
 /// Whether `name` is a plain file stem: `[A-Za-z0-9._-]{1,64}`, no leading dot, no `..`.
 #[must_use]
 pub fn is_plain_stem(name: &str) -> bool {
     !name.is_empty()
-        && name.len() <= 64
+        && name.len() <= MAX_NAME
         && !name.starts_with('.')
         && !name.contains("..")
         && name

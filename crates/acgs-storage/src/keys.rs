@@ -36,7 +36,7 @@ impl KeyAgeStore {
     /// Read the ages (empty when the file does not exist or is unreadable).
     #[must_use]
     pub fn load(&self) -> KeyAges {
-        fs_err::read(&self.path)
+        acgs_core::files::read_regular(&self.path, 1024 * 1024)
             .ok()
             .and_then(|bytes| serde_json::from_slice(&bytes).ok())
             .unwrap_or_default()

@@ -32,7 +32,9 @@ use std::sync::Arc;
 use acgs_core::ledger::Ledger;
 
 pub use error::{Result, StorageError};
-pub use fsutil::{ensure_private_dir, is_plain_stem, replace_private};
+pub use fsutil::{
+    MAX_NAME, ensure_private_dir, is_plain_stem, replace_keeping_mode, replace_private,
+};
 
 /// What opening a shared ledger may need besides its URL.
 #[derive(Debug, Clone, Default)]

@@ -151,6 +151,19 @@ impl RecordKey {
         self.0.sign(&bytes)
     }
 
+    /// The seal of a run's own fields: what decides what a resumed pipeline reads and runs.
+    fn seal_of_run(&self, manifest: &Manifest) -> String {
+        let fields = (
+            &manifest.run_id,
+            manifest.kind,
+            &manifest.pipeline_sha256,
+            &manifest.pipeline_dir,
+            &manifest.inputs,
+        );
+        self.0
+            .sign(&serde_json::to_vec(&fields).unwrap_or_default())
+    }
+
     /// Seal `record` of run `run_id`.
     pub fn seal(&self, run_id: &str, record: &mut StepRecord) {
         record.seal = Some(self.seal_of(run_id, record));
@@ -284,6 +297,10 @@ pub struct Manifest {
     /// The newest journal entry included (0: none).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub journal_seq: u64,
+    /// The seal acgs put on the run's own fields (kind, pipeline, inputs) when it wrote them
+    /// ([`RecordKey`]); each step record carries its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seal: Option<String>,
 }
 
 // A serde predicate takes a reference.
@@ -300,11 +317,20 @@ struct JournalEntry {
 }
 
 impl Manifest {
-    /// Seal every step record with `key`.
-    pub fn seal_steps(&mut self, key: &RecordKey) {
+    /// Seal the run's own fields and every step record with `key`.
+    pub fn seal_all(&mut self, key: &RecordKey) {
+        self.seal = Some(key.seal_of_run(self));
         for step in &mut self.steps {
             key.seal(&self.run_id, step);
         }
+    }
+
+    /// Whether the run's own fields carry `key`'s seal over what they hold now.
+    #[must_use]
+    pub fn run_sealed_by(&self, key: &RecordKey) -> bool {
+        self.seal
+            .as_deref()
+            .is_some_and(|seal| seal == key.seal_of_run(self))
     }
 
     /// A new manifest.
@@ -320,6 +346,7 @@ impl Manifest {
             inputs: BTreeMap::new(),
             steps: Vec::new(),
             journal_seq: 0,
+            seal: None,
         }
     }
 

@@ -288,16 +288,22 @@ impl RunDir {
         let fd = match rustix::fs::openat(
             &*self.dir,
             name,
-            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
             Mode::empty(),
         ) {
             Ok(fd) => fd,
             Err(Errno::NOENT) => return Ok(None),
             Err(e) => return Err(StorageError::io(format!("reading {name}"))(e.into())),
         };
+        let file = std::fs::File::from(fd);
+        let regular = file.metadata().is_ok_and(|m| m.is_file());
+        if !regular {
+            return Err(StorageError::io(format!("reading {name}"))(
+                std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file"),
+            ));
+        }
         let mut out = Vec::new();
-        std::fs::File::from(fd)
-            .take(cap)
+        file.take(cap)
             .read_to_end(&mut out)
             .map_err(StorageError::io(format!("reading {name}")))?;
         Ok(Some(out))

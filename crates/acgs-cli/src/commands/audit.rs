@@ -11,9 +11,6 @@ use crate::cli::{AuditAction, AuditArgs};
 use crate::failure::{CliError, CmdResult, Failure};
 use crate::ui::printable;
 
-/// Where the ledger keeps the audit log's head.
-pub(crate) const HEAD_META: &str = "audit.head";
-
 /// A broken chain (exit 7).
 #[derive(Debug, thiserror::Error)]
 #[error("the audit log was changed: {0}")]
@@ -57,7 +54,7 @@ async fn verify_log(app: &App) -> CmdResult {
     }
     let ledger = app.ledger().await?;
     let anchor = ledger
-        .meta(HEAD_META)
+        .meta(&app.audit_log().head_key())
         .await?
         .and_then(|m| Anchor::from_meta(&m));
     let report = match verify(&path, key(app).as_ref(), anchor.as_ref())? {
@@ -170,7 +167,7 @@ pub(crate) async fn record_head(app: &App) -> Result<Option<Anchor>, Failure> {
     };
     app.ledger()
         .await?
-        .advance_meta(HEAD_META, current.seq, &current.digest)
+        .advance_meta(&app.audit_log().head_key(), current.seq, &current.digest)
         .await?;
     Ok(Some(current))
 }

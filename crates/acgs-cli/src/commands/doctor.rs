@@ -62,6 +62,32 @@ impl UserFacing for DoctorFailed {
     }
 }
 
+/// Settings given to every git command `doctor` runs; on the command line they win over the
+/// repository's configuration.
+const GIT_SAFETY: &[&str] = &[
+    "--no-pager",
+    "-c",
+    "core.fsmonitor=false",
+    "-c",
+    "core.hooksPath=/dev/null",
+    "-c",
+    "core.pager=cat",
+    "-c",
+    "core.untrackedCache=false",
+    "-c",
+    "diff.external=",
+    "-c",
+    "log.showSignature=false",
+    "-c",
+    "gpg.program=false",
+    "-c",
+    "gpg.ssh.program=false",
+    "-c",
+    "gpg.x509.program=false",
+    "-c",
+    "protocol.allow=never",
+];
+
 struct Doctor<'a> {
     app: &'a App,
     dir: PathBuf,
@@ -77,12 +103,20 @@ impl Doctor<'_> {
         });
     }
 
+    /// Run git in the folder with the folder's own configuration neutralised: a repository is
+    /// someone else's, and its `.git/config` can name programs git would run (an fsmonitor
+    /// hook, textconv and external diff drivers, a signature program, hooks, a pager).
     fn git(&self, args: &[&str]) -> Option<std::process::Output> {
         Command::new("git")
             .arg("-C")
             .arg(&self.dir)
+            .args(GIT_SAFETY)
             .args(args)
             .env_clear()
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .env("GIT_OPTIONAL_LOCKS", "0")
             .env("PATH", self.app.env.var("PATH").unwrap_or("/usr/bin:/bin"))
             .env("HOME", self.app.loaded.paths.home.as_os_str())
             .stdin(Stdio::null())
@@ -98,6 +132,10 @@ pub(crate) async fn run(app: &App, args: &DoctorArgs) -> CmdResult {
         .dir
         .as_ref()
         .map_or_else(|| app.env.cwd.clone(), |d| app.env.cwd.join(d));
+    if !fs_err::metadata(&dir).is_ok_and(|m| m.is_dir()) {
+        let shown = crate::ui::printable(&dir.display().to_string());
+        return Err(CliError::Usage(format!("{shown} is not a folder")).into());
+    }
     let mut doctor = Doctor {
         app,
         dir,
@@ -166,7 +204,16 @@ fn scan_tracked(d: &mut Doctor<'_>, files: &[String]) {
 
 /// The credential scanner over every added line in the history.
 fn scan_history(d: &mut Doctor<'_>) {
-    let Some(out) = d.git(&["log", "-p", "--all", "--no-color", "--no-ext-diff"]) else {
+    let log = [
+        "log",
+        "-p",
+        "--all",
+        "--no-color",
+        "--no-ext-diff",
+        "--no-textconv",
+        "--no-show-signature",
+    ];
+    let Some(out) = d.git(&log) else {
         return;
     };
     let mut commit = String::new();
@@ -294,6 +341,30 @@ fn keys(d: &mut Doctor<'_>) {
         }
     }
     shared_keys(d);
+    project_env(d);
+}
+
+/// A project `.env` that shadows a key of the user's own (warned on every command).
+fn project_env(d: &mut Doctor<'_>) {
+    if d.app.config().allow_project_env {
+        return;
+    }
+    let shadowing = d.app.credentials.project_shadowing();
+    let level = if d.app.loaded.profile.as_str() == "prod" {
+        Level::Fail
+    } else {
+        Level::Warn
+    };
+    for (provider, project, trusted) in &shadowing {
+        d.add(level, "doctor.project_env_shadows", format!("{project} holds a {provider} key that shadows yours from {trusted}; remove it, or set allow_project_env = true"));
+    }
+    if shadowing.is_empty() {
+        d.add(
+            Level::Pass,
+            "doctor.project_env_shadows",
+            "no project .env shadows a key of yours",
+        );
+    }
 }
 
 /// Keys from files (not the environment, which every profile shares) for one profile.
@@ -401,7 +472,7 @@ async fn audit_chain(d: &mut Doctor<'_>) {
         .flatten();
     let anchor = match d.app.ledger().await {
         Ok(ledger) => ledger
-            .meta(super::audit::HEAD_META)
+            .meta(&d.app.audit_log().head_key())
             .await
             .ok()
             .flatten()

@@ -116,10 +116,31 @@ pub(crate) mod refresh {
             .models()
             .filter(|m| m.provider == ProviderId::Fal)
         {
-            outcomes.push(api.refresh(model, today).await);
+            let mut outcome = api.refresh(model, today).await;
+            if outcome.far && !confirm_far(app, &outcome) {
+                let new = outcome.new.take().map(|p| p.rate);
+                outcome.note = format!(
+                    "moved more than 4× (to ${}); not written: confirm on a terminal or pass --yes",
+                    new.unwrap_or_default()
+                );
+            }
+            outcomes.push(outcome);
         }
         write_overrides(app, &outcomes)?;
         report(app, &outcomes)
+    }
+
+    /// Whether a price that moved more than 4× may be written: `--yes`, or a yes on the terminal.
+    fn confirm_far(app: &App, outcome: &Outcome) -> bool {
+        use acgs_engine::ConfirmAnswer;
+        let new = outcome.new.as_ref().map(|p| p.rate).unwrap_or_default();
+        let what = format!(
+            "Accept a new price for {} (was ${}, now ${new}: more than 4× apart)",
+            outcome.key,
+            outcome.old.unwrap_or_default()
+        );
+        let confirm = crate::confirm::TerminalConfirm { yes: app.yes };
+        confirm.ask(&what) == ConfirmAnswer::Yes
     }
 
     /// Write `[default.models.<key>.pricing]` tables into the user config, keeping the rest.
@@ -154,13 +175,7 @@ pub(crate) mod refresh {
             }
         }
         acgs_storage::ensure_private_dir(&app.loaded.paths.config_dir)?;
-        let temp = path.with_extension("toml.tmp");
-        fs_err::write(&temp, doc.to_string()).map_err(|e| {
-            CliError::Usage(format!("cannot write {}: {}", temp.display(), e.kind()))
-        })?;
-        fs_err::rename(&temp, &path).map_err(|e| {
-            CliError::Usage(format!("cannot replace {}: {}", path.display(), e.kind()))
-        })?;
+        acgs_storage::replace_keeping_mode(&path, doc.to_string().as_bytes())?;
         Ok(())
     }
 

@@ -244,6 +244,14 @@ impl Live<'_> {
     async fn settle_and_store(&mut self, output: Output) -> Result<RunReport, EngineError> {
         let services = self.attempt.services;
         let plan = self.attempt.plan;
+        let asked = plan
+            .model
+            .outputs(&plan.params)
+            .saturating_mul(u64::from(plan.requests));
+        if let Err(failure) = check_output::check_count(&output, asked) {
+            self.charge(&failure).await;
+            return Err(failure.into());
+        }
         let (request_id, usage) = (output.request_id.clone(), output.usage.clone());
         let settling = settle::settle(
             services,
@@ -295,7 +303,11 @@ impl Live<'_> {
     /// warnings about what was dropped.
     async fn store(&self, output: Output) -> Result<(Vec<StoredFile>, Vec<String>), EngineError> {
         let plan = self.plan();
-        let (output, dropped) = check_output::check(output)?;
+        let (mut output, dropped) = check_output::check(output)?;
+        store::redact_texts(
+            &mut output.artifacts,
+            self.attempt.services.guard.redactor(),
+        );
         self.attempt
             .observer
             .answered(&plan.step, &output.artifacts);

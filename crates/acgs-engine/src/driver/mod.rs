@@ -106,7 +106,7 @@ async fn create_run(
     files: Vec<(&'static str, String)>,
 ) -> Result<RunState, EngineError> {
     if let Some(key) = &services.record_key {
-        manifest.seal_steps(key);
+        manifest.seal_all(key);
     }
     let root = OutputRoot::open(&services.config.output_dir)?;
     let run_id = manifest.run_id.clone();
@@ -117,20 +117,38 @@ async fn create_run(
         None => Ok(()),
     });
     let first = manifest.clone();
+    let id_for_mark = first.run_id.clone();
     let created = tokio::task::spawn_blocking(move || {
         let dir = root.create_run(&run_id)?;
         let extra: Vec<(&str, &[u8])> = files.iter().map(|(n, t)| (*n, t.as_bytes())).collect();
         first.save_first(&dir, &extra)?;
         Ok::<_, StorageError>(dir)
     });
-    let (created, indexed) = tokio::join!(created, indexed);
+    // The ledger remembers that this run's records are sealed, so that stripping the seals from
+    // its folder cannot pass it off as a run written before records were sealed.
+    let marked = async {
+        match (&services.record_key, &services.ledger) {
+            (Some(_), Some(ledger)) => ledger
+                .set_meta(&sealed_meta(&id_for_mark), "1", false)
+                .await
+                .map(|_| ()),
+            _ => Ok(()),
+        }
+    };
+    let (created, indexed, marked) = tokio::join!(created, indexed, marked);
     let stopped = |e: tokio::task::JoinError| StorageError::Io {
         what: "creating the run folder".into(),
         source: std::io::Error::other(e),
     };
     let dir = created.map_err(stopped)??;
     indexed.map_err(stopped)??;
+    marked?;
     Ok(RunState::new(dir, manifest).sealed_by(services.record_key.clone()))
+}
+
+/// The ledger `meta` key that marks run `run_id`'s records as sealed.
+pub(crate) fn sealed_meta(run_id: &str) -> String {
+    format!("sealed:{run_id}")
 }
 
 /// A new manifest record for `plan`'s step, paid for by `reservation`.

@@ -10,6 +10,28 @@ use crate::services::Services;
 use crate::stages::inspect::InspectedTexts;
 use crate::stages::{inspect, price, resolve, template, validate};
 
+/// The longest file extension acgs writes, with its dot (`.webp`).
+const LONGEST_EXTENSION: usize = 5;
+
+/// Every name the outputs will be stored under must fit a file name acgs writes (64
+/// characters): checked before anything is reserved, so that a run is never paid for and then
+/// refused at storing. `outputs` is how many the request may make.
+fn check_names(stem: &str, named: bool, outputs: u64) -> Result<(), EngineError> {
+    let suffix = if named && outputs == 1 {
+        0
+    } else {
+        1 + outputs.max(1).to_string().len()
+    };
+    if stem.len() + suffix + LONGEST_EXTENSION > acgs_storage::MAX_NAME {
+        return Err(acgs_storage::StorageError::UnsafeName {
+            name: stem.chars().take(64).collect(),
+            reason: "too long: with its number and extension every file name must fit in 64 characters",
+        }
+        .into());
+    }
+    Ok(())
+}
+
 /// Plan step `step` of run `run_id` for `request`.
 pub(crate) fn prepare(
     services: &Services,
@@ -37,6 +59,10 @@ pub(crate) fn prepare(
         request.count,
         config,
     )?;
+    let outputs = model
+        .outputs(&validated.params)
+        .saturating_mul(u64::from(validated.requests));
+    check_names(&stem, request.out_stem.is_some(), outputs)?;
     let inputs = validate::open_inputs(&model, &request.inputs, &request.assumed_inputs)?;
     let texts: InspectedTexts = inspect::inspect(&services.guard, &validated, config)?;
     let (params, system) = template::assemble(&validated.params, &texts, &services.templates)?;

@@ -26,14 +26,14 @@ pub(crate) fn load(services: &Services, path: &Path) -> Result<Pipeline, EngineE
             problems: vec![Problem::at(0, None, reason)],
         })
     };
-    let meta = fs_err::metadata(path).map_err(|e| unreadable(e.kind().to_string()))?;
-    if !meta.is_file() {
-        return Err(unreadable("not a regular file".into()));
-    }
-    if meta.len() > super::schema::MAX_FILE_BYTES as u64 {
-        return Err(unreadable("larger than 1 MiB".into()));
-    }
-    let source = fs_err::read_to_string(path).map_err(|e| unreadable(e.kind().to_string()))?;
+    let source = acgs_core::files::read_regular_text(path, super::schema::MAX_FILE_BYTES as u64)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::FileTooLarge => unreadable("larger than 1 MiB".into()),
+            std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidData => {
+                unreadable(e.to_string())
+            }
+            kind => unreadable(kind.to_string()),
+        })?;
     let folder = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())

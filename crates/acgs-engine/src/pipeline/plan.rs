@@ -132,7 +132,13 @@ pub(crate) fn request_for(
                 Piece::Ref(_) => 0,
             })
             .sum();
-        let room = u64::from(limit).saturating_sub(literal);
+        let room = stand_in_room(
+            pipeline,
+            pieces,
+            known,
+            estimate,
+            u64::from(limit) - literal.min(u64::from(limit)),
+        );
         let mut failure = None;
         let text = refs::render(pieces, |r| {
             match value_of(pipeline, r, known, estimate, room, config) {
@@ -188,6 +194,45 @@ pub(crate) fn request_for(
     }
     request.out_stem = Some(step.id.clone());
     Ok((request, model_texts))
+}
+
+/// How long each stand-in in a text field of `pieces` may be: what the field's `room` (its limit
+/// less its literal text) leaves once the values already known (inputs, finished steps) are in,
+/// shared by the stand-ins.
+fn stand_in_room(
+    pipeline: &Pipeline,
+    pieces: &[Piece],
+    known: &Known,
+    estimate: bool,
+    room: u64,
+) -> u64 {
+    let (mut used, mut stand_ins) = (0u64, 0u64);
+    for r in refs::refs(pieces) {
+        match r {
+            Ref::Step { step, .. } if !known.finished.contains_key(step) && estimate => {
+                stand_ins += 1;
+            }
+            Ref::Step { step, output, .. } => {
+                let text = known.finished.get(step).and_then(|done| {
+                    let key = if *output == OutputKind::Srt {
+                        "srt"
+                    } else {
+                        "text"
+                    };
+                    done.texts.get(key)
+                });
+                used = used.saturating_add(text.map_or(0, |t| t.chars().count() as u64));
+            }
+            Ref::Input(name) => {
+                let value = known
+                    .inputs
+                    .get(name)
+                    .or_else(|| pipeline.inputs.get(name)?.default.as_ref());
+                used = used.saturating_add(value.map_or(0, |v| v.chars().count() as u64));
+            }
+        }
+    }
+    room.saturating_sub(used) / stand_ins.max(1)
 }
 
 /// Whether `step` reads an output of a step that has not finished (so its request, made now,

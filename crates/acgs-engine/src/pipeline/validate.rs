@@ -16,7 +16,7 @@ use serde_saphyr::Spanned;
 use sha2::Digest as _;
 
 use super::refs::{self, Piece, Ref, outputs_of};
-use super::schema::{self, InputType, PipelineFile, StepSpec};
+use super::schema::{self, InputSpec, InputType, PipelineFile, StepSpec};
 use super::{MediaSource, Pipeline, Problem, Problems, Step};
 
 /// Steps running at once when the file does not say.
@@ -123,13 +123,14 @@ impl Checker<'_> {
             .collect();
         let steps = self.ordered(steps);
         let (max_parallel, cost) = self.settings();
+        let inputs = self.inputs();
         Pipeline {
             file: file.to_owned(),
             folder: self.folder.to_owned(),
             source: source.to_owned(),
             sha256: hex(&sha2::Sha256::digest(source.as_bytes())),
             name: spec.name.clone(),
-            inputs: spec.inputs.clone(),
+            inputs,
             max_parallel,
             on_error: spec.settings.on_error,
             cost,
@@ -367,6 +368,22 @@ impl Checker<'_> {
             }
         }
         out
+    }
+
+    /// The declared inputs, a media input's default held to the rule for paths in the file
+    /// (and resolved to the file it names).
+    fn inputs(&mut self) -> BTreeMap<String, InputSpec> {
+        let mut inputs = self.file.inputs.clone();
+        for (name, spec) in &mut inputs {
+            let Some(default) = spec.default.as_mut().filter(|_| spec.ty != InputType::Text) else {
+                continue;
+            };
+            match self.literal_path(default) {
+                Ok(full) => *default = full.display().to_string(),
+                Err(reason) => self.problem(0, None, format!("input `{name}`: {reason}")),
+            }
+        }
+        inputs
     }
 
     /// A file named by the pipeline: relative, inside its folder (after resolving links), regular.

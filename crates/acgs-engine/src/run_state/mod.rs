@@ -194,11 +194,14 @@ impl RunState {
         let state = &mut *state;
         let changed = std::mem::take(&mut state.changed);
         if let Some(key) = &self.key {
-            let run_id = state.manifest.run_id.clone();
-            let whole = state.whole || !self.pipeline;
-            for step in &mut state.manifest.steps {
-                if whole || changed.contains(&step.id) {
-                    key.seal(&run_id, step);
+            if state.whole || !self.pipeline {
+                state.manifest.seal_all(key);
+            } else {
+                let run_id = state.manifest.run_id.clone();
+                for step in &mut state.manifest.steps {
+                    if changed.contains(&step.id) {
+                        key.seal(&run_id, step);
+                    }
                 }
             }
         }

@@ -6,6 +6,28 @@ use acgs_core::request::Output;
 
 use crate::error::EngineError;
 
+/// More media than the request asked for (`asked`: outputs per request × requests) is a
+/// provider failure: nothing is stored, and it is settled at the estimate, never beyond it.
+/// Text renderings of one answer (a transcript's text, JSON and subtitles) are not counted.
+pub(crate) fn check_count(output: &Output, asked: u64) -> Result<(), ProviderError> {
+    let media = output
+        .artifacts
+        .iter()
+        .filter(|a| !matches!(a, acgs_core::request::Artifact::Text { .. }))
+        .count() as u64;
+    if media > asked {
+        return Err(ProviderError::new(
+            FailureClass::Other,
+            "provider.too_many_outputs",
+            format!(
+                "the provider returned {media} outputs where {asked} were asked for; none was stored"
+            ),
+            Charge::Estimate,
+        ));
+    }
+    Ok(())
+}
+
 /// The output without flagged artifacts, and a warning per dropped one.
 pub(crate) fn check(mut output: Output) -> Result<(Output, Vec<String>), EngineError> {
     if let Some(reason) = output.safety.blocked.take() {
@@ -75,6 +97,25 @@ mod tests {
             !out.artifacts
                 .iter()
                 .any(|a| matches!(a, Artifact::Url { url, .. } if url.ends_with("/1.png")))
+        );
+    }
+
+    #[test]
+    fn more_media_than_asked_is_a_provider_failure_settled_at_the_estimate() {
+        let err = check_count(&output(300, vec![]), 1).expect_err("300 for 1");
+        assert_eq!(err.code, "provider.too_many_outputs");
+        assert_eq!(err.charge, Charge::Estimate);
+        assert!(check_count(&output(4, vec![]), 4).is_ok());
+        let mut transcript = output(0, vec![]);
+        transcript.artifacts = (0..3)
+            .map(|_| Artifact::Text {
+                text: "hi".into(),
+                content_type: acgs_core::ContentType::Text,
+            })
+            .collect();
+        assert!(
+            check_count(&transcript, 1).is_ok(),
+            "renderings of one answer"
         );
     }
 

@@ -5,6 +5,7 @@
 
 use acgs_core::Provider;
 use acgs_core::provider::{Charge, FailureClass, ProviderError};
+use acgs_core::redact::Redactor;
 use acgs_core::request::Artifact;
 use acgs_core::task::{ContentType, MediaKind, TaskKind};
 use acgs_storage::output::{RunDir, StoredFile};
@@ -54,6 +55,18 @@ pub(crate) fn stems(stem: &str, count: usize, user_named: bool) -> Vec<String> {
         vec![stem.to_owned()]
     } else {
         (1..=count).map(|n| format!("{stem}-{n}")).collect()
+    }
+}
+
+/// Mask every loaded key in the text a model or provider wrote (a model may echo a key it saw),
+/// before it is stored or handed to a later step.
+pub(crate) fn redact_texts(artifacts: &mut [Artifact], redactor: &Redactor) {
+    for artifact in artifacts {
+        if let Artifact::Text { text, .. } = artifact
+            && let std::borrow::Cow::Owned(masked) = redactor.redact(text)
+        {
+            *text = masked;
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod one_road;
 mod pipeline;
+mod resume_edits;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -89,6 +89,55 @@ async fn credentials_reach_their_origin_but_not_a_redirect_target() {
 }
 
 #[tokio::test]
+async fn a_redirect_that_left_the_origin_never_brings_the_key_back() {
+    let provider = MockServer::start().await;
+    let elsewhere = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/result"))
+        .respond_with(
+            ResponseTemplate::new(302)
+                .insert_header("location", format!("{}/bounce", elsewhere.uri()).as_str()),
+        )
+        .mount(&provider)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/bounce"))
+        .respond_with(ResponseTemplate::new(302).insert_header(
+            "location",
+            format!("{}/chosen-by-the-foreign-host", provider.uri()).as_str(),
+        ))
+        .mount(&elsewhere)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/chosen-by-the-foreign-host"))
+        .respond_with(ResponseTemplate::new(200).set_body_bytes(b"ok".to_vec()))
+        .mount(&provider)
+        .await;
+    let c = client(true);
+    let cred = credential(&provider);
+    c.execute(&HttpRequest::get(url(&provider.uri(), "/result")).credential(&cred))
+        .await
+        .expect("followed");
+    let seen = provider.received_requests().await.expect("recorded");
+    let back = seen
+        .iter()
+        .find(|r| r.url.path() == "/chosen-by-the-foreign-host")
+        .expect("came back");
+    assert!(
+        back.headers.get("authorization").is_none(),
+        "the key must not follow a redirect back from another origin"
+    );
+    let first = seen
+        .iter()
+        .find(|r| r.url.path() == "/result")
+        .expect("first");
+    assert!(
+        first.headers.get("authorization").is_some(),
+        "the first hop has it"
+    );
+}
+
+#[tokio::test]
 async fn plain_http_and_loopback_need_the_switch() {
     let server = MockServer::start().await;
     let c = client(false);
