@@ -126,7 +126,7 @@ async fn eight_writers_at_once_leave_a_chain_that_verifies() {
     assert_eq!(verify.json()["entries"], 8);
 }
 
-fn git(dir: &std::path::Path, args: &[&str]) {
+pub(crate) fn git(dir: &std::path::Path, args: &[&str]) {
     let status = std::process::Command::new("git")
         .arg("-C")
         .arg(dir)

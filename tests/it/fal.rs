@@ -1,5 +1,6 @@
 //! fal in full through the binary: every command, resumable jobs, refreshed prices, estimates.
 
+use std::os::unix::fs::PermissionsExt as _;
 use std::time::{Duration, Instant};
 
 use super::{ledger_rows, ok, signal};
@@ -310,6 +311,12 @@ async fn refreshed_prices_change_the_estimate_and_unverified_ones_keep_their_mar
         ("fal-ai/flux/dev", "megapixels", "0.03"),
         ("fal-ai/imagen4/preview", "images", "0.06"),
         ("fal-ai/gpt-image-1.5", "images", "0.25"),
+        ("fal-ai/flux/schnell", "megapixels", "-0.003"),
+        (
+            "fal-ai/bytedance/seedream/v3/text-to-image",
+            "images",
+            "3.00",
+        ),
     ] {
         wiremock::Mock::given(wiremock::matchers::query_param("endpoint_id", endpoint))
             .respond_with(
@@ -330,8 +337,54 @@ async fn refreshed_prices_change_the_estimate_and_unverified_ones_keep_their_mar
         .set_env("ACGS_PROVIDERS__FAL__API_URL", &api.uri());
     let before = ok(&sb.run(&["--json", "image", "a fox", "--dry-run"]).await);
     assert_eq!(before["estimate"]["amount"], "0.025");
+    sb.user_config("# mine\n");
+    let config_path = sb.root().join("config/acgs/config.toml");
+    fs_err::set_permissions(&config_path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
     let refreshed = ok(&sb.run(&["--json", "models", "--refresh-prices"]).await);
+    let mode = fs_err::metadata(&config_path)
+        .expect("config")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600, "the user configuration keeps its mode");
     let rows = refreshed["refreshed"].as_array().expect("rows");
+    let row = |model: &str| {
+        rows.iter()
+            .find(|r| r["model"] == model)
+            .expect(model)
+            .clone()
+    };
+    assert!(
+        row("flux_schnell")["new"].is_null(),
+        "a negative price is refused: {rows:?}"
+    );
+    assert!(
+        row("flux_schnell")["note"]
+            .as_str()
+            .is_some_and(|n| n.contains("zero or less")),
+        "{rows:?}"
+    );
+    let seedream = row("seedream_v3");
+    assert!(
+        seedream["new"].is_null(),
+        "a price 4× off waits for a yes: {seedream}"
+    );
+    assert!(
+        seedream["note"]
+            .as_str()
+            .is_some_and(|n| n.contains("more than 4×"))
+    );
+    let accepted = ok(&sb
+        .run(&["--json", "--yes", "models", "--refresh-prices"])
+        .await);
+    let seedream = accepted["refreshed"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .find(|r| r["model"] == "seedream_v3")
+        .expect("seedream")
+        .clone();
+    assert_eq!(seedream["new"], "3.00", "with --yes it is written");
     assert!(
         rows.iter()
             .any(|r| r["model"] == "flux_dev" && r["new"] == "0.03")

@@ -465,9 +465,12 @@ impl ConfigSources {
             .map(|p| env.cwd.join(p));
         let project = env.cwd.join("acgs.toml");
         let user = paths.user_config();
+        // Anything found under these names is read as configuration, so that a FIFO or a
+        // device there is refused by name rather than silently ignored.
+        let present = |path: &Path| fs_err::symlink_metadata(path).is_ok();
         Ok(Self {
-            user_file: user.is_file().then_some(user),
-            project_file: (explicit_file.is_none() && project.is_file()).then_some(project),
+            user_file: present(&user).then_some(user),
+            project_file: (explicit_file.is_none() && present(&project)).then_some(project),
             explicit_file,
             env: env.clone(),
             profile,

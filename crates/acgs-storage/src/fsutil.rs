@@ -20,11 +20,11 @@ pub fn replace_private(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// Replace the file `path` names (through a symbolic link, whose target is replaced: a trusted
 /// file such as the user's configuration may be one) atomically with `bytes`, keeping its
-/// permission bits; a new file is private (0600).
-pub fn replace_keeping_mode(path: &Path, bytes: &[u8]) -> Result<()> {
+/// permission bits; a new file gets `new_mode`.
+pub fn replace_keeping_mode(path: &Path, bytes: &[u8], new_mode: u32) -> Result<()> {
     use std::os::unix::fs::PermissionsExt as _;
     let target = fs_err::canonicalize(path).unwrap_or_else(|_| path.to_owned());
-    let mode = fs_err::metadata(&target).map_or(0o600, |m| m.permissions().mode() & 0o7777);
+    let mode = fs_err::metadata(&target).map_or(new_mode, |m| m.permissions().mode() & 0o7777);
     replace_with_mode(&target, bytes, mode)
 }
 

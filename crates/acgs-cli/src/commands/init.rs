@@ -63,16 +63,18 @@ pub(crate) fn run(app: &App, args: &InitArgs) -> CmdResult {
         ("pipeline.yaml", PIPELINE),
         (".env.example", ENV_EXAMPLE),
     ];
-    if !args.force
-        && let Some((name, _)) = files.iter().find(|(n, _)| app.env.cwd.join(n).exists())
-    {
-        return Err(CliError::Usage(format!(
-            "{name} exists; nothing was written (use --force to replace the starter files)"
-        ))
-        .into());
+    for (name, _) in &files {
+        let existing = plain_file(&app.env.cwd.join(name))?;
+        if existing && !args.force {
+            return Err(CliError::Usage(format!(
+                "{name} exists; nothing was written (use --force to replace the starter files)"
+            ))
+            .into());
+        }
     }
+    plain_file(&app.env.cwd.join(".gitignore"))?;
     for (name, text) in files {
-        fs_err::write(app.env.cwd.join(name), text).map_err(CliError::from)?;
+        write_plain(&app.env.cwd.join(name), text)?;
     }
     let added = ignore_lines(&app.env.cwd.join(".gitignore"))?;
     app.ui
@@ -83,12 +85,41 @@ pub(crate) fn run(app: &App, args: &InitArgs) -> CmdResult {
         .map_err(|e| CliError::from(e).into())
 }
 
+/// Whether `path` exists as a plain file; anything else there (a symbolic link a cloned project
+/// planted, a FIFO, a folder) is refused, so that init never writes through it.
+fn plain_file(path: &std::path::Path) -> Result<bool, crate::failure::Failure> {
+    match fs_err::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_file() => Ok(true),
+        Ok(_) => Err(CliError::Usage(format!(
+            "{} is not a plain file (a link, a FIFO or a folder); acgs init writes only plain files and wrote nothing",
+            crate::ui::printable(&path.display().to_string())
+        ))
+        .into()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(CliError::from(e).into()),
+    }
+}
+
+/// Replace `path` with `text` without following a link: a new file renamed over it.
+fn write_plain(path: &std::path::Path, text: &str) -> Result<(), crate::failure::Failure> {
+    plain_file(path)?;
+    Ok(acgs_storage::replace_keeping_mode(
+        path,
+        text.as_bytes(),
+        0o644,
+    )?)
+}
+
+/// The largest `.gitignore` read.
+const MAX_GITIGNORE: u64 = 1024 * 1024;
+
 /// Add the lines of [`IGNORED`] that `.gitignore` lacks; how many were added.
 fn ignore_lines(path: &std::path::Path) -> Result<usize, crate::failure::Failure> {
-    let existing = match fs_err::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(CliError::from(e).into()),
+    let existing = if plain_file(path)? {
+        acgs_core::files::read_regular_text(path, MAX_GITIGNORE)
+            .map_err(|e| acgs_core::files::unreadable(path, &e))?
+    } else {
+        String::new()
     };
     let missing: Vec<&str> = IGNORED
         .iter()
@@ -107,6 +138,6 @@ fn ignore_lines(path: &std::path::Path) -> Result<usize, crate::failure::Failure
         text.push_str(line);
         text.push('\n');
     }
-    fs_err::write(path, text).map_err(CliError::from)?;
+    write_plain(path, &text)?;
     Ok(missing.len())
 }

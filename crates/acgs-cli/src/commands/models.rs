@@ -175,7 +175,7 @@ pub(crate) mod refresh {
             }
         }
         acgs_storage::ensure_private_dir(&app.loaded.paths.config_dir)?;
-        acgs_storage::replace_keeping_mode(&path, doc.to_string().as_bytes())?;
+        acgs_storage::replace_keeping_mode(&path, doc.to_string().as_bytes(), 0o600)?;
         Ok(())
     }
 
