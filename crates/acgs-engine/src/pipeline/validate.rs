@@ -474,31 +474,53 @@ impl Checker<'_> {
     }
 
     /// The steps in dependency order; a cycle is a problem naming it.
-    fn ordered(&mut self, mut steps: Vec<Step>) -> Vec<Step> {
-        let ids: BTreeSet<String> = steps.iter().map(|s| s.id.clone()).collect();
-        let mut done: BTreeSet<String> = BTreeSet::new();
-        let mut ordered = Vec::new();
-        while !steps.is_empty() {
-            let (ready, waiting): (Vec<Step>, Vec<Step>) = steps
-                .into_iter()
-                .partition(|s| s.deps.iter().all(|d| done.contains(d) || !ids.contains(d)));
-            if ready.is_empty() {
-                let cycle = find_cycle(&waiting);
-                let at = waiting
-                    .iter()
-                    .find(|s| cycle.first() == Some(&s.id))
-                    .map_or(0, |s| s.line);
-                self.problem(
-                    at,
-                    cycle.first().map(String::as_str),
-                    format!("steps form a cycle: {}", cycle.join(" → ")),
-                );
-                ordered.extend(waiting);
-                break;
+    /// The steps level by level (each level in file order): a step follows every step it needs.
+    /// Kahn's algorithm, linear in steps and references; steps left on a cycle are reported.
+    fn ordered(&mut self, steps: Vec<Step>) -> Vec<Step> {
+        let position: BTreeMap<&str, usize> = steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.id.as_str(), i))
+            .collect();
+        let mut waiting_on = vec![0usize; steps.len()];
+        let mut dependents = vec![Vec::new(); steps.len()];
+        for (i, step) in steps.iter().enumerate() {
+            for dep in step.deps.iter().filter_map(|d| position.get(d.as_str())) {
+                waiting_on[i] += 1;
+                dependents[*dep].push(i);
             }
-            done.extend(ready.iter().map(|s| s.id.clone()));
-            ordered.extend(ready);
-            steps = waiting;
+        }
+        let mut level: Vec<usize> = (0..steps.len()).filter(|i| waiting_on[*i] == 0).collect();
+        let mut order = Vec::with_capacity(steps.len());
+        while !level.is_empty() {
+            let mut next = Vec::new();
+            for &i in &level {
+                for &d in &dependents[i] {
+                    waiting_on[d] -= 1;
+                    if waiting_on[d] == 0 {
+                        next.push(d);
+                    }
+                }
+            }
+            next.sort_unstable();
+            order.append(&mut level);
+            level = next;
+        }
+        let mut slots: Vec<Option<Step>> = steps.into_iter().map(Some).collect();
+        let mut ordered: Vec<Step> = order.iter().filter_map(|i| slots[*i].take()).collect();
+        let waiting: Vec<Step> = slots.into_iter().flatten().collect();
+        if !waiting.is_empty() {
+            let cycle = find_cycle(&waiting);
+            let at = waiting
+                .iter()
+                .find(|s| cycle.first() == Some(&s.id))
+                .map_or(0, |s| s.line);
+            self.problem(
+                at,
+                cycle.first().map(String::as_str),
+                format!("steps form a cycle: {}", cycle.join(" → ")),
+            );
+            ordered.extend(waiting);
         }
         ordered
     }
