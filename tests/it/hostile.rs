@@ -115,7 +115,7 @@ async fn a_project_env_shadowing_your_key_warns_and_is_refused_when_strict() {
     .expect("chmod");
     sb.work_file(
         ".env",
-        "GEMINI_API_KEY=AIzaSyATTACKERattacker0123456789abcdefgh\n",
+        "GEMINI_API_KEY=AIzaSyATTACKERattacker0123456789abcdefgh\n", // acgs:allow-credential
     );
     fs_err::set_permissions(
         sb.work().join(".env"),
@@ -303,4 +303,47 @@ async fn a_prompt_mixing_an_input_and_a_model_text_is_estimated() {
     )
     .await;
     assert_eq!(run.code, Some(0), "{}", run.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn doctor_finds_other_services_credentials_and_respects_marked_fakes() {
+    let sb = Sandbox::new();
+    let work = sb.work();
+    git(&work, &["init", "-q", "."]);
+    let leaks = [
+        "aws_access_key_id = AKIAIOSFODNN7EXAMPLE", // acgs:allow-credential
+        "GITHUB=ghp_Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4zAb7c", // acgs:allow-credential
+        "api_key = \"Zq8Lm3Np7Rt2Vw9Xy4Ab6Cd1Ef5Gh0Jk\"", // acgs:allow-credential
+    ];
+    fs_err::write(work.join("settings.py"), leaks.join("\n")).expect("leak");
+    git(&work, &["add", "."]);
+    git(&work, &["commit", "-q", "-m", "oops"]);
+    let found = run_within(&sb, &["--json", "doctor"]).await;
+    assert_eq!(found.code, Some(7), "{}", found.stderr);
+    let rules: Vec<String> = found.json()["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .filter(|c| c["code"] == "doctor.tracked_credential" && c["level"] == "fail")
+        .map(|c| c["message"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    for rule in ["aws_access_key", "github_token", "generic_api_key"] {
+        assert!(rules.iter().any(|m| m.contains(rule)), "{rule}: {rules:?}");
+    }
+    let marked: Vec<String> = leaks
+        .iter()
+        .map(|l| format!("{l} # acgs:allow-credential (a documented fake)"))
+        .collect();
+    fs_err::write(work.join("settings.py"), marked.join("\n")).expect("marked");
+    git(&work, &["commit", "-q", "-am", "mark the fakes"]);
+    let clean = run_within(&sb, &["--json", "doctor"]).await;
+    assert!(
+        clean.json()["checks"]
+            .as_array()
+            .expect("checks")
+            .iter()
+            .any(|c| c["code"] == "doctor.tracked_credential" && c["level"] == "pass"),
+        "{}",
+        clean.stdout
+    );
 }

@@ -232,7 +232,7 @@ mod tests {
 
     #[test]
     fn refusals_name_the_rule_not_the_text() {
-        let key = "AIzaSyD-1234567890abcdefghijklmnopqrstu";
+        let key = "AIzaSyD-1234567890abcdefghijklmnopqrstu"; // acgs:allow-credential
         let err = guard()
             .inspect("prompt", &format!("cat {key}"), opts(100))
             .expect_err("key");

@@ -28,6 +28,9 @@ pub struct Rule {
     /// Treatment.
     pub severity: Severity,
     regex: Regex,
+    /// A match counts only when its value (the pattern's first group, else the whole match)
+    /// looks random: mixed case and digits, many distinct characters.
+    gated: bool,
 }
 
 /// A match of a rule (the span, never the text, is reported).
@@ -46,6 +49,15 @@ fn rule(name: &'static str, severity: Severity, pattern: &str) -> Rule {
         name,
         severity,
         regex: Regex::new(pattern).expect("the shipped patterns are constants that compile"),
+        gated: severity == Severity::Warn,
+    }
+}
+
+/// A rule whose match counts only when its value looks random (see [`Rule`]).
+fn gated(name: &'static str, severity: Severity, pattern: &str) -> Rule {
+    Rule {
+        gated: true,
+        ..rule(name, severity, pattern)
     }
 }
 
@@ -71,6 +83,27 @@ pub static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
             "private_key",
             Severity::Refuse,
             r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----",
+        ),
+        // Other services' credentials, as gitleaks finds them.
+        rule(
+            "aws_access_key",
+            Severity::Refuse,
+            r"(?-u:\b)(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}(?-u:\b)",
+        ),
+        rule(
+            "github_token",
+            Severity::Refuse,
+            r"(?-u:\b)(?:gh[pousr]_[0-9A-Za-z]{36,255}|github_pat_[0-9A-Za-z_]{82})(?-u:\b)",
+        ),
+        rule(
+            "slack_token",
+            Severity::Refuse,
+            r"(?-u:\b)(?:xox[baprs]-[0-9A-Za-z-]{10,250}|https://hooks\.slack\.com/services/T[0-9A-Z]{8,}/B[0-9A-Z]{8,}/[0-9A-Za-z]{24})",
+        ),
+        gated(
+            "generic_api_key",
+            Severity::Refuse,
+            r#"(?i)(?:api[_-]?key|api[_-]?secret|secret[_-]?key|access[_-]?token|auth[_-]?token|client[_-]?secret)["']?\s*[:=]\s*["']([0-9A-Za-z_\-+/=.]{20,})["']"#,
         ),
         rule(
             "high_entropy_token",
@@ -129,6 +162,15 @@ fn looks_mixed(token: &str) -> bool {
         && distinct >= 16
 }
 
+/// The part of a gated match that must look random: its first group, else all of it.
+fn gated_value<'t>(regex: &Regex, text: &'t str, m: &regex::Match<'t>) -> &'t str {
+    regex
+        .captures_at(text, m.start())
+        .and_then(|c| c.get(1))
+        .filter(|g| g.start() >= m.start() && g.end() <= m.end())
+        .map_or(m.as_str(), |g| g.as_str())
+}
+
 /// Every finding in `text`, provider keys first.
 #[must_use]
 pub fn scan(text: &str) -> Vec<Finding> {
@@ -141,7 +183,7 @@ pub fn scan(text: &str) -> Vec<Finding> {
             {
                 continue;
             }
-            if rule.severity == Severity::Warn && !looks_secret(m.as_str()) {
+            if rule.gated && !looks_secret(gated_value(&rule.regex, text, &m)) {
                 continue;
             }
             findings.push(Finding {
@@ -191,13 +233,13 @@ pub fn scrubber() -> Scrubber {
 mod tests {
     use super::*;
 
-    const FAL: &str = "0f3c2b1a-1234-4abc-9def-0123456789ab:0123456789abcdef0123456789abcdef";
-    const GOOGLE: &str = "AIzaSyD-1234567890abcdefghijklmnopqrstu";
-    const ELEVEN: &str = "sk_0123456789abcdef0123456789abcdef0123456789abcdef";
+    const FAL: &str = "0f3c2b1a-1234-4abc-9def-0123456789ab:0123456789abcdef0123456789abcdef"; // acgs:allow-credential
+    const GOOGLE: &str = "AIzaSyD-1234567890abcdefghijklmnopqrstu"; // acgs:allow-credential
+    const ELEVEN: &str = "sk_0123456789abcdef0123456789abcdef0123456789abcdef"; // acgs:allow-credential
 
     #[test]
     fn every_rule_compiles() {
-        assert_eq!(RULES.len(), 5);
+        assert_eq!(RULES.len(), 9);
     }
 
     #[test]
@@ -212,8 +254,51 @@ mod tests {
             assert_eq!(f.rule, rule);
             assert_eq!(&text[f.span.clone()], key);
         }
-        assert!(first_refusal("-----BEGIN OPENSSH PRIVATE KEY-----\nabc").is_some());
-        assert!(first_refusal("-----BEGIN PRIVATE KEY-----").is_some());
+        assert!(first_refusal("-----BEGIN OPENSSH PRIVATE KEY-----\nabc").is_some()); // acgs:allow-credential
+        assert!(first_refusal("-----BEGIN PRIVATE KEY-----").is_some()); // acgs:allow-credential
+    }
+
+    #[test]
+    fn other_services_credentials_are_found() {
+        // Fake values in each service's documented shape (AWS's own documentation example,
+        // made-up tokens of the right alphabet and length).
+        let slack_hook = [
+            "https://hooks.slack.com/services/",
+            "T00000000/B00000000/",
+            "XXXXXXXXXXXXXXXXXXXXXXXX",
+        ]
+        .concat();
+        for (text, rule) in [
+            ("aws_access_key_id = AKIAIOSFODNN7EXAMPLE", "aws_access_key"), // acgs:allow-credential
+            (
+                "token: ghp_Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4zAb7c", // acgs:allow-credential
+                "github_token",
+            ),
+            (
+                "SLACK=xoxb-123456789012-123456789012-AbCdEfGhIjKlMnOpQrStUvWx", // acgs:allow-credential
+                "slack_token",
+            ),
+            (slack_hook.as_str(), "slack_token"),
+            (
+                r#"api_key = "Zq8Lm3Np7Rt2Vw9Xy4Ab6Cd1Ef5Gh0Jk""#, // acgs:allow-credential
+                "generic_api_key",
+            ),
+            (
+                r#"{"client_secret": "Q1w2E3r4T5y6U7i8O9p0AaSsDdFfGgHh"}"#, // acgs:allow-credential
+                "generic_api_key",
+            ),
+        ] {
+            assert_eq!(first_refusal(text).map(|f| f.rule), Some(rule), "{text}");
+        }
+        for text in [
+            r#"api_key = "your-api-key-goes-here-please""#,
+            r#"api_key = "${FAL_KEY}""#,
+            "the access token expires after an hour",
+            r#"secret_key = "aaaaaaaaaaaaaaaaaaaaaaaaaaaa""#,
+            "AKIA is how AWS keys start",
+        ] {
+            assert_eq!(first_refusal(text), None, "{text}");
+        }
     }
 
     #[test]

@@ -4,11 +4,11 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 
 /// A fake fal key in the real `uuid:hex32` shape.
-pub const FAL_KEY: &str = "c4a1a7c0-ca4a-4ca1-8ca1-ca1ca1ca1ca1:ca1ca1ca1ca1deadbeefca1ca1ca1ca1";
+pub const FAL_KEY: &str = "c4a1a7c0-ca4a-4ca1-8ca1-ca1ca1ca1ca1:ca1ca1ca1ca1deadbeefca1ca1ca1ca1"; // acgs:allow-credential
 /// A fake Gemini key.
-pub const GEMINI_KEY: &str = "AIzaSyCANARYcanary-0123456789abcdefghij";
+pub const GEMINI_KEY: &str = "AIzaSyCANARYcanary-0123456789abcdefghij"; // acgs:allow-credential
 /// A fake ElevenLabs key.
-pub const ELEVENLABS_KEY: &str = "sk_ca1ca1ca1ca1ca1ca1ca1ca1ca1ca1ca1ca1ca1ca1ca1ca1";
+pub const ELEVENLABS_KEY: &str = "sk_ca1ca1ca1ca1ca1ca1ca1ca1ca1ca1ca1ca1ca1ca1ca1ca1"; // acgs:allow-credential
 
 /// Strings whose presence anywhere means `key` leaked: the key, each half of an `id:secret`
 /// pair, and their base64 forms (standard and URL-safe).

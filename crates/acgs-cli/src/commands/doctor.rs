@@ -174,30 +174,69 @@ fn tracked_files(d: &mut Doctor<'_>) -> Option<Vec<String>> {
     }
 }
 
-/// The credential scanner over every tracked text file.
+/// A line that says its credential is a deliberate fake (a test fixture) is not a finding:
+/// `acgs:allow-credential`, or gitleaks' `gitleaks:allow`.
+fn allowed_line(line: &str) -> bool {
+    line.contains("acgs:allow-credential") || line.contains("gitleaks:allow")
+}
+
+/// Files (paths relative to the folder, one per line) listed in `.acgs-allow-credentials`: test
+/// fixtures that hold fake credentials on purpose and cannot carry a marker on each line.
+fn allowed_files(d: &Doctor<'_>) -> Vec<String> {
+    acgs_core::files::read_regular_text(&d.dir.join(ALLOW_FILE), SCAN_CAP)
+        .map(|text| {
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The list of files allowed to hold fake credentials.
+const ALLOW_FILE: &str = ".acgs-allow-credentials";
+
+/// The credential scanner over every tracked text file (links are not followed: git keeps the
+/// link, not what it points at).
 fn scan_tracked(d: &mut Doctor<'_>, files: &[String]) {
-    let mut found = 0;
+    let allowed_paths = allowed_files(d);
+    let (mut found, mut allowed) = (0, 0);
     for name in files {
         let path = d.dir.join(name);
-        let readable = fs_err::metadata(&path).is_ok_and(|m| m.is_file() && m.len() <= SCAN_CAP);
-        let Some(text) = readable.then(|| fs_err::read(&path).ok()).flatten() else {
+        let plain = fs_err::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_file());
+        let Some(text) = plain
+            .then(|| acgs_core::files::read_regular(&path, SCAN_CAP).ok())
+            .flatten()
+        else {
             continue;
         };
         if text.contains(&0) {
             continue;
         }
+        let listed = allowed_paths.iter().any(|p| p == name);
         for (i, line) in String::from_utf8_lossy(&text).lines().enumerate() {
-            if let Some(finding) = acgs_guard::scan::first_refusal(line) {
-                found += 1;
-                d.add(Level::Fail, "doctor.tracked_credential", format!("{name}:{}: a {} is committed; remove it, rotate the key, and keep keys in the environment or an ignored .env", i + 1, finding.rule));
+            let Some(finding) = acgs_guard::scan::first_refusal(line) else {
+                continue;
+            };
+            if listed || allowed_line(line) {
+                allowed += 1;
+                continue;
             }
+            found += 1;
+            d.add(Level::Fail, "doctor.tracked_credential", format!("{name}:{}: a {} is committed; remove it, rotate the key, and keep keys in the environment or an ignored .env", i + 1, finding.rule));
         }
     }
     if found == 0 {
+        let marked = if allowed > 0 {
+            format!(" ({allowed} deliberate fakes marked as such)")
+        } else {
+            String::new()
+        };
         d.add(
             Level::Pass,
             "doctor.tracked_credential",
-            format!("no credentials in {} tracked files", files.len()),
+            format!("no credentials in {} tracked files{marked}", files.len()),
         );
     }
 }
