@@ -156,6 +156,29 @@ mod tests {
     }
 
     #[test]
+    fn text_a_model_wrote_is_redacted_before_it_is_stored() {
+        let redactor = Redactor::new();
+        let key = "sk_live_Zq8Lm3Np7Rt2Vw9Xy4Ab6Cd1"; // acgs:allow-credential
+        redactor.add_secret(key);
+        let mut artifacts = vec![
+            Artifact::Text {
+                text: format!("the key was {key}, and part {}", &key[4..20]),
+                content_type: ContentType::Text,
+            },
+            Artifact::Bytes {
+                data: b"\x89PNG".to_vec(),
+                claimed_type: None,
+            },
+        ];
+        redact_texts(&mut artifacts, &redactor);
+        let Artifact::Text { text, .. } = &artifacts[0] else {
+            panic!("text first")
+        };
+        assert!(!text.contains(&key[4..16]), "{text}");
+        assert_eq!(text.matches(acgs_core::redact::MASK).count(), 2, "{text}");
+    }
+
+    #[test]
     fn data_uris_decode_within_the_cap() {
         assert_eq!(
             decode_data_uri("data:image/png;base64,iVBORw0KGgo=", 100).expect("decodes"),
