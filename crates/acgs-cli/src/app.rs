@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use acgs_core::catalog::Catalog;
 use acgs_core::config::{Config, ConfigSources, LoadedConfig};
-use acgs_core::credentials::{CredentialSources, Credentials};
 use acgs_core::env::ProcessEnv;
 use acgs_core::{Provider, ProviderId};
+use acgs_credentials::{CredentialSources, Credentials};
 use acgs_engine::{KeyInfo, Suite, SuiteBuilder};
 use acgs_http::{HttpClient, NetworkPolicy};
 use acgs_storage::audit::{AuditKey, AuditLog};
@@ -263,7 +263,7 @@ impl App {
     fn key_and_http(
         &self,
         provider: ProviderId,
-    ) -> Result<(Arc<acgs_core::credentials::LoadedKey>, HttpClient), Failure> {
+    ) -> Result<(Arc<acgs_credentials::LoadedKey>, HttpClient), Failure> {
         let key = self.credentials.key(provider)?;
         self.ui.redactor().add_secret(key.secret.expose_secret());
         for warning in &key.warnings {
@@ -317,7 +317,10 @@ impl App {
             .ledger(self.ledger().await?)
             .audit(Arc::new(self.audit_log()))
             .journal(self.journal())
-            .command_env(self.env.vars.clone())
+            .alert_hook(Arc::new(crate::confirm::AlertCommand::new(
+                &self.config().cost_management.alert_command,
+                &self.env.vars,
+            )))
             .runs(RunIndex::new(self.loaded.paths.state_file("runs.jsonl")))
             .confirm(Arc::new(TerminalConfirm { yes: self.yes }))
             .build()?)

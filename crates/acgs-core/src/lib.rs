@@ -9,15 +9,13 @@
 //! - [`request`]: requests, the sealed [`Authorized`] wrapper, outputs and job handles;
 //! - [`provider`], [`ledger`], [`audit`], [`moderation`]: the traits providers, ledgers, audit sinks
 //!   and moderators implement;
-//! - [`config`], [`credentials`], [`mod@env`]: layered configuration and key discovery;
+//! - [`config`], [`mod@env`]: layered configuration, and the process environment it reads;
 //! - [`redact`]: the redactor behind the one redacting sink;
 //! - [`error`]: error kinds, exit codes and the [`UserFacing`] trait.
 
 pub mod audit;
 pub mod catalog;
-pub mod command;
 pub mod config;
-pub mod credentials;
 pub mod env;
 pub mod error;
 pub mod files;

@@ -31,6 +31,16 @@ impl ProviderId {
         }
     }
 
+    /// The variables users keep this provider's key in, for messages.
+    #[must_use]
+    pub const fn key_variables(self) -> &'static str {
+        match self {
+            Self::Fal => "FAL_KEY (or FAL_KEY_ID and FAL_KEY_SECRET)",
+            Self::Gemini => "GEMINI_API_KEY (or GOOGLE_API_KEY)",
+            Self::ElevenLabs => "ELEVENLABS_API_KEY",
+        }
+    }
+
     /// Parse the lowercase name.
     #[must_use]
     pub fn from_name(name: &str) -> Option<Self> {

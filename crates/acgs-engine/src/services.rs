@@ -58,14 +58,35 @@ impl Confirm for AssumeYes {
     }
 }
 
+/// A spend alert: the day's spend (reserved and settled) crossed `fraction_permille` of the
+/// daily limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpendAlert {
+    /// The `alert_at` threshold crossed, in thousandths of the daily limit (500 = half).
+    pub fraction_permille: u32,
+    /// What the day counts now.
+    pub spent: acgs_core::Usd,
+    /// The daily limit.
+    pub limit: acgs_core::Usd,
+    /// The day (`YYYY-MM-DD` in the limit's time zone).
+    pub day: String,
+}
+
+/// Told of every spend alert, once a day per threshold, besides the warning event and the audit
+/// entry (the CLI runs the user's `alert_command`).
+pub trait AlertHook: Send + Sync {
+    /// `alert` happened.
+    fn alert(&self, alert: &SpendAlert);
+}
+
 /// The parts of a suite. Optional parts are missing in suites that only plan.
 pub(crate) struct Services {
     pub(crate) config: Config,
     /// `[guard] templates`, checked.
     pub(crate) templates: Vec<(String, String)>,
     pub(crate) moderators: Vec<Arc<dyn Moderator>>,
-    /// The environment configured commands (`alert_command`) run with.
-    pub(crate) command_env: BTreeMap<String, String>,
+    /// Told of every spend alert.
+    pub(crate) alert_hook: Option<Arc<dyn AlertHook>>,
     /// Settlements the ledger did not take, for the next command.
     pub(crate) journal: Option<SettlementJournal>,
     pub(crate) catalog: Catalog,
@@ -92,7 +113,7 @@ impl Services {
             .cloned()
             .ok_or(acgs_core::Error::MissingKey {
                 provider: id.as_str(),
-                variables: acgs_core::credentials::key_variables(id),
+                variables: id.key_variables(),
             })?)
     }
 

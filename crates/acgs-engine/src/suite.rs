@@ -26,7 +26,7 @@ use crate::pipeline::{self, Pipeline};
 use crate::plan::{MAIN_STEP, Plan};
 use crate::report::{PipelineEstimate, PipelineReport, Resumed, RunReport};
 use crate::request::GenerationRequest;
-use crate::services::{AssumeYes, Confirm, KeyInfo, Services};
+use crate::services::{AlertHook, AssumeYes, Confirm, KeyInfo, Services};
 use crate::stages::{audit, inspect};
 
 /// The largest block-list file read.
@@ -46,7 +46,7 @@ pub struct SuiteBuilder {
     runs: Option<RunIndex>,
     user: String,
     moderators: Vec<Arc<dyn Moderator>>,
-    command_env: BTreeMap<String, String>,
+    alert_hook: Option<Arc<dyn AlertHook>>,
     journal: Option<SettlementJournal>,
     record_key: Option<RecordKey>,
 }
@@ -116,11 +116,10 @@ impl SuiteBuilder {
         self
     }
 
-    /// The environment configured commands (`alert_command`) run with (only `PATH`, `HOME` and
-    /// `XDG_*` of it are passed on).
+    /// Told of every spend alert, besides the warning event and the audit entry.
     #[must_use]
-    pub fn command_env(mut self, vars: BTreeMap<String, String>) -> Self {
-        self.command_env = vars;
+    pub fn alert_hook(mut self, hook: Arc<dyn AlertHook>) -> Self {
+        self.alert_hook = Some(hook);
         self
     }
 
@@ -164,7 +163,7 @@ impl SuiteBuilder {
             guard: Guard::new(blocklist, self.secrets),
             templates,
             moderators: self.moderators,
-            command_env: self.command_env,
+            alert_hook: self.alert_hook,
             journal: self.journal,
             rate: RateLimiter::new(&config.rate_limits),
             config,

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use acgs_core::ProviderId;
-use acgs_core::credentials::{CredentialSources, Credentials, KeySource};
 use acgs_core::error::{ErrorKind, UserFacing};
+use acgs_credentials::{CredentialSources, Credentials, KeySource};
 use acgs_storage::keys::{KeyAgeStore, ROTATION_DAYS};
 use serde_json::json;
 

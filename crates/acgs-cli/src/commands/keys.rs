@@ -1,7 +1,7 @@
 //! `acgs keys status`: where each key comes from, what it shadows, its fingerprint and age —
 //! without running `key_command` and without showing any key.
 
-use acgs_core::credentials::{KeySource, key_variables};
+use acgs_credentials::KeySource;
 use acgs_storage::keys::{KeyAgeStore, ROTATION_DAYS};
 use serde_json::json;
 
@@ -42,7 +42,7 @@ pub(crate) fn status(app: &App) -> CmdResult {
             None => json!({
                 "provider": status.provider, "found": false,
                 "source": if status.key_command_configured { "key_command (run only when needed)" } else { "none" },
-                "variables": key_variables(status.provider), "shadowed": [], "warnings": [],
+                "variables": status.provider.key_variables(), "shadowed": [], "warnings": [],
             }),
         };
         rows.push(row);
@@ -201,7 +201,7 @@ pub(crate) fn set(app: &App, name: &str) -> CmdResult {
         })?;
     table.insert(name, toml_edit::value(secret.expose_secret()));
     save(app, &path, &doc)?;
-    let fingerprint = acgs_core::credentials::fingerprint(secret.expose_secret());
+    let fingerprint = acgs_credentials::fingerprint(secret.expose_secret());
     let store = KeyAgeStore::new(app.loaded.paths.state_file("keys.json"));
     let _ = store.observe(std::slice::from_ref(&fingerprint));
     app.ui

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::EngineError;
 use crate::plan::Plan;
-use crate::services::{Confirm, ConfirmAnswer, Services};
+use crate::services::{Confirm, ConfirmAnswer, Services, SpendAlert};
 use crate::stages::audit;
 
 /// The limits in force: the configured ones, tightened by any a shared ledger keeps (clients can
@@ -103,7 +103,8 @@ pub(crate) async fn authorize(
 }
 
 /// Report each `alert_at` fraction of the daily limit the run's reservations crossed, once a
-/// day: a progress event (the CLI shows a warning), an audit entry and the `alert_command`.
+/// day: a progress event (the CLI shows a warning), an audit entry and the alert hook (the CLI
+/// runs `alert_command`).
 async fn alert(
     services: &Services,
     ledger: &dyn Ledger,
@@ -133,36 +134,15 @@ async fn alert(
             services,
             vec![audit::alert(services, run_id, after, percent)],
         );
-        if !cost.alert_command.is_empty() {
-            run_alert_command(services, cost, fraction, after, &first.day);
+        if let Some(hook) = &services.alert_hook {
+            hook.alert(&SpendAlert {
+                fraction_permille: fraction,
+                spent: after,
+                limit: cost.daily_limit,
+                day: first.day.clone(),
+            });
         }
     }
-}
-
-/// Run `alert_command` in the background with the fraction, the spend, the limit and the day.
-fn run_alert_command(
-    services: &Services,
-    cost: &CostManagement,
-    fraction: u32,
-    spent: Usd,
-    day: &str,
-) {
-    let argv = cost.alert_command.clone();
-    let env = acgs_core::command::limited_env(&services.command_env);
-    let args = [
-        format!("{}.{:03}", fraction / 1000, fraction % 1000),
-        spent.to_string(),
-        cost.daily_limit.to_string(),
-        day.to_owned(),
-    ];
-    tokio::task::spawn_blocking(move || {
-        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-        if let Err(reason) =
-            acgs_core::command::run(&argv, &refs, &env, Duration::from_secs(30), 8 * 1024)
-        {
-            tracing::warn!(%reason, "alert_command failed");
-        }
-    });
 }
 
 /// Renews a held reservation every third of its lease until stopped.

@@ -1,3 +1,5 @@
+//! # acgs-credentials
+//!
 //! Credentials: where each provider key comes from, held as [`SecretString`] from the first read.
 //!
 //! Sources, first wins (DESIGN.md §3.2): the process environment; `./.env.<profile>` then `./.env`
@@ -14,13 +16,15 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use acgs_core::ProviderId;
+use acgs_core::config::Profile;
+use acgs_core::env::ProcessEnv;
+use acgs_core::error::{Error, Result};
+
 use secrecy::{ExposeSecret as _, SecretString};
 use sha2::{Digest as _, Sha256};
 
-use crate::config::Profile;
-use crate::env::ProcessEnv;
-use crate::error::{Error, Result};
-use crate::task::ProviderId;
+pub mod command;
 
 /// Largest `key_command` output accepted.
 const KEY_COMMAND_MAX_OUTPUT: usize = 8 * 1024;
@@ -77,16 +81,6 @@ impl LoadedKey {
 pub fn fingerprint(secret: &str) -> String {
     let digest = Sha256::digest(secret.as_bytes());
     hex::encode(digest)[..12].to_owned()
-}
-
-/// The variables that hold each provider's key, for messages.
-#[must_use]
-pub const fn key_variables(provider: ProviderId) -> &'static str {
-    match provider {
-        ProviderId::Fal => "FAL_KEY (or FAL_KEY_ID and FAL_KEY_SECRET)",
-        ProviderId::Gemini => "GEMINI_API_KEY (or GOOGLE_API_KEY)",
-        ProviderId::ElevenLabs => "ELEVENLABS_API_KEY",
-    }
 }
 
 /// The variable passed to `key_command` for each provider.
@@ -252,7 +246,7 @@ impl Credentials {
         }
         Err(Error::MissingKey {
             provider: provider.as_str(),
-            variables: key_variables(provider),
+            variables: provider.key_variables(),
         })
     }
 
@@ -398,7 +392,7 @@ fn looks_like_credential(value: &str) -> bool {
 
 /// Open a file and check its owner and permission bits on the open handle.
 fn open_checked(path: &Path, forbidden_mode: u32, rule: &str) -> Result<Option<fs_err::File>> {
-    let file = match crate::files::open_regular(path) {
+    let file = match acgs_core::files::open_regular(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => {
@@ -661,7 +655,7 @@ mod tests {
             .key(ProviderId::Fal)
             .expect_err("refused");
         assert_eq!(
-            crate::error::UserFacing::code(&err),
+            acgs_core::error::UserFacing::code(&err),
             "credentials.unsafe_source"
         );
         let fx = fixture();
@@ -683,9 +677,9 @@ mod tests {
         let err = Credentials::from_env(&fx.sources)
             .key(ProviderId::ElevenLabs)
             .expect_err("missing");
-        assert_eq!(crate::error::UserFacing::kind(&err).exit_code(), 5);
+        assert_eq!(acgs_core::error::UserFacing::kind(&err).exit_code(), 5);
         assert!(
-            crate::error::UserFacing::hint(&err)
+            acgs_core::error::UserFacing::hint(&err)
                 .unwrap_or_default()
                 .contains("ELEVENLABS_API_KEY")
         );
@@ -745,7 +739,7 @@ mod tests {
             assert!(text.contains(expected), "{script}: {text}");
             assert!(!text.contains("secret-output"));
             assert_eq!(
-                crate::error::UserFacing::code(&err),
+                acgs_core::error::UserFacing::code(&err),
                 "credentials.key_command_failed"
             );
         }
