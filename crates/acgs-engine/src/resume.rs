@@ -130,9 +130,9 @@ async fn fates(
 }
 
 /// Whether the run's records are sealed (then every record must verify). A run acgs sealed
-/// (the ledger remembers) must carry its seals; one that looks written before records were
-/// sealed, and that the ledger does not know as sealed, is accepted unsealed, and then
-/// nothing its records say about their status is trusted. The run's own fields (pipeline,
+/// (the ledger remembers) must carry its seals; one with no seal at all that the ledger does
+/// not know as sealed (written before records were sealed, or without an audit key) is
+/// accepted unsealed, and then nothing its records say about their status is trusted. The run's own fields (pipeline,
 /// inputs) are checked here: they decide which file a resumed pipeline runs and which input
 /// files it reads.
 async fn check_run_seal(
@@ -143,17 +143,13 @@ async fn check_run_seal(
     let Some(key) = &services.record_key else {
         return Ok(false);
     };
-    let looks_legacy = manifest.seal.is_none()
-        && manifest
-            .steps
-            .iter()
-            .all(|s| s.seal.is_none() && s.request.as_ref().is_none_or(|r| r.version == 0));
+    let unsealed = manifest.seal.is_none() && manifest.steps.iter().all(|s| s.seal.is_none());
     let marked = services
         .ledger()?
         .meta(&crate::driver::sealed_meta(&manifest.run_id))
         .await?
         .is_some();
-    if looks_legacy && !marked {
+    if unsealed && !marked {
         return Ok(false);
     }
     if manifest.run_sealed_by(key) {

@@ -36,22 +36,24 @@ struct Stopped {
 }
 
 async fn stopped_run() -> Stopped {
-    let dir = tempfile::tempdir().expect("tmp");
-    let fake = FakeFal::builder(ENDPOINT)
-        .queued(0)
-        .in_progress(0)
-        .outcome(Outcome::KeepRunning)
-        .start()
-        .await;
+    stopped_run_sealed(true).await
+}
+
+/// The suite of a stopped run's world, sealing records with the install key when `sealed`.
+fn suite_for(
+    dir: &std::path::Path,
+    fake: &FakeFal,
+    ledger: &Arc<SqliteLedger>,
+    sealed: bool,
+) -> Suite {
     let mut config = Config {
-        output_dir: dir.path().join("output"),
+        output_dir: dir.join("output"),
         ..Config::default()
     };
     config.network.allow_http_loopback = true;
     config
         .providers
         .set(acgs_core::ProviderId::Fal, "queue_url", fake.uri());
-    let ledger = Arc::new(SqliteLedger::open(&dir.path().join("ledger.sqlite3")).expect("ledger"));
     let redactor = Redactor::new();
     redactor.add_secret(FAL_KEY);
     let http = HttpClient::new(
@@ -65,19 +67,32 @@ async fn stopped_run() -> Stopped {
         &SecretString::from(FAL_KEY),
     )
     .expect("fal");
-    let suite = Suite::builder()
+    let mut builder = Suite::builder()
         .config(config)
         .catalog(acgs_providers_fal::catalog().expect("catalogue"))
         .provider(Arc::new(fal), KeyInfo::default())
         .ledger(ledger.clone())
         .secrets(redactor)
-        .runs(RunIndex::new(dir.path().join("runs.jsonl")))
-        .record_key(RecordKey::from_audit_key(&AuditKey::from_bytes(vec![
+        .runs(RunIndex::new(dir.join("runs.jsonl")));
+    if sealed {
+        builder = builder.record_key(RecordKey::from_audit_key(&AuditKey::from_bytes(vec![
             9;
             32
-        ])))
-        .build()
-        .expect("suite");
+        ])));
+    }
+    builder.build().expect("suite")
+}
+
+async fn stopped_run_sealed(sealed: bool) -> Stopped {
+    let dir = tempfile::tempdir().expect("tmp");
+    let fake = FakeFal::builder(ENDPOINT)
+        .queued(0)
+        .in_progress(0)
+        .outcome(Outcome::KeepRunning)
+        .start()
+        .await;
+    let ledger = Arc::new(SqliteLedger::open(&dir.path().join("ledger.sqlite3")).expect("ledger"));
+    let suite = suite_for(dir.path(), &fake, &ledger, sealed);
     let request = GenerationRequest {
         model: "kling_2_6_pro".into(),
         texts: BTreeMap::from([("prompt".to_owned(), "waves at dusk".to_owned())]),
@@ -267,4 +282,21 @@ async fn a_manifest_edited_in_any_field_cannot_make_resume_pay_twice_or_read_a_f
         step["request"]["inputs"] = serde_json::json!([["image", "/etc/hostname"]]);
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_written_before_records_were_sealed_still_resumes() {
+    let run = stopped_run_sealed(false).await;
+    let manifest = fs_err::read_to_string(run.folder.join(MANIFEST_FILE)).expect("manifest");
+    assert!(!manifest.contains("\"seal\""), "an unsealed run");
+    let sealing = suite_for(run._dir.path(), &run.fake, &run.ledger, true);
+    let resumed = sealing
+        .resume(&run.run_id, false, &EventSink::none(), &Interrupt::new())
+        .await
+        .expect("an old run resumes");
+    let Resumed::Single(report) = resumed else {
+        panic!("a single run")
+    };
+    assert_eq!(report.outputs.len(), 1);
+    assert_eq!(run.fake.submits().await, 1, "waited for, not sent again");
 }
