@@ -2,7 +2,7 @@
 //!
 //! Nothing in the acgs libraries reads the process environment on its own: the command line takes
 //! one [`ProcessEnv::capture`] at start-up and hands it to [`crate::config`] and
-//! [`crate::credentials`]. Tests build a [`ProcessEnv`] by hand instead of mutating the real one.
+//! `acgs-credentials`. Tests build a [`ProcessEnv`] by hand instead of mutating the real one.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
