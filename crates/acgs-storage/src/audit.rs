@@ -663,11 +663,19 @@ mod tests {
     #[test]
     fn each_log_keeps_its_own_head_in_a_shared_ledger() {
         let tmp = tempfile::tempdir().expect("tmp");
-        let a = AuditLog::new(tmp.path().join("a/audit.jsonl"), None, false, "alice".into());
+        let a = AuditLog::new(
+            tmp.path().join("a/audit.jsonl"),
+            None,
+            false,
+            "alice".into(),
+        );
         let b = AuditLog::new(tmp.path().join("b/audit.jsonl"), None, false, "bob".into());
         assert_ne!(a.head_key(), b.head_key(), "two logs, two anchors");
         assert_eq!(a.head_key(), a.clone().head_key(), "stable for one log");
-        let host = rustix::system::uname().nodename().to_string_lossy().into_owned();
+        let host = rustix::system::uname()
+            .nodename()
+            .to_string_lossy()
+            .into_owned();
         let shown: String = host
             .chars()
             .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
