@@ -105,6 +105,19 @@ pub struct ReserveRequest {
     pub timezone: String,
     /// Lease of the `held` state.
     pub lease: Duration,
+    /// Other budgets the reservation must fit in besides its day (an agent session's
+    /// allowance, a user's month), checked in the same transaction.
+    pub scopes: Vec<ScopeLimit>,
+}
+
+/// A budget shared by every reservation that names it: what it counts (reserved and settled,
+/// as a day does) may not pass its limit. A period belongs in the name (`user:ada:2026-12`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScopeLimit {
+    /// The scope's name, e.g. `mcp-session:<id>`.
+    pub scope: String,
+    /// The most it may count.
+    pub limit: Usd,
 }
 
 /// A granted reservation.
@@ -150,6 +163,25 @@ pub struct DaySpend {
 
 impl DaySpend {
     /// Everything that counts against the limit.
+    #[must_use]
+    pub fn total(&self) -> Usd {
+        self.reserved.saturating_add(self.settled)
+    }
+}
+
+/// What a scope counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ScopeSpend {
+    /// The scope's name.
+    pub scope: String,
+    /// Held and submitted reservations, at their estimates.
+    pub reserved: Usd,
+    /// Settled actual costs.
+    pub settled: Usd,
+}
+
+impl ScopeSpend {
+    /// Everything that counts against the scope's limit.
     #[must_use]
     pub fn total(&self) -> Usd {
         self.reserved.saturating_add(self.settled)
@@ -221,6 +253,20 @@ pub enum LedgerError {
         /// Counted today.
         spent: Usd,
     },
+    /// Reserving would pass the limit of one of the request's scopes.
+    #[error(
+        "this would pass the limit of ${limit} of {scope}: ${spent} already counts there and this needs up to ${requested}"
+    )]
+    ScopeLimit {
+        /// The scope.
+        scope: String,
+        /// Its limit.
+        limit: Usd,
+        /// Already counted in it.
+        spent: Usd,
+        /// Asked for.
+        requested: Usd,
+    },
     /// The reservation does not exist, is not in a state that allows this change, or (renewing)
     /// is held by another process.
     #[error("reservation {id} cannot go from {} to {}", state_name(*.from), .to.as_str())]
@@ -244,6 +290,7 @@ impl UserFacing for LedgerError {
     fn code(&self) -> &'static str {
         match self {
             Self::DailyLimit { .. } => "budget.daily_limit",
+            Self::ScopeLimit { .. } => "budget.scope_limit",
             Self::OverBudget { .. } => "budget.overrun",
             Self::InvalidTransition { .. } => "ledger.invalid_transition",
             Self::TimeZone(_) => "config.invalid_value",
@@ -252,7 +299,9 @@ impl UserFacing for LedgerError {
     }
     fn kind(&self) -> ErrorKind {
         match self {
-            Self::DailyLimit { .. } | Self::OverBudget { .. } => ErrorKind::Money,
+            Self::DailyLimit { .. } | Self::OverBudget { .. } | Self::ScopeLimit { .. } => {
+                ErrorKind::Money
+            }
             Self::TimeZone(_) => ErrorKind::Usage,
             Self::InvalidTransition { .. } | Self::Unavailable(_) => ErrorKind::Internal,
         }
@@ -261,6 +310,9 @@ impl UserFacing for LedgerError {
         match self {
             Self::DailyLimit { .. } | Self::OverBudget { .. } => Some(
                 "`acgs spend --today` shows what counts; raise `cost_management.daily_limit` in your user config to allow more".into(),
+            ),
+            Self::ScopeLimit { .. } => Some(
+                "the budget is set in your user configuration (an agent session's allowance: `[mcp] session_limit`)".into(),
             ),
             _ => None,
         }
@@ -318,6 +370,10 @@ pub trait Ledger: Send + Sync {
 
     /// `held`/`submitted` → `released` (nothing billed).
     async fn release(&self, id: &ReservationId) -> LedgerResult<()>;
+
+    /// What `scope` counts now: its held and submitted reservations, and what was settled in
+    /// it.
+    async fn scope_spend(&self, scope: &str) -> LedgerResult<ScopeSpend>;
 
     /// Spend of the current day in `timezone`.
     async fn today(&self, timezone: &str) -> LedgerResult<DaySpend>;

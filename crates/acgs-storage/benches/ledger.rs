@@ -29,6 +29,7 @@ fn request() -> ReserveRequest {
         daily_limit: Usd::from_dollars(1_000_000),
         timezone: "UTC".into(),
         lease: Duration::from_secs(60),
+        scopes: Vec::new(),
     }
 }
 

@@ -138,6 +138,7 @@ mod tests {
                 daily_limit: Usd::from_dollars(1),
                 timezone: "UTC".into(),
                 lease: Duration::from_secs(60),
+                scopes: Vec::new(),
             })
             .await
             .expect("reserved");

@@ -14,7 +14,7 @@ use std::time::Duration;
 use acgs_core::Usd;
 use acgs_core::ledger::{
     DaySpend, Ledger, LedgerError, LedgerResult, OwnerToken, Reservation, ReservationId,
-    ReservationRecord, ReservationState, ReserveRequest, Settlement,
+    ReservationRecord, ReservationState, ReserveRequest, ScopeSpend, Settlement,
 };
 use acgs_core::request::JobHandle;
 use secrecy::{ExposeSecret as _, SecretString};
@@ -50,6 +50,31 @@ CREATE TABLE IF NOT EXISTS reservations (
 CREATE INDEX IF NOT EXISTS reservations_day_state ON reservations(day, state);
 CREATE INDEX IF NOT EXISTS reservations_held ON reservations(state, lease_until);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS scopes (
+    scope TEXT PRIMARY KEY,
+    reserved BIGINT NOT NULL DEFAULT 0,
+    settled BIGINT NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS reservation_scopes (
+    reservation_id TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    PRIMARY KEY (reservation_id, scope)
+);
+CREATE OR REPLACE FUNCTION acgs_count_scopes(p_id TEXT, p_amount BIGINT, p_scopes TEXT[], p_limits BIGINT[])
+RETURNS TEXT AS $$
+DECLARE i INT;
+BEGIN
+    FOR i IN 1 .. coalesce(array_length(p_scopes, 1), 0) LOOP
+        INSERT INTO scopes (scope) VALUES (p_scopes[i]) ON CONFLICT DO NOTHING;
+        UPDATE scopes SET reserved = reserved + p_amount
+            WHERE scope = p_scopes[i] AND reserved + settled + p_amount <= p_limits[i];
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'acgs scope limit' USING ERRCODE = 'P0001', DETAIL = p_scopes[i];
+        END IF;
+        INSERT INTO reservation_scopes (reservation_id, scope) VALUES (p_id, p_scopes[i]);
+    END LOOP;
+    RETURN p_id;
+END $$ LANGUAGE plpgsql;
 ";
 
 /// Milliseconds since the epoch on the server's clock.
@@ -211,8 +236,15 @@ impl PostgresLedger {
             "WITH expired AS (
                  UPDATE reservations SET state = 'expired', updated_at = {NOW_MS}
                  WHERE state = 'held' AND lease_until < {NOW_MS}
-                 RETURNING day, estimate),
-             sums AS (SELECT day, sum(estimate)::bigint AS total FROM expired GROUP BY day)
+                 RETURNING id, day, estimate),
+             sums AS (SELECT day, sum(estimate)::bigint AS total FROM expired GROUP BY day),
+             scoped AS (
+                 SELECT rs.scope, sum(expired.estimate)::bigint AS total
+                 FROM expired JOIN reservation_scopes rs ON rs.reservation_id = expired.id
+                 GROUP BY rs.scope),
+             unscoped AS (
+                 UPDATE scopes SET reserved = scopes.reserved - scoped.total
+                 FROM scoped WHERE scopes.scope = scoped.scope)
              UPDATE days SET reserved = days.reserved - sums.total FROM sums WHERE days.day = sums.day"
         );
         self.client
@@ -265,7 +297,11 @@ impl PostgresLedger {
                  UPDATE reservations SET state = $2::text, actual = COALESCE($3::bigint, estimate), lease_until = NULL,
                      updated_at = {NOW_MS}
                  WHERE id = $1::text AND state = ANY($4::text[])
-                 RETURNING day, estimate, actual)
+                 RETURNING id, day, estimate, actual),
+             scoped AS (
+                 UPDATE scopes SET reserved = scopes.reserved - r.estimate, settled = scopes.settled + r.actual
+                 FROM r, reservation_scopes rs
+                 WHERE rs.reservation_id = r.id AND scopes.scope = rs.scope)
              UPDATE days SET reserved = days.reserved - r.estimate, settled = days.settled + r.actual
              FROM r WHERE days.day = r.day RETURNING r.estimate, r.actual"
         );
@@ -280,6 +316,24 @@ impl PostgresLedger {
                 actual: Usd::from_micros(row.get::<_, i64>(1)),
             }),
             None => Err(self.invalid(id, to).await),
+        }
+    }
+
+    /// The refusal of `request` by its scope `scope`, with what the scope counts now.
+    async fn scope_refusal(&self, request: &ReserveRequest, scope: &str) -> LedgerError {
+        let Some(limit) = request.scopes.iter().find(|s| s.scope == scope) else {
+            return LedgerError::Unavailable(format!("scope {scope} refused a reservation"));
+        };
+        let spent = self
+            .scope_spend(scope)
+            .await
+            .map(|s| s.total())
+            .unwrap_or(Usd::ZERO);
+        LedgerError::ScopeLimit {
+            scope: scope.to_owned(),
+            limit: limit.limit,
+            spent,
+            requested: request.amount,
         }
     }
 
@@ -347,18 +401,22 @@ impl Ledger for PostgresLedger {
         let lease_ms = i64::try_from(request.lease.as_millis()).unwrap_or(i64::MAX);
         let amount = request.amount.micros();
         let limit = request.daily_limit.micros();
+        let scopes: Vec<String> = request.scopes.iter().map(|s| s.scope.clone()).collect();
+        let limits: Vec<i64> = request.scopes.iter().map(|s| s.limit.micros()).collect();
         let sql = format!(
             "WITH counted AS (
                  INSERT INTO days (day, reserved, settled) SELECT $1::text, $2::bigint, 0 WHERE $2::bigint <= $3::bigint
                  ON CONFLICT (day) DO UPDATE SET reserved = days.reserved + EXCLUDED.reserved
                  WHERE days.reserved + days.settled + EXCLUDED.reserved <= $3::bigint
-                 RETURNING day)
-             INSERT INTO reservations
-                 (id, day, run_id, step, provider, model, user_name, state, estimate, owner, lease_until, created_at, updated_at)
-             SELECT $4::text, counted.day, $5::text, $6::text, $7::text, $8::text, $9::text, 'held', $2::bigint, $10::text,
-                    {NOW_MS} + $11::bigint, {NOW_MS}, {NOW_MS}
-             FROM counted
-             RETURNING id"
+                 RETURNING day),
+             inserted AS (
+                 INSERT INTO reservations
+                     (id, day, run_id, step, provider, model, user_name, state, estimate, owner, lease_until, created_at, updated_at)
+                 SELECT $4::text, counted.day, $5::text, $6::text, $7::text, $8::text, $9::text, 'held', $2::bigint, $10::text,
+                        {NOW_MS} + $11::bigint, {NOW_MS}, {NOW_MS}
+                 FROM counted
+                 RETURNING id)
+             SELECT acgs_count_scopes(inserted.id, $2::bigint, $12::text[], $13::bigint[]) FROM inserted"
         );
         let inserted = self
             .client
@@ -376,10 +434,21 @@ impl Ledger for PostgresLedger {
                     &request.user,
                     &owner,
                     &lease_ms,
+                    &scopes,
+                    &limits,
                 ],
             )
-            .await
-            .map_err(|e| unavailable(&e))?;
+            .await;
+        let inserted = match inserted {
+            Err(e)
+                if e.as_db_error()
+                    .is_some_and(|d| d.message() == "acgs scope limit") =>
+            {
+                let scope = e.as_db_error().and_then(|d| d.detail()).unwrap_or_default();
+                return Err(self.scope_refusal(&request, scope).await);
+            }
+            other => other.map_err(|e| unavailable(&e))?,
+        };
         if inserted.is_none() {
             let now = self.day_spend(&day).await?;
             return Err(if now.total() > request.daily_limit {
@@ -468,6 +537,24 @@ impl Ledger for PostgresLedger {
         )
         .await
         .map(|_| ())
+    }
+
+    async fn scope_spend(&self, scope: &str) -> LedgerResult<ScopeSpend> {
+        self.expire_held().await?;
+        let row = self
+            .client
+            .query_opt(
+                "SELECT reserved, settled FROM scopes WHERE scope = $1",
+                &[&scope],
+            )
+            .await
+            .map_err(|e| unavailable(&e))?;
+        let (reserved, settled) = row.map_or((0, 0), |r| (r.get::<_, i64>(0), r.get::<_, i64>(1)));
+        Ok(ScopeSpend {
+            scope: scope.to_owned(),
+            reserved: Usd::from_micros(reserved),
+            settled: Usd::from_micros(settled),
+        })
     }
 
     async fn today(&self, timezone: &str) -> LedgerResult<DaySpend> {

@@ -13,7 +13,7 @@ use std::time::Duration;
 use acgs_core::Usd;
 use acgs_core::ledger::{
     DaySpend, Ledger, LedgerError, LedgerResult, OwnerToken, Reservation, ReservationId,
-    ReservationRecord, ReservationState, ReserveRequest, Settlement,
+    ReservationRecord, ReservationState, ReserveRequest, ScopeSpend, Settlement,
 };
 use acgs_core::request::JobHandle;
 use rusqlite::{Connection, OptionalExtension as _, TransactionBehavior, params};
@@ -50,6 +50,16 @@ CREATE TABLE IF NOT EXISTS reservations (
 CREATE INDEX IF NOT EXISTS reservations_day_state ON reservations(day, state);
 CREATE INDEX IF NOT EXISTS reservations_held ON reservations(state, lease_until);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS scopes (
+    scope TEXT PRIMARY KEY,
+    reserved INTEGER NOT NULL DEFAULT 0,
+    settled INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS reservation_scopes (
+    reservation_id TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    PRIMARY KEY (reservation_id, scope)
+);
 ";
 
 /// Filesystems where SQLite's locking is unreliable.
@@ -265,8 +275,79 @@ fn expire_held(tx: &rusqlite::Transaction<'_>, now: jiff::Timestamp) -> LedgerRe
             params![day, estimate],
         )
         .map_err(unavailable)?;
+        move_scopes(tx, &id, estimate, 0)?;
     }
     Ok(())
+}
+
+/// Take `estimate` out of what the scopes of reservation `id` hold reserved, and count `actual`
+/// as settled in them.
+fn move_scopes(
+    tx: &rusqlite::Transaction<'_>,
+    id: &str,
+    estimate: i64,
+    actual: i64,
+) -> LedgerResult<()> {
+    tx.exec(
+        "UPDATE scopes SET reserved = reserved - ?2, settled = settled + ?3
+         WHERE scope IN (SELECT scope FROM reservation_scopes WHERE reservation_id = ?1)",
+        params![id, estimate, actual],
+    )
+    .map_err(unavailable)?;
+    Ok(())
+}
+
+/// Count `amount` in each of `request`'s scopes for reservation `id`, inside the caller's
+/// transaction; the first scope it would overfill refuses it (the caller rolls back).
+fn reserve_scopes(
+    tx: &rusqlite::Transaction<'_>,
+    id: &str,
+    request: &ReserveRequest,
+) -> LedgerResult<()> {
+    let amount = request.amount.micros();
+    for scope in &request.scopes {
+        tx.exec(
+            "INSERT OR IGNORE INTO scopes (scope) VALUES (?1)",
+            params![scope.scope],
+        )
+        .map_err(unavailable)?;
+        let changed = tx
+            .exec(
+                "UPDATE scopes SET reserved = reserved + ?2
+                 WHERE scope = ?1 AND reserved + settled + ?2 <= ?3",
+                params![scope.scope, amount, scope.limit.micros()],
+            )
+            .map_err(unavailable)?;
+        if changed == 0 {
+            let spent = scope_total(tx, &scope.scope)?;
+            return Err(LedgerError::ScopeLimit {
+                scope: scope.scope.clone(),
+                limit: scope.limit,
+                spent,
+                requested: request.amount,
+            });
+        }
+        tx.exec(
+            "INSERT INTO reservation_scopes (reservation_id, scope) VALUES (?1, ?2)",
+            params![id, scope.scope],
+        )
+        .map_err(unavailable)?;
+    }
+    Ok(())
+}
+
+/// What `scope` counts (reserved and settled).
+fn scope_total(conn: &Connection, scope: &str) -> LedgerResult<Usd> {
+    let row: Option<(i64, i64)> = conn
+        .row(
+            "SELECT reserved, settled FROM scopes WHERE scope = ?1",
+            params![scope],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .map_err(unavailable)?;
+    let (reserved, settled) = row.unwrap_or((0, 0));
+    Ok(Usd::from_micros(reserved.saturating_add(settled)))
 }
 
 fn day_spend(tx: &rusqlite::Transaction<'_>, day: &str) -> LedgerResult<DaySpend> {
@@ -320,6 +401,7 @@ fn reserve_in(
     }
     let id = random_hex(16);
     let owner = random_hex(16);
+    reserve_scopes(tx, &id, request)?;
     let lease_ms = i64::try_from(request.lease.as_millis()).unwrap_or(i64::MAX);
     tx.exec(
         "INSERT INTO reservations
@@ -407,6 +489,7 @@ fn finish(
         params![day, estimate, actual.micros()],
     )
     .map_err(unavailable)?;
+    move_scopes(&tx, &id.0, estimate, actual.micros())?;
     tx.commit().map_err(unavailable)?;
     Ok(Settlement {
         estimate: Usd::from_micros(estimate),
@@ -534,6 +617,32 @@ impl Ledger for SqliteLedger {
                 Some(Usd::ZERO),
             )
             .map(|_| ())
+        })
+        .await
+    }
+
+    async fn scope_spend(&self, scope: &str) -> LedgerResult<ScopeSpend> {
+        let scope = scope.to_owned();
+        self.with_conn(move |conn, now| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(unavailable)?;
+            expire_held(&tx, now)?;
+            let row: Option<(i64, i64)> = tx
+                .row(
+                    "SELECT reserved, settled FROM scopes WHERE scope = ?1",
+                    params![scope],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()
+                .map_err(unavailable)?;
+            tx.commit().map_err(unavailable)?;
+            let (reserved, settled) = row.unwrap_or((0, 0));
+            Ok(ScopeSpend {
+                scope: scope.clone(),
+                reserved: Usd::from_micros(reserved),
+                settled: Usd::from_micros(settled),
+            })
         })
         .await
     }
@@ -680,6 +789,7 @@ mod tests {
             daily_limit: Usd::parse(limit).expect("usd"),
             timezone: "UTC".into(),
             lease: Duration::from_secs(60),
+            scopes: Vec::new(),
         }
     }
 

@@ -95,6 +95,7 @@ pub(crate) async fn authorize(
             daily_limit: cost.daily_limit,
             timezone: cost.timezone.clone(),
             lease: services.lease(),
+            scopes: Vec::new(),
         })
         .collect();
     let reserved = ledger.reserve_all(requests).await?;

@@ -6,7 +6,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use acgs_core::ledger::{Ledger, LedgerError, ReservationState, ReserveRequest, shared_limits};
+use acgs_core::ledger::{
+    Ledger, LedgerError, ReservationState, ReserveRequest, ScopeLimit, shared_limits,
+};
 use acgs_core::request::{JOB_HANDLE_SCHEMA, JobHandle, JobRef};
 use acgs_core::{ProviderId, Usd};
 
@@ -25,6 +27,7 @@ fn request(amount: &str, limit: &str, lease: Duration) -> ReserveRequest {
         daily_limit: usd(limit),
         timezone: "UTC".into(),
         lease,
+        scopes: Vec::new(),
     }
 }
 
@@ -254,6 +257,106 @@ async fn contract_meta_and_shared_limits(ledger: &dyn Ledger) {
     ));
 }
 
+fn scoped(amount: &str, scopes: &[(&str, &str)]) -> ReserveRequest {
+    ReserveRequest {
+        scopes: scopes
+            .iter()
+            .map(|(scope, limit)| ScopeLimit {
+                scope: (*scope).into(),
+                limit: usd(limit),
+            })
+            .collect(),
+        ..request(amount, "100.00", Duration::from_secs(60))
+    }
+}
+
+async fn contract_scopes(ledger: &dyn Ledger) {
+    let a = ledger
+        .reserve(scoped("0.60", &[("agent:a", "1.00")]))
+        .await
+        .expect("fits");
+    let err = ledger
+        .reserve(scoped("0.50", &[("user:ada", "5.00"), ("agent:a", "1.00")]))
+        .await
+        .expect_err("over the agent's allowance");
+    let LedgerError::ScopeLimit {
+        scope,
+        limit,
+        spent,
+        requested,
+    } = &err
+    else {
+        panic!("{err:?}");
+    };
+    assert_eq!(
+        (scope.as_str(), *limit, *spent, *requested),
+        ("agent:a", usd("1.00"), usd("0.60"), usd("0.50"))
+    );
+    assert_eq!(
+        ledger.scope_spend("user:ada").await.expect("spend"),
+        acgs_core::ledger::ScopeSpend {
+            scope: "user:ada".into(),
+            ..Default::default()
+        },
+        "a refused request counts nowhere, not even in the scopes it fitted"
+    );
+    ledger
+        .reserve(scoped("0.50", &[("agent:b", "1.00")]))
+        .await
+        .expect("another scope is its own budget");
+    ledger.settle(&a.id, usd("0.20")).await.expect("settled");
+    let spend = ledger.scope_spend("agent:a").await.expect("spend");
+    assert_eq!((spend.reserved, spend.settled), (usd("0"), usd("0.20")));
+    let b = ledger
+        .reserve(scoped("0.80", &[("agent:a", "1.00")]))
+        .await
+        .expect("settling below the estimate gave the difference back");
+    ledger.release(&b.id).await.expect("released");
+    assert_eq!(
+        ledger.scope_spend("agent:a").await.expect("spend").total(),
+        usd("0.20")
+    );
+    let short = ReserveRequest {
+        lease: Duration::from_millis(200),
+        ..scoped("0.80", &[("agent:a", "1.00")])
+    };
+    ledger.reserve(short).await.expect("held");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    ledger
+        .reserve(scoped("0.80", &[("agent:a", "1.00")]))
+        .await
+        .expect("an expired lease frees its scopes");
+    assert_eq!(
+        ledger.scope_spend("agent:a").await.expect("spend").total(),
+        usd("1.00")
+    );
+}
+
+async fn contract_scope_concurrency(ledgers: Vec<Arc<dyn Ledger>>) {
+    let mut tasks = Vec::new();
+    for (i, ledger) in ledgers.iter().cycle().take(16).enumerate() {
+        let ledger = Arc::clone(ledger);
+        tasks.push(tokio::spawn(async move {
+            let scopes = [("session:s", "1.00"), ("user:u", "50.00")];
+            match ledger.reserve(scoped("0.30", &scopes)).await {
+                Ok(_) => true,
+                Err(LedgerError::ScopeLimit { scope, .. }) => {
+                    assert_eq!(scope, "session:s", "task {i}");
+                    false
+                }
+                Err(other) => panic!("task {i}: {other:?}"),
+            }
+        }));
+    }
+    let mut granted = 0;
+    for t in tasks {
+        granted += usize::from(t.await.expect("task"));
+    }
+    assert_eq!(granted, 3, "16 racing reservations of 0.30 against 1.00");
+    let spend = ledgers[0].scope_spend("user:u").await.expect("spend");
+    assert_eq!(spend.reserved, usd("0.90"));
+}
+
 async fn contract_concurrency(ledgers: Vec<Arc<dyn Ledger>>) {
     let mut heads = Vec::new();
     for (i, ledger) in ledgers.iter().enumerate() {
@@ -382,6 +485,21 @@ mod sqlite {
         );
     }
 
+    #[tokio::test]
+    async fn scopes() {
+        let dir = tempfile::tempdir().expect("tmp");
+        contract_scopes(&open(&dir)).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn scope_concurrency() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let ledgers: Vec<Arc<dyn Ledger>> = (0..4)
+            .map(|_| Arc::new(open(&dir)) as Arc<dyn Ledger>)
+            .collect();
+        contract_scope_concurrency(ledgers).await;
+    }
+
     #[tokio::test(flavor = "multi_thread")]
     async fn concurrency() {
         let dir = tempfile::tempdir().expect("tmp");
@@ -479,6 +597,26 @@ mod postgres {
             ledgers.push(Arc::new(open(&url).await));
         }
         contract_concurrency(ledgers).await;
+    }
+
+    #[tokio::test]
+    async fn scopes() {
+        let Some(url) = fresh_database().await else {
+            return;
+        };
+        contract_scopes(&open(&url).await).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn scope_concurrency() {
+        let Some(url) = fresh_database().await else {
+            return;
+        };
+        let mut ledgers: Vec<Arc<dyn Ledger>> = Vec::new();
+        for _ in 0..4 {
+            ledgers.push(Arc::new(open(&url).await));
+        }
+        contract_scope_concurrency(ledgers).await;
     }
 
     #[tokio::test]
