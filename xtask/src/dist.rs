@@ -45,10 +45,10 @@ pub(crate) fn build(root: &Path, debug: bool) -> Result<PathBuf> {
     let out = root.join("target/dist");
     let _ = fs_err::remove_dir_all(&out);
     fs_err::create_dir_all(out.join("completions"))?;
-    fs_err::copy(
-        root.join("target").join(profile).join("acgs"),
-        out.join("acgs"),
-    )?;
+    // CARGO_TARGET_DIR moves where cargo builds, not where the dist folder goes.
+    let built =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    fs_err::copy(built.join(profile).join("acgs"), out.join("acgs"))?;
     for (shell, name) in SHELLS {
         let mut file = fs_err::File::create(out.join("completions").join(name))?;
         clap_complete::generate(shell, &mut acgs_cli::cli::Cli::command(), "acgs", &mut file);
