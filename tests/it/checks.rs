@@ -98,6 +98,16 @@ async fn an_untouched_log_verifies_and_every_tampering_is_named() {
     let entries = tail.json()["entries"].as_array().cloned().expect("entries");
     assert_eq!(entries.len(), 2);
     assert_eq!(entries[1]["seq"], 4);
+    assert_eq!(entries[1]["origin"], "cli", "{entries:?}");
+    let mcp = sb
+        .run(&["--json", "audit", "tail", "--origin", "mcp"])
+        .await
+        .json();
+    assert_eq!(
+        mcp["entries"],
+        serde_json::json!([]),
+        "no agent did anything"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

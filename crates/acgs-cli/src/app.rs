@@ -4,12 +4,13 @@
 
 use std::sync::Arc;
 
+use acgs_core::audit::Origin;
 use acgs_core::catalog::Catalog;
 use acgs_core::config::{Config, ConfigSources, LoadedConfig};
 use acgs_core::env::ProcessEnv;
 use acgs_core::{Provider, ProviderId};
 use acgs_credentials::{CredentialSources, Credentials};
-use acgs_engine::{KeyInfo, Suite, SuiteBuilder};
+use acgs_engine::{Caller, KeyInfo, Suite, SuiteBuilder};
 use acgs_http::{HttpClient, NetworkPolicy};
 use acgs_storage::audit::{AuditKey, AuditLog};
 use acgs_storage::manifest::RecordKey;
@@ -178,7 +179,11 @@ impl App {
             .config(self.config().clone())
             .catalog(self.catalog.clone())
             .secrets(self.ui.redactor().clone())
-            .user(&self.loaded.user(&self.env))
+            .caller(
+                Caller::new(&self.loaded.user(&self.env))
+                    .origin(Origin::Cli)
+                    .confirm(Arc::new(TerminalConfirm { yes: self.yes })),
+            )
     }
 
     /// The spend ledger (opened once per process), with pending settlements from earlier
@@ -322,7 +327,6 @@ impl App {
                 &self.env.vars,
             )))
             .runs(RunIndex::new(self.loaded.paths.state_file("runs.jsonl")))
-            .confirm(Arc::new(TerminalConfirm { yes: self.yes }))
             .build()?)
     }
 

@@ -171,11 +171,17 @@ pub enum AuditAction {
     /// Check every entry's chain and that the log still reaches the head kept in the ledger;
     /// names the first broken entry (exit 7).
     Verify,
-    /// The last entries.
+    /// The last entries, optionally only those of one entrance or session.
     Tail {
         /// How many.
         #[arg(short = 'n', default_value_t = 10)]
         count: usize,
+        /// Only entries that came through this entrance: cli, mcp, service or library.
+        #[arg(long)]
+        origin: Option<String>,
+        /// Only entries of this session (an `acgs mcp` connection prints its id when it starts).
+        #[arg(long)]
+        session: Option<String>,
     },
     /// Record the current head in the ledger and print it, to keep somewhere else too.
     Anchor,

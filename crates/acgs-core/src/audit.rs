@@ -24,6 +24,35 @@ pub enum AuditOutcome {
     Alert,
 }
 
+/// The entrance a request came through, recorded in every audit entry so that what an agent
+/// or a service user did can be told from what was typed at a terminal.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    /// A program using the library directly.
+    #[default]
+    Library,
+    /// The `acgs` command line.
+    Cli,
+    /// An agent through `acgs mcp`.
+    Mcp,
+    /// A user of `acgs serve`.
+    Service,
+}
+
+impl Origin {
+    /// The name used in the audit log and in `--origin` filters.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Library => "library",
+            Self::Cli => "cli",
+            Self::Mcp => "mcp",
+            Self::Service => "service",
+        }
+    }
+}
+
 /// What the engine reports for one outcome; the sink adds `seq`, `prev`, `ts`, `os_user` and digests.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AuditEvent {
@@ -52,6 +81,10 @@ pub struct AuditEvent {
     pub key_source: Option<String>,
     /// The acgs user.
     pub user: String,
+    /// The entrance it came through.
+    pub origin: Origin,
+    /// The entrance's session (an MCP connection, a service token's session), if any.
+    pub session: Option<String>,
     /// How it ended; `None` is not allowed when recording.
     pub outcome: Option<AuditOutcome>,
     /// Stable error or override code.

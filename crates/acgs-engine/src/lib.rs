@@ -46,7 +46,7 @@ pub use plan::{MAIN_STEP, Plan};
 pub use problems::{Problem, Problems};
 pub use report::{PipelineEstimate, PipelineReport, Resumed, RunReport, StepOutcome};
 pub use request::{AssumedMedia, GenerationRequest};
-pub use services::{AlertHook, AssumeYes, Confirm, ConfirmAnswer, KeyInfo, SpendAlert};
+pub use services::{AlertHook, AssumeYes, Caller, Confirm, ConfirmAnswer, KeyInfo, SpendAlert};
 pub use stages::authorize::effective_limits;
 pub use stages::inspect::limit_for;
 pub use suite::{Suite, SuiteBuilder};

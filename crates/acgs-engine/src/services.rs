@@ -6,10 +6,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use acgs_core::audit::AuditSink;
+use acgs_core::audit::{AuditSink, Origin};
 use acgs_core::catalog::Catalog;
 use acgs_core::config::Config;
-use acgs_core::ledger::Ledger;
+use acgs_core::ledger::{Ledger, ScopeLimit};
 use acgs_core::moderation::Moderator;
 use acgs_core::{Provider, ProviderId};
 use acgs_guard::Guard;
@@ -79,9 +79,83 @@ pub trait AlertHook: Send + Sync {
     fn alert(&self, alert: &SpendAlert);
 }
 
+/// Who a request is made for and through which entrance: the user spend and audit entries are
+/// attributed to, the entrance and its session (recorded in every audit entry), budgets beyond
+/// the day every reservation must also fit in (an agent session's allowance), and how spending
+/// is confirmed. [`crate::Suite::for_caller`] gives a suite that acts for one.
+#[derive(Clone)]
+pub struct Caller {
+    pub(crate) user: String,
+    pub(crate) origin: Origin,
+    pub(crate) session: Option<String>,
+    pub(crate) scopes: Vec<ScopeLimit>,
+    pub(crate) confirm: Arc<dyn Confirm>,
+}
+
+impl std::fmt::Debug for Caller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Caller")
+            .field("user", &self.user)
+            .field("origin", &self.origin)
+            .field("session", &self.session)
+            .field("scopes", &self.scopes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Caller {
+    /// Library use by `user`: no session, no scope, every spend confirmed.
+    #[must_use]
+    pub fn new(user: &str) -> Self {
+        Self {
+            user: user.to_owned(),
+            origin: Origin::Library,
+            session: None,
+            scopes: Vec::new(),
+            confirm: Arc::new(AssumeYes),
+        }
+    }
+
+    /// The entrance.
+    #[must_use]
+    pub fn origin(mut self, origin: Origin) -> Self {
+        self.origin = origin;
+        self
+    }
+
+    /// The entrance's session id (recorded in every audit entry).
+    #[must_use]
+    pub fn session(mut self, session: &str) -> Self {
+        self.session = Some(session.to_owned());
+        self
+    }
+
+    /// One more budget every reservation must fit in, atomically with the daily limit.
+    #[must_use]
+    pub fn scope(mut self, scope: ScopeLimit) -> Self {
+        self.scopes.push(scope);
+        self
+    }
+
+    /// How to confirm a spend at or above `confirm_above` (an entrance with nobody to ask
+    /// answers [`ConfirmAnswer::Unavailable`], which refuses).
+    #[must_use]
+    pub fn confirm(mut self, confirm: Arc<dyn Confirm>) -> Self {
+        self.confirm = confirm;
+        self
+    }
+
+    /// The user.
+    #[must_use]
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+}
+
 /// The parts of a suite. Optional parts are missing in suites that only plan.
+#[derive(Clone)]
 pub(crate) struct Services {
-    pub(crate) config: Config,
+    pub(crate) config: Arc<Config>,
     /// `[guard] templates`, checked.
     pub(crate) templates: Vec<(String, String)>,
     pub(crate) moderators: Vec<Arc<dyn Moderator>>,
@@ -89,19 +163,18 @@ pub(crate) struct Services {
     pub(crate) alert_hook: Option<Arc<dyn AlertHook>>,
     /// Settlements the ledger did not take, for the next command.
     pub(crate) journal: Option<SettlementJournal>,
-    pub(crate) catalog: Catalog,
+    pub(crate) catalog: Arc<Catalog>,
     pub(crate) providers: BTreeMap<ProviderId, Arc<dyn Provider>>,
     pub(crate) keys: BTreeMap<ProviderId, KeyInfo>,
     pub(crate) ledger: Option<Arc<dyn Ledger>>,
     pub(crate) audit: Option<Arc<dyn AuditSink>>,
-    pub(crate) confirm: Arc<dyn Confirm>,
-    pub(crate) guard: Guard,
-    pub(crate) rate: RateLimiter,
+    pub(crate) guard: Arc<Guard>,
+    pub(crate) rate: Arc<RateLimiter>,
     pub(crate) runs: Option<RunIndex>,
     /// Seals the step records of run folders (`acgs resume` trusts only sealed records).
     pub(crate) record_key: Option<RecordKey>,
-    /// The acgs user spend and audit entries are attributed to.
-    pub(crate) user: String,
+    /// Who the suite acts for.
+    pub(crate) caller: Caller,
 }
 
 impl Services {

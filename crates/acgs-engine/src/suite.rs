@@ -26,7 +26,7 @@ use crate::pipeline::{self, Pipeline};
 use crate::plan::{MAIN_STEP, Plan};
 use crate::report::{PipelineEstimate, PipelineReport, Resumed, RunReport};
 use crate::request::GenerationRequest;
-use crate::services::{AlertHook, AssumeYes, Confirm, KeyInfo, Services};
+use crate::services::{AlertHook, Caller, KeyInfo, Services};
 use crate::stages::{audit, inspect};
 
 /// The largest block-list file read.
@@ -40,11 +40,10 @@ pub struct SuiteBuilder {
     providers: BTreeMap<ProviderId, Arc<dyn Provider>>,
     ledger: Option<Arc<dyn Ledger>>,
     audit: Option<Arc<dyn AuditSink>>,
-    confirm: Option<Arc<dyn Confirm>>,
     secrets: Redactor,
     keys: BTreeMap<ProviderId, KeyInfo>,
     runs: Option<RunIndex>,
-    user: String,
+    caller: Option<Caller>,
     moderators: Vec<Arc<dyn Moderator>>,
     alert_hook: Option<Arc<dyn AlertHook>>,
     journal: Option<SettlementJournal>,
@@ -88,13 +87,6 @@ impl SuiteBuilder {
         self
     }
 
-    /// How to confirm spending (default: assume yes, for library use).
-    #[must_use]
-    pub fn confirm(mut self, confirm: Arc<dyn Confirm>) -> Self {
-        self.confirm = Some(confirm);
-        self
-    }
-
     /// Loaded secrets, refused when they appear in text.
     #[must_use]
     pub fn secrets(mut self, secrets: Redactor) -> Self {
@@ -109,10 +101,11 @@ impl SuiteBuilder {
         self
     }
 
-    /// The acgs user spend and audit entries are attributed to.
+    /// Who the suite acts for (default: library use by the unnamed user, every spend
+    /// confirmed); [`Suite::for_caller`] gives the same suite acting for another.
     #[must_use]
-    pub fn user(mut self, user: &str) -> Self {
-        self.user = user.to_owned();
+    pub fn caller(mut self, caller: Caller) -> Self {
+        self.caller = Some(caller);
         self
     }
 
@@ -160,22 +153,21 @@ impl SuiteBuilder {
         }
         let templates = check_templates(&config.guard.templates)?;
         let services = Services {
-            guard: Guard::new(blocklist, self.secrets),
+            guard: Arc::new(Guard::new(blocklist, self.secrets)),
             templates,
             moderators: self.moderators,
             alert_hook: self.alert_hook,
             journal: self.journal,
-            rate: RateLimiter::new(&config.rate_limits),
-            config,
-            catalog: self.catalog,
+            rate: Arc::new(RateLimiter::new(&config.rate_limits)),
+            config: Arc::new(config),
+            catalog: Arc::new(self.catalog),
             providers: self.providers,
             keys: self.keys,
             ledger: self.ledger,
             audit: self.audit,
-            confirm: self.confirm.unwrap_or_else(|| Arc::new(AssumeYes)),
             runs: self.runs,
             record_key: self.record_key,
-            user: self.user,
+            caller: self.caller.unwrap_or_else(|| Caller::new("")),
         };
         Ok(Suite {
             services: Arc::new(services),
@@ -226,6 +218,23 @@ impl Suite {
     #[must_use]
     pub fn builder() -> SuiteBuilder {
         SuiteBuilder::default()
+    }
+
+    /// The same suite — providers, ledger, audit log, rate limits, all shared — acting for
+    /// `caller`: each agent session or service user gets one.
+    #[must_use]
+    pub fn for_caller(&self, caller: Caller) -> Self {
+        let mut services = Services::clone(&self.services);
+        services.caller = caller;
+        Self {
+            services: Arc::new(services),
+        }
+    }
+
+    /// Who this suite acts for.
+    #[must_use]
+    pub fn caller(&self) -> &Caller {
+        &self.services.caller
     }
 
     /// The catalogue.

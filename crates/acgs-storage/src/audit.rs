@@ -9,7 +9,7 @@ use std::io::{BufRead as _, Write as _};
 use std::path::{Path, PathBuf};
 
 use acgs_core::Usd;
-use acgs_core::audit::{AuditError, AuditEvent, AuditOutcome, AuditSink};
+use acgs_core::audit::{AuditError, AuditEvent, AuditOutcome, AuditSink, Origin};
 use acgs_core::task::ProviderId;
 use hmac::{Hmac, Mac as _};
 use serde::{Deserialize, Serialize};
@@ -47,6 +47,12 @@ pub struct AuditEntry {
     pub os_user: String,
     /// acgs user.
     pub user: String,
+    /// The entrance (absent in entries written before entrances were recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<Origin>,
+    /// The entrance's session, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
     /// Operation.
     pub operation: String,
     /// Run id.
@@ -272,6 +278,8 @@ impl AuditLog {
             ts: jiff::Timestamp::now(),
             os_user: self.os_user.clone(),
             user: event.user,
+            origin: Some(event.origin),
+            session: event.session,
             operation: event.operation,
             run_id: event.run_id,
             step: event.step,

@@ -32,7 +32,11 @@ impl UserFacing for Tampered {
 pub(crate) async fn run(app: &App, args: &AuditArgs) -> CmdResult {
     match args.action {
         AuditAction::Verify => verify_log(app).await,
-        AuditAction::Tail { count } => tail(app, count),
+        AuditAction::Tail {
+            count,
+            ref origin,
+            ref session,
+        } => tail(app, count, (origin.as_deref(), session.as_deref())),
         AuditAction::Anchor => anchor(app).await,
     }
 }
@@ -91,13 +95,17 @@ async fn verify_log(app: &App) -> CmdResult {
         .map_err(|e| CliError::from(e).into())
 }
 
-fn tail(app: &App, count: usize) -> CmdResult {
+/// The last `count` entries of the log that came through `origin` and `session` (either `None`
+/// matches everything).
+fn tail(app: &App, count: usize, (origin, session): (Option<&str>, Option<&str>)) -> CmdResult {
     let text = fs_err::read_to_string(app.loaded.audit_path()).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().filter(|l| !l.is_empty()).collect();
-    let entries: Vec<AuditEntry> = lines[lines.len().saturating_sub(count)..]
-        .iter()
-        .filter_map(|l| serde_json::from_str(l).ok())
+    let mut entries: Vec<AuditEntry> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<AuditEntry>(l).ok())
+        .filter(|e| origin.is_none_or(|o| e.origin.is_some_and(|eo| eo.as_str() == o)))
+        .filter(|e| session.is_none_or(|s| e.session.as_deref() == Some(s)))
         .collect();
+    entries.drain(..entries.len().saturating_sub(count));
     if app.ui.json {
         return app
             .ui
@@ -109,6 +117,7 @@ fn tail(app: &App, count: usize) -> CmdResult {
             "SEQ",
             "TIME",
             "USER",
+            "VIA",
             "OPERATION",
             "MODEL",
             "OUTCOME",
@@ -122,6 +131,7 @@ fn tail(app: &App, count: usize) -> CmdResult {
             e.seq.to_string(),
             e.ts.strftime("%Y-%m-%d %H:%M:%S").to_string(),
             printable(&e.user),
+            via(e),
             printable(&e.operation),
             printable(e.model.as_deref().unwrap_or("-")),
             format!("{:?}", e.outcome).to_lowercase(),
@@ -134,6 +144,15 @@ fn tail(app: &App, count: usize) -> CmdResult {
     app.ui
         .result_text(&aligned(&rows))
         .map_err(|e| CliError::from(e).into())
+}
+
+/// The entrance of `entry` and its session: `cli`, `mcp:3f2a…`.
+fn via(entry: &AuditEntry) -> String {
+    let origin = entry.origin.map_or("-", |o| o.as_str());
+    match &entry.session {
+        Some(session) => printable(&format!("{origin}:{session}")),
+        None => origin.to_owned(),
+    }
 }
 
 async fn anchor(app: &App) -> CmdResult {

@@ -11,6 +11,17 @@ use crate::services::Services;
 
 pub(crate) use crate::run_state::record_all;
 
+/// An event attributed to the suite's caller: its user, entrance and session.
+fn who(services: &Services) -> AuditEvent {
+    let caller = &services.caller;
+    AuditEvent {
+        user: caller.user.clone(),
+        origin: caller.origin,
+        session: caller.session.clone(),
+        ..AuditEvent::default()
+    }
+}
+
 /// The audit outcome of an error: refusals happen before anything is sent.
 #[must_use]
 pub(crate) fn outcome_of(error: &dyn UserFacing, sent: bool) -> AuditOutcome {
@@ -44,9 +55,9 @@ pub(crate) fn step_entries(
         actual,
         key_fingerprint: Some(key.fingerprint).filter(|f| !f.is_empty()),
         key_source: Some(key.source).filter(|s| !s.is_empty()),
-        user: services.user.clone(),
         outcome: Some(outcome),
         code: code.map(str::to_owned),
+        ..who(services)
     };
     let mut entries = vec![event.clone()];
     if outcome == AuditOutcome::Success && !plan.verdict.overrides.is_empty() {
@@ -79,10 +90,9 @@ pub(crate) fn refusal(
         model: model.as_ref().map(|m| m.key.clone()),
         prompt: Some(plan.map_or_else(|| raw_prompt(request), Plan::prompt)),
         estimate: plan.map(|p| p.quote.amount),
-        user: services.user.clone(),
         outcome: Some(outcome_of(error, false)),
         code: Some(error.code().to_owned()),
-        ..AuditEvent::default()
+        ..who(services)
     }
 }
 
@@ -103,10 +113,9 @@ pub(crate) fn alert(services: &Services, run_id: &str, spent: Usd, percent: u32)
         operation: "spend.alert".into(),
         run_id: Some(run_id.to_owned()),
         estimate: Some(spent),
-        user: services.user.clone(),
         outcome: Some(AuditOutcome::Alert),
         code: Some(format!("budget.alert_{percent}")),
-        ..AuditEvent::default()
+        ..who(services)
     }
 }
 
@@ -125,10 +134,9 @@ pub(crate) fn write_off(
         model: Some(record.model.clone()),
         estimate: Some(record.estimate),
         actual,
-        user: services.user.clone(),
         outcome: Some(AuditOutcome::Override),
         code: Some(code.to_owned()),
-        ..AuditEvent::default()
+        ..who(services)
     }
 }
 
@@ -145,14 +153,13 @@ pub(crate) fn run_summary(
         run_id: Some(run_id.to_owned()),
         estimate: Some(estimate),
         actual: Some(actual),
-        user: services.user.clone(),
         outcome: Some(if failed == 0 {
             AuditOutcome::Success
         } else {
             AuditOutcome::Failed
         }),
         code: (failed > 0).then(|| "pipeline.step_failed".to_owned()),
-        ..AuditEvent::default()
+        ..who(services)
     }
 }
 

@@ -75,7 +75,7 @@ pub(crate) async fn authorize(
         .iter()
         .fold(Usd::ZERO, |sum, p| sum.saturating_add(p.quote.amount));
     events.report(Stage::Preparing, "authorizing", None, None);
-    let decision = check(total, what, &cost, services.confirm.as_ref())?;
+    let decision = check(total, what, &cost, services.caller.confirm.as_ref())?;
     if decision.warn {
         let message = format!(
             "this run may cost up to ${total}, at or above your warn_threshold of ${}",
@@ -90,12 +90,12 @@ pub(crate) async fn authorize(
             step: plan.step.clone(),
             provider: plan.model.provider,
             model: plan.model.key.clone(),
-            user: services.user.clone(),
+            user: services.caller.user.clone(),
             amount: plan.quote.amount,
             daily_limit: cost.daily_limit,
             timezone: cost.timezone.clone(),
             lease: services.lease(),
-            scopes: Vec::new(),
+            scopes: services.caller.scopes.clone(),
         })
         .collect();
     let reserved = ledger.reserve_all(requests).await?;

@@ -13,7 +13,7 @@ use acgs_core::config::Config;
 use acgs_core::ledger::Ledger as _;
 use acgs_core::moderation::{ModerationError, ModerationVerdict, Moderator};
 use acgs_core::redact::Redactor;
-use acgs_engine::{GenerationRequest, KeyInfo, Suite};
+use acgs_engine::{Caller, GenerationRequest, KeyInfo, Suite};
 use acgs_http::{HttpClient, NetworkPolicy};
 use acgs_storage::ledger_sqlite::SqliteLedger;
 use acgs_testkit::canary::FAL_KEY;
@@ -107,7 +107,7 @@ fn suite(fx: &Fixture, config: Config, moderator: Option<Arc<dyn Moderator>>) ->
         .ledger(fx.ledger.clone())
         .audit(fx.audit.clone())
         .secrets(redactor)
-        .user("tester");
+        .caller(Caller::new("tester"));
     if let Some(m) = moderator {
         builder = builder.moderator(m);
     }
@@ -243,5 +243,60 @@ async fn a_failed_store_never_skips_the_settlement() {
     assert_eq!(
         audit.last().and_then(|e| e.outcome),
         Some(AuditOutcome::Failed)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_caller_s_allowance_is_reserved_against_and_its_session_audited() {
+    let fx = fixture().await;
+    let base = suite(&fx, fx.config.clone(), None);
+    let worst = base.plan(&request("a kite")).expect("plan").quote.amount;
+    let allowance = acgs_core::Usd::from_micros(worst.micros() * 2 + 1);
+    let agent = base.for_caller(
+        Caller::new("tester")
+            .origin(acgs_core::audit::Origin::Mcp)
+            .session("s-1")
+            .scope(acgs_core::ledger::ScopeLimit {
+                scope: "mcp-session:s-1".into(),
+                limit: allowance,
+            }),
+    );
+    for _ in 0..2 {
+        agent.generate(&request("a kite")).await.expect("fits");
+    }
+    let err = agent
+        .generate(&request("a kite"))
+        .await
+        .expect_err("the allowance is spent");
+    assert_eq!(err.code(), "budget.scope_limit");
+    assert_eq!(err.exit_code(), 4);
+    let spend = fx
+        .ledger
+        .scope_spend("mcp-session:s-1")
+        .await
+        .expect("spend");
+    assert_eq!(
+        spend.reserved,
+        acgs_core::Usd::ZERO,
+        "nothing left reserved"
+    );
+    assert!(spend.total() <= allowance, "{spend:?}");
+    base.generate(&request("a kite"))
+        .await
+        .expect("the allowance is the session's, not the suite's");
+    let audit = fx.audit.0.lock().expect("lock");
+    let sessions: Vec<_> = audit
+        .iter()
+        .map(|e| (e.origin, e.session.as_deref(), e.outcome))
+        .collect();
+    use acgs_core::audit::Origin;
+    assert_eq!(
+        sessions,
+        [
+            (Origin::Mcp, Some("s-1"), Some(AuditOutcome::Success)),
+            (Origin::Mcp, Some("s-1"), Some(AuditOutcome::Success)),
+            (Origin::Mcp, Some("s-1"), Some(AuditOutcome::Refused)),
+            (Origin::Library, None, Some(AuditOutcome::Success)),
+        ]
     );
 }

@@ -13,7 +13,9 @@ use acgs_core::ledger::Ledger as _;
 use acgs_core::moderation::Moderator;
 use acgs_core::provider::EventSink;
 use acgs_core::redact::Redactor;
-use acgs_engine::{Confirm, ConfirmAnswer, GenerationRequest, Interrupt, KeyInfo, Signal, Suite};
+use acgs_engine::{
+    Caller, Confirm, ConfirmAnswer, GenerationRequest, Interrupt, KeyInfo, Signal, Suite,
+};
 use acgs_http::{HttpClient, NetworkPolicy};
 use acgs_storage::ledger_sqlite::SqliteLedger;
 use acgs_storage::manifest::{Manifest, StepRecord};
@@ -123,13 +125,13 @@ impl Scenario {
             .ledger(ledger.clone())
             .audit(audit.clone())
             .secrets(redactor)
-            .user("tester");
+            .caller(Caller::new("tester"));
         if matches!(self, Self::ModerationRefusal) {
             let moderator: Arc<dyn Moderator> = Arc::new(Refuses("forbidden"));
             builder = builder.moderator(moderator);
         }
         if matches!(self, Self::ConfirmationRefusal) {
-            builder = builder.confirm(Arc::new(Declines));
+            builder = builder.caller(Caller::new("tester").confirm(Arc::new(Declines)));
         }
         World {
             suite: builder.build().expect("suite"),
