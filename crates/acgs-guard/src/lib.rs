@@ -111,6 +111,16 @@ impl Guard {
         text: &str,
         options: InspectOptions,
     ) -> Result<Inspected, GuardError> {
+        // Sixteen bytes per allowed character is more than sanitizing can ever remove from a
+        // text that fits: a larger one is refused before any work is spent on it.
+        let limit = usize::try_from(options.limit).unwrap_or(usize::MAX);
+        if text.len() / 16 > limit {
+            return Err(GuardError::TooLong {
+                field: field.to_owned(),
+                limit: options.limit,
+                chars: text.chars().count(),
+            });
+        }
         let report = self.report(field, text, options);
         match report.refusal {
             Some(refusal) => Err(refusal),
@@ -247,6 +257,23 @@ mod tests {
             .inspect("prompt", "c.s.a.m csam", opts(100))
             .expect_err("blocked");
         assert_eq!(err.code(), "guard.blocked_term");
+    }
+
+    #[test]
+    fn a_huge_text_is_refused_before_it_is_read() {
+        let huge = "\u{200B}".repeat(200);
+        let err = guard()
+            .inspect("prompt", &huge, opts(10))
+            .expect_err("too long");
+        assert!(
+            matches!(err, GuardError::TooLong { chars: 200, .. }),
+            "{err:?}"
+        );
+        let fits = format!("{}{}", "\u{200B}".repeat(50), "a".repeat(10));
+        assert!(
+            guard().inspect("prompt", &fits, opts(10)).is_ok(),
+            "invisible characters under the bound are removed, not counted"
+        );
     }
 
     #[test]
