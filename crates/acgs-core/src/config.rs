@@ -300,6 +300,34 @@ impl Default for NetworkConfig {
     }
 }
 
+/// `[mcp]`: what an agent may do through `acgs mcp`. User configuration only: neither a project
+/// file nor a tool argument can change it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct McpConfig {
+    /// What one server run (one agent session) may reserve and spend in all, on top of the
+    /// per-run and daily limits.
+    pub session_limit: Usd,
+    /// A call whose worst case is above this is refused (there is no terminal to confirm on);
+    /// at or below it, the allowance is the confirmation.
+    pub confirm_above: Usd,
+    /// Absolute folders the agent may read input files and pipeline files from; empty: none.
+    pub allowed_input_roots: Vec<PathBuf>,
+    /// Let `acgs mcp --http` bind an address other than loopback.
+    pub allow_remote: bool,
+}
+
+impl Default for McpConfig {
+    fn default() -> Self {
+        Self {
+            session_limit: Usd::from_dollars(5),
+            confirm_above: Usd::from_dollars(1),
+            allowed_input_roots: Vec::new(),
+            allow_remote: false,
+        }
+    }
+}
+
 /// `[providers.<id>]`: one provider's base URLs by name (`queue_url`, `base_url` …). Which
 /// names a provider reads is its own crate's business; the defaults name every one, so a
 /// misspelt name is an unknown key.
@@ -407,6 +435,8 @@ pub struct Config {
     pub providers: ProvidersConfig,
     /// User catalogue entries: add or override models.
     pub models: BTreeMap<String, toml::Table>,
+    /// `acgs mcp`.
+    pub mcp: McpConfig,
 }
 
 impl Default for Config {
@@ -427,6 +457,7 @@ impl Default for Config {
             network: NetworkConfig::default(),
             providers: ProvidersConfig::default(),
             models: BTreeMap::new(),
+            mcp: McpConfig::default(),
         }
     }
 }
@@ -689,7 +720,8 @@ fn resolve_relative_paths(section: &mut toml::Table, base_dir: &Path) {
 
 /// Keys a project file may never set.
 fn check_project_keys(layer: &Layer, path: &Path) -> Result<()> {
-    const FORBIDDEN: [&str; 7] = [
+    const FORBIDDEN: [&str; 8] = [
+        "mcp",
         "providers",
         "network",
         "ledger",
@@ -844,6 +876,7 @@ pub fn check_tightens(base: &Config, candidate: &Config, origin: &str) -> Result
         ledger: _,
         providers: _,
         models: _,
+        mcp: _,
         allow_user_override,
         allow_unknown_params,
         allow_safety_overrides,
@@ -1177,6 +1210,10 @@ mod tests {
                 "cost_management.allow_unpriced_models",
             ),
             ("[default]\noutput_dir = \"/etc\"\n", "output_dir"),
+            (
+                "[default.mcp]\nsession_limit = \"500.00\"\n",
+                "mcp.session_limit",
+            ),
         ] {
             let fx = Fixture::new();
             fx.project_file(text);
