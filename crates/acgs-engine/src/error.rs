@@ -45,6 +45,24 @@ pub enum EngineError {
         /// What is wrong.
         reason: String,
     },
+    /// An input file lies outside the folders the caller may read (through `..` or a symlink
+    /// too): the only inputs an agent may send are the ones its user allowed.
+    #[error("input `{flag}`: {shown} is outside the folders this caller may read")]
+    InputOutsideRoots {
+        /// The input's flag.
+        flag: String,
+        /// The file's name (never the whole path, which may say more than the caller knew).
+        shown: String,
+    },
+    /// The worst case is above the ceiling the caller set for this call: refused, not made
+    /// cheaper.
+    #[error("the worst case is ${estimate}, above this call's ceiling of ${cap}")]
+    OverCap {
+        /// The ceiling.
+        cap: acgs_core::Usd,
+        /// The worst case.
+        estimate: acgs_core::Usd,
+    },
     /// A safety parameter was changed without `allow_safety_overrides`.
     #[error(
         "`{name}` is a safety setting and stays at its default unless your user config sets allow_safety_overrides"
@@ -168,6 +186,8 @@ impl UserFacing for EngineError {
             Self::Provider(e) => e.code(),
             Self::Price(e) => e.code(),
             Self::InvalidParam { .. } => "input.invalid_param",
+            Self::InputOutsideRoots { .. } => "input.outside_roots",
+            Self::OverCap { .. } => "budget.max_cost_below_estimate",
             Self::SafetyOverride { .. } => "guard.safety_override",
             Self::WrongTask { .. } => "model.wrong_task",
             Self::OutputFlagged { .. } => "output.flagged",
@@ -190,13 +210,14 @@ impl UserFacing for EngineError {
         }
         match self {
             Self::InvalidParam { .. }
+            | Self::InputOutsideRoots { .. }
             | Self::WrongTask { .. }
             | Self::NotConfigured { .. }
             | Self::CountUnsupported { .. }
             | Self::OutcomeUnknown { .. }
             | Self::Pipeline(_)
             | Self::Step { .. } => ErrorKind::Usage,
-            Self::OverStepEstimate { .. } => ErrorKind::Money,
+            Self::OverStepEstimate { .. } | Self::OverCap { .. } => ErrorKind::Money,
             Self::SafetyOverride { .. } => ErrorKind::Guard,
             Self::Internal { .. } => ErrorKind::Internal,
             _ => ErrorKind::Provider,
@@ -228,6 +249,12 @@ impl UserFacing for EngineError {
             Self::WrongTask { .. } => {
                 Some("`acgs models --task <task>` lists suitable models".into())
             }
+            Self::OverCap { estimate, .. } => Some(format!(
+                "estimate first; allow at least ${estimate}, or choose a cheaper model or fewer outputs"
+            )),
+            Self::InputOutsideRoots { .. } => Some(
+                "move the file into one of the allowed folders (`[mcp] allowed_input_roots` in the user configuration)".into(),
+            ),
             Self::OutputFlagged { .. } => {
                 Some("rephrase the prompt; flagged outputs are never stored".into())
             }

@@ -36,6 +36,7 @@ mod resume;
 mod run_state;
 mod services;
 mod stages;
+mod status;
 mod suite;
 
 pub use error::{EngineError, Signal};
@@ -49,4 +50,6 @@ pub use request::{AssumedMedia, GenerationRequest};
 pub use services::{AlertHook, AssumeYes, Caller, Confirm, ConfirmAnswer, KeyInfo, SpendAlert};
 pub use stages::authorize::effective_limits;
 pub use stages::inspect::limit_for;
+pub use stages::validate::within_roots;
+pub use status::{OutputState, RunStatus, ScopeNow, SpendNow, StepState};
 pub use suite::{Suite, SuiteBuilder};

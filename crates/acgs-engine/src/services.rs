@@ -3,6 +3,7 @@
 //! shared by every entrance.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -90,6 +91,10 @@ pub struct Caller {
     pub(crate) session: Option<String>,
     pub(crate) scopes: Vec<ScopeLimit>,
     pub(crate) confirm: Arc<dyn Confirm>,
+    /// Ask `confirm` about every spend, not only when `require_confirmation` is on.
+    pub(crate) confirm_always: bool,
+    pub(crate) cap: Option<acgs_core::Usd>,
+    pub(crate) input_roots: Option<Arc<[PathBuf]>>,
 }
 
 impl std::fmt::Debug for Caller {
@@ -99,6 +104,8 @@ impl std::fmt::Debug for Caller {
             .field("origin", &self.origin)
             .field("session", &self.session)
             .field("scopes", &self.scopes)
+            .field("cap", &self.cap)
+            .field("input_roots", &self.input_roots)
             .finish_non_exhaustive()
     }
 }
@@ -113,7 +120,37 @@ impl Caller {
             session: None,
             scopes: Vec::new(),
             confirm: Arc::new(AssumeYes),
+            confirm_always: false,
+            cap: None,
+            input_roots: None,
         }
+    }
+
+    /// Ask `confirm` before every spend, whatever `require_confirmation` says (an entrance
+    /// whose own policy decides, like an agent's allowance).
+    #[must_use]
+    pub fn confirm_always(mut self, confirm: Arc<dyn Confirm>) -> Self {
+        self.confirm = confirm;
+        self.confirm_always = true;
+        self
+    }
+
+    /// Refuse a run whose worst case is above `max` (`budget.max_cost_below_estimate`) — a
+    /// ceiling the caller set for one call, never a reason to make the request cheaper.
+    #[must_use]
+    pub fn cap(mut self, max: acgs_core::Usd) -> Self {
+        self.cap = Some(max);
+        self
+    }
+
+    /// Read input files only from inside `roots` (canonical paths: the caller resolves them
+    /// first). A file whose real path — after `..` and symlinks — lies elsewhere is refused with
+    /// `input.outside_roots`; an empty list refuses every file. Without this, any readable
+    /// file may be an input.
+    #[must_use]
+    pub fn input_roots(mut self, roots: Vec<PathBuf>) -> Self {
+        self.input_roots = Some(roots.into());
+        self
     }
 
     /// The entrance.

@@ -369,6 +369,18 @@ impl Suite {
         crate::resume::resume(&self.services, run_id, resubmit, events, interrupt).await
     }
 
+    /// Where run `run_id` is: each step as its manifest and the ledger describe it. Nothing is
+    /// changed.
+    pub async fn run_status(&self, run_id: &str) -> Result<crate::RunStatus, EngineError> {
+        crate::status::status(&self.services, run_id).await
+    }
+
+    /// What this suite's caller has spent today and in each of its scopes, against the limits
+    /// in force.
+    pub async fn spend_now(&self) -> Result<crate::SpendNow, EngineError> {
+        crate::status::spend(&self.services).await
+    }
+
     /// Write off the `submitted` reservation of `run_id`/`step` at its estimate (`acgs spend
     /// abandon`), audited as an override.
     pub async fn abandon(

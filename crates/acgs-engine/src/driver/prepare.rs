@@ -63,7 +63,11 @@ pub(crate) fn prepare(
         .outputs(&validated.params)
         .saturating_mul(u64::from(validated.requests));
     check_names(&stem, request.out_stem.is_some(), outputs)?;
-    let inputs = validate::open_inputs(&model, &request.inputs, &request.assumed_inputs)?;
+    let inputs = validate::open_inputs(
+        &model,
+        (&request.inputs, services.caller.input_roots.as_deref()),
+        &request.assumed_inputs,
+    )?;
     let texts: InspectedTexts = inspect::inspect(&services.guard, &validated, config)?;
     let (params, system) = template::assemble(&validated.params, &texts, &services.templates)?;
     let (quote, price_override) =

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::EngineError;
 use crate::plan::Plan;
-use crate::services::{Confirm, ConfirmAnswer, Services, SpendAlert};
+use crate::services::{Caller, ConfirmAnswer, Services, SpendAlert};
 use crate::stages::audit;
 
 /// The limits in force: the configured ones, tightened by any a shared ledger keeps (clients can
@@ -38,16 +38,21 @@ pub fn effective_limits(config: &CostManagement, shared: &SharedLimits) -> CostM
     cost
 }
 
-/// Per-run limit and confirmation; no money moves here.
+/// Per-run limit, the caller's cap and confirmation; no money moves here.
 pub(crate) fn check(
     estimate: Usd,
     what: &str,
     cost: &CostManagement,
-    confirm: &dyn Confirm,
+    caller: &Caller,
 ) -> Result<SpendDecision, EngineError> {
     let decision = check_run(estimate, cost)?;
-    if decision.confirm {
-        match confirm.confirm(what, estimate, decision.warn) {
+    if let Some(cap) = caller.cap
+        && estimate > cap
+    {
+        return Err(EngineError::OverCap { cap, estimate });
+    }
+    if decision.confirm || (caller.confirm_always && estimate > Usd::ZERO) {
+        match caller.confirm.confirm(what, estimate, decision.warn) {
             ConfirmAnswer::Yes => {}
             ConfirmAnswer::No => return Err(GuardError::ConfirmationDeclined.into()),
             ConfirmAnswer::Unavailable => {
@@ -75,7 +80,7 @@ pub(crate) async fn authorize(
         .iter()
         .fold(Usd::ZERO, |sum, p| sum.saturating_add(p.quote.amount));
     events.report(Stage::Preparing, "authorizing", None, None);
-    let decision = check(total, what, &cost, services.caller.confirm.as_ref())?;
+    let decision = check(total, what, &cost, &services.caller)?;
     if decision.warn {
         let message = format!(
             "this run may cost up to ${total}, at or above your warn_threshold of ${}",

@@ -1,7 +1,7 @@
 //! Stage 2 for local input files: each opened, then checked with fstat (a regular file only),
 //! its size capped, its type sniffed from its magic bytes, its facts (size, duration) read.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use acgs_core::catalog::{FieldKind, ModelSpec, ParamSpec, ParamType};
 use acgs_core::request::LocalInput;
@@ -37,10 +37,11 @@ pub(crate) const fn input_cap(kind: MediaKind) -> u64 {
 
 /// Open and check every local input: the flag must name a media field of the model; the file must
 /// be a regular file within the size cap whose magic bytes are of the field's media kind, and
-/// within the model's duration limit. Required media fields must be given.
+/// within the model's duration limit, and — when the caller has `roots` — inside one of them.
+/// Required media fields must be given.
 pub(crate) fn open_inputs(
     model: &ModelSpec,
-    inputs: &[(String, PathBuf)],
+    (inputs, roots): (&[(String, PathBuf)], Option<&[PathBuf]>),
     assumed: &[(String, AssumedMedia)],
 ) -> Result<OpenedInputs, EngineError> {
     let mut opened = OpenedInputs {
@@ -59,7 +60,11 @@ pub(crate) fn open_inputs(
     for (flag, path) in inputs {
         let (field, spec) = media_field(model, flag)?;
         let kind = spec.media.unwrap_or(MediaKind::Image);
-        let input = open_one(field, flag, path, kind)?;
+        let path = match roots {
+            Some(roots) => within_roots(roots, flag, path)?,
+            None => path.clone(),
+        };
+        let input = open_one(field, flag, &path, kind)?;
         let facts = probe_input(&input, flag)?;
         if let (Some(max), Some(secs)) = (spec.max_seconds, facts.seconds)
             && secs > max
@@ -93,6 +98,32 @@ pub(crate) fn open_inputs(
     Ok(opened)
 }
 
+/// The real path of `path` (`..` and symlinks resolved), if it lies inside one of `roots`. The
+/// file is then opened by that path and must be the very file checked (see [`open_one`]); a
+/// folder swapped for a symlink in the instant between the two is the remaining window.
+pub fn within_roots(roots: &[PathBuf], flag: &str, path: &Path) -> Result<PathBuf, EngineError> {
+    let shown = path
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    let outside = || EngineError::InputOutsideRoots {
+        flag: flag.to_owned(),
+        shown: safe_file_name(&shown),
+    };
+    let real = fs_err::canonicalize(path).map_err(|e| {
+        // Why a path outside the roots cannot be read is not the caller's business.
+        if roots.iter().any(|r| path.starts_with(r)) {
+            invalid(flag, format!("{shown}: {}", e.kind()))
+        } else {
+            outside()
+        }
+    })?;
+    if roots.iter().any(|root| real.starts_with(root)) {
+        Ok(real)
+    } else {
+        Err(outside())
+    }
+}
+
 fn open_one(
     field: &str,
     flag: &str,
@@ -112,6 +143,9 @@ fn open_one(
     let meta = file.metadata().map_err(|e| fail(e.kind().to_string()))?;
     if !meta.is_file() {
         return Err(fail("not a regular file".into()));
+    }
+    if !same_file(&before, &meta) {
+        return Err(fail("changed while it was being opened".into()));
     }
     let cap = input_cap(kind);
     if meta.len() > cap {
@@ -142,6 +176,18 @@ fn open_one(
         content_type: sniffed,
         ..input
     })
+}
+
+/// Whether two metadata describe one file (device and inode).
+#[cfg(unix)]
+fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    (a.dev(), a.ino()) == (b.dev(), b.ino())
+}
+
+#[cfg(not(unix))]
+fn same_file(_: &std::fs::Metadata, _: &std::fs::Metadata) -> bool {
+    true
 }
 
 fn probe_input(

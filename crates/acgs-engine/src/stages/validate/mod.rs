@@ -15,6 +15,7 @@ use acgs_core::config::Config;
 use serde_json::{Number, Value};
 
 pub(crate) use inputs::open_inputs;
+pub use inputs::within_roots;
 
 use crate::error::EngineError;
 
