@@ -1,0 +1,93 @@
+//! Progress and cancellation of one tool call. The engine's progress events become MCP progress
+//! notifications (stage, queue position, provider log lines made printable, elapsed time) when
+//! the client asked for them; the client's cancellation fires the engine's interrupt, which
+//! cancels the provider job and settles by the charge table.
+
+use std::time::Instant;
+
+use acgs_core::provider::{EventSink, ProgressEvent};
+use acgs_engine::{Interrupt, Signal};
+use rmcp::model::{ProgressNotificationParam, ProgressToken};
+use rmcp::service::RequestContext;
+use rmcp::{Peer, RoleServer};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// The progress sink and the interrupt of one call; dropping it stops both forwarders.
+pub(crate) struct CallWatch {
+    /// Where the engine reports progress.
+    pub(crate) events: EventSink,
+    /// Fired when the client cancels the call.
+    pub(crate) interrupt: Interrupt,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for CallWatch {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+impl CallWatch {
+    /// Watch the call of `context`.
+    pub(crate) fn new(context: &RequestContext<RoleServer>) -> Self {
+        let interrupt = Interrupt::new();
+        let cancelled = context.ct.clone();
+        let fire = interrupt.clone();
+        let mut tasks = vec![tokio::spawn(async move {
+            cancelled.cancelled().await;
+            fire.fire(Signal::Interrupt);
+        })];
+        let events = match context.meta.get_progress_token() {
+            Some(token) => {
+                let (sink, task) = forward(token, context.peer.clone());
+                tasks.push(task);
+                sink
+            }
+            None => EventSink::none(),
+        };
+        Self {
+            events,
+            interrupt,
+            tasks,
+        }
+    }
+}
+
+/// A sink whose events are sent, in order, as progress notifications for `token`.
+fn forward(token: ProgressToken, peer: Peer<RoleServer>) -> (EventSink, JoinHandle<()>) {
+    let (tx, mut rx) = mpsc::unbounded_channel::<ProgressEvent>();
+    let started = Instant::now();
+    let task = tokio::spawn(async move {
+        let mut count = 0u32;
+        while let Some(event) = rx.recv().await {
+            count = count.saturating_add(1);
+            let param = ProgressNotificationParam::new(token.clone(), f64::from(count))
+                .with_message(message(&event, started.elapsed().as_secs()));
+            if peer.notify_progress(param).await.is_err() {
+                break;
+            }
+        }
+    });
+    let sink = EventSink::new(move |event| {
+        let _ = tx.send(event);
+    });
+    (sink, task)
+}
+
+/// One line for a progress notification: step, stage, status, queue position, elapsed time,
+/// and the provider's note made printable.
+fn message(event: &ProgressEvent, elapsed_secs: u64) -> String {
+    let mut text = format!("{} {:?} {}", event.step, event.stage, event.status).to_lowercase();
+    if let Some(position) = event.queue_position {
+        text.push_str(&format!(", queue position {position}"));
+    }
+    text.push_str(&format!(", {elapsed_secs} s"));
+    if let Some(note) = &event.message {
+        text.push_str(": ");
+        text.push_str(&crate::results::printable(note));
+    }
+    text
+}

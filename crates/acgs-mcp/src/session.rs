@@ -1,0 +1,141 @@
+//! A [`Session`]: one server run — every client of it, over stdio or HTTP — acting as one caller
+//! of the engine, with its own id, its own allowance (a ledger scope, so reconnecting does not
+//! reset it) and the folders its inputs may come from.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use acgs_core::Usd;
+use acgs_core::audit::Origin;
+use acgs_core::config::McpConfig;
+use acgs_core::ledger::ScopeLimit;
+use acgs_engine::{Caller, Confirm, ConfirmAnswer, Suite};
+
+use crate::error::McpError;
+
+/// What the user's configuration lets a session do, checked when the server starts.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `[mcp] session_limit`.
+    pub session_limit: Usd,
+    /// `[mcp] confirm_above`.
+    pub confirm_above: Usd,
+    /// `[mcp] allowed_input_roots`, resolved to real paths.
+    pub input_roots: Vec<PathBuf>,
+    /// `[mcp] allow_remote`.
+    pub allow_remote: bool,
+}
+
+impl Settings {
+    /// The settings of `config`: every input root must be an absolute path to an existing
+    /// folder (it is resolved once, here, so a symlink swapped in later changes nothing).
+    pub fn from_config(config: &McpConfig) -> Result<Self, McpError> {
+        let mut input_roots = Vec::new();
+        for root in &config.allowed_input_roots {
+            let invalid = |reason: &str| McpError::InputRoot {
+                path: root.clone(),
+                reason: reason.to_owned(),
+            };
+            if !root.is_absolute() {
+                return Err(invalid("not an absolute path"));
+            }
+            let real = fs_err::canonicalize(root).map_err(|e| invalid(&e.kind().to_string()))?;
+            if !real.is_dir() {
+                return Err(invalid("not a folder"));
+            }
+            input_roots.push(real);
+        }
+        Ok(Self {
+            session_limit: config.session_limit,
+            confirm_above: config.confirm_above,
+            input_roots,
+            allow_remote: config.allow_remote,
+        })
+    }
+}
+
+/// One server run as a caller of the engine.
+#[derive(Debug)]
+pub struct Session {
+    id: String,
+    suite: Suite,
+    settings: Settings,
+}
+
+impl Session {
+    /// A new session of `suite`'s user: origin `mcp`, a fresh id, the allowance as the ledger
+    /// scope `mcp-session:<id>`, inputs only from the allowed folders, and spending confirmed
+    /// up to `confirm_above` (the allowance is the user's standing consent).
+    #[must_use]
+    pub fn start(suite: &Suite, settings: Settings) -> Arc<Self> {
+        let id = new_id();
+        let caller = Caller::new(suite.caller().user())
+            .origin(Origin::Mcp)
+            .session(&id)
+            .scope(ScopeLimit {
+                scope: format!("mcp-session:{id}"),
+                limit: settings.session_limit,
+            })
+            .input_roots(settings.input_roots.clone())
+            .confirm_always(Arc::new(UpTo(settings.confirm_above)));
+        Arc::new(Self {
+            suite: suite.for_caller(caller),
+            id,
+            settings,
+        })
+    }
+
+    /// The session id (in every audit entry of the session).
+    #[must_use]
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The suite acting for this session.
+    #[must_use]
+    pub fn suite(&self) -> &Suite {
+        &self.suite
+    }
+
+    /// The settings it started with.
+    #[must_use]
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The real path of `path` if it lies inside an allowed folder (for files the MCP layer
+    /// reads itself: pipeline files; the engine checks every input file the same way).
+    pub(crate) fn allowed_path(
+        &self,
+        flag: &str,
+        path: &std::path::Path,
+    ) -> Result<PathBuf, acgs_engine::EngineError> {
+        acgs_engine::within_roots(&self.settings.input_roots, flag, path)
+    }
+}
+
+/// 16 random hex digits.
+fn new_id() -> String {
+    let mut bytes = [0u8; 8];
+    // A session id only needs to be unique; the clock is a fallback should the OS refuse.
+    if getrandom::fill(&mut bytes).is_err() {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        bytes.copy_from_slice(&nanos.to_le_bytes()[..8]);
+    }
+    hex::encode(bytes)
+}
+
+/// Confirms a spend up to its amount; above it nobody can be asked.
+struct UpTo(Usd);
+
+impl Confirm for UpTo {
+    fn confirm(&self, _: &str, estimate: Usd, _: bool) -> ConfirmAnswer {
+        if estimate <= self.0 {
+            ConfirmAnswer::Yes
+        } else {
+            ConfirmAnswer::Unavailable
+        }
+    }
+}
