@@ -17,6 +17,7 @@ mod fal;
 mod gemini;
 mod hostile;
 mod leaks;
+mod mcp;
 mod pipeline;
 
 const ENDPOINT: &str = "fal-ai/flux/dev";

@@ -330,6 +330,21 @@ impl App {
             .build()?)
     }
 
+    /// A suite able to spend through every provider whose key can be loaded (`acgs mcp`); the
+    /// others are left out with a note, and their models answer `credentials.missing`.
+    pub(crate) async fn serving_suite(&self) -> Result<Suite, Failure> {
+        let mut available = Vec::new();
+        for provider in ProviderId::ALL {
+            match self.credentials.key(provider) {
+                Ok(_) => available.push(provider),
+                Err(e) => self
+                    .ui
+                    .note(&format!("{provider} models are unavailable: {e}")),
+            }
+        }
+        self.spending_suite_for(&available).await
+    }
+
     fn provider(&self, provider: ProviderId) -> Result<(Arc<dyn Provider>, KeyInfo), Failure> {
         let (key, http) = self.key_and_http(provider)?;
         let urls = &self.config().providers;

@@ -94,11 +94,13 @@ pub enum Command {
     Audit(AuditArgs),
     /// Check this folder and your setup against the security checklist (exit 7 on a failure).
     Doctor(DoctorArgs),
+    /// Serve AI agents over the Model Context Protocol, within the [mcp] allowance.
+    Mcp(McpArgs),
 }
 
 impl Command {
     /// Whether the command may spend (and so write audit entries): generating commands that
-    /// are not dry runs, pipeline runs, resumes and write-offs.
+    /// are not dry runs, pipeline runs, resumes, write-offs and the MCP server.
     #[must_use]
     pub fn may_spend(&self) -> bool {
         match self {
@@ -113,6 +115,7 @@ impl Command {
             Self::Run(a) => !a.dry_run,
             Self::Resume(_) => true,
             Self::Spend(a) => a.action.is_some(),
+            Self::Mcp(a) => a.action.is_none(),
             _ => false,
         }
     }
@@ -155,6 +158,26 @@ pub enum SpendBy {
     Provider,
     /// acgs user.
     User,
+}
+
+/// `acgs mcp`.
+#[derive(Debug, Args)]
+pub struct McpArgs {
+    /// Serve streamable HTTP at this address (loopback, e.g. 127.0.0.1:8765) instead of stdio;
+    /// clients must send the token `acgs mcp token` created.
+    #[arg(long, value_name = "ADDR")]
+    pub http: Option<std::net::SocketAddr>,
+    /// What to do instead of serving.
+    #[command(subcommand)]
+    pub action: Option<McpAction>,
+}
+
+/// `acgs mcp …`.
+#[derive(Debug, Subcommand)]
+pub enum McpAction {
+    /// Create the bearer token of `acgs mcp --http`, replacing any earlier one; it is shown once
+    /// and only its digest is kept.
+    Token,
 }
 
 /// `acgs audit`.

@@ -166,6 +166,7 @@ async fn command(cli: &Cli, app: &App, interrupt: &Interrupt) -> CmdResult {
         Command::Spend(args) => commands::spend::run(app, args).await,
         Command::Audit(args) => commands::audit::run(app, args).await,
         Command::Doctor(args) => commands::doctor::run(app, args).await,
+        Command::Mcp(args) => commands::mcp::run(app, args, interrupt).await,
     }
 }
 

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::McpError;
 use crate::server::AcgsMcp;
-use crate::session::Session;
+use crate::session::{Session, Settings};
 use crate::token::TokenDigest;
 
 /// The largest request body, as large as a stdio line may be, so that an oversized prompt
@@ -33,16 +33,23 @@ pub struct HttpOptions {
     pub shutdown: CancellationToken,
 }
 
-/// Bind `options.addr` — refused unless it is loopback or the session's settings allow remote
-/// clients — and return the bound address and the server's future.
+/// Refuse `addr` unless it is loopback or `settings` allow remote clients.
+pub fn check_bind(settings: &Settings, addr: SocketAddr) -> Result<(), McpError> {
+    if addr.ip().is_loopback() || settings.allow_remote {
+        Ok(())
+    } else {
+        Err(McpError::RemoteBind(addr.to_string()))
+    }
+}
+
+/// Bind `options.addr` (see [`check_bind`]) and return the bound address and the server's
+/// future.
 pub async fn serve_http(
     session: Arc<Session>,
     options: HttpOptions,
 ) -> Result<(SocketAddr, impl Future<Output = Result<(), McpError>>), McpError> {
+    check_bind(session.settings(), options.addr)?;
     let remote = !options.addr.ip().is_loopback();
-    if remote && !session.settings().allow_remote {
-        return Err(McpError::RemoteBind(options.addr.to_string()));
-    }
     let mut config = StreamableHttpServerConfig::default()
         .with_max_request_body_bytes(MAX_BODY_BYTES)
         .with_cancellation_token(options.shutdown.child_token());
@@ -51,7 +58,7 @@ pub async fn serve_http(
         // reached under names only its user knows, and the token guards it.
         config = config.disable_allowed_hosts();
     }
-    let handler = AcgsMcp::new(session);
+    let handler = AcgsMcp::new(Arc::clone(&session));
     let service = StreamableHttpService::new(
         move || Ok(handler.clone()),
         Arc::new(LocalSessionManager::default()),
@@ -69,10 +76,12 @@ pub async fn serve_http(
         .map_err(McpError::io("binding the MCP port"))?;
     let shutdown = options.shutdown;
     let serving = async move {
-        axum::serve(listener, router)
+        let served = axum::serve(listener, router)
             .with_graceful_shutdown(async move { shutdown.cancelled().await })
             .await
-            .map_err(McpError::io("serving MCP over HTTP"))
+            .map_err(McpError::io("serving MCP over HTTP"));
+        session.drain(crate::server::DRAIN_TIMEOUT).await;
+        served
     };
     Ok((bound, serving))
 }

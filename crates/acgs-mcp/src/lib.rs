@@ -31,6 +31,6 @@ mod session;
 pub mod token;
 
 pub use error::McpError;
-pub use http::{HttpOptions, serve_http};
+pub use http::{HttpOptions, check_bind, serve_http};
 pub use server::{AcgsMcp, serve_stdio};
 pub use session::{Session, Settings};

@@ -39,21 +39,31 @@ impl AcgsMcp {
     }
 }
 
-/// Serve `session` on stdin and stdout until the client leaves.
-pub async fn serve_stdio(session: Arc<Session>) -> Result<(), McpError> {
-    let running = AcgsMcp::new(session)
-        .serve(rmcp::transport::stdio())
+/// Serve `session` on stdin and stdout until the client leaves or `shutdown` fires; calls still
+/// running are interrupted then (their jobs cancelled, their reservations settled by the charge
+/// table) and waited for.
+pub async fn serve_stdio(
+    session: Arc<Session>,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> Result<(), McpError> {
+    let running = AcgsMcp::new(Arc::clone(&session))
+        .serve_with_ct(rmcp::transport::stdio_pipes(), shutdown.child_token())
         .await
         .map_err(|e| McpError::Io {
             what: "starting the MCP session",
             reason: e.to_string(),
         })?;
-    running.waiting().await.map_err(|e| McpError::Io {
+    let quit = running.waiting().await;
+    session.drain(DRAIN_TIMEOUT).await;
+    quit.map_err(|e| McpError::Io {
         what: "serving MCP on stdio",
         reason: e.to_string(),
     })?;
     Ok(())
 }
+
+/// How long a stopping server waits for interrupted calls to settle.
+pub(crate) const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The schema of `T` as a tool's input schema.
 fn schema<T: JsonSchema + 'static>() -> Arc<JsonObject> {
@@ -188,6 +198,7 @@ impl ServerHandler for AcgsMcp {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
+        let _running = self.session.call_guard().await;
         let result = self
             .call(&request.name, request.arguments, &context)
             .await

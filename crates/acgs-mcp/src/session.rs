@@ -60,6 +60,8 @@ pub struct Session {
     id: String,
     suite: Suite,
     settings: Settings,
+    /// Held shared by every call in flight; [`Session::drain`] takes it whole.
+    calls: Arc<tokio::sync::RwLock<()>>,
 }
 
 impl Session {
@@ -82,7 +84,21 @@ impl Session {
             suite: suite.for_caller(caller),
             id,
             settings,
+            calls: Arc::default(),
         })
+    }
+
+    /// Held while a call runs, so that [`Session::drain`] can wait for it.
+    pub(crate) async fn call_guard(&self) -> tokio::sync::OwnedRwLockReadGuard<()> {
+        Arc::clone(&self.calls).read_owned().await
+    }
+
+    /// Wait, at most `timeout`, for the calls in flight to end — after a shutdown has
+    /// interrupted them, they are settling by the charge table. Returns whether they all did.
+    pub async fn drain(&self, timeout: std::time::Duration) -> bool {
+        tokio::time::timeout(timeout, self.calls.write())
+            .await
+            .is_ok()
     }
 
     /// The session id (in every audit entry of the session).
