@@ -24,6 +24,8 @@ use rmcp::model::{
     CallToolRequestParams, CallToolResult, ClientRequest, ProgressNotificationParam, Request,
 };
 use rmcp::service::{PeerRequestOptions, RunningService};
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::{ClientHandler, RoleClient, ServiceExt as _};
 use secrecy::SecretString;
 use serde_json::{Value, json};
@@ -42,6 +44,15 @@ impl ClientHandler for Client {
     ) {
         self.progress.lock().expect("lock").push(params);
     }
+}
+
+/// How the client reaches the server.
+#[derive(Debug, Clone, Copy)]
+enum Transport {
+    /// The stdio codec over an in-memory stream.
+    Stdio,
+    /// Streamable HTTP on loopback with the bearer token.
+    Http,
 }
 
 struct World {
@@ -106,6 +117,43 @@ impl World {
             inputs,
             worst,
         }
+    }
+
+    /// A client over `transport`.
+    async fn connect_over(
+        &self,
+        transport: Transport,
+    ) -> (RunningService<RoleClient, Client>, Client) {
+        match transport {
+            Transport::Stdio => self.connect().await,
+            Transport::Http => self.connect_http().await,
+        }
+    }
+
+    /// A client over streamable HTTP on loopback, with the bearer token.
+    async fn connect_http(&self) -> (RunningService<RoleClient, Client>, Client) {
+        // Plain HTTP to loopback; reqwest is built without a default crypto provider.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let token_file = self.dir.path().join("mcp-token.sha256");
+        let token = acgs_mcp::token::create(&token_file).expect("token");
+        let options = acgs_mcp::HttpOptions {
+            addr: "127.0.0.1:0".parse().expect("addr"),
+            token: acgs_mcp::token::load(&token_file).expect("digest"),
+            shutdown: tokio_util::sync::CancellationToken::new(),
+        };
+        let (bound, serving) = acgs_mcp::serve_http(Arc::clone(&self.session), options)
+            .await
+            .expect("bound");
+        tokio::spawn(serving);
+        let config = StreamableHttpClientTransportConfig::with_uri(format!("http://{bound}/mcp"))
+            .auth_header(secrecy::ExposeSecret::expose_secret(&token).to_owned());
+        let client = Client::default();
+        let running = client
+            .clone()
+            .serve(StreamableHttpClientTransport::from_config(config))
+            .await
+            .expect("handshake");
+        (running, client)
     }
 
     async fn connect(&self) -> (RunningService<RoleClient, Client>, Client) {
@@ -240,8 +288,14 @@ async fn the_handshake_lists_every_tool_with_a_strict_object_schema() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn estimate_then_generate_writes_files_reports_progress_and_is_audited() {
+    for transport in [Transport::Stdio, Transport::Http] {
+        estimate_then_generate(transport).await;
+    }
+}
+
+async fn estimate_then_generate(transport: Transport) {
     let world = World::new("fal-ai/flux/dev", Outcome::Images, |_, _| {}).await;
-    let (client, handler) = world.connect().await;
+    let (client, handler) = world.connect_over(transport).await;
     let estimate = ok(call(
         &client,
         "estimate",
@@ -282,10 +336,12 @@ async fn estimate_then_generate_writes_files_reports_progress_and_is_audited() {
             .is_some_and(|m| m.contains("queue position"))),
         "queue positions are reported: {progress:?}"
     );
-    let steps: Vec<f64> = progress.iter().map(|p| p.progress).collect();
+    // Sent in order; a client may handle notifications concurrently, so compare sorted.
+    let mut steps: Vec<f64> = progress.iter().map(|p| p.progress).collect();
+    steps.sort_by(f64::total_cmp);
     assert!(
         steps.windows(2).all(|w| w[0] < w[1]),
-        "progress only grows: {steps:?}"
+        "each notification has its own, larger value: {steps:?}"
     );
     let run_id = doc["run_id"].as_str().expect("run id");
     let status = ok(call(&client, "run_status", json!({"run_id": run_id})).await);
@@ -307,8 +363,14 @@ async fn estimate_then_generate_writes_files_reports_progress_and_is_audited() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_pipeline_from_an_allowed_folder_runs_and_one_outside_is_refused() {
+    for transport in [Transport::Stdio, Transport::Http] {
+        pipeline_from_allowed_folder(transport).await;
+    }
+}
+
+async fn pipeline_from_allowed_folder(transport: Transport) {
     let world = World::new("fal-ai/flux/dev", Outcome::Images, |_, _| {}).await;
-    let (client, _) = world.connect().await;
+    let (client, _) = world.connect_over(transport).await;
     let yaml = "version: 1\ninputs:\n  subject: {type: text}\nsteps:\n  - id: day\n    model: flux_dev\n    prompt: \"{{ inputs.subject }} by day\"\n  - id: night\n    model: flux_dev\n    prompt: \"{{ inputs.subject }} by night\"\n";
     let inside = world.inputs.join("two.yaml");
     fs_err::write(&inside, yaml).expect("pipeline");
@@ -343,8 +405,14 @@ async fn a_pipeline_from_an_allowed_folder_runs_and_one_outside_is_refused() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_cancelled_call_cancels_the_job_and_leaves_nothing_held() {
+    for transport in [Transport::Stdio, Transport::Http] {
+        cancelled_call(transport).await;
+    }
+}
+
+async fn cancelled_call(transport: Transport) {
     let world = World::new("fal-ai/flux/dev", Outcome::KeepRunning, |_, _| {}).await;
-    let (client, _) = world.connect().await;
+    let (client, _) = world.connect_over(transport).await;
     let Value::Object(args) =
         json!({"model": "flux_dev", "prompt": "a slow kite", "max_cost_usd": "1.00"})
     else {
