@@ -6,12 +6,15 @@
 use std::time::Instant;
 
 use acgs_core::provider::{EventSink, ProgressEvent};
+use acgs_core::redact::Redactor;
 use acgs_engine::{Interrupt, Signal};
 use rmcp::model::{ProgressNotificationParam, ProgressToken};
 use rmcp::service::RequestContext;
 use rmcp::{Peer, RoleServer};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+
+use crate::session::Session;
 
 /// The progress sink and the interrupt of one call; dropping it stops both forwarders.
 pub(crate) struct CallWatch {
@@ -31,8 +34,8 @@ impl Drop for CallWatch {
 }
 
 impl CallWatch {
-    /// Watch the call of `context`.
-    pub(crate) fn new(context: &RequestContext<RoleServer>) -> Self {
+    /// Watch the call of `context` in `session` (whose redactor masks keys in progress lines).
+    pub(crate) fn new(context: &RequestContext<RoleServer>, session: &Session) -> Self {
         let interrupt = Interrupt::new();
         let cancelled = context.ct.clone();
         let fire = interrupt.clone();
@@ -42,7 +45,8 @@ impl CallWatch {
         })];
         let events = match context.meta.get_progress_token() {
             Some(token) => {
-                let (sink, task) = forward(token, context.peer.clone());
+                let redactor = session.suite().guard().redactor().clone();
+                let (sink, task) = forward(token, context.peer.clone(), redactor);
                 tasks.push(task);
                 sink
             }
@@ -57,7 +61,11 @@ impl CallWatch {
 }
 
 /// A sink whose events are sent, in order, as progress notifications for `token`.
-fn forward(token: ProgressToken, peer: Peer<RoleServer>) -> (EventSink, JoinHandle<()>) {
+fn forward(
+    token: ProgressToken,
+    peer: Peer<RoleServer>,
+    redactor: Redactor,
+) -> (EventSink, JoinHandle<()>) {
     let (tx, mut rx) = mpsc::unbounded_channel::<ProgressEvent>();
     let started = Instant::now();
     let task = tokio::spawn(async move {
@@ -65,7 +73,11 @@ fn forward(token: ProgressToken, peer: Peer<RoleServer>) -> (EventSink, JoinHand
         while let Some(event) = rx.recv().await {
             count = count.saturating_add(1);
             let param = ProgressNotificationParam::new(token.clone(), f64::from(count))
-                .with_message(message(&event, started.elapsed().as_secs()));
+                .with_message(
+                    redactor
+                        .redact(&message(&event, started.elapsed().as_secs()))
+                        .into_owned(),
+                );
             if peer.notify_progress(param).await.is_err() {
                 break;
             }

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use acgs_core::ContentType;
 use acgs_core::error::UserFacing;
+use acgs_core::redact::Redactor;
 use acgs_engine::{PipelineReport, RunReport, SpendNow};
 use rmcp::model::{CallToolResult, ContentBlock, Resource};
 use serde_json::{Value, json};
@@ -44,6 +45,29 @@ impl ToolError {
         CallToolResult::structured_error(json!({
             "error": {"code": self.code, "message": self.message, "hint": self.hint},
         }))
+    }
+}
+
+/// `result` with every loaded key masked in every text it carries (whole, halves, encoded forms):
+/// the last step before anything crosses to the agent, whatever produced the text.
+pub(crate) fn redacted(mut result: CallToolResult, redactor: &Redactor) -> CallToolResult {
+    for block in &mut result.content {
+        if let ContentBlock::Text(text) = block {
+            text.text = redactor.redact(&text.text).into_owned();
+        }
+    }
+    if let Some(doc) = result.structured_content.as_mut() {
+        redact_value(doc, redactor);
+    }
+    result
+}
+
+fn redact_value(value: &mut Value, redactor: &Redactor) {
+    match value {
+        Value::String(text) => *text = redactor.redact(text).into_owned(),
+        Value::Array(items) => items.iter_mut().for_each(|v| redact_value(v, redactor)),
+        Value::Object(map) => map.values_mut().for_each(|v| redact_value(v, redactor)),
+        _ => {}
     }
 }
 
@@ -169,4 +193,22 @@ pub(crate) fn structured(doc: Value, blocks: Vec<ContentBlock>) -> CallToolResul
     let mut result = CallToolResult::structured(doc);
     result.content.extend(blocks);
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_text_of_a_result_is_redacted_before_it_leaves() {
+        let key = "fal-test-0123456789abcdef0123456789abcdef";
+        let redactor = Redactor::new();
+        redactor.add_secret(key);
+        let doc = json!({"a": [{"b": format!("x {key} y")}], "c": key, "n": 3});
+        let result = structured(doc, vec![ContentBlock::text(format!("said {key}"))]);
+        let shown = serde_json::to_string(&redacted(result, &redactor)).expect("json");
+        assert!(!shown.contains(&key[..20]), "{shown}");
+        assert!(!shown.contains(&key[20..]), "{shown}");
+        assert!(shown.contains("\"n\":3"), "numbers are kept: {shown}");
+    }
 }

@@ -151,16 +151,16 @@ impl AcgsMcp {
             "estimate" => calls::estimate(session, read(name, arguments)?),
             "generate" => {
                 let args = read(name, arguments)?;
-                calls::generate(session, args, &CallWatch::new(context)).await
+                calls::generate(session, args, &CallWatch::new(context, session)).await
             }
             "run_pipeline" => {
                 let args = read(name, arguments)?;
-                calls::run_pipeline(session, args, &CallWatch::new(context)).await
+                calls::run_pipeline(session, args, &CallWatch::new(context, session)).await
             }
             "run_status" => calls::run_status(session, read(name, arguments)?).await,
             "resume" => {
                 let args = read(name, arguments)?;
-                calls::resume(session, args, &CallWatch::new(context)).await
+                calls::resume(session, args, &CallWatch::new(context, session)).await
             }
             "spend_today" => {
                 read::<args::SpendToday>(name, arguments)?;
@@ -203,6 +203,7 @@ impl ServerHandler for AcgsMcp {
             .call(&request.name, request.arguments, &context)
             .await
             .unwrap_or_else(crate::results::ToolError::into_result);
-        Ok(result.into())
+        let redactor = self.session.suite().guard().redactor();
+        Ok(crate::results::redacted(result, redactor).into())
     }
 }

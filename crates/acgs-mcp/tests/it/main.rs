@@ -19,7 +19,7 @@ use acgs_storage::audit::AuditLog;
 use acgs_storage::ledger_sqlite::SqliteLedger;
 use acgs_storage::runs::RunIndex;
 use acgs_testkit::canary::{FAL_KEY, GEMINI_KEY};
-use acgs_testkit::fal::{FakeFal, Outcome};
+use acgs_testkit::fal::{FakeFal, FakeFalBuilder, Outcome, SubmitFailure};
 use rmcp::model::{
     CallToolRequestParams, CallToolResult, ClientRequest, ProgressNotificationParam, Request,
 };
@@ -68,13 +68,16 @@ struct World {
 
 impl World {
     async fn new(endpoint: &str, outcome: Outcome, mcp: impl FnOnce(&mut McpConfig, Usd)) -> Self {
-        let dir = tempfile::tempdir().expect("tmp");
         let fake = FakeFal::builder(endpoint)
             .queued(1)
             .in_progress(1)
-            .outcome(outcome)
-            .start()
-            .await;
+            .outcome(outcome);
+        Self::with(fake, mcp).await
+    }
+
+    async fn with(fake: FakeFalBuilder, mcp: impl FnOnce(&mut McpConfig, Usd)) -> Self {
+        let dir = tempfile::tempdir().expect("tmp");
+        let fake = fake.start().await;
         let inputs = dir.path().join("inputs");
         fs_err::create_dir_all(&inputs).expect("inputs");
         let mut config = Config {
@@ -634,4 +637,34 @@ async fn a_call_above_confirm_above_is_refused_with_what_the_user_can_do() {
             .any(|e| e["outcome"] == "refused" && e["origin"] == "mcp"),
         "the refusal is audited: {audit:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_provider_that_echoes_the_key_gets_neither_its_body_nor_the_key_to_the_agent() {
+    for failure in [None, Some(SubmitFailure::BadKey)] {
+        let mut fake = FakeFal::builder("fal-ai/flux/dev")
+            .queued(1)
+            .in_progress(1)
+            .echo_keys();
+        if let Some(failure) = failure {
+            fake = fake.submit_failure(failure);
+        }
+        let world = World::with(fake, |_, _| {}).await;
+        let (client, handler) = world.connect().await;
+        let result = call(
+            &client,
+            "generate",
+            json!({"model": "flux_dev", "prompt": "a kite", "max_cost_usd": "1.00"}),
+        )
+        .await;
+        if failure.is_some() {
+            assert_eq!(error_code(&result), "provider.auth_failed", "{result:?}");
+        }
+        let mut seen = serde_json::to_string(&result).expect("json");
+        for p in handler.progress.lock().expect("lock").iter() {
+            seen.push_str(p.message.as_deref().unwrap_or_default());
+        }
+        let leaks = acgs_testkit::canary::leaks_in(seen.as_bytes(), FAL_KEY);
+        assert!(leaks.is_empty(), "{leaks:?} in {seen:.400}");
+    }
 }
