@@ -803,16 +803,26 @@ fn deep_merge(target: &mut toml::Table, overlay: &toml::Table) {
     }
 }
 
-/// `ACGS_*` variables (except `ACGS_PROFILE`, `ACGS_LOG`, `ACGS_CONFIG`) as a table; `__` nests.
+/// The `ACGS_*` variables of `env` that set configuration: all but `ACGS_PROFILE`, `ACGS_LOG`
+/// and `ACGS_CONFIG`.
+pub fn env_settings(env: &ProcessEnv) -> Vec<&str> {
+    env.vars
+        .keys()
+        .filter(|name| {
+            name.strip_prefix("ACGS_")
+                .is_some_and(|rest| !matches!(rest, "PROFILE" | "LOG" | "CONFIG"))
+        })
+        .map(String::as_str)
+        .collect()
+}
+
+/// [`env_settings`] as a table; `__` nests.
 fn env_layer(env: &ProcessEnv) -> Result<toml::Table> {
     let mut table = toml::Table::new();
-    for (name, raw) in &env.vars {
-        let Some(rest) = name.strip_prefix("ACGS_") else {
+    for name in env_settings(env) {
+        let (Some(rest), Some(raw)) = (name.strip_prefix("ACGS_"), env.vars.get(name)) else {
             continue;
         };
-        if matches!(rest, "PROFILE" | "LOG" | "CONFIG") {
-            continue;
-        }
         let path: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
         let value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
             .ok()

@@ -23,9 +23,32 @@ pub fn open_regular(path: &Path) -> io::Result<fs_err::File> {
     Ok(file)
 }
 
+/// Where an open file really is: the kernel's path of the handle, whatever links and `..` led to
+/// it (Linux: `/proc/self/fd`). Elsewhere it is `Unsupported`, so that a caller checking where a
+/// file lies fails closed.
+pub fn real_path(file: &std::fs::File) -> io::Result<std::path::PathBuf> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd as _;
+        std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = file;
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "the path of an open file cannot be read on this system",
+        ))
+    }
+}
+
 /// The bytes of the regular file at `path`, refused when larger than `cap`.
 pub fn read_regular(path: &Path, cap: u64) -> io::Result<Vec<u8>> {
-    let file = open_regular(path)?;
+    read_capped(open_regular(path)?, cap)
+}
+
+/// The bytes of an opened file, refused when larger than `cap`.
+pub fn read_capped(file: impl io::Read, cap: u64) -> io::Result<Vec<u8>> {
     let mut bytes = Vec::new();
     file.take(cap.saturating_add(1)).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > cap {
@@ -90,6 +113,14 @@ mod tests {
             io::ErrorKind::FileTooLarge
         );
         assert_eq!(read_regular(&big, 2048).expect("at the cap").len(), 2048);
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&big, &link).expect("link");
+        let opened = open_regular(&dir.path().join(".").join("link")).expect("opened");
+        assert_eq!(
+            real_path(opened.file()).expect("real path"),
+            fs_err::canonicalize(&big).expect("canonical"),
+            "links and dots resolved"
+        );
         fs_err::write(&big, [0xff, 0xfe]).expect("binary");
         assert_eq!(
             read_regular_text(&big, 1024).expect_err("not text").kind(),

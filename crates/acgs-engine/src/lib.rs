@@ -50,6 +50,5 @@ pub use request::{AssumedMedia, GenerationRequest};
 pub use services::{AlertHook, AssumeYes, Caller, Confirm, ConfirmAnswer, KeyInfo, SpendAlert};
 pub use stages::authorize::effective_limits;
 pub use stages::inspect::limit_for;
-pub use stages::validate::within_roots;
 pub use status::{OutputState, RunStatus, ScopeNow, SpendNow, StepState};
 pub use suite::{Suite, SuiteBuilder};

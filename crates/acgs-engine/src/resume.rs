@@ -22,7 +22,7 @@ use acgs_core::request::{JobHandle, Verdict};
 use acgs_core::{ContentType, Usd};
 use acgs_storage::StorageError;
 use acgs_storage::manifest::{Manifest, RunKind, StepRecord, StepStatus};
-use acgs_storage::output::{OutputRoot, StoredFile};
+use acgs_storage::output::StoredFile;
 use sha2::Digest as _;
 
 use crate::driver::{self, Attempt, Entry, Unobserved};
@@ -84,13 +84,7 @@ pub(crate) async fn resume(
 
 /// The run folder of `run_id`, found through the runs index, with its manifest.
 fn open_run(services: &Services, run_id: &str) -> Result<RunState, EngineError> {
-    let entry = services.runs()?.find(run_id)?;
-    let root = entry
-        .folder
-        .parent()
-        .ok_or_else(|| StorageError::RunNotFound(run_id.to_owned()))?;
-    let dir = OutputRoot::open(root)?.open_run(run_id)?;
-    let manifest = Manifest::load(&dir)?;
+    let (dir, manifest) = crate::run_state::find_run(services.runs()?, run_id)?;
     Ok(RunState::new(dir, manifest).sealed_by(services.record_key.clone()))
 }
 

@@ -136,10 +136,11 @@ impl Caller {
     }
 
     /// Refuse a run whose worst case is above `max` (`budget.max_cost_below_estimate`) — a
-    /// ceiling the caller set for one call, never a reason to make the request cheaper.
+    /// ceiling the caller set for one call, never a reason to make the request cheaper. A cap
+    /// can only come down: the lower of this and any earlier one holds.
     #[must_use]
     pub fn cap(mut self, max: acgs_core::Usd) -> Self {
-        self.cap = Some(max);
+        self.cap = Some(self.cap.map_or(max, |earlier| earlier.min(max)));
         self
     }
 

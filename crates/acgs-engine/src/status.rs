@@ -6,9 +6,7 @@ use std::path::PathBuf;
 
 use acgs_core::Usd;
 use acgs_core::ledger::{DaySpend, ReservationState, ScopeSpend};
-use acgs_storage::StorageError;
-use acgs_storage::manifest::{Manifest, RunKind, StepStatus};
-use acgs_storage::output::OutputRoot;
+use acgs_storage::manifest::{RunKind, StepStatus};
 use serde::Serialize;
 
 use crate::error::EngineError;
@@ -70,14 +68,16 @@ pub struct OutputState {
 
 /// The status of run `run_id`, found through the runs index.
 pub(crate) async fn status(services: &Services, run_id: &str) -> Result<RunStatus, EngineError> {
-    let entry = services.runs()?.find(run_id)?;
-    let root = entry
-        .folder
-        .parent()
-        .ok_or_else(|| StorageError::RunNotFound(run_id.to_owned()))?;
-    let dir = OutputRoot::open(root)?.open_run(run_id)?;
-    let manifest = Manifest::load(&dir)?;
-    let mut rows = services.ledger()?.reservations(None).await?;
+    let (dir, manifest) = crate::run_state::find_run(services.runs()?, run_id)?;
+    // Reservations are made after the manifest: none of the run's is older than the day
+    // before it was created (the ledger's days are local to its time zone).
+    let since = manifest
+        .created_at
+        .checked_sub(jiff::SignedDuration::from_hours(24))
+        .unwrap_or(manifest.created_at)
+        .strftime("%Y-%m-%d")
+        .to_string();
+    let mut rows = services.ledger()?.reservations(Some(&since)).await?;
     rows.retain(|r| r.run_id == manifest.run_id);
     let steps = manifest
         .steps

@@ -369,6 +369,15 @@ impl Suite {
         crate::resume::resume(&self.services, run_id, resubmit, events, interrupt).await
     }
 
+    /// Audit a call this suite's entrance refused before it became a request (`operation`
+    /// names it, e.g. `mcp.generate`; `code` is the refusal's stable code): refusals of
+    /// requests are audited by the path itself.
+    pub fn audit_refusal(&self, operation: &str, code: &str) {
+        let services = self.services.as_ref();
+        let entry = audit::refused_call(services, operation, code);
+        audit::record(services, vec![entry]);
+    }
+
     /// Where run `run_id` is: each step as its manifest and the ledger describe it. Nothing is
     /// changed.
     pub async fn run_status(&self, run_id: &str) -> Result<crate::RunStatus, EngineError> {

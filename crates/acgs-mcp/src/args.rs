@@ -9,7 +9,8 @@ use acgs_core::Usd;
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::Deserialize;
 
-/// A dollar amount: a JSON number (`0.25`) or a decimal string (`"0.25"`), read exactly.
+/// A dollar amount: a JSON number (`0.25`, read through its shortest decimal form) or a decimal
+/// string (`"0.25"`), never rounded to a float's nearest value.
 #[derive(Debug, Clone, Copy, Deserialize)]
 pub(crate) struct Dollars(pub(crate) Usd);
 
@@ -219,7 +220,7 @@ pub(crate) struct RunPipeline {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RunStatus {
-    /// The run id a generation or pipeline returned.
+    /// The run id a generation, a pipeline or a progress notification of this session gave.
     pub(crate) run_id: String,
 }
 
@@ -227,8 +228,10 @@ pub(crate) struct RunStatus {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Resume {
-    /// The run to finish.
+    /// The run to finish (one made in this session).
     pub(crate) run_id: String,
+    /// The most what is left of the run may cost; a higher worst case is refused.
+    pub(crate) max_cost_usd: Dollars,
     /// Send again a step whose sending was interrupted, writing its first reservation off (it
     /// may be paid twice). Off by default.
     #[serde(default)]

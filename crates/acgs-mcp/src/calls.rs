@@ -3,7 +3,7 @@
 //! each spending call carries its own ceiling (`max_cost_usd`) into the engine.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::Path;
 
 use acgs_core::{ProviderId, TaskKind};
 use acgs_engine::pipeline::InputType;
@@ -22,7 +22,11 @@ pub(crate) type CallResult = Result<CallToolResult, ToolError>;
 
 /// `list_models`.
 pub(crate) fn list_models(session: &Session, args: args::ListModels) -> CallResult {
-    let task = args.task.as_deref().map(task_named).transpose()?;
+    let task = args
+        .task
+        .as_deref()
+        .map(|t| task_named("list_models", t))
+        .transpose()?;
     let provider = args.provider.as_deref().map(provider_named).transpose()?;
     let models: Vec<Value> = session
         .suite()
@@ -52,6 +56,11 @@ pub(crate) fn show_model(session: &Session, args: args::ShowModel) -> CallResult
 pub(crate) fn estimate(session: &Session, mut args: args::Estimate) -> CallResult {
     let fields = args.take_request();
     let Some(file) = args.pipeline else {
+        if !args.inputs.is_empty() {
+            return Err(
+                invalid("estimate", "`inputs` are a pipeline's: give `pipeline` too").into(),
+            );
+        }
         let request = request(session.suite(), fields, "estimate")?;
         let plan = session.suite().plan(&request)?;
         let q = &plan.quote;
@@ -66,7 +75,7 @@ pub(crate) fn estimate(session: &Session, mut args: args::Estimate) -> CallResul
     if !fields.is_empty() {
         return Err(invalid("estimate", "give a pipeline or a request, not both").into());
     }
-    let (pipeline, inputs) = load_pipeline(session, &file, args.inputs)?;
+    let (pipeline, inputs) = load_pipeline(session, "estimate", &file, args.inputs)?;
     let estimate = session.suite().estimate_pipeline(&pipeline, &inputs)?;
     let steps: Vec<Value> = estimate
         .steps
@@ -87,15 +96,15 @@ pub(crate) async fn generate(
 ) -> CallResult {
     let request = request(session.suite(), args.take_request(), "generate")?;
     let suite = capped(session, args.max_cost_usd);
-    let text_model = suite
-        .catalog()
-        .resolve(&request.model)
-        .is_ok_and(|m| m.task.is_text_model());
     let report = suite
         .generate_with(&request, &watch.events, &watch.interrupt)
         .await?;
     let spend = session.suite().spend_now().await.ok();
-    Ok(results::generation(&report, text_model, spend.as_ref()))
+    Ok(results::generation(
+        &report,
+        writes_text(session, &report.model),
+        spend.as_ref(),
+    ))
 }
 
 /// `run_pipeline`: a pipeline from the allowed folders, within `max_cost_usd`.
@@ -104,7 +113,7 @@ pub(crate) async fn run_pipeline(
     args: args::RunPipeline,
     watch: &CallWatch,
 ) -> CallResult {
-    let (pipeline, inputs) = load_pipeline(session, &args.pipeline, args.inputs)?;
+    let (pipeline, inputs) = load_pipeline(session, "run_pipeline", &args.pipeline, args.inputs)?;
     let suite = capped(session, args.max_cost_usd);
     let report = suite
         .run_pipeline(&pipeline, &inputs, false, &watch.events, &watch.interrupt)
@@ -115,28 +124,26 @@ pub(crate) async fn run_pipeline(
 
 /// `run_status`.
 pub(crate) async fn run_status(session: &Session, args: args::RunStatus) -> CallResult {
-    let status = session.suite().run_status(&args.run_id).await?;
+    let run_id = session.own_run(&args.run_id)?;
+    let status = session.suite().run_status(run_id).await?;
     let resumable = status.resumable();
     let mut doc = serde_json::to_value(&status).unwrap_or(Value::Null);
     doc["resumable"] = json!(resumable);
+    // The run folder may have been edited: its words reach the agent made printable.
+    results::printable_value(&mut doc);
     Ok(structured(doc, Vec::new()))
 }
 
 /// `resume`: finish a run; what it still needs is reserved against the session's allowance.
 pub(crate) async fn resume(session: &Session, args: args::Resume, watch: &CallWatch) -> CallResult {
-    let resumed = session
-        .suite()
-        .resume(&args.run_id, args.resubmit, &watch.events, &watch.interrupt)
+    let run_id = session.own_run(&args.run_id)?;
+    let resumed = capped(session, args.max_cost_usd)
+        .resume(run_id, args.resubmit, &watch.events, &watch.interrupt)
         .await?;
     let spend = session.suite().spend_now().await.ok();
     Ok(match resumed {
         Resumed::Single(report) => {
-            let text_model = session
-                .suite()
-                .catalog()
-                .resolve(&report.model)
-                .is_ok_and(|m| m.task.is_text_model());
-            results::generation(&report, text_model, spend.as_ref())
+            results::generation(&report, writes_text(session, &report.model), spend.as_ref())
         }
         Resumed::Pipeline(report) => results::pipeline(&report, spend.as_ref()),
     })
@@ -148,6 +155,15 @@ pub(crate) async fn spend_today(session: &Session) -> CallResult {
     let mut doc = results::spend_doc(&spend);
     doc["session_id"] = json!(session.id());
     Ok(structured(doc, Vec::new()))
+}
+
+/// Whether `model` is a text model (its text is returned as model output).
+fn writes_text(session: &Session, model: &str) -> bool {
+    session
+        .suite()
+        .catalog()
+        .resolve(model)
+        .is_ok_and(|m| m.task.is_text_model())
 }
 
 /// The session's suite with this call's ceiling.
@@ -162,7 +178,11 @@ fn request(
     fields: RequestFields,
     tool: &str,
 ) -> Result<GenerationRequest, ToolError> {
-    let task = fields.task.as_deref().map(task_named).transpose()?;
+    let task = fields
+        .task
+        .as_deref()
+        .map(|t| task_named(tool, t))
+        .transpose()?;
     let model = match (fields.model, task) {
         (Some(model), _) => model,
         (None, Some(task)) => suite.catalog().default_for(task.as_str())?.qualified_key(),
@@ -194,35 +214,55 @@ fn request(
     })
 }
 
-/// A pipeline file from the allowed folders, and its inputs (media inputs: absolute paths).
+/// A pipeline file from the allowed folders (the engine opens it only there), and its inputs
+/// (media inputs: absolute paths). A refusal here is audited: the engine has not seen a request.
 fn load_pipeline(
     session: &Session,
-    file: &std::path::Path,
+    tool: &str,
+    file: &Path,
     inputs: BTreeMap<String, String>,
 ) -> Result<(Pipeline, BTreeMap<String, String>), ToolError> {
-    let real: PathBuf = session.allowed_path("pipeline", file)?;
-    let pipeline = session.suite().load_pipeline(&real)?;
-    for (name, value) in &inputs {
-        let spec = pipeline.inputs.get(name).ok_or_else(|| {
-            invalid(
-                "pipeline",
-                &format!("the pipeline declares no input `{name}`"),
-            )
-        })?;
-        if spec.ty != InputType::Text && !std::path::Path::new(value).is_absolute() {
-            return Err(
-                invalid("pipeline", &format!("inputs.{name}: give an absolute path")).into(),
-            );
-        }
-    }
+    let pipeline = check_pipeline(session, tool, file, &inputs).map_err(|e| {
+        let error = ToolError::from_boxed(e.as_ref());
+        crate::server::refused(session, tool, &error);
+        error
+    })?;
     Ok((pipeline, inputs))
 }
 
-fn task_named(name: &str) -> Result<TaskKind, ToolError> {
+fn check_pipeline(
+    session: &Session,
+    tool: &str,
+    file: &Path,
+    inputs: &BTreeMap<String, String>,
+) -> Result<Pipeline, Box<dyn acgs_core::UserFacing>> {
+    if !file.is_absolute() {
+        return Err(Box::new(invalid(tool, "pipeline: give an absolute path")));
+    }
+    let pipeline = session
+        .suite()
+        .load_pipeline(file)
+        .map_err(|e| Box::new(e) as Box<dyn acgs_core::UserFacing>)?;
+    for (name, value) in inputs {
+        let Some(spec) = pipeline.inputs.get(name) else {
+            let name = results::printable_name(name);
+            let reason = format!("the pipeline declares no input `{name}`");
+            return Err(Box::new(invalid(tool, &reason)));
+        };
+        if spec.ty != InputType::Text && !Path::new(value).is_absolute() {
+            let reason = format!("inputs.{name}: give an absolute path");
+            return Err(Box::new(invalid(tool, &reason)));
+        }
+    }
+    Ok(pipeline)
+}
+
+fn task_named(tool: &str, name: &str) -> Result<TaskKind, ToolError> {
     TaskKind::from_name(name).ok_or_else(|| {
         let known: Vec<&str> = TaskKind::ALL.iter().map(|t| t.as_str()).collect();
+        let name = results::printable_name(name);
         invalid(
-            "task",
+            tool,
             &format!("unknown task `{name}`; one of {}", known.join(", ")),
         )
         .into()
@@ -230,8 +270,10 @@ fn task_named(name: &str) -> Result<TaskKind, ToolError> {
 }
 
 fn provider_named(name: &str) -> Result<ProviderId, ToolError> {
-    ProviderId::from_name(name)
-        .ok_or_else(|| invalid("provider", &format!("unknown provider `{name}`")).into())
+    ProviderId::from_name(name).ok_or_else(|| {
+        let name = results::printable_name(name);
+        invalid("list_models", &format!("unknown provider `{name}`")).into()
+    })
 }
 
 fn invalid(tool: &str, reason: &str) -> McpError {

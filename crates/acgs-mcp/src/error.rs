@@ -30,6 +30,14 @@ pub enum McpError {
         /// Why it cannot be used.
         reason: String,
     },
+    /// The run was not made in this session: an agent sees and resumes only its own runs.
+    #[error("run {0} was not made in this session")]
+    NotThisSession(String),
+    /// `acgs mcp` was given configuration outside the user file (`ACGS_*` variables, `--config`):
+    /// an MCP client's configuration, which a project may provide, must not set an agent's
+    /// limits, folders or provider addresses.
+    #[error("acgs mcp reads its configuration from your user file only, but was also given {0}")]
+    ConfigOutsideUserFile(String),
     /// `--http` names an address other than loopback without `[mcp] allow_remote`.
     #[error("acgs mcp --http binds loopback addresses only, not {0}")]
     RemoteBind(String),
@@ -47,8 +55,8 @@ pub enum McpError {
 }
 
 impl McpError {
-    /// An I/O failure while doing `what`.
-    pub(crate) fn io(what: &'static str) -> impl FnOnce(std::io::Error) -> Self {
+    /// A failure while doing `what`.
+    pub(crate) fn io<E: std::fmt::Display>(what: &'static str) -> impl FnOnce(E) -> Self {
         move |e| Self::Io {
             what,
             reason: e.to_string(),
@@ -62,6 +70,8 @@ impl UserFacing for McpError {
             Self::InvalidArguments { .. } => "mcp.invalid_arguments",
             Self::UnknownTool(_) => "mcp.unknown_tool",
             Self::InputRoot { .. } => "config.invalid_value",
+            Self::NotThisSession(_) => "mcp.run_not_in_session",
+            Self::ConfigOutsideUserFile(_) => "mcp.config_outside_user_file",
             Self::RemoteBind(_) => "mcp.remote_bind",
             Self::NoToken => "mcp.no_token",
             Self::Io { .. } => "mcp.io",
@@ -73,6 +83,8 @@ impl UserFacing for McpError {
             Self::InvalidArguments { .. }
             | Self::UnknownTool(_)
             | Self::InputRoot { .. }
+            | Self::NotThisSession(_)
+            | Self::ConfigOutsideUserFile(_)
             | Self::RemoteBind(_)
             | Self::NoToken => ErrorKind::Usage,
             Self::Io { .. } => ErrorKind::Internal,
@@ -86,6 +98,12 @@ impl UserFacing for McpError {
             }
             Self::InputRoot { .. } => {
                 "list existing absolute folders, e.g. allowed_input_roots = [\"/home/you/media\"]".into()
+            }
+            Self::NotThisSession(id) => format!(
+                "runs started elsewhere are checked and resumed from the command line: acgs resume {id}"
+            ),
+            Self::ConfigOutsideUserFile(_) => {
+                "move those settings into your user configuration file and remove them from the MCP client's configuration".into()
             }
             Self::RemoteBind(_) => {
                 "bind 127.0.0.1 or ::1; set `[mcp] allow_remote = true` in your user configuration to serve other machines".into()

@@ -13,7 +13,8 @@
 //! ```no_run
 //! # async fn demo(suite: acgs_engine::Suite, config: acgs_core::config::McpConfig) -> Result<(), acgs_mcp::McpError> {
 //! let session = acgs_mcp::Session::start(&suite, acgs_mcp::Settings::from_config(&config)?);
-//! acgs_mcp::serve_stdio(session).await
+//! let shutdown = tokio_util::sync::CancellationToken::new(); // fired on Ctrl-C, say
+//! acgs_mcp::serve_stdio(session, shutdown).await
 //! # }
 //! ```
 //!

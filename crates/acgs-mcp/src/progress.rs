@@ -3,6 +3,7 @@
 //! the client asked for them; the client's cancellation fires the engine's interrupt, which
 //! cancels the provider job and settles by the charge table.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use acgs_core::provider::{EventSink, ProgressEvent};
@@ -34,8 +35,9 @@ impl Drop for CallWatch {
 }
 
 impl CallWatch {
-    /// Watch the call of `context` in `session` (whose redactor masks keys in progress lines).
-    pub(crate) fn new(context: &RequestContext<RoleServer>, session: &Session) -> Self {
+    /// Watch the call of `context` in `session`: every run it starts is remembered as the
+    /// session's, and progress goes to the client if it asked (keys masked).
+    pub(crate) fn new(context: &RequestContext<RoleServer>, session: &Arc<Session>) -> Self {
         let interrupt = Interrupt::new();
         let cancelled = context.ct.clone();
         let fire = interrupt.clone();
@@ -43,15 +45,19 @@ impl CallWatch {
             cancelled.cancelled().await;
             fire.fire(Signal::Interrupt);
         })];
-        let events = match context.meta.get_progress_token() {
-            Some(token) => {
-                let redactor = session.suite().guard().redactor().clone();
-                let (sink, task) = forward(token, context.peer.clone(), redactor);
-                tasks.push(task);
-                sink
+        let progress = context.meta.get_progress_token().map(|token| {
+            let redactor = session.suite().guard().redactor().clone();
+            let (tx, task) = forward(token, context.peer.clone(), redactor);
+            tasks.push(task);
+            tx
+        });
+        let session = Arc::clone(session);
+        let events = EventSink::new(move |event| {
+            session.remember_run(&event.run_id);
+            if let Some(tx) = &progress {
+                let _ = tx.send(event);
             }
-            None => EventSink::none(),
-        };
+        });
         Self {
             events,
             interrupt,
@@ -60,12 +66,12 @@ impl CallWatch {
     }
 }
 
-/// A sink whose events are sent, in order, as progress notifications for `token`.
+/// A channel whose events are sent, in order, as progress notifications for `token`.
 fn forward(
     token: ProgressToken,
     peer: Peer<RoleServer>,
     redactor: Redactor,
-) -> (EventSink, JoinHandle<()>) {
+) -> (mpsc::UnboundedSender<ProgressEvent>, JoinHandle<()>) {
     let (tx, mut rx) = mpsc::unbounded_channel::<ProgressEvent>();
     let started = Instant::now();
     let task = tokio::spawn(async move {
@@ -83,16 +89,17 @@ fn forward(
             }
         }
     });
-    let sink = EventSink::new(move |event| {
-        let _ = tx.send(event);
-    });
-    (sink, task)
+    (tx, task)
 }
 
-/// One line for a progress notification: step, stage, status, queue position, elapsed time,
+/// One line for a progress notification: run, step, stage, status, queue position, elapsed time,
 /// and the provider's note made printable.
 fn message(event: &ProgressEvent, elapsed_secs: u64) -> String {
-    let mut text = format!("{} {:?} {}", event.step, event.stage, event.status).to_lowercase();
+    let stage = format!("{:?}", event.stage).to_lowercase();
+    let mut text = format!(
+        "run {} step {}: {stage} {}",
+        event.run_id, event.step, event.status
+    );
     if let Some(position) = event.queue_position {
         text.push_str(&format!(", queue position {position}"));
     }

@@ -40,6 +40,20 @@ impl<E: UserFacing> From<E> for ToolError {
 }
 
 impl ToolError {
+    /// The tool error of a boxed error.
+    pub(crate) fn from_boxed(error: &dyn UserFacing) -> Self {
+        Self {
+            code: error.code(),
+            message: printable(&error.to_string()),
+            hint: error.hint().map(|h| printable(&h)),
+        }
+    }
+
+    /// Its stable code.
+    pub(crate) fn code(&self) -> &'static str {
+        self.code
+    }
+
     /// The structured tool error (`isError: true`).
     pub(crate) fn into_result(self) -> CallToolResult {
         CallToolResult::structured_error(json!({
@@ -69,6 +83,23 @@ fn redact_value(value: &mut Value, redactor: &Redactor) {
         Value::Object(map) => map.values_mut().for_each(|v| redact_value(v, redactor)),
         _ => {}
     }
+}
+
+/// `value` with every string made printable (text read from a run folder, which may have been
+/// edited).
+pub(crate) fn printable_value(value: &mut Value) {
+    match value {
+        Value::String(text) => *text = printable(text),
+        Value::Array(items) => items.iter_mut().for_each(printable_value),
+        Value::Object(map) => map.values_mut().for_each(printable_value),
+        _ => {}
+    }
+}
+
+/// A name the agent gave (a tool, a run id) fit to be repeated to it: printable, at most 64
+/// characters.
+pub(crate) fn printable_name(name: &str) -> String {
+    printable(&name.chars().take(64).collect::<String>())
 }
 
 /// Text safe to show an agent: no control characters, no escape sequences.
@@ -171,9 +202,12 @@ pub(crate) fn pipeline(report: &PipelineReport, spend: Option<&SpendNow>) -> Cal
     structured(doc, links)
 }
 
-/// The spend of the session and the day.
+/// The spend of the session (its `mcp-session:` scope) and the day.
 pub(crate) fn spend_doc(spend: &SpendNow) -> Value {
-    let session = spend.scopes.first();
+    let session = spend
+        .scopes
+        .iter()
+        .find(|s| s.spend.scope.starts_with("mcp-session:"));
     json!({
         "day": spend.today.day,
         "spent_today_usd": spend.today.settled,

@@ -49,16 +49,10 @@ pub async fn serve_stdio(
     let running = AcgsMcp::new(Arc::clone(&session))
         .serve_with_ct(rmcp::transport::stdio_pipes(), shutdown.child_token())
         .await
-        .map_err(|e| McpError::Io {
-            what: "starting the MCP session",
-            reason: e.to_string(),
-        })?;
+        .map_err(McpError::io("starting the MCP session"))?;
     let quit = running.waiting().await;
     session.drain(DRAIN_TIMEOUT).await;
-    quit.map_err(|e| McpError::Io {
-        what: "serving MCP on stdio",
-        reason: e.to_string(),
-    })?;
+    quit.map_err(McpError::io("serving MCP on stdio"))?;
     Ok(())
 }
 
@@ -127,13 +121,27 @@ static TOOLS: LazyLock<Vec<Tool>> = LazyLock::new(|| {
     ]
 });
 
-/// `arguments` read as `T`: an unknown field, a wrong type or a missing field is refused.
-fn read<T: DeserializeOwned>(tool: &str, arguments: Option<JsonObject>) -> Result<T, McpError> {
-    let value = serde_json::Value::Object(arguments.unwrap_or_default());
-    serde_json::from_value(value).map_err(|e| McpError::InvalidArguments {
-        tool: tool.to_owned(),
-        reason: e.to_string(),
-    })
+/// The arguments of one call, not yet read.
+struct Arguments<'a> {
+    tool: &'a str,
+    arguments: Option<JsonObject>,
+}
+
+impl Arguments<'_> {
+    /// The arguments as `T`: an unknown field, a wrong type or a missing field is refused.
+    fn parse<T: DeserializeOwned>(self) -> Result<T, McpError> {
+        let value = serde_json::Value::Object(self.arguments.unwrap_or_default());
+        serde_json::from_value(value).map_err(|e| McpError::InvalidArguments {
+            tool: self.tool.to_owned(),
+            reason: e.to_string(),
+        })
+    }
+}
+
+/// Audit a call refused before it reached the engine (which audits what it refuses itself).
+pub(crate) fn refused(session: &Session, tool: &str, error: &crate::results::ToolError) {
+    let operation = format!("mcp.{}", crate::results::printable_name(tool));
+    session.suite().audit_refusal(&operation, error.code());
 }
 
 impl AcgsMcp {
@@ -145,28 +153,32 @@ impl AcgsMcp {
         context: &RequestContext<RoleServer>,
     ) -> CallResult {
         let session = self.session.as_ref();
+        let read = |arguments| Arguments {
+            tool: name,
+            arguments,
+        };
         match name {
-            "list_models" => calls::list_models(session, read(name, arguments)?),
-            "show_model" => calls::show_model(session, read(name, arguments)?),
-            "estimate" => calls::estimate(session, read(name, arguments)?),
+            "list_models" => calls::list_models(session, read(arguments).parse()?),
+            "show_model" => calls::show_model(session, read(arguments).parse()?),
+            "estimate" => calls::estimate(session, read(arguments).parse()?),
             "generate" => {
-                let args = read(name, arguments)?;
-                calls::generate(session, args, &CallWatch::new(context, session)).await
+                let args = read(arguments).parse()?;
+                calls::generate(session, args, &CallWatch::new(context, &self.session)).await
             }
             "run_pipeline" => {
-                let args = read(name, arguments)?;
-                calls::run_pipeline(session, args, &CallWatch::new(context, session)).await
+                let args = read(arguments).parse()?;
+                calls::run_pipeline(session, args, &CallWatch::new(context, &self.session)).await
             }
-            "run_status" => calls::run_status(session, read(name, arguments)?).await,
+            "run_status" => calls::run_status(session, read(arguments).parse()?).await,
             "resume" => {
-                let args = read(name, arguments)?;
-                calls::resume(session, args, &CallWatch::new(context, session)).await
+                let args = read(arguments).parse()?;
+                calls::resume(session, args, &CallWatch::new(context, &self.session)).await
             }
             "spend_today" => {
-                read::<args::SpendToday>(name, arguments)?;
+                read(arguments).parse::<args::SpendToday>()?;
                 calls::spend_today(session).await
             }
-            other => Err(McpError::UnknownTool(crate::results::printable(other)).into()),
+            other => Err(McpError::UnknownTool(crate::results::printable_name(other)).into()),
         }
     }
 }
@@ -199,10 +211,14 @@ impl ServerHandler for AcgsMcp {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let _running = self.session.call_guard().await;
-        let result = self
-            .call(&request.name, request.arguments, &context)
-            .await
-            .unwrap_or_else(crate::results::ToolError::into_result);
+        let result = self.call(&request.name, request.arguments, &context).await;
+        // The engine audits what it refuses; what the MCP layer refused is audited here.
+        if let Err(error) = &result
+            && error.code().starts_with("mcp.")
+        {
+            refused(&self.session, &request.name, error);
+        }
+        let result = result.unwrap_or_else(crate::results::ToolError::into_result);
         let redactor = self.session.suite().guard().redactor();
         Ok(crate::results::redacted(result, redactor).into())
     }

@@ -62,6 +62,8 @@ pub struct Session {
     settings: Settings,
     /// Held shared by every call in flight; [`Session::drain`] takes it whole.
     calls: Arc<tokio::sync::RwLock<()>>,
+    /// The runs made in this session: the only ones `run_status` and `resume` touch.
+    runs: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl Session {
@@ -85,6 +87,7 @@ impl Session {
             id,
             settings,
             calls: Arc::default(),
+            runs: std::sync::Mutex::default(),
         })
     }
 
@@ -94,11 +97,16 @@ impl Session {
     }
 
     /// Wait, at most `timeout`, for the calls in flight to end — after a shutdown has
-    /// interrupted them, they are settling by the charge table. Returns whether they all did.
+    /// interrupted them, they are settling by the charge table. Returns whether they all did
+    /// (a call still running then keeps its reservation, which `acgs resume` settles).
     pub async fn drain(&self, timeout: std::time::Duration) -> bool {
-        tokio::time::timeout(timeout, self.calls.write())
+        let drained = tokio::time::timeout(timeout, self.calls.write())
             .await
-            .is_ok()
+            .is_ok();
+        if !drained {
+            tracing::warn!(session = %self.id, "calls still running at shutdown keep their reservations");
+        }
+        drained
     }
 
     /// The session id (in every audit entry of the session).
@@ -119,14 +127,23 @@ impl Session {
         &self.settings
     }
 
-    /// The real path of `path` if it lies inside an allowed folder (for files the MCP layer
-    /// reads itself: pipeline files; the engine checks every input file the same way).
-    pub(crate) fn allowed_path(
-        &self,
-        flag: &str,
-        path: &std::path::Path,
-    ) -> Result<PathBuf, acgs_engine::EngineError> {
-        acgs_engine::within_roots(&self.settings.input_roots, flag, path)
+    /// Note that run `run_id` was made in this session.
+    pub(crate) fn remember_run(&self, run_id: &str) {
+        if let Ok(mut runs) = self.runs.lock() {
+            runs.insert(run_id.to_owned());
+        }
+    }
+
+    /// Run `run_id` if it was made in this session, else [`McpError::NotThisSession`].
+    pub(crate) fn own_run<'a>(&self, run_id: &'a str) -> Result<&'a str, McpError> {
+        let known = self.runs.lock().is_ok_and(|runs| runs.contains(run_id));
+        if known {
+            Ok(run_id)
+        } else {
+            Err(McpError::NotThisSession(crate::results::printable_name(
+                run_id,
+            )))
+        }
     }
 }
 

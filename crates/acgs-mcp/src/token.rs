@@ -40,35 +40,25 @@ impl TokenDigest {
 /// time it exists in full.
 pub fn create(path: &Path) -> Result<SecretString, McpError> {
     let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| McpError::Io {
-        what: "drawing a random token",
-        reason: e.to_string(),
-    })?;
+    getrandom::fill(&mut bytes).map_err(McpError::io("drawing a random token"))?;
     let token = SecretString::from(format!("{PREFIX}{}", hex::encode(bytes)));
     let digest = hex::encode(Sha256::digest(token.expose_secret().as_bytes()));
     if let Some(dir) = path.parent() {
-        acgs_storage::ensure_private_dir(dir).map_err(|e| McpError::Io {
-            what: "creating the state folder",
-            reason: e.to_string(),
-        })?;
+        acgs_storage::ensure_private_dir(dir).map_err(McpError::io("creating the state folder"))?;
     }
-    acgs_storage::replace_private(path, format!("{digest}\n").as_bytes()).map_err(|e| {
-        McpError::Io {
-            what: "storing the token digest",
-            reason: e.to_string(),
-        }
-    })?;
+    acgs_storage::replace_private(path, format!("{digest}\n").as_bytes())
+        .map_err(McpError::io("storing the token digest"))?;
     Ok(token)
 }
 
 /// The digest kept at `path`; [`McpError::NoToken`] when none was created.
 pub fn load(path: &Path) -> Result<TokenDigest, McpError> {
-    if fs_err::symlink_metadata(path).is_err() {
-        return Err(McpError::NoToken);
-    }
-    let text = acgs_core::files::read_regular_text(path, 1024).map_err(|e| McpError::Io {
-        what: "reading the token digest",
-        reason: e.to_string(),
+    let text = acgs_core::files::read_regular_text(path, 1024).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            McpError::NoToken
+        } else {
+            McpError::io("reading the token digest")(e)
+        }
     })?;
     let mut digest = [0u8; 32];
     hex::decode_to_slice(text.trim(), &mut digest).map_err(|_| McpError::Io {

@@ -65,7 +65,7 @@ pub(crate) fn prepare(
     check_names(&stem, request.out_stem.is_some(), outputs)?;
     let inputs = validate::open_inputs(
         &model,
-        (&request.inputs, services.caller.input_roots.as_deref()),
+        (&request.inputs, input_roots(services, run_id).as_deref()),
         &request.assumed_inputs,
     )?;
     let texts: InspectedTexts = inspect::inspect(&services.guard, &validated, config)?;
@@ -100,4 +100,14 @@ pub(crate) fn prepare(
         inputs,
         request: request.clone(),
     })
+}
+
+/// The folders a caller restricted to allowed folders may read inputs from for run `run_id`:
+/// those, and the run's own folder (where an earlier step's outputs are a later step's inputs).
+fn input_roots(services: &Services, run_id: &str) -> Option<Vec<std::path::PathBuf>> {
+    let mut roots = services.caller.input_roots.as_deref()?.to_vec();
+    if let Ok(folder) = fs_err::canonicalize(services.config.output_dir.join(run_id)) {
+        roots.push(folder);
+    }
+    Some(roots)
 }

@@ -16,6 +16,7 @@ use crate::report::PipelineEstimate;
 use crate::request::GenerationRequest;
 use crate::services::Services;
 use crate::stages::inspect;
+use crate::stages::validate::open_input;
 
 /// Read and check a pipeline file (at most 1 MiB, a regular file).
 pub(crate) fn load(services: &Services, path: &Path) -> Result<Pipeline, EngineError> {
@@ -26,18 +27,32 @@ pub(crate) fn load(services: &Services, path: &Path) -> Result<Pipeline, EngineE
             problems: vec![Problem::at(0, None, reason)],
         })
     };
-    let source = acgs_core::files::read_regular_text(path, super::schema::MAX_FILE_BYTES as u64)
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::FileTooLarge => unreadable("larger than 1 MiB".into()),
-            std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidData => {
-                unreadable(e.to_string())
-            }
-            kind => unreadable(kind.to_string()),
-        })?;
-    let folder = path
-        .parent()
+    let read_error = |e: std::io::Error| match e.kind() {
+        std::io::ErrorKind::FileTooLarge => unreadable("larger than 1 MiB".into()),
+        std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidData => {
+            unreadable(e.to_string())
+        }
+        kind => unreadable(kind.to_string()),
+    };
+    let cap = super::schema::MAX_FILE_BYTES as u64;
+    // A caller restricted to allowed folders reads the file it was allowed to open, and its
+    // relative paths from where that file really is.
+    let (bytes, folder) = match services.caller.input_roots.as_deref() {
+        Some(roots) => {
+            let file = open_input(Some(roots), "pipeline", path)?;
+            let real = acgs_core::files::real_path(file.file()).map_err(read_error)?;
+            let bytes = acgs_core::files::read_capped(file, cap).map_err(read_error)?;
+            (bytes, real.parent().map(Path::to_owned))
+        }
+        None => {
+            let bytes = acgs_core::files::read_regular(path, cap).map_err(read_error)?;
+            (bytes, path.parent().map(Path::to_owned))
+        }
+    };
+    let source = String::from_utf8(bytes).map_err(|_| unreadable("not UTF-8 text".into()))?;
+    let folder = folder
         .filter(|p| !p.as_os_str().is_empty())
-        .map_or_else(|| Path::new(".").to_owned(), Path::to_owned);
+        .unwrap_or_else(|| Path::new(".").to_owned());
     super::validate::check(
         &shown,
         &source,

@@ -52,6 +52,21 @@ struct Written {
 
 /// `mutex` locked; a panic while it was held left its data as last changed, which is still
 /// right to use here.
+/// The folder of run `run_id`, found through the runs index, and its manifest.
+pub(crate) fn find_run(
+    runs: &acgs_storage::runs::RunIndex,
+    run_id: &str,
+) -> Result<(RunDir, Manifest), StorageError> {
+    let entry = runs.find(run_id)?;
+    let root = entry
+        .folder
+        .parent()
+        .ok_or_else(|| StorageError::RunNotFound(run_id.to_owned()))?;
+    let dir = acgs_storage::output::OutputRoot::open(root)?.open_run(run_id)?;
+    let manifest = Manifest::load(&dir)?;
+    Ok((dir, manifest))
+}
+
 pub(crate) fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()

@@ -96,6 +96,17 @@ pub(crate) fn refusal(
     }
 }
 
+/// The entry of a call an entrance refused before it became a request (arguments that do not
+/// match, a file it may not read): `operation` names the call (`mcp.generate`).
+pub(crate) fn refused_call(services: &Services, operation: &str, code: &str) -> AuditEvent {
+    AuditEvent {
+        operation: operation.to_owned(),
+        outcome: Some(AuditOutcome::Refused),
+        code: Some(code.to_owned()),
+        ..who(services)
+    }
+}
+
 /// The user text of a request no plan was made of (its texts as given, system last).
 fn raw_prompt(request: &GenerationRequest) -> String {
     request

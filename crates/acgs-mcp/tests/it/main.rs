@@ -668,3 +668,46 @@ async fn a_provider_that_echoes_the_key_gets_neither_its_body_nor_the_key_to_the
         assert!(leaks.is_empty(), "{leaks:?} in {seen:.400}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pipeline_may_feed_a_step_s_output_to_the_next_but_status_stays_in_the_session() {
+    let world = World::new("fal-ai/flux-kontext/dev", Outcome::Images, |_, _| {}).await;
+    let (client, _) = world.connect().await;
+    let photo = world.inputs.join("photo.png");
+    fs_err::write(&photo, acgs_testkit::media::PNG_1X1).expect("png");
+    let yaml = "version: 1\ninputs:\n  photo: {type: image}\nsteps:\n  - id: blue\n    model: kontext\n    prompt: make it blue\n    image: \"{{ inputs.photo }}\"\n  - id: bluer\n    model: kontext\n    prompt: make it bluer\n    image: \"{{ steps.blue.image }}\"\n";
+    let file = world.inputs.join("chain.yaml");
+    fs_err::write(&file, yaml).expect("pipeline");
+    let doc = ok(call(
+        &client,
+        "run_pipeline",
+        json!({"pipeline": file, "inputs": {"photo": photo}, "max_cost_usd": "1.00"}),
+    )
+    .await);
+    assert_eq!(doc["failed_steps"], 0, "{doc}");
+    assert_eq!(
+        world.fake.submits().await,
+        2,
+        "the second step read the first one's output"
+    );
+    let run_id = doc["run_id"].as_str().expect("run id");
+    let status = ok(call(&client, "run_status", json!({"run_id": run_id})).await);
+    assert_eq!(status["steps"].as_array().map(Vec::len), Some(2));
+    for other in ["20261206T000000Z-abcdef", "../../etc"] {
+        let refused = call(&client, "run_status", json!({"run_id": other})).await;
+        assert_eq!(error_code(&refused), "mcp.run_not_in_session");
+        let refused = call(
+            &client,
+            "resume",
+            json!({"run_id": other, "max_cost_usd": "1.00"}),
+        )
+        .await;
+        assert_eq!(error_code(&refused), "mcp.run_not_in_session");
+    }
+    let refusals = world
+        .audit()
+        .into_iter()
+        .filter(|e| e["code"] == "mcp.run_not_in_session" && e["origin"] == "mcp")
+        .count();
+    assert_eq!(refusals, 4, "every refusal is audited");
+}

@@ -60,11 +60,7 @@ pub(crate) fn open_inputs(
     for (flag, path) in inputs {
         let (field, spec) = media_field(model, flag)?;
         let kind = spec.media.unwrap_or(MediaKind::Image);
-        let path = match roots {
-            Some(roots) => within_roots(roots, flag, path)?,
-            None => path.clone(),
-        };
-        let input = open_one(field, flag, &path, kind)?;
+        let input = open_one(field, flag, (path, roots), kind)?;
         let facts = probe_input(&input, flag)?;
         if let (Some(max), Some(secs)) = (spec.max_seconds, facts.seconds)
             && secs > max
@@ -98,10 +94,17 @@ pub(crate) fn open_inputs(
     Ok(opened)
 }
 
-/// The real path of `path` (`..` and symlinks resolved), if it lies inside one of `roots`. The
-/// file is then opened by that path and must be the very file checked (see [`open_one`]); a
-/// folder swapped for a symlink in the instant between the two is the remaining window.
-pub fn within_roots(roots: &[PathBuf], flag: &str, path: &Path) -> Result<PathBuf, EngineError> {
+/// Open `path` for reading — a regular file, without blocking on a FIFO — and, with `roots`
+/// (canonical folders), only if the file opened lies inside one of them. Where it lies is read
+/// from the open handle (the kernel's path of what was opened), so `..`, a symlink, or a folder
+/// swapped for a symlink while it was being opened cannot lead outside. A file that cannot be
+/// opened outside the roots is refused the same as one that lies outside: the caller learns
+/// nothing about files it may not read.
+pub(crate) fn open_input(
+    roots: Option<&[PathBuf]>,
+    flag: &str,
+    path: &Path,
+) -> Result<fs_err::File, EngineError> {
     let shown = path
         .file_name()
         .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
@@ -109,44 +112,56 @@ pub fn within_roots(roots: &[PathBuf], flag: &str, path: &Path) -> Result<PathBu
         flag: flag.to_owned(),
         shown: safe_file_name(&shown),
     };
-    let real = fs_err::canonicalize(path).map_err(|e| {
-        // Why a path outside the roots cannot be read is not the caller's business.
-        if roots.iter().any(|r| path.starts_with(r)) {
-            invalid(flag, format!("{shown}: {}", e.kind()))
+    let within = |p: &Path| roots.is_none_or(|roots| roots.iter().any(|r| p.starts_with(r)));
+    let file = acgs_core::files::open_regular(path).map_err(|e| {
+        if within(&lexical(path)) {
+            let reason = match e.kind() {
+                std::io::ErrorKind::InvalidInput => "not a regular file".to_owned(),
+                kind => kind.to_string(),
+            };
+            invalid(flag, format!("{shown}: {reason}"))
         } else {
             outside()
         }
     })?;
-    if roots.iter().any(|root| real.starts_with(root)) {
-        Ok(real)
-    } else {
-        Err(outside())
+    if roots.is_some() {
+        let real = acgs_core::files::real_path(file.file()).map_err(|_| outside())?;
+        if !within(&real) {
+            return Err(outside());
+        }
     }
+    Ok(file)
+}
+
+/// `path` with `.` and `..` resolved by name only (no file system access), for deciding which
+/// error a file that could not be opened gets.
+fn lexical(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
 }
 
 fn open_one(
     field: &str,
     flag: &str,
-    path: &std::path::Path,
+    (path, roots): (&Path, Option<&[PathBuf]>),
     kind: MediaKind,
 ) -> Result<LocalInput, EngineError> {
     let shown = path
         .file_name()
         .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
     let fail = |reason: String| invalid(flag, format!("{shown}: {reason}"));
-    // Checked before opening too: opening a FIFO would block until something writes to it.
-    let before = fs_err::metadata(path).map_err(|e| fail(e.kind().to_string()))?;
-    if !before.is_file() {
-        return Err(fail("not a regular file".into()));
-    }
-    let file = fs_err::File::open(path).map_err(|e| fail(e.kind().to_string()))?;
+    let file = open_input(roots, flag, path)?;
     let meta = file.metadata().map_err(|e| fail(e.kind().to_string()))?;
-    if !meta.is_file() {
-        return Err(fail("not a regular file".into()));
-    }
-    if !same_file(&before, &meta) {
-        return Err(fail("changed while it was being opened".into()));
-    }
     let cap = input_cap(kind);
     if meta.len() > cap {
         return Err(fail(format!(
@@ -176,18 +191,6 @@ fn open_one(
         content_type: sniffed,
         ..input
     })
-}
-
-/// Whether two metadata describe one file (device and inode).
-#[cfg(unix)]
-fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
-    use std::os::unix::fs::MetadataExt as _;
-    (a.dev(), a.ino()) == (b.dev(), b.ino())
-}
-
-#[cfg(not(unix))]
-fn same_file(_: &std::fs::Metadata, _: &std::fs::Metadata) -> bool {
-    true
 }
 
 fn probe_input(
@@ -221,5 +224,55 @@ fn safe_file_name(name: &str) -> String {
         "input".into()
     } else {
         cleaned
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use acgs_core::UserFacing as _;
+
+    use super::open_input;
+
+    #[test]
+    fn only_files_that_really_lie_inside_the_roots_open() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let base = fs_err::canonicalize(tmp.path()).expect("real");
+        let (inside, outside) = (base.join("in"), base.join("out"));
+        fs_err::create_dir_all(&inside).expect("in");
+        fs_err::create_dir_all(&outside).expect("out");
+        fs_err::write(inside.join("ok.png"), b"png").expect("file");
+        fs_err::write(outside.join("secret.png"), b"png").expect("file");
+        std::os::unix::fs::symlink(outside.join("secret.png"), inside.join("link.png"))
+            .expect("link");
+        std::os::unix::fs::symlink(&outside, inside.join("dir")).expect("dir link");
+        let roots = [inside.clone()];
+        let code = |path: std::path::PathBuf| {
+            open_input(Some(&roots), "image", &path)
+                .map(|_| "opened")
+                .unwrap_or_else(|e| e.code())
+        };
+        assert_eq!(code(inside.join("ok.png")), "opened");
+        assert_eq!(code(inside.join("link.png")), "input.outside_roots");
+        assert_eq!(
+            code(inside.join("dir").join("secret.png")),
+            "input.outside_roots"
+        );
+        assert_eq!(
+            code(inside.join("..").join("out").join("secret.png")),
+            "input.outside_roots"
+        );
+        assert_eq!(
+            code(outside.join("missing.png")),
+            "input.outside_roots",
+            "nothing is said about files outside"
+        );
+        assert_eq!(code(inside.join("missing.png")), "input.invalid_param");
+        assert_eq!(
+            open_input(None, "image", &inside.join("link.png"))
+                .map(|_| ())
+                .ok(),
+            Some(()),
+            "without roots a link is followed, as on the command line"
+        );
     }
 }

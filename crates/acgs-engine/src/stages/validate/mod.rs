@@ -14,8 +14,8 @@ use acgs_core::catalog::{CountMode, FieldKind, ModelSpec, ParamSpec, ParamType, 
 use acgs_core::config::Config;
 use serde_json::{Number, Value};
 
+pub(crate) use inputs::open_input;
 pub(crate) use inputs::open_inputs;
-pub use inputs::within_roots;
 
 use crate::error::EngineError;
 
