@@ -17,18 +17,22 @@ use tokio::io::AsyncBufReadExt as _;
 
 use super::{ENDPOINT, audit_lines, sandbox_for};
 
-/// A sandbox whose user allows `work/inputs` and an allowance of one dollar.
+/// A sandbox whose user file allows `work/inputs`, an allowance of one dollar, and the fake.
 async fn sandbox() -> (FakeFal, Sandbox) {
     let fake = FakeFal::builder(ENDPOINT)
         .queued(1)
         .in_progress(1)
         .start()
         .await;
-    let sb = sandbox_for(&fake);
+    let mut sb = sandbox_for(&fake);
+    // acgs mcp takes configuration from the user file only.
+    sb.remove_env("ACGS_PROVIDERS__FAL__QUEUE_URL")
+        .remove_env("ACGS_NETWORK__ALLOW_HTTP_LOOPBACK");
     let inputs = sb.work().join("inputs");
     fs_err::create_dir_all(&inputs).expect("inputs");
     sb.user_config(&format!(
-        "[default.mcp]\nsession_limit = \"1.00\"\nallowed_input_roots = [\"{}\"]\n",
+        "[default.network]\nallow_http_loopback = true\n[default.providers.fal]\nqueue_url = \"{}\"\n[default.mcp]\nsession_limit = \"1.00\"\nallowed_input_roots = [\"{}\"]\n",
+        fake.uri(),
         inputs.display()
     ));
     (fake, sb)
@@ -212,4 +216,24 @@ async fn a_non_loopback_bind_needs_the_user_s_consent() {
         "a project file cannot allow it: {}",
         still.stderr
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn configuration_from_the_client_s_environment_or_config_flag_is_refused() {
+    let (fake, mut sb) = sandbox().await;
+    sb.set_env("ACGS_MCP__SESSION_LIMIT", "1000");
+    let refused = sb.run(&["mcp"]).await;
+    assert_eq!(refused.code, Some(2), "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("mcp.config_outside_user_file")
+            && refused.stderr.contains("ACGS_MCP__SESSION_LIMIT"),
+        "{}",
+        refused.stderr
+    );
+    sb.remove_env("ACGS_MCP__SESSION_LIMIT");
+    sb.work_file("other.toml", "[default.mcp]\nsession_limit = \"1000\"\n");
+    let refused = sb.run(&["--config", "other.toml", "mcp"]).await;
+    assert_eq!(refused.code, Some(2), "{}", refused.stderr);
+    assert!(refused.stderr.contains("--config"), "{}", refused.stderr);
+    assert_eq!(fake.submits().await, 0);
 }

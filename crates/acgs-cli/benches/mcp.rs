@@ -22,10 +22,10 @@ const STARTS: usize = 51;
 const LISTS: usize = 1001;
 const GENERATES: usize = 21;
 
-/// A sandbox: its own home, configuration and state.
+/// A sandbox: its own home, configuration (the fake's address, loopback allowed, a daily limit
+/// no run of the bench reaches: `acgs mcp` reads only the user file) and state.
 struct Sandbox {
     root: PathBuf,
-    fal: String,
 }
 
 impl Sandbox {
@@ -37,9 +37,6 @@ impl Sandbox {
             .env("XDG_CONFIG_HOME", self.root.join("config"))
             .env("XDG_STATE_HOME", self.root.join("state"))
             .env("FAL_KEY", FAL_KEY)
-            .env("ACGS_PROVIDERS__FAL__QUEUE_URL", &self.fal)
-            .env("ACGS_NETWORK__ALLOW_HTTP_LOOPBACK", "true")
-            .env("ACGS_COST_MANAGEMENT__DAILY_LIMIT", "100000")
             .current_dir(&self.root);
         cmd
     }
@@ -222,10 +219,13 @@ fn main() {
     for sub in ["home", "config", "state"] {
         fs_err::create_dir_all(root.join(sub)).expect("sandbox");
     }
-    let sandbox = Sandbox {
-        root,
-        fal: fake.uri(),
-    };
+    let config = format!(
+        "[default.network]\nallow_http_loopback = true\n[default.providers.fal]\nqueue_url = \"{}\"\n[default.cost_management]\ndaily_limit = 100000\n",
+        fake.uri()
+    );
+    fs_err::create_dir_all(root.join("config/acgs")).expect("config folder");
+    fs_err::write(root.join("config/acgs/config.toml"), config).expect("config");
+    let sandbox = Sandbox { root };
     let mut report = vec![start_to_ready(&sandbox), tools_list(&sandbox)];
     let (mcp, cli) = generates(&sandbox);
     report.push(mcp);

@@ -3,7 +3,7 @@
 //! `acgs-mcp`'s: this command only builds the suite and says where the session stands.
 
 use acgs_engine::Interrupt;
-use acgs_mcp::{HttpOptions, Session, Settings};
+use acgs_mcp::{HttpOptions, McpError, Session, Settings};
 
 use crate::app::App;
 use crate::cli::{McpAction, McpArgs};
@@ -31,7 +31,30 @@ fn token(app: &App) -> CmdResult {
         .map_err(|e| CliError::from(e).into())
 }
 
+/// Refuse configuration from anywhere but the user file: the environment and arguments of an
+/// MCP server come from the client's configuration, which a project can provide.
+fn check_sources(app: &App) -> Result<(), McpError> {
+    let user_file = app.loaded.paths.user_config();
+    let mut outside: Vec<String> = acgs_core::config::env_settings(&app.env)
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    outside.extend(
+        app.loaded
+            .files
+            .iter()
+            .filter(|(path, trusted)| *trusted && *path != user_file)
+            .map(|(path, _)| format!("--config {}", path.display())),
+    );
+    if outside.is_empty() {
+        Ok(())
+    } else {
+        Err(McpError::ConfigOutsideUserFile(outside.join(", ")))
+    }
+}
+
 async fn serve(app: &App, args: &McpArgs, interrupt: &Interrupt) -> CmdResult {
+    check_sources(app)?;
     let settings = Settings::from_config(&app.config().mcp)?;
     let http = match args.http {
         Some(addr) => {
