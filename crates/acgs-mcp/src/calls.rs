@@ -224,7 +224,7 @@ fn load_pipeline(
 ) -> Result<(Pipeline, BTreeMap<String, String>), ToolError> {
     let pipeline = check_pipeline(session, tool, file, &inputs).map_err(|e| {
         let error = ToolError::from_boxed(e.as_ref());
-        crate::server::refused(session, tool, &error);
+        session.refused(tool, &error);
         error
     })?;
     Ok((pipeline, inputs))

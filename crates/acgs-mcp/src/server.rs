@@ -138,12 +138,6 @@ impl Arguments<'_> {
     }
 }
 
-/// Audit a call refused before it reached the engine (which audits what it refuses itself).
-pub(crate) fn refused(session: &Session, tool: &str, error: &crate::results::ToolError) {
-    let operation = format!("mcp.{}", crate::results::printable_name(tool));
-    session.suite().audit_refusal(&operation, error.code());
-}
-
 impl AcgsMcp {
     /// Run tool `name`.
     async fn call(
@@ -216,7 +210,7 @@ impl ServerHandler for AcgsMcp {
         if let Err(error) = &result
             && error.code().starts_with("mcp.")
         {
-            refused(&self.session, &request.name, error);
+            self.session.refused(&request.name, error);
         }
         let result = result.unwrap_or_else(crate::results::ToolError::into_result);
         let redactor = self.session.suite().guard().redactor();

@@ -127,6 +127,12 @@ impl Session {
         &self.settings
     }
 
+    /// Audit a call refused before it reached the engine (which audits what it refuses itself).
+    pub(crate) fn refused(&self, tool: &str, error: &crate::results::ToolError) {
+        let operation = format!("mcp.{}", crate::results::printable_name(tool));
+        self.suite.audit_refusal(&operation, error.code());
+    }
+
     /// Note that run `run_id` was made in this session.
     pub(crate) fn remember_run(&self, run_id: &str) {
         if let Ok(mut runs) = self.runs.lock() {
