@@ -65,7 +65,8 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     if let Some(unknown) = args.first() {
         bail!("`cargo xtask ci` takes no arguments (got `{unknown}`)");
     }
-    let phases: [(&'static str, PhaseFn); 10] = [
+    let phases: [(&'static str, PhaseFn); 11] = [
+        ("tools", tools),
         ("fmt", fmt),
         ("crate graph", || crate::layers::check(&workspace_root())),
         ("module layers", || crate::modules::check(&workspace_root())),
@@ -112,6 +113,38 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         Some(e) => Err(e),
         None => Ok(()),
     }
+}
+
+/// Every tool the later phases need, checked before anything is built: a fresh machine learns
+/// in a second what to install, not after minutes of compiling.
+fn tools() -> Result<()> {
+    let missing = missing_tools(cargo_has, crate::pg::installed());
+    if missing.is_empty() {
+        say("tools: rustfmt, clippy, cargo-deny and PostgreSQL are installed");
+        return Ok(());
+    }
+    bail!(
+        "missing before anything is built (`.ci/run` installs them): {}",
+        missing.join("; ")
+    )
+}
+
+/// What is missing, with how to install it, given which cargo subcommands work and whether
+/// PostgreSQL is installed.
+fn missing_tools(cargo_has: impl Fn(&str) -> bool, postgres: bool) -> Vec<String> {
+    let mut missing: Vec<String> = [
+        ("fmt", "rustup component add rustfmt"),
+        ("clippy", "rustup component add clippy"),
+        ("deny", "cargo install cargo-deny --locked"),
+    ]
+    .into_iter()
+    .filter(|(sub, _)| !cargo_has(sub))
+    .map(|(sub, install)| format!("cargo {sub} ({install})"))
+    .collect();
+    if !postgres {
+        missing.push("PostgreSQL's initdb and pg_ctl (apt-get install postgresql)".to_owned());
+    }
+    missing
 }
 
 fn fmt() -> Result<()> {
@@ -195,4 +228,19 @@ fn benches() -> Result<()> {
         &["build", "--workspace", "--benches", "--locked"],
         &[],
     )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_missing_tool_is_named_with_how_to_install_it() {
+        assert!(super::missing_tools(|_| true, true).is_empty());
+        let missing = super::missing_tools(|sub| sub != "deny", false);
+        assert_eq!(missing.len(), 2, "{missing:?}");
+        assert!(
+            missing[0].contains("cargo install cargo-deny"),
+            "{missing:?}"
+        );
+        assert!(missing[1].contains("postgresql"), "{missing:?}");
+    }
 }

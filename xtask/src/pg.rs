@@ -40,6 +40,11 @@ fn find_bin_dir() -> Option<PathBuf> {
     versions.pop()
 }
 
+/// Whether PostgreSQL's server binaries can be found.
+pub(crate) fn installed() -> bool {
+    find_bin_dir().is_some()
+}
+
 fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
