@@ -94,7 +94,7 @@ pub enum Command {
     Audit(AuditArgs),
     /// Check this folder and your setup against the security checklist (exit 7 on a failure).
     Doctor(DoctorArgs),
-    /// Serve AI agents over the Model Context Protocol, within the [mcp] allowance.
+    /// Serve AI agents over the Model Context Protocol, within the allowance `[mcp]` sets.
     Mcp(McpArgs),
 }
 
