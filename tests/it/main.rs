@@ -19,6 +19,7 @@ mod hostile;
 mod leaks;
 mod mcp;
 mod pipeline;
+mod prompts;
 
 const ENDPOINT: &str = "fal-ai/flux/dev";
 

@@ -36,6 +36,8 @@ pub(crate) struct App {
     pub ui: Ui,
     /// `--yes`.
     pub yes: bool,
+    /// Fired by Ctrl-C and SIGTERM; prompts race it.
+    pub interrupt: acgs_engine::Interrupt,
     /// The one HTTP client, built when a provider first needs it (loading the TLS roots once).
     http: std::sync::OnceLock<HttpClient>,
     /// The spend ledger, opened once per process.
@@ -112,6 +114,7 @@ impl App {
         env: ProcessEnv,
         ui: Ui,
         builtin: BuiltinCatalog,
+        interrupt: &acgs_engine::Interrupt,
     ) -> Result<Self, Failure> {
         let sources = ConfigSources::standard(&env, cli.config.clone(), cli.profile.as_deref())?;
         let mut loaded = Config::load(&sources)?;
@@ -138,6 +141,7 @@ impl App {
             credentials,
             ui,
             yes: cli.yes,
+            interrupt: interrupt.clone(),
             http: std::sync::OnceLock::new(),
             ledger: tokio::sync::OnceCell::new(),
             audit_key: std::sync::OnceLock::new(),
@@ -174,6 +178,15 @@ impl App {
         Ok(self.base_builder().build()?)
     }
 
+    /// Questions on this terminal, racing Ctrl-C and SIGTERM (`--yes` answers them).
+    pub(crate) fn terminal_confirm(&self) -> TerminalConfirm {
+        TerminalConfirm {
+            yes: self.yes,
+            ui: self.ui.clone(),
+            interrupt: self.interrupt.clone(),
+        }
+    }
+
     fn base_builder(&self) -> SuiteBuilder {
         Suite::builder()
             .config(self.config().clone())
@@ -182,7 +195,7 @@ impl App {
             .caller(
                 Caller::new(&self.loaded.user(&self.env))
                     .origin(Origin::Cli)
-                    .confirm(Arc::new(TerminalConfirm { yes: self.yes })),
+                    .confirm(Arc::new(self.terminal_confirm())),
             )
     }
 

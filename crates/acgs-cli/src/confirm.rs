@@ -8,17 +8,24 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use acgs_core::Usd;
-use acgs_engine::{AlertHook, Confirm, ConfirmAnswer, SpendAlert};
+use acgs_engine::{AlertHook, Confirm, ConfirmAnswer, Interrupt, Signal, SpendAlert};
+
+use crate::ui::Ui;
 
 /// Confirms on the terminal.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct TerminalConfirm {
     /// `--yes` was given.
     pub yes: bool,
+    /// The terminal (its progress line is cleared before the question).
+    pub ui: Ui,
+    /// Ctrl-C and SIGTERM, which the question races.
+    pub interrupt: Interrupt,
 }
 
 impl TerminalConfirm {
-    /// Ask `question` once (`--yes` answers yes; without a terminal nobody can answer).
+    /// Ask `question` once (`--yes` answers yes; without a terminal nobody can answer; a signal
+    /// while waiting answers for it).
     pub(crate) fn ask(&self, question: &str) -> ConfirmAnswer {
         if self.yes {
             return ConfirmAnswer::Yes;
@@ -26,17 +33,54 @@ impl TerminalConfirm {
         if !std::io::stderr().is_terminal() || !std::io::stdin().is_terminal() {
             return ConfirmAnswer::Unavailable;
         }
-        let mut err = std::io::stderr().lock();
-        let _ = write!(err, "{question}? [y/N] ");
-        let _ = err.flush();
-        let mut answer = String::new();
-        if std::io::stdin().lock().read_line(&mut answer).is_err() {
-            return ConfirmAnswer::Unavailable;
+        self.ui.prompt(&format!("{question}? [y/N] "));
+        match read_line_or_signal(&self.interrupt) {
+            Answer::Line(answer) if matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes") => {
+                ConfirmAnswer::Yes
+            }
+            Answer::Line(_) => ConfirmAnswer::No,
+            Answer::Signal(signal) => ConfirmAnswer::Interrupted(signal),
+            Answer::Closed => ConfirmAnswer::Unavailable,
         }
-        if matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes") {
-            ConfirmAnswer::Yes
-        } else {
-            ConfirmAnswer::No
+    }
+}
+
+/// What a prompt got.
+pub(crate) enum Answer {
+    /// A line (without its newline).
+    Line(String),
+    /// Ctrl-C or SIGTERM came first.
+    Signal(Signal),
+    /// Standard input ended or failed.
+    Closed,
+}
+
+/// One line of standard input, or the signal that came first. The line is read on its own
+/// thread, since a blocked read cannot be interrupted; on a signal that thread is left to the
+/// process's exit.
+pub(crate) fn read_line_or_signal(interrupt: &Interrupt) -> Answer {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::Builder::new()
+        .name("acgs-prompt".into())
+        .spawn(move || {
+            let mut line = String::new();
+            let read = std::io::stdin().lock().read_line(&mut line);
+            let _ = tx.send(read.ok().filter(|n| *n > 0).map(|_| line));
+        });
+    if reader.is_err() {
+        return Answer::Closed;
+    }
+    loop {
+        if let Some(signal) = interrupt.signal() {
+            let _ = writeln!(std::io::stderr());
+            return Answer::Signal(signal);
+        }
+        match rx.recv_timeout(Duration::from_millis(20)) {
+            Ok(Some(line)) => return Answer::Line(line.trim_end_matches(['\r', '\n']).to_owned()),
+            Ok(None) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                return Answer::Closed;
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
         }
     }
 }

@@ -38,6 +38,9 @@ pub(crate) enum CliError {
     /// Writing the result failed.
     #[error("could not write the result: {0}")]
     Output(#[from] std::io::Error),
+    /// Ctrl-C or SIGTERM came while a question waited for an answer.
+    #[error("interrupted at the question: nothing was changed")]
+    Interrupted(acgs_engine::Signal),
     /// Steps of a pipeline run did not finish.
     #[error("{failed} step(s) of run {run_id} did not finish")]
     PipelineFailed {
@@ -54,6 +57,7 @@ impl UserFacing for CliError {
             Self::Usage(_) => "usage.invalid",
             Self::Output(_) => "io.output",
             Self::PipelineFailed { .. } => "pipeline.step_failed",
+            Self::Interrupted(_) => "run.interrupted",
         }
     }
 
@@ -62,6 +66,15 @@ impl UserFacing for CliError {
             Self::Usage(_) => ErrorKind::Usage,
             Self::Output(_) => ErrorKind::Internal,
             Self::PipelineFailed { .. } => ErrorKind::Provider,
+            Self::Interrupted(_) => ErrorKind::Usage,
+        }
+    }
+
+    fn exit_code(&self) -> i32 {
+        match self {
+            Self::Interrupted(acgs_engine::Signal::Interrupt) => 130,
+            Self::Interrupted(acgs_engine::Signal::Terminate) => 143,
+            _ => self.kind().exit_code(),
         }
     }
 

@@ -99,7 +99,7 @@ async fn dispatch(
     if let Command::Models(args) = &cli.command
         && args.refresh_prices
     {
-        let app = App::load(cli, env, ui, builtin)?;
+        let app = App::load(cli, env, ui, builtin, interrupt)?;
         return commands::models::refresh::run(&app).await;
     }
     if let Command::Models(args) = &cli.command
@@ -108,7 +108,7 @@ async fn dispatch(
     {
         // Fast path: the catalogue with user overrides needs the configuration, but a missing
         // or unreadable one must not stop a listing.
-        if let Ok(app) = App::load(cli, env.clone(), ui.clone(), builtin) {
+        if let Ok(app) = App::load(cli, env.clone(), ui.clone(), builtin, interrupt) {
             return commands::models::run(
                 &app.catalog,
                 args,
@@ -118,7 +118,7 @@ async fn dispatch(
         }
         return commands::models::run(&app::builtin_catalog()?, args, &ui, 2000);
     }
-    let app = App::load(cli, env, ui, builtin)?;
+    let app = App::load(cli, env, ui, builtin, interrupt)?;
     let result = command(cli, &app, interrupt).await;
     if cli.command.may_spend() {
         // The audit log's head, kept in the ledger, lets `acgs audit verify` see a cut tail.

@@ -145,6 +145,14 @@ impl Ui {
         }
     }
 
+    /// A question on the terminal, on a line of its own (the progress line is cleared first).
+    pub(crate) fn prompt(&self, question: &str) {
+        let mut err = std::io::stderr().lock();
+        self.clear_progress(&mut err);
+        let _ = err.write_all(printable(question).as_bytes());
+        let _ = err.flush();
+    }
+
     /// A note about the result (shown unless `--quiet`).
     pub(crate) fn note(&self, message: &str) {
         if self.quiet {

@@ -39,6 +39,8 @@ pub enum ConfirmAnswer {
     No,
     /// Nobody can be asked (no terminal, no `--yes`).
     Unavailable,
+    /// Ctrl-C or SIGTERM came while asking: nothing is reserved or sent.
+    Interrupted(crate::Signal),
 }
 
 /// Asks the user to confirm a worst-case spend (the CLI asks on the terminal; a library user may

@@ -143,30 +143,37 @@ fn save(app: &App, path: &std::path::Path, doc: &toml_edit::DocumentMut) -> CmdR
     Ok(())
 }
 
-/// Read a key: a hidden prompt on a terminal, else all of stdin (trimmed).
-fn read_secret(name: &str, profile: &str) -> Result<secrecy::SecretString, Failure> {
-    use std::io::{BufRead as _, IsTerminal as _, Read as _, Write as _};
+/// Read a key: a hidden prompt on a terminal (racing Ctrl-C and SIGTERM, echo restored either
+/// way), else all of stdin (trimmed).
+fn read_secret(app: &App, name: &str, profile: &str) -> Result<secrecy::SecretString, Failure> {
+    use std::io::{IsTerminal as _, Read as _, Write as _};
     let stdin = std::io::stdin();
     let mut raw = String::new();
     if stdin.is_terminal() {
-        let _ = write!(
-            std::io::stderr(),
-            "{name} for profile {profile} (input hidden): "
-        );
-        let _ = std::io::stderr().flush();
+        app.ui
+            .prompt(&format!("{name} for profile {profile} (input hidden): "));
         let saved = rustix::termios::tcgetattr(&stdin).ok();
         if let Some(mut quiet) = saved.clone() {
             quiet.local_modes.remove(rustix::termios::LocalModes::ECHO);
             let _ =
                 rustix::termios::tcsetattr(&stdin, rustix::termios::OptionalActions::Now, &quiet);
         }
-        let read = stdin.lock().read_line(&mut raw);
+        let answer = crate::confirm::read_line_or_signal(&app.interrupt);
         if let Some(saved) = saved {
             let _ =
                 rustix::termios::tcsetattr(&stdin, rustix::termios::OptionalActions::Now, &saved);
         }
-        let _ = writeln!(std::io::stderr());
-        read.map_err(CliError::from)?;
+        match answer {
+            crate::confirm::Answer::Line(line) => {
+                // The Enter that ended the hidden input was not echoed.
+                let _ = writeln!(std::io::stderr());
+                raw = line;
+            }
+            crate::confirm::Answer::Signal(signal) => {
+                return Err(CliError::Interrupted(signal).into());
+            }
+            crate::confirm::Answer::Closed => {}
+        }
     } else {
         stdin
             .lock()
@@ -189,7 +196,7 @@ pub(crate) fn set(app: &App, name: &str) -> CmdResult {
     use secrecy::ExposeSecret as _;
     let name = known_name(name)?;
     let profile = app.loaded.profile.as_str().to_owned();
-    let secret = read_secret(name, &profile)?;
+    let secret = read_secret(app, name, &profile)?;
     app.ui.redactor().add_secret(secret.expose_secret());
     let (path, mut doc) = credentials_doc(app)?;
     let table = doc

@@ -117,7 +117,7 @@ pub(crate) mod refresh {
             .filter(|m| m.provider == ProviderId::Fal)
         {
             let mut outcome = api.refresh(model, today).await;
-            if outcome.far && !confirm_far(app, &outcome) {
+            if outcome.far && !confirm_far(app, &outcome)? {
                 let new = outcome.new.take().map(|p| p.rate);
                 outcome.note = format!(
                     "moved more than 4× (to ${}); not written: confirm on a terminal or pass --yes",
@@ -130,8 +130,9 @@ pub(crate) mod refresh {
         report(app, &outcomes)
     }
 
-    /// Whether a price that moved more than 4× may be written: `--yes`, or a yes on the terminal.
-    fn confirm_far(app: &App, outcome: &Outcome) -> bool {
+    /// Whether a price that moved more than 4× may be written: `--yes`, or a yes on the terminal
+    /// (Ctrl-C there stops the refresh, nothing written).
+    fn confirm_far(app: &App, outcome: &Outcome) -> Result<bool, Failure> {
         use acgs_engine::ConfirmAnswer;
         let new = outcome.new.as_ref().map(|p| p.rate).unwrap_or_default();
         let what = format!(
@@ -139,8 +140,10 @@ pub(crate) mod refresh {
             outcome.key,
             outcome.old.unwrap_or_default()
         );
-        let confirm = crate::confirm::TerminalConfirm { yes: app.yes };
-        confirm.ask(&what) == ConfirmAnswer::Yes
+        match app.terminal_confirm().ask(&what) {
+            ConfirmAnswer::Interrupted(signal) => Err(CliError::Interrupted(signal).into()),
+            answer => Ok(answer == ConfirmAnswer::Yes),
+        }
     }
 
     /// Write `[default.models.<key>.pricing]` tables into the user config, keeping the rest.

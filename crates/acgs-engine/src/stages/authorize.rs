@@ -58,6 +58,12 @@ pub(crate) fn check(
             ConfirmAnswer::Unavailable => {
                 return Err(GuardError::ConfirmationRequired { estimate }.into());
             }
+            ConfirmAnswer::Interrupted(signal) => {
+                return Err(EngineError::Interrupted {
+                    signal,
+                    note: "at the spending question: nothing was reserved or sent".into(),
+                });
+            }
         }
     }
     Ok(decision)

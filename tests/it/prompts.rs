@@ -1,0 +1,108 @@
+//! Questions on a real terminal (a pseudo-terminal): Ctrl-C (SIGINT) and SIGTERM while acgs
+//! waits for an answer end it at once with 130 and 143, and nothing is reserved.
+
+use std::io::Read as _;
+use std::os::fd::OwnedFd;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use acgs_testkit::fal::FakeFal;
+use rustix::fs::{Mode, OFlags};
+use rustix::pty::OpenptFlags;
+
+use super::{ENDPOINT, ledger_rows, sandbox_for};
+
+/// A pseudo-terminal: the controlling side and the terminal side.
+fn pty() -> (OwnedFd, OwnedFd) {
+    let master = rustix::pty::openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY).expect("openpt");
+    rustix::pty::grantpt(&master).expect("grantpt");
+    rustix::pty::unlockpt(&master).expect("unlockpt");
+    let name = rustix::pty::ptsname(&master, Vec::new()).expect("ptsname");
+    let terminal = rustix::fs::open(
+        name.as_c_str(),
+        OFlags::RDWR | OFlags::NOCTTY,
+        Mode::empty(),
+    )
+    .expect("terminal side");
+    (master, terminal)
+}
+
+/// Everything written to the terminal, gathered on a thread.
+fn gather(master: OwnedFd) -> Arc<Mutex<String>> {
+    let seen = Arc::new(Mutex::new(String::new()));
+    let sink = Arc::clone(&seen);
+    std::thread::spawn(move || {
+        let mut file = std::fs::File::from(master);
+        let mut buf = [0u8; 4096];
+        // Ends with an error once the last terminal-side descriptor is closed.
+        while let Ok(n) = file.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock()
+                .expect("lock")
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    seen
+}
+
+async fn signal_at_the_spend_question(signal: rustix::process::Signal, expected: i32) {
+    let fake = FakeFal::builder(ENDPOINT).start().await;
+    let sb = sandbox_for(&fake);
+    let (master, terminal) = pty();
+    let mut command = sb.command(&["image", "a kite over the dunes"]);
+    command
+        .stdin(Stdio::from(terminal.try_clone().expect("fd")))
+        .stdout(Stdio::from(terminal.try_clone().expect("fd")))
+        .stderr(Stdio::from(terminal));
+    let mut child = command.spawn().expect("acgs starts");
+    let seen = gather(master);
+    let asked = Instant::now();
+    while !seen.lock().expect("lock").contains("Spend up to") {
+        assert!(
+            asked.elapsed() < Duration::from_secs(30),
+            "no question: {}",
+            seen.lock().expect("lock")
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let pid =
+        rustix::process::Pid::from_raw(i32::try_from(child.id().expect("running")).expect("pid"))
+            .expect("pid");
+    let sent = Instant::now();
+    rustix::process::kill_process(pid, signal).expect("signal");
+    let status = tokio::time::timeout(Duration::from_secs(5), child.wait())
+        .await
+        .expect("acgs ends")
+        .expect("status");
+    assert!(
+        sent.elapsed() < Duration::from_secs(1),
+        "ended {:?} after the signal",
+        sent.elapsed()
+    );
+    assert_eq!(
+        status.code(),
+        Some(expected),
+        "{}",
+        seen.lock().expect("lock")
+    );
+    assert!(ledger_rows(&sb).await.is_empty(), "nothing was reserved");
+    assert_eq!(fake.submits().await, 0);
+    let shown = seen.lock().expect("lock").clone();
+    assert!(
+        !shown.contains("authorizingSpend"),
+        "the question is on its own line: {shown}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_at_the_spend_question_exits_130_at_once() {
+    signal_at_the_spend_question(rustix::process::Signal::INT, 130).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_at_the_spend_question_exits_143_at_once() {
+    signal_at_the_spend_question(rustix::process::Signal::TERM, 143).await;
+}
