@@ -265,6 +265,8 @@ async fn money_and_guard_refusals_send_nothing() {
         "closest keys are named: {}",
         run.stderr
     );
+    // flux_dev's $0.025 is under the default confirm_above: lower it to ask.
+    sb.set_env("ACGS_COST_MANAGEMENT__CONFIRM_ABOVE", "0.01");
     assert_code(
         &sb.run(&["image", "a fox"]).await,
         4,
@@ -282,6 +284,34 @@ async fn money_and_guard_refusals_send_nothing() {
         outcomes.len() >= 5 && outcomes.iter().all(|o| o == "refused"),
         "{outcomes:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_under_confirm_above_is_not_asked_about() {
+    let fake = FakeFal::builder(ENDPOINT).start().await;
+    let sb = sandbox_for(&fake);
+    let run = sb.run(&["--json", "image", "a fox"]).await;
+    assert_eq!(
+        run.code,
+        Some(0),
+        "no --yes needed for $0.025: {}",
+        run.stderr
+    );
+    assert_eq!(fake.submits().await, 1);
+    let mut sb = sb;
+    sb.set_env("ACGS_COST_MANAGEMENT__CONFIRM_ABOVE", "0.02");
+    assert_code(
+        &sb.run(&["image", "a fox"]).await,
+        4,
+        "budget.confirmation_required",
+    );
+    sb.work_file(
+        "acgs.toml",
+        "[default.cost_management]\nconfirm_above = \"1.00\"\n",
+    );
+    sb.remove_env("ACGS_COST_MANAGEMENT__CONFIRM_ABOVE");
+    let raised = sb.run(&["image", "a fox"]).await;
+    assert_code(&raised, 2, "config.loosens_limit");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -50,7 +50,9 @@ fn gather(master: OwnedFd) -> Arc<Mutex<String>> {
 
 async fn signal_at_the_spend_question(signal: rustix::process::Signal, expected: i32) {
     let fake = FakeFal::builder(ENDPOINT).start().await;
-    let sb = sandbox_for(&fake);
+    let mut sb = sandbox_for(&fake);
+    // flux_dev's $0.025 is under the default confirm_above: lower it so that acgs asks.
+    sb.set_env("ACGS_COST_MANAGEMENT__CONFIRM_ABOVE", "0");
     let (master, terminal) = pty();
     let mut command = sb.command(&["image", "a kite over the dunes"]);
     command

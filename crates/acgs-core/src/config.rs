@@ -125,6 +125,9 @@ pub struct CostManagement {
     pub warn_threshold: Usd,
     /// Ask before spending (or require `--yes` without a terminal).
     pub require_confirmation: bool,
+    /// Worst cases at or below this are spent without asking (a $0.0001 text request is not
+    /// worth a question); above it, `require_confirmation` asks.
+    pub confirm_above: Usd,
     /// IANA time zone that defines the day.
     pub timezone: String,
     /// Allow models without a catalogue price (audited).
@@ -145,6 +148,7 @@ impl Default for CostManagement {
             daily_limit: Usd::from_dollars(100),
             warn_threshold: Usd::from_dollars(5),
             require_confirmation: true,
+            confirm_above: Usd::from_micros(50_000),
             timezone: "UTC".into(),
             allow_unpriced_models: false,
             unverified_price_margin: Ratio(2000),
@@ -940,6 +944,7 @@ fn tightens_cost(
         daily_limit,
         warn_threshold,
         require_confirmation,
+        confirm_above,
         timezone,
         allow_unpriced_models,
         unverified_price_margin,
@@ -952,6 +957,7 @@ fn tightens_cost(
         ("max_cost_per_run", base.max_cost_per_run, *max_cost_per_run),
         ("daily_limit", base.daily_limit, *daily_limit),
         ("warn_threshold", base.warn_threshold, *warn_threshold),
+        ("confirm_above", base.confirm_above, *confirm_above),
     ];
     if let Some((name, ..)) = money.iter().find(|(_, before, after)| after > before) {
         return Err(key(name));

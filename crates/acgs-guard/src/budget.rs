@@ -25,7 +25,7 @@ pub fn check_run(estimate: Usd, cost: &CostManagement) -> Result<SpendDecision, 
     }
     Ok(SpendDecision {
         warn: estimate >= cost.warn_threshold && estimate > Usd::ZERO,
-        confirm: cost.require_confirmation && estimate > Usd::ZERO,
+        confirm: cost.require_confirmation && estimate > cost.confirm_above.max(Usd::ZERO),
     })
 }
 
@@ -87,8 +87,16 @@ mod tests {
         let d = check_run(Usd::from_dollars(10), &cost).expect("at the limit is allowed");
         assert!(d.warn && d.confirm);
         let d = check_run(Usd::parse("0.025").expect("usd"), &cost).expect("small");
+        assert!(!d.warn && !d.confirm, "under confirm_above nobody is asked");
+        let d = check_run(Usd::parse("0.06").expect("usd"), &cost).expect("above");
         assert!(!d.warn && d.confirm);
-        let d = check_run(Usd::ZERO, &cost).expect("free");
+        let always = CostManagement {
+            confirm_above: Usd::ZERO,
+            ..CostManagement::default()
+        };
+        let d = check_run(Usd::parse("0.0001").expect("usd"), &always).expect("tiny");
+        assert!(d.confirm, "confirm_above = 0 asks about any spend");
+        let d = check_run(Usd::ZERO, &always).expect("free");
         assert!(!d.confirm);
     }
 }

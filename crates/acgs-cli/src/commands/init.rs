@@ -18,6 +18,7 @@ max_cost_per_run = 5.00
 daily_limit = 20.00
 warn_threshold = 2.00
 require_confirmation = true
+confirm_above = 0.05
 "#;
 
 /// The starter pipeline: text → image → video, checked by `acgs validate pipeline.yaml`.

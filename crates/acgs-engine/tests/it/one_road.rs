@@ -102,6 +102,8 @@ impl Scenario {
         if matches!(self, Self::BudgetRefusal) {
             config.cost_management.daily_limit = Usd::from_micros(10_000);
         }
+        // Ask about every spend, however small.
+        config.cost_management.confirm_above = Usd::ZERO;
         let ledger =
             Arc::new(SqliteLedger::open(&dir.path().join("ledger.sqlite3")).expect("ledger"));
         let audit = Arc::new(MemoryAudit::default());
