@@ -315,6 +315,45 @@ async fn a_request_under_confirm_above_is_not_asked_about() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn models_show_completions_and_man_come_from_the_binary() {
+    let sb = Sandbox::new();
+    let shown = sb.run(&["models", "show", "kontext"]).await;
+    assert_eq!(shown.code, Some(0), "{}", shown.stderr);
+    for needle in [
+        "fal-ai/flux-kontext/dev",
+        "image_url *",
+        "1–20",
+        "safety",
+        "unverified on",
+    ] {
+        assert!(shown.stdout.contains(needle), "{needle}: {}", shown.stdout);
+    }
+    let json = sb
+        .run(&["--json", "models", "show", "fal:kontext"])
+        .await
+        .json();
+    assert_eq!(json["model"]["key"], "kontext");
+    let unknown = sb.run(&["models", "show", "kontxt"]).await;
+    assert_code(&unknown, 2, "model.unknown");
+    assert!(unknown.stderr.contains("kontext"), "{}", unknown.stderr);
+    let bash = sb.run(&["completions", "bash"]).await;
+    assert!(
+        bash.stdout.contains("_acgs()") && bash.stdout.contains("models"),
+        "{}",
+        bash.stdout
+    );
+    let zsh = sb.run(&["completions", "zsh"]).await;
+    assert!(zsh.stdout.starts_with("#compdef acgs"), "{}", zsh.stdout);
+    let man = sb.run(&["man"]).await;
+    assert_eq!(man.code, Some(0));
+    assert!(
+        man.stdout.contains(".TH acgs 1") && man.stdout.contains("mcp"),
+        "{}",
+        man.stdout
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn flagged_images_are_never_written() {
     let fake = FakeFal::builder(ENDPOINT)
         .outcome(Outcome::Nsfw)

@@ -96,6 +96,13 @@ pub enum Command {
     Doctor(DoctorArgs),
     /// Serve AI agents over the Model Context Protocol, within the allowance `[mcp]` sets.
     Mcp(McpArgs),
+    /// Print the completion script of a shell (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) of acgs; `acgs man | man -l -` shows it.
+    Man,
 }
 
 impl Command {
@@ -492,6 +499,20 @@ pub struct ModelsArgs {
     /// Read fal's current prices from its pricing API into your user config.
     #[arg(long)]
     pub refresh_prices: bool,
+    /// One model instead of the list.
+    #[command(subcommand)]
+    pub action: Option<ModelsAction>,
+}
+
+/// `acgs models …`.
+#[derive(Debug, Subcommand)]
+pub enum ModelsAction {
+    /// One model: endpoint, parameters with their kinds, types, ranges and defaults, its price
+    /// with source and date, and what it outputs.
+    Show {
+        /// The model key (`flux_dev` or `fal:flux_dev`).
+        model: String,
+    },
 }
 
 /// `acgs keys`.

@@ -96,6 +96,11 @@ async fn dispatch(
     builtin: app::BuiltinCatalog,
     interrupt: &Interrupt,
 ) -> CmdResult {
+    match &cli.command {
+        Command::Completions { shell } => return commands::manual::completions(*shell, &ui),
+        Command::Man => return commands::manual::man(&ui),
+        _ => {}
+    }
     if let Command::Models(args) = &cli.command
         && args.refresh_prices
     {
@@ -167,6 +172,7 @@ async fn command(cli: &Cli, app: &App, interrupt: &Interrupt) -> CmdResult {
         Command::Audit(args) => commands::audit::run(app, args).await,
         Command::Doctor(args) => commands::doctor::run(app, args).await,
         Command::Mcp(args) => commands::mcp::run(app, args, interrupt).await,
+        Command::Completions { .. } | Command::Man => Ok(()),
     }
 }
 

@@ -6,6 +6,7 @@ pub(crate) mod generate;
 pub(crate) mod guard;
 pub(crate) mod init;
 pub(crate) mod keys;
+pub(crate) mod manual;
 pub(crate) mod mcp;
 pub(crate) mod models;
 pub(crate) mod pipeline;

@@ -4,17 +4,130 @@ use acgs_core::catalog::ModelSpec;
 use acgs_core::{ProviderId, TaskKind};
 use serde_json::json;
 
-use crate::cli::ModelsArgs;
+use crate::cli::{ModelsAction, ModelsArgs};
 use crate::failure::{CliError, CmdResult};
 use crate::ui::Ui;
 
-/// List models, filtered by task and provider.
+/// `acgs models show KEY`: one model, everything the catalogue knows of it.
+fn show(catalog: &acgs_core::Catalog, key: &str, ui: &Ui) -> CmdResult {
+    let model = catalog.resolve(key)?;
+    if ui.json {
+        return ui
+            .result_json(&json!({ "model": model.as_ref() }))
+            .map_err(|e| CliError::from(e).into());
+    }
+    let mut text = format!(
+        "{} ({})\nprovider  {}\nendpoint  {}\ntask      {}\n",
+        model.key, model.name, model.provider, model.endpoint, model.task
+    );
+    text.push_str(&format!("price     {}\n", price_line(&model)));
+    if !model.default_for.is_empty() {
+        text.push_str(&format!("default   for {}\n", model.default_for.join(", ")));
+    }
+    text.push_str(&format!("deadline  {} s\n\n", model.deadline_secs));
+    let mut rows = vec![
+        [
+            "PARAMETER",
+            "KIND",
+            "TYPE",
+            "GIVEN AS",
+            "ALLOWED",
+            "DEFAULT",
+        ]
+        .map(str::to_owned),
+    ];
+    for (name, spec) in &model.params {
+        rows.push([
+            format!("{name}{}", if spec.required { " *" } else { "" }),
+            format!("{:?}", spec.kind).to_lowercase(),
+            format!("{:?}", spec.ty).to_lowercase(),
+            // A flag's field is the command's own argument or option, or a pipeline step key.
+            spec.flag
+                .clone()
+                .unwrap_or_else(|| format!("--param {name}=…")),
+            allowed(spec),
+            spec.default
+                .as_ref()
+                .map_or_else(|| "-".into(), ToString::to_string),
+        ]);
+    }
+    text.push_str(&aligned(&rows));
+    for (name, reason) in &model.unsupported {
+        text.push_str(&format!("not supported: {name}: {reason}\n"));
+    }
+    text.push_str("* required\n");
+    ui.result_text(&text).map_err(|e| CliError::from(e).into())
+}
+
+/// A model's price in one line: rate, unit, tiers, and where it came from.
+fn price_line(model: &ModelSpec) -> String {
+    let Some(p) = &model.pricing else {
+        return "unpriced (refused unless allow_unpriced_models)".into();
+    };
+    let tiers: String = p
+        .tiers
+        .iter()
+        .map(|t| {
+            format!(
+                "; ${} when {}",
+                t.rate,
+                serde_json::to_string(&t.when).unwrap_or_default()
+            )
+        })
+        .collect();
+    format!(
+        "${} per {}{tiers} — {} on {} ({})",
+        p.rate,
+        p.unit.label(),
+        if p.verified { "verified" } else { "unverified" },
+        p.priced_on,
+        p.source
+    )
+}
+
+/// What a parameter accepts: its values, its range, its size limits.
+fn allowed(spec: &acgs_core::catalog::ParamSpec) -> String {
+    if !spec.values.is_empty() {
+        let values: Vec<String> = spec
+            .values
+            .iter()
+            .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+            .collect();
+        return values.join(" | ");
+    }
+    let mut parts = Vec::new();
+    match (spec.min, spec.max) {
+        (Some(min), Some(max)) => parts.push(format!("{min}–{max}")),
+        (Some(min), None) => parts.push(format!("≥ {min}")),
+        (None, Some(max)) => parts.push(format!("≤ {max}")),
+        (None, None) => {}
+    }
+    if let Some(media) = spec.media {
+        parts.push(format!("{media:?}").to_lowercase());
+    }
+    if let Some(secs) = spec.max_seconds {
+        parts.push(format!("≤ {secs} s"));
+    }
+    if let Some(items) = spec.max_items {
+        parts.push(format!("≤ {items} files"));
+    }
+    if parts.is_empty() {
+        "-".into()
+    } else {
+        parts.join(", ")
+    }
+}
+
+/// List models, filtered by task and provider, or show one.
 pub(crate) fn run(
     catalog: &acgs_core::Catalog,
     args: &ModelsArgs,
     ui: &Ui,
     margin_permille: u32,
 ) -> CmdResult {
+    if let Some(ModelsAction::Show { model }) = &args.action {
+        return show(catalog, model, ui);
+    }
     let task = match &args.task {
         Some(name) => Some(TaskKind::from_name(name).ok_or_else(|| {
             CliError::Usage(format!(
