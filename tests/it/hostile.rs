@@ -347,3 +347,86 @@ async fn doctor_finds_other_services_credentials_and_respects_marked_fakes() {
         clean.stdout
     );
 }
+
+/// `acgs args…` with `stdin` piped in.
+async fn run_with_stdin(sb: &Sandbox, args: &[&str], stdin: &str) -> Run {
+    use tokio::io::AsyncWriteExt as _;
+    let mut child = sb
+        .command(args)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("acgs starts");
+    let mut pipe = child.stdin.take().expect("stdin");
+    pipe.write_all(stdin.as_bytes()).await.expect("write");
+    drop(pipe);
+    let output = child.wait_with_output().await.expect("acgs ends");
+    Run {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn input_mistakes_are_explained_before_money_moves() {
+    let sb = Sandbox::new();
+    let missing = sb
+        .run(&["video", "waves", "--image", "nope.png", "--dry-run"])
+        .await;
+    assert_eq!(missing.code, Some(2), "{}", missing.stderr);
+    assert!(
+        missing.stderr.contains("input.unreadable")
+            && missing.stderr.contains("no such file")
+            && !missing.stderr.contains("entity not found")
+            && !missing.stderr.contains("acgs models --json"),
+        "{}",
+        missing.stderr
+    );
+    // A phone photo (HEIC) is an image, not a video.
+    let mut heic = b"\0\0\0\x18ftypheic\0\0\0\0mif1heic".to_vec();
+    heic.extend_from_slice(b"\0\0\0\x14ispe\0\0\0\0\0\0\x04\0\0\0\x03\0");
+    heic.resize(4096, 0);
+    fs_err::write(sb.work().join("photo.heic"), &heic).expect("heic");
+    let photo = sb
+        .run(&[
+            "--json",
+            "video",
+            "waves",
+            "--image",
+            "photo.heic",
+            "--dry-run",
+        ])
+        .await;
+    assert_eq!(photo.code, Some(0), "{}", photo.stderr);
+    assert_eq!(photo.json()["inputs"][0]["content_type"], "image/heic");
+    let piped = run_with_stdin(
+        &sb,
+        &["--json", "text", "--dry-run"],
+        "a haiku about rain\n",
+    )
+    .await;
+    assert_eq!(piped.code, Some(0), "{}", piped.stderr);
+    assert!(
+        piped.stdout.contains("a haiku about rain"),
+        "{}",
+        piped.stdout
+    );
+    let dash = run_with_stdin(&sb, &["--json", "text", "-", "--dry-run"], "a limerick").await;
+    assert!(
+        dash.stdout.contains("a limerick") && !dash.stdout.contains("\"-\""),
+        "{}",
+        dash.stdout
+    );
+    let file_dash = run_with_stdin(
+        &sb,
+        &["--json", "speech", "--file", "-", "--dry-run"],
+        "Hello there.",
+    )
+    .await;
+    assert_eq!(file_dash.code, Some(0), "{}", file_dash.stderr);
+    assert!(
+        file_dash.stdout.contains("Hello there."),
+        "{}",
+        file_dash.stdout
+    );
+}

@@ -374,10 +374,10 @@ pub struct TranscribeArgs {
 /// `acgs text`.
 #[derive(Debug, Args)]
 pub struct TextArgs {
-    /// What to write (or use --file).
-    #[arg(required_unless_present = "file", conflicts_with = "file")]
+    /// What to write (or use --file; `-`, or nothing with piped input, reads standard input).
+    #[arg(conflicts_with = "file")]
     pub prompt: Option<String>,
-    /// Read the prompt from a file (UTF-8, at most 4 MiB).
+    /// Read the prompt from a file (UTF-8, at most 4 MiB; `-` is standard input).
     #[arg(long, value_name = "PATH")]
     pub file: Option<PathBuf>,
     /// How to write: a system instruction, kept apart from the prompt.
@@ -413,10 +413,11 @@ pub struct AnalyzeArgs {
 /// `acgs speech`.
 #[derive(Debug, Args)]
 pub struct SpeechArgs {
-    /// What to say (or use --file).
-    #[arg(required_unless_present = "file", conflicts_with = "file")]
+    /// What to say (or use --file; `-`, or nothing with piped input, reads standard input).
+    #[arg(conflicts_with = "file")]
     pub text: Option<String>,
-    /// Read the text from a file (UTF-8, at most 4 MiB; `guard.max_speech_chars` applies).
+    /// Read the text from a file (UTF-8, at most 4 MiB, `-` is standard input;
+    /// `guard.max_speech_chars` applies).
     #[arg(long, value_name = "PATH")]
     pub file: Option<PathBuf>,
     /// Voice name or id (`acgs voices`; default: Rachel).

@@ -198,6 +198,10 @@ pub enum ContentType {
     Webp,
     /// GIF image.
     Gif,
+    /// HEIC/HEIF photo (what phones take).
+    Heic,
+    /// AVIF image.
+    Avif,
     /// MP4 video.
     Mp4,
     /// QuickTime video.
@@ -231,6 +235,8 @@ impl ContentType {
             Self::Jpeg => "jpg",
             Self::Webp => "webp",
             Self::Gif => "gif",
+            Self::Heic => "heic",
+            Self::Avif => "avif",
             Self::Mp4 => "mp4",
             Self::Quicktime => "mov",
             Self::Webm => "webm",
@@ -253,6 +259,8 @@ impl ContentType {
             Self::Jpeg => "image/jpeg",
             Self::Webp => "image/webp",
             Self::Gif => "image/gif",
+            Self::Heic => "image/heic",
+            Self::Avif => "image/avif",
             Self::Mp4 => "video/mp4",
             Self::Quicktime => "video/quicktime",
             Self::Webm => "video/webm",
@@ -271,7 +279,9 @@ impl ContentType {
     #[must_use]
     pub const fn media_kind(self) -> MediaKind {
         match self {
-            Self::Png | Self::Jpeg | Self::Webp | Self::Gif => MediaKind::Image,
+            Self::Png | Self::Jpeg | Self::Webp | Self::Gif | Self::Heic | Self::Avif => {
+                MediaKind::Image
+            }
             Self::Mp4 | Self::Quicktime | Self::Webm => MediaKind::Video,
             Self::Mp3 | Self::Wav | Self::Ogg | Self::Flac | Self::M4a => MediaKind::Audio,
             Self::Text | Self::Json | Self::Srt => MediaKind::Text,
@@ -282,37 +292,26 @@ impl ContentType {
     /// Text types are never sniffed: acgs writes those itself.
     #[must_use]
     pub fn sniff(head: &[u8]) -> Option<Self> {
-        let at =
-            |offset: usize, magic: &[u8]| head.get(offset..offset + magic.len()) == Some(magic);
-        if at(0, b"\x89PNG\r\n\x1a\n") {
-            Some(Self::Png)
-        } else if at(0, b"\xff\xd8\xff") {
-            Some(Self::Jpeg)
-        } else if at(0, b"GIF87a") || at(0, b"GIF89a") {
-            Some(Self::Gif)
-        } else if at(0, b"RIFF") && at(8, b"WEBP") {
-            Some(Self::Webp)
-        } else if at(0, b"RIFF") && at(8, b"WAVE") {
-            Some(Self::Wav)
-        } else if at(4, b"ftyp") {
-            if at(8, b"qt  ") {
-                Some(Self::Quicktime)
-            } else if at(8, b"M4A ") || at(8, b"M4B ") {
-                Some(Self::M4a)
-            } else {
-                Some(Self::Mp4)
-            }
-        } else if at(0, b"\x1a\x45\xdf\xa3") {
-            Some(Self::Webm)
-        } else if at(0, b"OggS") {
-            Some(Self::Ogg)
-        } else if at(0, b"fLaC") {
-            Some(Self::Flac)
-        } else if at(0, b"ID3") || matches!(head, [0xff, second, ..] if second & 0xe0 == 0xe0) {
-            Some(Self::Mp3)
-        } else {
-            None
-        }
+        let found = infer::get(head).and_then(|kind| match kind.mime_type() {
+            "image/png" => Some(Self::Png),
+            "image/jpeg" => Some(Self::Jpeg),
+            "image/gif" => Some(Self::Gif),
+            "image/webp" => Some(Self::Webp),
+            "image/heif" => Some(Self::Heic),
+            "image/avif" => Some(Self::Avif),
+            "video/mp4" => Some(Self::Mp4),
+            "video/quicktime" => Some(Self::Quicktime),
+            "video/webm" | "video/x-matroska" => Some(Self::Webm),
+            "audio/mpeg" => Some(Self::Mp3),
+            "audio/x-wav" => Some(Self::Wav),
+            "audio/ogg" | "audio/opus" => Some(Self::Ogg),
+            "audio/x-flac" => Some(Self::Flac),
+            "audio/m4a" | "audio/x-m4a" => Some(Self::M4a),
+            _ => None,
+        });
+        // Any other ISO media file (brands infer does not list) is read as MP4; an image brand
+        // was recognised above.
+        found.or_else(|| (head.get(4..8) == Some(b"ftyp")).then_some(Self::Mp4))
     }
 }
 
@@ -341,6 +340,22 @@ mod tests {
         for (bytes, expected) in cases {
             assert_eq!(ContentType::sniff(bytes), Some(expected));
         }
+    }
+
+    #[test]
+    fn phone_photos_are_images_and_unknown_iso_brands_are_mp4() {
+        let heic = b"\0\0\0\x18ftypheic\0\0\0\0mif1heic\0\0\0\0";
+        let heif = b"\0\0\0\x1cftypmif1\0\0\0\0mif1heicmiaf\0\0\0\0";
+        let avif = b"\0\0\0\x1cftypavif\0\0\0\0avifmif1miaf\0\0\0\0";
+        assert_eq!(ContentType::sniff(heic), Some(ContentType::Heic));
+        assert_eq!(ContentType::sniff(heif), Some(ContentType::Heic));
+        assert_eq!(ContentType::sniff(avif), Some(ContentType::Avif));
+        for kind in [ContentType::Heic, ContentType::Avif] {
+            assert_eq!(kind.media_kind(), MediaKind::Image);
+        }
+        let odd = b"\0\0\0\x18ftypxyz1\0\0\0\0xyz1isom\0\0\0\0";
+        assert_eq!(ContentType::sniff(odd), Some(ContentType::Mp4));
+        assert_eq!(ContentType::sniff(b"hello, I am text named clip.mp4"), None);
     }
 
     #[test]

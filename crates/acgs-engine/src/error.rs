@@ -54,6 +54,16 @@ pub enum EngineError {
         /// The file's name (never the whole path, which may say more than the caller knew).
         shown: String,
     },
+    /// An input file could not be opened (missing, unreadable, not a regular file).
+    #[error("input `{flag}`: cannot read {shown}: {reason}")]
+    InputUnreadable {
+        /// The input's flag.
+        flag: String,
+        /// The file's name.
+        shown: String,
+        /// Why, in words.
+        reason: String,
+    },
     /// The worst case is above the ceiling the caller set for this call: refused, not made
     /// cheaper.
     #[error("the worst case is ${estimate}, above this call's ceiling of ${cap}")]
@@ -187,6 +197,7 @@ impl UserFacing for EngineError {
             Self::Price(e) => e.code(),
             Self::InvalidParam { .. } => "input.invalid_param",
             Self::InputOutsideRoots { .. } => "input.outside_roots",
+            Self::InputUnreadable { .. } => "input.unreadable",
             Self::OverCap { .. } => "budget.max_cost_below_estimate",
             Self::SafetyOverride { .. } => "guard.safety_override",
             Self::WrongTask { .. } => "model.wrong_task",
@@ -211,6 +222,7 @@ impl UserFacing for EngineError {
         match self {
             Self::InvalidParam { .. }
             | Self::InputOutsideRoots { .. }
+            | Self::InputUnreadable { .. }
             | Self::WrongTask { .. }
             | Self::NotConfigured { .. }
             | Self::CountUnsupported { .. }
@@ -249,6 +261,9 @@ impl UserFacing for EngineError {
             Self::WrongTask { .. } => {
                 Some("`acgs models --task <task>` lists suitable models".into())
             }
+            Self::InputUnreadable { .. } => Some(
+                "check the path: a relative one is read from the folder acgs runs in (in a pipeline, from the pipeline's folder)".into(),
+            ),
             Self::OverCap { estimate, .. } => Some(format!(
                 "estimate first; allow at least ${estimate}, or choose a cheaper model or fewer outputs"
             )),

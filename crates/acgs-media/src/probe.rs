@@ -64,6 +64,10 @@ pub fn probe(kind: ContentType, bytes: &[u8]) -> MediaFacts {
             dimensions: webp_dimensions(bytes),
             seconds: None,
         },
+        ContentType::Heic | ContentType::Avif => MediaFacts {
+            dimensions: heif_dimensions(bytes),
+            seconds: None,
+        },
         ContentType::Wav => MediaFacts {
             dimensions: None,
             seconds: wav_seconds(bytes),
@@ -82,6 +86,19 @@ pub fn probe(kind: ContentType, bytes: &[u8]) -> MediaFacts {
         },
         _ => MediaFacts::default(),
     }
+}
+
+/// The largest image an HEIF file (HEIC, AVIF) declares: the biggest of its `ispe` (image
+/// spatial extents) properties, so that a grid image is priced by its whole size, not a tile.
+fn heif_dimensions(bytes: &[u8]) -> Option<(u64, u64)> {
+    bytes
+        .windows(4)
+        .enumerate()
+        .filter(|(_, w)| *w == b"ispe")
+        // The box type is followed by version and flags (4 bytes), then width and height.
+        .filter_map(|(at, _)| Some((be32(bytes, at + 8)?, be32(bytes, at + 12)?)))
+        .filter(|(w, h)| *w > 0 && *h > 0)
+        .max_by_key(|(w, h)| w.saturating_mul(*h))
 }
 
 /// Most bytes read to probe a file (audio is read whole up to this; video only its `moov` box).
@@ -287,6 +304,20 @@ fn mp3_seconds(b: &[u8]) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn heif_images_report_their_largest_extent() {
+        let mut bytes = b"\0\0\0\x18ftypheic\0\0\0\0mif1heic".to_vec();
+        for (w, h) in [(512u32, 512u32), (4032, 3024), (256, 256)] {
+            bytes.extend_from_slice(b"\0\0\0\x14ispe\0\0\0\0");
+            bytes.extend_from_slice(&w.to_be_bytes());
+            bytes.extend_from_slice(&h.to_be_bytes());
+        }
+        let facts = super::probe(acgs_core::ContentType::Heic, &bytes);
+        assert_eq!(facts.dimensions, Some((4032, 3024)));
+        let none = super::probe(acgs_core::ContentType::Avif, b"\0\0\0\x18ftypavif");
+        assert_eq!(none.dimensions, None);
+    }
+
     use super::*;
 
     #[test]

@@ -116,10 +116,16 @@ pub(crate) fn open_input(
     let file = acgs_core::files::open_regular(path).map_err(|e| {
         if within(&lexical(path)) {
             let reason = match e.kind() {
+                std::io::ErrorKind::NotFound => "no such file".to_owned(),
+                std::io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
                 std::io::ErrorKind::InvalidInput => "not a regular file".to_owned(),
                 kind => kind.to_string(),
             };
-            invalid(flag, format!("{shown}: {reason}"))
+            EngineError::InputUnreadable {
+                flag: flag.to_owned(),
+                shown: safe_file_name(&shown),
+                reason,
+            }
         } else {
             outside()
         }
@@ -266,7 +272,7 @@ mod tests {
             "input.outside_roots",
             "nothing is said about files outside"
         );
-        assert_eq!(code(inside.join("missing.png")), "input.invalid_param");
+        assert_eq!(code(inside.join("missing.png")), "input.unreadable");
         assert_eq!(
             open_input(None, "image", &inside.join("link.png"))
                 .map(|_| ())
