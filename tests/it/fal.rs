@@ -236,6 +236,17 @@ async fn every_command_runs_through_the_fake() {
             .expect("srt")
             .contains("00:00:00,000 --> 00:00:01,100")
     );
+    assert_eq!(
+        doc["text"], "Hello world. This is a test.",
+        "--json carries it"
+    );
+    let printed = sb.run(&["transcribe", &speech, "--yes"]).await;
+    assert_eq!(
+        printed.stdout.trim(),
+        "Hello world. This is a test.",
+        "the transcript is printed; the run goes to stderr: {}",
+        printed.stderr
+    );
 
     let upscale = FakeFal::builder("fal-ai/topaz/upscale/video")
         .outcome(Outcome::Video)

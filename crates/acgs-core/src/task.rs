@@ -130,6 +130,13 @@ impl TaskKind {
         )
     }
 
+    /// Whether the model's result is text a person reads (written text, an answer about media,
+    /// a transcript): shown on the terminal, and always untrusted.
+    #[must_use]
+    pub const fn writes_text(self) -> bool {
+        self.is_text_model() || matches!(self, Self::SpeechToText)
+    }
+
     /// Parse the snake_case name.
     #[must_use]
     pub fn from_name(name: &str) -> Option<Self> {

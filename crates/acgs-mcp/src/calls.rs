@@ -157,13 +157,14 @@ pub(crate) async fn spend_today(session: &Session) -> CallResult {
     Ok(structured(doc, Vec::new()))
 }
 
-/// Whether `model` is a text model (its text is returned as model output).
+/// Whether `model` writes text (a text model, a transcription): its text is returned as model
+/// output.
 fn writes_text(session: &Session, model: &str) -> bool {
     session
         .suite()
         .catalog()
         .resolve(model)
-        .is_ok_and(|m| m.task.is_text_model())
+        .is_ok_and(|m| m.task.writes_text())
 }
 
 /// The session's suite with this call's ceiling.

@@ -128,7 +128,13 @@ fn model_text(report: &RunReport, text_model: bool) -> Option<String> {
     let output = report
         .outputs
         .iter()
-        .find(|o| matches!(o.content_type, ContentType::Text | ContentType::Json))?;
+        .find(|o| o.content_type == ContentType::Text)
+        .or_else(|| {
+            report
+                .outputs
+                .iter()
+                .find(|o| o.content_type == ContentType::Json)
+        })?;
     let bytes = acgs_core::files::read_regular(&output.path, MAX_TEXT_BYTES).ok()?;
     Some(printable(&String::from_utf8_lossy(&bytes)))
 }

@@ -321,16 +321,24 @@ fn render_plan(ui: &Ui, plan: &Plan, config: &Config) -> CmdResult {
     ui.result_text(&text).map_err(|e| CliError::from(e).into())
 }
 
-/// The text a text-producing model wrote (the first text output), for printing.
+/// The text a text-producing model wrote or a transcription heard (its first text output), for
+/// printing.
 fn written_text(app: &App, report: &RunReport) -> Option<String> {
     let task = app.catalog.resolve(&report.model).ok()?.task;
-    if !task.is_text_model() {
+    if !task.writes_text() {
         return None;
     }
+    // Plain text first: a transcript also comes as JSON word timings and subtitles.
     let output = report
         .outputs
         .iter()
-        .find(|o| matches!(o.content_type, ContentType::Text | ContentType::Json))?;
+        .find(|o| o.content_type == ContentType::Text)
+        .or_else(|| {
+            report
+                .outputs
+                .iter()
+                .find(|o| o.content_type == ContentType::Json)
+        })?;
     fs_err::read_to_string(&output.path).ok()
 }
 
