@@ -146,7 +146,45 @@ async fn scribe_and_voices_through_elevenlabs() {
     assert_eq!(voices.code, Some(0), "{}", voices.stderr);
     assert!(voices.stdout.contains("21m00Tcm4TlvDq8ikWAM") && voices.stdout.contains("Rachel"));
     let models = ok(&sb.run(&["--json", "voices", "--models"]).await);
-    assert_eq!(models["models"][0]["model_id"], "eleven_multilingual_v2");
+    assert_eq!(
+        models["models"][0]["provider_model"]["model_id"],
+        "eleven_multilingual_v2"
+    );
+    assert_eq!(
+        models["models"][0]["model"], "elevenlabs_multilingual_v2",
+        "the key --model takes"
+    );
+    let table = sb.run(&["voices", "--models"]).await;
+    assert!(
+        table.stdout.contains("elevenlabs_multilingual_v2"),
+        "{}",
+        table.stdout
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_misspelt_voice_is_refused_before_money_moves_with_a_suggestion() {
+    let fake = FakeElevenLabs::builder().start().await;
+    let sb = sandbox_for(&fake);
+    let run = sb
+        .run(&["speech", "hello there", "--voice", "Rachle", "--yes"])
+        .await;
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("input.unknown_voice") && run.stderr.contains("did you mean Rachel?"),
+        "{}",
+        run.stderr
+    );
+    assert!(ledger_rows(&sb).await.is_empty(), "nothing was reserved");
+    assert!(fake.speech_bodies().await.is_empty(), "nothing was sent");
+    let far = sb
+        .run(&["speech", "hello there", "--voice", "Zyxwv", "--yes"])
+        .await;
+    assert!(
+        far.stderr.contains("input.unknown_voice") && !far.stderr.contains("did you mean"),
+        "{}",
+        far.stderr
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -285,27 +285,14 @@ impl Catalog {
             })
     }
 
-    /// Up to `limit` keys closest to `name` by edit distance (ties broken alphabetically).
+    /// Up to `limit` keys closest to `name` ([`crate::suggest::closest`]).
     #[must_use]
     pub fn closest_keys(&self, name: &str, limit: usize) -> Vec<String> {
-        let name = name.rsplit(':').next().unwrap_or(name).to_ascii_lowercase();
-        let mut scored: Vec<(usize, &str)> = self
-            .models
-            .values()
-            .map(|m| {
-                let distance = edit_distance(&name, &m.key);
-                let bonus = usize::from(m.key.contains(name.as_str()) && !name.is_empty());
-                (distance.saturating_sub(bonus * 2), m.key.as_str())
-            })
-            .collect();
-        scored.sort();
-        scored.dedup_by(|a, b| a.1 == b.1);
-        let threshold = (name.chars().count() / 2).max(3);
-        scored
+        let name = name.rsplit(':').next().unwrap_or(name);
+        let keys = self.models.values().map(|m| m.key.as_str());
+        crate::suggest::closest(name, keys, limit)
             .into_iter()
-            .filter(|(d, _)| *d <= threshold)
-            .take(limit)
-            .map(|(_, k)| k.to_owned())
+            .map(str::to_owned)
             .collect()
     }
 
@@ -328,22 +315,6 @@ impl Catalog {
 }
 
 /// Levenshtein distance over characters.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut current = Vec::with_capacity(b.len() + 1);
-        current.push(i + 1);
-        for (j, cb) in b.iter().enumerate() {
-            let substitution = previous[j] + usize::from(ca != *cb);
-            let value = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
-            current.push(value);
-        }
-        previous = current;
-    }
-    previous[b.len()]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -440,12 +411,5 @@ task = "text_to_image"
         let err =
             Catalog::from_toml(ProviderId::Fal, "catalog.toml", bad).expect_err("unknown field");
         assert!(err.to_string().contains("catalog.toml"));
-    }
-
-    #[test]
-    fn edit_distance_basics() {
-        assert_eq!(edit_distance("kitten", "sitting"), 3);
-        assert_eq!(edit_distance("", "abc"), 3);
-        assert_eq!(edit_distance("same", "same"), 0);
     }
 }

@@ -28,6 +28,7 @@ pub mod pricing;
 pub mod provider;
 pub mod redact;
 pub mod request;
+pub mod suggest;
 pub mod task;
 
 pub use catalog::{Catalog, ModelSpec, Params};

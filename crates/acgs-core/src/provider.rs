@@ -57,6 +57,9 @@ pub enum FailureClass {
     Timeout,
     /// The job or resource does not exist.
     NotFound,
+    /// The request names something the provider does not have (a voice, a preset): the user's
+    /// mistake, found before anything was reserved (exit 2).
+    UnknownName,
     /// Anything else.
     Other,
 }
@@ -74,6 +77,7 @@ impl FailureClass {
         match self {
             Self::Auth => ErrorKind::Auth,
             Self::Quota => ErrorKind::Money,
+            Self::UnknownName => ErrorKind::Usage,
             _ => ErrorKind::Provider,
         }
     }
@@ -153,6 +157,7 @@ impl UserFacing for ProviderError {
             FailureClass::Transient | FailureClass::RateLimited | FailureClass::Saturated => {
                 Some("the provider is busy; try again later".into())
             }
+            FailureClass::UnknownName => None,
             _ => Some("run with -v for the provider's answer".into()),
         }
     }

@@ -18,6 +18,7 @@ pub const fn code_for(class: FailureClass) -> &'static str {
         FailureClass::SafetyBlocked => "provider.safety_blocked",
         FailureClass::Timeout => "provider.timeout",
         FailureClass::NotFound => "provider.not_found",
+        FailureClass::UnknownName => "input.unknown_name",
         FailureClass::Other => "provider.error",
     }
 }

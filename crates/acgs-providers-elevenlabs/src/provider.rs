@@ -117,23 +117,27 @@ impl ElevenLabsProvider {
         if is_voice_id(voice) {
             return Ok(voice.to_owned());
         }
-        self.voices()
-            .await?
-            .into_iter()
+        let voices = self.voices().await?;
+        if let Some(id) = voices
+            .iter()
             .find(|v| v.name.eq_ignore_ascii_case(voice.trim()))
-            .map(|v| v.voice_id)
+            .map(|v| v.voice_id.clone())
             .filter(|id| is_voice_id(id))
-            .ok_or_else(|| {
-                ProviderError::new(
-                    FailureClass::NotFound,
-                    "provider.voice_not_found",
-                    format!(
-                        "no ElevenLabs voice is named `{}`; `acgs voices` lists them",
-                        voice.chars().take(40).collect::<String>()
-                    ),
-                    Charge::Release,
-                )
-            })
+        {
+            return Ok(id);
+        }
+        let names = voices.iter().map(|v| v.name.as_str());
+        let close = acgs_core::suggest::closest(voice, names, 3);
+        Err(ProviderError::new(
+            FailureClass::UnknownName,
+            "input.unknown_voice",
+            format!(
+                "no ElevenLabs voice is named `{}`{}; `acgs voices` lists them",
+                voice.chars().take(40).collect::<String>(),
+                acgs_core::suggest::did_you_mean(&close)
+            ),
+            Charge::Release,
+        ))
     }
 
     /// The per-request character limit: `/v1/models` when the key may read it, else the catalogue's.
@@ -333,6 +337,10 @@ impl Provider for ElevenLabsProvider {
     async fn preflight(&self, request: &Request) -> ProviderResult<Vec<String>> {
         if request.model.task != TaskKind::TextToSpeech {
             return Ok(Vec::new());
+        }
+        // A misspelt voice is found here, before anything is reserved, with suggestions.
+        if let Some(voice) = request.params.get("voice").and_then(Value::as_str) {
+            self.voice_id(voice).await?;
         }
         let needed = request
             .params

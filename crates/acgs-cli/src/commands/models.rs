@@ -130,9 +130,12 @@ pub(crate) fn run(
     }
     let task = match &args.task {
         Some(name) => Some(TaskKind::from_name(name).ok_or_else(|| {
+            let tasks = TaskKind::ALL.map(TaskKind::as_str);
+            let close = acgs_core::suggest::closest(name, tasks, 2);
             CliError::Usage(format!(
-                "unknown task `{name}`; tasks are {}",
-                TaskKind::ALL.map(TaskKind::as_str).join(", ")
+                "unknown task `{name}`{}; tasks are {}",
+                acgs_core::suggest::did_you_mean(&close),
+                tasks.join(", ")
             ))
         })?),
         None => None,

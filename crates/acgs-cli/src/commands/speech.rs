@@ -28,16 +28,36 @@ pub(crate) async fn voices(app: &App, args: &VoicesArgs) -> CmdResult {
     let provider = app.elevenlabs()?;
     if args.models {
         let models = provider.models().await?;
+        // What --model takes: the catalogue key whose endpoint is the ElevenLabs model id.
+        let key_of = |id: &str| {
+            app.catalog
+                .models()
+                .find(|m| m.provider == acgs_core::ProviderId::ElevenLabs && m.endpoint == id)
+                .map(|m| m.key.clone())
+        };
         if app.ui.json {
+            let listed: Vec<_> = models
+                .iter()
+                .map(|m| json!({"model": key_of(&m.model_id), "provider_model": m}))
+                .collect();
             return app
                 .ui
-                .result_json(&json!({ "models": models }))
+                .result_json(&json!({ "models": listed }))
                 .map_err(|e| CliError::from(e).into());
         }
-        let mut rows =
-            vec![["MODEL", "MAX CHARACTERS", "COST MULTIPLIER", "NAME"].map(str::to_owned)];
+        let mut rows = vec![
+            [
+                "--model",
+                "ELEVENLABS ID",
+                "MAX CHARACTERS",
+                "COST MULTIPLIER",
+                "NAME",
+            ]
+            .map(str::to_owned),
+        ];
         for m in models.iter().filter(|m| m.can_do_text_to_speech) {
             rows.push([
+                key_of(&m.model_id).unwrap_or_else(|| "(not in the catalogue)".into()),
                 printable(&m.model_id),
                 m.maximum_text_length_per_request
                     .map_or_else(|| "?".into(), |n| n.to_string()),

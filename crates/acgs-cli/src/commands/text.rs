@@ -41,9 +41,11 @@ pub(crate) async fn analyze(app: &App, args: &AnalyzeArgs, interrupt: &Interrupt
             .map(|(_, instruction)| (*instruction).to_owned())
             .ok_or_else(|| {
                 let names: Vec<&str> = PRESETS.iter().map(|(n, _)| *n).collect();
+                let close = acgs_core::suggest::closest(&args.preset, names.iter().copied(), 2);
                 CliError::Usage(format!(
-                    "no preset `{}`; choose {} or ask with --question",
+                    "no preset `{}`{}; choose {} or ask with --question",
                     args.preset,
+                    acgs_core::suggest::did_you_mean(&close),
                     names.join(", ")
                 ))
             })?,

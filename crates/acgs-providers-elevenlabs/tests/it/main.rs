@@ -217,7 +217,17 @@ async fn unknown_voices_are_refused_before_speaking() {
     let error = speak(&provider(&fake), json!({"text": "hi", "voice": "Nobody"}))
         .await
         .expect_err("refused");
-    assert_eq!(error.code, "provider.voice_not_found");
+    assert_eq!(error.code, "input.unknown_voice");
+    assert_eq!(error.class, FailureClass::UnknownName);
+    assert!(!error.message.contains("did you mean"), "nothing is close");
+    let near = speak(&provider(&fake), json!({"text": "hi", "voice": "Rachl"}))
+        .await
+        .expect_err("refused");
+    assert!(
+        near.message.contains("did you mean Rachel?"),
+        "{}",
+        near.message
+    );
     assert!(fake.speech_bodies().await.is_empty());
 }
 
