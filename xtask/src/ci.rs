@@ -74,7 +74,9 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         ("tests", tests),
         ("rustdoc", rustdoc),
         ("benches (compile only)", benches),
-        ("dist (debug build)", dist),
+        ("release rehearsal", || {
+            crate::release::rehearse(&workspace_root())
+        }),
         ("packaging", || crate::package::check(&workspace_root())),
         ("cargo deny", crate::deny::check),
     ];
@@ -213,13 +215,6 @@ fn rustdoc() -> Result<()> {
         &["doc", "--workspace", "--no-deps", "--locked"],
         &[("RUSTDOCFLAGS", "-D warnings")],
     )
-}
-
-/// `cargo xtask dist` with the debug build the tests made: the checksums, completions and man
-/// page are checked the same way as for a release.
-fn dist() -> Result<()> {
-    let out = crate::dist::build(&workspace_root(), true)?;
-    crate::dist::verify(&out)
 }
 
 fn benches() -> Result<()> {

@@ -1,80 +1,22 @@
 //! `cargo xtask release <version> [--dry-run] [--no-checks]`: the same release every time.
 //!
 //! Refuses a dirty tree, a version not greater than the current one, or an empty `Unreleased`
-//! changelog section; then sets the version across the workspace (`[workspace.package]` and
-//! every internal path dependency), moves `## Unreleased` to `## <version> — <date>` under a new
-//! empty one, runs `cargo xtask ci` and the packaging checks, and commits and tags `v<version>`.
-//! `--dry-run` does all of it in a scratch clone and reports what would change; `--no-checks`
-//! skips `ci` and packaging (for rehearsals of the bookkeeping alone).
+//! changelog section. Then, in a scratch clone of the committed tree, it sets the version across
+//! the workspace (`[workspace.package]`, every internal path dependency, `Cargo.lock`), moves
+//! `## Unreleased` to `## <version> — <date>` under a new empty one, commits, runs `cargo xtask
+//! ci` on that commit (a clean tree, so the packaging checks see what would be published), and
+//! tags `v<version>`. Only then is the commit and its tag fetched into the real tree, which a
+//! failed check therefore never touches. `--dry-run` stops before that last step and reports what
+//! would change; `--no-checks` skips `ci` (for rehearsals of the bookkeeping alone).
 
-use std::cmp::Ordering;
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering as AtomicOrdering};
 
 use anyhow::{Context as _, Result, bail};
+pub(crate) use semver::Version;
 
 use crate::ci::{say, workspace_root};
-
-/// A semantic version: `MAJOR.MINOR.PATCH`, optionally `-PRE`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Version {
-    numbers: [u64; 3],
-    pre: Option<String>,
-}
-
-impl Version {
-    /// Parse `1.2.3` or `1.2.3-rc.1`.
-    pub(crate) fn parse(text: &str) -> Result<Self> {
-        let (core, pre) = match text.split_once('-') {
-            Some((core, pre)) if !pre.is_empty() => (core, Some(pre.to_owned())),
-            Some(_) => bail!("`{text}` is not a version (MAJOR.MINOR.PATCH[-PRE])"),
-            None => (text, None),
-        };
-        let parts: Vec<u64> = core
-            .split('.')
-            .map(str::parse)
-            .collect::<Result<_, _>>()
-            .with_context(|| format!("`{text}` is not a version (MAJOR.MINOR.PATCH[-PRE])"))?;
-        let [major, minor, patch] = parts.as_slice() else {
-            bail!("`{text}` is not a version (MAJOR.MINOR.PATCH[-PRE])");
-        };
-        Ok(Self {
-            numbers: [*major, *minor, *patch],
-            pre,
-        })
-    }
-}
-
-impl fmt::Display for Version {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let [a, b, c] = self.numbers;
-        write!(f, "{a}.{b}.{c}")?;
-        if let Some(pre) = &self.pre {
-            write!(f, "-{pre}")?;
-        }
-        Ok(())
-    }
-}
-
-impl PartialOrd for Version {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Version {
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.numbers
-            .cmp(&other.numbers)
-            .then_with(|| match (&self.pre, &other.pre) {
-                (None, None) => Ordering::Equal,
-                (None, Some(_)) => Ordering::Greater,
-                (Some(_), None) => Ordering::Less,
-                (Some(a), Some(b)) => a.cmp(b),
-            })
-    }
-}
 
 /// What a release did (or, dry, would do).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,7 +62,8 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     let today = jiff::Zoned::now().date().to_string();
     let outcome = release(
         &workspace_root(),
-        &Version::parse(version)?,
+        &Version::parse(version)
+            .with_context(|| format!("`{version}` is not a version (MAJOR.MINOR.PATCH[-PRE])"))?,
         &today,
         options,
     )?;
@@ -167,40 +110,25 @@ pub(crate) fn release(
             "the `## Unreleased` section of CHANGELOG.md is empty: write the release notes first"
         );
     }
-    let tree = if options.dry_run {
-        scratch_clone(root)?
-    } else {
-        root.to_owned()
-    };
+    let tree = scratch_clone(root)?;
     bump(&tree, version)?;
     let changelog = tree.join("CHANGELOG.md");
     let moved = move_unreleased(&fs_err::read_to_string(&changelog)?, version, today)?;
     fs_err::write(&changelog, moved)?;
-    git(&tree, &["add", "-A"])?;
-    if options.checks {
-        let _ = Command::new("cargo")
-            .args(["update", "--workspace", "--offline"])
-            .current_dir(&tree)
-            .status();
-        cargo_in(&tree, &["xtask", "ci"])?;
-        crate::package::check(&tree)?;
-        git(&tree, &["add", "-A"])?;
+    // The lock file carries the workspace's own versions.
+    if tree.join("Cargo.lock").exists() {
+        cargo_in(&tree, &["update", "--workspace", "--offline"])?;
     }
     let tag = format!("v{version}");
-    git(
+    git(&tree, &["add", "-A"])?;
+    git_as_release(
         &tree,
-        &[
-            "-c",
-            "user.name=acgs release",
-            "-c",
-            "user.email=release@localhost",
-            "commit",
-            "-q",
-            "-m",
-            &format!("Release {version}"),
-        ],
+        &["commit", "-q", "-m", &format!("Release {version}")],
     )?;
-    git(
+    if options.checks {
+        cargo_in(&tree, &["xtask", "ci"])?;
+    }
+    git_as_release(
         &tree,
         &["tag", "-a", &tag, "-m", &format!("acgs {version}")],
     )?;
@@ -208,6 +136,13 @@ pub(crate) fn release(
         .lines()
         .map(str::to_owned)
         .collect();
+    let tree = if options.dry_run {
+        tree
+    } else {
+        adopt(root, &tree, &tag)?;
+        let _ = fs_err::remove_dir_all(&tree);
+        root.to_owned()
+    };
     Ok(Outcome {
         from,
         to: version.clone(),
@@ -215,6 +150,77 @@ pub(crate) fn release(
         changed,
         tree,
     })
+}
+
+/// What CI checks of the release machinery: in a scratch clone of the committed tree, a real
+/// release of the next patch version (without its own `ci`, which this run is), then `cargo
+/// xtask dist --debug` on the released tree — checksums, completions and man pages checked, the
+/// tarball and `acgs --version` carrying the new version. Builds share this run's target folder.
+pub(crate) fn rehearse(root: &Path) -> Result<()> {
+    let scratch = scratch_clone(root)?;
+    let result = rehearse_in(root, &scratch);
+    let _ = fs_err::remove_dir_all(&scratch);
+    result
+}
+
+fn rehearse_in(root: &Path, scratch: &Path) -> Result<()> {
+    let from = current_version(scratch)?;
+    let next = Version::new(from.major, from.minor, from.patch + 1);
+    let today = jiff::Zoned::now().date().to_string();
+    let options = Options {
+        dry_run: false,
+        checks: false,
+    };
+    release(scratch, &next, &today, options)?;
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    let status = Command::new("cargo")
+        .args(["xtask", "dist", "--debug"])
+        .env("CARGO_TARGET_DIR", &target)
+        .current_dir(scratch)
+        .status()
+        .context("could not start cargo")?;
+    if !status.success() {
+        bail!("`cargo xtask dist --debug` failed on the released tree");
+    }
+    let dist = scratch.join("target/dist");
+    let tarball_named = fs_err::read_dir(&dist)?.filter_map(Result::ok).any(|e| {
+        e.file_name()
+            .to_string_lossy()
+            .starts_with(&format!("acgs-{next}-"))
+    });
+    if !tarball_named {
+        bail!("the released tree's tarball does not carry version {next}");
+    }
+    let printed = Command::new(dist.join("acgs")).arg("--version").output()?;
+    let printed = String::from_utf8_lossy(&printed.stdout);
+    if !printed.contains(&next.to_string()) {
+        bail!("the released binary says `{}`, not {next}", printed.trim());
+    }
+    say(&format!(
+        "release rehearsal: {from} → {next} released, dist built and checked"
+    ));
+    Ok(())
+}
+
+/// Fast-forward `root` to the release commit made in `scratch`, and fetch its tag.
+fn adopt(root: &Path, scratch: &Path, tag: &str) -> Result<()> {
+    let from = scratch.to_string_lossy();
+    git(root, &["fetch", "-q", &from, "HEAD"])?;
+    git(root, &["merge", "-q", "--ff-only", "FETCH_HEAD"])?;
+    let refspec = format!("refs/tags/{tag}:refs/tags/{tag}");
+    git(root, &["fetch", "-q", &from, &refspec])
+}
+
+/// `git` with the release's own identity (a machine without one can still release).
+fn git_as_release(dir: &Path, args: &[&str]) -> Result<()> {
+    let identity = [
+        "-c",
+        "user.name=acgs release",
+        "-c",
+        "user.email=release@localhost",
+    ];
+    git(dir, &[&identity[..], args].concat())
 }
 
 fn git(dir: &Path, args: &[&str]) -> Result<()> {
@@ -265,13 +271,13 @@ fn ensure_clean(root: &Path) -> Result<()> {
 }
 
 /// `[workspace.package].version`.
-fn current_version(root: &Path) -> Result<Version> {
+pub(crate) fn current_version(root: &Path) -> Result<Version> {
     let text = fs_err::read_to_string(root.join("Cargo.toml"))?;
     let doc: toml_edit::DocumentMut = text.parse()?;
     let version = doc["workspace"]["package"]["version"]
         .as_str()
         .context("Cargo.toml has no [workspace.package] version")?;
-    Version::parse(version)
+    Ok(Version::parse(version)?)
 }
 
 /// Set the version in `[workspace.package]` and on every internal path dependency.
@@ -314,9 +320,11 @@ fn move_unreleased(changelog: &str, version: &Version, today: &str) -> Result<St
     ))
 }
 
-/// A clone of the committed tree in a scratch folder.
-fn scratch_clone(root: &Path) -> Result<PathBuf> {
-    let scratch = std::env::temp_dir().join(format!("acgs-release-{}", std::process::id()));
+/// A clone of the committed tree in a scratch folder of its own.
+pub(crate) fn scratch_clone(root: &Path) -> Result<PathBuf> {
+    static CLONES: AtomicU32 = AtomicU32::new(0);
+    let n = CLONES.fetch_add(1, AtomicOrdering::Relaxed);
+    let scratch = std::env::temp_dir().join(format!("acgs-release-{}-{n}", std::process::id()));
     let _ = fs_err::remove_dir_all(&scratch);
     let status = Command::new("git")
         .args(["clone", "--quiet", "--local", "--no-hardlinks"])
@@ -350,13 +358,16 @@ mod tests {
         assert!(ok, "git {args:?}");
     }
 
-    /// A copy of the workspace's manifests and changelog, committed in a fresh repository.
+    /// A changelog with notes waiting under `## Unreleased`, whatever the real one holds.
+    const CHANGELOG: &str =
+        "# Changelog\n\n## Unreleased\n\n### Added\n- a thing\n\n## 0.0.1 — 2026-01-01\n- first\n";
+
+    /// A copy of the workspace's manifest and a changelog, committed in a fresh repository.
     fn copy_of_workspace() -> tempfile::TempDir {
         let root = workspace_root();
         let dir = tempfile::tempdir().expect("tmp");
         fs_err::copy(root.join("Cargo.toml"), dir.path().join("Cargo.toml")).expect("manifest");
-        fs_err::copy(root.join("CHANGELOG.md"), dir.path().join("CHANGELOG.md"))
-            .expect("changelog");
+        fs_err::write(dir.path().join("CHANGELOG.md"), CHANGELOG).expect("changelog");
         run_git(dir.path(), &["init", "-q", "."]);
         run_git(dir.path(), &["add", "."]);
         run_git(dir.path(), &["commit", "-q", "-m", "copy"]);
@@ -416,6 +427,35 @@ mod tests {
     }
 
     #[test]
+    fn a_real_release_reaches_the_tree_only_as_a_tagged_commit() {
+        let copy = copy_of_workspace();
+        let head = git_out(copy.path(), &["rev-parse", "HEAD"]).expect("head");
+        let next = Version::parse("9.2.0").expect("version");
+        let real = Options {
+            dry_run: false,
+            checks: false,
+        };
+        let outcome = release(copy.path(), &next, "2026-12-06", real).expect("release");
+        assert_eq!(outcome.tree, copy.path());
+        assert_eq!(current_version(copy.path()).expect("version"), next);
+        let parent = git_out(copy.path(), &["rev-parse", "HEAD~1"]).expect("parent");
+        assert_eq!(parent, head, "one commit on top of what was there");
+        let tagged = git_out(copy.path(), &["rev-parse", "v9.2.0^{commit}"]).expect("tag");
+        let now = git_out(copy.path(), &["rev-parse", "HEAD"]).expect("head");
+        assert_eq!(tagged, now);
+        assert!(
+            git_out(copy.path(), &["status", "--porcelain"])
+                .expect("status")
+                .trim()
+                .is_empty(),
+            "nothing left uncommitted"
+        );
+        let again = release(copy.path(), &Version::parse("9.3.0").expect("v"), "d", real);
+        let err = again.expect_err("the notes moved with the release");
+        assert!(err.to_string().contains("is empty"), "{err}");
+    }
+
+    #[test]
     fn dirty_trees_lower_versions_and_empty_notes_are_refused() {
         let copy = copy_of_workspace();
         let current = current_version(copy.path()).expect("version");
@@ -438,15 +478,5 @@ mod tests {
         let err = release(copy.path(), &Version::parse("9.0.0").expect("v"), "d", DRY)
             .expect_err("empty");
         assert!(err.to_string().contains("is empty"), "{err}");
-    }
-
-    #[test]
-    fn versions_order_like_semver() {
-        let v = |s| Version::parse(s).expect("version");
-        assert!(v("0.2.0") > v("0.1.9"));
-        assert!(v("1.0.0") > v("1.0.0-rc.1"));
-        assert!(v("1.0.0-rc.2") > v("1.0.0-rc.1"));
-        assert!(Version::parse("1.0").is_err());
-        assert!(Version::parse("v1.0.0").is_err());
     }
 }
