@@ -355,7 +355,7 @@ async fn bad_files_are_refused_before_anything_is_spent() {
             "text_into_image.yaml",
             "text_into_image.yaml:7: step `v`: steps.w.text is text from a model",
         ),
-        ("include.yaml", "include.yaml:4: unsupported tag `!include`"),
+        ("include.yaml", "include.yaml:4: `model`: unsupported tag `!include`"),
     ] {
         for command in ["validate", "run"] {
             let run = sb.run(&[command, file, "--yes"]).await;
@@ -367,6 +367,37 @@ async fn bad_files_are_refused_before_anything_is_spent() {
             );
         }
     }
+    sb.work_file(
+        "typos.yaml",
+        "version: 1\nsteps:\n  - id: a\n    model: flux_dev\n    promt: x\n  - id: b\n    model: flux_deev\n    prompt: x\n",
+    );
+    let run = sb.run(&["--json", "validate", "typos.yaml"]).await;
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    let doc: serde_json::Value = serde_json::from_str(&run.stdout).expect("one JSON document");
+    let problems = doc["error"]["problems"].as_array().expect("an array");
+    let fields = |p: &serde_json::Value| {
+        (
+            p["file"].as_str().unwrap_or_default().to_owned(),
+            p["line"].as_u64(),
+            p["code"].as_str().unwrap_or_default().to_owned(),
+        )
+    };
+    let seen: Vec<_> = problems.iter().map(fields).collect();
+    assert!(
+        seen.contains(&("typos.yaml".into(), Some(5), "pipeline.unknown_key".into()))
+            && seen.contains(&(
+                "typos.yaml".into(),
+                Some(7),
+                "pipeline.unknown_model".into()
+            )),
+        "{seen:?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .all(|p| p.get("step").is_some() && p.get("hint").is_some()),
+        "every problem has the same fields: {problems:?}"
+    );
     assert!(
         studio.served().is_empty() && ledger_rows(&sb).await.is_empty(),
         "nothing was sent or reserved"

@@ -10,6 +10,10 @@ use acgs_core::provider::ProgressEvent;
 use acgs_core::redact::Redactor;
 use serde_json::{Value, json};
 
+/// The version of the `--json` result shapes (`docs/cli.md`); raised when a field changes meaning
+/// or disappears, not when one is added.
+pub(crate) const JSON_SCHEMA_VERSION: u32 = 1;
+
 /// The terminal, with the redactor in front of it.
 #[derive(Debug, Clone)]
 pub(crate) struct Ui {
@@ -89,9 +93,16 @@ impl Ui {
         out.flush()
     }
 
-    /// Write the result as one JSON document.
+    /// Write the result as one JSON document; an object carries `schema_version`
+    /// ([`JSON_SCHEMA_VERSION`]), so that scripts can tell a shape they know from a newer one.
     pub(crate) fn result_json(&self, value: &Value) -> std::io::Result<()> {
-        let text = serde_json::to_string_pretty(value).unwrap_or_else(|_| "null".into());
+        let mut value = value.clone();
+        if let Some(fields) = value.as_object_mut() {
+            fields
+                .entry("schema_version")
+                .or_insert(json!(JSON_SCHEMA_VERSION));
+        }
+        let text = serde_json::to_string_pretty(&value).unwrap_or_else(|_| "null".into());
         self.result_text(&text)
     }
 
@@ -237,6 +248,10 @@ impl Ui {
             }
             if let Some(d) = &detail {
                 doc["detail"] = json!(printable(d));
+            }
+            if !error.problems().is_empty() {
+                // serde_json escapes control characters: names from the file cannot steer a terminal.
+                doc["problems"] = json!(error.problems());
             }
             let mut line = doc.clone();
             line["ts"] = json!(now());

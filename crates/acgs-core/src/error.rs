@@ -76,6 +76,28 @@ pub trait UserFacing: std::error::Error + Send + Sync {
     fn detail(&self) -> Option<String> {
         None
     }
+    /// Each problem on its own, when the error gathers several found in a file (a pipeline
+    /// that fails validation): `--json` lists them as an array.
+    fn problems(&self) -> &[Problem] {
+        &[]
+    }
+}
+
+/// One of several problems found in one file, placed where it is.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Problem {
+    /// The file as given.
+    pub file: String,
+    /// 1-based line, when known.
+    pub line: Option<u32>,
+    /// The pipeline step it concerns, if any.
+    pub step: Option<String>,
+    /// A stable dotted code for the kind of problem (`pipeline.unknown_model`).
+    pub code: &'static str,
+    /// What is wrong, with the closest names when something is misspelt.
+    pub message: String,
+    /// What to do about it, when there is more to say than the message.
+    pub hint: Option<String>,
 }
 
 /// Errors of `acgs-core`: configuration, credentials, catalogue and money parsing.

@@ -32,7 +32,7 @@ pub mod suggest;
 pub mod task;
 
 pub use catalog::{Catalog, ModelSpec, Params};
-pub use error::{Error, ErrorKind, UserFacing};
+pub use error::{Error, ErrorKind, Problem, UserFacing};
 pub use money::Usd;
 pub use provider::Provider;
 pub use request::{Authorized, Request};

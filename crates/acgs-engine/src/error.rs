@@ -250,6 +250,13 @@ impl UserFacing for EngineError {
         }
     }
 
+    fn problems(&self) -> &[acgs_core::Problem] {
+        match self {
+            Self::Pipeline(problems) => &problems.problems,
+            _ => &[],
+        }
+    }
+
     fn hint(&self) -> Option<String> {
         if let Some(inner) = self.inner() {
             return inner.hint();

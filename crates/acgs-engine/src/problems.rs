@@ -1,27 +1,8 @@
-//! Problems of a pipeline file: each with its line and step, all reported at once.
+//! Problems of a pipeline file: each with its line, step, code and hint, all reported at once.
 
 use std::fmt;
 
-/// One problem in a pipeline file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    /// 1-based line, when known.
-    pub line: Option<u32>,
-    /// The step it concerns.
-    pub step: Option<String>,
-    /// What is wrong.
-    pub message: String,
-}
-
-impl Problem {
-    pub(crate) fn at(line: u32, step: Option<&str>, message: impl Into<String>) -> Self {
-        Self {
-            line: (line > 0).then_some(line),
-            step: step.map(str::to_owned),
-            message: message.into(),
-        }
-    }
-}
+pub use acgs_core::Problem;
 
 /// Every problem found in a pipeline file, with the file's name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +11,23 @@ pub struct Problems {
     pub file: String,
     /// The problems, in file order.
     pub problems: Vec<Problem>,
+}
+
+impl Problems {
+    /// One problem of `file` with no line or step (the file cannot be read, say).
+    pub(crate) fn one(file: &str, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            file: file.to_owned(),
+            problems: vec![Problem {
+                file: file.to_owned(),
+                line: None,
+                step: None,
+                code,
+                message: message.into(),
+                hint: None,
+            }],
+        }
+    }
 }
 
 impl fmt::Display for Problems {
@@ -50,6 +48,9 @@ impl fmt::Display for Problems {
                 write!(f, ": step `{step}`")?;
             }
             write!(f, ": {}", p.message)?;
+            if let Some(hint) = &p.hint {
+                write!(f, "\n    hint: {hint}")?;
+            }
         }
         Ok(())
     }

@@ -19,6 +19,8 @@ pub(crate) struct ToolError {
     code: &'static str,
     message: String,
     hint: Option<String>,
+    /// Each problem of a pipeline file that failed validation.
+    problems: Vec<acgs_core::Problem>,
 }
 
 impl<E: UserFacing> From<E> for ToolError {
@@ -35,6 +37,7 @@ impl<E: UserFacing> From<E> for ToolError {
             code,
             message: printable(&error.to_string()),
             hint: hint.map(|h| printable(&h)),
+            problems: error.problems().to_vec(),
         }
     }
 }
@@ -46,6 +49,7 @@ impl ToolError {
             code: error.code(),
             message: printable(&error.to_string()),
             hint: error.hint().map(|h| printable(&h)),
+            problems: error.problems().to_vec(),
         }
     }
 
@@ -56,9 +60,11 @@ impl ToolError {
 
     /// The structured tool error (`isError: true`).
     pub(crate) fn into_result(self) -> CallToolResult {
-        CallToolResult::structured_error(json!({
-            "error": {"code": self.code, "message": self.message, "hint": self.hint},
-        }))
+        let mut error = json!({"code": self.code, "message": self.message, "hint": self.hint});
+        if !self.problems.is_empty() {
+            error["problems"] = json!(self.problems);
+        }
+        CallToolResult::structured_error(json!({ "error": error }))
     }
 }
 

@@ -11,7 +11,7 @@ use super::{Pipeline, Step};
 use crate::driver;
 use crate::error::EngineError;
 use crate::plan::Plan;
-use crate::problems::{Problem, Problems};
+use crate::problems::Problems;
 use crate::report::PipelineEstimate;
 use crate::request::GenerationRequest;
 use crate::services::Services;
@@ -22,10 +22,7 @@ use crate::stages::validate::open_input;
 pub(crate) fn load(services: &Services, path: &Path) -> Result<Pipeline, EngineError> {
     let shown = path.display().to_string();
     let unreadable = |reason: String| {
-        EngineError::Pipeline(Problems {
-            file: shown.clone(),
-            problems: vec![Problem::at(0, None, reason)],
-        })
+        EngineError::Pipeline(Problems::one(&shown, "pipeline.unreadable", reason))
     };
     let read_error = |e: std::io::Error| match e.kind() {
         std::io::ErrorKind::FileTooLarge => unreadable("larger than 1 MiB".into()),

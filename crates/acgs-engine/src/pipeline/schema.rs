@@ -221,6 +221,125 @@ pub(crate) fn parse<T: serde::de::DeserializeOwned>(source: &str) -> Result<T, S
     })
 }
 
+/// The most schema problems gathered from one file.
+const MAX_SCHEMA_PROBLEMS: usize = 50;
+
+/// A problem the schema found: its line (0 when unknown) and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SchemaProblem {
+    /// 1-based line, or 0.
+    pub line: u32,
+    /// What is wrong.
+    pub message: String,
+    /// The key written on that line, if there is one.
+    pub key: Option<String>,
+}
+
+/// Parse a pipeline file, gathering every schema problem rather than the first: after each one
+/// that sits on an entry of its own (an unknown key, a value of the wrong type), that entry is
+/// blanked — its line and the more-indented lines under it, so that line numbers stay true —
+/// and the rest is read again. The file as repaired, when it could be read, comes back too, so
+/// that the checks after the schema find their problems in the same pass.
+pub(crate) fn parse_file(source: &str) -> (Option<PipelineFile>, Vec<SchemaProblem>) {
+    let mut text = source.to_owned();
+    let mut found: Vec<SchemaProblem> = Vec::new();
+    while found.len() < MAX_SCHEMA_PROBLEMS {
+        let message = match parse::<PipelineFile>(&text) {
+            Ok(file) => return (Some(file), found),
+            Err(message) => message,
+        };
+        let mut problem = located(&message);
+        problem.key = key_on_line(&text, problem.line);
+        // Only a misplaced entry can be cut out and the rest read again; a broken structure,
+        // a limit or a missing key ends the search.
+        let entry = ["unknown field", "invalid type", "invalid value", "invalid "]
+            .iter()
+            .any(|start| problem.message.starts_with(start));
+        let seen = found.iter().any(|p| p.line == problem.line);
+        let line = problem.line;
+        found.push(problem);
+        if !entry
+            || line == 0
+            || seen
+            || source.len() > MAX_FILE_BYTES
+            || !blank_entry(&mut text, line)
+        {
+            break;
+        }
+    }
+    (None, found)
+}
+
+/// serde-saphyr's `message at line L, column C` (or `line L column C: message`).
+fn located(message: &str) -> SchemaProblem {
+    let trailing = message.rsplit_once(" at line ").and_then(|(text, at)| {
+        let line = at
+            .split(|c: char| !c.is_ascii_digit())
+            .next()?
+            .parse()
+            .ok()?;
+        Some((line, text))
+    });
+    let leading = || {
+        let rest = message.strip_prefix("line ")?;
+        let (line, rest) = rest.split_once(' ')?;
+        let text = rest.split_once(": ").map_or(rest, |(_, m)| m);
+        Some((line.parse::<u32>().ok()?, text))
+    };
+    let (line, text) = trailing.or_else(leading).unwrap_or((0, message));
+    SchemaProblem {
+        line,
+        message: text.to_owned(),
+        key: None,
+    }
+}
+
+/// The mapping key written on 1-based `line` (`n` in `    n: two`), if one is.
+fn key_on_line(text: &str, line: u32) -> Option<String> {
+    let at = usize::try_from(line).ok()?.checked_sub(1)?;
+    let written = text.lines().nth(at)?.trim_start();
+    let written = written.strip_prefix('-').unwrap_or(written).trim_start();
+    let (key, _) = written.split_once(':')?;
+    let key = key.trim();
+    (!key.is_empty() && key.len() <= 64 && !key.contains(['{', '[', '"', '\'']))
+        .then(|| key.to_owned())
+}
+
+/// Blank the mapping entry on 1-based `line` and the lines nested under it; false when the line
+/// holds no entry that can go on its own (a flow collection, a bare list item).
+fn blank_entry(text: &mut String, line: u32) -> bool {
+    let mut lines: Vec<String> = text.split('\n').map(str::to_owned).collect();
+    let Some(at) = usize::try_from(line).ok().and_then(|l| l.checked_sub(1)) else {
+        return false;
+    };
+    let Some(target) = lines.get(at).cloned() else {
+        return false;
+    };
+    let indent = target.len() - target.trim_start().len();
+    let (kept, entry) = match target.trim_start().strip_prefix('-') {
+        // `- key: value`: the item stays (`-`), its first entry goes.
+        Some(rest) => (
+            target[..=indent].to_owned(),
+            indent + 1 + (rest.len() - rest.trim_start().len()),
+        ),
+        None => (String::new(), indent),
+    };
+    let body = &target[entry..];
+    if !body.contains(':') || body.starts_with(['{', '[']) {
+        return false;
+    }
+    lines[at] = kept;
+    for next in lines.iter_mut().skip(at + 1) {
+        let trimmed = next.trim_start();
+        if !trimmed.is_empty() && next.len() - trimmed.len() <= entry {
+            break;
+        }
+        next.clear();
+    }
+    *text = lines.join("\n");
+    true
+}
+
 fn options() -> serde_saphyr::Options {
     let mut budget = serde_saphyr::Budget::default();
     budget.max_aliases = 64;
@@ -239,4 +358,26 @@ fn options() -> serde_saphyr::Options {
     options.duplicate_keys = serde_saphyr::options::DuplicateKeyPolicy::Error;
     options.with_snippet = false;
     options
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_file;
+
+    #[test]
+    fn every_unknown_key_and_wrong_value_is_found_with_its_line() {
+        let source = "version: 1\nsteps:\n  - id: a\n    model: m\n    promt: x\n    n: two\n  - id: b\n    model: m\n    imagez:\n      - one\n";
+        let (parsed, found) = parse_file(source);
+        let lines: Vec<u32> = found.iter().map(|p| p.line).collect();
+        assert_eq!(lines, [5, 6, 9], "{found:#?}");
+        assert!(
+            found[0]
+                .message
+                .starts_with("unknown field `promt`, expected one of"),
+            "{found:#?}"
+        );
+        assert_eq!(found[1].key.as_deref(), Some("n"), "{}", found[0].message);
+        let parsed = parsed.expect("the rest reads");
+        assert_eq!(parsed.steps.len(), 2);
+    }
 }

@@ -32,48 +32,75 @@ pub fn check(
     catalog: &Catalog,
     config: &Config,
 ) -> Result<Pipeline, Problems> {
-    let problems = |problems: Vec<Problem>| Problems {
-        file: file.to_owned(),
-        problems,
-    };
-    let parsed: PipelineFile =
-        schema::parse(source).map_err(|message| problems(vec![parse_problem(&message)]))?;
-    let mut checker = Checker {
-        catalog,
-        config,
-        folder,
-        file: &parsed,
-        problems: Vec::new(),
-    };
-    let pipeline = checker.pipeline(file, source);
-    let mut found = checker.problems;
-    if found.is_empty() {
-        return Ok(pipeline);
+    let (parsed, schema_problems) = schema::parse_file(source);
+    let mut found: Vec<Problem> = schema_problems
+        .into_iter()
+        .map(|p| schema_problem(file, p))
+        .collect();
+    if let Some(parsed) = parsed {
+        let mut checker = Checker {
+            catalog,
+            config,
+            folder,
+            name: file,
+            file: &parsed,
+            problems: Vec::new(),
+        };
+        let pipeline = checker.pipeline(file, source);
+        if found.is_empty() && checker.problems.is_empty() {
+            return Ok(pipeline);
+        }
+        found.append(&mut checker.problems);
     }
     found.sort_by_key(|p| p.line.unwrap_or(0));
-    Err(problems(found))
+    Err(Problems {
+        file: file.to_owned(),
+        problems: found,
+    })
 }
 
-/// serde-saphyr's `message at line L, column C` (or `line L column C: message`) as a problem
-/// on line L.
-fn parse_problem(message: &str) -> Problem {
-    let trailing = message.rsplit_once(" at line ").and_then(|(text, at)| {
-        let line = at
-            .split(|c: char| !c.is_ascii_digit())
-            .next()?
-            .parse()
-            .ok()?;
-        Some((line, text))
-    });
-    let leading = || {
-        let rest = message.strip_prefix("line ")?;
-        let (line, rest) = rest.split_once(' ')?;
-        let text = rest.split_once(": ").map_or(rest, |(_, m)| m);
-        Some((line.parse::<u32>().ok()?, text))
+/// A problem the schema found: an unknown key (with the closest known ones), or a value of
+/// the wrong shape.
+fn schema_problem(file: &str, problem: schema::SchemaProblem) -> Problem {
+    let unknown = problem
+        .message
+        .strip_prefix("unknown field `")
+        .and_then(|rest| {
+            let (name, rest) = rest.split_once('`')?;
+            let known: Vec<&str> = rest
+                .strip_prefix(", expected one of ")
+                .map(|list| list.split(", ").map(|k| k.trim_matches('`')).collect())
+                .unwrap_or_default();
+            Some((name, known))
+        });
+    let (code, message, hint) = match unknown {
+        Some((name, known)) => {
+            let close = acgs_core::suggest::closest(name, known.iter().copied(), 2);
+            (
+                "pipeline.unknown_key",
+                format!(
+                    "unknown key `{name}`{}",
+                    acgs_core::suggest::did_you_mean(&close)
+                ),
+                Some(format!("the keys here are {}", known.join(", "))),
+            )
+        }
+        None => (
+            "pipeline.schema",
+            match problem.key {
+                Some(key) => format!("`{key}`: {}", problem.message),
+                None => problem.message,
+            },
+            None,
+        ),
     };
-    match trailing.or_else(leading) {
-        Some((line, text)) => Problem::at(line, None, text),
-        None => Problem::at(0, None, message),
+    Problem {
+        file: file.to_owned(),
+        line: (problem.line > 0).then_some(problem.line),
+        step: None,
+        code,
+        message,
+        hint,
     }
 }
 
@@ -81,6 +108,8 @@ struct Checker<'a> {
     catalog: &'a Catalog,
     config: &'a Config,
     folder: &'a Path,
+    /// The file as given, for each problem.
+    name: &'a str,
     file: &'a PipelineFile,
     problems: Vec<Problem>,
 }
@@ -97,30 +126,62 @@ fn is_id(s: &str) -> bool {
 }
 
 impl Checker<'_> {
-    fn problem(&mut self, line: u32, step: Option<&str>, message: impl Into<String>) {
-        self.problems.push(Problem::at(line, step, message));
+    fn problem(
+        &mut self,
+        line: u32,
+        step: Option<&str>,
+        code: &'static str,
+        message: impl Into<String>,
+    ) {
+        self.problems.push(Problem {
+            file: self.name.to_owned(),
+            line: (line > 0).then_some(line),
+            step: step.map(str::to_owned),
+            code,
+            message: message.into(),
+            hint: None,
+        });
+    }
+
+    /// `message` with the closest of `known` to `name` ("did you mean …?").
+    fn suggest<'k>(
+        message: String,
+        name: &str,
+        known: impl IntoIterator<Item = &'k str>,
+    ) -> String {
+        let close = acgs_core::suggest::closest(name, known, 2);
+        format!("{message}{}", acgs_core::suggest::did_you_mean(&close))
     }
 
     fn pipeline(&mut self, file: &str, source: &str) -> Pipeline {
         let spec = self.file;
         if spec.version.value != 1 {
-            self.problem(line(&spec.version), None, "only `version: 1` exists");
+            self.problem(
+                line(&spec.version),
+                None,
+                "pipeline.version",
+                "only `version: 1` exists",
+            );
         }
         if spec.steps.is_empty() {
-            self.problem(0, None, "there are no steps");
+            self.problem(0, None, "pipeline.no_steps", "there are no steps");
         }
         for name in spec.inputs.keys().filter(|n| !is_id(n)) {
-            self.problem(0, None, format!("input name `{name}` is not [a-z0-9_-]"));
+            self.problem(
+                0,
+                None,
+                "pipeline.bad_name",
+                format!("input name `{name}` is not [a-z0-9_-]"),
+            );
         }
         let models = self.models();
-        let steps: Vec<Step> = spec
-            .steps
-            .iter()
-            .filter_map(|s| {
-                let model = models.get(&s.id.value)?;
-                Some(self.step(s, Arc::clone(model), &models))
-            })
-            .collect();
+        let mut steps = Vec::new();
+        for s in &spec.steps {
+            match models.get(&s.id.value) {
+                Some(model) => steps.push(self.step(s, Arc::clone(model), &models)),
+                None => self.unmodelled(s),
+            }
+        }
         let steps = self.ordered(steps);
         let (max_parallel, cost) = self.settings();
         let inputs = self.inputs();
@@ -148,17 +209,28 @@ impl Checker<'_> {
                 self.problem(
                     line(&s.id),
                     None,
+                    "pipeline.bad_name",
                     format!("step id `{id}` is not [a-z0-9_-], 1–64 long"),
                 );
             }
             if !seen.insert(id.clone()) {
-                self.problem(line(&s.id), Some(id), "this step id is used twice");
+                self.problem(
+                    line(&s.id),
+                    Some(id),
+                    "pipeline.duplicate_step",
+                    "this step id is used twice",
+                );
             }
             match self.catalog.resolve(&s.model.value) {
                 Ok(model) => {
                     models.insert(id.clone(), model);
                 }
-                Err(e) => self.problem(line(&s.model), Some(id), e.to_string()),
+                Err(e) => self.problem(
+                    line(&s.model),
+                    Some(id),
+                    "pipeline.unknown_model",
+                    e.to_string(),
+                ),
             }
         }
         models
@@ -181,6 +253,7 @@ impl Checker<'_> {
                     self.problem(
                         line(value),
                         Some(&id),
+                        "pipeline.unknown_field",
                         format!("`{}` takes no `{key}`", model.key),
                     );
                     continue;
@@ -196,20 +269,17 @@ impl Checker<'_> {
         let media = self.media(s, &model, models, &mut deps);
         let params = self.params(s, &model, &texts);
         for need in &s.needs {
-            if models.contains_key(&need.value)
-                || self.file.steps.iter().any(|o| o.id.value == need.value)
-            {
+            if self.need_exists(need, &id) {
                 deps.insert(need.value.clone());
-            } else {
-                self.problem(
-                    line(need),
-                    Some(&id),
-                    format!("`needs` names `{}`, which is not a step", need.value),
-                );
             }
         }
         if deps.contains(&id) {
-            self.problem(line(&s.id), Some(&id), "a step cannot use its own output");
+            self.problem(
+                line(&s.id),
+                Some(&id),
+                "pipeline.reference",
+                "a step cannot use its own output",
+            );
             deps.remove(&id);
         }
         Step {
@@ -226,8 +296,67 @@ impl Checker<'_> {
 
     fn pieces(&mut self, value: &Spanned<String>, step: &str) -> Option<Vec<Piece>> {
         refs::parse(&value.value)
-            .map_err(|e| self.problem(line(value), Some(step), e))
+            .map_err(|e| self.problem(line(value), Some(step), "pipeline.template", e))
             .ok()
+    }
+
+    /// Whether what `r` names is declared: an input under `inputs`, a step among the steps.
+    fn exists(&mut self, r: &Ref, at: u32, step: &str) -> bool {
+        let (message, name, known): (String, &str, Vec<&str>) = match r {
+            Ref::Input(name) if !self.file.inputs.contains_key(name) => (
+                format!("input `{name}` is not declared under `inputs`"),
+                name,
+                self.file.inputs.keys().map(String::as_str).collect(),
+            ),
+            Ref::Step { step: other, .. }
+                if !self.file.steps.iter().any(|s| &s.id.value == other) =>
+            {
+                (
+                    format!("there is no step `{other}`"),
+                    other,
+                    self.file
+                        .steps
+                        .iter()
+                        .map(|s| s.id.value.as_str())
+                        .collect(),
+                )
+            }
+            _ => return true,
+        };
+        let message = Self::suggest(message, name, known);
+        self.problem(at, Some(step), "pipeline.reference", message);
+        false
+    }
+
+    /// Whether a `needs` entry names a step.
+    fn need_exists(&mut self, need: &Spanned<String>, step: &str) -> bool {
+        let steps = || self.file.steps.iter().map(|s| s.id.value.as_str());
+        if steps().any(|s| s == need.value) {
+            return true;
+        }
+        let message = Self::suggest(
+            format!("`needs` names `{}`, which is not a step", need.value),
+            &need.value,
+            steps(),
+        );
+        self.problem(line(need), Some(step), "pipeline.reference", message);
+        false
+    }
+
+    /// A step whose model is unknown: what can be checked without it — its references and
+    /// `needs` — so that one misspelt model does not hide the step's other problems.
+    fn unmodelled(&mut self, s: &StepSpec) {
+        let id = &s.id.value;
+        for (_, value) in s.texts().into_iter().chain(s.media()) {
+            if let Some(pieces) = self.pieces(value, id) {
+                for r in refs::refs(&pieces) {
+                    self.exists(r, line(value), id);
+                }
+            }
+        }
+        for need in &s.needs {
+            self.need_exists(need, id);
+        }
     }
 
     /// A reference into a field taking `wants`; step references become dependencies.
@@ -243,13 +372,12 @@ impl Checker<'_> {
         deps: &mut BTreeSet<String>,
     ) {
         let kind_name = |k: MediaKind| format!("{k:?}").to_lowercase();
+        if !self.exists(r, at, step) {
+            return;
+        }
         match r {
             Ref::Input(name) => match self.file.inputs.get(name) {
-                None => self.problem(
-                    at,
-                    Some(step),
-                    format!("input `{name}` is not declared under `inputs`"),
-                ),
+                None => {}
                 Some(input) => {
                     let has = match input.ty {
                         InputType::Text => MediaKind::Text,
@@ -261,6 +389,7 @@ impl Checker<'_> {
                         self.problem(
                             at,
                             Some(step),
+                            "pipeline.kind",
                             format!(
                                 "input `{name}` is {}, but `{key}` takes {}",
                                 kind_name(has),
@@ -277,9 +406,6 @@ impl Checker<'_> {
             } => {
                 deps.insert(other.clone());
                 let Some(model) = models.get(other) else {
-                    if !self.file.steps.iter().any(|s| &s.id.value == other) {
-                        self.problem(at, Some(step), format!("there is no step `{other}`"));
-                    }
                     return;
                 };
                 if !outputs_of(model.task).contains(output) {
@@ -288,6 +414,7 @@ impl Checker<'_> {
                     self.problem(
                         at,
                         Some(step),
+                        "pipeline.reference",
                         format!(
                             "steps.{other}.{} does not exist: `{}` makes {}",
                             output.name(),
@@ -309,7 +436,7 @@ impl Checker<'_> {
                             kind_name(wants)
                         )
                     };
-                    self.problem(at, Some(step), message);
+                    self.problem(at, Some(step), "pipeline.kind", message);
                 }
             }
         }
@@ -332,6 +459,7 @@ impl Checker<'_> {
                 self.problem(
                     line(value),
                     Some(id),
+                    "pipeline.unknown_field",
                     format!("`{}` takes no `{key}`", model.key),
                 );
                 continue;
@@ -347,11 +475,12 @@ impl Checker<'_> {
                 }
                 [Piece::Text(path)] => match self.literal_path(path) {
                     Ok(path) => out.push((key.to_owned(), MediaSource::Path(path))),
-                    Err(message) => self.problem(line(value), Some(id), message),
+                    Err(message) => self.problem(line(value), Some(id), "pipeline.path", message),
                 },
                 _ => self.problem(
                     line(value),
                     Some(id),
+                    "pipeline.template",
                     format!("`{key}` takes one reference or one path, not text around a reference"),
                 ),
             }
@@ -363,6 +492,7 @@ impl Checker<'_> {
                 self.problem(
                     line(&s.id),
                     Some(id),
+                    "pipeline.missing_field",
                     format!("`{}` needs `{flag}`", model.key),
                 );
             }
@@ -380,7 +510,12 @@ impl Checker<'_> {
             };
             match self.literal_path(default) {
                 Ok(full) => *default = full.display().to_string(),
-                Err(reason) => self.problem(0, None, format!("input `{name}`: {reason}")),
+                Err(reason) => self.problem(
+                    0,
+                    None,
+                    "pipeline.path",
+                    format!("input `{name}`: {reason}"),
+                ),
             }
         }
         inputs
@@ -435,19 +570,18 @@ impl Checker<'_> {
                 continue;
             };
             match pieces.as_slice() {
-                [Piece::Ref(Ref::Input(input))] => {
-                    if !self.file.inputs.contains_key(input) {
-                        self.problem(
-                            line(value),
-                            Some(id),
-                            format!("input `{input}` is not declared under `inputs`"),
-                        );
-                    }
+                [Piece::Ref(r @ Ref::Input(_))] => {
+                    self.exists(r, line(value), id);
                     if !model.params.contains_key(name) {
                         self.problem(
                             line(value),
                             Some(id),
-                            format!("`{}` has no parameter `{name}`", model.key),
+                            "pipeline.unknown_field",
+                            Self::suggest(
+                                format!("`{}` has no parameter `{name}`", model.key),
+                                name,
+                                model.params.keys().map(String::as_str),
+                            ),
                         );
                     }
                 }
@@ -455,6 +589,7 @@ impl Checker<'_> {
                 _ => self.problem(
                     line(value),
                     Some(id),
+                    "pipeline.template",
                     format!("parameter `{name}` takes a literal or one `{{{{ inputs.NAME }}}}`"),
                 ),
             }
@@ -468,7 +603,7 @@ impl Checker<'_> {
             crate::stages::validate::validate(model, &stand_ins, &literal, s.n, self.config)
         {
             let at = s.params.values().next().map_or(line(&s.id), line);
-            self.problem(at, Some(id), e.to_string());
+            self.problem(at, Some(id), "pipeline.parameter", e.to_string());
         }
         out
     }
@@ -518,6 +653,7 @@ impl Checker<'_> {
             self.problem(
                 at,
                 cycle.first().map(String::as_str),
+                "pipeline.cycle",
                 format!("steps form a cycle: {}", cycle.join(" → ")),
             );
             ordered.extend(waiting);
@@ -536,6 +672,7 @@ impl Checker<'_> {
             self.problem(
                 at,
                 None,
+                "pipeline.setting",
                 format!("max_parallel must be between 1 and {MAX_PARALLEL}"),
             );
         }
@@ -548,14 +685,11 @@ impl Checker<'_> {
             let value = value.as_ref()?;
             Usd::parse(&value.0)
                 .map_err(|_| {
-                    self.problems.push(Problem::at(
-                        at,
-                        None,
-                        format!(
-                            "settings.cost_management.{key}: `{}` is not an amount in dollars",
-                            value.0
-                        ),
-                    ))
+                    let message = format!(
+                        "settings.cost_management.{key}: `{}` is not an amount in dollars",
+                        value.0
+                    );
+                    self.problem(at, None, "pipeline.setting", message);
                 })
                 .ok()
         };
@@ -566,7 +700,7 @@ impl Checker<'_> {
             require_confirmation: cost.value.require_confirmation,
         };
         let tightened = tighten(base, &overrides).unwrap_or_else(|key| {
-            self.problem(at, None, format!("settings.cost_management.{key} would loosen your configured limit; a pipeline may only tighten limits"));
+            self.problem(at, None, "pipeline.loosens_limit", format!("settings.cost_management.{key} would loosen your configured limit; a pipeline may only tighten limits"));
             base.clone()
         });
         (parallel.clamp(1, MAX_PARALLEL) as usize, tightened)

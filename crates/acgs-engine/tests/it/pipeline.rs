@@ -141,7 +141,7 @@ fn parameters_follow_the_model_schema() {
 #[test]
 fn keys_ids_and_fields_are_checked() {
     let typo = format!("{HEADER}  - id: a\n    model: flux_dev\n    promt: x\n");
-    assert_problem(&typo, 8, "-", "unknown field `promt`");
+    assert_problem(&typo, 8, "-", "unknown key `promt`");
     let ids = format!(
         "{HEADER}  - id: Bad Id\n    model: flux_dev\n    prompt: x\n  - id: a\n    model: flux_dev\n    prompt: x\n  - id: a\n    model: flux_dev\n    prompt: x\n"
     );
@@ -206,7 +206,15 @@ fn settings_may_only_tighten() {
 #[test]
 fn hostile_yaml_is_refused_cleanly() {
     let laughs = "a: &a [x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\ne: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]\nf: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]\ng: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]\nversion: 1\nsteps: []\n";
-    assert_eq!(problems(laughs).len(), 1, "{:?}", problems(laughs));
+    let found = problems(laughs);
+    assert!(
+        found.len() <= 8,
+        "one problem per top-level key at most: {found:?}"
+    );
+    assert!(
+        found.iter().any(|p| p.contains("unknown key `a`")),
+        "{found:?}"
+    );
     let include = format!("{HEADER}  - id: a\n    model: !include other.yaml\n    prompt: x\n");
     let found = problems(&include);
     assert!(found.iter().any(|p| p.contains("tag")), "{found:?}");
@@ -218,4 +226,47 @@ fn hostile_yaml_is_refused_cleanly() {
         "]".repeat(200)
     );
     assert_eq!(problems(&deep).len(), 1);
+}
+
+#[test]
+fn every_problem_is_found_at_once_with_suggestions() {
+    let source = format!(
+        "{HEADER}  - id: scene\n    model: flux_dev\n    promt: a cat\n    n: two\n  \
+         - id: clip\n    model: flux_deev\n    prompt: \"{{{{ inputs.prodcut }}}}\"\n    needs: [scnee]\n  \
+         - id: still\n    model: flux_dev\n    prompt: x\n    params: {{ num_inference_stpes: 4 }}\n"
+    );
+    let dir = tempfile::tempdir().expect("dir");
+    let found = check_in(dir.path(), &source).expect_err("invalid").problems;
+    let seen: Vec<(Option<u32>, &str, &str)> = found
+        .iter()
+        .map(|p| (p.line, p.code, p.message.as_str()))
+        .collect();
+    let has = |line: u32, code: &str, needle: &str| {
+        assert!(
+            seen.iter()
+                .any(|(l, c, m)| *l == Some(line) && *c == code && m.contains(needle)),
+            "line {line} {code} `{needle}` in {seen:#?}"
+        );
+    };
+    has(
+        8,
+        "pipeline.unknown_key",
+        "unknown key `promt` (did you mean prompt?)",
+    );
+    has(9, "pipeline.schema", "`n`: invalid");
+    has(11, "pipeline.unknown_model", "flux_deev");
+    has(12, "pipeline.reference", "did you mean product?");
+    has(13, "pipeline.reference", "did you mean scene?");
+    has(
+        17,
+        "pipeline.parameter",
+        "did you mean num_inference_steps?",
+    );
+    assert!(found.iter().all(|p| p.file == "p.yaml"), "{found:?}");
+    let hint = found
+        .iter()
+        .find(|p| p.code == "pipeline.unknown_key")
+        .and_then(|p| p.hint.as_deref())
+        .expect("a hint lists the keys");
+    assert!(hint.contains("negative_prompt"), "{hint}");
 }

@@ -171,9 +171,16 @@ pub(crate) fn validate(
                 overrides.push(format!("unknown_param:{name}"));
                 continue;
             }
+            let close =
+                acgs_core::suggest::closest(name, model.params.keys().map(String::as_str), 2);
             return Err(invalid(
                 name,
-                format!("`{}` has no such parameter", model.key),
+                format!(
+                    "`{}` has no such parameter{}; `acgs models show {}` lists them",
+                    model.key,
+                    acgs_core::suggest::did_you_mean(&close),
+                    model.key
+                ),
             ));
         };
         if let Some(flag) = &spec.flag {
