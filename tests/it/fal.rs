@@ -92,6 +92,65 @@ async fn a_killed_video_job_is_finished_by_resume_without_a_second_submit() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_cancelled_video_is_charged_once_and_one_resume_finishes_the_run() {
+    let fake = FakeFal::builder("fal-ai/kling-video/v2.6/pro/text-to-video")
+        .outcome(Outcome::KeepRunning)
+        .start()
+        .await;
+    let sb = sandbox_for(&fake);
+    let child = sb
+        .command(&["video", "a slow orbit around a teapot", "--yes"])
+        .spawn()
+        .expect("spawn");
+    let run_id = wait_for_status(&sb, "submitted").await;
+    signal(&child, rustix::process::Signal::INT);
+    let out = child.wait_with_output().await.expect("exits");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("cancelled while it ran") && stderr.contains("acgs resume"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("Requested") && !stderr.contains("Unsupported"),
+        "no internal names: {stderr}"
+    );
+    let cancelled = ledger_rows(&sb).await;
+    assert_eq!(cancelled.len(), 1);
+    assert_eq!(cancelled[0].state, ReservationState::Settled);
+    let charged = cancelled[0].actual.expect("charged");
+    assert!(
+        charged.micros() * 2 == cancelled[0].estimate.micros(),
+        "the price of what was asked ({charged}), not the worst case with the unverified margin ({})",
+        cancelled[0].estimate
+    );
+    let submits_before = fake.submits().await;
+    fake.complete_now().await;
+    let doc = ok(&sb.run(&["--json", "resume", &run_id, "--yes"]).await);
+    assert_eq!(doc["outputs"][0]["content_type"], "video/mp4");
+    assert_eq!(
+        fake.submits().await,
+        submits_before + 1,
+        "one resume sends the job again, without waiting on the cancelled one"
+    );
+    let rows = ledger_rows(&sb).await;
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert!(
+        rows.iter()
+            .all(|r| r.state == ReservationState::Settled
+                && r.actual.is_some_and(|a| a < r.estimate)),
+        "two settled charges, none at its worst case: {rows:?}"
+    );
+    let again = ok(&sb.run(&["--json", "resume", &run_id, "--yes"]).await);
+    assert_eq!(again["outputs"][0]["sha256"], doc["outputs"][0]["sha256"]);
+    assert_eq!(
+        fake.submits().await,
+        submits_before + 1,
+        "nothing sent twice"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_kill_while_submitting_needs_resubmit() {
     let slow = FakeFal::builder("fal-ai/kling-video/v2.6/pro/text-to-video")
         .outcome(Outcome::Video)

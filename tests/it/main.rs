@@ -515,8 +515,13 @@ async fn ctrl_c_cancels_the_job_and_exits_130() {
     let rows = ledger_rows(&sb).await;
     assert_eq!(
         rows[0].state,
-        acgs_core::ledger::ReservationState::Submitted,
-        "an unconfirmed cancel keeps counting"
+        acgs_core::ledger::ReservationState::Settled,
+        "a job cancelled while it ran is charged once, for what was asked"
+    );
+    assert_eq!(
+        rows[0].actual,
+        Some(rows[0].estimate),
+        "flux_dev's price is verified"
     );
     for folder in sb.run_folders() {
         let names: Vec<_> = fs_err::read_dir(&folder)

@@ -355,7 +355,10 @@ async fn bad_files_are_refused_before_anything_is_spent() {
             "text_into_image.yaml",
             "text_into_image.yaml:7: step `v`: steps.w.text is text from a model",
         ),
-        ("include.yaml", "include.yaml:4: `model`: unsupported tag `!include`"),
+        (
+            "include.yaml",
+            "include.yaml:4: `model`: unsupported tag `!include`",
+        ),
     ] {
         for command in ["validate", "run"] {
             let run = sb.run(&[command, file, "--yes"]).await;

@@ -1,12 +1,17 @@
 //! A fake fal server following the reference protocol: submit → `202 IN_QUEUE` → `202 IN_PROGRESS`
 //! → `200 COMPLETED` → result, with media served by the same server; optionally the SSE status
 //! stream; the storage REST API (CDN token, upload, multipart) on the same server.
+//!
+//! A cancel of a running job answers `202 CANCELLATION_REQUESTED`; from then on, until the next
+//! submit, the job's status is `COMPLETED` with an error and its result answers 400 — what users
+//! of fal meet when they ask for a cancelled job's result (fal emits no CANCELED status).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use wiremock::matchers::{any, method, path, path_regex};
-use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+use wiremock::{Match, Mock, MockServer, Request, ResponseTemplate};
 
 use crate::media::{PNG_1X1, mp4};
 use crate::render;
@@ -82,6 +87,23 @@ pub struct FakeFal {
     endpoint: String,
     outcome: Outcome,
     uploads: Arc<Mutex<Vec<Upload>>>,
+    cancelled: Cancelled,
+}
+
+/// Whether the job was cancelled since it was submitted (a matcher for the cancelled answers).
+#[derive(Debug, Clone, Default)]
+struct Cancelled(Arc<AtomicBool>);
+
+impl Cancelled {
+    fn set(&self, value: bool) {
+        self.0.store(value, Ordering::SeqCst);
+    }
+}
+
+impl Match for Cancelled {
+    fn matches(&self, _: &Request) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
 }
 
 /// One upload the fake CDN received.
@@ -182,6 +204,7 @@ impl FakeFal {
 
     /// Let a job that kept running complete now (status `COMPLETED`, a video result).
     pub async fn complete_now(&self) {
+        self.cancelled.set(false);
         let root = root_of(&self.endpoint);
         let completed = render(
             "fal_status_completed.json",
@@ -214,6 +237,43 @@ impl FakeFal {
             .mount(&self.server)
             .await;
     }
+}
+
+/// `PUT …/cancel`, and what a cancelled job's status and result answer afterwards.
+async fn mount_cancel(
+    server: &MockServer,
+    root: &str,
+    fill: &(dyn Fn(&str) -> String + Sync),
+    cancelled: &Cancelled,
+) {
+    let requests = format!("/{root}/requests/{REQUEST_ID}");
+    let flag = cancelled.clone();
+    let body = render("fal_cancel.json", &[]);
+    Mock::given(method("PUT"))
+        .and(path(format!("{requests}/cancel").as_str()))
+        .respond_with(move |_: &Request| {
+            flag.set(true);
+            json(202, body.clone())
+        })
+        .mount(server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("{requests}/status").as_str()))
+        .and(cancelled.clone())
+        .respond_with(json(200, fill("fal_status_completed_cancelled.json")))
+        .with_priority(1)
+        .mount(server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(requests.as_str()))
+        .and(cancelled.clone())
+        .respond_with(json(
+            400,
+            r#"{"detail":"Request was cancelled"}"#.to_owned(),
+        ))
+        .with_priority(1)
+        .mount(server)
+        .await;
 }
 
 fn root_of(endpoint: &str) -> String {
@@ -328,10 +388,11 @@ impl FakeFalBuilder {
                 ],
             )
         };
-        self.mount_submit(&server, &fill).await;
+        let cancelled = Cancelled::default();
+        self.mount_submit(&server, &fill, &cancelled).await;
         self.mount_status(&server, &root, &fill).await;
         self.mount_result(&server, &root, &fill).await;
-        self.mount_cancel(&server, &root).await;
+        mount_cancel(&server, &root, &fill, &cancelled).await;
         self.mount_media(&server).await;
         let uploads = Arc::new(Mutex::new(Vec::new()));
         self.mount_storage(&server, &fill, &uploads).await;
@@ -348,10 +409,16 @@ impl FakeFalBuilder {
             endpoint: self.endpoint,
             outcome: self.outcome,
             uploads,
+            cancelled,
         }
     }
 
-    async fn mount_submit(&self, server: &MockServer, fill: &(dyn Fn(&str) -> String + Sync)) {
+    async fn mount_submit(
+        &self,
+        server: &MockServer,
+        fill: &(dyn Fn(&str) -> String + Sync),
+        cancelled: &Cancelled,
+    ) {
         let submit_path = format!("/{}", self.endpoint);
         let echo = self.echo_keys;
         match self.submit_failure {
@@ -400,9 +467,15 @@ impl FakeFalBuilder {
             }
             None => {}
         }
+        let accepted = json(200, fill("fal_submit.json")).set_delay(self.submit_delay);
+        let fresh = cancelled.clone();
         Mock::given(method("POST"))
             .and(path(submit_path.as_str()))
-            .respond_with(json(200, fill("fal_submit.json")).set_delay(self.submit_delay))
+            .respond_with(move |_: &Request| {
+                // A new job: what was cancelled before is not this one.
+                fresh.set(false);
+                accepted.clone()
+            })
             .with_priority(2)
             .mount(server)
             .await;
@@ -512,15 +585,6 @@ impl FakeFalBuilder {
                     .await;
             }
         }
-    }
-
-    async fn mount_cancel(&self, server: &MockServer, root: &str) {
-        let cancel_path = format!("/{root}/requests/{REQUEST_ID}/cancel");
-        Mock::given(method("PUT"))
-            .and(path(cancel_path.as_str()))
-            .respond_with(json(202, render("fal_cancel.json", &[])))
-            .mount(server)
-            .await;
     }
 
     async fn mount_media(&self, server: &MockServer) {

@@ -23,6 +23,9 @@ pub fn fixture(name: &str) -> &'static str {
         "fal_status_in_queue.json" => include_str!("../fixtures/fal_status_in_queue.json"),
         "fal_status_in_progress.json" => include_str!("../fixtures/fal_status_in_progress.json"),
         "fal_status_completed.json" => include_str!("../fixtures/fal_status_completed.json"),
+        "fal_status_completed_cancelled.json" => {
+            include_str!("../fixtures/fal_status_completed_cancelled.json")
+        }
         "fal_status_completed_error.json" => {
             include_str!("../fixtures/fal_status_completed_error.json")
         }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use acgs_core::audit::AuditOutcome;
 use acgs_core::ledger::{Ledger, Reservation, ReservationId};
-use acgs_core::provider::{EventSink, FailureClass, ProviderError, Stage};
+use acgs_core::provider::{Charge, EventSink, FailureClass, ProviderError, Stage};
 use acgs_core::request::{Authorized, CancelOutcome, JobHandle, Output, RemoteRef, Submitted};
 use acgs_core::{Provider, UserFacing as _};
 use acgs_storage::manifest::{OutputRecord, StepStatus};
@@ -340,16 +340,28 @@ impl Live<'_> {
         let note = match self.provider.cancel(job).await {
             Ok(CancelOutcome::Cancelled) => {
                 let _ = self.ledger.release(&self.reservation).await;
-                let _ = self
-                    .attempt
-                    .run
-                    .update_step(&self.plan().step, |s| s.status = StepStatus::Cancelled)
-                    .await;
-                "the job was cancelled before it ran and nothing is charged".to_owned()
+                self.mark_cancelled().await;
+                format!(
+                    "the job was cancelled before it ran and nothing is charged; `acgs resume {run_id}` sends it again"
+                )
             }
-            Ok(CancelOutcome::Requested) => format!(
-                "the job was asked to stop; it counts at its estimate until `acgs resume {run_id}` settles it"
-            ),
+            Ok(CancelOutcome::Requested) => {
+                // The charge table (DESIGN.md §4.5): a job stopped while it ran may be billed for
+                // what was asked — its price without the margin for unverified prices, once.
+                let asked = self.plan().quote.base;
+                settle::charge_failure(
+                    self.attempt.services,
+                    self.ledger.as_ref(),
+                    &self.reservation,
+                    Charge::Estimate,
+                    asked,
+                )
+                .await;
+                self.mark_cancelled().await;
+                format!(
+                    "the job was cancelled while it ran; ${asked} is charged for it (the price of what was asked); `acgs resume {run_id}` sends it again"
+                )
+            }
             Ok(CancelOutcome::AlreadyCompleted) => {
                 format!("the job had already finished; `acgs resume {run_id}` stores its result")
             }
@@ -358,6 +370,15 @@ impl Live<'_> {
             ),
         };
         EngineError::Interrupted { signal, note }
+    }
+
+    /// Record the step as cancelled (its job stays recorded; resume sends a new one).
+    async fn mark_cancelled(&self) {
+        let _ = self
+            .attempt
+            .run
+            .update_step(&self.plan().step, |s| s.status = StepStatus::Cancelled)
+            .await;
     }
 
     /// Apply the charge table to a provider failure (and lower the in-flight cap when the
