@@ -15,6 +15,7 @@ mod checks;
 mod elevenlabs;
 mod fal;
 mod gemini;
+mod history;
 mod hostile;
 mod leaks;
 mod mcp;

@@ -150,7 +150,7 @@ impl App {
 
     /// The providers of the models a run used (from its manifest, found through the runs index).
     pub(crate) fn providers_of_run(&self, run_id: &str) -> Result<Vec<ProviderId>, Failure> {
-        let entry = RunIndex::new(self.loaded.paths.state_file("runs.jsonl")).find(run_id)?;
+        let entry = self.runs_index().find(run_id)?;
         let root = entry
             .folder
             .parent()
@@ -266,14 +266,25 @@ impl App {
         )
     }
 
-    /// A suite for the ledger and audit log only (`acgs spend abandon`): no provider.
+    /// A suite for the ledger, audit log and runs index only (`acgs spend abandon`, `acgs runs
+    /// show`): no provider.
     pub(crate) async fn ledger_suite(&self) -> Result<Suite, Failure> {
         Ok(self
             .base_builder()
             .ledger(self.ledger().await?)
             .audit(Arc::new(self.audit_log()))
             .journal(self.journal())
+            .runs(self.runs_index())
             .build()?)
+    }
+
+    /// A suite that reads the runs index only (`acgs runs`): no ledger, no provider.
+    pub(crate) fn history_suite(&self) -> Result<Suite, Failure> {
+        Ok(self.base_builder().runs(self.runs_index()).build()?)
+    }
+
+    fn runs_index(&self) -> RunIndex {
+        RunIndex::new(self.loaded.paths.state_file("runs.jsonl"))
     }
 
     /// The key for `provider` (running key_command if needed; taught to the redactor) and the
@@ -339,7 +350,7 @@ impl App {
                 &self.config().cost_management.alert_command,
                 &self.env.vars,
             )))
-            .runs(RunIndex::new(self.loaded.paths.state_file("runs.jsonl")))
+            .runs(self.runs_index())
             .build()?)
     }
 

@@ -82,6 +82,9 @@ pub enum Command {
     Init(InitArgs),
     /// Finish a run that stopped: re-attach to its job, or send what was never sent.
     Resume(ResumeArgs),
+    /// The runs made on this machine, newest first: what was asked, how it ended, what it cost,
+    /// and where its files are.
+    Runs(RunsArgs),
     /// List the model catalogue with prices.
     Models(ModelsArgs),
     /// Show where each provider key comes from.
@@ -486,6 +489,50 @@ pub struct ResumeArgs {
     /// On Ctrl-C, leave the job running instead of cancelling it.
     #[arg(long)]
     pub detach: bool,
+}
+
+/// `acgs runs`.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct RunsArgs {
+    /// One run in full instead of the list.
+    #[command(subcommand)]
+    pub action: Option<RunsAction>,
+    /// Only runs with a step of this model.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Only runs that ended this way.
+    #[arg(long, value_enum)]
+    pub status: Option<RunStatusArg>,
+    /// Only runs made on or after this day (YYYY-MM-DD, your time zone).
+    #[arg(long)]
+    pub since: Option<jiff::civil::Date>,
+    /// At most this many runs (0: all).
+    #[arg(long, short = 'n', default_value_t = 20)]
+    pub limit: usize,
+}
+
+/// How a run ended, as `--status` takes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RunStatusArg {
+    /// Every step done.
+    Done,
+    /// A step failed.
+    Failed,
+    /// A step was cancelled.
+    Cancelled,
+    /// Something is left for `acgs resume`.
+    Unfinished,
+}
+
+/// `acgs runs …`.
+#[derive(Debug, Subcommand)]
+pub enum RunsAction {
+    /// One run: each step with its model, status, cost (the ledger's word) and files.
+    Show {
+        /// The run (`YYYYMMDDTHHMMSSZ-xxxxxx`).
+        run_id: String,
+    },
 }
 
 /// `acgs models`.

@@ -150,6 +150,7 @@ async fn command(cli: &Cli, app: &App, interrupt: &Interrupt) -> CmdResult {
         Command::Speech(args) => commands::speech::speech(app, args, interrupt).await,
         Command::Voices(args) => commands::speech::voices(app, args).await,
         Command::Resume(args) => commands::resume::resume(app, args, interrupt).await,
+        Command::Runs(args) => commands::runs::run(app, args).await,
         Command::Validate(args) => commands::pipeline::validate(app, args),
         Command::Estimate(args) => commands::pipeline::estimate(app, args),
         Command::Run(args) => commands::pipeline::run(app, args, interrupt).await,

@@ -25,6 +25,7 @@
 
 mod driver;
 mod error;
+mod history;
 mod inputs;
 mod interrupt;
 pub mod pipeline;
@@ -40,6 +41,7 @@ mod status;
 mod suite;
 
 pub use error::{EngineError, Signal};
+pub use history::{RunFilter, RunOutcome, RunSummary};
 pub use inputs::OpenedInputs;
 pub use interrupt::Interrupt;
 pub use pipeline::Pipeline;

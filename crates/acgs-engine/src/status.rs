@@ -10,6 +10,7 @@ use acgs_storage::manifest::{RunKind, StepStatus};
 use serde::Serialize;
 
 use crate::error::EngineError;
+use crate::history::RunOutcome;
 use crate::services::Services;
 use crate::stages::authorize::effective_limits;
 
@@ -22,6 +23,12 @@ pub struct RunStatus {
     pub kind: RunKind,
     /// Its folder.
     pub folder: PathBuf,
+    /// When it was made.
+    pub created_at: jiff::Timestamp,
+    /// How it ended, from its steps.
+    pub status: RunOutcome,
+    /// What was asked (the first step's prompt or text, or a pipeline's first text input).
+    pub prompt: Option<String>,
     /// Each step, in the manifest's order.
     pub steps: Vec<StepState>,
 }
@@ -110,6 +117,9 @@ pub(crate) async fn status(services: &Services, run_id: &str) -> Result<RunStatu
         run_id: manifest.run_id.clone(),
         kind: manifest.kind,
         folder: dir.path().to_owned(),
+        created_at: manifest.created_at,
+        status: RunOutcome::of(manifest.steps.iter().map(|s| s.status)),
+        prompt: crate::history::prompt_of(&manifest),
         steps,
     })
 }

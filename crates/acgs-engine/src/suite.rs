@@ -384,6 +384,14 @@ impl Suite {
         crate::status::status(&self.services, run_id).await
     }
 
+    /// The runs recorded in the runs index that `filter` lets through, newest first.
+    pub fn runs_made(
+        &self,
+        filter: &crate::RunFilter,
+    ) -> Result<Vec<crate::RunSummary>, EngineError> {
+        crate::history::list(&self.services, filter)
+    }
+
     /// What this suite's caller has spent today and in each of its scopes, against the limits
     /// in force.
     pub async fn spend_now(&self) -> Result<crate::SpendNow, EngineError> {

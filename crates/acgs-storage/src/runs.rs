@@ -61,20 +61,35 @@ impl RunIndex {
 
     /// The folder of `run_id` (latest entry wins).
     pub fn find(&self, run_id: &str) -> Result<RunEntry> {
-        let file = match fs_err::File::open(&self.path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(StorageError::RunNotFound(run_id.to_owned()));
-            }
-            Err(e) => return Err(StorageError::io("reading runs.jsonl")(e)),
-        };
-        std::io::BufReader::new(file)
-            .lines()
-            .map_while(std::result::Result::ok)
-            .filter_map(|line| serde_json::from_str::<RunEntry>(&line).ok())
+        self.entries()?
             .filter(|e| e.run_id == run_id)
             .last()
             .ok_or_else(|| StorageError::RunNotFound(run_id.to_owned()))
+    }
+
+    /// Every run, newest first, each once (its latest entry); none before the first run.
+    pub fn list(&self) -> Result<Vec<RunEntry>> {
+        let mut latest = std::collections::BTreeMap::new();
+        for entry in self.entries()? {
+            latest.insert(entry.run_id.clone(), entry);
+        }
+        let mut runs: Vec<RunEntry> = latest.into_values().collect();
+        runs.sort_by_key(|r| std::cmp::Reverse(r.created_at));
+        Ok(runs)
+    }
+
+    /// The readable entries, in the order they were written (unreadable lines are skipped).
+    fn entries(&self) -> Result<impl Iterator<Item = RunEntry>> {
+        let file = match fs_err::File::open(&self.path) {
+            Ok(f) => Some(f),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(StorageError::io("reading runs.jsonl")(e)),
+        };
+        Ok(file
+            .into_iter()
+            .flat_map(|f| std::io::BufReader::new(f).lines())
+            .map_while(std::result::Result::ok)
+            .filter_map(|line| serde_json::from_str::<RunEntry>(&line).ok()))
     }
 }
 
@@ -102,5 +117,16 @@ mod tests {
             PathBuf::from("/x/b")
         );
         assert!(index.find("c").is_err());
+        index.append("a", Path::new("/y/a")).expect("moved");
+        let listed = index.list().expect("list");
+        assert_eq!(listed.len(), 2, "each run once");
+        assert_eq!(listed[0].run_id, "a", "newest first");
+        assert_eq!(listed[0].folder, PathBuf::from("/y/a"), "its latest entry");
+        assert!(
+            RunIndex::new(tmp.path().join("none.jsonl"))
+                .list()
+                .expect("empty")
+                .is_empty()
+        );
     }
 }

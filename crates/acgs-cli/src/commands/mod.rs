@@ -11,6 +11,7 @@ pub(crate) mod mcp;
 pub(crate) mod models;
 pub(crate) mod pipeline;
 pub(crate) mod resume;
+pub(crate) mod runs;
 pub(crate) mod speech;
 pub(crate) mod spend;
 pub(crate) mod text;

@@ -57,12 +57,18 @@ pub(crate) fn find_run(
     runs: &acgs_storage::runs::RunIndex,
     run_id: &str,
 ) -> Result<(RunDir, Manifest), StorageError> {
-    let entry = runs.find(run_id)?;
+    open_run(&runs.find(run_id)?)
+}
+
+/// The folder an index entry names, and its manifest.
+pub(crate) fn open_run(
+    entry: &acgs_storage::runs::RunEntry,
+) -> Result<(RunDir, Manifest), StorageError> {
     let root = entry
         .folder
         .parent()
-        .ok_or_else(|| StorageError::RunNotFound(run_id.to_owned()))?;
-    let dir = acgs_storage::output::OutputRoot::open(root)?.open_run(run_id)?;
+        .ok_or_else(|| StorageError::RunNotFound(entry.run_id.clone()))?;
+    let dir = acgs_storage::output::OutputRoot::open(root)?.open_run(&entry.run_id)?;
     let manifest = Manifest::load(&dir)?;
     Ok((dir, manifest))
 }
