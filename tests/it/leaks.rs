@@ -143,14 +143,27 @@ async fn keys_are_set_from_stdin_into_a_private_file_and_deleted() {
     assert!(
         fs_err::read_to_string(&file)
             .expect("read")
-            .contains("[dev]")
+            .contains("[default]"),
+        "without --profile a key serves every profile"
     );
-    let status = sb.run(&["--json", "keys", "status"]).await.json();
+    for profile in ["dev", "prod"] {
+        let status = sb
+            .run(&["--json", "--profile", profile, "keys", "status"])
+            .await
+            .json();
+        assert!(
+            status["keys"][0]["source"]
+                .as_str()
+                .is_some_and(|s| s.ends_with("credentials [default]")),
+            "{profile}: {status}"
+        );
+    }
+    let misspelt = sb.run(&["--profile", "prdo", "keys", "status"]).await;
+    assert_eq!(misspelt.code, Some(2), "{}", misspelt.stderr);
     assert!(
-        status["keys"][0]["source"]
-            .as_str()
-            .is_some_and(|s| s.ends_with("credentials [dev]")),
-        "{status}"
+        misspelt.stderr.contains("config.unknown_profile") && misspelt.stderr.contains("prod"),
+        "{}",
+        misspelt.stderr
     );
     let argv = sb.run(&["keys", "set", "FAL_KEY", FAL_KEY]).await;
     assert_eq!(

@@ -479,6 +479,9 @@ pub struct ConfigSources {
     pub env: ProcessEnv,
     /// The selected profile.
     pub profile: Profile,
+    /// Whether the profile was asked for (`--profile`, `ACGS_PROFILE`) rather than the default;
+    /// a profile asked for must exist.
+    pub profile_chosen: bool,
 }
 
 impl ConfigSources {
@@ -491,7 +494,8 @@ impl ConfigSources {
         profile_flag: Option<&str>,
     ) -> Result<Self> {
         let paths = env.paths();
-        let profile = match profile_flag.or_else(|| env.var("ACGS_PROFILE")) {
+        let chosen = profile_flag.or_else(|| env.var("ACGS_PROFILE"));
+        let profile = match chosen {
             Some(name) => Profile::new(name)?,
             None => Profile::default(),
         };
@@ -509,6 +513,7 @@ impl ConfigSources {
             explicit_file,
             env: env.clone(),
             profile,
+            profile_chosen: chosen.is_some(),
         })
     }
 }
@@ -520,6 +525,8 @@ pub struct LoadedConfig {
     pub config: Config,
     /// The selected profile.
     pub profile: Profile,
+    /// Whether it was asked for rather than the default (see [`ConfigSources::profile_chosen`]).
+    pub profile_chosen: bool,
     /// Files read, in order, with whether they were trusted.
     pub files: Vec<(PathBuf, bool)>,
     /// Standard folders.
@@ -587,6 +594,9 @@ impl Config {
             files.push((path.clone(), false));
         }
         let profile = sources.profile.as_str();
+        if sources.profile_chosen {
+            check_profile_exists(&layers, profile)?;
+        }
         let trusted_only: Vec<&Layer> = layers.iter().filter(|l| l.trusted).collect();
         let all: Vec<&Layer> = layers.iter().collect();
         let base = merge_profile(&trusted_only, profile);
@@ -604,10 +614,37 @@ impl Config {
         Ok(LoadedConfig {
             config,
             profile: sources.profile.clone(),
+            profile_chosen: sources.profile_chosen,
             files,
             paths: sources.env.paths(),
         })
     }
+}
+
+/// The profiles that exist without a table: the default one and `prod` (which turns
+/// `--strict` on).
+const BUILT_IN_PROFILES: [&str; 3] = ["default", "dev", "prod"];
+
+/// A profile asked for by name must be one of [`BUILT_IN_PROFILES`] or a table of a file read:
+/// a misspelt `--profile` would otherwise run with the defaults, silently.
+fn check_profile_exists(layers: &[Layer], profile: &str) -> Result<()> {
+    let mut known: Vec<&str> = BUILT_IN_PROFILES.to_vec();
+    for name in layers.iter().flat_map(|l| l.profiles.keys()) {
+        if !known.contains(&name.as_str()) {
+            known.push(name);
+        }
+    }
+    if known.contains(&profile) {
+        return Ok(());
+    }
+    Err(Error::UnknownProfile {
+        profile: profile.to_owned(),
+        closest: crate::suggest::closest(profile, known.iter().copied(), 2)
+            .into_iter()
+            .map(str::to_owned)
+            .collect(),
+        known: known.into_iter().map(str::to_owned).collect(),
+    })
 }
 
 /// The largest configuration file read.
@@ -617,29 +654,37 @@ fn read_layer(path: &Path, trusted: bool) -> Result<Layer> {
     let origin = path.display().to_string();
     let text = crate::files::read_regular_text(path, MAX_CONFIG_BYTES)
         .map_err(|e| crate::files::unreadable(path, &e))?;
-    let table: toml::Table = toml::from_str(&text).map_err(|e| Error::InvalidConfig {
-        key: "(file)".into(),
-        origin: origin.clone(),
-        reason: e.message().to_owned(),
+    let table: toml::Table = toml::from_str(&text).map_err(|e| Error::ConfigSyntax {
+        origin: match e.span() {
+            Some(span) => format!("{origin}:{}", line_at(&text, span.start)),
+            None => origin.clone(),
+        },
+        reason: e.message().trim().to_owned(),
     })?;
+    // `path:line` of a key path (profile first) in this file.
+    let place = |keys: &[&str]| match line_of(&text, keys) {
+        Some(line) => format!("{origin}:{line}"),
+        None => origin.clone(),
+    };
     let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let mut profiles = BTreeMap::new();
     for (name, value) in table {
         let toml::Value::Table(mut section) = value else {
             return Err(Error::InvalidConfig {
-                key: name,
-                origin,
+                key: name.clone(),
+                origin: place(&[&name]),
                 reason: "top-level keys are profile tables such as [default] or [dev]".into(),
             });
         };
         Profile::new(&name).map_err(|_| Error::InvalidConfig {
             key: name.clone(),
-            origin: origin.clone(),
+            origin: place(&[&name]),
             reason: "profile names are 1–32 of [a-z0-9_-]".into(),
         })?;
-        check_known_keys(&section, &defaults_table(), "", &origin)?;
+        let in_profile = |keys: &[&str]| place(&[&[name.as_str()], keys].concat());
+        check_known_keys(&section, &defaults_table(), &[], &in_profile)?;
         resolve_relative_paths(&mut section, &base_dir);
-        deserialize(section.clone(), &origin)?;
+        check_values(&section, &in_profile)?;
         profiles.insert(name, section);
     }
     Ok(Layer {
@@ -649,6 +694,87 @@ fn read_layer(path: &Path, trusted: bool) -> Result<Layer> {
     })
 }
 
+/// The 1-based line of byte `offset` in `text`.
+fn line_at(text: &str, offset: usize) -> u32 {
+    let before = text.get(..offset).unwrap_or(text);
+    u32::try_from(before.bytes().filter(|b| *b == b'\n').count() + 1).unwrap_or(u32::MAX)
+}
+
+/// The line on which the key at `keys` (a profile table, then dotted keys) is written.
+fn line_of(text: &str, keys: &[&str]) -> Option<u32> {
+    let document = toml::de::DeTable::parse(text).ok()?;
+    let mut table = document.get_ref();
+    let mut at = None;
+    for (i, wanted) in keys.iter().enumerate() {
+        let (key, value) = table
+            .iter()
+            .find(|(k, _)| k.get_ref().as_ref() == *wanted)?;
+        at = Some(key.span().start);
+        if i + 1 < keys.len() {
+            let toml::de::DeValue::Table(inner) = value.get_ref() else {
+                return None;
+            };
+            table = inner;
+        }
+    }
+    Some(line_at(text, at?))
+}
+
+/// Each value of a profile table against its type: the first that does not fit is named, with
+/// its line, rather than the whole table being refused without a place.
+fn check_values(section: &toml::Table, place: &dyn Fn(&[&str]) -> String) -> Result<()> {
+    let Err(whole) = deserialize(section.clone(), "") else {
+        return Ok(());
+    };
+    let mut leaves = Vec::new();
+    collect_leaves(section, &mut Vec::new(), &mut leaves);
+    for (keys, value) in leaves {
+        // The leaf alone, nested under its keys.
+        let alone = keys.iter().rev().fold(value, |inner, key| {
+            toml::Value::Table(toml::Table::from_iter([(key.clone(), inner)]))
+        });
+        let toml::Value::Table(alone) = alone else {
+            continue;
+        };
+        if let Err(Error::InvalidConfig { reason, .. }) = deserialize(alone, "") {
+            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+            return Err(Error::InvalidConfig {
+                key: keys.join("."),
+                origin: place(&keys),
+                reason,
+            });
+        }
+    }
+    Err(match whole {
+        Error::InvalidConfig { key, reason, .. } => Error::InvalidConfig {
+            key,
+            origin: place(&[]),
+            reason,
+        },
+        other => other,
+    })
+}
+
+/// Every leaf (a value that is not a table) of `table`, with its key path.
+fn collect_leaves(
+    table: &toml::Table,
+    prefix: &mut Vec<String>,
+    out: &mut Vec<(Vec<String>, toml::Value)>,
+) {
+    for (key, value) in table {
+        prefix.push(key.clone());
+        match value {
+            toml::Value::Table(inner)
+                if !matches!(prefix.first().map(String::as_str), Some("models")) =>
+            {
+                collect_leaves(inner, prefix, out);
+            }
+            _ => out.push((prefix.clone(), value.clone())),
+        }
+        prefix.pop();
+    }
+}
+
 fn defaults_table() -> toml::Table {
     match toml::Value::try_from(Config::default()) {
         Ok(toml::Value::Table(table)) => table,
@@ -656,32 +782,32 @@ fn defaults_table() -> toml::Table {
     }
 }
 
-/// Every key must exist in the defaults (except free-form `models` entries).
+/// Every key must exist in the defaults (except free-form `models` entries); an unknown one is
+/// named with its place and the closest known keys.
 fn check_known_keys(
     table: &toml::Table,
     known: &toml::Table,
-    prefix: &str,
-    origin: &str,
+    prefix: &[&str],
+    place: &dyn Fn(&[&str]) -> String,
 ) -> Result<()> {
     for (key, value) in table {
-        let path = if prefix.is_empty() {
-            key.clone()
-        } else {
-            format!("{prefix}.{key}")
-        };
+        let keys = [prefix, &[key.as_str()]].concat();
+        let path = keys.join(".");
         if path == "models" || path == "guard.templates" {
             continue;
         }
         match known.get(key) {
             None => {
+                let closest = crate::suggest::closest(key, known.keys().map(String::as_str), 2);
                 return Err(Error::UnknownConfigKey {
                     key: path,
-                    origin: origin.to_owned(),
+                    origin: place(&keys),
+                    closest: closest.into_iter().map(str::to_owned).collect(),
                 });
             }
             Some(toml::Value::Table(inner_known)) => {
                 if let toml::Value::Table(inner) = value {
-                    check_known_keys(inner, inner_known, &path, origin)?;
+                    check_known_keys(inner, inner_known, &keys, place)?;
                 }
             }
             Some(_) => {}
@@ -834,7 +960,7 @@ fn env_layer(env: &ProcessEnv) -> Result<toml::Table> {
             .unwrap_or_else(|| toml::Value::String(raw.clone()));
         let origin = format!("environment variable {name}");
         insert_path(&mut table, &path, value);
-        check_known_keys(&table, &defaults_table(), "", &origin)?;
+        check_known_keys(&table, &defaults_table(), &[], &|_| origin.clone())?;
     }
     let cwd = env.cwd.clone();
     resolve_relative_paths(&mut table, &cwd);
@@ -1156,7 +1282,45 @@ mod tests {
         let err = fx.load(None).expect_err("unknown key");
         let text = err.to_string();
         assert!(text.contains("guard.max_prompt_charz"), "{text}");
-        assert!(text.contains("config.toml"), "{text}");
+        assert!(text.contains("config.toml:3"), "the line: {text}");
+        assert!(text.contains("did you mean max_prompt_chars?"), "{text}");
+        fx.user_file("[dev]\n[dev.cost_managment]\ndaily_limit = 5\n");
+        let text = fx.load(None).expect_err("section").to_string();
+        assert!(
+            text.contains("config.toml:2") && text.contains("did you mean cost_management?"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn bad_values_and_syntax_are_placed_by_line_and_key() {
+        let fx = Fixture::new();
+        fx.user_file("[default]\noutput_dir = \"out\"\n\n[default.cost_management]\nwarn_threshold = 1\ndaily_limit = \"lots\"\n");
+        let err = fx.load(None).expect_err("value");
+        let text = err.to_string();
+        assert!(
+            text.contains("`cost_management.daily_limit`") && text.contains("config.toml:6"),
+            "{text}"
+        );
+        fx.user_file("[default]\noutput_dir = \"out\n");
+        let err = fx.load(None).expect_err("syntax");
+        assert_eq!(crate::UserFacing::code(&err), "config.syntax");
+        let text = err.to_string();
+        assert!(text.contains("config.toml:2: not valid TOML"), "{text}");
+    }
+
+    #[test]
+    fn a_profile_asked_for_must_exist() {
+        let fx = Fixture::new();
+        fx.user_file("[staging.cost_management]\ndaily_limit = 3\n");
+        assert!(fx.load(Some("staging")).is_ok());
+        assert!(fx.load(Some("prod")).is_ok(), "built in");
+        assert!(fx.load(None).is_ok(), "the default needs no table");
+        let err = fx.load(Some("stagign")).expect_err("misspelt");
+        assert_eq!(crate::UserFacing::code(&err), "config.unknown_profile");
+        assert!(err.to_string().contains("did you mean staging?"), "{err}");
+        let hint = crate::UserFacing::hint(&err).unwrap_or_default();
+        assert!(hint.contains("default, dev, prod, staging"), "{hint}");
     }
 
     #[test]

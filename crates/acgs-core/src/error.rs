@@ -105,12 +105,38 @@ pub struct Problem {
 #[non_exhaustive]
 pub enum Error {
     /// A configuration file or variable names a key acgs does not know.
-    #[error("unknown configuration key `{key}` in {origin}")]
+    #[error(
+        "unknown configuration key `{key}` in {origin}{}",
+        crate::suggest::did_you_mean(closest)
+    )]
     UnknownConfigKey {
         /// Dotted key path.
         key: String,
-        /// The file or variable that set it.
+        /// The file (`path:line` when the line is known) or variable that set it.
         origin: String,
+        /// The known keys closest to it.
+        closest: Vec<String>,
+    },
+    /// A configuration file is not valid TOML.
+    #[error("{origin}: not valid TOML: {reason}")]
+    ConfigSyntax {
+        /// The file, with the line (`path:line`) when known.
+        origin: String,
+        /// What the parser found.
+        reason: String,
+    },
+    /// `--profile` or `ACGS_PROFILE` names a profile no configuration file defines.
+    #[error(
+        "there is no profile `{profile}`{}",
+        crate::suggest::did_you_mean(closest)
+    )]
+    UnknownProfile {
+        /// The profile asked for.
+        profile: String,
+        /// The profiles that exist, closest first.
+        closest: Vec<String>,
+        /// Every profile that exists.
+        known: Vec<String>,
     },
     /// A configuration value has the wrong type or range.
     #[error("invalid configuration value for `{key}` in {origin}: {reason}")]
@@ -215,6 +241,8 @@ impl UserFacing for Error {
     fn code(&self) -> &'static str {
         match self {
             Self::UnknownConfigKey { .. } => "config.unknown_key",
+            Self::ConfigSyntax { .. } => "config.syntax",
+            Self::UnknownProfile { .. } => "config.unknown_profile",
             Self::InvalidConfig { .. } => "config.invalid_value",
             Self::UntrustedConfigKey { .. } => "config.untrusted_key",
             Self::LoosensLimit { .. } => "config.loosens_limit",
@@ -259,6 +287,10 @@ impl UserFacing for Error {
             Self::UnknownConfigKey { .. } => {
                 Some("check the spelling; docs/configuration.md lists every key".into())
             }
+            Self::UnknownProfile { known, .. } => Some(format!(
+                "the profiles are {}; add a [NAME] table to your config to make another",
+                known.join(", ")
+            )),
             Self::UnsafeCredentialSource { .. } => {
                 Some("make the file owned by you and readable only by you (chmod 600)".into())
             }

@@ -48,11 +48,12 @@ fn permille(similarity: f64) -> u32 {
 
 /// " (did you mean a, b?)" for a message, or nothing.
 #[must_use]
-pub fn did_you_mean(suggestions: &[&str]) -> String {
+pub fn did_you_mean<S: AsRef<str>>(suggestions: &[S]) -> String {
     if suggestions.is_empty() {
         String::new()
     } else {
-        format!(" (did you mean {}?)", suggestions.join(", "))
+        let names: Vec<&str> = suggestions.iter().map(AsRef::as_ref).collect();
+        format!(" (did you mean {}?)", names.join(", "))
     }
 }
 

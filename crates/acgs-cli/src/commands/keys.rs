@@ -195,7 +195,7 @@ fn read_secret(app: &App, name: &str, profile: &str) -> Result<secrecy::SecretSt
 pub(crate) fn set(app: &App, name: &str) -> CmdResult {
     use secrecy::ExposeSecret as _;
     let name = known_name(name)?;
-    let profile = app.loaded.profile.as_str().to_owned();
+    let profile = key_table(app).to_owned();
     let secret = read_secret(app, name, &profile)?;
     app.ui.redactor().add_secret(secret.expose_secret());
     let (path, mut doc) = credentials_doc(app)?;
@@ -219,23 +219,40 @@ pub(crate) fn set(app: &App, name: &str) -> CmdResult {
         .map_err(|e| CliError::from(e).into())
 }
 
+/// The credentials table `keys set` and `keys delete` work on: the profile asked for with
+/// `--profile` or `ACGS_PROFILE`, else `[default]`, which every profile reads.
+fn key_table(app: &App) -> &str {
+    if app.loaded.profile_chosen {
+        app.loaded.profile.as_str()
+    } else {
+        "default"
+    }
+}
+
 /// `acgs keys delete NAME`.
 pub(crate) fn delete(app: &App, name: &str) -> CmdResult {
     let name = known_name(name)?;
-    let profile = app.loaded.profile.as_str().to_owned();
     let (path, mut doc) = credentials_doc(app)?;
-    let removed = doc
-        .get_mut(&profile)
-        .and_then(|t| t.as_table_like_mut())
-        .and_then(|t| t.remove(name))
-        .is_some();
-    if !removed {
+    // Without --profile, `[default]` first, then the default profile's own table.
+    let tables = [key_table(app), app.loaded.profile.as_str()];
+    let mut remove_from = |table: &str| {
+        doc.get_mut(table)
+            .and_then(|t| t.as_table_like_mut())
+            .and_then(|t| t.remove(name))
+            .is_some()
+    };
+    let Some(profile) = tables
+        .into_iter()
+        .find(|t| remove_from(t))
+        .map(str::to_owned)
+    else {
+        let profile = key_table(app);
         return Err(CliError::Usage(format!(
             "{} holds no {name} for profile {profile}; nothing was changed",
             path.display()
         ))
         .into());
-    }
+    };
     save(app, &path, &doc)?;
     app.ui
         .result_text(&format!(
