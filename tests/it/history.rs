@@ -1,4 +1,5 @@
-//! `acgs runs`: the history of runs, listed, filtered and shown.
+//! What acgs tells about what it did: `acgs runs` (history, listed, filtered and shown) and
+//! `-v` (each request it sent).
 
 use crate::{ENDPOINT, FakeFal, Outcome, ok, sandbox_for};
 
@@ -66,4 +67,40 @@ async fn runs_are_listed_filtered_and_shown() {
     let gone = sb.run(&["runs", "show", run_id]).await;
     assert_eq!(gone.code, Some(2), "{}", gone.stderr);
     assert!(!gone.stderr.contains('\u{1b}'), "{}", gone.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn verbose_logs_each_request_with_status_and_latency() {
+    let fake = FakeFal::builder(ENDPOINT)
+        .outcome(Outcome::Images)
+        .start()
+        .await;
+    let sb = sandbox_for(&fake);
+    let quiet = sb.run(&["image", "a fox", "--yes"]).await;
+    assert!(!quiet.stderr.contains("acgs::http"), "{}", quiet.stderr);
+    let loud = sb.run(&["-v", "image", "a fox", "--yes"]).await;
+    assert_eq!(loud.code, Some(0), "{}", loud.stderr);
+    let requests: Vec<&str> = loud
+        .stderr
+        .lines()
+        .filter(|l| l.contains("acgs::http: request"))
+        .collect();
+    assert!(
+        requests.iter().any(|l| l.contains("method=POST")
+            && l.contains(&format!("url={}/{ENDPOINT}", fake.uri()))
+            && l.contains("status=200")
+            && l.contains("latency_ms=")),
+        "{}",
+        loud.stderr
+    );
+    assert!(
+        requests
+            .iter()
+            .any(|l| l.contains("method=GET") && l.contains("/requests/")),
+        "status polls are logged too: {requests:?}"
+    );
+    assert!(
+        acgs_testkit::canary::leaks_in(loud.stderr.as_bytes(), acgs_testkit::canary::FAL_KEY)
+            .is_empty()
+    );
 }

@@ -108,3 +108,46 @@ async fn ctrl_c_at_the_spend_question_exits_130_at_once() {
 async fn sigterm_at_the_spend_question_exits_143_at_once() {
     signal_at_the_spend_question(rustix::process::Signal::TERM, 143).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_long_job_shows_a_moving_spinner_with_its_elapsed_time() {
+    let fake = FakeFal::builder(ENDPOINT)
+        .outcome(acgs_testkit::fal::Outcome::KeepRunning)
+        .start()
+        .await;
+    let mut sb = sandbox_for(&fake);
+    sb.set_env("TERM", "xterm-256color");
+    let (master, terminal) = pty();
+    let mut command = sb.command(&["image", "a kite over the dunes", "--yes"]);
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(terminal.try_clone().expect("fd")))
+        .stderr(Stdio::from(terminal));
+    let mut child = command.spawn().expect("acgs starts");
+    let seen = gather(master);
+    let started = Instant::now();
+    // No event arrives while fal says IN_PROGRESS: the time still counts on the terminal.
+    while !seen.lock().expect("lock").contains("3s [main]") {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no moving elapsed time ({:?}): {:?}",
+            child.try_wait(),
+            seen.lock().expect("lock")
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let pid =
+        rustix::process::Pid::from_raw(i32::try_from(child.id().expect("running")).expect("pid"))
+            .expect("pid");
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("signal");
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("acgs ends")
+        .expect("status");
+    assert_eq!(status.code(), Some(143));
+    let shown = seen.lock().expect("lock").clone();
+    assert!(
+        shown.contains("1s [main]") && shown.contains("2s [main]"),
+        "{shown:?}"
+    );
+}

@@ -41,12 +41,20 @@ pub fn main_entry() -> ExitCode {
     let env = ProcessEnv::capture();
     let redactor = Redactor::new();
     redactor.add_scrubber(acgs_guard::scan::scrubber());
+    // A terminal whose type is unknown (no TERM) is as dumb as TERM=dumb: no redrawn lines.
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && env.var("TERM").is_some_and(|t| t != "dumb");
+    let choice = match cli.color {
+        cli::ColorWhen::Auto => ui::ColorChoice::Auto,
+        cli::ColorWhen::Always => ui::ColorChoice::Always,
+        cli::ColorWhen::Never => ui::ColorChoice::Never,
+    };
+    let color = ui::wants_color(choice, |name| env.var(name).map(str::to_owned), terminal);
     let ui = Ui::new(
         redactor.clone(),
-        cli.json,
-        cli.quiet,
-        cli.verbose,
-        env.var("NO_COLOR").is_some(),
+        (cli.json, cli.quiet, cli.verbose),
+        terminal,
+        color,
     );
     let json_logs = cli.json || cli.log_format == cli::LogFormat::Json;
     logging::init(

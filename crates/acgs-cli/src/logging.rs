@@ -20,10 +20,14 @@ pub(crate) fn init(
     json: bool,
     redactor: Redactor,
 ) {
+    // A target directive is a prefix: `acgs` is every acgs crate and `acgs::http`. -v shows
+    // each request, -vv acgs's debug lines; dependencies' debug lines only from -vvv (or
+    // `ACGS_LOG`).
     let default = match (quiet, verbose) {
         (true, _) => "error",
         (false, 0) => "warn",
-        (false, 1) => "info",
+        (false, 1) => "warn,acgs=info",
+        (false, 2) => "info,acgs=debug",
         _ => "debug",
     };
     let filter = directive
@@ -103,6 +107,8 @@ impl<S: Subscriber> Layer<S> for RedactingLayer {
         // One write per line (stderr is unbuffered).
         let mut line = self.redactor.redact(&line).into_owned();
         line.push('\n');
-        let _ = std::io::stderr().lock().write_all(line.as_bytes());
+        crate::ui::around_spinner(|| {
+            let _ = std::io::stderr().lock().write_all(line.as_bytes());
+        });
     }
 }

@@ -3,7 +3,9 @@
 //! stdout carries the result only (a table, or one JSON document with `--json`); progress,
 //! warnings, logs and errors go to stderr, as JSON objects `{ts, type, …}` with `--json`.
 
-use std::io::{IsTerminal as _, Write as _};
+use std::io::Write as _;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
 
 use acgs_core::UserFacing;
 use acgs_core::provider::ProgressEvent;
@@ -25,16 +27,71 @@ pub(crate) struct Ui {
     /// `-v` count.
     pub verbose: u8,
     color: bool,
-    /// stderr is a terminal (and not `--json`): progress is one line rewritten in place.
-    tty: bool,
-    /// A progress line is showing and must be cleared before anything else is written.
-    live: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// stderr is a terminal that can move its cursor (and not `--json`): progress is a spinner
+    /// with the elapsed time, redrawn in place.
+    live: bool,
     /// The latest status of every step still running (pipelines show them side by side).
-    active: std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, String>>>,
+    active: std::sync::Arc<Mutex<std::collections::BTreeMap<String, String>>>,
 }
 
-/// Carriage return and "erase line".
-const CLEAR_LINE: &[u8] = b"\r\x1b[2K";
+/// The spinner on stderr while steps run. One for the process, as the terminal is one: log
+/// lines (`logging`) and every other stderr line are written around it.
+static SPINNER: Mutex<Option<indicatif::ProgressBar>> = Mutex::new(None);
+
+/// How often the spinner moves (and its elapsed time counts) when no event arrives.
+const SPINNER_TICK: Duration = Duration::from_millis(120);
+
+fn spinner() -> MutexGuard<'static, Option<indicatif::ProgressBar>> {
+    SPINNER
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Write on stderr around the spinner: it is hidden while `write` runs, then drawn again.
+pub(crate) fn around_spinner(write: impl FnOnce()) {
+    let bar = spinner().clone();
+    match bar {
+        Some(bar) => bar.suspend(write),
+        None => write(),
+    }
+}
+
+/// Take the spinner off the terminal (a question or the result comes next).
+fn clear_spinner() {
+    if let Some(bar) = spinner().take() {
+        bar.finish_and_clear();
+    }
+}
+
+/// What `--color` asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ColorChoice {
+    /// Colour on a terminal unless `NO_COLOR` is set or `TERM=dumb`; `CLICOLOR_FORCE` forces it.
+    Auto,
+    /// Always.
+    Always,
+    /// Never.
+    Never,
+}
+
+/// Whether stderr gets colour: `choice`, then `NO_COLOR` (any value) over `CLICOLOR_FORCE`
+/// (any value but `0`) over `TERM` (unset or `dumb`: none) over whether stderr is a terminal.
+#[must_use]
+pub(crate) fn wants_color(
+    choice: ColorChoice,
+    var: impl Fn(&str) -> Option<String>,
+    terminal: bool,
+) -> bool {
+    match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto if var("NO_COLOR").is_some_and(|v| !v.is_empty()) => false,
+        ColorChoice::Auto if var("CLICOLOR_FORCE").is_some_and(|v| !v.is_empty() && v != "0") => {
+            true
+        }
+        ColorChoice::Auto => terminal && var("TERM").is_some_and(|t| t != "dumb"),
+    }
+}
 
 fn now() -> String {
     jiff::Timestamp::now().to_string()
@@ -55,23 +112,21 @@ pub(crate) fn printable_lines(text: &str) -> String {
 impl Ui {
     /// A terminal writer.
     #[must_use]
+    /// `terminal`: stderr is a terminal that can redraw a line (not `TERM=dumb`); `color` from
+    /// [`wants_color`].
     pub(crate) fn new(
         redactor: Redactor,
-        json: bool,
-        quiet: bool,
-        verbose: u8,
-        no_color: bool,
+        (json, quiet, verbose): (bool, bool, u8),
+        terminal: bool,
+        color: bool,
     ) -> Self {
-        let tty = !json && std::io::stderr().is_terminal();
-        let color = !no_color && tty;
         Self {
             redactor,
             json,
             quiet,
             verbose,
-            color,
-            tty,
-            live: std::sync::Arc::default(),
+            color: color && !json,
+            live: terminal && !json,
             active: std::sync::Arc::default(),
         }
     }
@@ -84,7 +139,7 @@ impl Ui {
 
     /// Write the result to stdout. A closed pipe is reported as `BrokenPipe` for a quiet exit 0.
     pub(crate) fn result_text(&self, text: &str) -> std::io::Result<()> {
-        self.clear_progress(&mut std::io::stderr().lock());
+        clear_spinner();
         let mut out = std::io::stdout().lock();
         out.write_all(self.redactor.redact(text).as_bytes())?;
         if !text.ends_with('\n') {
@@ -110,27 +165,25 @@ impl Ui {
         // One write per line: stderr is unbuffered, and progress lines come by the hundred.
         let mut shown = self.redactor.redact(line).into_owned();
         shown.push('\n');
-        let mut err = std::io::stderr().lock();
-        self.clear_progress(&mut err);
-        let _ = err.write_all(shown.as_bytes());
+        around_spinner(|| {
+            let _ = std::io::stderr().lock().write_all(shown.as_bytes());
+        });
     }
 
-    fn clear_progress(&self, err: &mut impl std::io::Write) {
-        if self.live.swap(false, std::sync::atomic::Ordering::SeqCst) {
-            let _ = err.write_all(CLEAR_LINE);
-            let _ = err.flush();
-        }
-    }
-
-    /// On a terminal: rewrite the one progress line.
-    fn progress_line(&self, text: &str) {
-        let mut err = std::io::stderr().lock();
-        let _ = err.write_all(CLEAR_LINE);
-        let width = 100;
-        let shown: String = self.redactor.redact(text).chars().take(width).collect();
-        let _ = err.write_all(shown.as_bytes());
-        let _ = err.flush();
-        self.live.store(true, std::sync::atomic::Ordering::SeqCst);
+    /// On a terminal: show `text` beside the spinner, fitted to the terminal's width.
+    fn spin(&self, text: &str) {
+        let shown = self.redactor.redact(text).into_owned();
+        let mut bar = spinner();
+        let bar = bar.get_or_insert_with(|| {
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{spinner} {elapsed:>4} {wide_msg}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+            );
+            bar.enable_steady_tick(SPINNER_TICK);
+            bar
+        });
+        bar.set_message(shown);
     }
 
     fn paint(&self, code: &str, text: &str) -> String {
@@ -158,8 +211,8 @@ impl Ui {
 
     /// A question on the terminal, on a line of its own (the progress line is cleared first).
     pub(crate) fn prompt(&self, question: &str) {
+        clear_spinner();
         let mut err = std::io::stderr().lock();
-        self.clear_progress(&mut err);
         let _ = err.write_all(printable(question).as_bytes());
         let _ = err.flush();
     }
@@ -212,7 +265,7 @@ impl Ui {
         if let Some(msg) = message {
             text.push_str(&format!(": {msg}"));
         }
-        if !self.tty {
+        if !self.live {
             self.stderr_line(&text);
             return;
         }
@@ -221,14 +274,18 @@ impl Ui {
         };
         if event.stage == acgs_core::provider::Stage::Done {
             active.remove(&event.step);
+            let idle = active.is_empty();
             drop(active);
             self.stderr_line(&text);
+            if idle {
+                clear_spinner();
+            }
             return;
         }
         active.insert(event.step.clone(), text);
         let line = active.values().cloned().collect::<Vec<_>>().join(" · ");
         drop(active);
-        self.progress_line(&line);
+        self.spin(&line);
     }
 
     /// Report an error: code, one sentence, a hint; details only with `-v`. With `--json` the error
@@ -273,5 +330,51 @@ impl Ui {
             }
         }
         exit
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ColorChoice, wants_color};
+
+    #[test]
+    fn colour_follows_the_flag_then_no_color_then_clicolor_force_then_the_terminal() {
+        use ColorChoice::{Always, Auto, Never};
+        type Env = &'static [(&'static str, &'static str)];
+        let cases: [(ColorChoice, Env, bool, bool); 11] = [
+            (Auto, &[("TERM", "xterm")], true, true),
+            (Auto, &[("TERM", "xterm")], false, false),
+            (Auto, &[], true, false),
+            (Auto, &[("TERM", "dumb")], true, false),
+            (Auto, &[("TERM", "xterm"), ("NO_COLOR", "1")], true, false),
+            (Auto, &[("TERM", "xterm"), ("NO_COLOR", "")], true, true),
+            (Auto, &[("CLICOLOR_FORCE", "1")], false, true),
+            (Auto, &[("CLICOLOR_FORCE", "0")], false, false),
+            (
+                Auto,
+                &[("NO_COLOR", "1"), ("CLICOLOR_FORCE", "1")],
+                true,
+                false,
+            ),
+            (Always, &[("NO_COLOR", "1")], false, true),
+            (
+                Never,
+                &[("CLICOLOR_FORCE", "1"), ("TERM", "xterm")],
+                true,
+                false,
+            ),
+        ];
+        for (choice, env, terminal, expected) in cases {
+            let var = |name: &str| {
+                env.iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| (*v).to_owned())
+            };
+            assert_eq!(
+                wants_color(choice, var, terminal),
+                expected,
+                "{choice:?} {env:?} terminal={terminal}"
+            );
+        }
     }
 }

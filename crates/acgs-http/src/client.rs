@@ -530,10 +530,10 @@ impl HttpClient {
                         )))
                 }
             };
-            let response = builder
-                .send()
-                .await
-                .map_err(|e| self.map_send_error(e, &url))?;
+            let started = std::time::Instant::now();
+            let sent = builder.send().await;
+            log_request(request.method, &url, sent.as_ref().ok(), started.elapsed());
+            let response = sent.map_err(|e| self.map_send_error(e, &url))?;
             let status = response.status();
             if status.is_redirection()
                 && request.method == Method::Get
@@ -654,6 +654,45 @@ pub(crate) async fn read_capped(
         body.extend_from_slice(&chunk);
     }
     Ok(body.freeze())
+}
+
+/// The longest path segment a request log shows; a longer one (a signed token, say) is elided.
+const MAX_LOGGED_SEGMENT: usize = 40;
+
+/// One line per request at `-v`: method, the URL without its query and with long path segments
+/// elided, status and latency until the answer's headers. The line goes through the redactor
+/// like every log line.
+fn log_request(method: Method, url: &Url, answer: Option<&reqwest::Response>, took: Duration) {
+    let path: Vec<&str> = url
+        .path()
+        .split('/')
+        .map(|segment| {
+            if segment.len() > MAX_LOGGED_SEGMENT {
+                "…"
+            } else {
+                segment
+            }
+        })
+        .collect();
+    let shown = format!("{}{}", url.origin().ascii_serialization(), path.join("/"));
+    let latency_ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX);
+    match answer {
+        Some(response) => tracing::info!(
+            target: "acgs::http",
+            method = %method.to_reqwest(),
+            url = %shown,
+            status = response.status().as_u16(),
+            latency_ms,
+            "request"
+        ),
+        None => tracing::info!(
+            target: "acgs::http",
+            method = %method.to_reqwest(),
+            url = %shown,
+            latency_ms,
+            "request failed before an answer"
+        ),
+    }
 }
 
 /// Scheme, host and port of a URL: what messages show (never paths or queries, which may carry
