@@ -286,6 +286,12 @@ async fn every_command_runs_through_the_fake() {
         vec!["transcript.txt", "transcript.json", "transcript.srt"]
     );
     let folder = &sb.run_folders()[0];
+    let manifest = fs_err::read_to_string(folder.join("manifest.json")).expect("manifest");
+    assert!(
+        manifest.len() < 16 * 1024 && manifest.contains("data:audio/wav;sha256="),
+        "the input is recorded by digest, not inlined ({} bytes)",
+        manifest.len()
+    );
     assert_eq!(
         fs_err::read_to_string(folder.join("transcript.txt")).expect("txt"),
         "Hello world. This is a test."
