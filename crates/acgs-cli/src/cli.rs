@@ -70,49 +70,71 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Generate images from a prompt, or edit images (--edit).
+    #[command(after_long_help = crate::examples::IMAGE)]
     Image(ImageArgs),
     /// Generate a video from a prompt, or animate an image (--image).
+    #[command(after_long_help = crate::examples::VIDEO)]
     Video(VideoArgs),
     /// Make a portrait talk: lip-sync to audio, or speak a text.
+    #[command(after_long_help = crate::examples::AVATAR)]
     Avatar(AvatarArgs),
     /// Upscale an image or a video.
+    #[command(after_long_help = crate::examples::UPSCALE)]
     Upscale(UpscaleArgs),
     /// Transcribe speech to text, word timings and subtitles.
+    #[command(after_long_help = crate::examples::TRANSCRIBE)]
     Transcribe(TranscribeArgs),
     /// Write text with a language model.
+    #[command(after_long_help = crate::examples::TEXT)]
     Text(TextArgs),
     /// Describe, read or question an image, a video or a recording.
+    #[command(after_long_help = crate::examples::ANALYZE)]
     Analyze(AnalyzeArgs),
     /// Turn text into speech.
+    #[command(after_long_help = crate::examples::SPEECH)]
     Speech(SpeechArgs),
     /// List the ElevenLabs voices (or, with --models, the speech models and their limits).
+    #[command(after_long_help = crate::examples::VOICES)]
     Voices(VoicesArgs),
     /// Check a pipeline file: every problem at once, each with its line.
+    #[command(after_long_help = crate::examples::VALIDATE)]
     Validate(ValidateArgs),
     /// The worst case of every step of a pipeline, and of the run, against your limits.
+    #[command(after_long_help = crate::examples::ESTIMATE)]
     Estimate(PipelineArgs),
     /// Run a pipeline: one confirmation, steps at once where they can be.
+    #[command(after_long_help = crate::examples::RUN)]
     Run(PipelineArgs),
     /// Write a starter acgs.toml and pipeline.yaml in this folder.
+    #[command(after_long_help = crate::examples::INIT)]
     Init(InitArgs),
     /// Finish a run that stopped: re-attach to its job, or send what was never sent.
+    #[command(after_long_help = crate::examples::RESUME)]
     Resume(ResumeArgs),
     /// The runs made on this machine, newest first: what was asked, how it ended, what it cost,
     /// and where its files are.
+    #[command(after_long_help = crate::examples::RUNS)]
     Runs(RunsArgs),
     /// List the model catalogue with prices.
+    #[command(after_long_help = crate::examples::MODELS)]
     Models(ModelsArgs),
     /// Show where each provider key comes from.
+    #[command(after_long_help = crate::examples::KEYS)]
     Keys(KeysArgs),
     /// Explain what the guard makes of a text.
+    #[command(after_long_help = crate::examples::GUARD)]
     Guard(GuardArgs),
     /// What was spent: reserved, settled, expired; by model, provider or user.
+    #[command(after_long_help = crate::examples::SPEND)]
     Spend(SpendArgs),
     /// The audit log: check its chain, show its last entries, anchor its head.
+    #[command(after_long_help = crate::examples::AUDIT)]
     Audit(AuditArgs),
     /// Check this folder and your setup against the security checklist (exit 7 on a failure).
+    #[command(after_long_help = crate::examples::DOCTOR)]
     Doctor(DoctorArgs),
     /// Serve AI agents over the Model Context Protocol, within the allowance `[mcp]` sets.
+    #[command(after_long_help = crate::examples::MCP)]
     Mcp(McpArgs),
     /// Print the completion script of a shell (bash, zsh, fish, elvish, powershell).
     Completions {
@@ -614,4 +636,72 @@ fn parse_param(raw: &str) -> Result<(String, String), String> {
         return Err("parameter names are letters, digits and _".into());
     }
     Ok((name.to_owned(), value.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_model_an_example_names_is_in_the_catalogue() {
+        let mut catalog = acgs_providers_fal::catalog().expect("fal");
+        catalog.extend(acgs_providers_gemini::catalog().expect("gemini"));
+        catalog.extend(acgs_providers_elevenlabs::catalog().expect("elevenlabs"));
+        for example in crate::examples::ALL {
+            // Commands only, not the comments after them.
+            let commands: String = example
+                .lines()
+                .map(|l| l.split('#').next().unwrap_or_default())
+                .collect::<Vec<_>>()
+                .join(" ");
+            let words: Vec<&str> = commands.split_whitespace().collect();
+            for pair in words.windows(2) {
+                let named = match pair {
+                    ["--model", key] => Some(*key),
+                    ["show", key] if commands.contains("models show") => Some(*key),
+                    _ => None,
+                };
+                if let Some(key) = named {
+                    assert!(catalog.resolve(key).is_ok(), "`{key}` in {example}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_example_parses_as_an_acgs_command_line() {
+        use clap::Parser as _;
+        for example in crate::examples::ALL {
+            for line in example.lines().skip(1) {
+                // The first command of the line, without comments, pipes or redirections.
+                let command = line
+                    .split(['#', '|', '>', '&'])
+                    .find(|c| c.contains("acgs "));
+                let Some(command) = command else { continue };
+                let words = shell_words(command.trim());
+                let parsed = super::Cli::try_parse_from(&words);
+                assert!(parsed.is_ok(), "{line}: {:?}", parsed.err());
+            }
+        }
+    }
+
+    /// `text` split on spaces, with double-quoted stretches kept whole.
+    fn shell_words(text: &str) -> Vec<String> {
+        let mut words = Vec::new();
+        let mut word = String::new();
+        let mut quoted = false;
+        for c in text.chars() {
+            match c {
+                '"' => quoted = !quoted,
+                ' ' if !quoted => {
+                    if !word.is_empty() {
+                        words.push(std::mem::take(&mut word));
+                    }
+                }
+                c => word.push(c),
+            }
+        }
+        if !word.is_empty() {
+            words.push(word);
+        }
+        words
+    }
 }

@@ -8,6 +8,7 @@ mod app;
 pub mod cli;
 mod commands;
 mod confirm;
+mod examples;
 mod failure;
 mod logging;
 mod ui;
