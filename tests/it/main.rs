@@ -17,6 +17,7 @@ mod fal;
 mod gemini;
 mod history;
 mod hostile;
+mod keys;
 mod leaks;
 mod mcp;
 mod pipeline;

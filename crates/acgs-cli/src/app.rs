@@ -323,6 +323,27 @@ impl App {
         )?)
     }
 
+    /// One cheap authenticated call to `provider` with its key (`acgs keys check`): nothing is
+    /// spent, and the key never leaves the provider's own origin.
+    pub(crate) async fn check_key(&self, provider: ProviderId) -> Result<(), Failure> {
+        let (key, http) = self.key_and_http(provider)?;
+        let urls = self.config().providers.urls(provider);
+        match provider {
+            ProviderId::Fal => {
+                acgs_providers_fal::PricingApi::new(http, &urls, &key.secret)?
+                    .check_key()
+                    .await?;
+            }
+            ProviderId::Gemini => {
+                acgs_providers_gemini::GeminiProvider::new(http, &urls, &key.secret)?
+                    .check_key()
+                    .await?;
+            }
+            ProviderId::ElevenLabs => self.elevenlabs()?.check_key().await?,
+        }
+        Ok(())
+    }
+
     /// A suite able to spend through `provider`: its key (running key_command if needed), the HTTP
     /// client, the ledger, the audit log and the runs index.
     pub(crate) async fn spending_suite(&self, provider: ProviderId) -> Result<Suite, Failure> {

@@ -613,6 +613,12 @@ pub struct KeysArgs {
 pub enum KeysAction {
     /// Source, shadowed sources, fingerprint and age of each key (the default).
     Status,
+    /// Ask each provider whether it accepts its key: one cheap authenticated call each, nothing
+    /// spent, the key never shown (exit 5 when one is refused).
+    Check {
+        /// Only this provider (fal, gemini, elevenlabs).
+        provider: Option<String>,
+    },
     /// Store a key in the credentials file (0600) for the selected profile; the value is read
     /// from a hidden prompt or from stdin, never from the command line.
     Set {

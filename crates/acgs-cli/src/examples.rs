@@ -94,6 +94,7 @@ pub(crate) const MODELS: &str = "Examples:
 /// `acgs keys`.
 pub(crate) const KEYS: &str = "Examples:
   acgs keys                                  # where each key comes from, never the key
+  acgs keys check                            # does each provider accept its key? nothing spent
   acgs keys set FAL_KEY                      # from a hidden prompt, into [default]
   acgs --profile prod keys set FAL_KEY       # only for the prod profile";
 

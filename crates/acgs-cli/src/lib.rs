@@ -172,6 +172,9 @@ async fn command(cli: &Cli, app: &App, interrupt: &Interrupt) -> CmdResult {
         ),
         Command::Keys(args) => match &args.action {
             None | Some(KeysAction::Status) => commands::keys::status(app),
+            Some(KeysAction::Check { provider }) => {
+                commands::keys::check(app, provider.as_deref()).await
+            }
             Some(KeysAction::Set { name }) => commands::keys::set(app, name),
             Some(KeysAction::Delete { name }) => commands::keys::delete(app, name),
         },

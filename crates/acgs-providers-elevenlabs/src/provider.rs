@@ -107,6 +107,12 @@ impl ElevenLabsProvider {
         Ok(self.get_json::<VoiceList>("v1/voices").await?.voices)
     }
 
+    /// One cheap authenticated call (`GET /v1/models`): whether the key is accepted, without
+    /// spending anything.
+    pub async fn check_key(&self) -> ProviderResult<()> {
+        self.models().await.map(|_| ())
+    }
+
     /// The models with their limits and cost multipliers (`GET /v1/models`).
     pub async fn models(&self) -> ProviderResult<Vec<ModelInfo>> {
         self.get_json("v1/models").await

@@ -66,6 +66,27 @@ impl PricingApi {
         })
     }
 
+    /// One cheap authenticated call (the price of `fal-ai/flux/dev`): whether the key is
+    /// accepted, without spending anything.
+    pub async fn check_key(&self) -> acgs_core::provider::ProviderResult<()> {
+        let mut url = self.api.clone();
+        url.set_path(&format!(
+            "{}/v1/models/pricing",
+            self.api.path().trim_end_matches('/')
+        ));
+        url.query_pairs_mut()
+            .append_pair("endpoint_id", "fal-ai/flux/dev");
+        self.http
+            .execute_retrying(
+                &HttpRequest::get(url).credential(&self.credential),
+                &RetryPolicy::default(),
+                &crate::protocol::classify,
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| acgs_http::provider_error("fal", e, &crate::protocol::classify))
+    }
+
     /// The current price of `model` (a fal entry), dated `today`.
     pub async fn refresh(&self, model: &ModelSpec, today: jiff::civil::Date) -> PriceRefresh {
         let mut url = self.api.clone();

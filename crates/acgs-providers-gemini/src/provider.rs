@@ -104,6 +104,15 @@ impl GeminiProvider {
         })
     }
 
+    /// One cheap authenticated call (`GET /v1beta/models?pageSize=1`): whether the key is
+    /// accepted, without spending anything.
+    pub async fn check_key(&self) -> ProviderResult<()> {
+        let url = self.url("v1beta/models?pageSize=1")?;
+        self.call(HttpRequest::get(url).credential(&self.credential))
+            .await
+            .map(|_| ())
+    }
+
     fn files(&self) -> Files<'_> {
         Files {
             http: &self.http,

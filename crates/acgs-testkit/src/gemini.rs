@@ -297,6 +297,21 @@ impl FakeGeminiBuilder {
                 .mount(&server)
                 .await;
         }
+        // The model list: what a key check reads (one page of one model).
+        let listed = format!(
+            r#"{{"models":[{{"name":"models/{model}","displayName":"{model}","supportedGenerationMethods":["generateContent"]}}],"nextPageToken":"x"}}"#
+        );
+        Mock::given(method("GET"))
+            .and(path("/v1beta/models"))
+            .respond_with(move |req: &Request| {
+                if key_of(req).is_none() {
+                    return json(403, r#"{"error":{"code":403,"message":"Method doesn't allow unregistered callers.","status":"PERMISSION_DENIED"}}"#.into());
+                }
+                json(200, listed.clone())
+            })
+            .with_priority(5)
+            .mount(&server)
+            .await;
         if let Some(secs) = self.rate_limited_once {
             let body = render(
                 "gemini_error_429.json",

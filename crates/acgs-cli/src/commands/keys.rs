@@ -1,6 +1,8 @@
 //! `acgs keys status`: where each key comes from, what it shadows, its fingerprint and age —
-//! without running `key_command` and without showing any key.
+//! without running `key_command` and without showing any key; `acgs keys check`: whether each
+//! provider accepts its key; `acgs keys set|delete`: the credentials file.
 
+use acgs_core::ProviderId;
 use acgs_credentials::KeySource;
 use acgs_storage::keys::{KeyAgeStore, ROTATION_DAYS};
 use serde_json::json;
@@ -10,6 +12,91 @@ use crate::failure::{CliError, CmdResult, Failure};
 
 fn source_text(source: &KeySource) -> String {
     source.to_string()
+}
+
+/// `acgs keys check [PROVIDER]`: one cheap authenticated call per provider whose key is found
+/// (or to `provider` alone); the first refusal is the command's error, after the table.
+pub(crate) async fn check(app: &App, provider: Option<&str>) -> CmdResult {
+    let providers = match provider {
+        Some(name) => vec![ProviderId::from_name(name).ok_or_else(|| {
+            CliError::Usage(format!(
+                "no provider `{name}`; choose fal, gemini or elevenlabs"
+            ))
+        })?],
+        None => ProviderId::ALL.to_vec(),
+    };
+    let found: Vec<ProviderId> = app
+        .credentials
+        .status()
+        .iter()
+        .filter(|s| s.key.is_some() || s.key_command_configured)
+        .map(|s| s.provider)
+        .collect();
+    let every = provider.is_none();
+    let mut rows = Vec::new();
+    let mut first_failure = None;
+    for provider in providers {
+        // Asked for by name, a provider without a key is checked anyway: `credentials.missing`.
+        if every && !found.contains(&provider) {
+            rows.push(json!({"provider": provider, "checked": false, "ok": null,
+                "message": format!("no key ({})", provider.key_variables())}));
+            continue;
+        }
+        let row = match app.check_key(provider).await {
+            Ok(()) => json!({"provider": provider, "checked": true, "ok": true,
+                "message": "the key is accepted"}),
+            Err(failure) => {
+                let row = json!({"provider": provider, "checked": true, "ok": false,
+                    "code": failure.error.code(), "message": failure.error.to_string()});
+                first_failure.get_or_insert(failure);
+                row
+            }
+        };
+        rows.push(row);
+    }
+    print_checks(app, &rows)?;
+    match first_failure {
+        Some(failure) => Err(Failure {
+            error: failure.error,
+            result_printed: true,
+        }),
+        // Not one key to check: the same error as a command that needs one.
+        None if rows.iter().all(|r| r["checked"] == json!(false)) => {
+            match app.credentials.key(ProviderId::Fal) {
+                Err(e) => Err(Failure {
+                    error: Box::new(e),
+                    result_printed: true,
+                }),
+                Ok(_) => Ok(()),
+            }
+        }
+        None => Ok(()),
+    }
+}
+
+fn print_checks(app: &App, rows: &[serde_json::Value]) -> CmdResult {
+    if app.ui.json {
+        return app
+            .ui
+            .result_json(&json!({ "keys": rows }))
+            .map_err(|e| CliError::from(e).into());
+    }
+    let mut text = String::new();
+    for row in rows {
+        let mark = match row["ok"].as_bool() {
+            Some(true) => "ok     ",
+            Some(false) => "REFUSED",
+            None => "-      ",
+        };
+        text.push_str(&format!(
+            "{mark}  {:<11} {}\n",
+            row["provider"].as_str().unwrap_or_default(),
+            crate::ui::printable(row["message"].as_str().unwrap_or_default())
+        ));
+    }
+    app.ui
+        .result_text(&text)
+        .map_err(|e| CliError::from(e).into())
 }
 
 /// Show the status of every provider's key.
