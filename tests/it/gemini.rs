@@ -63,6 +63,18 @@ async fn text_prints_the_answer_and_pays_by_usage() {
     );
     let body = &fake.submitted_bodies().await[0];
     assert_eq!(body["systemInstruction"]["parts"][0]["text"], "Be terse.");
+    let streamed: Vec<bool> = fake
+        .requests()
+        .await
+        .iter()
+        .filter(|r| r.url.path().contains(":"))
+        .map(|r| r.url.path().ends_with(":streamGenerateContent"))
+        .collect();
+    assert_eq!(
+        streamed,
+        [true, false],
+        "a person reads the words as they come; --json gets the whole text at once"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

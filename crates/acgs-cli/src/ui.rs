@@ -32,6 +32,8 @@ pub(crate) struct Ui {
     live: bool,
     /// The latest status of every step still running (pipelines show them side by side).
     active: std::sync::Arc<Mutex<std::collections::BTreeMap<String, String>>>,
+    /// A model's words were written on stdout as they came (`acgs text`).
+    streamed: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// The spinner on stderr while steps run. One for the process, as the terminal is one: log
@@ -128,7 +130,32 @@ impl Ui {
             color: color && !json,
             live: terminal && !json,
             active: std::sync::Arc::default(),
+            streamed: std::sync::Arc::default(),
         }
+    }
+
+    /// Whether a model's words were shown on stdout as they came.
+    pub(crate) fn streamed_text(&self) -> bool {
+        self.streamed.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// A piece of a model's text, on stdout as it comes: made safe for a terminal (control,
+    /// bidi and invisible characters removed; line breaks kept) and redacted. The whole text is
+    /// checked as model output afterwards, like any.
+    fn stream_text(&self, piece: &str) {
+        // The guard's deny set, character by character (its `sanitize` would also trim the
+        // spaces at a piece's edges, which belong to the text).
+        let safe: String = piece
+            .chars()
+            .filter(|c| !acgs_guard::is_denied(*c))
+            .collect();
+        let shown = self.redactor.redact(&safe).into_owned();
+        clear_spinner();
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(shown.as_bytes());
+        let _ = out.flush();
+        self.streamed
+            .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// The redactor (shared with logging and the HTTP layer).
@@ -232,6 +259,12 @@ impl Ui {
     /// A progress event (text lines or JSON objects; provider text is made printable). Spend
     /// alerts are shown as warnings.
     pub(crate) fn progress(&self, event: &ProgressEvent) {
+        if event.status == "text" {
+            if let Some(piece) = &event.message {
+                self.stream_text(piece);
+            }
+            return;
+        }
         if matches!(event.status.as_str(), "spend_alert" | "spend_warning") {
             self.warning(event.message.as_deref().unwrap_or("spend alert"));
             return;

@@ -7,6 +7,7 @@
 //! - [`catalog`] and [`pricing`]: models, parameter schemas with field kinds, prices with provenance;
 //! - [`money`]: [`Usd`], integer micro-dollars;
 //! - [`request`]: requests, the sealed [`Authorized`] wrapper, outputs and job handles;
+//! - [`progress`]: progress events and their sink;
 //! - [`provider`], [`ledger`], [`audit`], [`moderation`]: the traits providers, ledgers, audit sinks
 //!   and moderators implement;
 //! - [`config`], [`mod@env`]: layered configuration, and the process environment it reads;
@@ -25,6 +26,7 @@ pub mod moderation;
 pub mod money;
 pub mod params;
 pub mod pricing;
+pub mod progress;
 pub mod provider;
 pub mod redact;
 pub mod request;

@@ -24,6 +24,10 @@ pub struct Request {
     pub params: Params,
     /// System instruction for text models; user text stays in `params`.
     pub system: Option<String>,
+    /// Where a text model's words go as it writes them (`acgs text` shows them as they come),
+    /// as progress events with status `text`; `None` asks for the whole answer at once. The
+    /// whole text is still checked as model output before it is stored or used.
+    pub text_events: Option<crate::progress::EventSink>,
 }
 
 /// The guard's verdict on a request: what it warned about and which overrides are in effect.

@@ -32,6 +32,10 @@ pub struct GenerationRequest {
     /// the request, never sent.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub assumed_inputs: Vec<(String, AssumedMedia)>,
+    /// Show a text model's words as they are written (progress events with status `text`),
+    /// where the provider can stream them; the result is the same whole text.
+    #[serde(default, skip_serializing)]
+    pub stream_text: bool,
 }
 
 /// What an estimate assumes about media that does not exist yet.
@@ -87,6 +91,7 @@ impl GenerationRequest {
                 .map(|i| (i.field.clone(), i.path.clone()))
                 .collect(),
             assumed_inputs: Vec::new(),
+            stream_text: false,
         }
     }
 }

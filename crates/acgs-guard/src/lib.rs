@@ -25,7 +25,7 @@ use acgs_core::redact::Redactor;
 
 pub use error::GuardError;
 pub use moderate::BlockList;
-pub use sanitize::{Sanitized, sanitize};
+pub use sanitize::{Sanitized, is_denied, sanitize};
 
 /// Compile the shipped rule sets (injection, credentials, fold tables), which are otherwise
 /// compiled on first use. A command calls it on a spare thread while it starts, so that the

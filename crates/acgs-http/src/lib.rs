@@ -13,7 +13,8 @@
 //! - one retry layer ([`RetryPolicy`]) honouring `Retry-After`, `retry-after-ms` and Gemini's
 //!   `RetryInfo`; a submit is retried only when it was provably not accepted;
 //! - split timeouts, capped bodies, error bodies redacted, and streaming
-//!   [`HttpClient::download_to`] with a size cap and sha256 on the fly.
+//!   [`HttpClient::download_to`] with a size cap and sha256 on the fly;
+//! - Server-Sent Events read with a cap on each event ([`sse::Events`]).
 
 pub mod address;
 mod client;
@@ -22,6 +23,7 @@ mod error;
 mod multipart;
 mod provider_error;
 mod retry;
+pub mod sse;
 mod tls;
 
 pub use client::{

@@ -11,7 +11,6 @@
 mod pricing_api;
 pub mod protocol;
 mod provider;
-mod sse;
 pub mod upload;
 
 use acgs_core::catalog::Catalog;

@@ -197,7 +197,7 @@ impl FalProvider {
             }
         };
         let idle = self.http.policy().read_idle_timeout;
-        let mut events_in = crate::sse::Events::new(response);
+        let mut events_in = acgs_http::sse::Events::new(response);
         loop {
             let data = match tokio::time::timeout(idle, events_in.next()).await {
                 Ok(Some(Ok(data))) => data,

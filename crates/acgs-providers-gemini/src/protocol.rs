@@ -250,6 +250,57 @@ pub fn parse_generate(body: &Value, json_text: bool) -> Output {
     output
 }
 
+/// The text parts of one `streamGenerateContent` chunk, thoughts left out: what is shown as it
+/// comes.
+#[must_use]
+pub fn chunk_text(chunk: &Value) -> String {
+    chunk
+        .pointer("/candidates/0/content/parts")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|p| p.get("thought").and_then(Value::as_bool) != Some(true))
+        .filter_map(|p| p.get("text").and_then(Value::as_str))
+        .collect()
+}
+
+/// The chunks of a `streamGenerateContent` answer as one `generateContent` answer: every
+/// chunk's parts in order, and the block, finish reason, usage and id of the chunks that carry
+/// them (the last one wins), so that [`parse_generate`] reads it like an answer given at once.
+#[must_use]
+pub fn merge_chunks(chunks: &[Value]) -> Value {
+    let mut parts = Vec::new();
+    let mut merged = serde_json::Map::new();
+    let mut finish = None;
+    for chunk in chunks {
+        if let Some(more) = chunk
+            .pointer("/candidates/0/content/parts")
+            .and_then(Value::as_array)
+        {
+            parts.extend(more.iter().cloned());
+        }
+        if let Some(reason) = chunk.pointer("/candidates/0/finishReason") {
+            finish = Some(reason.clone());
+        }
+        for key in [
+            "promptFeedback",
+            "usageMetadata",
+            "responseId",
+            "modelVersion",
+        ] {
+            if let Some(value) = chunk.get(key) {
+                merged.insert(key.to_owned(), value.clone());
+            }
+        }
+    }
+    let mut candidate = serde_json::json!({"content": {"role": "model", "parts": parts}});
+    if let Some(reason) = finish {
+        candidate["finishReason"] = reason;
+    }
+    merged.insert("candidates".to_owned(), Value::Array(vec![candidate]));
+    Value::Object(merged)
+}
+
 /// The state of a Veo operation.
 #[derive(Debug)]
 pub enum Operation {

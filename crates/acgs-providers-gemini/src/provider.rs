@@ -25,11 +25,13 @@ use url::Url;
 
 use crate::files::Files;
 use crate::protocol::{
-    FileTypes, Operation, classify, generate_content_body, parse_generate, parse_operation, refine,
-    veo_body,
+    FileTypes, Operation, chunk_text, classify, generate_content_body, merge_chunks,
+    parse_generate, parse_operation, refine, veo_body,
 };
 
 const NAME: &str = "Gemini";
+/// The most a streamed answer may hold in all (the cap of an answer given at once).
+const STREAM_CAP: usize = 64 * 1024 * 1024;
 /// Images up to this size go inline; larger ones, and all video and audio, use the Files API.
 pub const INLINE_MAX: u64 = 14 * 1024 * 1024;
 const FIRST_POLL: Duration = Duration::from_secs(2);
@@ -151,6 +153,19 @@ impl GeminiProvider {
             let files = self.files.lock().map_err(|_| poisoned())?;
             generate_content_body(model, &request.params, request.system.as_deref(), &files)?
         };
+        let json_text = request
+            .params
+            .get("response_mime_type")
+            .and_then(Value::as_str)
+            == Some("application/json");
+        if let Some(events) = request
+            .text_events
+            .as_ref()
+            .filter(|_| model.task == TaskKind::TextGeneration)
+        {
+            let merged = self.stream_generate(&model.endpoint, body, events).await?;
+            return Ok(parse_generate(&merged, json_text));
+        }
         let url = self.url(&format!(
             "v1beta/models/{}:generateContent",
             Self::model_path(&model.endpoint)?
@@ -165,12 +180,59 @@ impl GeminiProvider {
             )
             .await?;
         let body: Value = response.json().map_err(|e| bad_response(&e))?;
-        let json_text = request
-            .params
-            .get("response_mime_type")
-            .and_then(Value::as_str)
-            == Some("application/json");
         Ok(parse_generate(&body, json_text))
+    }
+
+    /// `streamGenerateContent?alt=sse`: each chunk's text reported to `events` (status `text`)
+    /// as it arrives, then all chunks merged into one answer ([`merge_chunks`]). The events are
+    /// capped each, and the whole answer like a `generateContent` body.
+    async fn stream_generate(
+        &self,
+        endpoint: &str,
+        body: Value,
+        events: &EventSink,
+    ) -> ProviderResult<Value> {
+        let url = self.url(&format!(
+            "v1beta/models/{}:streamGenerateContent?alt=sse",
+            Self::model_path(endpoint)?
+        ))?;
+        let request = HttpRequest::new(Method::Post, url)
+            .credential(&self.credential)
+            .json(body)
+            .submit();
+        let stream = self.http.open(&request).await.map_err(|e| {
+            let status = e.failure().map(|f| f.status);
+            refine(provider_error(NAME, e, &classify), status)
+        })?;
+        let mut reader = acgs_http::sse::Events::new(stream);
+        let mut chunks = Vec::new();
+        let mut total = 0usize;
+        while let Some(data) = reader.next().await {
+            let data = data.map_err(|()| broken_stream())?;
+            total += data.len();
+            if total > STREAM_CAP {
+                return Err(broken_stream());
+            }
+            let chunk: Value = serde_json::from_str(&data).map_err(|e| bad_response(&e))?;
+            if chunk.get("error").is_some() {
+                return Err(broken_stream());
+            }
+            let text = chunk_text(&chunk);
+            if !text.is_empty() {
+                events.report(Stage::Running, "text", None, Some(text));
+            }
+            chunks.push(chunk);
+        }
+        // A stream ends with a finish reason or a block; one without either broke off (Gemini
+        // sends a mid-stream error as bare JSON outside any `data:` line).
+        let ended = chunks.iter().any(|c| {
+            c.pointer("/candidates/0/finishReason").is_some()
+                || c.pointer("/promptFeedback/blockReason").is_some()
+        });
+        if !ended {
+            return Err(broken_stream());
+        }
+        Ok(merge_chunks(&chunks))
     }
 
     async fn start_video(&self, request: &Request) -> ProviderResult<JobHandle> {
@@ -276,7 +338,18 @@ fn upload_failed(message: &str) -> ProviderError {
     )
 }
 
-fn bad_response(e: &HttpError) -> ProviderError {
+/// A streamed answer that broke off, or whose event or whole exceeded its cap: it was sent and
+/// may be billed, so it settles at the estimate.
+fn broken_stream() -> ProviderError {
+    ProviderError::new(
+        FailureClass::Other,
+        "provider.bad_response",
+        "Gemini's streamed answer broke off or was larger than acgs accepts",
+        Charge::Estimate,
+    )
+}
+
+fn bad_response(e: &impl std::fmt::Display) -> ProviderError {
     ProviderError::new(
         FailureClass::Other,
         "provider.bad_response",

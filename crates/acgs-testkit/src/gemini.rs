@@ -111,7 +111,9 @@ impl FakeGemini {
             .iter()
             .filter(|r| {
                 let p = r.url.path();
-                p.ends_with(":generateContent") || p.ends_with(":predictLongRunning")
+                p.ends_with(":generateContent")
+                    || p.ends_with(":streamGenerateContent")
+                    || p.ends_with(":predictLongRunning")
             })
             .filter_map(|r| serde_json::from_slice(&r.body).ok())
             .collect()
@@ -189,6 +191,45 @@ fn json(status: u16, body: String) -> ResponseTemplate {
 }
 
 /// The key a request carried: `x-goog-api-key`, or the `key=` query.
+/// `body` (a `generateContent` answer) as the `data:` events of a streamed one: its last text
+/// part cut into three, the finish reason, usage and id on the last chunk; an answer without
+/// text (a block, an image) is one event.
+fn stream_events(body: &str) -> String {
+    let event = |v: &serde_json::Value| format!("data: {v}\n\n");
+    let Ok(whole) = serde_json::from_str::<serde_json::Value>(body) else {
+        return String::new();
+    };
+    let parts = whole
+        .pointer("/candidates/0/content/parts")
+        .and_then(serde_json::Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let Some((last, before)) = parts.split_last() else {
+        return event(&whole);
+    };
+    let Some(text) = last.get("text").and_then(serde_json::Value::as_str) else {
+        return event(&whole);
+    };
+    let chars: Vec<char> = text.chars().collect();
+    let third = chars.len().div_ceil(3).max(1);
+    let pieces: Vec<String> = chars.chunks(third).map(|c| c.iter().collect()).collect();
+    let mut out = String::new();
+    for (i, piece) in pieces.iter().enumerate() {
+        let mut chunk_parts: Vec<serde_json::Value> =
+            if i == 0 { before.to_vec() } else { Vec::new() };
+        chunk_parts.push(serde_json::json!({"text": piece}));
+        let mut chunk = serde_json::json!({"candidates": [{"content": {"role": "model", "parts": chunk_parts}, "index": 0}]});
+        if i + 1 == pieces.len() {
+            chunk["candidates"][0]["finishReason"] = whole["candidates"][0]["finishReason"].clone();
+            for key in ["usageMetadata", "modelVersion", "responseId"] {
+                chunk[key] = whole[key].clone();
+            }
+        }
+        out.push_str(&event(&chunk));
+    }
+    out
+}
+
 fn key_of(req: &Request) -> Option<String> {
     req.headers
         .get("x-goog-api-key")
@@ -337,6 +378,28 @@ impl FakeGeminiBuilder {
         }
     }
 
+    /// `streamGenerateContent?alt=sse`: the same answer as `generateContent`, its answer text cut
+    /// into three chunks (the last with the finish reason, usage and id), each a `data:` event.
+    async fn mount_stream(server: &MockServer, model: &str, body: &str) {
+        let events = stream_events(body);
+        Mock::given(method("POST"))
+            .and(path(format!("/v1beta/models/{model}:streamGenerateContent").as_str()))
+            .respond_with(move |req: &Request| {
+                if key_of(req).is_none() {
+                    return json(403, r#"{"error":{"code":403,"message":"Method doesn't allow unregistered callers.","status":"PERMISSION_DENIED"}}"#.into());
+                }
+                if !well_formed(req) || req.url.query() != Some("alt=sse") {
+                    return json(400, r#"{"error":{"code":400,"message":"Invalid JSON payload received.","status":"INVALID_ARGUMENT"}}"#.into());
+                }
+                ResponseTemplate::new(200)
+                    .insert_header("content-type", "text/event-stream")
+                    .set_body_string(events.clone())
+            })
+            .with_priority(5)
+            .mount(server)
+            .await;
+    }
+
     async fn mount_generate(&self, server: &MockServer, base: &str) {
         let model = &self.model;
         let (prompt, output, thoughts) = self.usage;
@@ -361,6 +424,7 @@ impl FakeGeminiBuilder {
             Answer::PromptBlocked => fill("gemini_prompt_blocked.json", model, base),
             Answer::OutputBlocked => fill("gemini_output_blocked.json", model, base),
         };
+        Self::mount_stream(server, model, &body).await;
         Mock::given(method("POST"))
             .and(path(format!("/v1beta/models/{model}:generateContent").as_str()))
             .respond_with(move |req: &Request| {

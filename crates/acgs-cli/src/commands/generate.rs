@@ -370,9 +370,13 @@ pub(crate) fn render_report(app: &App, report: &RunReport) -> CmdResult {
     );
     if let Some(written) = written {
         ui.note(&summary);
-        return ui
-            .result_text(&acgs_guard::sanitize(&written).text)
-            .map_err(|e| CliError::from(e).into());
+        // Streamed, the words are on stdout already (made safe as they came).
+        let shown = if ui.streamed_text() {
+            String::new()
+        } else {
+            acgs_guard::sanitize(&written).text
+        };
+        return ui.result_text(&shown).map_err(|e| CliError::from(e).into());
     }
     let mut text = format!("{summary}\n");
     for o in &report.outputs {

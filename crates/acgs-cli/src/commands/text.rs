@@ -16,6 +16,8 @@ pub(crate) async fn text(app: &App, args: &TextArgs, interrupt: &Interrupt) -> C
     let model = model_for(app, args.model.as_ref(), TaskKind::TextGeneration.as_str())?;
     let mut request = base(model, vec![TaskKind::TextGeneration], &args.run);
     request.texts = texts(&[("prompt", Some(&prompt)), ("system", args.system.as_ref())]);
+    // People read the words as they come; a script with --json gets the whole text at once.
+    request.stream_text = !app.ui.json;
     execute(app, request, args.run.dry_run, interrupt).await
 }
 

@@ -137,5 +137,6 @@ pub(crate) fn wire_request(plan: &Plan) -> Request {
         model: std::sync::Arc::clone(&plan.model),
         params: plan.params.clone(),
         system: plan.system.clone(),
+        text_events: None,
     }
 }

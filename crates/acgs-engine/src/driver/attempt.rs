@@ -138,6 +138,9 @@ impl Live<'_> {
             });
         }
         let mut wire = wire_request(plan);
+        if plan.request.stream_text {
+            wire.text_events = Some(self.attempt.events.clone());
+        }
         let uploads = match upload::upload(
             self.provider.as_ref(),
             &plan.model,

@@ -58,6 +58,7 @@ fn request(key: &str, params: Value) -> Authorized<Request> {
             model,
             params: all,
             system: None,
+            text_events: None,
         },
         Verdict::default(),
         ReservationId("r".into()),

@@ -63,6 +63,7 @@ fn request_for(key: &str) -> Authorized<Request> {
             model,
             params,
             system: None,
+            text_events: None,
         },
         Verdict::default(),
         ReservationId("r".into()),

@@ -59,6 +59,7 @@ fn request(key: &str, params: Value, system: Option<&str>) -> Authorized<Request
             model,
             params: all,
             system: system.map(str::to_owned),
+            text_events: None,
         },
         Verdict::default(),
         ReservationId("r".into()),
@@ -146,6 +147,94 @@ async fn text_sends_the_bounds_and_the_key_header_and_bills_usage() {
     assert!(
         !sent.url.as_str().contains(GEMINI_KEY),
         "the key travels in the header, never the URL"
+    );
+}
+
+#[tokio::test]
+async fn streamed_text_arrives_piece_by_piece_and_ends_as_the_same_answer() {
+    let fake = FakeGemini::builder("gemini-2.5-flash")
+        .answer(Answer::Text(
+            "Dusk, and the lamp wakes over the water.".into(),
+        ))
+        .usage(12, 34, 100)
+        .start()
+        .await;
+    let p = provider(&fake);
+    let pieces = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = {
+        let pieces = std::sync::Arc::clone(&pieces);
+        EventSink::new(move |e| {
+            if e.status == "text" {
+                pieces
+                    .lock()
+                    .expect("lock")
+                    .push(e.message.unwrap_or_default());
+            }
+        })
+    };
+    let plain = request("gemini_2_5_flash", json!({"prompt": "a haiku"}), None);
+    let mut streamed = plain.get().clone();
+    streamed.text_events = Some(sink.for_step("run", "main"));
+    let streamed = Authorized::by_engine(streamed, Verdict::default(), ReservationId("r".into()));
+    let out = generate(&p, &streamed).await;
+    let whole = generate(&p, &plain).await;
+    assert_eq!(out.artifacts, whole.artifacts, "the same text either way");
+    assert_eq!(out.usage, whole.usage, "usage from the last chunk");
+    let pieces = pieces.lock().expect("lock").clone();
+    assert_eq!(pieces.len(), 3, "{pieces:?}");
+    assert_eq!(pieces.concat(), "Dusk, and the lamp wakes over the water.");
+    let paths: Vec<String> = fake
+        .requests()
+        .await
+        .iter()
+        .map(|r| format!("{}?{}", r.url.path(), r.url.query().unwrap_or_default()))
+        .collect();
+    assert!(
+        paths
+            .iter()
+            .any(|p| p.ends_with(":streamGenerateContent?alt=sse")),
+        "{paths:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_stream_without_an_end_is_an_error_not_a_short_answer() {
+    let server = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::any())
+        .respond_with(
+            wiremock::ResponseTemplate::new(200)
+                .insert_header("content-type", "text/event-stream")
+                .set_body_string(
+                    "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"Half a\"}]}}]}\n\n{\"error\":{\"code\":500}}\n",
+                ),
+        )
+        .mount(&server)
+        .await;
+    let policy = NetworkPolicy {
+        allow_loopback: true,
+        ca_bundle: None,
+        proxy: None,
+        connect_timeout: Duration::from_secs(5),
+        request_timeout: Duration::from_secs(10),
+        read_idle_timeout: Duration::from_secs(5),
+    };
+    let http = HttpClient::new(policy, acgs_core::redact::Redactor::new()).expect("client");
+    let mut urls = ProviderUrls::default();
+    urls.set("base_url", server.uri());
+    let p = GeminiProvider::new(http, &urls, &SecretString::from(GEMINI_KEY)).expect("provider");
+    let mut streamed = request("gemini_2_5_flash", json!({"prompt": "x"}), None)
+        .get()
+        .clone();
+    streamed.text_events = Some(EventSink::none());
+    let streamed = Authorized::by_engine(streamed, Verdict::default(), ReservationId("r".into()));
+    let Err(error) = p.submit(&streamed).await else {
+        panic!("a broken stream is not an answer");
+    };
+    assert_eq!(error.code, "provider.bad_response");
+    assert_eq!(
+        error.charge,
+        Charge::Estimate,
+        "it was sent: it may be billed"
     );
 }
 

@@ -1,14 +1,19 @@
 //! A minimal Server-Sent Events reader: `data:` lines of each event joined, events split on a
 //! blank line, each event capped so that a hostile stream cannot exhaust memory.
+//!
+//! Kept by hand rather than taken from `eventsource-stream`: that crate buffers an event until
+//! its blank line without a bound, so one endless `data:` line from a hostile server grows
+//! memory until the process dies; here an event over [`MAX_EVENT`] ends the stream with an
+//! error (`huge_events_are_refused`). The reader is 60 lines.
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt as _};
 
 /// Largest event accepted.
-const MAX_EVENT: usize = 1024 * 1024;
+pub const MAX_EVENT: usize = 1024 * 1024;
 
 /// The `data` of each event of a byte stream.
-pub(crate) struct Events<S> {
+pub struct Events<S> {
     inner: S,
     buffer: Vec<u8>,
 }
@@ -17,7 +22,8 @@ impl<S, E> Events<S>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
 {
-    pub(crate) fn new(inner: S) -> Self {
+    /// The events of `inner`.
+    pub fn new(inner: S) -> Self {
         Self {
             inner,
             buffer: Vec::new(),
@@ -26,7 +32,7 @@ where
 
     /// The next event's data; `None` at the end of the stream, `Err(())` when it broke off or an
     /// event was too large.
-    pub(crate) async fn next(&mut self) -> Option<Result<String, ()>> {
+    pub async fn next(&mut self) -> Option<Result<String, ()>> {
         loop {
             if let Some(end) = find_blank_line(&self.buffer) {
                 let block: Vec<u8> = self.buffer.drain(..end.0).collect();
