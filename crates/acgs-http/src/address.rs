@@ -3,10 +3,58 @@
 //! One function, [`is_allowed`], decides for both resolved names (inside the connector's resolver)
 //! and IP literals in URLs. Denied: private (RFC 1918), unique-local, link-local, CGNAT,
 //! multicast, unspecified, broadcast, reserved and documentation ranges, `0.0.0.0/8`, benchmark
-//! and IETF protocol ranges, the deprecated site-local and 6to4/Teredo/NAT64 forms that embed a
-//! denied IPv4 address, and loopback unless explicitly allowed.
+//! and IETF protocol ranges, SRv6 SIDs, the deprecated site-local and 6to4/Teredo/NAT64 forms that
+//! embed a denied IPv4 address, and loopback unless explicitly allowed. The ranges are tables of
+//! `ipnet` networks, read beside IANA's special-purpose registries.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use ipnet::{Ipv4Net, Ipv6Net};
+
+/// IPv4 ranges never connected to (IANA's special-purpose registry, RFC 6890 and successors);
+/// loopback is decided apart.
+const V4_DENIED: [Ipv4Net; 14] = [
+    v4(0, 0, 0, 0, 8),       // "this network"
+    v4(10, 0, 0, 0, 8),      // private
+    v4(100, 64, 0, 0, 10),   // CGNAT
+    v4(169, 254, 0, 0, 16),  // link-local
+    v4(172, 16, 0, 0, 12),   // private
+    v4(192, 0, 0, 0, 24),    // IETF protocol assignments
+    v4(192, 0, 2, 0, 24),    // TEST-NET-1
+    v4(192, 88, 99, 0, 24),  // 6to4 relay anycast
+    v4(192, 168, 0, 0, 16),  // private
+    v4(198, 18, 0, 0, 15),   // benchmarking
+    v4(198, 51, 100, 0, 24), // TEST-NET-2
+    v4(203, 0, 113, 0, 24),  // TEST-NET-3
+    v4(224, 0, 0, 0, 4),     // multicast
+    v4(240, 0, 0, 0, 4),     // reserved, and the broadcast address
+];
+
+/// IPv6 ranges never connected to; forms that embed an IPv4 address are judged by it first.
+const V6_DENIED: [Ipv6Net; 11] = [
+    v6([0xfc00, 0, 0, 0, 0, 0, 0, 0], 7),       // unique local
+    v6([0xfe80, 0, 0, 0, 0, 0, 0, 0], 10),      // link-local
+    v6([0xfec0, 0, 0, 0, 0, 0, 0, 0], 10),      // site-local (deprecated)
+    v6([0xff00, 0, 0, 0, 0, 0, 0, 0], 8),       // multicast
+    v6([0x2001, 0x0db8, 0, 0, 0, 0, 0, 0], 32), // documentation
+    v6([0x3fff, 0, 0, 0, 0, 0, 0, 0], 20),      // documentation
+    v6([0x2001, 0, 0, 0, 0, 0, 0, 0], 23), // IETF protocol assignments (Teredo, benchmarking …)
+    v6([0x0064, 0xff9b, 1, 0, 0, 0, 0, 0], 48), // local-use NAT64
+    v6([0x0100, 0, 0, 0, 0, 0, 0, 0], 64), // discard-only
+    v6([0x5f00, 0, 0, 0, 0, 0, 0, 0], 16), // SRv6 SIDs
+    v6([0, 0, 0, 0, 0, 0, 0, 0], 128),     // unspecified
+];
+
+const fn v4(a: u8, b: u8, c: u8, d: u8, prefix: u8) -> Ipv4Net {
+    Ipv4Net::new_assert(Ipv4Addr::new(a, b, c, d), prefix)
+}
+
+const fn v6(s: [u16; 8], prefix: u8) -> Ipv6Net {
+    Ipv6Net::new_assert(
+        Ipv6Addr::new(s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]),
+        prefix,
+    )
+}
 
 /// Whether a connection to `ip` is allowed. `allow_loopback` admits `127.0.0.0/8` and `::1`.
 #[must_use]
@@ -18,32 +66,15 @@ pub fn is_allowed(ip: IpAddr, allow_loopback: bool) -> bool {
 }
 
 fn v4_allowed(ip: Ipv4Addr, allow_loopback: bool) -> bool {
-    let [a, b, c, _] = ip.octets();
-    if a == 127 {
+    if ip.is_loopback() {
         return allow_loopback;
     }
-    let denied = a == 0                                   // 0.0.0.0/8 "this network"
-        || a == 10                                        // private
-        || (a == 100 && (64..=127).contains(&b))          // CGNAT 100.64/10
-        || (a == 169 && b == 254)                         // link-local
-        || (a == 172 && (16..=31).contains(&b))           // private
-        || (a == 192 && b == 0 && c == 0)                 // IETF protocol assignments
-        || (a == 192 && b == 0 && c == 2)                 // TEST-NET-1
-        || (a == 192 && b == 88 && c == 99)               // 6to4 relay anycast
-        || (a == 192 && b == 168)                         // private
-        || (a == 198 && (18..=19).contains(&b))           // benchmarking
-        || (a == 198 && b == 51 && c == 100)              // TEST-NET-2
-        || (a == 203 && b == 0 && c == 113)               // TEST-NET-3
-        || a >= 224; // multicast 224/4, reserved 240/4, broadcast
-    !denied
+    !V4_DENIED.iter().any(|net| net.contains(&ip))
 }
 
 fn v6_allowed(ip: Ipv6Addr, allow_loopback: bool) -> bool {
     if ip == Ipv6Addr::LOCALHOST {
         return allow_loopback;
-    }
-    if ip.is_unspecified() {
-        return false;
     }
     let s = ip.segments();
     // Forms that embed an IPv4 address: judge the embedded address.
@@ -54,7 +85,7 @@ fn v6_allowed(ip: Ipv6Addr, allow_loopback: bool) -> bool {
         // NAT64 well-known prefix 64:ff9b::/96
         return v4_allowed(embedded_v4(s[6], s[7]), allow_loopback);
     }
-    if s[..6] == [0, 0, 0, 0, 0, 0] {
+    if s[..6] == [0, 0, 0, 0, 0, 0] && !ip.is_unspecified() {
         // deprecated IPv4-compatible ::a.b.c.d
         return v4_allowed(embedded_v4(s[6], s[7]), allow_loopback);
     }
@@ -62,16 +93,7 @@ fn v6_allowed(ip: Ipv6Addr, allow_loopback: bool) -> bool {
         // 6to4 2002:AABB:CCDD::/48
         return v4_allowed(embedded_v4(s[1], s[2]), false);
     }
-    let denied = (s[0] & 0xfe00) == 0xfc00              // unique local fc00::/7
-        || (s[0] & 0xffc0) == 0xfe80                    // link-local fe80::/10
-        || (s[0] & 0xffc0) == 0xfec0                    // site-local (deprecated) fec0::/10
-        || (s[0] & 0xff00) == 0xff00                    // multicast ff00::/8
-        || (s[0] == 0x2001 && s[1] == 0x0db8)           // documentation 2001:db8::/32
-        || (s[0] == 0x3fff && s[1] <= 0x0fff)           // documentation 3fff::/20
-        || (s[0] == 0x2001 && s[1] == 0)                // Teredo 2001::/32 (embeds obfuscated v4)
-        || (s[0] == 0x0064 && s[1] == 0xff9b && s[2] == 1) // local-use NAT64 64:ff9b:1::/48
-        || (s[0] == 0x0100 && s[1..4] == [0, 0, 0]); // discard-only 100::/64
-    !denied
+    !V6_DENIED.iter().any(|net| net.contains(&ip))
 }
 
 fn embedded_v4(high: u16, low: u16) -> Ipv4Addr {
@@ -137,6 +159,10 @@ mod tests {
             "2002:c0a8:0101::1",
             "2001:0:4136:e378::1",
             "100::1",
+            "2001:2::1",
+            "2001:1ff:ffff::1",
+            "5f00::1",
+            "3fff:fff::1",
         ] {
             assert!(!allowed(ip, true), "{ip} must be denied");
         }
@@ -156,6 +182,8 @@ mod tests {
 
     #[test]
     fn edges_of_ranges() {
+        assert!(allowed("2001:200::1", false), "just above 2001::/23");
+        assert!(allowed("5eff:ffff::1", false) && allowed("4000::1", false));
         assert!(allowed("100.63.255.255", false));
         assert!(allowed("100.128.0.0", false));
         assert!(allowed("172.15.255.255", false));
