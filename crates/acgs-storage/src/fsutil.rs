@@ -28,23 +28,23 @@ pub fn replace_keeping_mode(path: &Path, bytes: &[u8], new_mode: u32) -> Result<
     replace_with_mode(&target, bytes, mode)
 }
 
+/// `tempfile` makes the temporary file beside `path` (`O_EXCL`, `mode` from the first byte, removed
+/// if anything fails); it is synced, then renamed over `path`.
 fn replace_with_mode(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
-    use fs_err::os::unix::fs::OpenOptionsExt as _;
     use std::io::Write as _;
-    let temp = path.with_extension(format!("tmp-{}", random_hex(4)));
-    let written = fs_err::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(&temp)
-        .and_then(|mut file| {
-            file.write_all(bytes)?;
-            file.sync_all()
-        })
-        .and_then(|()| fs_err::rename(&temp, path));
-    if written.is_err() {
-        let _ = fs_err::remove_file(&temp);
-    }
+    let folder = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| Path::new("."));
+    let written = (|| {
+        let mut temp = tempfile::Builder::new()
+            .prefix(".acgs-")
+            .permissions(std::fs::Permissions::from_mode(mode))
+            .tempfile_in(folder)?;
+        temp.write_all(bytes)?;
+        temp.as_file().sync_all()?;
+        temp.persist(path).map(drop).map_err(|e| e.error)
+    })();
     written.map_err(StorageError::io(format!("writing {}", path.display())))
 }
 

@@ -63,10 +63,20 @@ impl SettlementJournal {
             reason: e.to_string(),
         })?;
         line.push(b'\n');
+        let _guard = self.lock()?;
         let mut file = LockedFile::open_append(&self.path)?;
         file.write_all(&line)
             .map_err(StorageError::io("writing the settlement journal"))?;
         file.sync()
+    }
+
+    /// The journal's own lock file. `retry` replaces the journal by a rename, so a lock on the
+    /// journal itself would be a lock on a file that may be gone: an entry appended by a
+    /// process that waited on it would land in the replaced file and be lost.
+    fn lock(&self) -> Result<LockedFile> {
+        let mut name = self.path.file_name().unwrap_or_default().to_os_string();
+        name.push(".lock");
+        LockedFile::open_append(&self.path.with_file_name(name))
     }
 
     /// Apply every entry to `ledger`; entries that still fail stay in the journal.
@@ -74,7 +84,7 @@ impl SettlementJournal {
         if !self.path.exists() {
             return Ok(RetryReport::default());
         }
-        let lock = LockedFile::open_append(&self.path)?;
+        let lock = self.lock()?;
         let entries: Vec<PendingEntry> = std::io::BufReader::new(
             fs_err::File::open(&self.path)
                 .map_err(StorageError::io("reading the settlement journal"))?,
@@ -103,10 +113,7 @@ impl SettlementJournal {
             text.push_str(&serde_json::to_string(entry).unwrap_or_default());
             text.push('\n');
         }
-        let temp = self.path.with_extension("jsonl.tmp");
-        fs_err::write(&temp, text).map_err(StorageError::io("rewriting the settlement journal"))?;
-        fs_err::rename(&temp, &self.path)
-            .map_err(StorageError::io("rewriting the settlement journal"))?;
+        crate::fsutil::replace_private(&self.path, text.as_bytes())?;
         drop(lock);
         Ok(RetryReport {
             applied,
@@ -122,6 +129,33 @@ mod tests {
     use acgs_core::ProviderId;
     use acgs_core::ledger::{ReservationState, ReserveRequest};
     use std::time::Duration;
+
+    #[test]
+    fn an_entry_recorded_while_the_journal_is_rewritten_is_kept() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let journal = SettlementJournal::new(tmp.path().join("pending.jsonl"));
+        let entry = |id: &str| PendingEntry {
+            reservation_id: ReservationId(id.into()),
+            action: PendingAction::Release,
+        };
+        journal.record(&entry("first")).expect("record");
+        // What `retry` does under the lock: the journal replaced by a new file.
+        let held = journal.lock().expect("lock");
+        let writer = {
+            let journal = SettlementJournal::new(journal.path.clone());
+            std::thread::spawn(move || journal.record(&entry("second")))
+        };
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(!writer.is_finished(), "the writer waits for the lock");
+        crate::fsutil::replace_private(&journal.path, b"").expect("rewrite");
+        drop(held);
+        writer.join().expect("thread").expect("recorded");
+        let text = fs_err::read_to_string(&journal.path).expect("read");
+        assert!(
+            text.contains("second"),
+            "the entry is in the journal that is there: {text:?}"
+        );
+    }
 
     #[tokio::test]
     async fn pending_settlements_are_applied_once() {

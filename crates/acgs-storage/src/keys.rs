@@ -2,7 +2,6 @@
 //! advised. Only fingerprints are stored, never keys.
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -68,17 +67,11 @@ impl KeyAgeStore {
     }
 
     fn write(&self, ages: &KeyAges) -> Result<()> {
-        let temp = with_suffix(&self.path, ".tmp");
         let json = serde_json::to_vec_pretty(ages).map_err(|e| StorageError::Corrupt {
             path: self.path.clone(),
             reason: e.to_string(),
         })?;
-        let _ = fs_err::remove_file(&temp);
-        let mut file = LockedFile::open_append(&temp)?;
-        file.write_all(&json)
-            .map_err(StorageError::io("writing keys.json"))?;
-        file.sync()?;
-        fs_err::rename(&temp, &self.path).map_err(StorageError::io("replacing keys.json"))
+        crate::fsutil::replace_private(&self.path, &json)
     }
 }
 
