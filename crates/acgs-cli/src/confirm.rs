@@ -58,6 +58,11 @@ pub(crate) enum Answer {
 /// One line of standard input, or the signal that came first. The line is read on its own
 /// thread, since a blocked read cannot be interrupted; on a signal that thread is left to the
 /// process's exit.
+///
+/// Kept by hand rather than taken from `dialoguer`/`rpassword`: both block in a read of their
+/// own that no signal ends — rpassword answers Ctrl-C itself but not SIGTERM, and restores the
+/// echo only when its read returns — so neither can race SIGINT and SIGTERM as acgs must
+/// (`tests/it/prompts.rs`: 130 and 143 within a second).
 pub(crate) fn read_line_or_signal(interrupt: &Interrupt) -> Answer {
     let (tx, rx) = std::sync::mpsc::channel();
     let reader = std::thread::Builder::new()

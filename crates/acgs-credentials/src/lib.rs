@@ -454,6 +454,11 @@ fn read_dotenv(path: &Path) -> Result<Option<BTreeMap<String, String>>> {
 
 /// `KEY=value` lines; `export ` allowed; single quotes literal, double quotes with `\n \" \\`
 /// escapes; `#` starts a comment outside quotes; no variable expansion.
+///
+/// Kept by hand rather than taken from `dotenvy`: dotenvy 0.15 expands `$VAR` and `${VAR}`
+/// from the process environment with no way to turn it off, so a project `.env` holding
+/// `FAL_KEY=$GEMINI_API_KEY` would hand one provider's key to another
+/// (`dotenv_parsing_is_literal` fails under it).
 #[must_use]
 pub fn parse_dotenv(text: &str) -> BTreeMap<String, String> {
     let mut vars = BTreeMap::new();

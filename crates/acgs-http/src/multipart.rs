@@ -1,5 +1,10 @@
 //! `multipart/form-data` bodies whose file part is streamed from an opened [`LocalInput`], so a
 //! large upload never sits in memory.
+//!
+//! Kept by hand rather than reqwest's `multipart` feature: its file parts re-open the file by
+//! path (a gap between the check of the input and what is sent), and a form cannot be cloned
+//! for a retry; streaming from the handle that was checked needs the framing written here (20
+//! lines) either way.
 
 use bytes::Bytes;
 

@@ -75,6 +75,11 @@ impl RetryPolicy {
     }
 
     /// Exponential backoff with ±50 % jitter: `base × 2^(attempt-1)`, capped.
+    ///
+    /// Kept by hand rather than taken from `backon`: this is a pure function of the attempt
+    /// number (15 lines), so the policy is tested without running a loop, and the decision of
+    /// whether and how long to wait (`Retry-After`, what may be sent again) is acgs's own either
+    /// way; backon's stateful iterator and one-sided jitter would add a dependency, not remove code.
     #[must_use]
     pub fn backoff(&self, attempt: u32) -> Duration {
         let exp = self

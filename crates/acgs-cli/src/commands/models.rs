@@ -183,12 +183,18 @@ pub(crate) fn run(
     Ok(())
 }
 
-/// Rows as left-aligned columns, each as wide as its widest cell.
+/// Rows as left-aligned columns, each as wide as its widest cell on a terminal (a wide
+/// character counts two columns).
+///
+/// Kept by hand rather than taken from `comfy-table`: these plain columns are 20 lines, and the
+/// crate's equivalent (no borders, no wrapping, padding per column, lines trimmed) is no shorter
+/// and brings `crossterm` or `unicode-segmentation` with it.
 pub(crate) fn aligned<const N: usize>(rows: &[[String; N]]) -> String {
+    use unicode_width::UnicodeWidthStr as _;
     let mut widths = [0; N];
     for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
+            *width = (*width).max(cell.width());
         }
     }
     let mut out = String::new();
@@ -196,12 +202,32 @@ pub(crate) fn aligned<const N: usize>(rows: &[[String; N]]) -> String {
         let line: Vec<String> = row
             .iter()
             .zip(widths)
-            .map(|(cell, width)| format!("{cell:<width$}"))
+            .map(|(cell, width)| format!("{cell}{}", " ".repeat(width - cell.width())))
             .collect();
         out.push_str(line.join("  ").trim_end());
         out.push('\n');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn columns_line_up_on_a_terminal_with_wide_characters() {
+        let rows = [
+            ["名前".to_owned(), "x".to_owned()],
+            ["ab".to_owned(), "y".to_owned()],
+        ];
+        let text = super::aligned(&rows);
+        let columns: Vec<usize> = text
+            .lines()
+            .map(|l| {
+                use unicode_width::UnicodeWidthStr as _;
+                l.width() - 1
+            })
+            .collect();
+        assert_eq!(columns, [6, 6], "{text}");
+    }
 }
 
 /// `acgs models --refresh-prices`: fal's pricing API into the user's configuration.
