@@ -151,3 +151,51 @@ async fn a_long_job_shows_a_moving_spinner_with_its_elapsed_time() {
         "{shown:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_at_the_hidden_key_prompt_exits_143_and_restores_the_echo() {
+    let sb = acgs_e2e::Sandbox::new();
+    let (master, terminal) = pty();
+    let watch = terminal.try_clone().expect("fd");
+    let echoing = |fd: &OwnedFd| {
+        rustix::termios::tcgetattr(fd)
+            .is_ok_and(|t| t.local_modes.contains(rustix::termios::LocalModes::ECHO))
+    };
+    assert!(echoing(&watch), "a new terminal echoes");
+    let mut command = sb.command(&["keys", "set", "FAL_KEY"]);
+    command
+        .stdin(Stdio::from(terminal.try_clone().expect("fd")))
+        .stdout(Stdio::from(terminal.try_clone().expect("fd")))
+        .stderr(Stdio::from(terminal));
+    let mut child = command.spawn().expect("acgs starts");
+    let seen = gather(master);
+    let asked = Instant::now();
+    while !seen.lock().expect("lock").contains("input hidden") || echoing(&watch) {
+        assert!(
+            asked.elapsed() < Duration::from_secs(30),
+            "no hidden prompt: {}",
+            seen.lock().expect("lock")
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let pid =
+        rustix::process::Pid::from_raw(i32::try_from(child.id().expect("running")).expect("pid"))
+            .expect("pid");
+    let sent = Instant::now();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("signal");
+    let status = tokio::time::timeout(Duration::from_secs(5), child.wait())
+        .await
+        .expect("acgs ends")
+        .expect("status");
+    assert!(
+        sent.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        sent.elapsed()
+    );
+    assert_eq!(status.code(), Some(143));
+    assert!(echoing(&watch), "the terminal echoes again");
+    assert!(
+        !sb.root().join("config/acgs/credentials").exists(),
+        "nothing was stored"
+    );
+}

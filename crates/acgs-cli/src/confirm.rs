@@ -62,7 +62,7 @@ pub(crate) enum Answer {
 /// Kept by hand rather than taken from `dialoguer`/`rpassword`: both block in a read of their
 /// own that no signal ends — rpassword answers Ctrl-C itself but not SIGTERM, and restores the
 /// echo only when its read returns — so neither can race SIGINT and SIGTERM as acgs must
-/// (`tests/it/prompts.rs`: 130 and 143 within a second).
+/// (`tests/it/prompts.rs`: 130 and 143 within a second, the hidden prompt's echo restored).
 pub(crate) fn read_line_or_signal(interrupt: &Interrupt) -> Answer {
     let (tx, rx) = std::sync::mpsc::channel();
     let reader = std::thread::Builder::new()
