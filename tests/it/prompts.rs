@@ -48,19 +48,45 @@ fn gather(master: OwnedFd) -> Arc<Mutex<String>> {
     seen
 }
 
+/// `command` with stdout and stderr on the terminal side of the pseudo-terminal `pair`, and
+/// stdin too when `stdin_too` (else none): the child, what it writes, and the terminal side (to
+/// read its modes).
+fn on_terminal(
+    mut command: tokio::process::Command,
+    stdin_too: bool,
+    (master, terminal): (OwnedFd, OwnedFd),
+) -> (tokio::process::Child, Arc<Mutex<String>>, OwnedFd) {
+    let side = || Stdio::from(terminal.try_clone().expect("fd"));
+    command.stdout(side()).stderr(side());
+    command.stdin(if stdin_too { side() } else { Stdio::null() });
+    let child = command.spawn().expect("acgs starts");
+    (child, gather(master), terminal)
+}
+
+/// Send `signal` and wait for the exit (at most 10 s): its status, and how long after the signal.
+async fn signal_and_wait(
+    child: &mut tokio::process::Child,
+    signal: rustix::process::Signal,
+) -> (std::process::ExitStatus, Duration) {
+    let pid =
+        rustix::process::Pid::from_raw(i32::try_from(child.id().expect("running")).expect("pid"))
+            .expect("pid");
+    let sent = Instant::now();
+    rustix::process::kill_process(pid, signal).expect("signal");
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("acgs ends")
+        .expect("status");
+    (status, sent.elapsed())
+}
+
 async fn signal_at_the_spend_question(signal: rustix::process::Signal, expected: i32) {
     let fake = FakeFal::builder(ENDPOINT).start().await;
     let mut sb = sandbox_for(&fake);
     // flux_dev's $0.025 is under the default confirm_above: lower it so that acgs asks.
     sb.set_env("ACGS_COST_MANAGEMENT__CONFIRM_ABOVE", "0");
-    let (master, terminal) = pty();
-    let mut command = sb.command(&["image", "a kite over the dunes"]);
-    command
-        .stdin(Stdio::from(terminal.try_clone().expect("fd")))
-        .stdout(Stdio::from(terminal.try_clone().expect("fd")))
-        .stderr(Stdio::from(terminal));
-    let mut child = command.spawn().expect("acgs starts");
-    let seen = gather(master);
+    let (mut child, seen, _terminal) =
+        on_terminal(sb.command(&["image", "a kite over the dunes"]), true, pty());
     let asked = Instant::now();
     while !seen.lock().expect("lock").contains("Spend up to") {
         assert!(
@@ -70,19 +96,10 @@ async fn signal_at_the_spend_question(signal: rustix::process::Signal, expected:
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let pid =
-        rustix::process::Pid::from_raw(i32::try_from(child.id().expect("running")).expect("pid"))
-            .expect("pid");
-    let sent = Instant::now();
-    rustix::process::kill_process(pid, signal).expect("signal");
-    let status = tokio::time::timeout(Duration::from_secs(5), child.wait())
-        .await
-        .expect("acgs ends")
-        .expect("status");
+    let (status, took) = signal_and_wait(&mut child, signal).await;
     assert!(
-        sent.elapsed() < Duration::from_secs(1),
-        "ended {:?} after the signal",
-        sent.elapsed()
+        took < Duration::from_secs(1),
+        "ended {took:?} after the signal"
     );
     assert_eq!(
         status.code(),
@@ -117,14 +134,11 @@ async fn a_long_job_shows_a_moving_spinner_with_its_elapsed_time() {
         .await;
     let mut sb = sandbox_for(&fake);
     sb.set_env("TERM", "xterm-256color");
-    let (master, terminal) = pty();
-    let mut command = sb.command(&["image", "a kite over the dunes", "--yes"]);
-    command
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(terminal.try_clone().expect("fd")))
-        .stderr(Stdio::from(terminal));
-    let mut child = command.spawn().expect("acgs starts");
-    let seen = gather(master);
+    let (mut child, seen, _terminal) = on_terminal(
+        sb.command(&["image", "a kite over the dunes", "--yes"]),
+        false,
+        pty(),
+    );
     let started = Instant::now();
     // No event arrives while fal says IN_PROGRESS: the time still counts on the terminal.
     while !seen.lock().expect("lock").contains("3s [main]") {
@@ -136,14 +150,7 @@ async fn a_long_job_shows_a_moving_spinner_with_its_elapsed_time() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let pid =
-        rustix::process::Pid::from_raw(i32::try_from(child.id().expect("running")).expect("pid"))
-            .expect("pid");
-    rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("signal");
-    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
-        .await
-        .expect("acgs ends")
-        .expect("status");
+    let (status, _) = signal_and_wait(&mut child, rustix::process::Signal::TERM).await;
     assert_eq!(status.code(), Some(143));
     let shown = seen.lock().expect("lock").clone();
     assert!(
@@ -155,20 +162,13 @@ async fn a_long_job_shows_a_moving_spinner_with_its_elapsed_time() {
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_at_the_hidden_key_prompt_exits_143_and_restores_the_echo() {
     let sb = acgs_e2e::Sandbox::new();
-    let (master, terminal) = pty();
-    let watch = terminal.try_clone().expect("fd");
     let echoing = |fd: &OwnedFd| {
         rustix::termios::tcgetattr(fd)
             .is_ok_and(|t| t.local_modes.contains(rustix::termios::LocalModes::ECHO))
     };
-    assert!(echoing(&watch), "a new terminal echoes");
-    let mut command = sb.command(&["keys", "set", "FAL_KEY"]);
-    command
-        .stdin(Stdio::from(terminal.try_clone().expect("fd")))
-        .stdout(Stdio::from(terminal.try_clone().expect("fd")))
-        .stderr(Stdio::from(terminal));
-    let mut child = command.spawn().expect("acgs starts");
-    let seen = gather(master);
+    let pair = pty();
+    assert!(echoing(&pair.1), "a new terminal echoes");
+    let (mut child, seen, watch) = on_terminal(sb.command(&["keys", "set", "FAL_KEY"]), true, pair);
     let asked = Instant::now();
     while !seen.lock().expect("lock").contains("input hidden") || echoing(&watch) {
         assert!(
@@ -178,20 +178,8 @@ async fn sigterm_at_the_hidden_key_prompt_exits_143_and_restores_the_echo() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let pid =
-        rustix::process::Pid::from_raw(i32::try_from(child.id().expect("running")).expect("pid"))
-            .expect("pid");
-    let sent = Instant::now();
-    rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("signal");
-    let status = tokio::time::timeout(Duration::from_secs(5), child.wait())
-        .await
-        .expect("acgs ends")
-        .expect("status");
-    assert!(
-        sent.elapsed() < Duration::from_secs(1),
-        "{:?}",
-        sent.elapsed()
-    );
+    let (status, took) = signal_and_wait(&mut child, rustix::process::Signal::TERM).await;
+    assert!(took < Duration::from_secs(1), "{took:?}");
     assert_eq!(status.code(), Some(143));
     assert!(echoing(&watch), "the terminal echoes again");
     assert!(

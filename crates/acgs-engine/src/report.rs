@@ -31,6 +31,16 @@ pub struct RunReport {
     pub warnings: Vec<String>,
 }
 
+impl RunReport {
+    /// The file holding what a text model wrote or a transcription heard: the plain text first
+    /// (a transcript also comes as JSON word timings and subtitles), else the JSON.
+    #[must_use]
+    pub fn text_output(&self) -> Option<&StoredFile> {
+        let of = |kind| self.outputs.iter().find(|o| o.content_type == kind);
+        of(acgs_core::ContentType::Text).or_else(|| of(acgs_core::ContentType::Json))
+    }
+}
+
 /// The worst case of every step of a pipeline, and of the whole run.
 #[derive(Debug, Clone)]
 pub struct PipelineEstimate {

@@ -420,7 +420,7 @@ fn recorded_pipeline(
     let max = pipeline::schema::MAX_FILE_BYTES as u64;
     let source = String::from_utf8(run.dir.read(PIPELINE_COPY, max)?)
         .map_err(|_| corrupt(run, "the pipeline copy is not UTF-8"))?;
-    let sha256 = hex(&sha2::Sha256::digest(source.as_bytes()));
+    let sha256 = hex::encode(sha2::Sha256::digest(source.as_bytes()));
     if manifest.pipeline_sha256.as_deref() != Some(sha256.as_str()) {
         return Err(corrupt(
             run,
@@ -440,10 +440,6 @@ fn recorded_pipeline(
         &services.config,
     )
     .map_err(EngineError::Pipeline)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The plan of a step sent before, rebuilt from its record: the model, the parameters and texts

@@ -4,7 +4,6 @@
 
 use std::path::Path;
 
-use acgs_core::ContentType;
 use acgs_core::error::UserFacing;
 use acgs_core::redact::Redactor;
 use acgs_engine::{PipelineReport, RunReport, SpendNow};
@@ -131,16 +130,7 @@ fn model_text(report: &RunReport, text_model: bool) -> Option<String> {
     if !text_model {
         return None;
     }
-    let output = report
-        .outputs
-        .iter()
-        .find(|o| o.content_type == ContentType::Text)
-        .or_else(|| {
-            report
-                .outputs
-                .iter()
-                .find(|o| o.content_type == ContentType::Json)
-        })?;
+    let output = report.text_output()?;
     let bytes = acgs_core::files::read_regular(&output.path, MAX_TEXT_BYTES).ok()?;
     Some(printable(&String::from_utf8_lossy(&bytes)))
 }

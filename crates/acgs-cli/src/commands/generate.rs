@@ -328,18 +328,7 @@ fn written_text(app: &App, report: &RunReport) -> Option<String> {
     if !task.writes_text() {
         return None;
     }
-    // Plain text first: a transcript also comes as JSON word timings and subtitles.
-    let output = report
-        .outputs
-        .iter()
-        .find(|o| o.content_type == ContentType::Text)
-        .or_else(|| {
-            report
-                .outputs
-                .iter()
-                .find(|o| o.content_type == ContentType::Json)
-        })?;
-    fs_err::read_to_string(&output.path).ok()
+    fs_err::read_to_string(&report.text_output()?.path).ok()
 }
 
 /// The result: for text models the text itself on stdout (made safe for a terminal) and the run

@@ -3,7 +3,8 @@
 //!
 //! - `schema`: the version-1 file, parsed with hard limits;
 //! - `refs`: `{{ inputs.NAME }}` and `{{ steps.ID.OUTPUT }}`;
-//! - `validate`: every problem at once, each with its line and step;
+//! - `validate`: every problem at once, each with its line and step (`order`: the order steps
+//!   run in; `paths`: the files it may name);
 //! - `plan`: each step's request (with worst-case stand-ins for what earlier steps will make,
 //!   for the estimate);
 //! - `estimate`: loading a file and pricing every step;
@@ -11,6 +12,8 @@
 //! - `schedule`: each step through the driver as soon as what it references is ready.
 
 pub(crate) mod estimate;
+mod order;
+mod paths;
 pub(crate) mod plan;
 mod refs;
 mod run;

@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
+use crate::problems::Problem;
+
 /// The largest pipeline file acgs reads.
 pub const MAX_FILE_BYTES: usize = 1024 * 1024;
 
@@ -233,6 +235,54 @@ pub(crate) struct SchemaProblem {
     pub message: String,
     /// The key written on that line, if there is one.
     pub key: Option<String>,
+}
+
+impl SchemaProblem {
+    /// A problem the schema found: an unknown key (with the closest known ones), or a value of
+    /// the wrong shape.
+    pub(crate) fn into_problem(self, file: &str) -> Problem {
+        let problem = self;
+        let unknown = problem
+            .message
+            .strip_prefix("unknown field `")
+            .and_then(|rest| {
+                let (name, rest) = rest.split_once('`')?;
+                let known: Vec<&str> = rest
+                    .strip_prefix(", expected one of ")
+                    .map(|list| list.split(", ").map(|k| k.trim_matches('`')).collect())
+                    .unwrap_or_default();
+                Some((name, known))
+            });
+        let (code, message, hint) = match unknown {
+            Some((name, known)) => {
+                let close = acgs_core::suggest::closest(name, known.iter().copied(), 2);
+                (
+                    "pipeline.unknown_key",
+                    format!(
+                        "unknown key `{name}`{}",
+                        acgs_core::suggest::did_you_mean(&close)
+                    ),
+                    Some(format!("the keys here are {}", known.join(", "))),
+                )
+            }
+            None => (
+                "pipeline.schema",
+                match problem.key {
+                    Some(key) => format!("`{key}`: {}", problem.message),
+                    None => problem.message,
+                },
+                None,
+            ),
+        };
+        Problem {
+            file: file.to_owned(),
+            line: (problem.line > 0).then_some(problem.line),
+            step: None,
+            code,
+            message,
+            hint,
+        }
+    }
 }
 
 /// Parse a pipeline file, gathering every schema problem rather than the first: after each one

@@ -4,7 +4,7 @@
 //! would loosen the configured limits.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Component, Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use acgs_core::Usd;
@@ -18,6 +18,7 @@ use sha2::Digest as _;
 use super::refs::{self, Piece, Ref, outputs_of};
 use super::schema::{self, InputSpec, InputType, PipelineFile, StepSpec};
 use super::{MediaSource, Pipeline, Problem, Problems, Step};
+use super::{order, paths};
 
 /// Steps running at once when the file does not say.
 const DEFAULT_PARALLEL: u32 = 4;
@@ -35,7 +36,7 @@ pub fn check(
     let (parsed, schema_problems) = schema::parse_file(source);
     let mut found: Vec<Problem> = schema_problems
         .into_iter()
-        .map(|p| schema_problem(file, p))
+        .map(|p| p.into_problem(file))
         .collect();
     if let Some(parsed) = parsed {
         let mut checker = Checker {
@@ -57,51 +58,6 @@ pub fn check(
         file: file.to_owned(),
         problems: found,
     })
-}
-
-/// A problem the schema found: an unknown key (with the closest known ones), or a value of
-/// the wrong shape.
-fn schema_problem(file: &str, problem: schema::SchemaProblem) -> Problem {
-    let unknown = problem
-        .message
-        .strip_prefix("unknown field `")
-        .and_then(|rest| {
-            let (name, rest) = rest.split_once('`')?;
-            let known: Vec<&str> = rest
-                .strip_prefix(", expected one of ")
-                .map(|list| list.split(", ").map(|k| k.trim_matches('`')).collect())
-                .unwrap_or_default();
-            Some((name, known))
-        });
-    let (code, message, hint) = match unknown {
-        Some((name, known)) => {
-            let close = acgs_core::suggest::closest(name, known.iter().copied(), 2);
-            (
-                "pipeline.unknown_key",
-                format!(
-                    "unknown key `{name}`{}",
-                    acgs_core::suggest::did_you_mean(&close)
-                ),
-                Some(format!("the keys here are {}", known.join(", "))),
-            )
-        }
-        None => (
-            "pipeline.schema",
-            match problem.key {
-                Some(key) => format!("`{key}`: {}", problem.message),
-                None => problem.message,
-            },
-            None,
-        ),
-    };
-    Problem {
-        file: file.to_owned(),
-        line: (problem.line > 0).then_some(problem.line),
-        step: None,
-        code,
-        message,
-        hint,
-    }
 }
 
 struct Checker<'a> {
@@ -189,7 +145,7 @@ impl Checker<'_> {
             file: file.to_owned(),
             folder: self.folder.to_owned(),
             source: source.to_owned(),
-            sha256: hex(&sha2::Sha256::digest(source.as_bytes())),
+            sha256: hex::encode(sha2::Sha256::digest(source.as_bytes())),
             name: spec.name.clone(),
             inputs,
             max_parallel,
@@ -473,7 +429,7 @@ impl Checker<'_> {
                     self.check_ref(r, wants, key, line(value), id, models, deps);
                     out.push((key.to_owned(), MediaSource::Ref(r.clone())));
                 }
-                [Piece::Text(path)] => match self.literal_path(path) {
+                [Piece::Text(path)] => match paths::inside(self.folder, path) {
                     Ok(path) => out.push((key.to_owned(), MediaSource::Path(path))),
                     Err(message) => self.problem(line(value), Some(id), "pipeline.path", message),
                 },
@@ -508,7 +464,7 @@ impl Checker<'_> {
             let Some(default) = spec.default.as_mut().filter(|_| spec.ty != InputType::Text) else {
                 continue;
             };
-            match self.literal_path(default) {
+            match paths::inside(self.folder, default) {
                 Ok(full) => *default = full.display().to_string(),
                 Err(reason) => self.problem(
                     0,
@@ -519,32 +475,6 @@ impl Checker<'_> {
             }
         }
         inputs
-    }
-
-    /// A file named by the pipeline: relative, inside its folder (after resolving links), regular.
-    fn literal_path(&self, path: &str) -> Result<PathBuf, String> {
-        let relative = Path::new(path.trim());
-        if relative.as_os_str().is_empty()
-            || relative.is_absolute()
-            || relative
-                .components()
-                .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
-        {
-            return Err(format!(
-                "`{path}` must be a path inside the pipeline's folder, without `..`; give other files with --input"
-            ));
-        }
-        let root = fs_err::canonicalize(self.folder)
-            .map_err(|e| format!("the pipeline's folder cannot be read: {}", e.kind()))?;
-        let full = fs_err::canonicalize(root.join(relative))
-            .map_err(|e| format!("`{path}`: {}", e.kind()))?;
-        if !full.starts_with(&root) {
-            return Err(format!("`{path}` leads outside the pipeline's folder"));
-        }
-        if !fs_err::metadata(&full).is_ok_and(|m| m.is_file()) {
-            return Err(format!("`{path}` is not a regular file"));
-        }
-        Ok(full)
     }
 
     /// Parameters: literals checked against the model's schema; `{{ inputs.x }}` checked when
@@ -608,55 +538,16 @@ impl Checker<'_> {
         out
     }
 
-    /// The steps in dependency order; a cycle is a problem naming it.
-    /// The steps level by level (each level in file order): a step follows every step it needs.
-    /// Kahn's algorithm, linear in steps and references; steps left on a cycle are reported.
+    /// The steps in dependency order ([`order::levels`]); a cycle is a problem naming it.
     fn ordered(&mut self, steps: Vec<Step>) -> Vec<Step> {
-        let position: BTreeMap<&str, usize> = steps
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s.id.as_str(), i))
-            .collect();
-        let mut waiting_on = vec![0usize; steps.len()];
-        let mut dependents = vec![Vec::new(); steps.len()];
-        for (i, step) in steps.iter().enumerate() {
-            for dep in step.deps.iter().filter_map(|d| position.get(d.as_str())) {
-                waiting_on[i] += 1;
-                dependents[*dep].push(i);
-            }
-        }
-        let mut level: Vec<usize> = (0..steps.len()).filter(|i| waiting_on[*i] == 0).collect();
-        let mut order = Vec::with_capacity(steps.len());
-        while !level.is_empty() {
-            let mut next = Vec::new();
-            for &i in &level {
-                for &d in &dependents[i] {
-                    waiting_on[d] -= 1;
-                    if waiting_on[d] == 0 {
-                        next.push(d);
-                    }
-                }
-            }
-            next.sort_unstable();
-            order.append(&mut level);
-            level = next;
-        }
-        let mut slots: Vec<Option<Step>> = steps.into_iter().map(Some).collect();
-        let mut ordered: Vec<Step> = order.iter().filter_map(|i| slots[*i].take()).collect();
-        let waiting: Vec<Step> = slots.into_iter().flatten().collect();
-        if !waiting.is_empty() {
-            let cycle = find_cycle(&waiting);
-            let at = waiting
-                .iter()
-                .find(|s| cycle.first() == Some(&s.id))
-                .map_or(0, |s| s.line);
+        let (ordered, cycle) = order::levels(steps);
+        if let Some((at, cycle)) = cycle {
             self.problem(
                 at,
                 cycle.first().map(String::as_str),
                 "pipeline.cycle",
                 format!("steps form a cycle: {}", cycle.join(" → ")),
             );
-            ordered.extend(waiting);
         }
         ordered
     }
@@ -705,32 +596,4 @@ impl Checker<'_> {
         });
         (parallel.clamp(1, MAX_PARALLEL) as usize, tightened)
     }
-}
-
-/// A cycle among `steps` (each waits for another of them), as step ids ending where it began.
-fn find_cycle(steps: &[Step]) -> Vec<String> {
-    let waiting: BTreeMap<&str, &Step> = steps.iter().map(|s| (s.id.as_str(), s)).collect();
-    let Some(mut at) = steps.first().map(|s| s.id.as_str()) else {
-        return Vec::new();
-    };
-    let mut path: Vec<&str> = Vec::new();
-    while !path.contains(&at) {
-        path.push(at);
-        let Some(next) = waiting[at]
-            .deps
-            .iter()
-            .find(|d| waiting.contains_key(d.as_str()))
-        else {
-            break;
-        };
-        at = next.as_str();
-    }
-    let start = path.iter().position(|p| *p == at).unwrap_or(0);
-    let mut cycle: Vec<String> = path[start..].iter().map(|s| (*s).to_owned()).collect();
-    cycle.push(at.to_owned());
-    cycle
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

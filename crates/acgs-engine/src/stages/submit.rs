@@ -79,10 +79,7 @@ fn without_inline_data(value: &serde_json::Value) -> serde_json::Value {
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(data)
                 .unwrap_or_default();
-            let digest: String = sha2::Sha256::digest(&bytes)
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect();
+            let digest = hex::encode(sha2::Sha256::digest(&bytes));
             serde_json::Value::String(format!("data:{mime};sha256={digest};bytes={}", bytes.len()))
         }
         serde_json::Value::Array(items) => {
