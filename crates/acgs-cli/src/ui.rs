@@ -108,7 +108,15 @@ pub(crate) fn printable(text: &str) -> String {
 /// [`printable`], line by line: a message of several lines (a pipeline's problems) keeps them.
 #[must_use]
 pub(crate) fn printable_lines(text: &str) -> String {
-    text.lines().map(printable).collect::<Vec<_>>().join("\n")
+    // A line keeps its indentation (a problem under its file, a hint under its problem):
+    // `printable` trims it.
+    text.lines()
+        .map(|line| {
+            let rest = line.trim_start_matches(' ');
+            format!("{}{}", " ".repeat(line.len() - rest.len()), printable(rest))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 impl Ui {
@@ -368,7 +376,15 @@ impl Ui {
 
 #[cfg(test)]
 mod tests {
-    use super::{ColorChoice, wants_color};
+    use super::{ColorChoice, printable_lines, wants_color};
+
+    #[test]
+    fn lines_keep_their_indentation_and_lose_their_escapes() {
+        assert_eq!(
+            printable_lines("f has 1 problem\n  f:3: bad \u{1b}[31mkey\n    hint: x"),
+            "f has 1 problem\n  f:3: bad [31mkey\n    hint: x"
+        );
+    }
 
     #[test]
     fn colour_follows_the_flag_then_no_color_then_clicolor_force_then_the_terminal() {

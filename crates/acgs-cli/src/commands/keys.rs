@@ -39,7 +39,7 @@ pub(crate) async fn check(app: &App, provider: Option<&str>) -> CmdResult {
         // Asked for by name, a provider without a key is checked anyway: `credentials.missing`.
         if every && !found.contains(&provider) {
             rows.push(json!({"provider": provider, "checked": false, "ok": null,
-                "message": format!("no key ({})", provider.key_variables())}));
+                "message": format!("no key; set {}", provider.key_variables())}));
             continue;
         }
         let row = match app.check_key(provider).await {
