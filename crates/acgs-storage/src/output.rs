@@ -6,6 +6,11 @@
 //! Files are written to a temporary name, synced, sniffed, and renamed without replacing into
 //! `<stem>.<ext>` where the extension is the sniffed type's; the folder is then synced. A file that
 //! is not finished is removed: no partial file is left behind.
+//!
+//! These writes stay hand-written rather than going through `tempfile` (which the rest of the
+//! crate's atomic writes use): `tempfile` names its files by path and renames with replacement,
+//! while these are made relative to a held folder handle with `O_NOFOLLOW`, renamed without
+//! replacing, and many files share one folder sync.
 
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
