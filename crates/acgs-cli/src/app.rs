@@ -55,6 +55,7 @@ fn parse_builtin_catalog() -> Result<Catalog, acgs_core::Error> {
     let mut catalog = acgs_providers_fal::catalog()?;
     catalog.extend(acgs_providers_gemini::catalog()?);
     catalog.extend(acgs_providers_elevenlabs::catalog()?);
+    catalog.extend(acgs_providers_local::catalog()?);
     Ok(catalog)
 }
 
@@ -340,6 +341,7 @@ impl App {
                     .await?;
             }
             ProviderId::ElevenLabs => self.elevenlabs()?.check_key().await?,
+            ProviderId::Local => {}
         }
         Ok(())
     }
@@ -378,8 +380,8 @@ impl App {
     /// A suite able to spend through every provider whose key can be loaded (`acgs mcp`); the
     /// others are left out with a note, and their models answer `credentials.missing`.
     pub(crate) async fn serving_suite(&self) -> Result<Suite, Failure> {
-        let mut available = Vec::new();
-        for provider in ProviderId::ALL {
+        let mut available = vec![ProviderId::Local];
+        for provider in ProviderId::KEYED {
             match self.credentials.key(provider) {
                 Ok(_) => available.push(provider),
                 Err(e) => self
@@ -390,7 +392,27 @@ impl App {
         self.spending_suite_for(&available).await
     }
 
+    /// The local steps' provider: ffmpeg and ffprobe from `[tools]` or `PATH`; no key.
+    fn local_provider(&self) -> Result<(Arc<dyn Provider>, KeyInfo), Failure> {
+        let local = acgs_providers_local::LocalProvider::new(
+            &self.config().tools,
+            self.env.var("PATH").map(std::ffi::OsStr::new),
+        )
+        .map_err(|source| acgs_core::Error::Io {
+            path: std::env::temp_dir(),
+            source,
+        })?;
+        let info = KeyInfo {
+            fingerprint: String::new(),
+            source: "none (runs on this machine)".into(),
+        };
+        Ok((Arc::new(local), info))
+    }
+
     fn provider(&self, provider: ProviderId) -> Result<(Arc<dyn Provider>, KeyInfo), Failure> {
+        if provider == ProviderId::Local {
+            return self.local_provider();
+        }
         let (key, http) = self.key_and_http(provider)?;
         let urls = &self.config().providers;
         let built: Arc<dyn Provider> = match provider {
@@ -409,6 +431,7 @@ impl App {
                 &urls.urls(ProviderId::ElevenLabs),
                 &key.secret,
             )?),
+            ProviderId::Local => return self.local_provider(),
         };
         let info = KeyInfo {
             fingerprint: key.fingerprint(),

@@ -124,7 +124,10 @@ impl ModelSpec {
             }
         }
         if let Some(pricing) = &self.pricing {
-            pricing.check(&self.params).map_err(invalid)?;
+            // Only steps run on this machine cost nothing; a provider's model at $0 would be
+            // spending the budget never sees.
+            let free = self.provider == ProviderId::Local;
+            pricing.check(&self.params, free).map_err(invalid)?;
         }
         Ok(())
     }

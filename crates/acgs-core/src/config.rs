@@ -7,7 +7,7 @@
 //! then the selected profile's.
 //!
 //! A project file is someone else's: it may not set provider URLs, `network`, `ledger`, `audit`,
-//! `key_command`, `models`, `user` or any `allow_*` key, and every other value may only tighten
+//! `key_command`, `models`, `tools`, `user` or any `allow_*` key, and every other value may only tighten
 //! limits and guards ([`check_tightens`], also used for pipeline `settings`).
 
 use std::collections::BTreeMap;
@@ -304,6 +304,32 @@ impl Default for NetworkConfig {
     }
 }
 
+/// `[tools]`: the system programs local media steps run (DESIGN.md §3.7). User configuration
+/// only: a project file naming a binary would be code execution.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ToolsConfig {
+    /// ffmpeg's absolute path; unset: the first `ffmpeg` on `PATH`.
+    pub ffmpeg: Option<PathBuf>,
+    /// ffprobe's absolute path; unset: the first `ffprobe` on `PATH`.
+    pub ffprobe: Option<PathBuf>,
+    /// How long one ffmpeg or ffprobe run may take before it is killed.
+    pub timeout_secs: u64,
+    /// The longest media input a local step reads, in seconds (what ffprobe reports).
+    pub max_input_seconds: u64,
+}
+
+impl Default for ToolsConfig {
+    fn default() -> Self {
+        Self {
+            ffmpeg: None,
+            ffprobe: None,
+            timeout_secs: 600,
+            max_input_seconds: 3600,
+        }
+    }
+}
+
 /// `[mcp]`: what an agent may do through `acgs mcp`. User configuration only: neither a project
 /// file nor a tool argument can change it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -441,6 +467,8 @@ pub struct Config {
     pub models: BTreeMap<String, toml::Table>,
     /// `acgs mcp`.
     pub mcp: McpConfig,
+    /// ffmpeg and ffprobe for local media steps.
+    pub tools: ToolsConfig,
 }
 
 impl Default for Config {
@@ -462,6 +490,7 @@ impl Default for Config {
             providers: ProvidersConfig::default(),
             models: BTreeMap::new(),
             mcp: McpConfig::default(),
+            tools: ToolsConfig::default(),
         }
     }
 }
@@ -850,8 +879,9 @@ fn resolve_relative_paths(section: &mut toml::Table, base_dir: &Path) {
 
 /// Keys a project file may never set.
 fn check_project_keys(layer: &Layer, path: &Path) -> Result<()> {
-    const FORBIDDEN: [&str; 8] = [
+    const FORBIDDEN: [&str; 9] = [
         "mcp",
+        "tools",
         "providers",
         "network",
         "ledger",
@@ -1017,6 +1047,7 @@ pub fn check_tightens(base: &Config, candidate: &Config, origin: &str) -> Result
         providers: _,
         models: _,
         mcp: _,
+        tools: _,
         allow_user_override,
         allow_unknown_params,
         allow_safety_overrides,

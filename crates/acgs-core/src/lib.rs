@@ -11,6 +11,7 @@
 //! - [`provider`], [`ledger`], [`audit`], [`moderation`]: the traits providers, ledgers, audit sinks
 //!   and moderators implement;
 //! - [`config`], [`mod@env`]: layered configuration, and the process environment it reads;
+//! - [`tools`]: finding the system programs local media steps run (ffmpeg, ffprobe);
 //! - [`redact`]: the redactor behind the one redacting sink;
 //! - [`error`]: error kinds, exit codes and the [`UserFacing`] trait.
 
@@ -32,6 +33,7 @@ pub mod redact;
 pub mod request;
 pub mod suggest;
 pub mod task;
+pub mod tools;
 
 pub use catalog::{Catalog, ModelSpec, Params};
 pub use error::{Error, ErrorKind, Problem, UserFacing};

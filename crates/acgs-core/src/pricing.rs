@@ -402,9 +402,12 @@ impl Pricing {
     }
 
     /// Consistency of the price with the model's parameters.
+    /// Whether the price is well formed for `params`; `free` allows a rate of zero (steps run
+    /// on this machine), never a negative one.
     pub(crate) fn check(
         &self,
         params: &std::collections::BTreeMap<String, ParamSpec>,
+        free: bool,
     ) -> Result<(), String> {
         let priced_param = |name: &str| {
             params
@@ -417,7 +420,10 @@ impl Pricing {
                 .iter()
                 .flat_map(|t| std::iter::once(t.rate).chain(t.input_rate)),
         );
-        if rates.into_iter().any(|rate| rate <= Usd::ZERO) {
+        if rates
+            .into_iter()
+            .any(|rate| rate < Usd::ZERO || (rate == Usd::ZERO && !free))
+        {
             return Err("prices must be more than zero".into());
         }
         let needs_quantity = self.unit == PriceUnit::MillionTokens;

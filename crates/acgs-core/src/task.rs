@@ -15,11 +15,16 @@ pub enum ProviderId {
     /// ElevenLabs.
     #[serde(rename = "elevenlabs")]
     ElevenLabs,
+    /// Steps run on this machine (ffmpeg, image cutting): no network, no key, no price.
+    Local,
 }
 
 impl ProviderId {
     /// Every provider, in a stable order.
-    pub const ALL: [Self; 3] = [Self::Fal, Self::Gemini, Self::ElevenLabs];
+    pub const ALL: [Self; 4] = [Self::Fal, Self::Gemini, Self::ElevenLabs, Self::Local];
+
+    /// The providers reached over the network with a key of the user's, in a stable order.
+    pub const KEYED: [Self; 3] = [Self::Fal, Self::Gemini, Self::ElevenLabs];
 
     /// The lowercase name used in configuration and `provider:key` model references.
     #[must_use]
@@ -28,6 +33,7 @@ impl ProviderId {
             Self::Fal => "fal",
             Self::Gemini => "gemini",
             Self::ElevenLabs => "elevenlabs",
+            Self::Local => "local",
         }
     }
 
@@ -38,6 +44,7 @@ impl ProviderId {
             Self::Fal => "FAL_KEY (or FAL_KEY_ID and FAL_KEY_SECRET)",
             Self::Gemini => "GEMINI_API_KEY (or GOOGLE_API_KEY)",
             Self::ElevenLabs => "ELEVENLABS_API_KEY",
+            Self::Local => "no key (local steps need ffmpeg and ffprobe)",
         }
     }
 
@@ -82,11 +89,17 @@ pub enum TaskKind {
     UpscaleImage,
     /// Video → larger video.
     UpscaleVideo,
+    /// Videos (with audio or subtitles) → one video, on this machine: concat, mux, trim.
+    EditVideo,
+    /// Video → one of its frames.
+    VideoFrame,
+    /// Image → a grid of images cut from it.
+    SplitImage,
 }
 
 impl TaskKind {
     /// Every task kind, in a stable order.
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 15] = [
         Self::TextToImage,
         Self::ImageToImage,
         Self::TextToVideo,
@@ -99,6 +112,9 @@ impl TaskKind {
         Self::Avatar,
         Self::UpscaleImage,
         Self::UpscaleVideo,
+        Self::EditVideo,
+        Self::VideoFrame,
+        Self::SplitImage,
     ];
 
     /// The snake_case name used in catalogues and `--task`.
@@ -117,6 +133,9 @@ impl TaskKind {
             Self::Avatar => "avatar",
             Self::UpscaleImage => "upscale_image",
             Self::UpscaleVideo => "upscale_video",
+            Self::EditVideo => "edit_video",
+            Self::VideoFrame => "video_frame",
+            Self::SplitImage => "split_image",
         }
     }
 
@@ -147,10 +166,16 @@ impl TaskKind {
     #[must_use]
     pub const fn output(self) -> MediaKind {
         match self {
-            Self::TextToImage | Self::ImageToImage | Self::UpscaleImage => MediaKind::Image,
-            Self::TextToVideo | Self::ImageToVideo | Self::Avatar | Self::UpscaleVideo => {
-                MediaKind::Video
-            }
+            Self::TextToImage
+            | Self::ImageToImage
+            | Self::UpscaleImage
+            | Self::VideoFrame
+            | Self::SplitImage => MediaKind::Image,
+            Self::TextToVideo
+            | Self::ImageToVideo
+            | Self::Avatar
+            | Self::UpscaleVideo
+            | Self::EditVideo => MediaKind::Video,
             Self::TextToSpeech => MediaKind::Audio,
             Self::SpeechToText
             | Self::TextGeneration

@@ -89,6 +89,7 @@ const fn primary_variable(provider: ProviderId) -> &'static str {
         ProviderId::Fal => "FAL_KEY",
         ProviderId::Gemini => "GEMINI_API_KEY",
         ProviderId::ElevenLabs => "ELEVENLABS_API_KEY",
+        ProviderId::Local => "",
     }
 }
 
@@ -253,7 +254,7 @@ impl Credentials {
     /// What each provider's key would be, without running `key_command`.
     #[must_use]
     pub fn status(&self) -> Vec<KeyStatus> {
-        ProviderId::ALL
+        ProviderId::KEYED
             .into_iter()
             .map(|provider| KeyStatus {
                 provider,
@@ -274,7 +275,7 @@ impl Credentials {
     /// the word "output" in everything acgs prints.
     #[must_use]
     pub fn known_secrets(&self) -> Vec<SecretString> {
-        let mut out: Vec<SecretString> = ProviderId::ALL
+        let mut out: Vec<SecretString> = ProviderId::KEYED
             .into_iter()
             .filter_map(|p| self.find(p).map(|k| k.secret))
             .filter(|k| looks_like_credential(k.expose_secret()))
@@ -300,7 +301,7 @@ impl Credentials {
     /// file, `key_command`) has one: each provider, the `.env` and what it shadows.
     #[must_use]
     pub fn project_shadowing(&self) -> Vec<(ProviderId, KeySource, KeySource)> {
-        ProviderId::ALL
+        ProviderId::KEYED
             .into_iter()
             .filter_map(|provider| {
                 let key = self.find(provider)?;
@@ -380,6 +381,7 @@ fn lookup(
         ProviderId::ElevenLabs => {
             get("ELEVENLABS_API_KEY").map(|k| (k.to_owned(), "ELEVENLABS_API_KEY", Vec::new()))
         }
+        ProviderId::Local => None,
     }
 }
 

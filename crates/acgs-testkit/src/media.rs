@@ -60,3 +60,138 @@ pub fn png(width: u32, height: u32, size: usize) -> Vec<u8> {
     out.resize(size.max(out.len()), 0);
     out
 }
+
+/// Real, decodable media made by the system's ffmpeg (tests of the steps that decode: join,
+/// mux, cut). Panics, naming what to install, when ffmpeg is missing: such a test cannot pass
+/// without it.
+pub mod real {
+    use std::path::Path;
+    use std::process::Command;
+
+    fn ffmpeg(args: &[&str], out: &Path) {
+        let status = Command::new("ffmpeg")
+            .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-y"])
+            .args(args)
+            .arg(out)
+            .status()
+            .unwrap_or_else(|e| {
+                panic!("ffmpeg is needed for this test (apt-get install ffmpeg): {e}")
+            });
+        assert!(status.success(), "ffmpeg could not make {}", out.display());
+    }
+
+    fn made(name: &str, args: &[&str]) -> Vec<u8> {
+        let dir = std::env::temp_dir().join(format!("acgs-testkit-media-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        let out = dir.join(name);
+        if !out.exists() {
+            let temp = dir.join(format!(
+                "tmp-{}-{name}",
+                std::thread::current()
+                    .name()
+                    .unwrap_or("t")
+                    .replace([':', '/'], "_")
+            ));
+            ffmpeg(args, &temp);
+            std::fs::rename(&temp, &out).unwrap_or_else(|e| panic!("{}: {e}", out.display()));
+        }
+        std::fs::read(&out).unwrap_or_else(|e| panic!("{}: {e}", out.display()))
+    }
+
+    /// An H.264 MP4 test pattern of `seconds` at `width`×`height`, 24 fps, with a 440 Hz AAC
+    /// tone when `sound`.
+    #[must_use]
+    pub fn clip(seconds: u32, width: u32, height: u32, sound: bool) -> Vec<u8> {
+        let video = format!("testsrc=size={width}x{height}:rate=24:duration={seconds}");
+        let audio = format!("sine=frequency=440:sample_rate=48000:duration={seconds}");
+        let mut args = vec!["-f", "lavfi", "-i", video.as_str()];
+        if sound {
+            args.extend(["-f", "lavfi", "-i", audio.as_str(), "-c:a", "aac"]);
+        }
+        args.extend([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+            "-shortest",
+            "-f",
+            "mp4",
+        ]);
+        made(
+            &format!("clip-{seconds}-{width}x{height}-{sound}.mp4"),
+            &args,
+        )
+    }
+
+    /// A PNG test pattern of `width`×`height`.
+    #[must_use]
+    pub fn png(width: u32, height: u32) -> Vec<u8> {
+        let source = format!("testsrc=size={width}x{height}:rate=1");
+        made(
+            &format!("still-{width}x{height}.png"),
+            &[
+                "-f",
+                "lavfi",
+                "-i",
+                source.as_str(),
+                "-frames:v",
+                "1",
+                "-f",
+                "image2",
+                "-c:v",
+                "png",
+            ],
+        )
+    }
+
+    /// An MP3 of `seconds` of a 220 Hz tone (narration stands in).
+    #[must_use]
+    pub fn mp3(seconds: u32) -> Vec<u8> {
+        let source = format!("sine=frequency=220:sample_rate=44100:duration={seconds}");
+        made(
+            &format!("tone-{seconds}.mp3"),
+            &[
+                "-f",
+                "lavfi",
+                "-i",
+                source.as_str(),
+                "-c:a",
+                "libmp3lame",
+                "-f",
+                "mp3",
+            ],
+        )
+    }
+
+    /// What ffprobe reads of `path`: the duration in milliseconds and the stream types, in order.
+    #[must_use]
+    pub fn probe(path: &Path) -> (u64, Vec<String>) {
+        let out = Command::new("ffprobe")
+            .args([
+                "-v",
+                "error",
+                "-show_entries",
+                "format=duration:stream=codec_type",
+                "-of",
+                "csv=p=0",
+            ])
+            .arg(path)
+            .output()
+            .unwrap_or_else(|e| panic!("ffprobe is needed for this test: {e}"));
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut kinds = Vec::new();
+        let mut ms = 0;
+        for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            match line.split_once('.') {
+                Some((s, frac)) if s.bytes().all(|b| b.is_ascii_digit()) => {
+                    let frac: String = frac.chars().chain("000".chars()).take(3).collect();
+                    ms = s.parse::<u64>().unwrap_or(0) * 1000 + frac.parse::<u64>().unwrap_or(0);
+                }
+                _ => kinds.push(line.trim_end_matches(',').to_owned()),
+            }
+        }
+        (ms, kinds)
+    }
+}

@@ -23,7 +23,7 @@ pub(crate) async fn check(app: &App, provider: Option<&str>) -> CmdResult {
                 "no provider `{name}`; choose fal, gemini or elevenlabs"
             ))
         })?],
-        None => ProviderId::ALL.to_vec(),
+        None => ProviderId::KEYED.to_vec(),
     };
     let found: Vec<ProviderId> = app
         .credentials

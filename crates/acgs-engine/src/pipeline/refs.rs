@@ -66,13 +66,16 @@ impl OutputKind {
 #[must_use]
 pub(super) const fn outputs_of(task: TaskKind) -> &'static [OutputKind] {
     match task {
-        TaskKind::TextToImage | TaskKind::ImageToImage | TaskKind::UpscaleImage => {
-            &[OutputKind::Image, OutputKind::Images]
-        }
+        TaskKind::TextToImage
+        | TaskKind::ImageToImage
+        | TaskKind::UpscaleImage
+        | TaskKind::VideoFrame
+        | TaskKind::SplitImage => &[OutputKind::Image, OutputKind::Images],
         TaskKind::TextToVideo
         | TaskKind::ImageToVideo
         | TaskKind::Avatar
-        | TaskKind::UpscaleVideo => &[OutputKind::Video],
+        | TaskKind::UpscaleVideo
+        | TaskKind::EditVideo => &[OutputKind::Video],
         TaskKind::TextToSpeech => &[OutputKind::Audio],
         TaskKind::SpeechToText => &[OutputKind::Text, OutputKind::Transcript, OutputKind::Srt],
         TaskKind::TextGeneration | TaskKind::ImageUnderstanding | TaskKind::VideoUnderstanding => {
