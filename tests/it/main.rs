@@ -14,6 +14,7 @@ mod budget;
 mod checks;
 mod elevenlabs;
 mod fal;
+mod films;
 mod gemini;
 mod history;
 mod hostile;

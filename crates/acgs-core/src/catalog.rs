@@ -85,6 +85,10 @@ impl ModelSpec {
         match &self.count {
             CountMode::Param(name) => params.get(name).and_then(Value::as_u64).unwrap_or(1).max(1),
             CountMode::Requests => 1,
+            CountMode::Product(names) => names
+                .iter()
+                .map(|n| params.get(n).and_then(Value::as_u64).unwrap_or(1).max(1))
+                .fold(1u64, u64::saturating_mul),
         }
     }
 
@@ -98,7 +102,12 @@ impl ModelSpec {
                 "keys are [a-z0-9_] and at most 64 characters".into(),
             ));
         }
-        if let CountMode::Param(name) = &self.count {
+        let counted: &[String] = match &self.count {
+            CountMode::Param(name) => std::slice::from_ref(name),
+            CountMode::Product(names) => names,
+            CountMode::Requests => &[],
+        };
+        for name in counted {
             let ok = self
                 .params
                 .get(name)

@@ -201,6 +201,8 @@ impl Default for RateLimits {
             (ProviderId::Fal, limit(60, 10)),
             (ProviderId::Gemini, limit(60, 10)),
             (ProviderId::ElevenLabs, limit(60, 2)),
+            // ffmpeg uses every core it is given: two at once.
+            (ProviderId::Local, limit(600, 2)),
         ]))
     }
 }
@@ -309,10 +311,10 @@ impl Default for NetworkConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ToolsConfig {
-    /// ffmpeg's absolute path; unset: the first `ffmpeg` on `PATH`.
-    pub ffmpeg: Option<PathBuf>,
-    /// ffprobe's absolute path; unset: the first `ffprobe` on `PATH`.
-    pub ffprobe: Option<PathBuf>,
+    /// ffmpeg's path (relative to the configuration file); empty: the first `ffmpeg` on `PATH`.
+    pub ffmpeg: PathBuf,
+    /// ffprobe's path (relative to the configuration file); empty: the first `ffprobe` on `PATH`.
+    pub ffprobe: PathBuf,
     /// How long one ffmpeg or ffprobe run may take before it is killed.
     pub timeout_secs: u64,
     /// The longest media input a local step reads, in seconds (what ffprobe reports).
@@ -322,8 +324,8 @@ pub struct ToolsConfig {
 impl Default for ToolsConfig {
     fn default() -> Self {
         Self {
-            ffmpeg: None,
-            ffprobe: None,
+            ffmpeg: PathBuf::new(),
+            ffprobe: PathBuf::new(),
             timeout_secs: 600,
             max_input_seconds: 3600,
         }
@@ -860,7 +862,12 @@ fn resolve_relative_paths(section: &mut toml::Table, base_dir: &Path) {
     {
         lists.iter_mut().for_each(absolutize);
     }
-    for (table, key) in [("network", "ca_bundle"), ("audit", "path")] {
+    for (table, key) in [
+        ("network", "ca_bundle"),
+        ("audit", "path"),
+        ("tools", "ffmpeg"),
+        ("tools", "ffprobe"),
+    ] {
         if let Some(toml::Value::Table(t)) = section.get_mut(table)
             && let Some(v) = t.get_mut(key)
         {

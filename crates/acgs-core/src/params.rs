@@ -100,4 +100,7 @@ pub enum CountMode {
     Param(String),
     /// N separate requests.
     Requests,
+    /// One request making the product of these integer parameters (a grid's rows × cols);
+    /// `-n` is not offered.
+    Product(Vec<String>),
 }

@@ -39,9 +39,10 @@ impl Tool {
         path_var: Option<&OsStr>,
     ) -> Result<PathBuf, String> {
         let set = match self {
-            Self::Ffmpeg => configured.ffmpeg.as_deref(),
-            Self::Ffprobe => configured.ffprobe.as_deref(),
+            Self::Ffmpeg => &configured.ffmpeg,
+            Self::Ffprobe => &configured.ffprobe,
         };
+        let set = Some(set.as_path()).filter(|p| !p.as_os_str().is_empty());
         if let Some(path) = set {
             return if is_executable(path) {
                 Ok(path.to_owned())
@@ -100,8 +101,8 @@ mod tests {
             .expect_err("not executable");
         assert!(err.contains("not found on PATH"), "{err}");
         let set = ToolsConfig {
-            ffmpeg: Some(b.join("ffmpeg")),
-            ffprobe: Some(a.join("ffprobe")),
+            ffmpeg: b.join("ffmpeg"),
+            ffprobe: a.join("ffprobe"),
             ..ToolsConfig::default()
         };
         assert_eq!(Tool::Ffmpeg.locate(&set, Some(&path)), Ok(b.join("ffmpeg")));

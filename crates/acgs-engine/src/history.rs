@@ -34,7 +34,7 @@ impl RunOutcome {
         let mut outcome = Self::Done;
         for status in steps {
             let this = match status {
-                StepStatus::Done => Self::Done,
+                StepStatus::Done | StepStatus::Skipped => Self::Done,
                 StepStatus::Failed => Self::Failed,
                 StepStatus::Cancelled => Self::Cancelled,
                 StepStatus::Pending | StepStatus::Submitting | StepStatus::Submitted => {

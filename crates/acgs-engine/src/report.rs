@@ -94,7 +94,7 @@ impl PipelineReport {
     pub fn failed(&self) -> usize {
         self.steps
             .iter()
-            .filter(|s| s.status != StepStatus::Done)
+            .filter(|s| !matches!(s.status, StepStatus::Done | StepStatus::Skipped))
             .count()
     }
 }

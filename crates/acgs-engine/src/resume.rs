@@ -337,6 +337,15 @@ impl Resuming<'_> {
         let run_id = self.run.run_id();
         let mut plans = Vec::new();
         for step in resend {
+            if pipeline::plan::skips(step, &known) {
+                let _ = self
+                    .run
+                    .update_step(&step.id, |s| s.status = StepStatus::Skipped)
+                    .await;
+                known.finished.insert(step.id.clone(), Finished::skipped());
+                prior.push(skipped_outcome(step));
+                continue;
+            }
             let plan =
                 pipeline::estimate::plan_step(services, &pipeline, step, &known, &run_id, true)
                     .map_err(|u| u.error)?;
@@ -400,6 +409,19 @@ impl Resuming<'_> {
                 "the reservation of a step that was never sent could not be released; it expires with its lease"
             );
         }
+    }
+}
+
+/// The report line of a step skipped for a missing list item.
+fn skipped_outcome(step: &pipeline::Step) -> crate::report::StepOutcome {
+    crate::report::StepOutcome {
+        step: step.id.clone(),
+        model: step.model.key.clone(),
+        status: StepStatus::Skipped,
+        outputs: Vec::new(),
+        estimate: acgs_core::Usd::ZERO,
+        actual: acgs_core::Usd::ZERO,
+        error: None,
     }
 }
 

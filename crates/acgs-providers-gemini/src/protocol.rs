@@ -102,6 +102,15 @@ pub fn generate_content_body(
     set("topP", params.get("top_p"));
     set("seed", params.get("seed"));
     set("responseMimeType", params.get("response_mime_type"));
+    if let Some(max) = params.get("max_items") {
+        // A list of strings the model cannot make longer than asked: the bound the estimate
+        // priced every step that runs once per item at.
+        config.insert("responseMimeType".into(), json!("application/json"));
+        config.insert(
+            "responseJsonSchema".into(),
+            json!({ "type": "array", "items": { "type": "string" }, "minItems": 1, "maxItems": max }),
+        );
+    }
     if let Some(budget) = params.get("thinking_budget") {
         config.insert("thinkingConfig".into(), json!({ "thinkingBudget": budget }));
     }

@@ -157,7 +157,8 @@ impl GeminiProvider {
             .params
             .get("response_mime_type")
             .and_then(Value::as_str)
-            == Some("application/json");
+            == Some("application/json")
+            || request.params.contains_key("max_items");
         if let Some(events) = request
             .text_events
             .as_ref()

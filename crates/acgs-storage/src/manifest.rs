@@ -58,6 +58,8 @@ pub enum StepStatus {
     Failed,
     /// Cancelled by the user.
     Cancelled,
+    /// Not run: the list item it was for does not exist (the list was shorter than its bound).
+    Skipped,
 }
 
 /// One stored output.

@@ -61,6 +61,7 @@ pub struct FakeGeminiBuilder {
     echo_keys: bool,
     rate_limited_once: Option<u64>,
     usage: (u64, u64, u64),
+    items: Vec<String>,
 }
 
 /// A running fake Gemini API and its media host.
@@ -85,6 +86,9 @@ impl FakeGemini {
             echo_keys: false,
             rate_limited_once: None,
             usage: (12, 34, 100),
+            items: (1..=3)
+                .map(|n| format!("Scene {n}: a lighthouse keeper climbs the stairs at dusk."))
+                .collect(),
         }
     }
 
@@ -184,6 +188,48 @@ fn fill(name: &str, model: &str, base: &str) -> String {
     )
 }
 
+/// The `maxItems` of a request asking for a JSON list of strings (`responseMimeType`
+/// `application/json` with a `responseJsonSchema` of type `array`), if it asks for one.
+fn list_asked(req: &Request) -> Option<usize> {
+    let body: Value = serde_json::from_slice(&req.body).ok()?;
+    let config = body
+        .get("generationConfig")
+        .or_else(|| body.get("generation_config"))?;
+    let schema = config
+        .get("responseJsonSchema")
+        .or_else(|| config.get("response_json_schema"))?;
+    (schema.get("type")?.as_str()? == "array").then_some(())?;
+    Some(
+        schema
+            .get("maxItems")
+            .and_then(Value::as_u64)
+            .map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX)),
+    )
+}
+
+/// A text answer holding `items` (at most `max`) as a JSON list.
+fn list_answer(items: &[String], max: usize, usage: (u64, u64, u64), model: &str) -> String {
+    let list: Vec<&String> = items.iter().take(max).collect();
+    let text = serde_json::to_string(&list).unwrap_or_default();
+    let (prompt, output, thoughts) = usage;
+    render(
+        "gemini_generate_text.json",
+        &[
+            (
+                "text",
+                serde_json::to_string(&text)
+                    .unwrap_or_default()
+                    .trim_matches('"'),
+            ),
+            ("prompt_tokens", &prompt.to_string()),
+            ("output_tokens", &output.to_string()),
+            ("thought_tokens", &thoughts.to_string()),
+            ("total_tokens", &(prompt + output + thoughts).to_string()),
+            ("model", model),
+        ],
+    )
+}
+
 fn json(status: u16, body: String) -> ResponseTemplate {
     ResponseTemplate::new(status)
         .insert_header("content-type", "application/json; charset=UTF-8")
@@ -264,6 +310,14 @@ impl FakeGeminiBuilder {
     #[must_use]
     pub fn answer(mut self, answer: Answer) -> Self {
         self.answer = answer;
+        self
+    }
+
+    /// The strings written when a request asks for a JSON list (`responseJsonSchema` of type
+    /// `array`); cut to its `maxItems`, as the schema binds the real model.
+    #[must_use]
+    pub fn items(mut self, items: &[&str]) -> Self {
+        self.items = items.iter().map(|s| (*s).to_owned()).collect();
         self
     }
 
@@ -425,6 +479,7 @@ impl FakeGeminiBuilder {
             Answer::OutputBlocked => fill("gemini_output_blocked.json", model, base),
         };
         Self::mount_stream(server, model, &body).await;
+        let (items, usage, name) = (self.items.clone(), self.usage, model.clone());
         Mock::given(method("POST"))
             .and(path(format!("/v1beta/models/{model}:generateContent").as_str()))
             .respond_with(move |req: &Request| {
@@ -434,7 +489,10 @@ impl FakeGeminiBuilder {
                 if !well_formed(req) {
                     return json(400, r#"{"error":{"code":400,"message":"Invalid JSON payload received.","status":"INVALID_ARGUMENT"}}"#.into());
                 }
-                json(200, body.clone())
+                match list_asked(req) {
+                    Some(max) => json(200, list_answer(&items, max, usage, &name)),
+                    None => json(200, body.clone()),
+                }
             })
             .with_priority(5)
             .mount(server)

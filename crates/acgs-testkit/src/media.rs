@@ -82,7 +82,7 @@ pub mod real {
 
     fn made(name: &str, args: &[&str]) -> Vec<u8> {
         let dir = std::env::temp_dir().join(format!("acgs-testkit-media-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        fs_err::create_dir_all(&dir).expect("a folder for test media");
         let out = dir.join(name);
         if !out.exists() {
             let temp = dir.join(format!(
@@ -93,9 +93,9 @@ pub mod real {
                     .replace([':', '/'], "_")
             ));
             ffmpeg(args, &temp);
-            std::fs::rename(&temp, &out).unwrap_or_else(|e| panic!("{}: {e}", out.display()));
+            fs_err::rename(&temp, &out).expect("test media in place");
         }
-        std::fs::read(&out).unwrap_or_else(|e| panic!("{}: {e}", out.display()))
+        fs_err::read(&out).expect("test media")
     }
 
     /// An H.264 MP4 test pattern of `seconds` at `width`×`height`, 24 fps, with a 440 Hz AAC

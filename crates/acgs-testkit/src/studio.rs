@@ -6,8 +6,14 @@
 //! The fake records when each request started and finished, so tests can check how many ran at
 //! once, and counts submits per endpoint, so resume tests can check nothing was paid for twice.
 //! [`FakeStudio::hold`] keeps every fal job running until [`FakeStudio::release`].
+//!
+//! [`FakeStudio::films`] serves real, decodable media made by ffmpeg (2 s clips, a PNG, a 3 s
+//! MP3 narration) for pipelines that join, mux and cut what the providers made. Either way
+//! Gemini answers a request for a JSON list (`responseJsonSchema` of type `array`) with
+//! [`FakeStudio::set_items`] scene strings, cut to its `maxItems`, and ElevenLabs' Scribe
+//! transcribes any upload to the fixture's words.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -15,7 +21,12 @@ use serde_json::{Value, json};
 use wiremock::matchers::{any, method, path_regex};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
-use crate::media::{PNG_1X1, mp4};
+use crate::media::{PNG_1X1, mp4, real};
+
+/// How long each clip of [`FakeStudio::films`] lasts, in seconds.
+pub const FILM_CLIP_SECONDS: u32 = 2;
+/// How long the narration of [`FakeStudio::films`] lasts, in seconds.
+pub const FILM_NARRATION_SECONDS: u32 = 3;
 
 /// What a fal endpoint returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,11 +48,24 @@ pub struct Served {
     pub finished: Instant,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct State {
     served: Mutex<Vec<Served>>,
     fal_jobs: Mutex<Vec<(String, String, Instant)>>,
     bodies: Mutex<Vec<(String, Value)>>,
+    /// Strings written for a JSON list.
+    items: AtomicUsize,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        Self {
+            served: Mutex::default(),
+            fal_jobs: Mutex::default(),
+            bodies: Mutex::default(),
+            items: AtomicUsize::new(3),
+        }
+    }
 }
 
 /// The running fake.
@@ -65,6 +89,22 @@ impl FakeStudio {
     /// Serve fal `endpoints` (with what each returns), Gemini text and ElevenLabs speech, each
     /// finishing `latency` after it was accepted.
     pub async fn start(endpoints: &[(&str, FalResult)], latency: Duration) -> Self {
+        Self::serve(endpoints, latency, false).await
+    }
+
+    /// As [`FakeStudio::start`], serving real media made by ffmpeg: every clip a
+    /// [`FILM_CLIP_SECONDS`] s 160×120 H.264 test pattern without sound, every image a
+    /// 128×96 PNG, every narration a [`FILM_NARRATION_SECONDS`] s MP3.
+    pub async fn films(endpoints: &[(&str, FalResult)], latency: Duration) -> Self {
+        Self::serve(endpoints, latency, true).await
+    }
+
+    /// Write `n` strings when a JSON list is asked for (3 unless set).
+    pub fn set_items(&self, n: usize) {
+        self.state.items.store(n, Ordering::SeqCst);
+    }
+
+    async fn serve(endpoints: &[(&str, FalResult)], latency: Duration, films: bool) -> Self {
         let server = MockServer::start().await;
         let state = Arc::new(State::default());
         let held = Arc::new(AtomicBool::new(false));
@@ -77,13 +117,23 @@ impl FakeStudio {
             .await;
         }
         mount_gemini(&server, latency, &state).await;
-        mount_speech(&server, latency, &state).await;
+        let narration = films.then(|| real::mp3(FILM_NARRATION_SECONDS));
+        mount_speech(&server, latency, &state, narration).await;
+        mount_scribe(&server, &state).await;
+        let (png, clip) = if films {
+            (
+                real::png(128, 96),
+                real::clip(FILM_CLIP_SECONDS, 160, 120, false),
+            )
+        } else {
+            (PNG_1X1.to_vec(), mp4(5, 4096))
+        };
         Mock::given(method("GET"))
             .and(path_regex(r"^/files/.+\.png$"))
             .respond_with(
                 ResponseTemplate::new(200)
                     .insert_header("content-type", "image/png")
-                    .set_body_bytes(PNG_1X1),
+                    .set_body_bytes(png),
             )
             .mount(&server)
             .await;
@@ -92,7 +142,7 @@ impl FakeStudio {
             .respond_with(
                 ResponseTemplate::new(200)
                     .insert_header("content-type", "video/mp4")
-                    .set_body_bytes(mp4(5, 4096)),
+                    .set_body_bytes(clip),
             )
             .mount(&server)
             .await;
@@ -326,9 +376,19 @@ async fn mount_gemini(server: &MockServer, latency: Duration, state: &Arc<State>
                 .to_owned();
             let now = Instant::now();
             record(&state, &what, now, now + latency);
+            let text = match list_asked(&body) {
+                Some(max) => {
+                    let n = state.items.load(Ordering::SeqCst).min(max);
+                    let items: Vec<String> = (1..=n)
+                        .map(|i| format!("Scene {i}: {}", gemini_text_for(&prompt)))
+                        .collect();
+                    serde_json::to_string(&items).unwrap_or_default()
+                }
+                None => gemini_text_for(&prompt),
+            };
             ResponseTemplate::new(200)
                 .set_body_json(json!({
-                    "candidates": [{"content": {"role": "model", "parts": [{"text": gemini_text_for(&prompt)}]}, "finishReason": "STOP", "index": 0}],
+                    "candidates": [{"content": {"role": "model", "parts": [{"text": text}]}, "finishReason": "STOP", "index": 0}],
                     "usageMetadata": {"promptTokenCount": 20, "candidatesTokenCount": 30, "totalTokenCount": 50},
                     "modelVersion": model, "responseId": "studio"
                 }))
@@ -338,7 +398,38 @@ async fn mount_gemini(server: &MockServer, latency: Duration, state: &Arc<State>
         .await;
 }
 
-async fn mount_speech(server: &MockServer, latency: Duration, state: &Arc<State>) {
+/// The `maxItems` of a `generateContent` body asking for a JSON list of strings.
+fn list_asked(body: &Value) -> Option<usize> {
+    let schema = body.pointer("/generationConfig/responseJsonSchema")?;
+    (schema.get("type")?.as_str()? == "array").then_some(())?;
+    let max = schema.get("maxItems").and_then(Value::as_u64).unwrap_or(64);
+    usize::try_from(max).ok()
+}
+
+/// Scribe: any upload transcribed to the fixture's words.
+async fn mount_scribe(server: &MockServer, state: &Arc<State>) {
+    let state = Arc::clone(state);
+    Mock::given(method("POST"))
+        .and(wiremock::matchers::path("/v1/speech-to-text"))
+        .respond_with(move |_: &Request| {
+            let now = Instant::now();
+            record(&state, "elevenlabs:scribe_v1", now, now);
+            remember(&state, "elevenlabs:scribe_v1", b"{}");
+            ResponseTemplate::new(200)
+                .insert_header("content-type", "application/json")
+                .insert_header("request-id", "studio-stt")
+                .set_body_string(crate::render("elevenlabs_transcript.json", &[]))
+        })
+        .mount(server)
+        .await;
+}
+
+async fn mount_speech(
+    server: &MockServer,
+    latency: Duration,
+    state: &Arc<State>,
+    narration: Option<Vec<u8>>,
+) {
     let state = Arc::clone(state);
     Mock::given(method("POST"))
         .and(path_regex(r"^/v1/text-to-speech/[A-Za-z0-9]{20}$"))
@@ -358,8 +449,11 @@ async fn mount_speech(server: &MockServer, latency: Duration, state: &Arc<State>
                 .unwrap_or(0);
             let now = Instant::now();
             record(&state, &what, now, now + latency);
-            let mut audio = vec![0xff, 0xfb, 0x90, 0x64];
-            audio.resize(4 + chars.max(1) * 8, 0);
+            let audio = narration.clone().unwrap_or_else(|| {
+                let mut audio = vec![0xff, 0xfb, 0x90, 0x64];
+                audio.resize(4 + chars.max(1) * 8, 0);
+                audio
+            });
             ResponseTemplate::new(200)
                 .insert_header("content-type", "audio/mpeg")
                 .insert_header("request-id", "studio-tts")

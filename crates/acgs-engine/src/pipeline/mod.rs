@@ -2,9 +2,10 @@
 //! run with independent steps at once, and resumable.
 //!
 //! - `schema`: the version-1 file, parsed with hard limits;
-//! - `refs`: `{{ inputs.NAME }}` and `{{ steps.ID.OUTPUT }}`;
+//! - `refs`: `{{ inputs.NAME }}`, `{{ steps.ID.OUTPUT }}`, lists and their items;
 //! - `validate`: every problem at once, each with its line and step (`order`: the order steps
-//!   run in; `paths`: the files it may name);
+//!   run in; `paths`: the files it may name; `settings`: the run's limits; `tools`: ffmpeg and ffprobe; `expand`: steps
+//!   that run once per item, and whole lists, made plain);
 //! - `plan`: each step's request (with worst-case stand-ins for what earlier steps will make,
 //!   for the estimate);
 //! - `estimate`: loading a file and pricing every step;
@@ -12,6 +13,7 @@
 //! - `schedule`: each step through the driver as soon as what it references is ready.
 
 pub(crate) mod estimate;
+mod expand;
 mod order;
 mod paths;
 pub(crate) mod plan;
@@ -19,6 +21,8 @@ mod refs;
 mod run;
 pub(crate) mod schedule;
 pub(crate) mod schema;
+mod settings;
+mod tools;
 pub(crate) mod validate;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -49,6 +53,9 @@ pub enum MediaSource {
     Path(PathBuf),
     /// An input or an earlier step's output.
     Ref(Ref),
+    /// One item of a list gathered into a list field: left out when the list turns out
+    /// shorter than its bound.
+    Item(Ref),
 }
 
 /// A checked step.
@@ -70,6 +77,11 @@ pub struct Step {
     pub count: Option<u32>,
     /// Steps that must finish first.
     pub deps: BTreeSet<String>,
+    /// For one copy of a step that runs once per item (`clips.2`): the item. When the list
+    /// turns out shorter, the copy is skipped and its reservation released.
+    pub item: Option<Ref>,
+    /// `each`, until the file's check makes the step its copies.
+    pub(crate) each: Option<Ref>,
 }
 
 /// A checked pipeline, its steps in an order where every step follows what it needs.

@@ -40,9 +40,19 @@ pub(crate) struct Finished {
     pub files: Vec<StoredFile>,
     /// The text of its text outputs, by output (`text`, `srt`).
     pub texts: BTreeMap<&'static str, String>,
+    /// The step did not run: its item was missing from a list shorter than its bound.
+    pub skipped: bool,
 }
 
 impl Finished {
+    /// A step skipped because its item does not exist: it made nothing.
+    pub(crate) fn skipped() -> Self {
+        Self {
+            skipped: true,
+            ..Self::default()
+        }
+    }
+
     /// What later steps can use of an answer made only of text, known before its files are
     /// written; `None` when it holds media (later steps need their files).
     pub(crate) fn from_text_answer(artifacts: &[Artifact]) -> Option<Self> {
@@ -58,6 +68,7 @@ impl Finished {
         Some(Self {
             files: Vec::new(),
             texts,
+            skipped: false,
         })
     }
 
@@ -76,6 +87,7 @@ impl Finished {
         Self {
             files: files.to_vec(),
             texts,
+            skipped: false,
         }
     }
 }
@@ -167,6 +179,15 @@ pub(crate) fn request_for(
     for (flag, source) in &step.media {
         match source {
             MediaSource::Path(path) => request.inputs.push((flag.clone(), path.clone())),
+            // An item of a list that turned out shorter is left out.
+            MediaSource::Item(r) if item_missing(r, known) => {}
+            MediaSource::Item(r) => match value_of(pipeline, r, known, estimate, 0, config)? {
+                Resolved::File(path) => request.inputs.push((flag.clone(), path)),
+                Resolved::Assumed(media) => request.assumed_inputs.push((flag.clone(), media)),
+                Resolved::Text(_) => {
+                    return Err(format!("`{flag}` got text where it takes a file"));
+                }
+            },
             MediaSource::Ref(r) => match value_of(pipeline, r, known, estimate, 0, config)? {
                 Resolved::File(path) => request.inputs.push((flag.clone(), path)),
                 Resolved::Assumed(media) => request.assumed_inputs.push((flag.clone(), media)),
@@ -230,6 +251,7 @@ fn stand_in_room(
                     .or_else(|| pipeline.inputs.get(name)?.default.as_ref());
                 used = used.saturating_add(value.map_or(0, |v| v.chars().count() as u64));
             }
+            Ref::List { .. } | Ref::Item | Ref::Index => {}
         }
     }
     room.saturating_sub(used) / stand_ins.max(1)
@@ -241,7 +263,7 @@ pub(crate) fn uses_unfinished(step: &Step, known: &Known) -> bool {
     let unfinished =
         |r: &Ref| matches!(r, Ref::Step { step, .. } if !known.finished.contains_key(step));
     let in_media = step.media.iter().any(|(_, source)| match source {
-        MediaSource::Ref(r) => unfinished(r),
+        MediaSource::Ref(r) | MediaSource::Item(r) => unfinished(r),
         MediaSource::Path(_) => false,
     });
     in_media
@@ -290,7 +312,32 @@ fn value_of(
             }
             None => Err(format!("step `{step}` has not finished")),
         },
+        Ref::List { .. } | Ref::Item | Ref::Index => {
+            Err("a list or an item was left in a checked step".into())
+        }
     }
+}
+
+/// Whether item `r` of a finished list does not exist: the list turned out shorter than its
+/// bound, or the step that would have made it was skipped.
+pub(crate) fn item_missing(r: &Ref, known: &Known) -> bool {
+    let Ref::Step {
+        step,
+        output,
+        index,
+    } = r
+    else {
+        return false;
+    };
+    known
+        .finished
+        .get(step)
+        .is_some_and(|done| done.skipped || produced(done, step, *output, *index).is_err())
+}
+
+/// Whether `step`, one copy of a step that runs once per item, has no item to run for.
+pub(crate) fn skips(step: &Step, known: &Known) -> bool {
+    step.item.as_ref().is_some_and(|r| item_missing(r, known))
 }
 
 /// A finished step's output.
@@ -302,6 +349,17 @@ fn produced(
 ) -> Result<Resolved, String> {
     let missing = || format!("step `{step}` made no {}", output.name());
     match output {
+        OutputKind::Items => {
+            let text = done.texts.get("text").ok_or_else(missing)?;
+            let items: Vec<String> = serde_json::from_str(text)
+                .map_err(|_| format!("step `{step}` did not write a JSON list of strings"))?;
+            items
+                .into_iter()
+                .nth(index)
+                .filter(|item| !item.trim().is_empty())
+                .map(Resolved::Text)
+                .ok_or_else(|| format!("step `{step}` wrote no item {index}"))
+        }
         OutputKind::Text | OutputKind::Transcript | OutputKind::Srt => {
             let key = if output == OutputKind::Srt {
                 "srt"
@@ -402,7 +460,7 @@ fn speech_chars(pipeline: &Pipeline, step: &Step, config: &Config) -> u64 {
                     Piece::Ref(Ref::Step { step, .. }) => {
                         pipeline.step(step).map_or(limit, |s| text_bound(s, config))
                     }
-                    Piece::Ref(Ref::Input(_)) => limit,
+                    Piece::Ref(_) => limit,
                 })
                 .sum::<u64>()
         })
@@ -411,7 +469,7 @@ fn speech_chars(pipeline: &Pipeline, step: &Step, config: &Config) -> u64 {
 }
 
 /// A parameter the step sets as a literal.
-fn literal_param(step: &Step, name: &str) -> Option<Value> {
+pub(super) fn literal_param(step: &Step, name: &str) -> Option<Value> {
     let (_, pieces) = step.params.iter().find(|(n, _)| n == name)?;
     match pieces.as_slice() {
         [Piece::Text(text)] => Some(

@@ -1,5 +1,7 @@
-//! References in step fields: `{{ inputs.NAME }}`, `{{ steps.ID.OUTPUT }}` and
-//! `{{ steps.ID.images[N] }}`, substituted in one pass (values are never rescanned).
+//! References in step fields: `{{ inputs.NAME }}`, `{{ steps.ID.OUTPUT }}`, one item of a list
+//! (`{{ steps.ID.images[N] }}`, `items[N]`, `videos[N]`), a whole list (`{{ steps.ID.images }}`,
+//! `items`, `videos`) and, in a step that runs once per item, `{{ item }}` and `{{ index }}`;
+//! substituted in one pass (values are never rescanned).
 
 use acgs_core::task::{MediaKind, TaskKind};
 
@@ -8,8 +10,12 @@ use acgs_core::task::{MediaKind, TaskKind};
 pub enum OutputKind {
     /// The (first) image.
     Image,
-    /// One image of several: `images[N]`.
+    /// One image of several: `images[N]`, or all of them.
     Images,
+    /// One video of a step that ran once per item (`videos[N]`), or all of them.
+    Videos,
+    /// One string of the JSON list a text step wrote (`items[N]`), or all of them.
+    Items,
     /// The video.
     Video,
     /// The audio.
@@ -27,6 +33,8 @@ impl OutputKind {
         Some(match name {
             "image" => Self::Image,
             "images" => Self::Images,
+            "videos" => Self::Videos,
+            "items" => Self::Items,
             "video" => Self::Video,
             "audio" => Self::Audio,
             "text" => Self::Text,
@@ -42,6 +50,8 @@ impl OutputKind {
         match self {
             Self::Image => "image",
             Self::Images => "images",
+            Self::Videos => "videos",
+            Self::Items => "items",
             Self::Video => "video",
             Self::Audio => "audio",
             Self::Text => "text",
@@ -55,9 +65,25 @@ impl OutputKind {
     pub const fn media(self) -> MediaKind {
         match self {
             Self::Image | Self::Images => MediaKind::Image,
-            Self::Video => MediaKind::Video,
+            Self::Video | Self::Videos => MediaKind::Video,
             Self::Audio => MediaKind::Audio,
-            Self::Text | Self::Transcript | Self::Srt => MediaKind::Text,
+            Self::Text | Self::Transcript | Self::Srt | Self::Items => MediaKind::Text,
+        }
+    }
+
+    /// Whether it names a list (and so takes `[N]`, or stands for every item).
+    #[must_use]
+    pub const fn is_list(self) -> bool {
+        matches!(self, Self::Images | Self::Videos | Self::Items)
+    }
+
+    /// One item of a step that ran once per item: `videos` → `video`, `images` → `image`.
+    #[must_use]
+    pub(super) const fn single(self) -> Self {
+        match self {
+            Self::Images => Self::Image,
+            Self::Videos => Self::Video,
+            other => other,
         }
     }
 }
@@ -78,9 +104,8 @@ pub(super) const fn outputs_of(task: TaskKind) -> &'static [OutputKind] {
         | TaskKind::EditVideo => &[OutputKind::Video],
         TaskKind::TextToSpeech => &[OutputKind::Audio],
         TaskKind::SpeechToText => &[OutputKind::Text, OutputKind::Transcript, OutputKind::Srt],
-        TaskKind::TextGeneration | TaskKind::ImageUnderstanding | TaskKind::VideoUnderstanding => {
-            &[OutputKind::Text]
-        }
+        TaskKind::TextGeneration => &[OutputKind::Text, OutputKind::Items],
+        TaskKind::ImageUnderstanding | TaskKind::VideoUnderstanding => &[OutputKind::Text],
     }
 }
 
@@ -95,9 +120,21 @@ pub enum Ref {
         step: String,
         /// Which output.
         output: OutputKind,
-        /// For `images[N]`.
+        /// For `images[N]`, `items[N]`, `videos[N]`.
         index: usize,
     },
+    /// Every item of a list (`steps.ID.images`): only in `each` and in list fields, and
+    /// replaced by its items when the file is checked.
+    List {
+        /// The step id.
+        step: String,
+        /// Which list.
+        output: OutputKind,
+    },
+    /// The item a step that runs once per item runs for (replaced when the file is checked).
+    Item,
+    /// That item's number, from 1 (replaced by the number when the file is checked).
+    Index,
 }
 
 /// A field value: literal text and references.
@@ -119,26 +156,35 @@ fn is_name(s: &str) -> bool {
 fn parse_ref(inner: &str) -> Result<Ref, String> {
     let bad = || {
         format!(
-            "`{{{{ {inner} }}}}` is not a reference (use inputs.NAME, steps.ID.OUTPUT or steps.ID.images[N])"
+            "`{{{{ {inner} }}}}` is not a reference (use inputs.NAME, steps.ID.OUTPUT, steps.ID.images[N], item or index)"
         )
     };
     let parts: Vec<&str> = inner.split('.').collect();
     match parts.as_slice() {
+        ["item"] => Ok(Ref::Item),
+        ["index"] => Ok(Ref::Index),
         ["inputs", name] if is_name(name) => Ok(Ref::Input((*name).to_owned())),
         ["steps", step, output] if is_name(step) => {
-            let (output, index) = match output.strip_suffix(']').and_then(|o| o.split_once('[')) {
-                Some(("images", n)) => (OutputKind::Images, n.parse().map_err(|_| bad())?),
-                Some(_) => return Err(bad()),
-                None => match OutputKind::parse(output) {
-                    Some(OutputKind::Images) | None => return Err(bad()),
-                    Some(kind) => (kind, 0),
-                },
+            let step = (*step).to_owned();
+            let (name, index) = match output.strip_suffix(']').and_then(|o| o.split_once('[')) {
+                Some((name, n)) => (name, Some(n.parse::<usize>().map_err(|_| bad())?)),
+                None => (*output, None),
             };
-            Ok(Ref::Step {
-                step: (*step).to_owned(),
-                output,
-                index,
-            })
+            let output = OutputKind::parse(name).ok_or_else(bad)?;
+            match (output.is_list(), index) {
+                (true, Some(index)) => Ok(Ref::Step {
+                    step,
+                    output,
+                    index,
+                }),
+                (true, None) => Ok(Ref::List { step, output }),
+                (false, None) => Ok(Ref::Step {
+                    step,
+                    output,
+                    index: 0,
+                }),
+                (false, Some(_)) => Err(bad()),
+            }
         }
         _ => Err(bad()),
     }
@@ -195,7 +241,7 @@ mod tests {
         assert_eq!(pieces.len(), 4);
         let out = render(&pieces, |r| match r {
             Ref::Input(_) => "{{ steps.x.text }}".into(),
-            Ref::Step { .. } => "IMG".into(),
+            _ => "IMG".into(),
         });
         assert_eq!(
             out, "Photo of {{ steps.x.text }} after IMG",
@@ -209,6 +255,19 @@ mod tests {
                 index: 2
             })]
         );
+        assert_eq!(
+            parse("{{ steps.clips.videos }}, {{ item }} #{{ index }}").expect("ok"),
+            vec![
+                Piece::Ref(Ref::List {
+                    step: "clips".into(),
+                    output: OutputKind::Videos
+                }),
+                Piece::Text(", ".into()),
+                Piece::Ref(Ref::Item),
+                Piece::Text(" #".into()),
+                Piece::Ref(Ref::Index),
+            ]
+        );
     }
 
     #[test]
@@ -221,7 +280,8 @@ mod tests {
             "{{ steps.a.picture }}",
             "{{ steps.a.video[1] }}",
             "{{ inputs }}",
-            "{{ steps.a.images }}",
+            "{{ steps.a.text[0] }}",
+            "{{ items }}",
         ] {
             assert!(parse(bad).is_err(), "{bad}");
         }

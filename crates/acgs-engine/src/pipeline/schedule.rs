@@ -15,7 +15,7 @@ use futures_util::StreamExt as _;
 use futures_util::stream::FuturesUnordered;
 
 use super::estimate::plan_step;
-use super::plan::{Finished, Known};
+use super::plan::{Finished, Known, skips};
 use super::{OnError, Pipeline, Step};
 use crate::driver::{self, Attempt, Entry, StepObserver};
 use crate::error::EngineError;
@@ -92,6 +92,12 @@ pub(crate) async fn schedule(
                 break;
             };
             keepers.remove(&step.id);
+            if skips(step, &known) {
+                let outcome = skip(services, &run, step, &start).await;
+                known.finished.insert(step.id.clone(), Finished::skipped());
+                outcomes.insert(step.id.clone(), outcome);
+                continue;
+            }
             let id = step.id.clone();
             let task = {
                 let (services, pipeline, step) =
@@ -271,6 +277,26 @@ impl StepRun<'_> {
                 Err(error)
             }
         }
+    }
+}
+
+/// Skip `step`, whose list item does not exist: its reservation released, its record
+/// `skipped`.
+async fn skip(services: &Services, run: &RunState, step: &Step, start: &Start) -> StepOutcome {
+    if let (Entry::Send(r), Some(ledger)) = (&start.entry, &services.ledger) {
+        let _ = ledger.release(&r.id).await;
+    }
+    let _ = run
+        .update_step(&step.id, |s| s.status = StepStatus::Skipped)
+        .await;
+    StepOutcome {
+        step: step.id.clone(),
+        model: step.model.key.clone(),
+        status: StepStatus::Skipped,
+        outputs: Vec::new(),
+        estimate: start.plan.quote.amount,
+        actual: Usd::ZERO,
+        error: None,
     }
 }
 

@@ -147,9 +147,18 @@ pub(crate) struct StepSpec {
     /// One image.
     #[serde(default)]
     pub image: Option<Spanned<String>>,
-    /// Several images.
+    /// Several images: a list, or one reference to a whole list.
     #[serde(default)]
-    pub images: Option<Vec<Spanned<String>>>,
+    pub images: Option<Spanned<OneOrMany>>,
+    /// Several videos: a list, or one reference to a whole list (`{{ steps.clips.videos }}`).
+    #[serde(default)]
+    pub videos: Option<Spanned<OneOrMany>>,
+    /// Run the step once per item of a list: `{{ steps.ID.items }}`, `images` or `videos`.
+    #[serde(default)]
+    pub each: Option<Spanned<String>>,
+    /// A text step writes a JSON list of at most this many strings (1–64), its `items`.
+    #[serde(default)]
+    pub max_items: Option<Spanned<u32>>,
     /// A video.
     #[serde(default)]
     pub video: Option<Spanned<String>>,
@@ -165,6 +174,33 @@ pub(crate) struct StepSpec {
     /// Extra ordering: steps that must finish first.
     #[serde(default)]
     pub needs: Vec<Spanned<String>>,
+}
+
+/// A list field's value: one entry (a reference to a whole list), or a list of entries. (Its
+/// entries carry the field's line: serde cannot keep spans through an untagged enum.)
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum OneOrMany {
+    /// `images: "{{ steps.grid.images }}"`.
+    One(String),
+    /// `images: [a.png, "{{ steps.still.image }}"]`.
+    Many(Vec<String>),
+}
+
+/// The entries of a list field, each with the field's place in the file.
+fn entries(field: &Spanned<OneOrMany>) -> Vec<Spanned<String>> {
+    let values = match &field.value {
+        OneOrMany::One(one) => vec![one.clone()],
+        OneOrMany::Many(many) => many.clone(),
+    };
+    values
+        .into_iter()
+        .map(|value| Spanned {
+            value,
+            referenced: field.referenced,
+            defined: field.defined,
+        })
+        .collect()
 }
 
 /// The text step keys, in the order they are read.
@@ -190,16 +226,18 @@ impl StepSpec {
             .collect()
     }
 
-    /// The media fields that are set, by step key (`images` once per item).
+    /// The media fields that are set, by step key (`images` and `videos` once per entry).
     #[must_use]
-    pub(crate) fn media(&self) -> Vec<(&'static str, &Spanned<String>)> {
-        let mut out: Vec<(&'static str, &Spanned<String>)> = MEDIA_KEYS
+    pub(crate) fn media(&self) -> Vec<(&'static str, Spanned<String>)> {
+        let mut out: Vec<(&'static str, Spanned<String>)> = MEDIA_KEYS
             .into_iter()
             .zip([&self.image, &self.video, &self.audio])
-            .filter_map(|(k, v)| Some((k, v.as_ref()?)))
+            .filter_map(|(k, v)| Some((k, v.clone()?)))
             .collect();
-        for item in self.images.iter().flatten() {
-            out.push(("images", item));
+        for (key, list) in [("images", &self.images), ("videos", &self.videos)] {
+            for entry in list.iter().flat_map(entries) {
+                out.push((key, entry));
+            }
         }
         out
     }
@@ -416,7 +454,7 @@ mod tests {
 
     #[test]
     fn every_unknown_key_and_wrong_value_is_found_with_its_line() {
-        let source = "version: 1\nsteps:\n  - id: a\n    model: m\n    promt: x\n    n: two\n  - id: b\n    model: m\n    imagez:\n      - one\n";
+        let source = "version: 1\nsteps:\n  - id: a\n    model: m\n    promt: x\n    n: two\n  - id: b\n    model: m\n    imagez:\n      - one\n  - id: c\n    model: m\n    videos: \"{{ steps.b.videos }}\"\n    images: [x.png, y.png]\n";
         let (parsed, found) = parse_file(source);
         let lines: Vec<u32> = found.iter().map(|p| p.line).collect();
         assert_eq!(lines, [5, 6, 9], "{found:#?}");
@@ -428,6 +466,16 @@ mod tests {
         );
         assert_eq!(found[1].key.as_deref(), Some("n"), "{}", found[0].message);
         let parsed = parsed.expect("the rest reads");
-        assert_eq!(parsed.steps.len(), 2);
+        assert_eq!(parsed.steps.len(), 3);
+        let media: Vec<(&str, u32)> = parsed.steps[2]
+            .media()
+            .into_iter()
+            .map(|(k, v)| (k, u32::try_from(v.referenced.line()).unwrap_or(0)))
+            .collect();
+        assert_eq!(
+            media,
+            [("images", 14), ("images", 14), ("videos", 13)],
+            "each entry has its field's line"
+        );
     }
 }

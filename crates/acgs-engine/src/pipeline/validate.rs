@@ -7,23 +7,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
 
-use acgs_core::Usd;
 use acgs_core::catalog::{Catalog, FieldKind, ModelSpec};
 use acgs_core::config::Config;
 use acgs_core::task::MediaKind;
-use acgs_guard::budget::{CostOverrides, tighten};
 use serde_saphyr::Spanned;
 use sha2::Digest as _;
 
 use super::refs::{self, Piece, Ref, outputs_of};
 use super::schema::{self, InputSpec, InputType, PipelineFile, StepSpec};
 use super::{MediaSource, Pipeline, Problem, Problems, Step};
-use super::{order, paths};
-
-/// Steps running at once when the file does not say.
-const DEFAULT_PARALLEL: u32 = 4;
-/// The most steps running at once a file may ask for.
-const MAX_PARALLEL: u32 = 32;
+use super::{expand, order, paths, settings, tools};
 
 /// Check `source` (the text of `file`, whose relative paths are read from `folder`).
 pub fn check(
@@ -138,8 +131,14 @@ impl Checker<'_> {
                 None => self.unmodelled(s),
             }
         }
-        let steps = self.ordered(steps);
-        let (max_parallel, cost) = self.settings();
+        let (steps, mut expanded) = expand::expand(self.ordered(steps), self.name);
+        self.problems.append(&mut expanded);
+        let (steps, _) = order::levels(steps);
+        tools::check(&steps, self.config, self.name, &mut self.problems);
+        let (max_parallel, cost) =
+            settings::settings(&spec.settings, self.config, |at, code, m| {
+                self.problem(at, None, code, m);
+            });
         let inputs = self.inputs();
         Pipeline {
             file: file.to_owned(),
@@ -224,6 +223,29 @@ impl Checker<'_> {
         }
         let media = self.media(s, &model, models, &mut deps);
         let params = self.params(s, &model, &texts);
+        let each = s.each.as_ref().and_then(|each| {
+            let pieces = self.pieces(each, &id)?;
+            match pieces.as_slice() {
+                [Piece::Ref(r @ Ref::List { .. })] => {
+                    self.check_ref(
+                        r,
+                        MediaKind::Text,
+                        "each",
+                        line(each),
+                        &id,
+                        models,
+                        &mut deps,
+                    );
+                    Some(r.clone())
+                }
+                _ => {
+                    let message =
+                        "`each` takes one whole list: {{ steps.ID.items }}, images or videos";
+                    self.problem(line(each), Some(&id), "pipeline.each", message);
+                    None
+                }
+            }
+        });
         for need in &s.needs {
             if self.need_exists(need, &id) {
                 deps.insert(need.value.clone());
@@ -247,6 +269,8 @@ impl Checker<'_> {
             params,
             count: s.n,
             deps,
+            item: None,
+            each,
         }
     }
 
@@ -264,7 +288,7 @@ impl Checker<'_> {
                 name,
                 self.file.inputs.keys().map(String::as_str).collect(),
             ),
-            Ref::Step { step: other, .. }
+            Ref::Step { step: other, .. } | Ref::List { step: other, .. }
                 if !self.file.steps.iter().any(|s| &s.id.value == other) =>
             {
                 (
@@ -303,10 +327,11 @@ impl Checker<'_> {
     /// `needs` — so that one misspelt model does not hide the step's other problems.
     fn unmodelled(&mut self, s: &StepSpec) {
         let id = &s.id.value;
-        for (_, value) in s.texts().into_iter().chain(s.media()) {
-            if let Some(pieces) = self.pieces(value, id) {
+        let texts = s.texts().into_iter().map(|(k, v)| (k, v.clone()));
+        for (_, value) in texts.chain(s.media()) {
+            if let Some(pieces) = self.pieces(&value, id) {
                 for r in refs::refs(&pieces) {
-                    self.exists(r, line(value), id);
+                    self.exists(r, line(&value), id);
                 }
             }
         }
@@ -332,6 +357,11 @@ impl Checker<'_> {
             return;
         }
         match r {
+            // Lists and items are checked when the steps that run once per item are made.
+            Ref::Item | Ref::Index => {}
+            Ref::List { step: other, .. } => {
+                deps.insert(other.clone());
+            }
             Ref::Input(name) => match self.file.inputs.get(name) {
                 None => {}
                 Some(input) => {
@@ -407,7 +437,8 @@ impl Checker<'_> {
     ) -> Vec<(String, MediaSource)> {
         let id = &s.id.value;
         let mut out = Vec::new();
-        for (key, value) in s.media() {
+        for (key, value) in &s.media() {
+            let (key, value) = (*key, value);
             let Some((_, spec)) = model
                 .field_for_flag(key)
                 .filter(|(_, f)| f.kind == FieldKind::Media)
@@ -443,8 +474,9 @@ impl Checker<'_> {
         }
         for (name, spec) in &model.params {
             let flag = spec.flag.as_deref().unwrap_or(name);
-            if spec.kind == FieldKind::Media && spec.required && !out.iter().any(|(k, _)| k == flag)
-            {
+            // A field given with a problem of its own is not also missing.
+            let given = s.media().iter().any(|(k, _)| *k == flag);
+            if spec.kind == FieldKind::Media && spec.required && !given {
                 self.problem(
                     line(&s.id),
                     Some(id),
@@ -488,6 +520,18 @@ impl Checker<'_> {
         let id = &s.id.value;
         let mut literal = Vec::new();
         let mut out = Vec::new();
+        if let Some(max) = &s.max_items {
+            if model.params.contains_key("max_items") {
+                literal.push(("max_items".to_owned(), max.value.to_string()));
+                out.push((
+                    "max_items".to_owned(),
+                    vec![Piece::Text(max.value.to_string())],
+                ));
+            } else {
+                let message = format!("`{}` cannot write a list (`max_items`)", model.key);
+                self.problem(line(max), Some(id), "pipeline.unknown_field", message);
+            }
+        }
         for (name, value) in &s.params {
             let Some(pieces) = self.pieces(
                 &Spanned {
@@ -550,50 +594,5 @@ impl Checker<'_> {
             );
         }
         ordered
-    }
-
-    fn settings(&mut self) -> (usize, acgs_core::config::CostManagement) {
-        let settings = &self.file.settings;
-        let parallel = settings
-            .max_parallel
-            .as_ref()
-            .map_or(DEFAULT_PARALLEL, |p| p.value);
-        if !(1..=MAX_PARALLEL).contains(&parallel) {
-            let at = settings.max_parallel.as_ref().map_or(0, line);
-            self.problem(
-                at,
-                None,
-                "pipeline.setting",
-                format!("max_parallel must be between 1 and {MAX_PARALLEL}"),
-            );
-        }
-        let base = &self.config.cost_management;
-        let Some(cost) = &settings.cost_management else {
-            return (parallel.clamp(1, MAX_PARALLEL) as usize, base.clone());
-        };
-        let at = line(cost);
-        let mut usd = |value: &Option<schema::Scalar>, key: &str| {
-            let value = value.as_ref()?;
-            Usd::parse(&value.0)
-                .map_err(|_| {
-                    let message = format!(
-                        "settings.cost_management.{key}: `{}` is not an amount in dollars",
-                        value.0
-                    );
-                    self.problem(at, None, "pipeline.setting", message);
-                })
-                .ok()
-        };
-        let overrides = CostOverrides {
-            max_cost_per_run: usd(&cost.value.max_cost_per_run, "max_cost_per_run"),
-            daily_limit: usd(&cost.value.daily_limit, "daily_limit"),
-            warn_threshold: usd(&cost.value.warn_threshold, "warn_threshold"),
-            require_confirmation: cost.value.require_confirmation,
-        };
-        let tightened = tighten(base, &overrides).unwrap_or_else(|key| {
-            self.problem(at, None, "pipeline.loosens_limit", format!("settings.cost_management.{key} would loosen your configured limit; a pipeline may only tighten limits"));
-            base.clone()
-        });
-        (parallel.clamp(1, MAX_PARALLEL) as usize, tightened)
     }
 }

@@ -21,8 +21,8 @@ fn provider() -> LocalProvider {
 
 async fn stage(p: &LocalProvider, dir: &Path, name: &str, bytes: &[u8]) -> Value {
     let path = dir.join(name);
-    std::fs::write(&path, bytes).expect("write");
-    let file = std::fs::File::open(&path).expect("open");
+    fs_err::write(&path, bytes).expect("write");
+    let file = fs_err::File::open(&path).expect("open").into_parts().0;
     let input = LocalInput {
         field: "x".into(),
         file_name: "x".into(),
@@ -62,7 +62,7 @@ async fn run(p: &LocalProvider, model: &str, params: Value) -> Result<Vec<Vec<u8
 
 fn probe(dir: &Path, bytes: &[u8]) -> (u64, Vec<String>) {
     let path = dir.join(format!("probe-{}.mp4", bytes.len()));
-    std::fs::write(&path, bytes).expect("write");
+    fs_err::write(&path, bytes).expect("write");
     real::probe(&path)
 }
 

@@ -262,8 +262,8 @@ fn apply_count(
             params.insert(name.clone(), value);
             Ok(1)
         }
-        CountMode::Requests if n == 1 => Ok(1),
-        CountMode::Requests => Err(EngineError::CountUnsupported {
+        CountMode::Requests | CountMode::Product(_) if n == 1 => Ok(1),
+        CountMode::Requests | CountMode::Product(_) => Err(EngineError::CountUnsupported {
             model: model.key.clone(),
         }),
     }

@@ -1,0 +1,481 @@
+//! Films: the storyboard and grid examples end to end against fakes serving real media (made by
+//! ffmpeg), lists and fan-out priced and reserved whole, a list shorter than its bound, a kill in
+//! the middle of a fan-out resumed, and hostile local inputs — through the real binary.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use acgs_core::ledger::ReservationState;
+use acgs_e2e::Sandbox;
+use acgs_storage::manifest::{Manifest, StepStatus};
+use acgs_storage::output::OutputRoot;
+use acgs_testkit::canary::{ELEVENLABS_KEY, FAL_KEY, GEMINI_KEY};
+use acgs_testkit::media::real;
+use acgs_testkit::studio::{FILM_CLIP_SECONDS, FakeStudio, FalResult};
+
+use super::{ledger_rows, ok, signal};
+
+const FLUX: &str = "fal-ai/flux/dev";
+const KLING: &str = "fal-ai/kling-video/v2.1/standard/image-to-video";
+
+async fn studio(latency: Duration) -> FakeStudio {
+    FakeStudio::films(
+        &[(FLUX, FalResult::Images), (KLING, FalResult::Video)],
+        latency,
+    )
+    .await
+}
+
+fn sandbox_for(studio: &FakeStudio) -> Sandbox {
+    let mut sb = Sandbox::new();
+    sb.set_env("FAL_KEY", FAL_KEY)
+        .set_env("GEMINI_API_KEY", GEMINI_KEY)
+        .set_env("ELEVENLABS_API_KEY", ELEVENLABS_KEY)
+        .set_env("ACGS_PROVIDERS__FAL__QUEUE_URL", &studio.uri())
+        .set_env("ACGS_PROVIDERS__FAL__REST_URL", &studio.uri())
+        .set_env("ACGS_PROVIDERS__GEMINI__BASE_URL", &studio.uri())
+        .set_env("ACGS_PROVIDERS__ELEVENLABS__BASE_URL", &studio.uri())
+        .set_env("ACGS_NETWORK__ALLOW_HTTP_LOOPBACK", "true");
+    sb
+}
+
+fn example(sb: &Sandbox, name: &str) -> String {
+    let from = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples")
+        .join(name);
+    fs_err::copy(from, sb.work().join(name)).expect("example");
+    name.to_owned()
+}
+
+fn statuses(doc: &serde_json::Value) -> Vec<(String, String)> {
+    doc["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .map(|s| {
+            (
+                s["step"].as_str().unwrap_or_default().to_owned(),
+                s["status"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// The path of step `id`'s first output.
+fn output_of(doc: &serde_json::Value, id: &str) -> PathBuf {
+    let step = doc["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .find(|s| s["step"] == id)
+        .unwrap_or_else(|| panic!("no step {id}: {doc:#}"));
+    PathBuf::from(step["outputs"][0]["path"].as_str().expect("an output"))
+}
+
+fn manifest_steps(folder: &Path) -> Vec<String> {
+    let manifest: serde_json::Value = serde_json::from_str(
+        &fs_err::read_to_string(folder.join("manifest.json")).expect("manifest"),
+    )
+    .expect("json");
+    manifest["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .map(|s| s["id"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+fn within(ms: u64, expected: u64) -> bool {
+    ms.abs_diff(expected) <= 100
+}
+
+const STORYBOARD_STEPS: [&str; 15] = [
+    "script",
+    "voiceover",
+    "stills.1",
+    "stills.2",
+    "stills.3",
+    "stills.4",
+    "narration",
+    "clips.1",
+    "clips.2",
+    "clips.3",
+    "clips.4",
+    "transcript",
+    "film",
+    "scored",
+    "final",
+];
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_storyboard_makes_one_film_with_sound_and_subtitles() {
+    let studio = studio(Duration::from_millis(20)).await;
+    studio.set_items(4);
+    let sb = sandbox_for(&studio);
+    let file = example(&sb, "storyboard.yaml");
+    let idea = ["--input", "a lighthouse keeper's last night"];
+    let estimate = ok(&sb
+        .run(&[&["--json", "estimate", &file][..], &idea].concat())
+        .await);
+    let priced: Vec<&str> = estimate["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .filter_map(|s| s["step"].as_str())
+        .collect();
+    let mut expected = STORYBOARD_STEPS.to_vec();
+    expected.sort_unstable();
+    let mut sorted = priced.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, expected, "the estimate prices every expanded step");
+    let doc = ok(&sb
+        .run(&[&["--json", "run", &file][..], &idea, &["--yes"]].concat())
+        .await);
+    assert!(statuses(&doc).iter().all(|(_, s)| s == "done"), "{doc:#}");
+    let film = output_of(&doc, "final");
+    let (ms, streams) = real::probe(&film);
+    assert!(
+        within(ms, u64::from(4 * FILM_CLIP_SECONDS) * 1000),
+        "four clips, got {ms} ms"
+    );
+    assert_eq!(
+        streams,
+        ["video", "audio", "subtitle"],
+        "{}",
+        film.display()
+    );
+    let folder = PathBuf::from(doc["folder"].as_str().expect("folder"));
+    let mut listed = manifest_steps(&folder);
+    listed.sort_unstable();
+    assert_eq!(listed, expected, "the manifest lists every expanded step");
+    assert_eq!(studio.submits(&format!("fal:{FLUX}")), 4);
+    assert_eq!(studio.submits(&format!("fal:{KLING}")), 4);
+    let prompts: Vec<String> = studio
+        .bodies(&format!("fal:{FLUX}"))
+        .iter()
+        .filter_map(|b| b["prompt"].as_str().map(str::to_owned))
+        .collect();
+    for n in 1..=4 {
+        assert!(
+            prompts
+                .iter()
+                .any(|p| p.starts_with(&format!("Scene {n}: "))),
+            "each still was drawn from its own scene: {prompts:?}"
+        );
+    }
+    assert!(film.starts_with(&folder), "the film is in the run folder");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_grid_becomes_four_clips_joined_into_one() {
+    let studio = studio(Duration::from_millis(20)).await;
+    let sb = sandbox_for(&studio);
+    let file = example(&sb, "grid-to-clips.yaml");
+    let doc = ok(&sb
+        .run(&[
+            "--json",
+            "run",
+            &file,
+            "--input",
+            "a paper boat in the rain",
+            "--yes",
+        ])
+        .await);
+    assert!(statuses(&doc).iter().all(|(_, s)| s == "done"), "{doc:#}");
+    let (ms, streams) = real::probe(&output_of(&doc, "film"));
+    assert!(
+        within(ms, u64::from(4 * FILM_CLIP_SECONDS) * 1000),
+        "got {ms} ms"
+    );
+    assert_eq!(streams, ["video"]);
+    let panels = doc["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .find(|s| s["step"] == "panels")
+        .expect("panels");
+    assert_eq!(panels["outputs"].as_array().map(Vec::len), Some(4));
+    let uploads: Vec<String> = studio
+        .bodies(&format!("fal:{KLING}"))
+        .iter()
+        .filter_map(|b| b["image_url"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(uploads.len(), 4);
+    uploads
+        .iter()
+        .for_each(|u| assert!(u.starts_with("data:image/png;base64,"), "{u:.40}"));
+    let distinct: std::collections::BTreeSet<&String> = uploads.iter().collect();
+    assert_eq!(distinct.len(), 4, "each clip animates its own panel");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_shorter_list_skips_the_missing_items_and_releases_them() {
+    let studio = studio(Duration::from_millis(20)).await;
+    studio.set_items(2);
+    let sb = sandbox_for(&studio);
+    let file = example(&sb, "storyboard.yaml");
+    let doc = ok(&sb
+        .run(&[
+            "--json",
+            "run",
+            &file,
+            "--input",
+            "a fox in the snow",
+            "--yes",
+        ])
+        .await);
+    let skipped: Vec<String> = statuses(&doc)
+        .into_iter()
+        .filter(|(_, s)| s == "skipped")
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(
+        skipped,
+        ["stills.3", "stills.4", "clips.3", "clips.4"],
+        "{doc:#}"
+    );
+    let (ms, _) = real::probe(&output_of(&doc, "final"));
+    assert!(
+        within(ms, u64::from(2 * FILM_CLIP_SECONDS) * 1000),
+        "two clips, got {ms} ms"
+    );
+    assert_eq!(studio.submits(&format!("fal:{KLING}")), 2);
+    let rows = ledger_rows(&sb).await;
+    let released = rows
+        .iter()
+        .filter(|r| r.state == ReservationState::Released)
+        .count();
+    assert_eq!(released, 4, "the skipped steps' reservations were released");
+    assert!(
+        rows.iter().all(|r| r.state != ReservationState::Held),
+        "nothing stays reserved"
+    );
+}
+
+/// A running pipeline's manifest as `acgs resume` would read it (with its journal).
+fn live_manifest(folder: &Path) -> Option<Manifest> {
+    let run = OutputRoot::open(folder.parent()?)
+        .ok()?
+        .open_run(folder.file_name()?.to_str()?)
+        .ok()?;
+    Manifest::load(&run).ok()
+}
+
+fn status_of(sb: &Sandbox, id: &str) -> Option<StepStatus> {
+    let folder = sb.run_folders().into_iter().next()?;
+    let manifest = live_manifest(&folder)?;
+    manifest
+        .steps
+        .into_iter()
+        .find(|s| s.id == id)
+        .map(|s| s.status)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fan_out_killed_midway_resumes_without_sending_a_finished_item_again() {
+    let studio = studio(Duration::from_millis(400)).await;
+    let sb = sandbox_for(&studio);
+    let text = fs_err::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/grid-to-clips.yaml"),
+    )
+    .expect("example")
+    .replace("max_parallel: 4", "max_parallel: 1");
+    sb.work_file("grid.yaml", &text);
+    let child = sb
+        .command(&["run", "grid.yaml", "--input", "a kite", "--yes"])
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while status_of(&sb, "clips.2") != Some(StepStatus::Submitted) {
+        assert!(Instant::now() < deadline, "the second clip was never sent");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    signal(&child, rustix::process::Signal::KILL);
+    assert_eq!(status_of(&sb, "clips.1"), Some(StepStatus::Done));
+    let run_id = sb.run_folders()[0]
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
+    let doc = ok(&sb.run(&["--json", "resume", &run_id, "--yes"]).await);
+    assert!(statuses(&doc).iter().all(|(_, s)| s == "done"), "{doc:#}");
+    assert_eq!(
+        studio.submits(&format!("fal:{KLING}")),
+        4,
+        "one submit per clip: the finished one reused, the running one re-attached"
+    );
+    assert_eq!(studio.submits(&format!("fal:{FLUX}")), 1);
+    let (ms, streams) = real::probe(&output_of(&doc, "film"));
+    assert!(
+        within(ms, u64::from(4 * FILM_CLIP_SECONDS) * 1000),
+        "the same film, got {ms} ms"
+    );
+    assert_eq!(streams, ["video"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_example_validates() {
+    let sb = Sandbox::new();
+    let folder = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let mut names: Vec<String> = fs_err::read_dir(&folder)
+        .expect("examples")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".yaml"))
+        .collect();
+    names.sort();
+    assert!(names.len() >= 5, "{names:?}");
+    for name in names {
+        let file = example(&sb, &name);
+        let doc = ok(&sb.run(&["--json", "validate", &file]).await);
+        assert!(
+            doc["steps"].as_array().is_some_and(|s| !s.is_empty()),
+            "{name}: {doc:#}"
+        );
+    }
+}
+
+fn problem_codes(run: &acgs_e2e::Run) -> Vec<String> {
+    assert_eq!(run.code, Some(2), "{}\n{}", run.stdout, run.stderr);
+    let last = run.stderr.lines().last().unwrap_or_default();
+    let doc: serde_json::Value = serde_json::from_str(last).expect("a JSON error");
+    doc["problems"]
+        .as_array()
+        .map(|p| {
+            p.iter()
+                .filter_map(|p| p["code"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unbounded_lists_huge_grids_and_missing_ffmpeg_are_refused_before_spending() {
+    let studio = studio(Duration::ZERO).await;
+    let mut sb = sandbox_for(&studio);
+    sb.work_file(
+        "unbounded.yaml",
+        "version: 1\nsteps:\n  - id: script\n    model: gemini_2_5_flash\n    prompt: scenes\n  - id: stills\n    model: flux_dev\n    each: \"{{ steps.script.items }}\"\n    prompt: \"{{ item }}\"\n",
+    );
+    let codes = problem_codes(&sb.run(&["--json", "validate", "unbounded.yaml"]).await);
+    assert_eq!(codes, ["pipeline.unbounded"]);
+    sb.work_file(
+        "huge.yaml",
+        "version: 1\nsteps:\n  - id: grid\n    model: flux_dev\n    prompt: a grid\n  - id: panels\n    model: split_grid\n    image: \"{{ steps.grid.image }}\"\n    params: { rows: 100, cols: 100 }\n",
+    );
+    let codes = problem_codes(&sb.run(&["--json", "validate", "huge.yaml"]).await);
+    assert_eq!(codes, ["pipeline.parameter"]);
+    let file = example(&sb, "grid-to-clips.yaml");
+    let empty = sb.root().join("empty-bin");
+    fs_err::create_dir_all(&empty).expect("dir");
+    sb.set_env("PATH", &empty.display().to_string());
+    let run = sb
+        .run(&["--json", "run", &file, "--input", "a kite", "--yes"])
+        .await;
+    assert_eq!(
+        problem_codes(&run),
+        ["pipeline.tool_missing", "pipeline.tool_missing"]
+    );
+    assert!(
+        run.stderr.contains("ffmpeg was not found on PATH"),
+        "{}",
+        run.stderr
+    );
+    assert!(ledger_rows(&sb).await.is_empty(), "nothing was reserved");
+    assert_eq!(
+        studio.submits(&format!("fal:{FLUX}")),
+        0,
+        "nothing was sent"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_local_inputs_are_clear_errors_and_stay_in_the_run_folder() {
+    let studio = studio(Duration::ZERO).await;
+    let sb = sandbox_for(&studio);
+    let trim = |video: &str| {
+        format!(
+            "version: 1\nsteps:\n  - id: cut\n    model: trim\n    video: \"{video}\"\n    params: {{ start: 0.5, end: 1.5 }}\n"
+        )
+    };
+    for (video, code) in [
+        ("concat:a.mp4|b.mp4", "pipeline.path"),
+        ("http://example.com/a.mp4", "pipeline.path"),
+        ("../outside.mp4", "pipeline.path"),
+    ] {
+        sb.work_file("cut.yaml", &trim(video));
+        let codes = problem_codes(&sb.run(&["--json", "run", "cut.yaml", "--yes"]).await);
+        assert_eq!(codes, [code], "{video}");
+    }
+    // A text file named like a video, and a name that looks like an option.
+    fs_err::write(sb.work().join("-i.mp4"), "hello, I am text named clip.mp4").expect("write");
+    sb.work_file("cut.yaml", &trim("-i.mp4"));
+    let run = sb.run(&["--json", "run", "cut.yaml", "--yes"]).await;
+    assert_ne!(run.code, Some(0), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("\"code\":\"input."),
+        "a clear input error: {}",
+        run.stderr
+    );
+    // A real clip with the same kind of name is cut safely, inside the run folder.
+    fs_err::write(sb.work().join("-y.mp4"), real::clip(2, 160, 120, false)).expect("write");
+    sb.work_file("cut.yaml", &trim("-y.mp4"));
+    let before: Vec<PathBuf> = sb.all_files().into_iter().map(|(p, _)| p).collect();
+    let doc = ok(&sb.run(&["--json", "run", "cut.yaml", "--yes"]).await);
+    let cut = output_of(&doc, "cut");
+    let (ms, _) = real::probe(&cut);
+    assert!(within(ms, 1000), "one second kept, got {ms}");
+    let folder = PathBuf::from(doc["folder"].as_str().expect("folder"));
+    let outside: Vec<PathBuf> = sb
+        .all_files()
+        .into_iter()
+        .map(|(p, _)| p)
+        .filter(|p| !before.contains(p) && !p.starts_with(&folder) && !p.starts_with(sb.state()))
+        .collect();
+    assert!(
+        outside.is_empty(),
+        "written outside the run folder: {outside:?}"
+    );
+    // A header claiming ten hours.
+    let mut long = real::clip(1, 160, 120, false);
+    let at = long.windows(4).position(|w| w == b"mvhd").expect("mvhd") + 4;
+    let scale = u32::from_be_bytes(long[at + 12..at + 16].try_into().expect("4 bytes"));
+    long[at + 16..at + 20].copy_from_slice(&(scale * 36_000).to_be_bytes());
+    fs_err::write(sb.work().join("long.mp4"), long).expect("write");
+    sb.work_file("cut.yaml", &trim("long.mp4"));
+    let run = sb.run(&["--json", "run", "cut.yaml", "--yes"]).await;
+    assert_eq!(run.code, Some(6), "{}", run.stderr);
+    assert_eq!(run.json()["steps"][0]["error"]["code"], "local.too_long");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_ffmpeg_fails_the_step_and_releases_its_reservation() {
+    let studio = studio(Duration::ZERO).await;
+    let sb = sandbox_for(&studio);
+    let fake = sb.root().join("bin");
+    fs_err::create_dir_all(&fake).expect("dir");
+    let ffmpeg = fake.join("ffmpeg");
+    fs_err::write(&ffmpeg, "#!/bin/sh\necho 'simulated failure' >&2\nexit 1\n").expect("write");
+    use std::os::unix::fs::PermissionsExt as _;
+    fs_err::set_permissions(&ffmpeg, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    sb.user_config(&format!(
+        "[default.tools]\nffmpeg = \"{}\"\n",
+        ffmpeg.display()
+    ));
+    fs_err::write(sb.work().join("clip.mp4"), real::clip(2, 160, 120, false)).expect("write");
+    sb.work_file(
+        "cut.yaml",
+        "version: 1\nsteps:\n  - id: cut\n    model: trim\n    video: clip.mp4\n    params: { end: 1 }\n",
+    );
+    let run = sb.run(&["--json", "run", "cut.yaml", "--yes"]).await;
+    assert_eq!(run.code, Some(6), "{}", run.stderr);
+    let doc = run.json();
+    assert_eq!(
+        doc["steps"][0]["error"]["code"], "local.tool_failed",
+        "{doc:#}"
+    );
+    let rows = ledger_rows(&sb).await;
+    assert!(
+        rows.iter().all(|r| r.state == ReservationState::Released),
+        "nothing is charged for a local failure: {rows:?}"
+    );
+}
