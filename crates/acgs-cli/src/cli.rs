@@ -108,6 +108,9 @@ pub enum Command {
     /// Write a starter acgs.toml and pipeline.yaml in this folder.
     #[command(after_long_help = crate::examples::INIT)]
     Init(InitArgs),
+    /// Convert a chain file of the Python suite into a pipeline (written, never run).
+    #[command(after_long_help = crate::examples::IMPORT)]
+    Import(ImportArgs),
     /// Finish a run that stopped: re-attach to its job, or send what was never sent.
     #[command(after_long_help = crate::examples::RESUME)]
     Resume(ResumeArgs),
@@ -484,6 +487,17 @@ pub struct VoicesArgs {
 pub struct ValidateArgs {
     /// The pipeline file.
     pub file: PathBuf,
+}
+
+/// `acgs import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The chain file (`steps` with `type: text_to_image`, `parallel_group`, …).
+    pub file: PathBuf,
+    /// Where to write the pipeline; never an existing file. Default: beside the chain file,
+    /// `NAME.acgs.yaml`.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 /// `acgs estimate` and `acgs run`.

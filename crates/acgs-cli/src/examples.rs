@@ -59,6 +59,11 @@ pub(crate) const VALIDATE: &str = "Examples:
   acgs validate pipeline.yaml
   acgs validate pipeline.yaml --json         # every problem as {file, line, step, code, message, hint}";
 
+/// `acgs import`.
+pub(crate) const IMPORT: &str = "Examples:
+  acgs import chain.yaml                     # writes chain.acgs.yaml; lists what it could not convert
+  acgs import chain.yaml -o film.yaml && acgs validate film.yaml";
+
 /// `acgs estimate`.
 pub(crate) const ESTIMATE: &str = "Examples:
   acgs estimate pipeline.yaml --input \"a brass diving watch\"

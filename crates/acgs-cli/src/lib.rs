@@ -164,6 +164,7 @@ async fn command(cli: &Cli, app: &App, interrupt: &Interrupt) -> CmdResult {
         Command::Estimate(args) => commands::pipeline::estimate(app, args),
         Command::Run(args) => commands::pipeline::run(app, args, interrupt).await,
         Command::Init(args) => commands::init::run(app, args),
+        Command::Import(args) => commands::import::run(app, args),
         Command::Models(args) => commands::models::run(
             &app.catalog,
             args,

@@ -4,6 +4,7 @@ pub(crate) mod audit;
 pub(crate) mod doctor;
 pub(crate) mod generate;
 pub(crate) mod guard;
+pub(crate) mod import;
 pub(crate) mod init;
 pub(crate) mod keys;
 pub(crate) mod manual;

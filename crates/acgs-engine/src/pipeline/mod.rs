@@ -10,10 +10,12 @@
 //!   for the estimate);
 //! - `estimate`: loading a file and pricing every step;
 //! - `run`: the entrance — the run admitted whole by the driver, then scheduled;
-//! - `schedule`: each step through the driver as soon as what it references is ready.
+//! - `schedule`: each step through the driver as soon as what it references is ready;
+//! - `import`: a chain file of the Python suite converted into a version-1 pipeline.
 
 pub(crate) mod estimate;
 mod expand;
+mod import;
 mod order;
 mod paths;
 pub(crate) mod plan;
@@ -33,6 +35,7 @@ use acgs_core::catalog::ModelSpec;
 use acgs_core::config::CostManagement;
 
 pub use crate::problems::{Problem, Problems};
+pub use import::{Imported, import_chain};
 pub use refs::{OutputKind, Piece, Ref};
 pub use run::PIPELINE_COPY;
 pub(crate) use run::run;
