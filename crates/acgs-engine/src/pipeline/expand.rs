@@ -223,6 +223,18 @@ impl Expander<'_> {
                     );
                 }
                 MediaSource::Ref(r) => match self.direct(r, step) {
+                    // A copy's output is checked here: the file's check left it to this step.
+                    Some(Ref::Step { output, .. })
+                        if Some(output.media()) != field_media(step, flag)
+                            && self.groups.contains_key(upstream(r)) =>
+                    {
+                        let message = format!(
+                            "`{flag}` takes another kind of file than steps.{}.{}",
+                            upstream(r),
+                            output.name()
+                        );
+                        self.problem(step.line, Some(&step.id), "pipeline.kind", message);
+                    }
                     Some(r) => out.push((flag.clone(), MediaSource::Ref(r))),
                     None => continue,
                 },
@@ -384,6 +396,14 @@ fn literal_u32(step: &Step, name: &str) -> Option<u32> {
     let value = literal_param(step, name)?;
     let n = value.as_u64().or_else(|| value.as_str()?.parse().ok())?;
     u32::try_from(n).ok()
+}
+
+/// The step a reference reads, or "" for an input.
+fn upstream(r: &Ref) -> &str {
+    match r {
+        Ref::Step { step, .. } | Ref::List { step, .. } => step,
+        Ref::Input(_) | Ref::Item | Ref::Index => "",
+    }
 }
 
 /// The media kind a media field of `step` takes.

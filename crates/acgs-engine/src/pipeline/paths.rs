@@ -1,7 +1,10 @@
 //! Files a pipeline names: relative, inside its folder after links are resolved, regular — the
 //! same rule for step fields and for input defaults.
 
+use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
+
+use super::{InputSpec, InputType};
 
 /// `path` (as written in the file) resolved inside `folder`, or why it may not be read.
 pub(crate) fn inside(folder: &Path, path: &str) -> Result<PathBuf, String> {
@@ -27,4 +30,24 @@ pub(crate) fn inside(folder: &Path, path: &str) -> Result<PathBuf, String> {
         return Err(format!("`{path}` is not a regular file"));
     }
     Ok(full)
+}
+
+/// The declared inputs, a media input's default held to the rule for paths in the file (and
+/// resolved to the file it names); each refused default goes to `problem`.
+pub(crate) fn input_defaults(
+    declared: &BTreeMap<String, InputSpec>,
+    folder: &Path,
+    mut problem: impl FnMut(String),
+) -> BTreeMap<String, InputSpec> {
+    let mut inputs = declared.clone();
+    for (name, spec) in &mut inputs {
+        let Some(default) = spec.default.as_mut().filter(|_| spec.ty != InputType::Text) else {
+            continue;
+        };
+        match inside(folder, default) {
+            Ok(full) => *default = full.display().to_string(),
+            Err(reason) => problem(format!("input `{name}`: {reason}")),
+        }
+    }
+    inputs
 }

@@ -14,7 +14,7 @@ use serde_saphyr::Spanned;
 use sha2::Digest as _;
 
 use super::refs::{self, Piece, Ref, outputs_of};
-use super::schema::{self, InputSpec, InputType, PipelineFile, StepSpec};
+use super::schema::{self, InputType, PipelineFile, StepSpec};
 use super::{MediaSource, Pipeline, Problem, Problems, Step};
 use super::{expand, order, paths, settings, tools};
 
@@ -139,7 +139,9 @@ impl Checker<'_> {
             settings::settings(&spec.settings, self.config, |at, code, m| {
                 self.problem(at, None, code, m);
             });
-        let inputs = self.inputs();
+        let inputs = paths::input_defaults(&spec.inputs, self.folder, |message| {
+            self.problem(0, None, "pipeline.path", message);
+        });
         Pipeline {
             file: file.to_owned(),
             folder: self.folder.to_owned(),
@@ -391,7 +393,13 @@ impl Checker<'_> {
                 ..
             } => {
                 deps.insert(other.clone());
-                let Some(model) = models.get(other) else {
+                let fans_out = self
+                    .file
+                    .steps
+                    .iter()
+                    .any(|s| &s.id.value == other && s.each.is_some());
+                let Some(model) = models.get(other).filter(|_| !fans_out) else {
+                    // A step that runs once per item is checked when its copies are made.
                     return;
                 };
                 if !outputs_of(model.task).contains(output) {
@@ -486,27 +494,6 @@ impl Checker<'_> {
             }
         }
         out
-    }
-
-    /// The declared inputs, a media input's default held to the rule for paths in the file
-    /// (and resolved to the file it names).
-    fn inputs(&mut self) -> BTreeMap<String, InputSpec> {
-        let mut inputs = self.file.inputs.clone();
-        for (name, spec) in &mut inputs {
-            let Some(default) = spec.default.as_mut().filter(|_| spec.ty != InputType::Text) else {
-                continue;
-            };
-            match paths::inside(self.folder, default) {
-                Ok(full) => *default = full.display().to_string(),
-                Err(reason) => self.problem(
-                    0,
-                    None,
-                    "pipeline.path",
-                    format!("input `{name}`: {reason}"),
-                ),
-            }
-        }
-        inputs
     }
 
     /// Parameters: literals checked against the model's schema; `{{ inputs.x }}` checked when

@@ -211,3 +211,27 @@ async fn hostile_inputs_are_clear_errors() {
     assert_eq!(err.code, "local.tool_missing");
     assert!(err.to_string().contains("not found on PATH"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn burned_subtitles_are_drawn_into_the_picture() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let p = provider();
+    let clip = real::clip(1, 160, 120, false);
+    let video = stage(&p, dir.path(), "v.mp4", &clip).await;
+    let srt = "1\n00:00:00,000 --> 00:00:01,000\nHello there\n\n";
+    let out = run(
+        &p,
+        "subtitles",
+        json!({ "video_url": video, "srt": srt, "burn": true }),
+    )
+    .await
+    .expect("burned");
+    let (ms, kinds) = probe(dir.path(), &out[0]);
+    assert_eq!(
+        kinds,
+        ["video"],
+        "no subtitle track: they are in the picture"
+    );
+    assert!((900..=1100).contains(&ms), "{ms}");
+    assert_ne!(out[0], clip, "the picture changed");
+}
