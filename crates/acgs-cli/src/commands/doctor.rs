@@ -8,6 +8,7 @@ use std::process::{Command, Stdio};
 
 use acgs_core::ProviderId;
 use acgs_core::error::{ErrorKind, UserFacing};
+use acgs_core::tools::Tool;
 use acgs_credentials::{CredentialSources, Credentials, KeySource};
 use acgs_storage::keys::{KeyAgeStore, ROTATION_DAYS};
 use serde_json::json;
@@ -154,6 +155,7 @@ pub(crate) async fn run(app: &App, args: &DoctorArgs) -> CmdResult {
     settings(&mut doctor);
     audit_chain(&mut doctor).await;
     output_folder(&mut doctor);
+    media_tools(&mut doctor);
     report(app, &doctor.checks)
 }
 
@@ -558,6 +560,39 @@ fn output_folder(d: &mut Doctor<'_>) {
             "doctor.output_permissions",
             "the output folder is private (0700)",
         );
+    }
+}
+
+/// ffmpeg and ffprobe, which local media steps run: where they are and which version (a warning
+/// when missing: only pipelines that join, cut or mux video need them).
+fn media_tools(d: &mut Doctor<'_>) {
+    let path = d.app.env.var("PATH").map(std::ffi::OsStr::new);
+    for tool in [Tool::Ffmpeg, Tool::Ffprobe] {
+        match tool.locate(&d.app.config().tools, path) {
+            Ok(found) => {
+                let version = Command::new(&found)
+                    .arg("-version")
+                    .env_clear()
+                    .stdin(Stdio::null())
+                    .stderr(Stdio::null())
+                    .output()
+                    .ok()
+                    .and_then(|out| {
+                        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+                        text.lines().next().map(|l| crate::ui::printable(l.trim()))
+                    })
+                    .unwrap_or_else(|| "its version could not be read".into());
+                let message = format!("{} ({version})", found.display());
+                d.add(Level::Pass, "doctor.media_tools", message);
+            }
+            Err(why) => d.add(
+                Level::Warn,
+                "doctor.media_tools",
+                format!(
+                    "local media steps (concat, mux_audio, subtitles, trim, frame) need it: {why}"
+                ),
+            ),
+        }
     }
 }
 
