@@ -258,3 +258,40 @@ async fn doctor_finds_each_problem_and_passes_a_clean_folder() {
         aged.stdout
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn doctor_shows_ffmpeg_and_ffprobe_or_warns_they_are_missing() {
+    let mut sb = Sandbox::new();
+    let found = doctor(&sb).await;
+    let media: Vec<(String, String)> = found.json()["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .filter(|c| c["code"] == "doctor.media_tools")
+        .map(|c| {
+            (
+                c["level"].as_str().unwrap_or_default().to_owned(),
+                c["message"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(media.len(), 2, "{media:?}");
+    assert!(
+        media[0].0 == "pass" && media[0].1.contains("ffmpeg version"),
+        "{media:?}"
+    );
+    assert!(
+        media[1].0 == "pass" && media[1].1.contains("ffprobe version"),
+        "{media:?}"
+    );
+    let empty = sb.root().join("no-tools");
+    fs_err::create_dir_all(&empty).expect("dir");
+    sb.set_env("PATH", &empty.display().to_string());
+    let missing = doctor(&sb).await;
+    assert_eq!(missing.code, Some(0), "a warning, not a failure");
+    let warned = finding(&missing, "doctor.media_tools").expect("a warning");
+    assert!(
+        warned.starts_with("warn ") && warned.contains("not found on PATH"),
+        "{warned}"
+    );
+}
