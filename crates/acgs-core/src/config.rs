@@ -1432,6 +1432,8 @@ mod tests {
                 "[default.mcp]\nsession_limit = \"500.00\"\n",
                 "mcp.session_limit",
             ),
+            // A program named by someone else's folder would be code execution.
+            ("[default.tools]\nffmpeg = \"./evil.sh\"\n", "tools.ffmpeg"),
         ] {
             let fx = Fixture::new();
             fx.project_file(text);

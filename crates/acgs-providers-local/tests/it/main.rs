@@ -235,3 +235,26 @@ async fn burned_subtitles_are_drawn_into_the_picture() {
     assert!((900..=1100).contains(&ms), "{ms}");
     assert_ne!(out[0], clip, "the picture changed");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mixing_keeps_the_clip_s_sound_and_cut_ends_with_the_shorter() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let p = provider();
+    let clip = real::clip(2, 160, 120, true);
+    let video = stage(&p, dir.path(), "v.mp4", &clip).await;
+    let audio = stage(&p, dir.path(), "n.mp3", &real::mp3(1)).await;
+    let params = json!({ "video_url": video, "audio_url": audio, "mode": "mix", "fit": "cut" });
+    let out = run(&p, "mux_audio", params).await.expect("mixed");
+    let (ms, kinds) = probe(dir.path(), &out[0]);
+    assert_eq!(kinds, ["video", "audio"]);
+    assert!((900..=1100).contains(&ms), "cut to the 1 s track, got {ms}");
+    let silent = stage(&p, dir.path(), "s.mp4", &real::clip(1, 160, 120, false)).await;
+    let err = run(
+        &p,
+        "mux_audio",
+        json!({ "video_url": silent, "audio_url": silent }),
+    )
+    .await
+    .expect_err("a video as the track");
+    assert_eq!(err.code, "local.unreadable_media", "{err}");
+}
