@@ -646,3 +646,53 @@ async fn detach_leaves_the_job_running_for_resume() {
     assert_eq!(doc["outputs"][0]["content_type"], "video/mp4");
     assert_eq!(fake.submits().await, 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_settles_at_the_units_fal_billed_in_either_direction() {
+    for (billed, actual, overrun) in [("2.5", "0.0625", true), ("0.5", "0.0125", false)] {
+        let fake = FakeFal::builder("fal-ai/flux/dev")
+            .billable_units(billed)
+            .start()
+            .await;
+        let sb = sandbox_for(&fake);
+        let run = sb
+            .run(&["--json", "image", "a red fox in snow", "--yes"])
+            .await;
+        let doc = ok(&run);
+        assert_eq!(doc["estimate"], "0.025", "one megapixel asked for");
+        assert_eq!(
+            doc["actual"], actual,
+            "settled at what fal billed ({billed})"
+        );
+        assert_eq!(
+            run.stderr.contains("exceeded the estimate"),
+            overrun,
+            "{}",
+            run.stderr
+        );
+        let rows = ledger_rows(&sb).await;
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].state, ReservationState::Settled);
+        assert_eq!(
+            rows[0].actual.map(|a| a.to_string()).as_deref(),
+            Some(actual)
+        );
+        let folder = sb.run_folders()[0].clone();
+        let manifest: serde_json::Value = serde_json::from_str(
+            &fs_err::read_to_string(folder.join("manifest.json")).expect("manifest"),
+        )
+        .expect("json");
+        assert_eq!(
+            manifest["steps"][0]["quantity"],
+            serde_json::json!({"requested": 1, "billed": billed}),
+            "both quantities are in the manifest"
+        );
+        let entry = super::audit_lines(&sb)
+            .into_iter()
+            .rfind(|e| e["operation"] == "generate" && e["outcome"] == "success")
+            .expect("the step's audit entry");
+        assert_eq!(entry["quantity"]["requested"], 1);
+        assert_eq!(entry["quantity"]["billed"], billed);
+        assert_eq!(entry["actual"], actual);
+    }
+}

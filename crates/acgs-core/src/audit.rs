@@ -75,6 +75,8 @@ pub struct AuditEvent {
     pub estimate: Option<Usd>,
     /// Actual cost.
     pub actual: Option<Usd>,
+    /// The quantity priced, and what the provider said it billed.
+    pub quantity: Option<crate::money::Quantity>,
     /// Fingerprint of the key used (12 hex digits of its sha256).
     pub key_fingerprint: Option<String>,
     /// Where the key came from.

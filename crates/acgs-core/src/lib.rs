@@ -37,7 +37,7 @@ pub mod tools;
 
 pub use catalog::{Catalog, ModelSpec, Params};
 pub use error::{Error, ErrorKind, Problem, UserFacing};
-pub use money::Usd;
+pub use money::{Quantity, Units, Usd};
 pub use provider::Provider;
 pub use request::{Authorized, Request};
 pub use task::{ContentType, MediaKind, ProviderId, TaskKind};

@@ -312,3 +312,96 @@ mod tests {
         }
     }
 }
+
+/// A quantity in a price's unit (images, megapixels, seconds), exact to a millionth: what a
+/// provider reports it billed (`3.008` seconds). Parsed and shown like an amount, never as a
+/// float; never negative.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Units(u64);
+
+impl Units {
+    /// Decimal text (`2`, `2.5`, `3.008`); `None` for anything else, a negative number or more
+    /// than six decimals.
+    #[must_use]
+    pub fn parse(text: &str) -> Option<Self> {
+        let text = text.trim();
+        if text.starts_with(['-', '+']) {
+            return None;
+        }
+        let amount = Usd::parse(text).ok()?;
+        u64::try_from(amount.micros()).ok().map(Self)
+    }
+
+    /// A whole number of units.
+    #[must_use]
+    pub const fn whole(n: u64) -> Self {
+        Self(n.saturating_mul(1_000_000))
+    }
+
+    /// The quantity in millionths.
+    #[must_use]
+    pub const fn millionths(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for Units {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (whole, fraction) = (self.0 / 1_000_000, self.0 % 1_000_000);
+        if fraction == 0 {
+            return write!(f, "{whole}");
+        }
+        let digits = format!("{fraction:06}");
+        write!(f, "{whole}.{}", digits.trim_end_matches('0'))
+    }
+}
+
+impl Serialize for Units {
+    /// A decimal string, like money.
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Units {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Self::parse(&text).ok_or_else(|| serde::de::Error::custom("a quantity such as \"2.5\""))
+    }
+}
+
+/// What a request asked for and what the provider said it billed, each in the price's unit
+/// (recorded in manifests and audit entries beside the cost).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Quantity {
+    /// The quantity the estimate priced.
+    pub requested: u64,
+    /// The quantity the provider reported billing, when it reported one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub billed: Option<Units>,
+}
+
+#[cfg(test)]
+mod units_tests {
+    use super::Units;
+
+    #[test]
+    fn billed_quantities_are_exact_decimals() {
+        assert_eq!(
+            Units::parse("3.008").map(Units::millionths),
+            Some(3_008_000)
+        );
+        assert_eq!(
+            Units::parse("2").map(|u| u.to_string()).as_deref(),
+            Some("2")
+        );
+        assert_eq!(
+            Units::parse(" 2.50 ").map(|u| u.to_string()).as_deref(),
+            Some("2.5")
+        );
+        assert_eq!(Units::whole(4).to_string(), "4");
+        for bad in ["", "-1", "+1", "1e3", "NaN", "inf", "1.0000001", "two"] {
+            assert_eq!(Units::parse(bad), None, "{bad}");
+        }
+    }
+}

@@ -35,6 +35,16 @@ pub enum PriceUnit {
 }
 
 impl PriceUnit {
+    /// Whether a provider's count of billed units is in this unit (images, megapixels, seconds,
+    /// requests: fal's per-unit prices); characters and tokens have usage counts of their own.
+    #[must_use]
+    pub const fn billed_in_units(self) -> bool {
+        matches!(
+            self,
+            Self::Image | Self::Megapixel | Self::Second | Self::Request
+        )
+    }
+
     /// Short name for tables: "MP", "s", "1k chars" …
     #[must_use]
     pub const fn label(self) -> &'static str {
@@ -144,6 +154,10 @@ pub struct Usage {
     /// Output tokens billed (thinking included).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output_tokens: Option<u64>,
+    /// What the provider said it billed, in the price's unit (fal's `x-fal-billable-units`):
+    /// when present, the actual cost of a per-unit price is these units at its rate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub billed_units: Option<crate::money::Units>,
 }
 
 /// Why a request could not be priced.
@@ -359,11 +373,40 @@ impl Pricing {
         })
     }
 
+    /// The quantity the provider reported billing, in this price's unit: its own count of
+    /// billed units when it gives one, else what its usage counts (images, megapixels, seconds,
+    /// characters, tokens in and out); `None` when it reported nothing this price counts.
+    #[must_use]
+    pub fn billed(&self, usage: &Usage) -> Option<crate::money::Units> {
+        use crate::money::Units;
+        if let Some(units) = usage.billed_units.filter(|_| self.unit.billed_in_units()) {
+            return Some(units);
+        }
+        let whole = match self.unit {
+            PriceUnit::Image => u64::try_from(usage.images.as_ref()?.len()).ok()?,
+            PriceUnit::Megapixel => usage
+                .images
+                .as_ref()?
+                .iter()
+                .map(|(w, h)| megapixels_ceil(*w, *h))
+                .sum(),
+            PriceUnit::Second => usage.seconds?,
+            PriceUnit::Minute => usage.seconds?.div_ceil(60).max(1),
+            PriceUnit::KiloCharacters => usage.characters?,
+            PriceUnit::MillionTokens => usage.input_tokens?.saturating_add(usage.output_tokens?),
+            PriceUnit::Request => return None,
+        };
+        Some(Units::whole(whole))
+    }
+
     /// Actual cost of one request from reported usage, rounded half-up; `None` when the usage does
     /// not carry the quantity this price needs (the caller then settles at the estimate).
     #[must_use]
     pub fn actual(&self, params: &Params, usage: &Usage) -> Option<Usd> {
         let (rate, input_rate) = self.rates(params);
+        if let Some(units) = usage.billed_units.filter(|_| self.unit.billed_in_units()) {
+            return rate.mul_div_round(i64::try_from(units.millionths()).ok()?, 1_000_000);
+        }
         match self.unit {
             PriceUnit::Image => rate.checked_mul(i64::try_from(usage.images.as_ref()?.len()).ok()?),
             PriceUnit::Megapixel => {
@@ -675,6 +718,38 @@ params.maxOutputTokens = { kind = "priced", type = "integer", default = 1024 }
         assert_eq!(
             pricing.actual(&p, &reported),
             Some(Usd::parse("0.35").expect("usd"))
+        );
+        // What the provider billed wins over the quantity asked for, in either direction.
+        for (billed, cost) in [("3.008", "0.21056"), ("12", "0.84")] {
+            let usage = Usage {
+                seconds: Some(10),
+                billed_units: crate::money::Units::parse(billed),
+                ..Usage::default()
+            };
+            assert_eq!(
+                pricing.actual(&p, &usage),
+                Usd::parse(cost).ok(),
+                "{billed}"
+            );
+            assert_eq!(
+                pricing.billed(&usage).map(|u| u.to_string()).as_deref(),
+                Some(billed)
+            );
+        }
+        assert_eq!(
+            pricing.billed(&reported).map(|u| u.to_string()).as_deref(),
+            Some("5"),
+            "the seconds the provider reported"
+        );
+        assert_eq!(pricing.billed(&Usage::default()), None);
+        let flux = m.pricing.as_ref().expect("priced");
+        let two = Usage {
+            images: Some(vec![(1024, 768), (2048, 2048)]),
+            ..Usage::default()
+        };
+        assert_eq!(
+            flux.billed(&two).map(|u| u.to_string()).as_deref(),
+            Some("6")
         );
     }
 

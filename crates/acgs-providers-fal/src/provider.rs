@@ -117,7 +117,13 @@ impl FalProvider {
         let request_id = response
             .header("x-fal-request-id")
             .map_or_else(|| id.to_owned(), str::to_owned);
-        Ok(parse_output(&body, Some(request_id)))
+        let mut output = parse_output(&body, Some(request_id));
+        // What fal billed, in the endpoint's unit (set by the app; absent for GPU-billed
+        // endpoints, which then settle at the estimate — never at zero).
+        output.usage.billed_units = response
+            .header("x-fal-billable-units")
+            .and_then(acgs_core::Units::parse);
+        Ok(output)
     }
 
     /// COMPLETED with an error: the details come from the result endpoint.

@@ -85,6 +85,9 @@ pub struct AuditEntry {
     /// Actual cost.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub actual: Option<Usd>,
+    /// The quantity priced, and what the provider said it billed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantity: Option<acgs_core::Quantity>,
     /// Key fingerprint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_fingerprint: Option<String>,
@@ -293,6 +296,7 @@ impl AuditLog {
                 .map(str::to_owned),
             estimate: event.estimate,
             actual: event.actual,
+            quantity: event.quantity,
             key_fingerprint: event.key_fingerprint,
             key_source: event.key_source,
             outcome: event.outcome.unwrap_or(AuditOutcome::Failed),

@@ -108,6 +108,9 @@ pub struct StepRecord {
     /// Actual cost.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub actual: Option<Usd>,
+    /// The quantity priced, and what the provider said it billed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantity: Option<acgs_core::Quantity>,
     /// The reservation paying for it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reservation_id: Option<ReservationId>,
@@ -263,6 +266,7 @@ impl StepRecord {
             status: StepStatus::Pending,
             estimate: None,
             actual: None,
+            quantity: None,
             reservation_id: None,
             job: None,
             outputs: Vec::new(),

@@ -78,6 +78,7 @@ pub struct FakeFalBuilder {
     echo_keys: bool,
     media_redirect: Option<String>,
     sse: bool,
+    billable_units: Option<String>,
 }
 
 /// A running fake fal server.
@@ -134,6 +135,7 @@ impl FakeFal {
             echo_keys: false,
             media_redirect: None,
             sse: false,
+            billable_units: None,
         }
     }
 
@@ -364,6 +366,14 @@ impl FakeFalBuilder {
         self
     }
 
+    /// Answer the successful result with `x-fal-billable-units: UNITS` (what the app billed, in
+    /// the endpoint's unit, as real fal sets it beside `x-fal-request-id`).
+    #[must_use]
+    pub fn billable_units(mut self, units: &str) -> Self {
+        self.billable_units = Some(units.to_owned());
+        self
+    }
+
     /// Serve the SSE status stream (otherwise it answers 599 and clients poll).
     #[must_use]
     pub fn sse(mut self) -> Self {
@@ -577,9 +587,13 @@ impl FakeFalBuilder {
                         &format!("{redirect_base}/files"),
                     );
                 }
+                let mut answer = json(200, body);
+                if let Some(units) = &self.billable_units {
+                    answer = answer.insert_header("x-fal-billable-units", units.as_str());
+                }
                 Mock::given(method("GET"))
                     .and(path(result_path.as_str()))
-                    .respond_with(json(200, body))
+                    .respond_with(answer)
                     .with_priority(3)
                     .mount(server)
                     .await;

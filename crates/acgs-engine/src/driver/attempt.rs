@@ -256,6 +256,10 @@ impl Live<'_> {
             return Err(failure.into());
         }
         let (request_id, usage) = (output.request_id.clone(), output.usage.clone());
+        let quantity = acgs_core::Quantity {
+            requested: plan.quote.quantity,
+            billed: plan.model.pricing.as_ref().and_then(|p| p.billed(&usage)),
+        };
         let settling = settle::settle(
             services,
             self.ledger.as_ref(),
@@ -272,6 +276,7 @@ impl Live<'_> {
             .finish_step(&plan.step, |s| {
                 s.status = StepStatus::Done;
                 s.actual = Some(actual);
+                s.quantity = Some(quantity);
                 s.outputs = stored.iter().map(output_record).collect();
                 s.timings.finished_at = Some(jiff::Timestamp::now());
             })
@@ -285,7 +290,13 @@ impl Live<'_> {
                 None,
                 Some(actual),
                 request_id.clone(),
-            );
+            )
+            .into_iter()
+            .map(|entry| acgs_core::audit::AuditEvent {
+                quantity: Some(quantity),
+                ..entry
+            })
+            .collect();
             self.attempt
                 .warnings
                 .extend(self.attempt.run.audit(sink, entries));
