@@ -410,28 +410,26 @@ impl App {
     }
 
     fn provider(&self, provider: ProviderId) -> Result<(Arc<dyn Provider>, KeyInfo), Failure> {
-        if provider == ProviderId::Local {
-            return self.local_provider();
-        }
-        let (key, http) = self.key_and_http(provider)?;
-        let urls = &self.config().providers;
-        let built: Arc<dyn Provider> = match provider {
-            ProviderId::Fal => Arc::new(acgs_providers_fal::FalProvider::new(
-                http,
-                &urls.urls(ProviderId::Fal),
-                &key.secret,
-            )?),
-            ProviderId::Gemini => Arc::new(acgs_providers_gemini::GeminiProvider::new(
-                http,
-                &urls.urls(ProviderId::Gemini),
-                &key.secret,
-            )?),
-            ProviderId::ElevenLabs => Arc::new(acgs_providers_elevenlabs::ElevenLabsProvider::new(
-                http,
-                &urls.urls(ProviderId::ElevenLabs),
-                &key.secret,
-            )?),
+        let urls = self.config().providers.urls(provider);
+        let keyed = || self.key_and_http(provider);
+        let (built, key): (Arc<dyn Provider>, _) = match provider {
             ProviderId::Local => return self.local_provider(),
+            ProviderId::Fal => {
+                let (key, http) = keyed()?;
+                let fal = acgs_providers_fal::FalProvider::new(http, &urls, &key.secret)?;
+                (Arc::new(fal), key)
+            }
+            ProviderId::Gemini => {
+                let (key, http) = keyed()?;
+                let gemini = acgs_providers_gemini::GeminiProvider::new(http, &urls, &key.secret)?;
+                (Arc::new(gemini), key)
+            }
+            ProviderId::ElevenLabs => {
+                let (key, http) = keyed()?;
+                let eleven =
+                    acgs_providers_elevenlabs::ElevenLabsProvider::new(http, &urls, &key.secret)?;
+                (Arc::new(eleven), key)
+            }
         };
         let info = KeyInfo {
             fingerprint: key.fingerprint(),

@@ -444,7 +444,6 @@ impl Pricing {
         }
     }
 
-    /// Consistency of the price with the model's parameters.
     /// Whether the price is well formed for `params`; `free` allows a rate of zero (steps run
     /// on this machine), never a negative one.
     pub(crate) fn check(

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use acgs_core::provider::{FailureClass, ProviderError};
 
-use crate::ffmpeg::{Probe, Tools, failure, file_arg, seconds};
+use crate::ffmpeg::{Probe, Tools, VideoStream, failure, file_arg, seconds};
 
 /// Where a step works: the folder, its tools, and a fresh number for the names it writes.
 pub(crate) struct Bench<'a> {
@@ -38,6 +38,9 @@ fn no_video(name: &str) -> ProviderError {
     )
 }
 
+/// Sizes made even (H.264 in 4:2:0 takes no odd width or height).
+const EVEN: &str = "scale=trunc(iw/2)*2:trunc(ih/2)*2";
+
 /// Video encoding for steps that re-encode: H.264 in yuv420p, AAC, ready to stream.
 const ENCODE: [&str; 12] = [
     "-c:v",
@@ -57,6 +60,22 @@ const ENCODE: [&str; 12] = [
 impl Bench<'_> {
     fn out(&self, ext: &str) -> String {
         format!("out-{}.{ext}", self.job)
+    }
+
+    /// Remove what this step wrote but its output: the clip list, the subtitles (a transcript),
+    /// and an output ffmpeg left when it failed.
+    pub(crate) fn clean(&self, keep: Option<&str>) {
+        let job = self.job;
+        let names = [
+            format!("list-{job}.txt"),
+            format!("subs-{job}.srt"),
+            format!("subs-{job}.ass"),
+            format!("out-{job}.mp4"),
+            format!("out-{job}.png"),
+        ];
+        for name in names.iter().filter(|n| Some(n.as_str()) != keep) {
+            let _ = fs_err::remove_file(self.dir.join(name));
+        }
     }
 
     async fn probe_video(&self, name: &str) -> Result<Probe, ProviderError> {
@@ -83,16 +102,16 @@ impl Bench<'_> {
             probes.push(self.probe_video(clip).await?);
         }
         let first = &probes[0];
-        let same = probes.iter().all(|p| {
-            let (a, b) = (p.video.as_ref(), first.video.as_ref());
-            a.map(|v| (&v.codec, v.width, v.height)) == b.map(|v| (&v.codec, v.width, v.height))
-                && p.audio == first.audio
-        });
+        // Stream copy only when every stream agrees in full (an mp4 keeps the first clip's
+        // codec parameters for all of them); otherwise one re-encode.
+        let same = probes
+            .iter()
+            .all(|p| p.video == first.video && p.audio == first.audio);
         let out = self.out("mp4");
-        let mut argv = if same {
-            self.copy_concat(clips)?
-        } else {
-            reencode_concat(clips, &probes)
+        let mut argv = match (&first.video, same) {
+            (_, true) => self.copy_concat(clips)?,
+            (Some(video), false) => reencode_concat(clips, &probes, video),
+            (None, false) => return Err(no_video(&clips[0])),
         };
         argv.push(file_arg(&out));
         self.tools.ffmpeg(self.dir, argv).await?;
@@ -143,7 +162,7 @@ impl Bench<'_> {
         let mut argv = input(video);
         argv.extend(input(audio));
         let graph = if mix && picture.audio.is_some() {
-            "[1:a]apad[track];[0:a][track]amix=inputs=2:duration=first:dropout_transition=0[mixed]"
+            "[0:a]apad[own];[1:a]apad[track];[own][track]amix=inputs=2:duration=first:dropout_transition=0:normalize=0[mixed]"
         } else {
             "[1:a]apad[mixed]"
         };
@@ -186,9 +205,16 @@ impl Bench<'_> {
         let out = self.out("mp4");
         let mut argv = input(video);
         if burn {
-            // The filter reads the file by its (plain, acgs-chosen) name.
+            // The subtitles are read once, as SubRip only (`-f srt`, the file protocol only),
+            // and written as ASS; the `ass` filter reads that file as ASS and nothing else, so
+            // no text can make a filter guess another format (a playlist, a concat list).
+            let ass = format!("subs-{}.ass", self.job);
+            let mut convert = args(["-f", "srt"]);
+            convert.extend(input(&subs));
+            convert.push(file_arg(&ass));
+            self.tools.ffmpeg(self.dir, convert).await?;
             argv.extend(args(["-vf"]));
-            argv.push(format!("subtitles=filename={subs}").into());
+            argv.push(format!("ass={ass},{EVEN}").into());
             argv.extend(args(ENCODE));
             argv.extend(args(["-c:a", "copy"]));
         } else {
@@ -239,6 +265,7 @@ impl Bench<'_> {
         argv.extend(input(video));
         argv.push("-t".into());
         argv.push(seconds(end - start_ms).into());
+        argv.extend(args(["-vf", EVEN]));
         argv.extend(args(ENCODE));
         argv.push(file_arg(&out));
         self.tools.ffmpeg(self.dir, argv).await?;
@@ -283,16 +310,14 @@ impl Bench<'_> {
 }
 
 /// The concat filter over every clip, scaled and padded to the first clip's size and rate.
-fn reencode_concat(clips: &[String], probes: &[Probe]) -> Vec<OsString> {
-    let Some(first) = probes.first().and_then(|p| p.video.clone()) else {
-        return Vec::new();
-    };
+fn reencode_concat(clips: &[String], probes: &[Probe], first: &VideoStream) -> Vec<OsString> {
     let sound = probes.iter().any(|p| p.audio.is_some());
     let mut argv = Vec::new();
     for clip in clips {
         argv.extend(input(clip));
     }
-    let (w, h) = (first.width, first.height);
+    // The first clip's size, made even.
+    let (w, h) = ((first.width / 2 * 2).max(2), (first.height / 2 * 2).max(2));
     let mut graph = String::new();
     let mut joined = String::new();
     for (i, probe) in probes.iter().enumerate() {

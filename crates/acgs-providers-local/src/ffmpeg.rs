@@ -14,6 +14,10 @@ use serde::Deserialize;
 
 /// The most of ffmpeg's error output kept for `-v`.
 const MAX_STDERR: usize = 4096;
+/// The widest or tallest video frame read (8K; a decoded frame stays under 200 MB).
+const MAX_SIDE: u32 = 8192;
+/// The largest file ffmpeg may write (`-fs`): the engine's cap for a video output.
+pub(crate) const MAX_OUTPUT_BYTES: u64 = 4096 * 1024 * 1024;
 
 /// The located programs and their limits.
 #[derive(Debug, Clone)]
@@ -56,6 +60,10 @@ impl Tools {
             .map(OsString::from)
             .collect();
         all.extend(args);
+        // The output (always last) may not grow past the cap.
+        let output = all.pop();
+        all.extend(["-fs".into(), MAX_OUTPUT_BYTES.to_string().into()]);
+        all.extend(output);
         self.run(Tool::Ffmpeg, dir, all).await.map(drop)
     }
 
@@ -206,12 +214,15 @@ struct Stream {
     width: Option<u32>,
     height: Option<u32>,
     r_frame_rate: Option<String>,
+    pix_fmt: Option<String>,
+    profile: Option<String>,
+    time_base: Option<String>,
     sample_rate: Option<String>,
     channels: Option<u32>,
     duration: Option<String>,
 }
 
-/// A video stream's shape.
+/// A video stream's shape: two streams join by stream copy only when all of it agrees.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct VideoStream {
     pub(crate) codec: String,
@@ -219,6 +230,8 @@ pub(crate) struct VideoStream {
     pub(crate) height: u32,
     /// `N/D`, digits only.
     pub(crate) rate: String,
+    /// Pixel format, profile and time base, as ffprobe names them (empty when absent).
+    pub(crate) format: (String, String, String),
 }
 
 /// An audio stream's shape.
@@ -257,9 +270,14 @@ impl Probe {
             });
             Some(VideoStream {
                 codec: s.codec_name.clone()?,
-                width: s.width.filter(|w| (1..=16384).contains(w))?,
-                height: s.height.filter(|h| (1..=16384).contains(h))?,
+                width: s.width.filter(|w| (1..=MAX_SIDE).contains(w))?,
+                height: s.height.filter(|h| (1..=MAX_SIDE).contains(h))?,
                 rate: rate.unwrap_or_else(|| "24/1".into()),
+                format: (
+                    s.pix_fmt.clone().unwrap_or_default(),
+                    s.profile.clone().unwrap_or_default(),
+                    s.time_base.clone().unwrap_or_default(),
+                ),
             })
         });
         let audio = of("audio").and_then(|s| {

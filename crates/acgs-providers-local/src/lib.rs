@@ -37,9 +37,3 @@ pub fn catalog() -> Result<Catalog, Error> {
         CATALOG_TOML,
     )
 }
-
-/// Whether a model of this catalogue needs ffmpeg and ffprobe (every step but `split_grid`).
-#[must_use]
-pub fn needs_ffmpeg(endpoint: &str) -> bool {
-    endpoint != "local/split_grid"
-}

@@ -103,6 +103,17 @@ impl LocalProvider {
             dir: self.dir.path(),
             job: self.number(),
         };
+        let made = Self::dispatch(&bench, endpoint, params).await;
+        bench.clean(made.as_ref().ok().map(|(name, _)| name.as_str()));
+        made
+    }
+
+    /// The step `endpoint` names, on `bench`.
+    async fn dispatch(
+        bench: &Bench<'_>,
+        endpoint: &str,
+        params: &Params,
+    ) -> Result<(String, &'static str), ProviderError> {
         let text = |name: &str| params.get(name).and_then(Value::as_str).unwrap_or_default();
         let flag = |name: &str| params.get(name).and_then(Value::as_bool).unwrap_or(false);
         let ms = |name: &str| params.get(name).and_then(millis_of);
@@ -147,8 +158,9 @@ impl LocalProvider {
         })
     }
 
-    /// `split_grid`: the staged image cut in pure Rust.
-    fn split_grid(&self, params: &Params) -> Result<Vec<Artifact>, ProviderError> {
+    /// `split_grid`: the staged image cut in pure Rust, on a blocking thread (decoding and
+    /// encoding up to 64 PNGs would hold up the runtime's few workers).
+    async fn split_grid(&self, params: &Params) -> Result<Vec<Artifact>, ProviderError> {
         let name = Self::one(params, "image_url")?;
         let bytes =
             fs_err::read(self.dir.path().join(&name)).map_err(|e| io_failure("the image", &e))?;
@@ -159,7 +171,11 @@ impl LocalProvider {
                 .and_then(|n| u32::try_from(n).ok())
                 .unwrap_or(2)
         };
-        Ok(grid::split(&bytes, count("rows"), count("cols"))?
+        let (rows, cols) = (count("rows"), count("cols"));
+        let tiles = tokio::task::spawn_blocking(move || grid::split(&bytes, rows, cols))
+            .await
+            .map_err(|_| failure(FailureClass::Other, "local.io", "cutting the grid stopped"))??;
+        Ok(tiles
             .into_iter()
             .map(|data| Artifact::Bytes {
                 data,
@@ -170,6 +186,15 @@ impl LocalProvider {
 
     fn take(&self, name: &str) -> Result<Vec<u8>, ProviderError> {
         let path = self.dir.path().join(name);
+        let size = fs_err::metadata(&path).map_or(0, |m| m.len());
+        if size >= crate::ffmpeg::MAX_OUTPUT_BYTES {
+            let _ = fs_err::remove_file(&path);
+            return Err(failure(
+                FailureClass::Rejected,
+                "local.too_large",
+                "the output reached the 4 GiB cap and was not kept",
+            ));
+        }
         let bytes = fs_err::read(&path).map_err(|e| io_failure("the output", &e));
         let _ = fs_err::remove_file(&path);
         bytes
@@ -220,7 +245,7 @@ impl Provider for LocalProvider {
         let request = request.get();
         let params = &request.params;
         let artifacts = if request.model.endpoint == "local/split_grid" {
-            self.split_grid(params)?
+            self.split_grid(params).await?
         } else {
             let (name, mime) = self.run(&request.model.endpoint, params).await?;
             vec![Artifact::Bytes {
@@ -254,7 +279,7 @@ impl Provider for LocalProvider {
     async fn upload(&self, input: LocalInput) -> ProviderResult<RemoteRef> {
         let name = format!("in-{}.{}", self.number(), input.content_type.extension());
         let path = self.dir.path().join(&name);
-        let copy = || -> std::io::Result<()> {
+        let copy = move || -> std::io::Result<()> {
             let mut file = fs_err::OpenOptions::new()
                 .write(true)
                 .create_new(true)
@@ -270,7 +295,10 @@ impl Provider for LocalProvider {
             }
             file.sync_all()
         };
-        tokio::task::block_in_place(copy).map_err(|e| io_failure("an input", &e))?;
+        tokio::task::spawn_blocking(copy)
+            .await
+            .map_err(|_| failure(FailureClass::Other, "local.io", "staging an input stopped"))?
+            .map_err(|e| io_failure("an input", &e))?;
         Ok(RemoteRef {
             url: format!("{SCHEME}{name}"),
             delete_after_run: Some(name),
