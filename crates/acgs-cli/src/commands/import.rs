@@ -54,7 +54,7 @@ pub(crate) fn run(app: &App, args: &ImportArgs) -> CmdResult {
     };
     if app.ui.json {
         let doc = json!({
-            "file": to, "valid": invalid.is_empty(),
+            "file": to.display().to_string(), "valid": invalid.is_empty(),
             "not_converted": imported.problems, "problems": invalid,
         });
         return app

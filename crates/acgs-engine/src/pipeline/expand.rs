@@ -55,6 +55,13 @@ struct Expander<'a> {
 
 impl Expander<'_> {
     fn problem(&mut self, line: u32, step: Option<&str>, code: &'static str, message: String) {
+        // Every copy of a step would find the same problem: it is reported once.
+        let seen = self.problems.iter().any(|p| {
+            p.line == (line > 0).then_some(line) && p.code == code && p.message == message
+        });
+        if seen {
+            return;
+        }
         self.problems.push(Problem {
             file: self.file.to_owned(),
             line: (line > 0).then_some(line),
@@ -67,7 +74,7 @@ impl Expander<'_> {
 
     /// `step` as the steps it becomes.
     fn step(&mut self, mut step: Step) -> Vec<Step> {
-        step.deps = self.deps(&step.deps);
+        let whole = self.read_whole(&step);
         step.media = self.media(&step);
         let rewrite =
             |this: &mut Self, fields: &[(String, Vec<Piece>)]| -> Vec<(String, Vec<Piece>)> {
@@ -78,6 +85,7 @@ impl Expander<'_> {
             };
         let (texts, params) = (rewrite(self, &step.texts), rewrite(self, &step.params));
         (step.texts, step.params) = (texts, params);
+        step.deps = self.deps(&step, &whole);
         let Some(each) = step.each.take() else {
             if self.uses_item(&step) {
                 let message =
@@ -167,11 +175,39 @@ impl Expander<'_> {
     }
 
     /// Dependencies on a step that runs once per item become dependencies on every copy.
-    fn deps(&self, deps: &BTreeSet<String>) -> BTreeSet<String> {
-        deps.iter()
+    fn deps(&self, step: &Step, whole: &BTreeSet<String>) -> BTreeSet<String> {
+        let copies = |group: &str, count: u32| -> Vec<String> {
+            // The copies this step reads one by one; all of them when it reads the whole list,
+            // or names the step only in `needs` (then it reads none of them one by one). A step
+            // run once per item waits for its own item's copy, added to each copy.
+            let named: Vec<String> = direct_reads(step)
+                .filter(|id| id.rsplit_once('.').is_some_and(|(g, _)| g == group))
+                .collect();
+            let each_only = matches!(&step.each, Some(Ref::List { step: s, .. }) if s == group);
+            match (whole.contains(group), named.is_empty(), each_only) {
+                (false, false, _) => named,
+                (false, true, true) => Vec::new(),
+                _ => (1..=count).map(|n| format!("{group}.{n}")).collect(),
+            }
+        };
+        step.deps
+            .iter()
             .flat_map(|d| match self.groups.get(d) {
-                Some(g) => (1..=g.count).map(|n| format!("{d}.{n}")).collect(),
+                Some(g) => copies(d, g.count),
                 None => vec![d.clone()],
+            })
+            .collect()
+    }
+
+    /// The steps run once per item whose whole list `step` reads (in a list field).
+    fn read_whole(&self, step: &Step) -> BTreeSet<String> {
+        step.media
+            .iter()
+            .filter_map(|(_, m)| match m {
+                MediaSource::Ref(Ref::List { step: s, .. }) if self.groups.contains_key(s) => {
+                    Some(s.clone())
+                }
+                _ => None,
             })
             .collect()
     }
@@ -258,11 +294,21 @@ impl Expander<'_> {
                     );
                     self.problem(step.line, Some(&step.id), "pipeline.kind", message);
                 }
-                Piece::Ref(r) => {
-                    if let Some(r) = self.direct(r, step) {
-                        out.push(Piece::Ref(r));
+                Piece::Ref(r) => match self.direct(r, step) {
+                    Some(Ref::Step { output, .. })
+                        if output.media() != MediaKind::Text
+                            && self.groups.contains_key(upstream(r)) =>
+                    {
+                        let message = format!(
+                            "steps.{}.{} is a file; a text takes text",
+                            upstream(r),
+                            output.name()
+                        );
+                        self.problem(step.line, Some(&step.id), "pipeline.kind", message);
                     }
-                }
+                    Some(r) => out.push(Piece::Ref(r)),
+                    None => {}
+                },
                 text => out.push(text.clone()),
             }
         }
@@ -319,7 +365,7 @@ impl Expander<'_> {
     /// the list has no bound or does not exist.
     fn items(&mut self, from: &str, output: OutputKind, line: u32, at: &str) -> Option<Vec<Ref>> {
         if let Some(group) = self.groups.get(from) {
-            if output.media() != group.output || output == OutputKind::Items {
+            if output.media() != group.output {
                 let message = format!(
                     "each copy of `{from}` makes {}: use steps.{from}.{}",
                     list_of(group.output),
@@ -396,6 +442,24 @@ fn literal_u32(step: &Step, name: &str) -> Option<u32> {
     let value = literal_param(step, name)?;
     let n = value.as_u64().or_else(|| value.as_str()?.parse().ok())?;
     u32::try_from(n).ok()
+}
+
+/// The steps `step`'s fields read one reference at a time (after copies are made direct).
+fn direct_reads(step: &Step) -> impl Iterator<Item = String> + '_ {
+    let media = step.media.iter().filter_map(|(_, m)| match m {
+        MediaSource::Ref(r) | MediaSource::Item(r) => Some(upstream(r).to_owned()),
+        MediaSource::Path(_) => None,
+    });
+    let pieces = step
+        .texts
+        .iter()
+        .chain(&step.params)
+        .flat_map(|(_, pieces)| pieces)
+        .filter_map(|p| match p {
+            Piece::Ref(r) => Some(upstream(r).to_owned()),
+            Piece::Text(_) => None,
+        });
+    media.chain(pieces)
 }
 
 /// The step a reference reads, or "" for an input.

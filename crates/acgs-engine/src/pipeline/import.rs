@@ -52,6 +52,9 @@ struct ChainStep {
     /// `parallel_group`'s members (also accepted under `params.steps`).
     #[serde(default)]
     steps: Vec<Spanned<ChainStep>>,
+    /// Keys acgs does not read (each listed as not converted).
+    #[serde(flatten)]
+    other: BTreeMap<String, Value>,
 }
 
 const fn yes() -> bool {
@@ -194,14 +197,14 @@ pub fn import_chain(file: &str, source: &str, catalog: &Catalog) -> Result<Impor
     );
     for p in &importer.problems {
         let at = p.line.map(|l| format!("line {l}: ")).unwrap_or_default();
-        let _ = writeln!(yaml, "# NOT CONVERTED {at}{}", p.message.replace('\n', " "));
+        let _ = writeln!(yaml, "# NOT CONVERTED {at}{}", comment(&p.message));
     }
     yaml.push_str("version: 1\n");
     if let Some(name) = &chain.name {
         let _ = writeln!(yaml, "name: {}", quoted(name));
     }
     if let Some(description) = &chain.description {
-        let _ = writeln!(yaml, "# {}", description.replace('\n', " "));
+        let _ = writeln!(yaml, "# {}", comment(description));
     }
     let _ = write!(yaml, "inputs:\n{inputs}steps:\n");
     for step in &importer.steps {
@@ -222,9 +225,24 @@ fn kind_name(kind: &str) -> &'static str {
     }
 }
 
-/// A YAML double-quoted scalar (JSON's string syntax is YAML's).
+/// A YAML double-quoted scalar: JSON's string syntax, which YAML shares, with DEL and the C1
+/// controls escaped too (JSON leaves them raw; YAML refuses them).
 fn quoted(text: &str) -> String {
-    serde_json::to_string(text).unwrap_or_else(|_| "\"\"".into())
+    serde_json::to_string(text)
+        .unwrap_or_else(|_| "\"\"".into())
+        .chars()
+        .map(|c| match c {
+            '\u{7f}'..='\u{9f}' => format!("\\u{:04x}", u32::from(c)),
+            c => c.to_string(),
+        })
+        .collect()
+}
+
+/// Text for a `#` comment: one line, no control characters (a lone CR would end the comment).
+fn comment(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
 }
 
 /// `{{input}}` (any spacing) as the pipeline's main input.
@@ -281,7 +299,13 @@ impl Importer<'_> {
         let line = u32::try_from(spanned.referenced.line()).unwrap_or(0);
         let step = &spanned.value;
         let label = step.name.clone().unwrap_or_else(|| step.kind.clone());
+        for key in step.other.keys() {
+            let message = format!("key `{key}` of step `{label}` was not converted");
+            self.problem(line, &label, "import.field", message);
+        }
         if !step.enabled {
+            let message = format!("step `{label}` is disabled (`enabled: false`) and was left out");
+            self.problem(line, &label, "import.step_type", message);
             return current.clone();
         }
         if step.kind == "parallel_group" {
@@ -475,10 +499,16 @@ impl Importer<'_> {
     ) {
         for (name, value) in &step.params {
             if name == "grid" && model.key == "split_grid" {
-                match value.as_str().and_then(|g| g.split_once(['x', 'X'])) {
+                let grid = value
+                    .as_str()
+                    .and_then(|g| g.split_once(['x', 'X']))
+                    .and_then(|(r, c)| {
+                        Some((r.trim().parse::<u32>().ok()?, c.trim().parse::<u32>().ok()?))
+                    });
+                match grid {
                     Some((rows, cols)) => {
-                        params.push(("rows".into(), rows.trim().to_owned()));
-                        params.push(("cols".into(), cols.trim().to_owned()));
+                        params.push(("rows".into(), rows.to_string()));
+                        params.push(("cols".into(), cols.to_string()));
                     }
                     None => self.problem(
                         line,
@@ -551,5 +581,46 @@ impl Importer<'_> {
             };
             fields.push((flag, value));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn catalog() -> Catalog {
+        let mut catalog = acgs_providers_fal::catalog().expect("fal");
+        catalog.extend(acgs_providers_local::catalog().expect("local"));
+        catalog
+    }
+
+    #[test]
+    fn hostile_values_cannot_add_steps_or_keys_and_nothing_vanishes() {
+        let source = "prompt: \"a boat\\u007f\"\nsteps:\n  - type: text_to_image\n    model: flux_dev\n    colour: blue\n  - type: split_image\n    params:\n      grid: \"2\\n  - id: evil\\n    model: topaz\\nx2\"\n  - type: image_to_video\n    model: kling_2_1\n    enabled: false\n";
+        let imported = import_chain("c.yaml", source, &catalog()).expect("imported");
+        let codes: Vec<(Option<u32>, &str)> =
+            imported.problems.iter().map(|p| (p.line, p.code)).collect();
+        assert_eq!(
+            codes,
+            [
+                (Some(3), "import.field"),
+                (Some(6), "import.field"),
+                (Some(9), "import.step_type")
+            ],
+            "{:#?}",
+            imported.problems
+        );
+        let added = imported
+            .yaml
+            .lines()
+            .any(|l| l.trim_start().starts_with("- id: evil"));
+        assert!(!added, "{}", imported.yaml);
+        assert!(
+            imported.yaml.contains("a boat\\u007f"),
+            "DEL is escaped: {}",
+            imported.yaml
+        );
+        let steps = imported.yaml.matches("\n  - id: ").count();
+        assert_eq!(steps, 2, "{}", imported.yaml);
     }
 }

@@ -319,7 +319,8 @@ fn value_of(
 }
 
 /// Whether item `r` of a finished list does not exist: the list turned out shorter than its
-/// bound, or the step that would have made it was skipped.
+/// bound, or the step that would have made it was skipped. A list that cannot be read (not a
+/// JSON list of strings, an answer cut short) is not "shorter": its items fail with that reason.
 pub(crate) fn item_missing(r: &Ref, known: &Known) -> bool {
     let Ref::Step {
         step,
@@ -329,10 +330,20 @@ pub(crate) fn item_missing(r: &Ref, known: &Known) -> bool {
     else {
         return false;
     };
-    known
-        .finished
-        .get(step)
-        .is_some_and(|done| done.skipped || produced(done, step, *output, *index).is_err())
+    let Some(done) = known.finished.get(step) else {
+        return false;
+    };
+    if done.skipped {
+        return true;
+    }
+    match output {
+        OutputKind::Items => done
+            .texts
+            .get("text")
+            .and_then(|text| serde_json::from_str::<Vec<serde_json::Value>>(text).ok())
+            .is_some_and(|items| *index >= items.len()),
+        _ => produced(done, step, *output, *index).is_err(),
+    }
 }
 
 /// Whether `step`, one copy of a step that runs once per item, has no item to run for.
@@ -525,6 +536,43 @@ mod tests {
         assert_eq!(early.texts["text"], "a caption", "the first text is `text`");
         assert!(early.texts["srt"].contains("-->"));
         assert!(early.files.is_empty() && stored.files.len() == 3);
+    }
+
+    #[test]
+    fn only_a_shorter_list_skips_an_item_a_broken_one_fails_it() {
+        let item = |index| Ref::Step {
+            step: "scenes".into(),
+            output: OutputKind::Items,
+            index,
+        };
+        let known = |text: &str| {
+            let mut done = Finished::default();
+            done.texts.insert("text", text.to_owned());
+            Known {
+                inputs: BTreeMap::new(),
+                finished: BTreeMap::from([("scenes".to_owned(), done)]),
+            }
+        };
+        let two = known(r#"["a fox", "a hare"]"#);
+        assert!(!item_missing(&item(1), &two));
+        assert!(
+            item_missing(&item(2), &two),
+            "past the end of a shorter list"
+        );
+        let cut = known(r#"["a fox", "a ha"#);
+        assert!(
+            !item_missing(&item(1), &cut),
+            "an answer cut short is not a shorter list"
+        );
+        let err = produced(&cut.finished["scenes"], "scenes", OutputKind::Items, 1)
+            .err()
+            .expect("a broken list fails the item");
+        assert!(err.contains("did not write a JSON list"), "{err}");
+        let skipped = Known {
+            inputs: BTreeMap::new(),
+            finished: BTreeMap::from([("scenes".to_owned(), Finished::skipped())]),
+        };
+        assert!(item_missing(&item(0), &skipped));
     }
 
     #[test]

@@ -77,12 +77,14 @@ impl OutputKind {
         matches!(self, Self::Images | Self::Videos | Self::Items)
     }
 
-    /// One item of a step that ran once per item: `videos` → `video`, `images` → `image`.
+    /// One item of a step that ran once per item: `videos` → `video`, `images` → `image`,
+    /// `items` → `text`.
     #[must_use]
     pub(super) const fn single(self) -> Self {
         match self {
             Self::Images => Self::Image,
             Self::Videos => Self::Video,
+            Self::Items => Self::Text,
             other => other,
         }
     }

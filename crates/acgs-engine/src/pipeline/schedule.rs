@@ -283,6 +283,7 @@ impl StepRun<'_> {
 /// Skip `step`, whose list item does not exist: its reservation released, its record
 /// `skipped`.
 async fn skip(services: &Services, run: &RunState, step: &Step, start: &Start) -> StepOutcome {
+    // Nothing was spent and nothing is held: it counts $0 in the report, as on resume.
     if let (Entry::Send(r), Some(ledger)) = (&start.entry, &services.ledger) {
         let _ = ledger.release(&r.id).await;
     }
@@ -294,7 +295,7 @@ async fn skip(services: &Services, run: &RunState, step: &Step, start: &Start) -
         model: step.model.key.clone(),
         status: StepStatus::Skipped,
         outputs: Vec::new(),
-        estimate: start.plan.quote.amount,
+        estimate: Usd::ZERO,
         actual: Usd::ZERO,
         error: None,
     }

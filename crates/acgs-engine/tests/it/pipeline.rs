@@ -270,3 +270,38 @@ fn every_problem_is_found_at_once_with_suggestions() {
         .expect("a hint lists the keys");
     assert!(hint.contains("negative_prompt"), "{hint}");
 }
+
+#[test]
+fn each_copy_waits_only_for_its_own_item_and_text_copies_give_text() {
+    let source = format!(
+        "{HEADER}  - id: scenes\n    model: gemini_2_5_flash\n    prompt: three scenes\n    max_items: 3\n  - id: lines\n    model: gemini_2_5_flash\n    each: \"{{{{ steps.scenes.items }}}}\"\n    prompt: \"A line for {{{{ item }}}}\"\n  - id: stills\n    model: flux_dev\n    each: \"{{{{ steps.lines.items }}}}\"\n    prompt: \"{{{{ item }}}}, scene {{{{ index }}}}\"\n  - id: first\n    model: flux_dev\n    prompt: \"{{{{ steps.lines.items[0] }}}}\"\n"
+    );
+    let dir = tempfile::tempdir().expect("dir");
+    let pipeline = check_in(dir.path(), &source).expect("valid");
+    let step = |id: &str| pipeline.step(id).unwrap_or_else(|| panic!("{id}"));
+    let deps = |id: &str| step(id).deps.iter().cloned().collect::<Vec<_>>();
+    assert_eq!(deps("lines.2"), ["scenes"]);
+    assert_eq!(
+        deps("stills.3"),
+        ["lines.3"],
+        "not every line, only its own"
+    );
+    assert_eq!(deps("first"), ["lines.1"]);
+    let first = format!("{:?}", step("first").texts);
+    assert!(first.contains("step: \"lines.1\", output: Text"), "{first}");
+    let third = format!("{:?}", step("stills.3").texts);
+    assert!(
+        third.contains("Text(\", scene \"), Text(\"3\")"),
+        "{{{{ index }}}} counts from 1: {third}"
+    );
+}
+
+#[test]
+fn a_problem_every_copy_shares_is_reported_once() {
+    let source = format!(
+        "{HEADER}  - id: grid\n    model: flux_dev\n    prompt: a grid\n    n: 4\n  - id: words\n    model: gemini_2_5_flash\n    each: \"{{{{ steps.grid.images }}}}\"\n    prompt: \"{{{{ item }}}}\"\n"
+    );
+    let found = problems(&source);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert!(found[0].contains("each item is a file"), "{found:#?}");
+}
