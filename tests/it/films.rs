@@ -625,3 +625,92 @@ async fn misused_lists_and_items_are_problems_with_their_lines() {
         assert!(last.contains("\"line\":"), "{last}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_local_step_killed_while_running_is_sent_again_without_resubmit() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let studio = studio(Duration::ZERO).await;
+    let sb = sandbox_for(&studio);
+    let bin = sb.root().join("bin");
+    fs_err::create_dir_all(&bin).expect("dir");
+    let slow = bin.join("ffmpeg");
+    fs_err::write(&slow, "#!/bin/sh\nsleep 30\n").expect("write");
+    fs_err::set_permissions(&slow, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    sb.user_config(&format!(
+        "[default.tools]\nffmpeg = \"{}\"\n",
+        slow.display()
+    ));
+    fs_err::write(sb.work().join("clip.mp4"), real::clip(2, 160, 120, false)).expect("write");
+    sb.work_file(
+        "cut.yaml",
+        "version: 1\nsteps:\n  - id: cut\n    model: trim\n    video: clip.mp4\n    params: { end: 1 }\n",
+    );
+    let child = sb
+        .command(&["run", "cut.yaml", "--yes"])
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !matches!(
+        status_of(&sb, "cut"),
+        Some(StepStatus::Submitting | StepStatus::Submitted)
+    ) {
+        assert!(Instant::now() < deadline, "the step never started");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    signal(&child, rustix::process::Signal::KILL);
+    let run_id = sb.run_folders()[0]
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
+    let real_ffmpeg = which_ffmpeg();
+    sb.user_config(&format!(
+        "[default.tools]\nffmpeg = \"{}\"\n",
+        real_ffmpeg.display()
+    ));
+    let doc = ok(&sb.run(&["--json", "resume", &run_id, "--yes"]).await);
+    assert!(statuses(&doc).iter().all(|(_, s)| s == "done"), "{doc:#}");
+    let (ms, _) = real::probe(&output_of(&doc, "cut"));
+    assert!(within(ms, 1000), "{ms}");
+}
+
+/// The system's ffmpeg, as tests run it.
+fn which_ffmpeg() -> PathBuf {
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|d| d.join("ffmpeg"))
+        .find(|p| p.is_file())
+        .expect("ffmpeg on PATH")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_paid_step_after_a_join_is_priced_for_the_whole_film() {
+    let sb = Sandbox::new();
+    let text = fs_err::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/grid-to-clips.yaml"),
+    )
+    .expect("example")
+    .replace("max_cost_per_run: \"3.00\"", "max_cost_per_run: \"9.00\"");
+    sb.work_file(
+        "upscaled.yaml",
+        &format!(
+            "{text}  - id: sharp\n    model: topaz\n    video: \"{{{{ steps.film.video }}}}\"\n"
+        ),
+    );
+    let doc = ok(&sb
+        .run(&["--json", "estimate", "upscaled.yaml", "--input", "a kite"])
+        .await);
+    let sharp = doc["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .find(|s| s["step"] == "sharp")
+        .cloned()
+        .expect("the upscale");
+    assert_eq!(
+        sharp["quantity"], 24,
+        "four 5 s clips joined, a second of slack each: {sharp:#}"
+    );
+}

@@ -64,7 +64,17 @@ pub(crate) async fn resume(
     let manifest = run.manifest();
     let sealed = check_run_seal(services, &run, &manifest).await?;
     let fates = fates(services, &run, &manifest, sealed).await?;
-    if !resubmit && fates.values().any(|f| matches!(f, Fate::Unknown(_))) {
+    // A local step stopped while running is sent again without asking: it has no provider
+    // that could have accepted it, and costs nothing.
+    let local = |id: &str| {
+        let step = manifest.steps.iter().find(|s| s.id == id);
+        step.and_then(|s| services.catalog.resolve(&s.model).ok())
+            .is_some_and(|m| m.provider == acgs_core::ProviderId::Local)
+    };
+    let unknown = fates
+        .iter()
+        .any(|(id, f)| matches!(f, Fate::Unknown(_)) && !local(id));
+    if !resubmit && unknown {
         return Err(EngineError::OutcomeUnknown {
             run_id: manifest.run_id.clone(),
         });

@@ -423,13 +423,7 @@ fn stand_in(
         MediaKind::Video => Resolved::Assumed(AssumedMedia {
             kind: MediaKind::Video,
             pixels: None,
-            seconds: Some(
-                literal_param(upstream, "duration")
-                    .or_else(|| model.params.get("duration")?.default.clone())
-                    .as_ref()
-                    .and_then(duration_seconds)
-                    .unwrap_or(DEFAULT_VIDEO_SECONDS),
-            ),
+            seconds: Some(video_seconds(pipeline, upstream, 0)),
         }),
         MediaKind::Audio => {
             let chars = speech_chars(pipeline, upstream, config);
@@ -440,6 +434,42 @@ fn stand_in(
             })
         }
     }
+}
+
+/// The longest video `step` can make: the duration it asks for; for a local edit (a join, a
+/// cut, a mux) the length of every video it reads, added up, with a second more for each (a
+/// "5 s" clip may last 5.04 s, and per-second prices round up) — so a paid step that reads a
+/// joined film is priced for all of it.
+fn video_seconds(pipeline: &Pipeline, step: &Step, depth: u32) -> u64 {
+    if step.model.task != TaskKind::EditVideo {
+        return literal_param(step, "duration")
+            .or_else(|| step.model.params.get("duration")?.default.clone())
+            .as_ref()
+            .and_then(duration_seconds)
+            .unwrap_or(DEFAULT_VIDEO_SECONDS);
+    }
+    step.media
+        .iter()
+        .filter(|(flag, _)| {
+            let spec = step.model.field_for_flag(flag).map(|(_, s)| s);
+            spec.and_then(|s| s.media) == Some(MediaKind::Video)
+        })
+        .map(|(_, source)| match source {
+            MediaSource::Ref(Ref::Step { step: from, .. })
+            | MediaSource::Item(Ref::Step { step: from, .. })
+                if depth < 16 =>
+            {
+                pipeline
+                    .step(from)
+                    .map_or(DEFAULT_VIDEO_SECONDS, |s| {
+                        video_seconds(pipeline, s, depth + 1)
+                    })
+                    .saturating_add(1)
+            }
+            _ => DEFAULT_VIDEO_SECONDS,
+        })
+        .fold(0, u64::saturating_add)
+        .max(1)
 }
 
 /// The longest text `step` can write.
