@@ -305,6 +305,15 @@ impl Bench<'_> {
         }
         argv.push(file_arg(&out));
         self.tools.ffmpeg(self.dir, argv).await?;
+        // Past the video stream's end (a container whose sound runs longer) ffmpeg writes
+        // nothing and still succeeds.
+        if !self.dir.join(&out).exists() {
+            return Err(failure(
+                FailureClass::Rejected,
+                "local.bad_range",
+                "the video has no frame there (its picture ends before its sound)",
+            ));
+        }
         Ok(out)
     }
 }

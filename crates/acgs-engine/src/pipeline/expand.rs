@@ -236,22 +236,6 @@ impl Expander<'_> {
                     let Some(items) = self.items(from, *output, step.line, &step.id) else {
                         continue;
                     };
-                    if let Some(max) = spec.and_then(|s| s.max_items)
-                        && items.len() > max as usize
-                    {
-                        let message = format!(
-                            "steps.{from}.{} may hold {} items; `{flag}` of `{}` takes at most {max}",
-                            output.name(),
-                            items.len(),
-                            step.model.key
-                        );
-                        self.problem(
-                            step.line,
-                            Some(&step.id),
-                            "pipeline.too_many_items",
-                            message,
-                        );
-                    }
                     out.extend(
                         items
                             .into_iter()
@@ -277,7 +261,34 @@ impl Expander<'_> {
                 other => out.push((flag.clone(), other.clone())),
             }
         }
+        self.check_counts(step, &out);
         out
+    }
+
+    /// Every list field holds at most what the model takes, counting every item it may get.
+    fn check_counts(&mut self, step: &Step, media: &[(String, MediaSource)]) {
+        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+        for (flag, _) in media {
+            *counts.entry(flag.as_str()).or_default() += 1;
+        }
+        for (flag, count) in counts {
+            let max = step
+                .model
+                .field_for_flag(flag)
+                .and_then(|(_, s)| s.max_items);
+            if let Some(max) = max.filter(|max| count > *max as usize) {
+                let message = format!(
+                    "`{flag}` may get {count} files; `{}` takes at most {max}",
+                    step.model.key
+                );
+                self.problem(
+                    step.line,
+                    Some(&step.id),
+                    "pipeline.too_many_items",
+                    message,
+                );
+            }
+        }
     }
 
     /// Text and parameter pieces with items of a step run once per item made direct; a whole

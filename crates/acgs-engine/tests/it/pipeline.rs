@@ -305,3 +305,15 @@ fn a_problem_every_copy_shares_is_reported_once() {
     assert_eq!(found.len(), 1, "{found:#?}");
     assert!(found[0].contains("each item is a file"), "{found:#?}");
 }
+
+#[test]
+fn a_list_field_counts_every_item_it_may_get() {
+    let source = format!(
+        "{HEADER}  - id: grid\n    model: flux_dev\n    prompt: four\n    n: 4\n  - id: one\n    model: flux_dev\n    prompt: one more\n  - id: mix\n    model: kontext_multi\n    prompt: blend\n    images: [\"{{{{ steps.grid.images }}}}\", \"{{{{ steps.one.image }}}}\"]\n"
+    );
+    let found = problems(&source);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert!(found[0].contains("`images` may get 5 files"), "{found:#?}");
+    let fits = source.replace("n: 4", "n: 3");
+    assert!(problems(&fits).is_empty(), "{:#?}", problems(&fits));
+}
