@@ -91,8 +91,10 @@ impl Tools {
                 format!("ffprobe cannot read the input {name} as media"),
             )
         };
+        // ffprobe answers 1 for a file it cannot read; any other failure (a missing library,
+        // a signal) is the tool's, not the input's.
         let out = self.run(Tool::Ffprobe, dir, args).await.map_err(|e| {
-            if e.code == "local.tool_failed" {
+            if e.code == "local.tool_failed" && e.message.ends_with("(exit status: 1)") {
                 unreadable().with_detail(e.detail.unwrap_or_default())
             } else {
                 e

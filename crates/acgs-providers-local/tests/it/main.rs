@@ -258,3 +258,22 @@ async fn mixing_keeps_the_clip_s_sound_and_cut_ends_with_the_shorter() {
     .expect_err("a video as the track");
     assert_eq!(err.code, "local.unreadable_media", "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_broken_ffprobe_is_the_tool_s_failure_not_the_input_s() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().expect("tmp");
+    let probe = dir.path().join("ffprobe");
+    fs_err::write(&probe, "#!/bin/sh\nexit 127\n").expect("write");
+    fs_err::set_permissions(&probe, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let tools = ToolsConfig {
+        ffprobe: probe,
+        ..ToolsConfig::default()
+    };
+    let p = LocalProvider::new(&tools, std::env::var_os("PATH").as_deref()).expect("provider");
+    let video = stage(&p, dir.path(), "v.mp4", &real::clip(1, 160, 120, false)).await;
+    let err = run(&p, "trim", json!({ "video_url": video }))
+        .await
+        .expect_err("broken");
+    assert_eq!(err.code, "local.tool_failed", "{err}");
+}
