@@ -675,6 +675,53 @@ async fn a_local_step_killed_while_running_is_sent_again_without_resubmit() {
     assert!(within(ms, 1000), "{ms}");
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_stops_a_running_local_step_and_charges_nothing() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let studio = studio(Duration::ZERO).await;
+    let sb = sandbox_for(&studio);
+    let bin = sb.root().join("bin");
+    fs_err::create_dir_all(&bin).expect("dir");
+    let slow = bin.join("ffmpeg");
+    fs_err::write(&slow, "#!/bin/sh\nsleep 60\n").expect("write");
+    fs_err::set_permissions(&slow, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    sb.user_config(&format!(
+        "[default.tools]\nffmpeg = \"{}\"\n",
+        slow.display()
+    ));
+    fs_err::write(sb.work().join("clip.mp4"), real::clip(2, 160, 120, false)).expect("write");
+    sb.work_file(
+        "cut.yaml",
+        "version: 1\nsteps:\n  - id: cut\n    model: trim\n    video: clip.mp4\n    params: { end: 1 }\n",
+    );
+    let mut child = sb
+        .command(&["run", "cut.yaml", "--yes"])
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while status_of(&sb, "cut") != Some(StepStatus::Submitting) {
+        assert!(Instant::now() < deadline, "the step never started");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let sent = Instant::now();
+    signal(&child, rustix::process::Signal::INT);
+    let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
+        .await
+        .expect("acgs stopped")
+        .expect("status");
+    assert_eq!(status.code(), Some(130));
+    assert!(
+        sent.elapsed() < Duration::from_secs(10),
+        "not after ffmpeg's minute"
+    );
+    let rows = ledger_rows(&sb).await;
+    assert!(
+        rows.iter().all(|r| r.state == ReservationState::Released),
+        "nothing charged: {rows:?}"
+    );
+}
+
 /// The system's ffmpeg, as tests run it.
 fn which_ffmpeg() -> PathBuf {
     std::env::var_os("PATH")

@@ -160,15 +160,28 @@ impl Live<'_> {
         self.attempt
             .events
             .report(Stage::Submitting, "submitting", None, None);
-        let submitted = submit::submit(
+        let sending = submit::submit(
             self.provider.as_ref(),
             &authorized,
             self.ledger.as_ref(),
             &self.reservation,
             &self.attempt.run,
             &plan.step,
-        )
-        .await;
+        );
+        // A step run on this machine answers only when its work is done; Ctrl-C stops it there
+        // (ffmpeg is killed with it). A provider's submit is never cut short: it may have been
+        // accepted.
+        let submitted = if plan.model.provider == acgs_core::ProviderId::Local {
+            tokio::select! {
+                submitted = sending => Some(submitted),
+                () = interrupt.token().cancelled() => None,
+            }
+        } else {
+            Some(sending.await)
+        };
+        let Some(submitted) = submitted else {
+            return Err(self.stopped_locally(interrupt, &uploads).await);
+        };
         drop(keeper);
         let result = match submitted {
             Ok(Submitted::Done(output)) => self.finish(output, &uploads).await,
@@ -397,6 +410,28 @@ impl Live<'_> {
 
     /// Apply the charge table to a provider failure (and lower the in-flight cap when the
     /// provider says it is saturated).
+    /// A local step stopped by Ctrl-C or SIGTERM: nothing was made and nothing is charged.
+    async fn stopped_locally(
+        &mut self,
+        interrupt: &Interrupt,
+        uploads: &[RemoteRef],
+    ) -> EngineError {
+        let signal = interrupt.signal().unwrap_or(Signal::Interrupt);
+        let _ = self.ledger.release(&self.reservation).await;
+        self.delete_uploads(uploads).await;
+        let _ = self
+            .attempt
+            .run
+            .update_step(&self.plan().step, |s| s.status = StepStatus::Cancelled)
+            .await;
+        EngineError::Interrupted {
+            signal,
+            note:
+                "the local step was stopped; nothing was charged, and `acgs resume` runs it again"
+                    .into(),
+        }
+    }
+
     async fn charge(&self, error: &ProviderError) {
         let services = self.attempt.services;
         if error.class == FailureClass::Saturated {
