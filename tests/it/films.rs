@@ -7,12 +7,12 @@ use std::time::{Duration, Instant};
 
 use acgs_core::ledger::ReservationState;
 use acgs_e2e::Sandbox;
-use acgs_storage::manifest::{Manifest, StepStatus};
-use acgs_storage::output::OutputRoot;
-use acgs_testkit::canary::{ELEVENLABS_KEY, FAL_KEY, GEMINI_KEY};
+use acgs_storage::manifest::StepStatus;
+use acgs_testkit::canary::{FAL_KEY, GEMINI_KEY};
 use acgs_testkit::media::real;
 use acgs_testkit::studio::{FILM_CLIP_SECONDS, FakeStudio, FalResult};
 
+use super::studio::{example, live_manifest, sandbox_for, statuses};
 use super::{ledger_rows, ok, signal};
 
 const FLUX: &str = "fal-ai/flux/dev";
@@ -24,41 +24,6 @@ async fn studio(latency: Duration) -> FakeStudio {
         latency,
     )
     .await
-}
-
-fn sandbox_for(studio: &FakeStudio) -> Sandbox {
-    let mut sb = Sandbox::new();
-    sb.set_env("FAL_KEY", FAL_KEY)
-        .set_env("GEMINI_API_KEY", GEMINI_KEY)
-        .set_env("ELEVENLABS_API_KEY", ELEVENLABS_KEY)
-        .set_env("ACGS_PROVIDERS__FAL__QUEUE_URL", &studio.uri())
-        .set_env("ACGS_PROVIDERS__FAL__REST_URL", &studio.uri())
-        .set_env("ACGS_PROVIDERS__GEMINI__BASE_URL", &studio.uri())
-        .set_env("ACGS_PROVIDERS__ELEVENLABS__BASE_URL", &studio.uri())
-        .set_env("ACGS_NETWORK__ALLOW_HTTP_LOOPBACK", "true");
-    sb
-}
-
-fn example(sb: &Sandbox, name: &str) -> String {
-    let from = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../examples")
-        .join(name);
-    fs_err::copy(from, sb.work().join(name)).expect("example");
-    name.to_owned()
-}
-
-fn statuses(doc: &serde_json::Value) -> Vec<(String, String)> {
-    doc["steps"]
-        .as_array()
-        .expect("steps")
-        .iter()
-        .map(|s| {
-            (
-                s["step"].as_str().unwrap_or_default().to_owned(),
-                s["status"].as_str().unwrap_or_default().to_owned(),
-            )
-        })
-        .collect()
 }
 
 /// The path of step `id`'s first output.
@@ -252,15 +217,6 @@ async fn a_shorter_list_skips_the_missing_items_and_releases_them() {
     );
 }
 
-/// A running pipeline's manifest as `acgs resume` would read it (with its journal).
-fn live_manifest(folder: &Path) -> Option<Manifest> {
-    let run = OutputRoot::open(folder.parent()?)
-        .ok()?
-        .open_run(folder.file_name()?.to_str()?)
-        .ok()?;
-    Manifest::load(&run).ok()
-}
-
 fn status_of(sb: &Sandbox, id: &str) -> Option<StepStatus> {
     let folder = sb.run_folders().into_iter().next()?;
     let manifest = live_manifest(&folder)?;
@@ -451,21 +407,7 @@ async fn hostile_local_inputs_are_clear_errors_and_stay_in_the_run_folder() {
 async fn a_failing_ffmpeg_fails_the_step_and_releases_its_reservation() {
     let studio = studio(Duration::ZERO).await;
     let sb = sandbox_for(&studio);
-    let fake = sb.root().join("bin");
-    fs_err::create_dir_all(&fake).expect("dir");
-    let ffmpeg = fake.join("ffmpeg");
-    fs_err::write(&ffmpeg, "#!/bin/sh\necho 'simulated failure' >&2\nexit 1\n").expect("write");
-    use std::os::unix::fs::PermissionsExt as _;
-    fs_err::set_permissions(&ffmpeg, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    sb.user_config(&format!(
-        "[default.tools]\nffmpeg = \"{}\"\n",
-        ffmpeg.display()
-    ));
-    fs_err::write(sb.work().join("clip.mp4"), real::clip(2, 160, 120, false)).expect("write");
-    sb.work_file(
-        "cut.yaml",
-        "version: 1\nsteps:\n  - id: cut\n    model: trim\n    video: clip.mp4\n    params: { end: 1 }\n",
-    );
+    cut_with_ffmpeg(&sb, "echo 'simulated failure' >&2\nexit 1\n");
     let run = sb.run(&["--json", "run", "cut.yaml", "--yes"]).await;
     assert_eq!(run.code, Some(6), "{}", run.stderr);
     let doc = run.json();
@@ -628,23 +570,9 @@ async fn misused_lists_and_items_are_problems_with_their_lines() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_local_step_killed_while_running_is_sent_again_without_resubmit() {
-    use std::os::unix::fs::PermissionsExt as _;
     let studio = studio(Duration::ZERO).await;
     let sb = sandbox_for(&studio);
-    let bin = sb.root().join("bin");
-    fs_err::create_dir_all(&bin).expect("dir");
-    let slow = bin.join("ffmpeg");
-    fs_err::write(&slow, "#!/bin/sh\nsleep 30\n").expect("write");
-    fs_err::set_permissions(&slow, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    sb.user_config(&format!(
-        "[default.tools]\nffmpeg = \"{}\"\n",
-        slow.display()
-    ));
-    fs_err::write(sb.work().join("clip.mp4"), real::clip(2, 160, 120, false)).expect("write");
-    sb.work_file(
-        "cut.yaml",
-        "version: 1\nsteps:\n  - id: cut\n    model: trim\n    video: clip.mp4\n    params: { end: 1 }\n",
-    );
+    cut_with_ffmpeg(&sb, "sleep 30\n");
     let child = sb
         .command(&["run", "cut.yaml", "--yes"])
         .spawn()
@@ -677,23 +605,9 @@ async fn a_local_step_killed_while_running_is_sent_again_without_resubmit() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn ctrl_c_stops_a_running_local_step_and_charges_nothing() {
-    use std::os::unix::fs::PermissionsExt as _;
     let studio = studio(Duration::ZERO).await;
     let sb = sandbox_for(&studio);
-    let bin = sb.root().join("bin");
-    fs_err::create_dir_all(&bin).expect("dir");
-    let slow = bin.join("ffmpeg");
-    fs_err::write(&slow, "#!/bin/sh\nsleep 60\n").expect("write");
-    fs_err::set_permissions(&slow, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    sb.user_config(&format!(
-        "[default.tools]\nffmpeg = \"{}\"\n",
-        slow.display()
-    ));
-    fs_err::write(sb.work().join("clip.mp4"), real::clip(2, 160, 120, false)).expect("write");
-    sb.work_file(
-        "cut.yaml",
-        "version: 1\nsteps:\n  - id: cut\n    model: trim\n    video: clip.mp4\n    params: { end: 1 }\n",
-    );
+    cut_with_ffmpeg(&sb, "sleep 60\n");
     let mut child = sb
         .command(&["run", "cut.yaml", "--yes"])
         .spawn()
@@ -719,6 +633,26 @@ async fn ctrl_c_stops_a_running_local_step_and_charges_nothing() {
     assert!(
         rows.iter().all(|r| r.state == ReservationState::Released),
         "nothing charged: {rows:?}"
+    );
+}
+
+/// A pipeline cutting a real 2 s clip, with `[tools] ffmpeg` set to a shell script doing
+/// `script` (an ffmpeg that fails or hangs).
+fn cut_with_ffmpeg(sb: &Sandbox, script: &str) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let bin = sb.root().join("bin");
+    fs_err::create_dir_all(&bin).expect("dir");
+    let ffmpeg = bin.join("ffmpeg");
+    fs_err::write(&ffmpeg, format!("#!/bin/sh\n{script}")).expect("write");
+    fs_err::set_permissions(&ffmpeg, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    sb.user_config(&format!(
+        "[default.tools]\nffmpeg = \"{}\"\n",
+        ffmpeg.display()
+    ));
+    fs_err::write(sb.work().join("clip.mp4"), real::clip(2, 160, 120, false)).expect("write");
+    sb.work_file(
+        "cut.yaml",
+        "version: 1\nsteps:\n  - id: cut\n    model: trim\n    video: clip.mp4\n    params: { end: 1 }\n",
     );
 }
 

@@ -23,6 +23,7 @@ mod leaks;
 mod mcp;
 mod pipeline;
 mod prompts;
+mod studio;
 
 const ENDPOINT: &str = "fal-ai/flux/dev";
 

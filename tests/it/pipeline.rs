@@ -2,17 +2,17 @@
 //! examples end to end, a fan-out/fan-in DAG running at once, kill-and-resume paying only for
 //! unfinished steps, and files refused before anything is spent.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use acgs_core::ledger::{Ledger as _, ReservationState};
 use acgs_e2e::Sandbox;
-use acgs_storage::manifest::{JOURNAL_FILE, Manifest, StepStatus};
-use acgs_storage::output::OutputRoot;
-use acgs_testkit::canary::{ELEVENLABS_KEY, FAL_KEY, GEMINI_KEY};
+use acgs_storage::manifest::{JOURNAL_FILE, StepStatus};
+use acgs_testkit::canary::{FAL_KEY, GEMINI_KEY};
 use acgs_testkit::media::png;
 use acgs_testkit::studio::{FakeStudio, FalResult, gemini_text_for};
 
+use super::studio::{example, live_manifest, sandbox_for, statuses};
 use super::{audit_lines, ledger_rows, ok, signal};
 
 const FLUX: &str = "fal-ai/flux/dev";
@@ -25,41 +25,6 @@ async fn studio(latency: Duration) -> FakeStudio {
         latency,
     )
     .await
-}
-
-fn sandbox_for(studio: &FakeStudio) -> Sandbox {
-    let mut sb = Sandbox::new();
-    sb.set_env("FAL_KEY", FAL_KEY)
-        .set_env("GEMINI_API_KEY", GEMINI_KEY)
-        .set_env("ELEVENLABS_API_KEY", ELEVENLABS_KEY)
-        .set_env("ACGS_PROVIDERS__FAL__QUEUE_URL", &studio.uri())
-        .set_env("ACGS_PROVIDERS__FAL__REST_URL", &studio.uri())
-        .set_env("ACGS_PROVIDERS__GEMINI__BASE_URL", &studio.uri())
-        .set_env("ACGS_PROVIDERS__ELEVENLABS__BASE_URL", &studio.uri())
-        .set_env("ACGS_NETWORK__ALLOW_HTTP_LOOPBACK", "true");
-    sb
-}
-
-fn example(sb: &Sandbox, name: &str) -> String {
-    let from = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../examples")
-        .join(name);
-    fs_err::copy(from, sb.work().join(name)).expect("example");
-    name.to_owned()
-}
-
-fn statuses(doc: &serde_json::Value) -> Vec<(String, String)> {
-    doc["steps"]
-        .as_array()
-        .expect("steps")
-        .iter()
-        .map(|s| {
-            (
-                s["step"].as_str().unwrap_or_default().to_owned(),
-                s["status"].as_str().unwrap_or_default().to_owned(),
-            )
-        })
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -218,15 +183,6 @@ async fn understanding_then_writing_then_video() {
             .as_str()
             .is_some_and(|p| p.contains("cinematic shot"))
     );
-}
-
-/// A running pipeline's manifest as `acgs resume` would read it (with its journal).
-fn live_manifest(folder: &Path) -> Option<Manifest> {
-    let run = OutputRoot::open(folder.parent()?)
-        .ok()?
-        .open_run(folder.file_name()?.to_str()?)
-        .ok()?;
-    Manifest::load(&run).ok()
 }
 
 fn submitted_steps(sb: &Sandbox) -> usize {

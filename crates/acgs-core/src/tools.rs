@@ -22,7 +22,7 @@ pub enum Tool {
 }
 
 impl Tool {
-    /// The program's name.
+    /// The file name looked up on `PATH`, also used in messages and as the `[tools]` key.
     #[must_use]
     pub const fn name(self) -> &'static str {
         match self {

@@ -210,14 +210,21 @@ fn list_asked(req: &Request) -> Option<usize> {
 /// A text answer holding `items` (at most `max`) as a JSON list.
 fn list_answer(items: &[String], max: usize, usage: (u64, u64, u64), model: &str) -> String {
     let list: Vec<&String> = items.iter().take(max).collect();
-    let text = serde_json::to_string(&list).unwrap_or_default();
-    let (prompt, output, thoughts) = usage;
+    text_answer(
+        &serde_json::to_string(&list).unwrap_or_default(),
+        usage,
+        model,
+    )
+}
+
+/// A `generateContent` answer of `text`, with usage metadata.
+fn text_answer(text: &str, (prompt, output, thoughts): (u64, u64, u64), model: &str) -> String {
     render(
         "gemini_generate_text.json",
         &[
             (
                 "text",
-                serde_json::to_string(&text)
+                serde_json::to_string(text)
                     .unwrap_or_default()
                     .trim_matches('"'),
             ),
@@ -456,24 +463,8 @@ impl FakeGeminiBuilder {
 
     async fn mount_generate(&self, server: &MockServer, base: &str) {
         let model = &self.model;
-        let (prompt, output, thoughts) = self.usage;
         let body = match &self.answer {
-            Answer::Text(text) => render(
-                "gemini_generate_text.json",
-                &[
-                    (
-                        "text",
-                        serde_json::to_string(text)
-                            .unwrap_or_default()
-                            .trim_matches('"'),
-                    ),
-                    ("prompt_tokens", &prompt.to_string()),
-                    ("output_tokens", &output.to_string()),
-                    ("thought_tokens", &thoughts.to_string()),
-                    ("total_tokens", &(prompt + output + thoughts).to_string()),
-                    ("model", model),
-                ],
-            ),
+            Answer::Text(text) => text_answer(text, self.usage, model),
             Answer::Image => fill("gemini_generate_image.json", model, base),
             Answer::PromptBlocked => fill("gemini_prompt_blocked.json", model, base),
             Answer::OutputBlocked => fill("gemini_output_blocked.json", model, base),

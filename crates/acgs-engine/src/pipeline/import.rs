@@ -11,55 +11,11 @@ use std::fmt::Write as _;
 
 use acgs_core::catalog::{Catalog, FieldKind, ModelSpec};
 use acgs_core::task::{MediaKind, TaskKind};
-use serde::Deserialize;
 use serde_json::Value;
 use serde_saphyr::Spanned;
 
 use super::Problem;
-
-/// A chain file as the Python suite writes it (the parts acgs reads).
-#[derive(Debug, Deserialize)]
-struct Chain {
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(default)]
-    description: Option<String>,
-    /// The main input (`{{input}}`).
-    #[serde(default)]
-    prompt: Option<String>,
-    #[serde(default)]
-    input_image: Option<String>,
-    #[serde(default)]
-    input_video: Option<String>,
-    #[serde(default)]
-    input_audio: Option<String>,
-    #[serde(default)]
-    steps: Vec<Spanned<ChainStep>>,
-}
-
-#[derive(Debug, Deserialize)]
-struct ChainStep {
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(rename = "type")]
-    kind: String,
-    #[serde(default)]
-    model: Option<String>,
-    #[serde(default)]
-    params: BTreeMap<String, Value>,
-    #[serde(default = "yes")]
-    enabled: bool,
-    /// `parallel_group`'s members (also accepted under `params.steps`).
-    #[serde(default)]
-    steps: Vec<Spanned<ChainStep>>,
-    /// Keys acgs does not read (each listed as not converted).
-    #[serde(flatten)]
-    other: BTreeMap<String, Value>,
-}
-
-const fn yes() -> bool {
-    true
-}
+use super::chain::{Chain, ChainStep, MODEL_NAMES, default_model, task_of};
 
 /// What the import made: the new file's text, and what it could not convert.
 #[derive(Debug, Clone)]
@@ -68,51 +24,6 @@ pub struct Imported {
     pub yaml: String,
     /// Every step or field left out, with its line.
     pub problems: Vec<Problem>,
-}
-
-/// Chain model names whose catalogue key differs.
-const MODEL_NAMES: [(&str, &str); 9] = [
-    ("elevenlabs", "elevenlabs_multilingual_v2"),
-    ("elevenlabs_turbo", "elevenlabs_turbo_v2_5"),
-    ("flux_kontext", "kontext"),
-    ("flux_kontext_multi", "kontext_multi"),
-    ("seededit_v3", "seededit"),
-    ("seedream3", "seedream_v3"),
-    ("photon_flash", "photon"),
-    ("clarity_upscaler", "clarity"),
-    ("scribe", "elevenlabs_scribe_v1"),
-];
-
-/// The model a chain step of `kind` uses when it names none (or names the suite's `local`).
-fn default_model(kind: &str) -> Option<&'static str> {
-    Some(match kind {
-        "split_image" => "split_grid",
-        "concat_videos" => "concat",
-        "generate_subtitles" => "subtitles",
-        "add_audio" => "mux_audio",
-        "prompt_generation" => "gemini_2_5_flash",
-        "speech_to_text" => "elevenlabs_scribe_v1",
-        "image_understanding" => "gemini_2_5_flash_vision",
-        _ => return None,
-    })
-}
-
-/// A chain step type's task.
-fn task_of(kind: &str) -> Option<TaskKind> {
-    Some(match kind {
-        "text_to_image" => TaskKind::TextToImage,
-        "image_to_image" => TaskKind::ImageToImage,
-        "image_to_video" => TaskKind::ImageToVideo,
-        "text_to_video" => TaskKind::TextToVideo,
-        "text_to_speech" => TaskKind::TextToSpeech,
-        "speech_to_text" => TaskKind::SpeechToText,
-        "image_understanding" => TaskKind::ImageUnderstanding,
-        "prompt_generation" => TaskKind::TextGeneration,
-        "upscale_video" => TaskKind::UpscaleVideo,
-        "split_image" => TaskKind::SplitImage,
-        "concat_videos" | "generate_subtitles" | "add_audio" => TaskKind::EditVideo,
-        _ => return None,
-    })
 }
 
 /// What the chain has made so far: a reference per kind, and whether it is a whole list.

@@ -6,15 +6,19 @@
 //! - `validate`: every problem at once, each with its line and step (`order`: the order steps
 //!   run in; `paths`: the files it may name; `settings`: the run's limits; `tools`: ffmpeg and ffprobe; `expand`: steps
 //!   that run once per item, and whole lists, made plain);
+//! - `finished`: what a finished step leaves for later steps;
 //! - `plan`: each step's request (with worst-case stand-ins for what earlier steps will make,
 //!   for the estimate);
 //! - `estimate`: loading a file and pricing every step;
 //! - `run`: the entrance — the run admitted whole by the driver, then scheduled;
 //! - `schedule`: each step through the driver as soon as what it references is ready;
-//! - `import`: a chain file of the Python suite converted into a version-1 pipeline.
+//! - `import`: a chain file of the Python suite (`chain`: its shape) converted into a version-1
+//!   pipeline.
 
+mod chain;
 pub(crate) mod estimate;
 mod expand;
+mod finished;
 mod import;
 mod order;
 mod paths;
