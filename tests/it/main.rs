@@ -11,6 +11,7 @@ use acgs_testkit::fal::{FakeFal, Outcome, SubmitFailure};
 use acgs_testkit::media::PNG_1X1;
 
 mod budget;
+mod catalogue;
 mod checks;
 mod elevenlabs;
 mod fal;

@@ -312,6 +312,16 @@ impl App {
         Ok((key, http))
     }
 
+    /// fal's platform API with the fal key (`acgs models search`, `add`, `spend reconcile`).
+    pub(crate) fn fal_platform(&self) -> Result<acgs_providers_fal::Platform, Failure> {
+        let (key, http) = self.key_and_http(ProviderId::Fal)?;
+        Ok(acgs_providers_fal::Platform::new(
+            http,
+            &self.config().providers.urls(ProviderId::Fal),
+            Some(&key.secret),
+        )?)
+    }
+
     /// The ElevenLabs provider, for its read-only calls (`acgs voices`).
     pub(crate) fn elevenlabs(
         &self,

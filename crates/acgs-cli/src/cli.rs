@@ -612,6 +612,26 @@ pub enum ModelsAction {
         /// The model key (`flux_dev` or `fal:flux_dev`).
         model: String,
     },
+    /// Search fal's model list (name, description, category); nothing is added.
+    Search {
+        /// Words to look for, e.g. `video to video`.
+        text: String,
+        /// The most results to show.
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..=200))]
+        limit: u16,
+    },
+    /// Add a fal endpoint to your catalogue (your user configuration), mapped from its own
+    /// schema and priced by fal's pricing API; a schema acgs cannot map safely is refused.
+    Add {
+        /// `fal:ENDPOINT_ID`, e.g. `fal:fal-ai/ltx-video`.
+        endpoint: String,
+        /// The catalogue key (default: made from the endpoint id).
+        #[arg(long = "as", value_name = "KEY")]
+        key: Option<String>,
+        /// Say what a field is when the rules cannot: `NAME=text|plain|priced|safety|omit`.
+        #[arg(long = "mark", value_name = "NAME=KIND")]
+        marks: Vec<String>,
+    },
 }
 
 /// `acgs keys`.

@@ -41,6 +41,14 @@ pub(crate) enum CliError {
     /// Ctrl-C or SIGTERM came while a question waited for an answer.
     #[error("interrupted at the question: nothing was changed")]
     Interrupted(acgs_engine::Signal),
+    /// `acgs models add`: the endpoint's schema or price cannot be mapped safely.
+    #[error("fal:{endpoint} cannot be added: {}", reasons.join("; "))]
+    Unmappable {
+        /// The endpoint id.
+        endpoint: String,
+        /// Every reason, one per field or price.
+        reasons: Vec<String>,
+    },
     /// Steps of a pipeline run did not finish.
     #[error("{failed} step(s) of run {run_id} did not finish")]
     PipelineFailed {
@@ -58,12 +66,13 @@ impl UserFacing for CliError {
             Self::Output(_) => "io.output",
             Self::PipelineFailed { .. } => "pipeline.step_failed",
             Self::Interrupted(_) => "run.interrupted",
+            Self::Unmappable { .. } => "catalog.unmappable",
         }
     }
 
     fn kind(&self) -> ErrorKind {
         match self {
-            Self::Usage(_) => ErrorKind::Usage,
+            Self::Usage(_) | Self::Unmappable { .. } => ErrorKind::Usage,
             Self::Output(_) => ErrorKind::Internal,
             Self::PipelineFailed { .. } => ErrorKind::Provider,
             Self::Interrupted(_) => ErrorKind::Usage,
@@ -83,6 +92,9 @@ impl UserFacing for CliError {
             Self::PipelineFailed { run_id, .. } => Some(format!(
                 "`acgs resume {run_id}` runs the unfinished steps again and pays only for them"
             )),
+            Self::Unmappable { .. } => Some(
+                "nothing was written; `--mark NAME=text|plain|priced|safety|omit` says what a field is when the rules cannot (docs/providers.md, \"Adding a fal model\")".into(),
+            ),
             _ => None,
         }
     }

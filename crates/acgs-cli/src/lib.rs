@@ -21,7 +21,7 @@ use acgs_engine::{Interrupt, Signal};
 use clap::Parser as _;
 
 use crate::app::App;
-use crate::cli::{Cli, Command, GuardAction, KeysAction};
+use crate::cli::{Cli, Command, GuardAction, KeysAction, ModelsAction};
 use crate::failure::CmdResult;
 use crate::ui::Ui;
 
@@ -115,6 +115,13 @@ async fn dispatch(
     {
         let app = App::load(cli, env, ui, builtin, interrupt)?;
         return commands::models::refresh::run(&app).await;
+    }
+    if let Command::Models(args) = &cli.command
+        && let Some(action @ (ModelsAction::Search { .. } | ModelsAction::Add { .. })) =
+            &args.action
+    {
+        let app = App::load(cli, env, ui, builtin, interrupt)?;
+        return commands::catalogue::run(&app, action).await;
     }
     if let Command::Models(args) = &cli.command
         && cli.config.is_none()

@@ -53,6 +53,10 @@ pub struct ModelSpec {
     /// task (`text_to_image`), or a task and a variant (`avatar:audio`, `image_to_image:multi`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub default_for: Vec<String>,
+    /// For an entry `acgs models add` wrote: when, from where, and which fields the user
+    /// marked by hand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub added: Option<String>,
 }
 
 fn default_count() -> CountMode {

@@ -95,11 +95,17 @@ pub enum TaskKind {
     VideoFrame,
     /// Image → a grid of images cut from it.
     SplitImage,
+    /// Video (+ prompt, reference images) → video: edits, restyles, motion transfer.
+    VideoToVideo,
+    /// Video → the same video with a sound track made for it.
+    AddSound,
+    /// Prompt → sound: sound effects, music.
+    TextToAudio,
 }
 
 impl TaskKind {
     /// Every task kind, in a stable order.
-    pub const ALL: [Self; 15] = [
+    pub const ALL: [Self; 18] = [
         Self::TextToImage,
         Self::ImageToImage,
         Self::TextToVideo,
@@ -115,6 +121,9 @@ impl TaskKind {
         Self::EditVideo,
         Self::VideoFrame,
         Self::SplitImage,
+        Self::VideoToVideo,
+        Self::AddSound,
+        Self::TextToAudio,
     ];
 
     /// The snake_case name used in catalogues and `--task`.
@@ -136,6 +145,9 @@ impl TaskKind {
             Self::EditVideo => "edit_video",
             Self::VideoFrame => "video_frame",
             Self::SplitImage => "split_image",
+            Self::VideoToVideo => "video_to_video",
+            Self::AddSound => "add_sound",
+            Self::TextToAudio => "text_to_audio",
         }
     }
 
@@ -175,8 +187,10 @@ impl TaskKind {
             | Self::ImageToVideo
             | Self::Avatar
             | Self::UpscaleVideo
-            | Self::EditVideo => MediaKind::Video,
-            Self::TextToSpeech => MediaKind::Audio,
+            | Self::EditVideo
+            | Self::VideoToVideo
+            | Self::AddSound => MediaKind::Video,
+            Self::TextToSpeech | Self::TextToAudio => MediaKind::Audio,
             Self::SpeechToText
             | Self::TextGeneration
             | Self::ImageUnderstanding

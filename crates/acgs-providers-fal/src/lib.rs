@@ -8,14 +8,19 @@
 //!
 //! The catalogue ([`catalog`]) is data: `catalog.toml`, compiled in.
 
+mod models_api;
+mod platform;
 mod pricing_api;
 pub mod protocol;
 mod provider;
+pub mod schema_map;
 pub mod upload;
 
 use acgs_core::catalog::Catalog;
 use acgs_core::{Error, ProviderId};
 
+pub use models_api::{Listing, Metadata};
+pub use platform::Platform;
 pub use pricing_api::{PriceRefresh, PricingApi};
 pub use provider::FalProvider;
 

@@ -3,13 +3,16 @@
 //! entry's own price kind before it may replace it.
 
 use acgs_core::ModelSpec;
+use acgs_core::Usd;
 use acgs_core::config::ProviderUrls;
 use acgs_core::pricing::{PriceUnit, Pricing};
-use acgs_core::{Usd, UserFacing as _};
-use acgs_http::{Credential, HttpClient, HttpError, HttpRequest, RetryPolicy};
+use acgs_core::provider::ProviderResult;
+use acgs_http::{HttpClient, HttpError};
 use secrecy::SecretString;
 use serde::Deserialize;
-use url::Url;
+
+use crate::platform::Platform;
+use crate::schema_map::ListedPrice;
 
 #[derive(Deserialize)]
 struct Prices {
@@ -44,9 +47,36 @@ pub struct PriceRefresh {
 /// A client of fal's pricing API, with the fal key bound to the API's origin.
 #[derive(Debug)]
 pub struct PricingApi {
-    http: HttpClient,
-    api: Url,
-    credential: Credential,
+    platform: Platform,
+}
+
+/// Most bytes read of a pricing answer.
+const PRICES_CAP: u64 = 256 * 1024;
+
+impl Platform {
+    /// The price fal lists for `endpoint`, if it lists one in dollars.
+    pub async fn price_of(&self, endpoint: &str) -> ProviderResult<Option<ListedPrice>> {
+        let prices: Prices = self
+            .get("models/pricing", &[("endpoint_id", endpoint)], PRICES_CAP)
+            .await?;
+        Ok(prices
+            .prices
+            .into_iter()
+            .find(|p| p.endpoint_id == endpoint)
+            .filter(|p| {
+                p.currency
+                    .as_deref()
+                    .is_none_or(|c| c.eq_ignore_ascii_case("USD"))
+            })
+            .and_then(|p| {
+                // Signed as listed: a negative price is refused by its reader, not made positive.
+                let unit_price = Usd::parse(&p.unit_price.to_string()).ok()?;
+                Some(ListedPrice {
+                    unit: p.unit,
+                    unit_price,
+                })
+            }))
+    }
 }
 
 impl PricingApi {
@@ -56,54 +86,19 @@ impl PricingApi {
         urls: &ProviderUrls,
         key: &SecretString,
     ) -> Result<Self, HttpError> {
-        let api = crate::base_url(urls, "api_url")?;
-        http.check_url(&api)?;
-        let credential = Credential::new(&api, "authorization", "Key ", key)?;
         Ok(Self {
-            http,
-            api,
-            credential,
+            platform: Platform::new(http, urls, Some(key))?,
         })
     }
 
     /// One cheap authenticated call (the price of `fal-ai/flux/dev`): whether the key is
     /// accepted, without spending anything.
-    pub async fn check_key(&self) -> acgs_core::provider::ProviderResult<()> {
-        let mut url = self.api.clone();
-        url.set_path(&format!(
-            "{}/v1/models/pricing",
-            self.api.path().trim_end_matches('/')
-        ));
-        url.query_pairs_mut()
-            .append_pair("endpoint_id", "fal-ai/flux/dev");
-        self.http
-            .execute_retrying(
-                &HttpRequest::get(url).credential(&self.credential),
-                &RetryPolicy::default(),
-                &crate::protocol::classify,
-            )
-            .await
-            .map(|_| ())
-            .map_err(|e| acgs_http::provider_error("fal", e, &crate::protocol::classify))
+    pub async fn check_key(&self) -> ProviderResult<()> {
+        self.platform.price_of("fal-ai/flux/dev").await.map(|_| ())
     }
 
     /// The current price of `model` (a fal entry), dated `today`.
     pub async fn refresh(&self, model: &ModelSpec, today: jiff::civil::Date) -> PriceRefresh {
-        let mut url = self.api.clone();
-        url.set_path(&format!(
-            "{}/v1/models/pricing",
-            self.api.path().trim_end_matches('/')
-        ));
-        url.query_pairs_mut()
-            .append_pair("endpoint_id", &model.endpoint);
-        let response = self
-            .http
-            .execute_retrying(
-                &HttpRequest::get(url).credential(&self.credential),
-                &RetryPolicy::default(),
-                &crate::protocol::classify,
-            )
-            .await;
         let skip = |note: &str| PriceRefresh {
             key: model.key.clone(),
             old: model.pricing.as_ref().map(|p| p.rate),
@@ -111,15 +106,20 @@ impl PricingApi {
             note: note.to_owned(),
             far: false,
         };
-        match response.map(|r| r.json::<Prices>()) {
-            Ok(Ok(prices)) => self.judge(model, prices, today),
-            Ok(Err(_)) => skip("unexpected answer"),
-            Err(e) => skip(e.code()),
+        match self.platform.price_of(&model.endpoint).await {
+            Ok(Some(price)) => self.judge(model, &price, today),
+            Ok(None) => skip("no price listed in USD"),
+            Err(e) => skip(e.code),
         }
     }
 
     /// The entry's new price, if the API's is in dollars, positive and of the same kind.
-    fn judge(&self, model: &ModelSpec, prices: Prices, today: jiff::civil::Date) -> PriceRefresh {
+    fn judge(
+        &self,
+        model: &ModelSpec,
+        price: &ListedPrice,
+        today: jiff::civil::Date,
+    ) -> PriceRefresh {
         let old = model.pricing.as_ref().map(|p| p.rate);
         let skip = |note: &str| PriceRefresh {
             key: model.key.clone(),
@@ -128,25 +128,8 @@ impl PricingApi {
             note: note.to_owned(),
             far: false,
         };
-        let Some(price) = prices
-            .prices
-            .into_iter()
-            .find(|p| p.endpoint_id == model.endpoint)
-        else {
-            return skip("no price listed");
-        };
-        if price
-            .currency
-            .as_deref()
-            .is_some_and(|c| !c.eq_ignore_ascii_case("USD"))
-        {
-            return skip("not priced in USD");
-        }
-        let text = price.unit_price.to_string();
-        let Ok(rate) = Usd::parse(&text) else {
-            return skip("unreadable price");
-        };
-        if text.starts_with(['-', '+']) || rate <= Usd::ZERO {
+        let rate = price.unit_price;
+        if rate <= Usd::ZERO {
             return skip("a price of zero or less is refused");
         }
         let Some(current) = &model.pricing else {
@@ -162,10 +145,7 @@ impl PricingApi {
         let updated = Pricing {
             rate,
             priced_on: today,
-            source: format!(
-                "fal pricing API ({})",
-                self.api.origin().ascii_serialization()
-            ),
+            source: format!("fal pricing API ({})", self.platform.origin()),
             verified: current.tiers.is_empty(),
             ..current.clone()
         };
@@ -188,22 +168,18 @@ impl PricingApi {
     }
 }
 
-/// fal's unit names to the catalogue's.
-fn unit_of(text: &str) -> Option<PriceUnit> {
-    let t = text.to_ascii_lowercase();
-    Some(if t.contains("megapixel") {
-        PriceUnit::Megapixel
-    } else if t.contains("image") {
-        PriceUnit::Image
-    } else if t.contains("second") {
-        PriceUnit::Second
-    } else if t.contains("minute") {
-        PriceUnit::Minute
-    } else if t.contains("character") {
-        PriceUnit::KiloCharacters
-    } else if t.contains("request") || t.contains("video") || t.contains("call") {
-        PriceUnit::Request
-    } else {
-        return None;
+/// fal's unit names to the catalogue's, by whole name (singular or plural): a unit such as
+/// `gpu_seconds` is not seconds of output, and is left unpriced rather than guessed.
+pub(crate) fn unit_of(text: &str) -> Option<PriceUnit> {
+    let lower = text.trim().to_ascii_lowercase();
+    let unit = lower.strip_suffix('s').unwrap_or(&lower);
+    Some(match unit {
+        "megapixel" | "mp" => PriceUnit::Megapixel,
+        "image" => PriceUnit::Image,
+        "second" | "video second" | "second of video" => PriceUnit::Second,
+        "minute" | "audio minute" => PriceUnit::Minute,
+        "1000 character" | "1k character" | "thousand character" => PriceUnit::KiloCharacters,
+        "request" | "call" | "video" | "generation" => PriceUnit::Request,
+        _ => return None,
     })
 }

@@ -1,6 +1,7 @@
 //! One module per command.
 
 pub(crate) mod audit;
+pub(crate) mod catalogue;
 pub(crate) mod doctor;
 pub(crate) mod generate;
 pub(crate) mod guard;

@@ -290,11 +290,8 @@ pub(crate) mod refresh {
 
     /// Write `[default.models.<key>.pricing]` tables into the user config, keeping the rest.
     fn write_overrides(app: &App, outcomes: &[Outcome]) -> Result<(), Failure> {
-        let path = app.loaded.paths.user_config();
-        let text = fs_err::read_to_string(&path).unwrap_or_default();
-        let mut doc: toml_edit::DocumentMut = text
-            .parse()
-            .map_err(|_| CliError::Usage(format!("{} is not valid TOML", path.display())))?;
+        use crate::commands::catalogue::{model_table, save_user_config, user_config_doc};
+        let mut doc = user_config_doc(app)?;
         for outcome in outcomes {
             let Some(pricing) = &outcome.new else {
                 continue;
@@ -304,24 +301,14 @@ pub(crate) mod refresh {
             let parsed: toml_edit::DocumentMut = rendered
                 .parse()
                 .map_err(|_| CliError::Usage("could not write a price".into()))?;
-            let Some(item) = parsed.get("pricing").cloned() else {
-                continue;
-            };
-            let profile = doc.entry("default").or_insert(toml_edit::table());
-            let models = profile
-                .as_table_like_mut()
-                .map(|t| t.entry("models").or_insert(toml_edit::table()));
-            if let Some(model) = models
-                .and_then(|m| m.as_table_like_mut())
-                .map(|m| m.entry(&outcome.key).or_insert(toml_edit::table()))
-                && let Some(table) = model.as_table_like_mut()
-            {
+            if let (Some(item), Some(table)) = (
+                parsed.get("pricing").cloned(),
+                model_table(&mut doc, &outcome.key),
+            ) {
                 table.insert("pricing", item);
             }
         }
-        acgs_storage::ensure_private_dir(&app.loaded.paths.config_dir)?;
-        acgs_storage::replace_keeping_mode(&path, doc.to_string().as_bytes(), 0o600)?;
-        Ok(())
+        save_user_config(app, &doc)
     }
 
     fn report(app: &App, outcomes: &[Outcome]) -> CmdResult {

@@ -103,8 +103,10 @@ pub(super) const fn outputs_of(task: TaskKind) -> &'static [OutputKind] {
         | TaskKind::ImageToVideo
         | TaskKind::Avatar
         | TaskKind::UpscaleVideo
-        | TaskKind::EditVideo => &[OutputKind::Video],
-        TaskKind::TextToSpeech => &[OutputKind::Audio],
+        | TaskKind::EditVideo
+        | TaskKind::VideoToVideo
+        | TaskKind::AddSound => &[OutputKind::Video],
+        TaskKind::TextToSpeech | TaskKind::TextToAudio => &[OutputKind::Audio],
         TaskKind::SpeechToText => &[OutputKind::Text, OutputKind::Transcript, OutputKind::Srt],
         TaskKind::TextGeneration => &[OutputKind::Text, OutputKind::Items],
         TaskKind::ImageUnderstanding | TaskKind::VideoUnderstanding => &[OutputKind::Text],
