@@ -15,6 +15,7 @@ mod catalogue;
 mod checks;
 mod elevenlabs;
 mod fal;
+mod families;
 mod films;
 mod gemini;
 mod history;

@@ -72,7 +72,7 @@ pub enum Command {
     /// Generate images from a prompt, or edit images (--edit).
     #[command(after_long_help = crate::examples::IMAGE)]
     Image(ImageArgs),
-    /// Generate a video from a prompt, or animate an image (--image).
+    /// Generate a video from a prompt, animate an image (--image), or edit a video (--video).
     #[command(after_long_help = crate::examples::VIDEO)]
     Video(VideoArgs),
     /// Make a portrait talk: lip-sync to audio, or speak a text.
@@ -90,9 +90,15 @@ pub enum Command {
     /// Describe, read or question an image, a video or a recording.
     #[command(after_long_help = crate::examples::ANALYZE)]
     Analyze(AnalyzeArgs),
-    /// Turn text into speech.
+    /// Turn text into speech, or a script into a dialogue of several voices (--dialogue).
     #[command(after_long_help = crate::examples::SPEECH)]
     Speech(SpeechArgs),
+    /// Make a sound effect, or the sound track of a video (--video).
+    #[command(after_long_help = crate::examples::SOUND)]
+    Sound(SoundArgs),
+    /// Make music from a description.
+    #[command(after_long_help = crate::examples::MUSIC)]
+    Music(MusicArgs),
     /// List the ElevenLabs voices (or, with --models, the speech models and their limits).
     #[command(after_long_help = crate::examples::VOICES)]
     Voices(VoicesArgs),
@@ -162,6 +168,8 @@ impl Command {
             Self::Text(a) => !a.run.dry_run,
             Self::Analyze(a) => !a.run.dry_run,
             Self::Speech(a) => !a.run.dry_run,
+            Self::Sound(a) => !a.run.dry_run,
+            Self::Music(a) => !a.run.dry_run,
             Self::Run(a) => !a.dry_run,
             Self::Resume(_) => true,
             Self::Spend(a) => a.action.is_some(),
@@ -348,10 +356,28 @@ pub struct ImageArgs {
 pub struct VideoArgs {
     /// What should happen in the video.
     pub prompt: String,
-    /// Animate this image (image to video) instead of starting from text.
+    /// Animate this image (image to video) instead of starting from text; with --video, the
+    /// character that moves like the video (motion transfer).
     #[arg(long, value_name = "IMAGE")]
     pub image: Option<PathBuf>,
-    /// Catalogue key (default: kling_2_6_pro from text, kling_2_1 from an image).
+    /// End on this frame: the video moves from --image to it.
+    #[arg(
+        long,
+        value_name = "IMAGE",
+        requires = "image",
+        conflicts_with = "video"
+    )]
+    pub end_image: Option<PathBuf>,
+    /// Edit or restyle this video (video to video), as the prompt says.
+    #[arg(long, value_name = "VIDEO")]
+    pub video: Option<PathBuf>,
+    /// A reference image for the subject (repeat for several): reference to video, or the
+    /// looks of an edit.
+    #[arg(long = "ref", value_name = "IMAGE")]
+    pub refs: Vec<PathBuf>,
+    /// Catalogue key (default: kling_2_6_pro from text, kling_2_1 from an image, kling_o3_pro_edit
+    /// from a video, wan_motion from a video and an image, veo_3_1_fast_flf to an end frame,
+    /// veo_3_1_reference from references).
     #[arg(long, short)]
     pub model: Option<String>,
     /// Length in seconds (one of the model's durations).
@@ -464,9 +490,52 @@ pub struct SpeechArgs {
     #[arg(long, value_name = "PATH")]
     pub file: Option<PathBuf>,
     /// Voice name or id (`acgs voices`; default: Rachel).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "dialogue")]
     pub voice: Option<String>,
+    /// The text is a dialogue: one `Voice: line` per turn, each voice a name or id (default
+    /// model: elevenlabs_dialogue).
+    #[arg(long)]
+    pub dialogue: bool,
     /// Catalogue key (default: elevenlabs_multilingual_v2).
+    #[arg(long, short)]
+    pub model: Option<String>,
+    /// Options of every generating command.
+    #[command(flatten)]
+    pub run: RunOptions,
+}
+
+/// `acgs sound`.
+#[derive(Debug, Args)]
+pub struct SoundArgs {
+    /// The sound wanted.
+    pub prompt: String,
+    /// Make the sound track of this video (default model: mmaudio_v2) instead of a sound effect
+    /// (default model: elevenlabs_sound_effects).
+    #[arg(long, value_name = "VIDEO")]
+    pub video: Option<PathBuf>,
+    /// Length in seconds.
+    #[arg(long, value_name = "SECONDS")]
+    pub duration: Option<String>,
+    /// Catalogue key.
+    #[arg(long, short)]
+    pub model: Option<String>,
+    /// Options of every generating command.
+    #[command(flatten)]
+    pub run: RunOptions,
+}
+
+/// `acgs music`.
+#[derive(Debug, Args)]
+pub struct MusicArgs {
+    /// The song: style, mood, instruments, lyrics.
+    pub prompt: String,
+    /// Length in seconds (default 30).
+    #[arg(long, value_name = "SECONDS")]
+    pub duration: Option<u64>,
+    /// No vocals.
+    #[arg(long)]
+    pub instrumental: bool,
+    /// Catalogue key (default: elevenlabs_music).
     #[arg(long, short)]
     pub model: Option<String>,
     /// Options of every generating command.

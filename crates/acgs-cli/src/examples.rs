@@ -13,7 +13,11 @@ pub(crate) const IMAGE: &str = "Examples:
 pub(crate) const VIDEO: &str = "Examples:
   acgs video \"waves at dusk\" --duration 5
   acgs video \"the camera circles the teapot\" --image still.png --model kling_2_1
-  acgs video \"a slow pan\" --detach          # Ctrl-C leaves the job running; finish it with acgs resume";
+  acgs video \"a slow pan\" --detach          # Ctrl-C leaves the job running; finish it with acgs resume
+  acgs video \"make it snow\" --video clip.mp4                    # video to video
+  acgs video \"she dances\" --video moves.mp4 --image dancer.png   # motion transfer
+  acgs video \"dawn to dusk\" --image dawn.png --end-image dusk.png
+  acgs video \"the two of them at a cafe\" --ref anna.png --ref ben.png";
 
 /// `acgs avatar`.
 pub(crate) const AVATAR: &str = "Examples:
@@ -47,7 +51,18 @@ pub(crate) const ANALYZE: &str = "Examples:
 pub(crate) const SPEECH: &str = "Examples:
   acgs speech \"Hello there.\" --voice Rachel
   acgs speech --file script.txt --model elevenlabs_multilingual_v2
-  echo \"Read from stdin.\" | acgs speech";
+  echo \"Read from stdin.\" | acgs speech
+  acgs speech --dialogue --file scene.txt     # lines like `Rachel: Where were you?`";
+
+/// `acgs sound`.
+pub(crate) const SOUND: &str = "Examples:
+  acgs sound \"a door creaks open, then slams\" --duration 4
+  acgs sound \"rain on a tin roof, distant thunder\" --video storm.mp4";
+
+/// `acgs music`.
+pub(crate) const MUSIC: &str = "Examples:
+  acgs music \"a calm lo-fi beat for studying\" --duration 60 --instrumental
+  acgs music \"an upbeat jingle about tea\" --dry-run";
 
 /// `acgs voices`.
 pub(crate) const VOICES: &str = "Examples:
@@ -131,7 +146,7 @@ pub(crate) const MCP: &str = "Examples:
 
 /// Every example, in the order of the commands.
 #[cfg(test)]
-pub(crate) const ALL: [&str; 22] = [
-    IMAGE, VIDEO, AVATAR, UPSCALE, TRANSCRIBE, TEXT, ANALYZE, SPEECH, VOICES, VALIDATE, ESTIMATE,
-    RUN, INIT, RESUME, RUNS, MODELS, KEYS, GUARD, SPEND, AUDIT, DOCTOR, MCP,
+pub(crate) const ALL: [&str; 24] = [
+    IMAGE, VIDEO, AVATAR, UPSCALE, TRANSCRIBE, TEXT, ANALYZE, SPEECH, SOUND, MUSIC, VOICES,
+    VALIDATE, ESTIMATE, RUN, INIT, RESUME, RUNS, MODELS, KEYS, GUARD, SPEND, AUDIT, DOCTOR, MCP,
 ];

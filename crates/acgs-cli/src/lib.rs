@@ -164,6 +164,8 @@ async fn command(cli: &Cli, app: &App, interrupt: &Interrupt) -> CmdResult {
         Command::Text(args) => commands::text::text(app, args, interrupt).await,
         Command::Analyze(args) => commands::text::analyze(app, args, interrupt).await,
         Command::Speech(args) => commands::speech::speech(app, args, interrupt).await,
+        Command::Sound(args) => commands::speech::sound(app, args, interrupt).await,
+        Command::Music(args) => commands::speech::music(app, args, interrupt).await,
         Command::Voices(args) => commands::speech::voices(app, args).await,
         Command::Resume(args) => commands::resume::resume(app, args, interrupt).await,
         Command::Runs(args) => commands::runs::run(app, args).await,

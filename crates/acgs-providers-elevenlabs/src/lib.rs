@@ -46,7 +46,13 @@ mod tests {
             assert!(model.pricing.is_some(), "{} is priced", model.key);
             if model.task == acgs_core::TaskKind::TextToSpeech {
                 assert!(model.max_text_chars.is_some(), "{}", model.key);
-                assert!(model.params.contains_key("voice"), "{}", model.key);
+                // A dialogue names its voices in the script; speech takes one voice.
+                let dialogue = model.endpoint.starts_with("text-to-dialogue:");
+                assert!(
+                    dialogue || model.params.contains_key("voice"),
+                    "{}",
+                    model.key
+                );
             }
         }
     }

@@ -1,6 +1,6 @@
-//! [`ElevenLabsProvider`]: text-to-speech (long texts split and stitched into one file) and
-//! Scribe speech-to-text (a streamed multipart upload) behind the [`Provider`] trait, plus the
-//! read-only calls behind `acgs voices`.
+//! [`ElevenLabsProvider`]: text-to-speech (long texts split and stitched into one file),
+//! Scribe speech-to-text (a streamed multipart upload), and sound effects, music and dialogue
+//! ([`sound`]) behind the [`Provider`] trait, plus the read-only calls behind `acgs voices`.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -28,6 +28,8 @@ use crate::protocol::{
     ModelInfo, Subscription, VoiceList, classify, detail_message, detail_status, is_voice_id,
     speech_body, split_text,
 };
+
+mod sound;
 
 const NAME: &str = "ElevenLabs";
 /// Where a staged input is referenced until the request that carries it is sent.
@@ -202,7 +204,7 @@ impl ElevenLabsProvider {
                 )
                 .await
                 .map_err(|e| partly_billed(e, i))?;
-            characters += billed_characters(&response, piece);
+            characters += billed_characters(&response, piece.chars().count() as u64);
             saturated |= response.retried.contains(&FailureClass::Saturated);
             request_id = response
                 .header("request-id")
@@ -280,12 +282,13 @@ impl ElevenLabsProvider {
     }
 }
 
-/// Characters billed for a piece: `character-cost`, else `x-character-count`, else its length.
-fn billed_characters(response: &acgs_http::HttpResponse, piece: &str) -> u64 {
+/// Characters billed for a request: `character-cost`, else `x-character-count`, else the
+/// `counted` characters sent.
+fn billed_characters(response: &acgs_http::HttpResponse, counted: u64) -> u64 {
     ["character-cost", "x-character-count"]
         .iter()
         .find_map(|h| response.header(h)?.trim().parse().ok())
-        .unwrap_or(piece.chars().count() as u64)
+        .unwrap_or(counted)
 }
 
 /// A failure of a piece after the first: the earlier pieces were billed.
@@ -344,6 +347,11 @@ impl Provider for ElevenLabsProvider {
         if request.model.task != TaskKind::TextToSpeech {
             return Ok(Vec::new());
         }
+        // A dialogue's script and voices are checked here, before anything is reserved.
+        if let Some((sound::Api::Dialogue, _)) = sound::api_of(&request.model.endpoint) {
+            let script = request.params.get("text").and_then(Value::as_str);
+            self.dialogue_inputs(script.unwrap_or_default()).await?;
+        }
         // A misspelt voice is found here, before anything is reserved, with suggestions.
         if let Some(voice) = request.params.get("voice").and_then(Value::as_str) {
             self.voice_id(voice).await?;
@@ -375,10 +383,11 @@ impl Provider for ElevenLabsProvider {
 
     async fn submit(&self, request: &Authorized<Request>) -> ProviderResult<Submitted> {
         let req = request.get();
-        let output = match req.model.task {
-            TaskKind::TextToSpeech => self.speak(req).await?,
-            TaskKind::SpeechToText => self.transcribe(req).await?,
-            other => {
+        let output = match (sound::api_of(&req.model.endpoint), req.model.task) {
+            (Some((api, model_id)), _) => self.generate_audio(req, api, model_id).await?,
+            (None, TaskKind::TextToSpeech) => self.speak(req).await?,
+            (None, TaskKind::SpeechToText) => self.transcribe(req).await?,
+            (None, other) => {
                 return Err(ProviderError::new(
                     FailureClass::Other,
                     "model.wrong_task",

@@ -130,7 +130,10 @@ impl FakeElevenLabs {
                     || p == "/v1/voices"
                     || p == "/v1/models"
                     || p == "/v1/user/subscription"
-                    || p == "/v1/speech-to-text")
+                    || p == "/v1/speech-to-text"
+                    || p == "/v1/sound-generation"
+                    || p == "/v1/music"
+                    || p == "/v1/text-to-dialogue")
             })
             .map(|r| format!("{} {}", r.method, r.url.path()))
             .collect()
@@ -183,6 +186,7 @@ impl FakeElevenLabsBuilder {
         self.mount_failures(&server).await;
         self.mount_reads(&server).await;
         mount_speech(&server).await;
+        mount_audio_apis(&server).await;
         Mock::given(method("POST"))
             .and(path("/v1/speech-to-text"))
             .and(Multipart)
@@ -319,6 +323,72 @@ async fn mount_speech(server: &MockServer) {
                 .insert_header("character-cost", chars.to_string().as_str())
                 .insert_header("x-character-count", chars.to_string().as_str())
                 .set_body_bytes(mp3_for(chars))
+        })
+        .with_priority(5)
+        .mount(server)
+        .await;
+}
+
+/// Sound effects (`text`, `duration_seconds` 0.5–30), music (`prompt` or `composition_plan`,
+/// never both; `music_length_ms` 3,000–600,000) and dialogue (`inputs` of known voices): MP3
+/// bytes, with `character-cost` where ElevenLabs counts characters; a bad body is a 422.
+async fn mount_audio_apis(server: &MockServer) {
+    let known = |id: &str| matches!(id, RACHEL | "pNInz6obpgDQGcFmaJgB" | "Zl7nCustomVoice00001");
+    Mock::given(method("POST"))
+        .and(path_regex(
+            r"^/v1/(sound-generation|music|text-to-dialogue)$",
+        ))
+        .respond_with(move |req: &Request| {
+            let Ok(body) = serde_json::from_slice::<Value>(&req.body) else {
+                return json(422, render("elevenlabs_error_422.json", &[]));
+            };
+            let in_range = |name: &str, low: f64, high: f64| {
+                body.get(name)
+                    .is_none_or(|v| v.as_f64().is_some_and(|n| (low..=high).contains(&n)))
+            };
+            let (ok, chars) = match req.url.path() {
+                "/v1/sound-generation" => (
+                    body["text"].is_string() && in_range("duration_seconds", 0.5, 30.0),
+                    body["text"].as_str().map_or(0, |t| t.chars().count()),
+                ),
+                "/v1/music" => (
+                    body["prompt"].is_string() != body["composition_plan"].is_object()
+                        && in_range("music_length_ms", 3000.0, 600_000.0),
+                    0,
+                ),
+                _ => {
+                    let inputs = body["inputs"].as_array().cloned().unwrap_or_default();
+                    if let Some(bad) = inputs
+                        .iter()
+                        .find(|i| !known(i["voice_id"].as_str().unwrap_or_default()))
+                    {
+                        return error(
+                            404,
+                            "voice_not_found",
+                            &format!(
+                                "A voice with the voice_id {} was not found.",
+                                bad["voice_id"]
+                            ),
+                        );
+                    }
+                    let chars = inputs
+                        .iter()
+                        .map(|i| i["text"].as_str().map_or(0, |t| t.chars().count()))
+                        .sum();
+                    (!inputs.is_empty(), chars)
+                }
+            };
+            if !ok {
+                return json(422, render("elevenlabs_error_422.json", &[]));
+            }
+            let mut answer = ResponseTemplate::new(200)
+                .insert_header("content-type", "audio/mpeg")
+                .insert_header("request-id", "req-audio-0001")
+                .set_body_bytes(mp3_for(chars.max(40)));
+            if chars > 0 {
+                answer = answer.insert_header("character-cost", chars.to_string().as_str());
+            }
+            answer
         })
         .with_priority(5)
         .mount(server)

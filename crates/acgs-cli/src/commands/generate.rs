@@ -106,23 +106,44 @@ pub(crate) async fn image(app: &App, args: &ImageArgs, interrupt: &Interrupt) ->
     execute(app, request, args.run.dry_run, interrupt).await
 }
 
-/// `acgs video`.
+/// `acgs video`: from text, an image, two frames, references, or a video (edit, or motion
+/// transfer with an image).
 pub(crate) async fn video(app: &App, args: &VideoArgs, interrupt: &Interrupt) -> CmdResult {
-    let task = match args.image {
-        Some(_) => TaskKind::ImageToVideo,
-        None => TaskKind::TextToVideo,
+    let (task, purpose) = match (
+        &args.video,
+        &args.image,
+        &args.end_image,
+        args.refs.is_empty(),
+    ) {
+        (Some(_), Some(_), _, _) => (TaskKind::VideoToVideo, "video_to_video:image"),
+        (Some(_), None, _, _) => (TaskKind::VideoToVideo, "video_to_video"),
+        (None, Some(_), Some(_), _) => (TaskKind::ImageToVideo, "image_to_video:end_image"),
+        (None, Some(_), None, _) => (TaskKind::ImageToVideo, "image_to_video"),
+        (None, None, _, false) => (TaskKind::ImageToVideo, "image_to_video:reference"),
+        (None, None, _, true) => (TaskKind::TextToVideo, "text_to_video"),
     };
-    let model = model_for(app, args.model.as_ref(), task.as_str())?;
+    let model = model_for(app, args.model.as_ref(), purpose)?;
     let mut request = base(model, vec![task], &args.run);
     request.texts = texts(&[
         ("prompt", Some(&args.prompt)),
         ("negative_prompt", args.negative_prompt.as_ref()),
     ]);
     let model = app.catalog.resolve(&request.model)?;
+    let files = [("video", &args.video), ("end_image", &args.end_image)];
+    for (flag, path) in files {
+        if let Some(path) = path {
+            request.inputs.push((flag.to_owned(), path.clone()));
+        }
+    }
     if let Some(image) = &args.image {
         request
             .inputs
             .push((image_flag(&model).to_owned(), image.clone()));
+    }
+    for reference in &args.refs {
+        request
+            .inputs
+            .push(("images".to_owned(), reference.clone()));
     }
     if let Some(seconds) = args.duration {
         request

@@ -1,4 +1,5 @@
-//! `acgs speech` and `acgs voices`: ElevenLabs speech, and the voices and models to choose from.
+//! `acgs speech`, `acgs sound`, `acgs music` and `acgs voices`: speech and dialogue, sound
+//! effects and sound tracks, music, and the voices and models to choose from.
 
 use acgs_core::TaskKind;
 use acgs_engine::Interrupt;
@@ -7,18 +8,63 @@ use serde_json::json;
 use super::generate::{base, execute, model_for, texts};
 use super::models::aligned;
 use crate::app::App;
-use crate::cli::{SpeechArgs, VoicesArgs};
+use crate::cli::{MusicArgs, SoundArgs, SpeechArgs, VoicesArgs};
 use crate::failure::{CliError, CmdResult};
 use crate::ui::printable;
 
 /// `acgs speech`.
 pub(crate) async fn speech(app: &App, args: &SpeechArgs, interrupt: &Interrupt) -> CmdResult {
     let text = super::text_argument(args.text.as_ref(), args.file.as_deref())?;
-    let model = model_for(app, args.model.as_ref(), TaskKind::TextToSpeech.as_str())?;
+    let purpose = if args.dialogue {
+        "text_to_speech:dialogue"
+    } else {
+        TaskKind::TextToSpeech.as_str()
+    };
+    let model = model_for(app, args.model.as_ref(), purpose)?;
     let mut request = base(model, vec![TaskKind::TextToSpeech], &args.run);
     request.texts = texts(&[("text", Some(&text))]);
     if let Some(voice) = &args.voice {
         request.params.push(("voice".into(), voice.clone()));
+    }
+    execute(app, request, args.run.dry_run, interrupt).await
+}
+
+/// `acgs sound`: a sound effect, or with `--video` the sound track of a video.
+pub(crate) async fn sound(app: &App, args: &SoundArgs, interrupt: &Interrupt) -> CmdResult {
+    let (purpose, task, length) = match args.video {
+        Some(_) => ("add_sound", TaskKind::AddSound, "duration"),
+        None => (
+            "text_to_audio:sound",
+            TaskKind::TextToAudio,
+            "duration_seconds",
+        ),
+    };
+    let model = model_for(app, args.model.as_ref(), purpose)?;
+    let mut request = base(model, vec![task], &args.run);
+    request.texts = texts(&[("prompt", Some(&args.prompt))]);
+    if let Some(video) = &args.video {
+        request.inputs.push(("video".into(), video.clone()));
+    }
+    if let Some(seconds) = &args.duration {
+        request.params.push((length.into(), seconds.clone()));
+    }
+    execute(app, request, args.run.dry_run, interrupt).await
+}
+
+/// `acgs music`.
+pub(crate) async fn music(app: &App, args: &MusicArgs, interrupt: &Interrupt) -> CmdResult {
+    let model = model_for(app, args.model.as_ref(), "text_to_audio:music")?;
+    let mut request = base(model, vec![TaskKind::TextToAudio], &args.run);
+    request.texts = texts(&[("prompt", Some(&args.prompt))]);
+    if let Some(seconds) = args.duration {
+        request
+            .params
+            .push(("duration".into(), seconds.to_string()));
+    }
+    if args.instrumental {
+        request
+            .params
+            .push(("force_instrumental".into(), "true".into()));
     }
     execute(app, request, args.run.dry_run, interrupt).await
 }

@@ -147,6 +147,9 @@ pub(crate) struct StepSpec {
     /// One image.
     #[serde(default)]
     pub image: Option<Spanned<String>>,
+    /// The last frame, for models that move from `image` to it.
+    #[serde(default)]
+    pub end_image: Option<Spanned<String>>,
     /// Several images: a list, or one reference to a whole list.
     #[serde(default)]
     pub images: Option<Spanned<OneOrMany>>,
@@ -206,7 +209,7 @@ fn entries(field: &Spanned<OneOrMany>) -> Vec<Spanned<String>> {
 /// The text step keys, in the order they are read.
 pub(crate) const TEXT_KEYS: [&str; 5] = ["prompt", "negative_prompt", "text", "system", "question"];
 /// The single-file media step keys.
-pub(crate) const MEDIA_KEYS: [&str; 3] = ["image", "video", "audio"];
+pub(crate) const MEDIA_KEYS: [&str; 4] = ["image", "end_image", "video", "audio"];
 
 impl StepSpec {
     /// The text fields that are set, by step key.
@@ -231,7 +234,7 @@ impl StepSpec {
     pub(crate) fn media(&self) -> Vec<(&'static str, Spanned<String>)> {
         let mut out: Vec<(&'static str, Spanned<String>)> = MEDIA_KEYS
             .into_iter()
-            .zip([&self.image, &self.video, &self.audio])
+            .zip([&self.image, &self.end_image, &self.video, &self.audio])
             .filter_map(|(k, v)| Some((k, v.clone()?)))
             .collect();
         for (key, list) in [("images", &self.images), ("videos", &self.videos)] {
