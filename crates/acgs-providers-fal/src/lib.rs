@@ -21,7 +21,7 @@ use acgs_core::{Error, ProviderId};
 
 pub use models_api::{Listing, Metadata};
 pub use platform::Platform;
-pub use pricing_api::{PriceRefresh, PricingApi};
+pub use pricing_api::{ListedPrice, PriceRefresh, PricingApi};
 pub use provider::FalProvider;
 
 /// fal's base URL `name` from `[providers.fal]`.

@@ -12,7 +12,6 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 use crate::platform::Platform;
-use crate::schema_map::ListedPrice;
 
 #[derive(Deserialize)]
 struct Prices {
@@ -26,6 +25,15 @@ struct Price {
     unit: String,
     #[serde(default)]
     currency: Option<String>,
+}
+
+/// The price fal's pricing API lists for an endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedPrice {
+    /// fal's unit, free text (`image`, `megapixels`, `second`, …).
+    pub unit: String,
+    /// Dollars per unit, signed as listed.
+    pub unit_price: Usd,
 }
 
 /// What the pricing API says of one catalogue entry.

@@ -24,6 +24,7 @@ use acgs_core::{MediaKind, ProviderId, TaskKind, Usd};
 use serde_json::{Map, Value};
 
 use crate::models_api::Listing;
+use crate::pricing_api::{ListedPrice, unit_of};
 
 /// Most JSON values in one endpoint's OpenAPI document.
 pub const MAX_NODES: usize = 20_000;
@@ -66,15 +67,6 @@ impl Mark {
             _ => return None,
         })
     }
-}
-
-/// The price fal's pricing API lists for an endpoint.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ListedPrice {
-    /// fal's unit, free text (`image`, `megapixels`, `second`, …).
-    pub unit: String,
-    /// Dollars per unit.
-    pub unit_price: Usd,
 }
 
 /// Everything [`map_entry`] reads.
@@ -673,7 +665,7 @@ fn price(
     if listed.unit_price <= Usd::ZERO {
         return Err("its listed price is zero or less".into());
     }
-    let unit = crate::pricing_api::unit_of(&listed.unit).ok_or_else(|| {
+    let unit = unit_of(&listed.unit).ok_or_else(|| {
         format!(
             "fal prices it per `{}`, a unit acgs cannot estimate",
             clip(&listed.unit)
