@@ -257,3 +257,67 @@ async fn hostile_or_unmappable_schemas_are_refused_with_nothing_written() {
         taken.stderr
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reconcile_reports_drift_per_model_from_fal_billing_events() {
+    let platform = platform_fake().await;
+    let queue = FakeFal::builder("fal-ai/flux/dev").start().await;
+    let mut sb = sandbox(&platform, &queue);
+    let run = ok(&sb.run(&["--json", "image", "a fox", "--yes"]).await);
+    let rows = super::ledger_rows(&sb).await;
+    let Some(acgs_core::job::JobRef::Queue { request_id }) =
+        rows[0].job.as_ref().map(|j| j.job.clone())
+    else {
+        panic!("a queue job: {rows:?}");
+    };
+    let settled = run["actual"].as_str().expect("settled").to_owned();
+    let today = jiff::Zoned::now().date().to_string();
+    let denied = sb.run(&["spend", "reconcile", "--since", &today]).await;
+    assert_eq!(
+        denied.code,
+        Some(5),
+        "an ordinary key gets 403: {}",
+        denied.stderr
+    );
+    // fal billed a cent more than the ledger settled.
+    let settled_micros = acgs_core::Usd::parse(&settled).expect("usd").micros();
+    platform.bill(
+        &request_id,
+        "fal-ai/flux/dev",
+        2.0,
+        0.025,
+        settled_micros + 10_000,
+    );
+    sb.set_env("FAL_ADMIN_KEY", platform::ADMIN_KEY);
+    let report = ok(&sb
+        .run(&["--json", "spend", "reconcile", "--since", &today])
+        .await);
+    let model = &report["models"][0];
+    assert_eq!(
+        (model["model"].as_str(), model["requests"].as_u64()),
+        (Some("flux_dev"), Some(1)),
+        "{report}"
+    );
+    assert_eq!(model["drift"], "+$0.01", "{report}");
+    let audit = fs_err::read_to_string(sb.state().join("audit.jsonl")).expect("audit");
+    let entry = audit
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("json"))
+        .find(|e| e["operation"] == "spend.reconcile")
+        .expect("a reconcile entry");
+    assert_eq!(
+        (entry["code"].as_str(), entry["model"].as_str()),
+        (Some("spend.drift"), Some("flux_dev"))
+    );
+    assert!(
+        !audit.contains(platform::ADMIN_KEY),
+        "the admin key is never written"
+    );
+    let asked = platform.requests().await;
+    assert!(
+        asked
+            .iter()
+            .any(|r| r.contains(&format!("request_id={request_id}"))),
+        "{asked:?}"
+    );
+}

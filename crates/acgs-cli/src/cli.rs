@@ -205,6 +205,13 @@ pub enum SpendAction {
         /// `RUN_ID/STEP`, e.g. `20261127T210555Z-a1b2c3/main`.
         target: String,
     },
+    /// Compare the fal requests settled since DATE with what fal billed for each (its billing
+    /// events; an ADMIN-scoped key in FAL_ADMIN_KEY), per model; recorded in the audit log.
+    Reconcile {
+        /// The first day (YYYY-MM-DD).
+        #[arg(long, value_name = "DATE")]
+        since: String,
+    },
 }
 
 /// What `acgs spend --by` groups by.

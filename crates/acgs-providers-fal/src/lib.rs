@@ -8,6 +8,7 @@
 //!
 //! The catalogue ([`catalog`]) is data: `catalog.toml`, compiled in.
 
+mod billing_api;
 mod models_api;
 mod platform;
 mod pricing_api;
@@ -19,6 +20,7 @@ pub mod upload;
 use acgs_core::catalog::Catalog;
 use acgs_core::{Error, ProviderId};
 
+pub use billing_api::BillingEvent;
 pub use models_api::{Listing, Metadata};
 pub use platform::Platform;
 pub use pricing_api::{ListedPrice, PriceRefresh, PricingApi};

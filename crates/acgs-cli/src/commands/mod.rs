@@ -12,6 +12,7 @@ pub(crate) mod manual;
 pub(crate) mod mcp;
 pub(crate) mod models;
 pub(crate) mod pipeline;
+pub(crate) mod reconcile;
 pub(crate) mod resume;
 pub(crate) mod runs;
 pub(crate) mod speech;

@@ -55,8 +55,10 @@ fn day_minus(day: &str, days: i64) -> Result<String, CliError> {
 
 /// Run `acgs spend`.
 pub(crate) async fn run(app: &App, args: &SpendArgs) -> CmdResult {
-    if let Some(SpendAction::Abandon { target }) = &args.action {
-        return abandon(app, target).await;
+    match &args.action {
+        Some(SpendAction::Abandon { target }) => return abandon(app, target).await,
+        Some(SpendAction::Reconcile { since }) => return super::reconcile::run(app, since).await,
+        None => {}
     }
     let ledger = app.ledger().await?;
     let cost = acgs_engine::effective_limits(

@@ -1,0 +1,98 @@
+//! fal's billing events (`GET /v1/models/billing-events`, ADMIN-scoped key): what each request
+//! was billed, looked up by request id, for `acgs spend reconcile`.
+
+use acgs_core::Usd;
+use acgs_core::provider::ProviderResult;
+use serde::Deserialize;
+
+use crate::platform::Platform;
+
+/// Most request ids fal takes in one lookup.
+const IDS_PER_CALL: usize = 50;
+/// Most pages read for one batch of ids.
+const MAX_PAGES: usize = 20;
+/// Most bytes read of one page.
+const PAGE_CAP: u64 = 8 * 1024 * 1024;
+
+/// What fal billed for one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BillingEvent {
+    /// The queue request id.
+    pub request_id: String,
+    /// The endpoint billed.
+    pub endpoint_id: String,
+    /// The total after discounts, in whole micro-dollars (rounded half up from nano-dollars).
+    pub cost: Usd,
+}
+
+#[derive(Deserialize)]
+struct Page {
+    billing_events: Vec<RawEvent>,
+    #[serde(default)]
+    next_cursor: Option<String>,
+    #[serde(default)]
+    has_more: bool,
+}
+
+#[derive(Deserialize)]
+struct RawEvent {
+    request_id: String,
+    endpoint_id: String,
+    #[serde(default)]
+    cost_estimate_nano_usd: Option<serde_json::Number>,
+    #[serde(default)]
+    cost_total: Option<serde_json::Number>,
+}
+
+impl RawEvent {
+    /// The cost from its integer nano-dollars when given, else its decimal total; an event
+    /// with neither, or a negative one, is left out rather than read as free.
+    fn into_event(self) -> Option<BillingEvent> {
+        let cost = match (self.cost_estimate_nano_usd, self.cost_total) {
+            (Some(nano), _) => {
+                let nano = nano.as_i64()?;
+                Usd::from_micros(nano.checked_add(500)?.div_euclid(1000))
+            }
+            (None, Some(total)) => Usd::parse(&total.to_string()).ok()?,
+            (None, None) => return None,
+        };
+        (cost >= Usd::ZERO).then_some(BillingEvent {
+            request_id: self.request_id,
+            endpoint_id: self.endpoint_id,
+            cost,
+        })
+    }
+}
+
+impl Platform {
+    /// The billing events of `request_ids` from `start` (a date, `YYYY-MM-DD`); requests fal has
+    /// not billed yet are missing from the answer.
+    pub async fn billing_events(
+        &self,
+        request_ids: &[String],
+        start: &str,
+    ) -> ProviderResult<Vec<BillingEvent>> {
+        let mut events = Vec::new();
+        for batch in request_ids.chunks(IDS_PER_CALL) {
+            let mut cursor: Option<String> = None;
+            for _ in 0..MAX_PAGES {
+                let mut query: Vec<(&str, &str)> = vec![("start", start), ("limit", "1000")];
+                query.extend(batch.iter().map(|id| ("request_id", id.as_str())));
+                if let Some(cursor) = &cursor {
+                    query.push(("cursor", cursor));
+                }
+                let page: Page = self.get("models/billing-events", &query, PAGE_CAP).await?;
+                events.extend(
+                    page.billing_events
+                        .into_iter()
+                        .filter_map(RawEvent::into_event),
+                );
+                match page.next_cursor.filter(|_| page.has_more) {
+                    Some(next) => cursor = Some(next),
+                    None => break,
+                }
+            }
+        }
+        Ok(events)
+    }
+}
