@@ -54,6 +54,8 @@ async fn a_killed_video_job_is_finished_by_resume_without_a_second_submit() {
         .start()
         .await;
     let sb = sandbox_for(&fake);
+    // An unverified price, so that the worst case carries the margin a cancel must not charge.
+    sb.user_config("[default.models.kling_2_6_pro.pricing]\nunit = \"second\"\nrate = \"0.07\"\nquantity_param = \"duration\"\npriced_on = 2026-12-06\nsource = \"a test's own\"\nverified = false\n");
     let child = sb
         .command(&["video", "a slow orbit around a teapot", "--yes"])
         .spawn()
@@ -98,6 +100,8 @@ async fn a_cancelled_video_is_charged_once_and_one_resume_finishes_the_run() {
         .start()
         .await;
     let sb = sandbox_for(&fake);
+    // An unverified price, so that the worst case carries the margin a cancel must not charge.
+    sb.user_config("[default.models.kling_2_6_pro.pricing]\nunit = \"second\"\nrate = \"0.07\"\nquantity_param = \"duration\"\npriced_on = 2026-12-06\nsource = \"a test's own\"\nverified = false\n");
     let child = sb
         .command(&["video", "a slow orbit around a teapot", "--yes"])
         .spawn()
@@ -222,7 +226,7 @@ async fn every_command_runs_through_the_fake() {
             "--yes",
         ])
         .await);
-    assert_eq!(doc["estimate"], "1.00", "10 s × $0.05 × 2.0 margin");
+    assert_eq!(doc["estimate"], "0.56", "10 s × $0.056, verified");
     assert_eq!(video.uploads().len(), 1, "the still went to the CDN");
     assert_eq!(
         video.queue_requests().await.len(),
@@ -240,7 +244,7 @@ async fn every_command_runs_through_the_fake() {
     let doc = ok(&sb
         .run(&["--json", "avatar", &face, "--audio", &voice, "--yes"])
         .await);
-    assert_eq!(doc["estimate"], "1.28", "4 s × $0.16 × 2.0");
+    assert_eq!(doc["estimate"], "0.64", "4 s × $0.16, verified");
     assert_eq!(doc["actual"], "0.80", "5 s reported × $0.16");
     let submit = avatar
         .requests()
@@ -321,7 +325,7 @@ async fn every_command_runs_through_the_fake() {
     let clip = write(&sb, "clip.mp4", &mp4(7, 300_000));
     let doc = ok(&sb.run(&["--json", "upscale", &clip, "--yes"]).await);
     assert_eq!(doc["model"], "topaz");
-    assert_eq!(doc["estimate"], "1.40", "7 s of input × $0.10 × 2.0");
+    assert_eq!(doc["estimate"], "1.12", "7 s of input × $0.16, verified");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -520,15 +524,15 @@ async fn refreshed_prices_change_the_estimate_and_unverified_ones_keep_their_mar
     assert!(!config.contains(FAL_KEY));
 }
 
-/// Estimates against prices worked out by hand from shared/reference/models.md and the catalogue
-/// (unverified prices carry the default ×2 margin).
+/// Estimates against prices worked out by hand from the catalogue's sources (every model here
+/// has a verified price, so none carries the unverified margin).
 #[tokio::test(flavor = "multi_thread")]
 async fn dry_run_estimates_match_hand_computed_prices() {
     let sb = Sandbox::new();
     let face = write(&sb, "face.png", &png(1024, 1024, 2000));
     let voice = write(&sb, "voice.wav", &wav(12));
     let cases: Vec<(Vec<&str>, &str)> = vec![
-        (vec!["video", "x", "--duration", "10"], "2.80"),
+        (vec!["video", "x", "--duration", "10"], "1.40"),
         (vec!["video", "x", "--model", "veo3"], "3.20"),
         (
             vec![
@@ -543,7 +547,7 @@ async fn dry_run_estimates_match_hand_computed_prices() {
         ),
         (
             vec!["video", "x", "--model", "kling_3_pro", "--duration", "15"],
-            "6.72",
+            "3.36",
         ),
         (
             vec![
@@ -558,11 +562,11 @@ async fn dry_run_estimates_match_hand_computed_prices() {
                 "--param",
                 "resolution=720p",
             ],
-            "4.80",
+            "2.40",
         ),
         (
             vec!["video", "x", "--model", "veo3_fast", "--duration", "4"],
-            "1.20",
+            "0.60",
         ),
         (
             vec!["image", "x", "--param", "image_size=square_hd", "-n", "2"],
@@ -578,13 +582,13 @@ async fn dry_run_estimates_match_hand_computed_prices() {
                 "--param",
                 "resolution=4K",
             ],
-            "0.60",
+            "0.30",
         ),
         (
             vec!["image", "x", "--edit", &face, "--model", "photon"],
-            "0.076",
+            "0.01",
         ),
-        (vec!["avatar", &face, "--audio", &voice], "3.84"),
+        (vec!["avatar", &face, "--audio", &voice], "1.92"),
         (
             vec![
                 "avatar",
@@ -596,9 +600,9 @@ async fn dry_run_estimates_match_hand_computed_prices() {
                 "--param",
                 "resolution=480p",
             ],
-            "1.92",
+            "0.96",
         ),
-        (vec!["transcribe", &voice], "0.016"),
+        (vec!["transcribe", &voice], "0.008"),
     ];
     for (mut args, expected) in cases {
         args.push("--dry-run");
@@ -620,6 +624,8 @@ async fn detach_leaves_the_job_running_for_resume() {
         .start()
         .await;
     let sb = sandbox_for(&fake);
+    // An unverified price, so that the worst case carries the margin a cancel must not charge.
+    sb.user_config("[default.models.kling_2_6_pro.pricing]\nunit = \"second\"\nrate = \"0.07\"\nquantity_param = \"duration\"\npriced_on = 2026-12-06\nsource = \"a test's own\"\nverified = false\n");
     let child = sb
         .command(&["video", "a teapot", "--detach", "--yes"])
         .spawn()

@@ -187,7 +187,7 @@ async fn veo_runs_as_an_operation_and_its_media_host_never_sees_the_key() {
         ])
         .await);
     assert_eq!(doc["outputs"][0]["content_type"], "video/mp4");
-    assert_eq!(doc["estimate"], "3.20", "4 s × $0.40 × 2.0 margin");
+    assert_eq!(doc["estimate"], "1.60", "4 s × $0.40, verified");
     assert_eq!(doc["actual"], "1.60", "4 s × $0.40, the duration asked for");
     assert_eq!(
         fake.submitted_bodies().await[0]["parameters"]["durationSeconds"],

@@ -128,7 +128,7 @@ pub(crate) const SPEND: &str = "Examples:
   acgs spend
   acgs spend --since 2026-12-01 --by model
   acgs spend abandon 20261127T210555Z-a1b2c3/main
-  FAL_ADMIN_KEY=… acgs spend reconcile --since 2026-12-01   # fal's billed amounts beside the ledger's";
+  acgs spend reconcile --since 2026-12-01    # fal's billed amounts beside the ledger's (FAL_ADMIN_KEY)";
 
 /// `acgs audit`.
 pub(crate) const AUDIT: &str = "Examples:

@@ -51,6 +51,29 @@ pub fn catalog() -> Result<Catalog, Error> {
 #[cfg(test)]
 mod tests {
     #[test]
+    fn at_least_four_in_five_prices_are_checked_against_fal_itself() {
+        let catalog = super::catalog().expect("valid catalogue");
+        let priced: Vec<_> = catalog
+            .models()
+            .filter_map(|m| m.pricing.as_ref())
+            .collect();
+        let verified: Vec<_> = priced.iter().filter(|p| p.verified).collect();
+        assert!(
+            verified.len() * 5 >= priced.len() * 4,
+            "{} of {}",
+            verified.len(),
+            priced.len()
+        );
+        for p in verified {
+            assert!(
+                p.source.contains("fal"),
+                "a verified price names fal's text: {}",
+                p.source
+            );
+        }
+    }
+
+    #[test]
     fn the_catalogue_parses_and_keeps_safety_checkers_on() {
         let catalog = super::catalog().expect("valid catalogue");
         for key in [

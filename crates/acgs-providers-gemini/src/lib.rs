@@ -73,11 +73,16 @@ mod tests {
         for model in catalog.models() {
             let pricing = model.pricing.as_ref().expect("every model is priced");
             assert!(
-                !pricing.verified,
-                "{}: no primary source was read",
+                !pricing.verified || pricing.source.starts_with("ai.google.dev/"),
+                "{}: a verified price names Google's pricing page",
                 model.key
             );
             if pricing.unit == PriceUnit::MillionTokens {
+                assert!(
+                    pricing.input_rate.is_some_and(|input| input < pricing.rate),
+                    "{}: input tokens have their own, lower rate",
+                    model.key
+                );
                 for bound in ["max_output_tokens", "thinking_budget"] {
                     assert!(
                         model.params.get(bound).is_some_and(|p| p.default.is_some()),

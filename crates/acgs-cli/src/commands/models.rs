@@ -59,6 +59,31 @@ fn show(catalog: &acgs_core::Catalog, key: &str, ui: &Ui) -> CmdResult {
     ui.result_text(&text).map_err(|e| CliError::from(e).into())
 }
 
+/// Per provider of `models`: how many are priced, how many of those prices were checked
+/// against the provider's own page or API, and that share in whole percent (rounded down).
+fn verified_share(models: &[&ModelSpec]) -> serde_json::Value {
+    let mut share = serde_json::Map::new();
+    for provider in ProviderId::ALL {
+        let priced: Vec<&ModelSpec> = models
+            .iter()
+            .copied()
+            .filter(|m| m.provider == provider && m.pricing.is_some())
+            .collect();
+        if priced.is_empty() {
+            continue;
+        }
+        let verified = priced
+            .iter()
+            .filter(|m| m.pricing.as_ref().is_some_and(|p| p.verified))
+            .count();
+        share.insert(
+            provider.to_string(),
+            json!({"priced": priced.len(), "verified": verified, "percent": verified * 100 / priced.len()}),
+        );
+    }
+    serde_json::Value::Object(share)
+}
+
 /// A model's price in one line: rate, unit, tiers, and where it came from.
 fn price_line(model: &ModelSpec) -> String {
     let Some(p) = &model.pricing else {
@@ -155,8 +180,12 @@ pub(crate) fn run(
         .collect();
     if ui.json {
         let list: Vec<_> = models.iter().map(|m| json!(m)).collect();
-        ui.result_json(&json!({ "unverified_price_margin": format!("{}.{:03}", margin_permille / 1000, margin_permille % 1000), "models": list }))
-            .map_err(CliError::from)?;
+        ui.result_json(&json!({
+            "unverified_price_margin": format!("{}.{:03}", margin_permille / 1000, margin_permille % 1000),
+            "verified_prices": verified_share(&models),
+            "models": list,
+        }))
+        .map_err(CliError::from)?;
         return Ok(());
     }
     let mut rows = vec![["MODEL", "PROVIDER", "TASK", "PRICE", "PRICED ON"].map(str::to_owned)];
