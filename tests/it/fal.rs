@@ -54,8 +54,6 @@ async fn a_killed_video_job_is_finished_by_resume_without_a_second_submit() {
         .start()
         .await;
     let sb = sandbox_for(&fake);
-    // An unverified price, so that the worst case carries the margin a cancel must not charge.
-    sb.user_config("[default.models.kling_2_6_pro.pricing]\nunit = \"second\"\nrate = \"0.07\"\nquantity_param = \"duration\"\npriced_on = 2026-12-06\nsource = \"a test's own\"\nverified = false\n");
     let child = sb
         .command(&["video", "a slow orbit around a teapot", "--yes"])
         .spawn()
@@ -624,8 +622,6 @@ async fn detach_leaves_the_job_running_for_resume() {
         .start()
         .await;
     let sb = sandbox_for(&fake);
-    // An unverified price, so that the worst case carries the margin a cancel must not charge.
-    sb.user_config("[default.models.kling_2_6_pro.pricing]\nunit = \"second\"\nrate = \"0.07\"\nquantity_param = \"duration\"\npriced_on = 2026-12-06\nsource = \"a test's own\"\nverified = false\n");
     let child = sb
         .command(&["video", "a teapot", "--detach", "--yes"])
         .spawn()

@@ -48,6 +48,19 @@ async fn text_prints_the_answer_and_pays_by_usage() {
     assert_eq!(doc["text"], "Dusk.\nThe lamp wakes.");
     // 12 input tokens × $0.30/1M (3.6 µ$ → 4) + 134 output tokens × $2.50/1M (335 µ$).
     assert_eq!(doc["actual"], "0.000339");
+    let settled = audit_lines(&sb)
+        .into_iter()
+        .rfind(|e| e["operation"] == "generate" && e["outcome"] == "success")
+        .expect("the run's audit entry");
+    assert_eq!(
+        settled["quantity"]["billed"], "146",
+        "12 tokens in and 134 out (thinking included), beside the bound asked for: {settled}"
+    );
+    assert!(
+        settled["quantity"]["requested"]
+            .as_u64()
+            .is_some_and(|r| r > 146)
+    );
     let rows = ledger_rows(&sb).await;
     assert_eq!(rows.len(), 2);
     assert!(
