@@ -41,8 +41,9 @@ fn text<'a>(params: &'a Map<String, Value>, name: &str) -> &'a str {
 }
 
 fn bad_script(message: String) -> ProviderError {
+    // A script acgs cannot read is the input's fault, like an unknown voice (exit 2).
     ProviderError::new(
-        FailureClass::Rejected,
+        FailureClass::UnknownName,
         "input.dialogue_script",
         message,
         Charge::Release,
