@@ -83,7 +83,7 @@ async fn an_added_endpoint_runs_guarded_as_a_command_and_a_pipeline_step() {
     assert_eq!(
         more["models"].as_array().map(Vec::len),
         Some(3),
-        "every match: {more}"
+        "every match, over two pages: {more}"
     );
 
     let added = ok(&sb

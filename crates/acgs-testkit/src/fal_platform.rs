@@ -1,6 +1,6 @@
 //! A fake of fal's platform API (reference section E): `GET /v1/models` in its find mode
 //! (repeated `endpoint_id`, `expand=openapi-3.0`, unknown ids left out) and its search mode
-//! (`q`, `limit`, an opaque base64 page `cursor`, `has_more`, `next_cursor`; `is_favorited` is
+//! (`q`, `limit` up to [`PAGE_MAX`], an opaque base64 page `cursor`, `has_more`, `next_cursor`; `is_favorited` is
 //! `null` without a key); `GET /v1/models/pricing` (400 `validation_error` without
 //! `endpoint_id`, 401 `authorization_error` without a key); `GET /v1/models/billing-events`
 //! (403 unless the key is the admin key). Errors use the platform's `{"error": {type, message}}`
@@ -17,6 +17,9 @@ use base64::Engine as _;
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+
+/// The most models one search page holds.
+pub const PAGE_MAX: usize = 2;
 
 /// The key the fake accepts for the admin-only endpoints.
 pub const ADMIN_KEY: &str = "fal-admin-0000:fake-admin-key-for-tests";

@@ -21,6 +21,10 @@ fn show(catalog: &acgs_core::Catalog, key: &str, ui: &Ui) -> CmdResult {
         model.key, model.name, model.provider, model.endpoint, model.task
     );
     text.push_str(&format!("price     {}\n", price_line(&model)));
+    text.push_str(&format!("outputs   {}\n", outputs_line(&model)));
+    if let Some(added) = &model.added {
+        text.push_str(&format!("added     {added}\n"));
+    }
     if !model.default_for.is_empty() {
         text.push_str(&format!("default   for {}\n", model.default_for.join(", ")));
     }
@@ -82,6 +86,18 @@ fn verified_share(models: &[&ModelSpec]) -> serde_json::Value {
         );
     }
     serde_json::Value::Object(share)
+}
+
+/// What one request makes: the kind of file, and how many.
+fn outputs_line(model: &ModelSpec) -> String {
+    let kind = format!("{:?}", model.task.output()).to_lowercase();
+    match &model.count {
+        acgs_core::catalog::CountMode::Param(name) => format!("{kind} files, as many as `{name}`"),
+        acgs_core::catalog::CountMode::Product(names) => {
+            format!("{kind} files, {} of them", names.join(" × "))
+        }
+        acgs_core::catalog::CountMode::Requests => format!("one {kind} file"),
+    }
 }
 
 /// A model's price in one line: rate, unit, tiers, and where it came from.
