@@ -105,14 +105,27 @@ async fn an_added_endpoint_runs_guarded_as_a_command_and_a_pipeline_step() {
     assert_eq!(params["enable_safety_checker"]["kind"], "safety");
     assert_eq!(params["num_inference_steps"]["max"], 50.0);
     let price = &shown["model"]["pricing"];
+    // fal lists one rate, and `resolution` may change it: the estimate keeps the margin.
     assert_eq!(
         (price["rate"].as_str(), price["verified"].as_bool()),
-        (Some("0.04"), Some(true))
+        (Some("0.04"), Some(false))
     );
     let config = fs_err::read_to_string(sb.root().join("config/acgs/config.toml")).expect("config");
     assert!(
         config.contains("# mine") && config.contains("[default.models.ltx2]"),
         "{config}"
+    );
+    let refreshed = ok(&sb.run(&["--json", "models", "--refresh-prices"]).await);
+    let row = refreshed["refreshed"]
+        .as_array()
+        .and_then(|rows| rows.iter().find(|r| r["model"] == "ltx2").cloned())
+        .expect("the added entry is refreshed too");
+    assert_eq!(row["new"].as_str(), Some("0.04"), "{row}");
+    assert!(
+        row["note"]
+            .as_str()
+            .is_some_and(|n| n.contains("resolution")),
+        "kept unverified, naming what may move the rate: {row}"
     );
 
     fs_err::write(sb.work().join("fox.png"), png(1280, 720, 300_000)).expect("input");
@@ -127,8 +140,8 @@ async fn an_added_endpoint_runs_guarded_as_a_command_and_a_pipeline_step() {
     ];
     let plan = ok(&sb.run(&[&video[..], &["--dry-run"]].concat()).await);
     assert_eq!(
-        plan["estimate"]["amount"], "0.24",
-        "6 s × $0.04, verified: {plan}"
+        plan["estimate"]["amount"], "0.48",
+        "6 s × $0.04 × 2, the margin of a rate resolution may move: {plan}"
     );
 
     let off = sb
@@ -159,7 +172,10 @@ async fn an_added_endpoint_runs_guarded_as_a_command_and_a_pipeline_step() {
     );
 
     let run = ok(&sb.run(&[&video[..], &["--yes"]].concat()).await);
-    assert_eq!(run["estimate"], "0.24");
+    assert_eq!(
+        (run["estimate"].as_str(), run["actual"].as_str()),
+        (Some("0.48"), Some("0.24"))
+    );
     let bodies = submitted_bodies(&queue).await;
     assert_eq!(bodies.len(), 1);
     assert_eq!(bodies[0]["enable_safety_checker"], true);
@@ -241,6 +257,21 @@ async fn hostile_or_unmappable_schemas_are_refused_with_nothing_written() {
         fs_err::read_to_string(&config).expect("config"),
         before,
         "nothing written"
+    );
+    sb.user_config("[prod.models.ltx9]\nname = \"mine in prod\"\n");
+    let elsewhere = sb
+        .run(&[
+            "models",
+            "add",
+            "fal:fal-ai/ltx-2/image-to-video",
+            "--as",
+            "ltx9",
+        ])
+        .await;
+    assert!(
+        elsewhere.code == Some(2) && elsewhere.stderr.contains("already"),
+        "a key another profile uses: {}",
+        elsewhere.stderr
     );
     let taken = sb
         .run(&[

@@ -2,7 +2,7 @@
 //! was billed, looked up by request id, for `acgs spend reconcile`.
 
 use acgs_core::Usd;
-use acgs_core::provider::ProviderResult;
+use acgs_core::provider::{Charge, FailureClass, ProviderError, ProviderResult};
 use serde::Deserialize;
 
 use crate::platform::Platform;
@@ -21,7 +21,8 @@ pub struct BillingEvent {
     pub request_id: String,
     /// The endpoint billed.
     pub endpoint_id: String,
-    /// The total after discounts, in whole micro-dollars (rounded half up from nano-dollars).
+    /// The total after discounts (`cost_total`, else the nano-dollar estimate rounded half up),
+    /// negative for a refund.
     pub cost: Usd,
 }
 
@@ -45,18 +46,18 @@ struct RawEvent {
 }
 
 impl RawEvent {
-    /// The cost from its integer nano-dollars when given, else its decimal total; an event
-    /// with neither, or a negative one, is left out rather than read as free.
+    /// The cost from its decimal total after discounts when given, else its nano-dollar
+    /// estimate; an event with neither is left out rather than read as free.
     fn into_event(self) -> Option<BillingEvent> {
-        let cost = match (self.cost_estimate_nano_usd, self.cost_total) {
-            (Some(nano), _) => {
+        let cost = match (self.cost_total, self.cost_estimate_nano_usd) {
+            (Some(total), _) => Usd::parse(&total.to_string()).ok()?,
+            (None, Some(nano)) => {
                 let nano = nano.as_i64()?;
                 Usd::from_micros(nano.checked_add(500)?.div_euclid(1000))
             }
-            (None, Some(total)) => Usd::parse(&total.to_string()).ok()?,
             (None, None) => return None,
         };
-        (cost >= Usd::ZERO).then_some(BillingEvent {
+        Some(BillingEvent {
             request_id: self.request_id,
             endpoint_id: self.endpoint_id,
             cost,
@@ -87,10 +88,20 @@ impl Platform {
                         .into_iter()
                         .filter_map(RawEvent::into_event),
                 );
-                match page.next_cursor.filter(|_| page.has_more) {
-                    Some(next) => cursor = Some(next),
-                    None => break,
+                cursor = page.next_cursor.filter(|_| page.has_more);
+                if cursor.is_none() {
+                    break;
                 }
+            }
+            if cursor.is_some() {
+                return Err(ProviderError::new(
+                    FailureClass::Other,
+                    "provider.too_many_events",
+                    format!(
+                        "fal has more than {MAX_PAGES} pages of billing events for these requests; reconcile a shorter span"
+                    ),
+                    Charge::Release,
+                ));
             }
         }
         Ok(events)

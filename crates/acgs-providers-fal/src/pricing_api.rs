@@ -67,23 +67,25 @@ impl Platform {
         let prices: Prices = self
             .get("models/pricing", &[("endpoint_id", endpoint)], PRICES_CAP)
             .await?;
+        // Several rows for one endpoint (prices by unit or account) count at the highest.
         Ok(prices
             .prices
             .into_iter()
-            .find(|p| p.endpoint_id == endpoint)
+            .filter(|p| p.endpoint_id == endpoint)
             .filter(|p| {
                 p.currency
                     .as_deref()
                     .is_none_or(|c| c.eq_ignore_ascii_case("USD"))
             })
-            .and_then(|p| {
+            .filter_map(|p| {
                 // Signed as listed: a negative price is refused by its reader, not made positive.
                 let unit_price = Usd::parse(&p.unit_price.to_string()).ok()?;
                 Some(ListedPrice {
                     unit: p.unit,
                     unit_price,
                 })
-            }))
+            })
+            .max_by_key(|p| p.unit_price))
     }
 }
 
@@ -150,17 +152,24 @@ impl PricingApi {
                 current.unit.label()
             ));
         }
+        // The API lists one rate: it verifies an entry only when nothing else moves its price.
+        let one_rate = current.tiers.is_empty() && other_priced(model).is_empty();
         let updated = Pricing {
             rate,
             priced_on: today,
             source: format!("fal pricing API ({})", self.platform.origin()),
-            verified: current.tiers.is_empty(),
+            verified: one_rate,
             ..current.clone()
         };
-        let note = if current.tiers.is_empty() {
-            "updated"
+        let note = if one_rate {
+            "updated".to_owned()
+        } else if current.tiers.is_empty() {
+            format!(
+                "updated; kept unverified, as {} may change the rate",
+                other_priced(model).join(", ")
+            )
         } else {
-            "updated; tiers kept unverified"
+            "updated; tiers kept unverified".to_owned()
         };
         let far = old.is_some_and(|old| {
             old.mul_div_ceil(4, 1).is_some_and(|most| rate > most)
@@ -170,10 +179,34 @@ impl PricingApi {
             key: model.key.clone(),
             old,
             new: Some(updated),
-            note: note.into(),
+            note,
             far,
         }
     }
+}
+
+/// The priced fields of `model` other than its quantity and its count: fields that may change a
+/// rate fal lists only once.
+pub(crate) fn other_priced(model: &ModelSpec) -> Vec<&str> {
+    let quantity = model
+        .pricing
+        .as_ref()
+        .and_then(|p| p.quantity_param.as_deref());
+    let counted: Vec<&str> = match &model.count {
+        acgs_core::catalog::CountMode::Param(name) => vec![name.as_str()],
+        acgs_core::catalog::CountMode::Product(names) => names.iter().map(String::as_str).collect(),
+        acgs_core::catalog::CountMode::Requests => Vec::new(),
+    };
+    model
+        .params
+        .iter()
+        .filter(|(name, p)| {
+            p.kind == acgs_core::catalog::FieldKind::Priced
+                && Some(name.as_str()) != quantity
+                && !counted.contains(&name.as_str())
+        })
+        .map(|(name, _)| name.as_str())
+        .collect()
 }
 
 /// fal's unit names to the catalogue's, by whole name (singular or plural): a unit such as

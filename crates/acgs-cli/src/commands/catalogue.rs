@@ -71,7 +71,10 @@ async fn search(app: &App, text: &str, limit: usize) -> CmdResult {
 async fn add(app: &App, endpoint: &str, key: Option<&str>, marks: &[String]) -> CmdResult {
     let endpoint = endpoint_id(endpoint)?;
     let key = key.map_or_else(|| key_for(endpoint), str::to_owned);
-    if app.catalog.models().any(|m| m.key == key) {
+    let in_a_profile = user_config_doc(app)?
+        .iter()
+        .any(|(_, profile)| profile.get("models").and_then(|m| m.get(&key)).is_some());
+    if in_a_profile || app.catalog.models().any(|m| m.key == key) {
         return Err(CliError::Usage(format!(
             "`{key}` is already in the catalogue; choose another key with --as"
         ))

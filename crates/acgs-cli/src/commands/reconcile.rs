@@ -18,25 +18,37 @@ use super::models::aligned;
 use crate::app::App;
 use crate::failure::{CliError, CmdResult, Failure};
 
-/// One model's requests: what acgs settled, what fal billed, and those fal has not billed yet.
+/// One model's requests: what acgs settled for those fal billed, what fal billed for them, and
+/// those fal has not billed yet (with what acgs settled for them).
 #[derive(Debug, Default)]
 struct Drift {
     requests: u64,
     settled: Usd,
     billed: Usd,
     unbilled: u64,
+    unbilled_settled: Usd,
 }
 
 pub(crate) async fn run(app: &App, since: &str) -> CmdResult {
     let day: jiff::civil::Date = since
         .parse()
         .map_err(|_| CliError::Usage(format!("`{since}` is not a date (YYYY-MM-DD)")))?;
+    // Budget days may start before UTC's; fal's side is looked up from a day earlier, by id.
+    let start = day
+        .checked_sub(jiff::Span::new().days(1))
+        .map_err(|_| CliError::Usage("date out of range".into()))?;
     let day = day.to_string();
     let platform = admin_platform(app)?;
     let rows = app.ledger().await?.reservations(Some(&day)).await?;
     let settled: Vec<(String, String, Usd)> = rows
         .iter()
-        .filter(|r| r.provider == ProviderId::Fal.as_str() && r.state == ReservationState::Settled)
+        .filter(|r| {
+            r.provider == ProviderId::Fal.as_str()
+                && matches!(
+                    r.state,
+                    ReservationState::Settled | ReservationState::Abandoned
+                )
+        })
         .filter_map(|r| match &r.job.as_ref()?.job {
             JobRef::Queue { request_id } => Some((
                 request_id.clone(),
@@ -47,19 +59,26 @@ pub(crate) async fn run(app: &App, since: &str) -> CmdResult {
         })
         .collect();
     let ids: Vec<String> = settled.iter().map(|(id, _, _)| id.clone()).collect();
-    let events = platform.billing_events(&ids, &day).await?;
-    let billed: BTreeMap<&str, Usd> = events
-        .iter()
-        .map(|e| (e.request_id.as_str(), e.cost))
-        .collect();
+    let events = platform.billing_events(&ids, &start.to_string()).await?;
+    // A request may be billed in several events (a refund is a negative one): they add up.
+    let mut billed: BTreeMap<&str, Usd> = BTreeMap::new();
+    for event in &events {
+        let total = billed.entry(event.request_id.as_str()).or_insert(Usd::ZERO);
+        *total = total.saturating_add(event.cost);
+    }
     let mut drift: BTreeMap<String, Drift> = BTreeMap::new();
     for (id, model, actual) in &settled {
         let entry = drift.entry(model.clone()).or_default();
         entry.requests += 1;
-        entry.settled = entry.settled.saturating_add(*actual);
         match billed.get(id.as_str()) {
-            Some(cost) => entry.billed = entry.billed.saturating_add(*cost),
-            None => entry.unbilled += 1,
+            Some(cost) => {
+                entry.settled = entry.settled.saturating_add(*actual);
+                entry.billed = entry.billed.saturating_add(*cost);
+            }
+            None => {
+                entry.unbilled += 1;
+                entry.unbilled_settled = entry.unbilled_settled.saturating_add(*actual);
+            }
         }
     }
     record(app, &drift)?;
@@ -132,7 +151,8 @@ fn report(app: &App, day: &str, drift: &BTreeMap<String, Drift>) -> CmdResult {
         let models: Vec<_> = drift
             .iter()
             .map(|(model, d)| json!({"model": model, "requests": d.requests, "settled": d.settled,
-                                     "billed": d.billed, "drift": signed(d.settled, d.billed), "not_yet_billed": d.unbilled}))
+                                     "billed": d.billed, "drift": signed(d.settled, d.billed), "not_yet_billed": d.unbilled,
+                                     "not_yet_billed_settled": d.unbilled_settled}))
             .collect();
         return app
             .ui

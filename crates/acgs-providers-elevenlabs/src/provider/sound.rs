@@ -9,6 +9,7 @@ use acgs_http::{HttpRequest, Method};
 use serde_json::{Map, Value, json};
 
 use super::{AUDIO_CAP, ElevenLabsProvider, billed_characters};
+use crate::protocol::is_voice_id;
 
 /// The most distinct voices one dialogue may use (ElevenLabs' limit).
 const MAX_VOICES: usize = 10;
@@ -38,6 +39,70 @@ pub(super) fn api_of(endpoint: &str) -> Option<(Api, &str)> {
 
 fn text<'a>(params: &'a Map<String, Value>, name: &str) -> &'a str {
     params.get(name).and_then(Value::as_str).unwrap_or_default()
+}
+
+/// The speaker a line names: `Name: …`, where the name is a few words of letters, digits,
+/// spaces, `_`, `-` or `.` (so `10:30`, `https://…` and `Note that: …` in a long sentence
+/// are not speakers).
+fn speaker(line: &str) -> Option<(&str, &str)> {
+    let (name, said) = line.split_once(':')?;
+    let name = name.trim();
+    let plausible = !name.is_empty()
+        && name.len() <= 40
+        && name.split_whitespace().count() <= 3
+        && name.chars().any(char::is_alphabetic)
+        && name
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, ' ' | '_' | '-' | '.'))
+        && !said.starts_with("//");
+    plausible.then_some((name, said.trim()))
+}
+
+/// A script's turns, in order; a line without a speaker continues the turn before it.
+fn turns(script: &str) -> ProviderResult<Vec<(String, String)>> {
+    let mut turns: Vec<(String, String)> = Vec::new();
+    for (n, line) in script.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        match (speaker(line), turns.last_mut()) {
+            (Some((voice, said)), _) => turns.push((voice.to_owned(), said.to_owned())),
+            (None, Some((_, said))) => {
+                said.push(' ');
+                said.push_str(line);
+            }
+            (None, None) => {
+                return Err(bad_script(format!(
+                    "line {} of the dialogue names no speaker; write `Voice: what they say`",
+                    n + 1
+                )));
+            }
+        }
+    }
+    if turns.is_empty() {
+        return Err(bad_script("the dialogue has no lines".into()));
+    }
+    if let Some((voice, _)) = turns.iter().find(|(_, said)| said.trim().is_empty()) {
+        return Err(bad_script(format!(
+            "{voice} has a turn with nothing to say"
+        )));
+    }
+    Ok(turns)
+}
+
+fn unknown_voice(voice: &str, voices: &[crate::protocol::Voice]) -> ProviderError {
+    let close = acgs_core::suggest::closest(voice, voices.iter().map(|v| v.name.as_str()), 3);
+    ProviderError::new(
+        FailureClass::UnknownName,
+        "input.unknown_voice",
+        format!(
+            "no ElevenLabs voice is named `{}`{}; `acgs voices` lists them",
+            voice.chars().take(40).collect::<String>(),
+            acgs_core::suggest::did_you_mean(&close)
+        ),
+        Charge::Release,
+    )
 }
 
 fn bad_script(message: String) -> ProviderError {
@@ -124,46 +189,33 @@ impl ElevenLabsProvider {
     }
 
     /// `Voice: line` turns (a line without a speaker continues the last turn), each voice
-    /// named or given by id.
+    /// named or given by id; the account's voices are read once per script.
     pub(super) async fn dialogue_inputs(&self, script: &str) -> ProviderResult<Vec<Value>> {
-        let mut turns: Vec<(String, String)> = Vec::new();
-        for (n, line) in script.lines().enumerate() {
-            let line = line.trim();
-            if line.is_empty() {
-                continue;
-            }
-            match line.split_once(':') {
-                Some((voice, said)) if !voice.trim().is_empty() && voice.len() <= 40 => {
-                    turns.push((voice.trim().to_owned(), said.trim().to_owned()));
-                }
-                _ => match turns.last_mut() {
-                    Some((_, said)) => {
-                        said.push(' ');
-                        said.push_str(line);
-                    }
-                    None => {
-                        return Err(bad_script(format!(
-                            "line {} of the dialogue names no speaker; write `Voice: what they say`",
-                            n + 1
-                        )));
-                    }
-                },
-            }
-        }
-        if turns.is_empty() {
-            return Err(bad_script("the dialogue has no lines".into()));
-        }
+        let turns = turns(script)?;
         let mut ids: Vec<(String, String)> = Vec::new();
+        let mut voices = None;
         let mut inputs = Vec::new();
         for (voice, said) in turns {
-            let id = match ids.iter().find(|(v, _)| v.eq_ignore_ascii_case(&voice)) {
+            let known = ids.iter().find(|(v, _)| v.eq_ignore_ascii_case(&voice));
+            let id = match known {
                 Some((_, id)) => id.clone(),
+                None if is_voice_id(&voice) => voice.clone(),
                 None => {
-                    let id = self.voice_id(&voice).await?;
-                    ids.push((voice, id.clone()));
-                    id
+                    if voices.is_none() {
+                        voices = Some(self.voices().await?);
+                    }
+                    let listed = voices.as_deref().unwrap_or_default();
+                    listed
+                        .iter()
+                        .find(|v| v.name.eq_ignore_ascii_case(&voice))
+                        .map(|v| v.voice_id.clone())
+                        .filter(|id| is_voice_id(id))
+                        .ok_or_else(|| unknown_voice(&voice, listed))?
                 }
             };
+            if known.is_none() {
+                ids.push((voice, id.clone()));
+            }
             if ids.len() > MAX_VOICES {
                 return Err(bad_script(format!(
                     "a dialogue may use at most {MAX_VOICES} voices"
@@ -172,5 +224,36 @@ impl ElevenLabsProvider {
             inputs.push(json!({"text": said, "voice_id": id}));
         }
         Ok(inputs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{speaker, turns};
+
+    #[test]
+    fn speakers_are_names_not_times_or_links() {
+        assert_eq!(
+            speaker("Rachel: Where were you?"),
+            Some(("Rachel", "Where were you?"))
+        );
+        assert_eq!(
+            speaker("Narrator Nine: Once."),
+            Some(("Narrator Nine", "Once."))
+        );
+        assert_eq!(speaker("10:30 works for me"), None);
+        assert_eq!(speaker("see https://example.com"), None);
+        assert_eq!(speaker("We said this, and then: more"), None);
+        let script = "Rachel: Meet at\n10:30 then.\nAdam: Fine: see https://x.y";
+        let parsed = turns(script).expect("a script");
+        assert_eq!(parsed[0].1, "Meet at 10:30 then.");
+        assert_eq!(
+            parsed[1],
+            ("Adam".to_owned(), "Fine: see https://x.y".to_owned())
+        );
+        assert!(
+            turns("Adam:").is_err(),
+            "an empty turn is refused before anything is sent"
+        );
     }
 }

@@ -16,15 +16,19 @@
 //! The document is bounded before it is read: at most [`MAX_NODES`] JSON values, nesting at
 //! most [`MAX_DEPTH`] deep, [`MAX_FIELDS`] input fields and [`MAX_VALUES`] enum values each.
 
+mod price;
+mod rules;
+#[cfg(test)]
+mod tests;
+
 use std::collections::BTreeMap;
 
-use acgs_core::catalog::{CountMode, FieldKind, ModelSpec, ParamSpec, ParamType};
-use acgs_core::pricing::{PriceUnit, Pricing};
-use acgs_core::{MediaKind, ProviderId, TaskKind, Usd};
+use acgs_core::catalog::{FieldKind, ModelSpec, ParamSpec, ParamType};
+use acgs_core::{MediaKind, ProviderId, TaskKind};
 use serde_json::{Map, Value};
 
 use crate::models_api::Listing;
-use crate::pricing_api::{ListedPrice, unit_of};
+use crate::pricing_api::ListedPrice;
 
 /// Most JSON values in one endpoint's OpenAPI document.
 pub const MAX_NODES: usize = 20_000;
@@ -115,14 +119,9 @@ pub fn map_entry(draft: &Draft<'_>) -> Result<ModelSpec, Vec<String>> {
             clip(category)
         )]
     })?;
-    let params = map_fields(document, input, draft.marks)?;
-    let pricing = price(draft, task, &params).map_err(|e| vec![e])?;
-    let count = match params.get("num_images") {
-        Some(p) if p.ty == ParamType::Integer && p.kind == FieldKind::Priced => {
-            CountMode::Param("num_images".into())
-        }
-        _ => CountMode::Requests,
-    };
+    let mut params = map_fields(document, input, draft.marks)?;
+    let count = rules::count_mode(&mut params).map_err(|e| vec![e])?;
+    let pricing = price::price(draft, task, &params, &count).map_err(|e| vec![e])?;
     let metadata = listing.metadata.clone().unwrap_or_default();
     Ok(ModelSpec {
         key: draft.key.to_owned(),
@@ -275,6 +274,13 @@ fn map_fields(
     let mut problems = Vec::new();
     let mut flags = Flags::default();
     for (name, schema) in properties {
+        if !rules::is_plain_name(name) {
+            problems.push(format!(
+                "a field named `{}`: acgs keeps only names of letters, digits and `_`",
+                clip(&name.escape_debug().to_string())
+            ));
+            continue;
+        }
         let is_required = required.contains(&name.as_str());
         match field(
             document,
@@ -303,15 +309,14 @@ fn map_fields(
 struct Flags(Vec<String>);
 
 impl Flags {
-    /// `wanted` if free, else the field's own name.
-    fn take(&mut self, wanted: &str, name: &str) -> String {
-        let flag = if self.0.iter().any(|f| f == wanted) {
-            name
-        } else {
-            wanted
-        };
+    /// `wanted` if free, else `fallback`; two fields never share a flag.
+    fn take(&mut self, wanted: &str, fallback: &str) -> Result<String, String> {
+        let flag = [wanted, fallback]
+            .into_iter()
+            .find(|f| !self.0.iter().any(|taken| taken == f))
+            .ok_or_else(|| format!("it would share the input `{fallback}` with another field"))?;
         self.0.push(flag.to_owned());
-        flag.to_owned()
+        Ok(flag.to_owned())
     }
 }
 
@@ -360,8 +365,13 @@ fn field(
         Some(Mark::Plain) => FieldKind::Plain,
         Some(Mark::Priced) => FieldKind::Priced,
         Some(Mark::Safety) => FieldKind::Safety,
-        Some(Mark::Omit) | None => default_kind(&lower),
+        Some(Mark::Omit) | None => rules::kind_by_name(&lower),
     };
+    if rules::is_count(&lower) && matches!(mark, Some(Mark::Plain | Mark::Text | Mark::Safety)) {
+        return Err(
+            "it counts outputs, so the price depends on it; it cannot be marked otherwise".into(),
+        );
+    }
     if kind == FieldKind::Media
         || (mark.is_none() && (lower.ends_with("_url") || lower.ends_with("_urls")))
     {
@@ -369,6 +379,9 @@ fn field(
         return Ok(Some(spec));
     }
     set_type(&mut spec, &schema, image_size)?;
+    if mark == Some(Mark::Plain) && spec.ty == ParamType::String {
+        return Err("a free string is text and is inspected; mark it `text` or `omit`".into());
+    }
     // By the rules only free strings are text; numbers, booleans and enums are plain.
     spec.kind = if mark.is_none() && kind == FieldKind::Text && spec.ty != ParamType::String {
         FieldKind::Plain
@@ -377,53 +390,27 @@ fn field(
     };
     let kind = spec.kind;
     match kind {
-        FieldKind::Safety => lock_safety(&mut spec, &lower)?,
-        FieldKind::Priced => check_bounded(&spec)?,
+        FieldKind::Safety => rules::lock_safety(&mut spec, &lower, mark.is_some())?,
+        FieldKind::Priced => rules::check_bounded(&spec)?,
         FieldKind::Text => {
             if spec.ty != ParamType::String {
                 return Err("a text field must be a free string".into());
             }
+            // Other text fields get a flag no command or step key names: they keep their
+            // default, and `--param` cannot set them past the guard.
+            let unreachable = format!("field:{name}");
             let wanted = if matches!(lower.as_str(), "prompt" | "negative_prompt" | "text") {
                 lower.clone()
             } else if required {
                 return Err("a required text field acgs can only give as `prompt`, `negative_prompt` or `text`".into());
             } else {
-                lower.clone()
+                unreachable.clone()
             };
-            spec.flag = Some(flags.take(&wanted, name));
+            spec.flag = Some(flags.take(&wanted, &unreachable)?);
         }
         FieldKind::Plain | FieldKind::Media => {}
     }
     Ok(Some(spec))
-}
-
-/// The kind the name says, before the type is known.
-fn default_kind(lower: &str) -> FieldKind {
-    const PRICED: [&str; 13] = [
-        "duration",
-        "num_images",
-        "image_size",
-        "resolution",
-        "num_frames",
-        "aspect_ratio",
-        "quality",
-        "generate_audio",
-        "seconds",
-        "video_length",
-        "num_outputs",
-        "upscale_factor",
-        "video_size",
-    ];
-    if lower.contains("safety") || lower.contains("nsfw") || lower == "safe_mode" {
-        FieldKind::Safety
-    } else if lower.ends_with("_url") || lower.ends_with("_urls") {
-        FieldKind::Media
-    } else if PRICED.contains(&lower) {
-        FieldKind::Priced
-    } else {
-        // Strings become text in `set_type`'s caller; other types stay plain.
-        FieldKind::Text
-    }
 }
 
 /// `anyOf` / `oneOf`: a nullable value becomes the value; a preset enum beside a
@@ -547,9 +534,10 @@ fn media_field(
             .unwrap_or_default()
     )
     .to_ascii_lowercase();
-    if about.contains("prompt") && !about.contains("url") {
+    let says_file = ["url", "file", "link"].iter().any(|w| about.contains(w));
+    if (about.contains("prompt") || about.contains("text")) && !says_file {
         return Err(
-            "named like a file URL but described as a prompt; mark it if it is text".into(),
+            "named like a file URL but described as a prompt or text; mark it if it is text".into(),
         );
     }
     let stem = lower.trim_end_matches("_urls").trim_end_matches("_url");
@@ -562,25 +550,21 @@ fn media_field(
     spec.min = None;
     spec.max = None;
     spec.default = None;
+    let last = ["end", "last", "tail"].iter().any(|w| stem.contains(w));
     let wanted = match (media, list) {
         (MediaKind::Image, true) => "images",
         (MediaKind::Video, true) => "videos",
-        (MediaKind::Image, false)
-            if !stem.contains("end")
-                && !stem.contains("last")
-                && !stem.contains("tail")
-                && !stem.contains("mask") =>
-        {
-            "image"
-        }
+        (MediaKind::Image, false) if last => "end_image",
+        (MediaKind::Image, false) if !stem.contains("mask") => "image",
         (MediaKind::Video, false) => "video",
         (MediaKind::Audio, false) => "audio",
         _ => stem,
     };
-    let flag = flags.take(wanted, stem);
-    if spec.required && !["image", "images", "video", "videos", "audio"].contains(&flag.as_str()) {
+    let flag = flags.take(wanted, &format!("field:{stem}"))?;
+    let givable = ["image", "end_image", "images", "video", "videos", "audio"];
+    if spec.required && !givable.contains(&flag.as_str()) {
         return Err(
-            "a required file acgs cannot give (its inputs are image, images, video, videos, audio)"
+            "a required file acgs cannot give (its inputs are image, end_image, images, video, videos, audio)"
                 .into(),
         );
     }
@@ -622,98 +606,4 @@ fn media_of(stem: &str) -> Option<MediaKind> {
     } else {
         None
     }
-}
-
-/// A safety switch keeps one value: on for `enable_*`, off for `disable_*`, else its default.
-fn lock_safety(spec: &mut ParamSpec, lower: &str) -> Result<(), String> {
-    let locked = match spec.ty {
-        ParamType::Boolean => Value::Bool(!lower.starts_with("disable")),
-        _ => spec
-            .default
-            .clone()
-            .ok_or("a safety setting without a default; mark it to say which value is safe")?,
-    };
-    spec.ty = ParamType::Enum;
-    spec.values = vec![locked.clone()];
-    spec.default = Some(locked);
-    spec.min = None;
-    spec.max = None;
-    Ok(())
-}
-
-/// A priced field must bound the worst case.
-fn check_bounded(spec: &ParamSpec) -> Result<(), String> {
-    match spec.ty {
-        ParamType::Enum | ParamType::ImageSize | ParamType::Boolean => Ok(()),
-        ParamType::Integer | ParamType::Number if spec.max.is_some() => Ok(()),
-        _ => Err(
-            "the price depends on it, but it has no enum or maximum to bound the worst case".into(),
-        ),
-    }
-}
-
-/// The listed price as a catalogue price: its unit must be one acgs can estimate, and the
-/// quantity it counts must come from a bounded field or from the inputs.
-fn price(
-    draft: &Draft<'_>,
-    task: TaskKind,
-    params: &BTreeMap<String, ParamSpec>,
-) -> Result<Pricing, String> {
-    let listed = draft
-        .price
-        .ok_or("fal's pricing API lists no price for it; acgs does not add unpriced models")?;
-    if listed.unit_price <= Usd::ZERO {
-        return Err("its listed price is zero or less".into());
-    }
-    let unit = unit_of(&listed.unit).ok_or_else(|| {
-        format!(
-            "fal prices it per `{}`, a unit acgs cannot estimate",
-            clip(&listed.unit)
-        )
-    })?;
-    let priced = |name: &str| params.get(name).filter(|p| p.kind == FieldKind::Priced);
-    let takes_media = params
-        .values()
-        .any(|p| p.kind == FieldKind::Media && p.required);
-    let quantity_param = match unit {
-        PriceUnit::Megapixel => match priced("image_size") {
-            Some(p) if p.ty == ParamType::ImageSize => Some("image_size".to_owned()),
-            _ if takes_media && task == TaskKind::ImageToImage => None,
-            _ => return Err("priced per megapixel, but it has no image size to count them".into()),
-        },
-        PriceUnit::Second => match priced("duration") {
-            Some(_) => Some("duration".to_owned()),
-            None if takes_media
-                && matches!(
-                    task,
-                    TaskKind::VideoToVideo | TaskKind::AddSound | TaskKind::SpeechToText
-                ) =>
-            {
-                None
-            }
-            None => {
-                return Err(
-                    "priced per second, but it has no bounded duration to count them".into(),
-                );
-            }
-        },
-        PriceUnit::Minute if !takes_media => {
-            return Err("priced per minute of input, but it takes no input media".into());
-        }
-        _ => None,
-    };
-    Ok(Pricing {
-        unit,
-        rate: listed.unit_price,
-        input_rate: None,
-        tiers: Vec::new(),
-        quantity_param,
-        extra_output_params: Vec::new(),
-        priced_on: draft.today,
-        source: format!(
-            "fal pricing API ({}) for {}",
-            draft.origin, draft.listing.endpoint_id
-        ),
-        verified: true,
-    })
 }
