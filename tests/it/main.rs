@@ -25,6 +25,7 @@ mod leaks;
 mod mcp;
 mod pipeline;
 mod prompts;
+mod serve;
 mod studio;
 
 const ENDPOINT: &str = "fal-ai/flux/dev";

@@ -145,6 +145,9 @@ pub enum Command {
     /// Serve AI agents over the Model Context Protocol, within the allowance `[mcp]` sets.
     #[command(after_long_help = crate::examples::MCP)]
     Mcp(McpArgs),
+    /// Serve people and programs over HTTP: jobs with their own token, within their own budgets.
+    #[command(after_long_help = crate::examples::SERVE)]
+    Serve(ServeArgs),
     /// Print the completion script of a shell (bash, zsh, fish, elvish, powershell).
     Completions {
         /// The shell.
@@ -174,6 +177,7 @@ impl Command {
             Self::Resume(_) => true,
             Self::Spend(a) => a.action.is_some(),
             Self::Mcp(a) => a.action.is_none(),
+            Self::Serve(a) => a.action.is_none(),
             _ => false,
         }
     }
@@ -243,6 +247,73 @@ pub enum McpAction {
     /// Create the bearer token of `acgs mcp --http`, replacing any earlier one; it is shown once
     /// and only its digest is kept.
     Token,
+}
+
+/// `acgs serve`.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct ServeArgs {
+    /// Where to listen: a loopback address (put a TLS proxy in front to serve others).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8787")]
+    pub addr: std::net::SocketAddr,
+    /// How many jobs run at once.
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub workers: u16,
+    /// Manage users and tokens instead of serving.
+    #[command(subcommand)]
+    pub action: Option<ServeAction>,
+}
+
+/// `acgs serve …`.
+#[derive(Debug, Subcommand)]
+pub enum ServeAction {
+    /// Users and their budgets.
+    User {
+        /// What to do.
+        #[command(subcommand)]
+        action: ServeUserAction,
+    },
+    /// Bearer tokens.
+    Token {
+        /// What to do.
+        #[command(subcommand)]
+        action: ServeTokenAction,
+    },
+}
+
+/// `acgs serve user …`.
+#[derive(Debug, Subcommand)]
+pub enum ServeUserAction {
+    /// Add a user, or change an existing user's budgets.
+    Add {
+        /// The name (letters, digits, `-`, `_`; at most 64).
+        name: String,
+        /// The most their jobs may count in one day (UTC), e.g. 5.00.
+        #[arg(long, value_name = "USD")]
+        daily: String,
+        /// The most in one calendar month (UTC).
+        #[arg(long, value_name = "USD")]
+        monthly: Option<String>,
+    },
+}
+
+/// `acgs serve token …`.
+#[derive(Debug, Subcommand)]
+pub enum ServeTokenAction {
+    /// Create a token for a user: shown once, only its SHA-256 is kept.
+    Create {
+        /// Whose token.
+        #[arg(long)]
+        user: String,
+        /// Days until it expires.
+        #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u32).range(1..=3650))]
+        days: u32,
+    },
+    /// Revoke a token by its id (`tok_…`).
+    Revoke {
+        /// The token's id.
+        id: String,
+    },
 }
 
 /// `acgs audit`.

@@ -140,6 +140,12 @@ pub(crate) const DOCTOR: &str = "Examples:
   acgs doctor
   acgs doctor ~/projects/teaser --history";
 
+/// `acgs serve`.
+pub(crate) const SERVE: &str = "Examples:
+  acgs serve user add ada --daily 5.00 --monthly 50.00
+  acgs serve token create --user ada         # shown once; give it as `Authorization: Bearer …`
+  acgs serve                                 # http://127.0.0.1:8787, SQLite ledger, 4 workers";
+
 /// `acgs mcp`.
 pub(crate) const MCP: &str = "Examples:
   acgs mcp                                   # on stdio, as desktop clients launch it
@@ -147,7 +153,8 @@ pub(crate) const MCP: &str = "Examples:
 
 /// Every example, in the order of the commands.
 #[cfg(test)]
-pub(crate) const ALL: [&str; 24] = [
+pub(crate) const ALL: [&str; 25] = [
     IMAGE, VIDEO, AVATAR, UPSCALE, TRANSCRIBE, TEXT, ANALYZE, SPEECH, SOUND, MUSIC, VOICES,
     VALIDATE, ESTIMATE, RUN, INIT, RESUME, RUNS, MODELS, KEYS, GUARD, SPEND, AUDIT, DOCTOR, MCP,
+    SERVE,
 ];

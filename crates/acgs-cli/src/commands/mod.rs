@@ -15,6 +15,7 @@ pub(crate) mod pipeline;
 pub(crate) mod reconcile;
 pub(crate) mod resume;
 pub(crate) mod runs;
+pub(crate) mod serve;
 pub(crate) mod speech;
 pub(crate) mod spend;
 pub(crate) mod text;

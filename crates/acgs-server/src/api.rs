@@ -1,0 +1,341 @@
+//! The HTTP API, version 1: every route but health and the OpenAPI document needs a bearer
+//! token, and a user sees only their own jobs and spend. Requests become engine requests here
+//! and nowhere else; estimates come from the engine's plan, nothing is reserved at the door.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use acgs_core::Usd;
+use acgs_engine::GenerationRequest;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse as _, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::Shared;
+use crate::error::ServerError;
+use crate::store::{Job, JobState, User};
+
+/// The largest request body accepted (a job is a few fields of text).
+pub const BODY_LIMIT: usize = 256 * 1024;
+/// How often an event stream looks at its job.
+const EVENT_POLL: Duration = Duration::from_millis(200);
+
+/// A JSON response.
+pub(crate) fn json(status: StatusCode, body: &Value) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// The router: health and the OpenAPI document open, the rest behind the bearer token.
+pub(crate) fn router(shared: Arc<Shared>) -> axum::Router {
+    let private = axum::Router::new()
+        .route("/v1/jobs", post(create_job))
+        .route("/v1/jobs/{id}", get(show_job).delete(cancel_job))
+        .route("/v1/jobs/{id}/events", get(job_events))
+        .route("/v1/estimate", post(estimate))
+        .route("/v1/spend", get(spend))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&shared),
+            authenticate,
+        ));
+    axum::Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ready))
+        .route("/v1/openapi.json", get(openapi))
+        .merge(private)
+        .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(shared)
+}
+
+/// The user of a request, put there by [`authenticate`].
+#[derive(Clone)]
+struct Authenticated(User);
+
+async fn authenticate(
+    State(shared): State<Arc<Shared>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let user = match presented.map(|token| shared.store.authenticate(token)) {
+        Some(Ok(Some(user))) => user,
+        Some(Err(e)) => return e.into_response(),
+        _ => return ServerError::Unauthorized.into_response(),
+    };
+    request.extensions_mut().insert(Authenticated(user));
+    next.run(request).await
+}
+
+fn user_of(request_extensions: &axum::http::Extensions) -> Result<User, ServerError> {
+    request_extensions
+        .get::<Authenticated>()
+        .map(|a| a.0.clone())
+        .ok_or(ServerError::Unauthorized)
+}
+
+/// A job or estimate request: a model, its texts and parameters, and the most the caller will pay.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JobBody {
+    model: String,
+    #[serde(default)]
+    prompt: Option<String>,
+    #[serde(default)]
+    negative_prompt: Option<String>,
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(default)]
+    params: BTreeMap<String, Value>,
+    #[serde(default)]
+    n: Option<u32>,
+    #[serde(default)]
+    max_cost_usd: Option<String>,
+}
+
+impl JobBody {
+    fn parse(body: &[u8]) -> Result<Self, ServerError> {
+        serde_json::from_slice(body).map_err(|e| ServerError::BadRequest(format!("the body: {e}")))
+    }
+
+    fn max_cost(&self) -> Result<Option<Usd>, ServerError> {
+        self.max_cost_usd
+            .as_deref()
+            .map(|m| {
+                Usd::parse(m).map_err(|e| ServerError::BadRequest(format!("max_cost_usd: {e}")))
+            })
+            .transpose()
+    }
+
+    /// The engine request: texts by flag, parameters as the command line gives them.
+    pub(crate) fn request(&self) -> GenerationRequest {
+        let texts = [
+            ("prompt", &self.prompt),
+            ("negative_prompt", &self.negative_prompt),
+            ("text", &self.text),
+        ]
+        .into_iter()
+        .filter_map(|(flag, t)| Some((flag.to_owned(), t.clone()?)))
+        .collect();
+        let params = self
+            .params
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    v.as_str().map_or_else(|| v.to_string(), str::to_owned),
+                )
+            })
+            .collect();
+        GenerationRequest {
+            model: self.model.clone(),
+            texts,
+            params,
+            count: self.n,
+            ..GenerationRequest::default()
+        }
+    }
+}
+
+/// The stored form of an accepted job, which a worker turns back into a request.
+pub(crate) fn stored_request(
+    stored: &str,
+) -> Result<(GenerationRequest, Option<Usd>), ServerError> {
+    let body = JobBody::parse(stored.as_bytes())?;
+    Ok((body.request(), body.max_cost()?))
+}
+
+/// Plan `body` for `user` (stages 1–5: validation, the guard, the price), nothing reserved.
+fn plan(shared: &Shared, user: &User, body: &JobBody) -> Result<acgs_engine::Plan, ServerError> {
+    let caller = shared.caller(user, body.max_cost()?, None);
+    shared
+        .suite
+        .for_caller(caller)
+        .plan(&body.request())
+        .map_err(|e| ServerError::refused(&e))
+}
+
+async fn create_job(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    request: Request,
+) -> Result<Response, ServerError> {
+    let user = user_of(request.extensions())?;
+    let key = headers
+        .get("idempotency-key")
+        .map(|v| {
+            v.to_str()
+                .ok()
+                .filter(|k| !k.is_empty() && k.len() <= 200)
+                .ok_or_else(|| {
+                    ServerError::BadRequest("Idempotency-Key: 1 to 200 visible characters".into())
+                })
+        })
+        .transpose()?
+        .map(str::to_owned);
+    let bytes = body_bytes(request).await?;
+    let body = JobBody::parse(&bytes)?;
+    let plan = plan(&shared, &user, &body)?;
+    let stored = String::from_utf8_lossy(&bytes);
+    let (job, _new) =
+        shared
+            .store
+            .enqueue(&user.name, key.as_deref(), &stored, plan.quote.amount)?;
+    shared.wake.notify_one();
+    Ok(json(StatusCode::ACCEPTED, &job_json(&job)))
+}
+
+async fn body_bytes(request: Request) -> Result<Bytes, ServerError> {
+    axum::body::to_bytes(request.into_body(), BODY_LIMIT)
+        .await
+        .map_err(|_| ServerError::TooLarge(BODY_LIMIT))
+}
+
+async fn estimate(
+    State(shared): State<Arc<Shared>>,
+    request: Request,
+) -> Result<Response, ServerError> {
+    let user = user_of(request.extensions())?;
+    let body = JobBody::parse(&body_bytes(request).await?)?;
+    let plan = plan(&shared, &user, &body)?;
+    let q = &plan.quote;
+    Ok(json(
+        StatusCode::OK,
+        &json!({"model": plan.model.key, "estimate": q.amount, "rate": q.rate, "unit": q.unit,
+                "quantity": q.quantity, "verified": q.margin_permille.is_none()}),
+    ))
+}
+
+fn job_json(job: &Job) -> Value {
+    let outputs: Value = job
+        .outputs
+        .as_deref()
+        .and_then(|o| serde_json::from_str(o).ok())
+        .unwrap_or(Value::Null);
+    json!({
+        "id": job.id, "status": job.state.as_str(), "estimate": job.estimate, "actual": job.actual,
+        "run_id": job.run_id, "outputs": outputs,
+        "error": job.error.as_ref().map(|(code, message)| json!({"code": code, "message": message})),
+    })
+}
+
+async fn show_job(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    request: Request,
+) -> Result<Response, ServerError> {
+    let user = user_of(request.extensions())?;
+    let job = shared
+        .store
+        .job(&user.name, &id)?
+        .ok_or(ServerError::NotFound)?;
+    Ok(json(StatusCode::OK, &job_json(&job)))
+}
+
+async fn cancel_job(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    request: Request,
+) -> Result<Response, ServerError> {
+    let user = user_of(request.extensions())?;
+    match shared.store.cancel_queued(&user.name, &id)? {
+        None => return Err(ServerError::NotFound),
+        // A running job is cancelled through the guarded path: the charge table settles it.
+        Some(JobState::Running) => shared.cancel_running(&id),
+        Some(_) => {}
+    }
+    let job = shared
+        .store
+        .job(&user.name, &id)?
+        .ok_or(ServerError::NotFound)?;
+    Ok(json(StatusCode::ACCEPTED, &job_json(&job)))
+}
+
+/// Server-sent events: the job's state each time it changes, ending with `done`, `failed` or
+/// `cancelled` (with its cost).
+async fn job_events(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    request: Request,
+) -> Result<Response, ServerError> {
+    let user = user_of(request.extensions())?;
+    let first = shared
+        .store
+        .job(&user.name, &id)?
+        .ok_or(ServerError::NotFound)?;
+    let stream = futures_util::stream::unfold(
+        (shared, user.name, Some(first), None::<JobState>),
+        |(shared, user, next, last)| async move {
+            let mut job = next?;
+            while last == Some(job.state) {
+                tokio::time::sleep(EVENT_POLL).await;
+                job = shared.store.job(&user, &job.id).ok().flatten()?;
+            }
+            let event = format!(
+                "event: {}\ndata: {}\n\n",
+                job.state.as_str(),
+                job_json(&job)
+            );
+            let state = job.state;
+            let next = (!state.is_final()).then_some(job);
+            Some((
+                Ok::<_, Infallible>(event),
+                (shared, user, next, Some(state)),
+            ))
+        },
+    );
+    Ok((
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}
+
+async fn spend(
+    State(shared): State<Arc<Shared>>,
+    request: Request,
+) -> Result<Response, ServerError> {
+    let user = user_of(request.extensions())?;
+    let caller = shared.caller(&user, None, None);
+    let now = shared
+        .suite
+        .for_caller(caller)
+        .spend_now()
+        .await
+        .map_err(|e| ServerError::refused(&e))?;
+    // Only the caller's own scopes: the service's total is not theirs to see.
+    Ok(json(
+        StatusCode::OK,
+        &json!({"user": user.name, "scopes": now.scopes}),
+    ))
+}
+
+async fn ready(State(shared): State<Arc<Shared>>) -> Response {
+    match shared.store.user("") {
+        Ok(_) => (StatusCode::OK, "ready").into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn openapi() -> Response {
+    json(StatusCode::OK, &crate::openapi::document())
+}

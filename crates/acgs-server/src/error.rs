@@ -1,0 +1,105 @@
+//! The service's failures and how each answers over HTTP: a status, a stable code and a message,
+//! as `{"error": {"code", "message"}}`.
+
+use acgs_core::{ErrorKind, UserFacing};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+/// What can go wrong serving a request or keeping the records.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// No token, or one that is unknown, revoked or expired.
+    #[error("a valid bearer token is required")]
+    Unauthorized,
+    /// No such job (or one of another user's: they look the same).
+    #[error("no such job")]
+    NotFound,
+    /// The body is larger than [`crate::BODY_LIMIT`]; it was not read past the limit.
+    #[error("the body is larger than {0} bytes")]
+    TooLarge(usize),
+    /// The body is not the JSON this endpoint takes.
+    #[error("{0}")]
+    BadRequest(String),
+    /// The engine refused the request; its code and kind are kept.
+    #[error("{message}")]
+    Refused {
+        /// The engine's stable code.
+        code: &'static str,
+        /// Its kind, which picks the status.
+        kind: ErrorKind,
+        /// Its message.
+        message: String,
+    },
+    /// A user `serve token create` names does not exist.
+    #[error("no user named `{0}`; add one with `acgs serve user add NAME --daily AMOUNT`")]
+    UnknownUser(String),
+    /// The service's own records failed.
+    #[error("the service's records failed: {0}")]
+    Store(String),
+}
+
+impl From<rusqlite::Error> for ServerError {
+    fn from(e: rusqlite::Error) -> Self {
+        Self::Store(e.to_string())
+    }
+}
+
+impl ServerError {
+    /// An engine refusal, keeping its code, kind and (already redacted) message.
+    pub(crate) fn refused(error: &acgs_engine::EngineError) -> Self {
+        Self::Refused {
+            code: error.code(),
+            kind: error.kind(),
+            message: error.to_string(),
+        }
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Refused { kind, .. } => match kind {
+                ErrorKind::Usage | ErrorKind::Guard => StatusCode::UNPROCESSABLE_ENTITY,
+                ErrorKind::Money => StatusCode::PAYMENT_REQUIRED,
+                ErrorKind::Auth | ErrorKind::Provider => StatusCode::BAD_GATEWAY,
+                ErrorKind::Check | ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            },
+            Self::UnknownUser(_) => StatusCode::NOT_FOUND,
+            Self::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl UserFacing for ServerError {
+    fn code(&self) -> &'static str {
+        match self {
+            Self::Unauthorized => "auth.token_required",
+            Self::NotFound => "job.not_found",
+            Self::BadRequest(_) => "request.invalid",
+            Self::TooLarge(_) => "request.too_large",
+            Self::Refused { code, .. } => code,
+            Self::UnknownUser(_) => "server.unknown_user",
+            Self::Store(_) => "server.store",
+        }
+    }
+
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Unauthorized => ErrorKind::Auth,
+            Self::NotFound | Self::BadRequest(_) | Self::TooLarge(_) | Self::UnknownUser(_) => {
+                ErrorKind::Usage
+            }
+            Self::Refused { kind, .. } => *kind,
+            Self::Store(_) => ErrorKind::Internal,
+        }
+    }
+}
+
+impl IntoResponse for ServerError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({"error": {"code": self.code(), "message": self.to_string()}});
+        crate::api::json(self.status(), &body)
+    }
+}

@@ -1,0 +1,59 @@
+//! The OpenAPI 3.1 document of the API, served at `/v1/openapi.json`: written by hand beside the
+//! routes it describes (a test compares the two lists).
+
+use serde_json::{Value, json};
+
+fn error_response(description: &str) -> Value {
+    json!({"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
+}
+
+/// The document.
+#[must_use]
+pub fn document() -> Value {
+    let job_body = json!({"$ref": "#/components/schemas/JobRequest"});
+    let job = json!({"$ref": "#/components/schemas/Job"});
+    let id = json!([{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}]);
+    json!({
+        "openapi": "3.1.0",
+        "info": {"title": "acgs service", "version": "1"},
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {
+                "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "object",
+                    "required": ["code", "message"], "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}}},
+                "JobRequest": {"type": "object", "required": ["model"], "additionalProperties": false, "properties": {
+                    "model": {"type": "string"}, "prompt": {"type": "string"}, "negative_prompt": {"type": "string"},
+                    "text": {"type": "string"}, "params": {"type": "object"}, "n": {"type": "integer", "minimum": 1},
+                    "max_cost_usd": {"type": "string", "description": "a decimal amount; the job is refused if its worst case is higher"}}},
+                "Job": {"type": "object", "required": ["id", "status", "estimate"], "properties": {
+                    "id": {"type": "string"}, "status": {"enum": ["queued", "running", "done", "failed", "cancelled"]},
+                    "estimate": {"type": "string"}, "actual": {"type": ["string", "null"]}, "run_id": {"type": ["string", "null"]},
+                    "outputs": {"type": ["array", "null"], "items": {"type": "string"}},
+                    "error": {"type": ["object", "null"]}}},
+            },
+        },
+        "security": [{"bearer": []}],
+        "paths": {
+            "/healthz": {"get": {"security": [], "responses": {"200": {"description": "alive"}}}},
+            "/readyz": {"get": {"security": [], "responses": {"200": {"description": "the records answer"}}}},
+            "/v1/openapi.json": {"get": {"security": [], "responses": {"200": {"description": "this document"}}}},
+            "/v1/estimate": {"post": {"requestBody": {"content": {"application/json": {"schema": job_body}}},
+                "responses": {"200": {"description": "the worst case; nothing reserved"}, "401": error_response("no valid token"),
+                              "422": error_response("refused by validation or the guard")}}},
+            "/v1/jobs": {"post": {"parameters": [{"name": "Idempotency-Key", "in": "header", "schema": {"type": "string"}}],
+                "requestBody": {"content": {"application/json": {"schema": job_body}}},
+                "responses": {"202": {"description": "queued (or the job this key already made)", "content": {"application/json": {"schema": job}}},
+                              "401": error_response("no valid token"), "413": {"description": "body too large"},
+                              "422": error_response("refused by validation or the guard")}}},
+            "/v1/jobs/{id}": {
+                "get": {"parameters": id, "responses": {"200": {"description": "the job", "content": {"application/json": {"schema": job}}},
+                        "404": error_response("no such job of yours")}},
+                "delete": {"parameters": id, "responses": {"202": {"description": "cancelled, or being cancelled"},
+                        "404": error_response("no such job of yours")}}},
+            "/v1/jobs/{id}/events": {"get": {"parameters": id, "responses": {"200": {"description":
+                "server-sent events, one per change of state, ending with done, failed or cancelled",
+                "content": {"text/event-stream": {}}}, "404": error_response("no such job of yours")}}},
+            "/v1/spend": {"get": {"responses": {"200": {"description": "your own budgets: spent and limit of each"}}}},
+        },
+    })
+}
