@@ -264,6 +264,17 @@ async fn sound_effects_music_and_dialogue_go_to_elevenlabs_own_endpoints() {
         .await);
     assert_eq!(song["actual"], "0.30");
     let script = "Rachel: Where were you?\nAdam: Out.\n  Walking the dog.";
+    let planned = ok(&sb
+        .run(&["--json", "speech", "--dialogue", script, "--dry-run"])
+        .await);
+    assert_eq!(planned["model"], "elevenlabs_dialogue");
+    assert!(
+        planned["estimate"]["margin"] == "2.000"
+            && planned["estimate"]["amount"]
+                .as_str()
+                .is_some_and(|a| a != "0"),
+        "per 1,000 characters of the script, with the unverified margin: {planned}"
+    );
     let dialogue = ok(&sb
         .run(&["--json", "speech", "--dialogue", script, "--yes"])
         .await);
