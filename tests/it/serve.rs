@@ -272,6 +272,44 @@ async fn users_reach_only_their_own_jobs_within_their_own_budgets() {
         "no field names a file of the server's machine"
     );
 
+    let capped = json!({"model": "flux_dev", "prompt": "a fox", "max_cost_usd": "0.01"});
+    let (over, refusal) = api
+        .call(
+            reqwest::Method::POST,
+            "/v1/jobs",
+            Some(&bob),
+            Some(capped),
+            None,
+        )
+        .await;
+    assert_eq!(
+        over, 402,
+        "a worst case above the ceiling is refused at the door: {refusal}"
+    );
+    let path = format!("/v1/jobs/{id}");
+    let (not_bobs, _) = api
+        .call(reqwest::Method::DELETE, &path, Some(&bob), None, None)
+        .await;
+    assert_eq!(not_bobs, 404, "bob cannot cancel ada's job");
+    let (ended, still) = api
+        .call(reqwest::Method::DELETE, &path, Some(&ada), None, None)
+        .await;
+    assert_eq!(
+        (ended, still["status"].as_str()),
+        (202, Some("done")),
+        "a finished job stays finished"
+    );
+    let second = sb.run(&["serve", "--addr", "127.0.0.1:0"]).await;
+    assert!(
+        second.code == Some(2) && second.stderr.contains("another acgs serve"),
+        "one server per set of records: {}",
+        second.stderr
+    );
+    let (after, _) = api
+        .call(reqwest::Method::GET, &path, Some(&ada), None, None)
+        .await;
+    assert_eq!(after, 200, "the first server still serves");
+
     signal(&child, rustix::process::Signal::TERM);
     let out = tokio::time::timeout(Duration::from_secs(20), child.wait_with_output())
         .await

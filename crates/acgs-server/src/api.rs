@@ -160,14 +160,29 @@ pub(crate) fn stored_request(
     Ok((body.request(), body.max_cost()?))
 }
 
-/// Plan `body` for `user` (stages 1–5: validation, the guard, the price), nothing reserved.
+/// Plan `body` for `user` (stages 1–5: validation, the guard, the price), nothing reserved; a
+/// refusal is audited with the user, and a worst case above the job's ceiling is refused here.
 fn plan(shared: &Shared, user: &User, body: &JobBody) -> Result<acgs_engine::Plan, ServerError> {
-    let caller = shared.caller(user, body.max_cost()?, None);
-    shared
-        .suite
-        .for_caller(caller)
-        .plan(&body.request())
-        .map_err(|e| ServerError::refused(&e))
+    let max = body.max_cost()?;
+    let suite = shared.suite.for_caller(shared.caller(user, max, None));
+    let plan = suite.plan(&body.request()).map_err(|e| {
+        suite.audit_refusal("serve.job", acgs_core::UserFacing::code(&e));
+        ServerError::refused(&e)
+    })?;
+    if let Some(max) = max
+        && plan.quote.amount > max
+    {
+        suite.audit_refusal("serve.job", "budget.max_cost_below_estimate");
+        return Err(ServerError::Refused {
+            code: "budget.max_cost_below_estimate",
+            kind: acgs_core::ErrorKind::Money,
+            message: format!(
+                "its worst case is ${}, above max_cost_usd ${max}",
+                plan.quote.amount
+            ),
+        });
+    }
+    Ok(plan)
 }
 
 async fn create_job(
@@ -188,6 +203,16 @@ async fn create_job(
         })
         .transpose()?
         .map(str::to_owned);
+    // A key already used answers with its job, whatever the body: never a second job.
+    if let Some(key) = &key
+        && let Some(job) = shared.store.job_by_key(&user.name, key)?
+    {
+        return Ok(json(StatusCode::ACCEPTED, &job_json(&job)));
+    }
+    let open = shared.store.open_jobs(&user.name)?;
+    if open >= crate::store::MAX_OPEN_JOBS {
+        return Err(ServerError::TooManyJobs(open));
+    }
     let bytes = body_bytes(request).await?;
     let body = JobBody::parse(&bytes)?;
     let plan = plan(&shared, &user, &body)?;
@@ -253,7 +278,7 @@ async fn cancel_job(
     request: Request,
 ) -> Result<Response, ServerError> {
     let user = user_of(request.extensions())?;
-    match shared.store.cancel_queued(&user.name, &id)? {
+    match shared.store.cancel(&user.name, &id)? {
         None => return Err(ServerError::NotFound),
         // A running job is cancelled through the guarded path: the charge table settles it.
         Some(JobState::Running) => shared.cancel_running(&id),
@@ -266,8 +291,9 @@ async fn cancel_job(
     Ok(json(StatusCode::ACCEPTED, &job_json(&job)))
 }
 
-/// Server-sent events: the job's state each time it changes, ending with `done`, `failed` or
-/// `cancelled` (with its cost).
+/// Server-sent events: the job's state when it is looked at (every 200 ms) and has changed,
+/// ending with `done`, `failed` or `cancelled`; a stream also ends when the service shuts
+/// down. At most 256 are open at once.
 async fn job_events(
     State(shared): State<Arc<Shared>>,
     Path(id): Path<String>,
@@ -278,12 +304,18 @@ async fn job_events(
         .store
         .job(&user.name, &id)?
         .ok_or(ServerError::NotFound)?;
+    let permit = Arc::clone(&shared.streams)
+        .try_acquire_owned()
+        .map_err(|_| ServerError::Busy)?;
     let stream = futures_util::stream::unfold(
-        (shared, user.name, Some(first), None::<JobState>),
-        |(shared, user, next, last)| async move {
+        (shared, user.name, Some(first), None::<JobState>, permit),
+        |(shared, user, next, last, permit)| async move {
             let mut job = next?;
             while last == Some(job.state) {
-                tokio::time::sleep(EVENT_POLL).await;
+                tokio::select! {
+                    () = tokio::time::sleep(EVENT_POLL) => {}
+                    () = shared.shutdown.cancelled() => return None,
+                }
                 job = shared.store.job(&user, &job.id).ok().flatten()?;
             }
             let event = format!(
@@ -295,7 +327,7 @@ async fn job_events(
             let next = (!state.is_final()).then_some(job);
             Some((
                 Ok::<_, Infallible>(event),
-                (shared, user, next, Some(state)),
+                (shared, user, next, Some(state), permit),
             ))
         },
     );

@@ -30,6 +30,12 @@ pub enum ServerError {
         /// Its message.
         message: String,
     },
+    /// The user has [`crate::store::MAX_OPEN_JOBS`] jobs queued or running already.
+    #[error("you have {0} jobs queued or running; wait for some to end")]
+    TooManyJobs(u64),
+    /// Too many event streams are open.
+    #[error("too many event streams are open; poll the job instead")]
+    Busy,
     /// A user `serve token create` names does not exist.
     #[error("no user named `{0}`; add one with `acgs serve user add NAME --daily AMOUNT`")]
     UnknownUser(String),
@@ -67,6 +73,8 @@ impl ServerError {
                 ErrorKind::Check | ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             },
             Self::UnknownUser(_) => StatusCode::NOT_FOUND,
+            Self::TooManyJobs(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
             Self::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -81,6 +89,8 @@ impl UserFacing for ServerError {
             Self::TooLarge(_) => "request.too_large",
             Self::Refused { code, .. } => code,
             Self::UnknownUser(_) => "server.unknown_user",
+            Self::TooManyJobs(_) => "rate.too_many_jobs",
+            Self::Busy => "server.busy",
             Self::Store(_) => "server.store",
         }
     }
@@ -92,6 +102,7 @@ impl UserFacing for ServerError {
                 ErrorKind::Usage
             }
             Self::Refused { kind, .. } => *kind,
+            Self::TooManyJobs(_) | Self::Busy => ErrorKind::Money,
             Self::Store(_) => ErrorKind::Internal,
         }
     }
@@ -100,6 +111,13 @@ impl UserFacing for ServerError {
 impl IntoResponse for ServerError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({"error": {"code": self.code(), "message": self.to_string()}});
-        crate::api::json(self.status(), &body)
+        let mut response = crate::api::json(self.status(), &body);
+        if matches!(self, Self::Unauthorized) {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
     }
 }

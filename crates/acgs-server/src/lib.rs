@@ -4,8 +4,8 @@
 //! with their own bearer token, and in-process workers that run each job through the same
 //! guarded path as the command line — the same validation, guard, worst-case reservation,
 //! settlement and audit — for the job's owner. A user's daily and monthly budgets are ledger
-//! scopes (`user:NAME:YYYY-MM-DD`, `user:NAME:YYYY-MM`, in UTC) that every reservation checks
-//! atomically with the service's own limits.
+//! scopes (`SERVICE:user:NAME:YYYY-MM-DD`, `SERVICE:user:NAME:YYYY-MM`, in UTC, `SERVICE` this
+//! service's own id) that every reservation checks atomically with the service's own limits.
 //!
 //! The service is one more entrance: it never reserves, settles, audits or writes outputs
 //! itself. Its own records (users, token digests, jobs) are in [`store`].
@@ -18,22 +18,45 @@ mod worker;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use acgs_core::Usd;
 use acgs_core::audit::Origin;
 use acgs_core::ledger::ScopeLimit;
-use acgs_engine::{Caller, Interrupt, Signal, Suite};
+use acgs_engine::{Caller, Confirm, ConfirmAnswer, Interrupt, Signal, Suite};
 use tokio_util::sync::CancellationToken;
 
 pub use api::BODY_LIMIT;
 pub use error::ServerError;
 pub use store::{Store, User};
 
+/// The most event streams open at once.
+const MAX_STREAMS: usize = 256;
+/// How long running jobs may take to end after a shutdown before they are cancelled.
+const DRAIN: Duration = Duration::from_secs(30);
+
+/// A job without a ceiling has nobody to confirm a spend the configuration wants confirmed: it
+/// is refused above `confirm_above` (a ceiling the job gives is its consent).
+struct NoOneToAsk;
+
+impl Confirm for NoOneToAsk {
+    fn confirm(&self, _what: &str, _estimate: Usd, _warn: bool) -> ConfirmAnswer {
+        ConfirmAnswer::Unavailable
+    }
+}
+
 /// What the routes and workers share.
 pub(crate) struct Shared {
     suite: Suite,
     store: Store,
+    /// This service's id, the prefix of its users' ledger scopes.
+    instance: String,
+    /// Fired when the service shuts down.
+    shutdown: CancellationToken,
+    /// Event streams open.
+    streams: Arc<tokio::sync::Semaphore>,
     /// Wakes an idle worker when a job is queued.
     wake: tokio::sync::Notify,
     /// The interrupt of each running job, to cancel it.
@@ -41,29 +64,31 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// Who a job runs for: the user, through the service, with their budgets as scopes, the
-    /// job's ceiling as the cap, and no one to confirm (the ceiling is the consent).
+    /// Who a job runs for: the user, through the service, with their budgets as scopes and the
+    /// job's ceiling as the cap (which is the consent a confirmation would ask for).
     fn caller(&self, user: &User, max: Option<Usd>, job: Option<&str>) -> Caller {
         let now = jiff::Timestamp::now();
         let day = now.strftime("%Y-%m-%d").to_string();
         let month = now.strftime("%Y-%m").to_string();
         // No job reads a file of the machine it runs on: every input must come through the API.
+        let scope = |period: &str| format!("{}:user:{}:{period}", self.instance, user.name);
         let mut caller = Caller::new(&user.name)
             .origin(Origin::Service)
             .input_roots(Vec::new())
             .scope(ScopeLimit {
-                scope: format!("user:{}:{day}", user.name),
+                scope: scope(&day),
                 limit: user.daily,
             });
         if let Some(monthly) = user.monthly {
             caller = caller.scope(ScopeLimit {
-                scope: format!("user:{}:{month}", user.name),
+                scope: scope(&month),
                 limit: monthly,
             });
         }
-        if let Some(max) = max {
-            caller = caller.cap(max);
-        }
+        caller = match max {
+            Some(max) => caller.cap(max),
+            None => caller.confirm(Arc::new(NoOneToAsk)),
+        };
         if let Some(job) = job {
             caller = caller.session(job);
         }
@@ -87,6 +112,38 @@ impl Shared {
             interrupt.fire(Signal::Interrupt);
         }
     }
+
+    /// Cancel every running job (after the drain time of a shutdown).
+    fn cancel_all(&self) {
+        let running: Vec<Interrupt> = self
+            .running
+            .lock()
+            .map(|r| r.values().cloned().collect())
+            .unwrap_or_default();
+        for interrupt in running {
+            interrupt.fire(Signal::Terminate);
+        }
+    }
+}
+
+/// Hold `path` locked for as long as the file lives, or fail when another `acgs serve` holds it.
+fn lock(path: &std::path::Path) -> std::io::Result<fs_err::File> {
+    let file = fs_err::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)?;
+    rustix::fs::flock(
+        file.file(),
+        rustix::fs::FlockOperation::NonBlockingLockExclusive,
+    )
+    .map_err(|_| {
+        std::io::Error::other(format!(
+            "another acgs serve uses these records ({} is locked)",
+            path.display()
+        ))
+    })?;
+    Ok(file)
 }
 
 /// How to serve.
@@ -96,32 +153,45 @@ pub struct Options {
     pub addr: SocketAddr,
     /// How many jobs run at once in this process.
     pub workers: usize,
+    /// A file held locked while serving, so that one set of records has one server.
+    pub lock: PathBuf,
 }
 
 /// Serve the API on `options.addr` with `options.workers` in-process workers until `shutdown`:
 /// returns the bound address (port 0 picks one) and the serving task. On shutdown the workers
-/// stop claiming, and the server stops accepting and finishes the requests it has.
+/// stop claiming, event streams end, the server finishes the requests it has, and running jobs
+/// get 30 s to end before they are cancelled through the engine.
 pub async fn serve(
     suite: Suite,
     store: Store,
     options: &Options,
     shutdown: CancellationToken,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), std::io::Error> {
-    let abandoned = store.fail_abandoned().unwrap_or(0);
+    let held = lock(&options.lock)?;
+    let listener = tokio::net::TcpListener::bind(options.addr).await?;
+    let bound = listener.local_addr()?;
+    // Only now, holding the lock: no other server can be running these jobs.
+    let abandoned = store
+        .fail_abandoned()
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
     if abandoned > 0 {
         tracing::warn!(
             abandoned,
             "jobs left running by an earlier process were marked failed"
         );
     }
+    let instance = store
+        .instance()
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
     let shared = Arc::new(Shared {
         suite,
         store,
+        instance,
+        shutdown: shutdown.clone(),
+        streams: Arc::new(tokio::sync::Semaphore::new(MAX_STREAMS)),
         wake: tokio::sync::Notify::new(),
         running: Mutex::new(HashMap::new()),
     });
-    let listener = tokio::net::TcpListener::bind(options.addr).await?;
-    let bound = listener.local_addr()?;
     let workers: Vec<_> = (0..options.workers.max(1))
         .map(|_| tokio::spawn(worker::run(Arc::clone(&shared), shutdown.clone())))
         .collect();
@@ -134,9 +204,13 @@ pub async fn serve(
         if let Err(e) = served {
             tracing::error!(error = %e, "the service stopped");
         }
-        for worker in workers {
-            let _ = worker.await;
+        let all = futures_util::future::join_all(workers);
+        tokio::pin!(all);
+        if tokio::time::timeout(DRAIN, &mut all).await.is_err() {
+            shared.cancel_all();
+            all.await;
         }
+        drop(held);
     });
     Ok((bound, task))
 }

@@ -1,5 +1,5 @@
-//! The OpenAPI 3.1 document of the API, served at `/v1/openapi.json`: written by hand beside the
-//! routes it describes (a test compares the two lists).
+//! The OpenAPI 3.1 document of the API, served at `/v1/openapi.json`, written by hand beside the
+//! routes it describes (`api::router`).
 
 use serde_json::{Value, json};
 
@@ -43,8 +43,9 @@ pub fn document() -> Value {
             "/v1/jobs": {"post": {"parameters": [{"name": "Idempotency-Key", "in": "header", "schema": {"type": "string"}}],
                 "requestBody": {"content": {"application/json": {"schema": job_body}}},
                 "responses": {"202": {"description": "queued (or the job this key already made)", "content": {"application/json": {"schema": job}}},
-                              "401": error_response("no valid token"), "413": {"description": "body too large"},
-                              "422": error_response("refused by validation or the guard")}}},
+                              "400": error_response("not the JSON this route takes"), "401": error_response("no valid token"),
+                              "402": error_response("its worst case is above max_cost_usd"), "413": error_response("body too large"),
+                              "422": error_response("refused by validation or the guard"), "429": error_response("too many jobs queued or running")}}},
             "/v1/jobs/{id}": {
                 "get": {"parameters": id, "responses": {"200": {"description": "the job", "content": {"application/json": {"schema": job}}},
                         "404": error_response("no such job of yours")}},

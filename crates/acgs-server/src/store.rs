@@ -42,12 +42,17 @@ CREATE TABLE IF NOT EXISTS jobs (
     outputs TEXT,
     error_code TEXT,
     error_message TEXT,
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL,
     UNIQUE (user, idempotency_key)
 );
 CREATE INDEX IF NOT EXISTS jobs_queued ON jobs (state, created_at);
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 ";
+
+/// The most jobs one user may have queued or running at once.
+pub const MAX_OPEN_JOBS: u64 = 64;
 
 /// A user of the service and their budgets.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -186,12 +191,38 @@ impl Store {
         Ok(f(&conn)?)
     }
 
-    /// Add a user, or change an existing user's budgets.
+    /// This service's id, made once: it names the ledger scopes of its users, so two services
+    /// sharing one ledger never share a user's budget.
+    pub fn instance(&self) -> Result<String, ServerError> {
+        let fresh = format!("srv{}", random_hex(4)?);
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO meta (name, value) VALUES ('instance', ?1) ON CONFLICT (name) DO NOTHING",
+                params![fresh],
+            )?;
+            c.query_row("SELECT value FROM meta WHERE name = 'instance'", [], |r| r.get(0))
+        })
+    }
+
+    /// How many jobs `user` has queued or running.
+    pub fn open_jobs(&self, user: &str) -> Result<u64, ServerError> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT COUNT(*) FROM jobs WHERE user = ?1 AND state IN ('queued', 'running')",
+                params![user],
+                |r| r.get::<_, i64>(0),
+            )
+        })
+        .map(|n| u64::try_from(n).unwrap_or(0))
+    }
+
+    /// Add a user, or change an existing user's budgets (a monthly budget not given is kept).
     pub fn put_user(&self, user: &User) -> Result<(), ServerError> {
+        // A monthly budget not given is kept: changing the day must not lift the month.
         self.with(|c| {
             c.execute(
                 "INSERT INTO users (name, daily_micros, monthly_micros, created_at) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (name) DO UPDATE SET daily_micros = ?2, monthly_micros = ?3",
+                 ON CONFLICT (name) DO UPDATE SET daily_micros = ?2, monthly_micros = COALESCE(?3, monthly_micros)",
                 params![user.name, user.daily.micros(), user.monthly.map(Usd::micros), now()],
             )
             .map(|_| ())
@@ -305,7 +336,8 @@ impl Store {
         Ok((job, inserted > 0))
     }
 
-    fn job_by_key(&self, user: &str, key: &str) -> Result<Option<Job>, ServerError> {
+    /// The job `user` made with idempotency key `key`, if any.
+    pub fn job_by_key(&self, user: &str, key: &str) -> Result<Option<Job>, ServerError> {
         self.select_one(
             "WHERE user = ?1 AND idempotency_key = ?2",
             params![user, key],
@@ -342,24 +374,38 @@ impl Store {
         })
     }
 
-    /// Cancel `user`'s job `id` if it is still queued; its state after the call.
-    pub fn cancel_queued(&self, user: &str, id: &str) -> Result<Option<JobState>, ServerError> {
+    /// Cancel `user`'s job `id`: a queued one at once; a running one is marked, so that its
+    /// worker cancels it whether it has started the run yet or not. Its state after the call.
+    pub fn cancel(&self, user: &str, id: &str) -> Result<Option<JobState>, ServerError> {
         self.with(|c| {
             c.execute(
-                "UPDATE jobs SET state = 'cancelled', updated_at = ?3 WHERE user = ?1 AND id = ?2 AND state = 'queued'",
+                "UPDATE jobs SET state = CASE state WHEN 'queued' THEN 'cancelled' ELSE state END,
+                 cancel_requested = 1, updated_at = ?3 WHERE user = ?1 AND id = ?2 AND state IN ('queued', 'running')",
                 params![user, id, now()],
             )
         })?;
         Ok(self.job(user, id)?.map(|j| j.state))
     }
 
-    /// Record how job `id` ended.
+    /// Whether the owner of job `id` asked to cancel it.
+    pub fn cancel_requested(&self, id: &str) -> Result<bool, ServerError> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT cancel_requested FROM jobs WHERE id = ?1",
+                params![id],
+                |r| r.get::<_, i64>(0),
+            )
+        })
+        .map(|n| n != 0)
+    }
+
+    /// Record how running job `id` ended (a job no longer running is left as it is).
     pub fn finish(&self, id: &str, outcome: &Outcome) -> Result<(), ServerError> {
         let (code, message) = outcome.error.clone().unzip();
         self.with(|c| {
             c.execute(
                 "UPDATE jobs SET state = ?2, actual_micros = ?3, run_id = ?4, outputs = ?5, error_code = ?6,
-                 error_message = ?7, updated_at = ?8 WHERE id = ?1",
+                 error_message = ?7, updated_at = ?8 WHERE id = ?1 AND state = 'running'",
                 params![
                     id,
                     outcome.state.as_str(),
@@ -403,4 +449,133 @@ fn row_to_job(r: &rusqlite::Row<'_>) -> rusqlite::Result<Job> {
         outputs: r.get(7)?,
         error: code.map(|c| (c, message.unwrap_or_default())),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use secrecy::ExposeSecret as _;
+
+    use super::{JobState, Outcome, Store, User};
+    use acgs_core::Usd;
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = Store::open(&dir.path().join("server.sqlite3")).expect("store");
+        (dir, store)
+    }
+
+    fn usd(text: &str) -> Usd {
+        Usd::parse(text).expect("usd")
+    }
+
+    #[test]
+    fn changing_the_day_keeps_the_month_and_tokens_end() {
+        let (_dir, store) = store();
+        let ada = User {
+            name: "ada".into(),
+            daily: usd("5"),
+            monthly: Some(usd("50")),
+        };
+        store.put_user(&ada).expect("put");
+        store
+            .put_user(&User {
+                monthly: None,
+                daily: usd("10"),
+                ..ada
+            })
+            .expect("put");
+        let kept = store.user("ada").expect("read").expect("ada");
+        assert_eq!((kept.daily, kept.monthly), (usd("10"), Some(usd("50"))));
+        let (id, token) = store.create_token("ada", 1).expect("token");
+        assert!(
+            store
+                .authenticate(token.expose_secret())
+                .expect("auth")
+                .is_some()
+        );
+        assert!(
+            store
+                .authenticate("acgs_srv_forged")
+                .expect("auth")
+                .is_none()
+        );
+        assert!(store.revoke_token(&id).expect("revoke"));
+        assert!(
+            store
+                .authenticate(token.expose_secret())
+                .expect("auth")
+                .is_none(),
+            "revoked"
+        );
+        assert!(store.create_token("nobody", 1).is_err());
+    }
+
+    #[test]
+    fn a_cancel_is_never_lost_and_a_final_state_stays_final() {
+        let (_dir, store) = store();
+        let (job, new) = store
+            .enqueue("ada", Some("k"), "{}", usd("0.1"))
+            .expect("queued");
+        let (again, second) = store
+            .enqueue("ada", Some("k"), "{}", usd("0.1"))
+            .expect("same");
+        assert!(new && !second && again.id == job.id, "one job per key");
+        let claimed = store.claim().expect("claim").expect("a job");
+        assert_eq!(claimed.state, JobState::Running);
+        // The owner cancels while the worker has not registered its interrupt yet.
+        assert_eq!(
+            store.cancel("ada", &job.id).expect("cancel"),
+            Some(JobState::Running)
+        );
+        assert!(
+            store.cancel_requested(&job.id).expect("flag"),
+            "the worker will see it"
+        );
+        assert_eq!(
+            store.cancel("bob", &job.id).expect("cancel"),
+            None,
+            "not bob's"
+        );
+        let cancelled = Outcome {
+            state: JobState::Cancelled,
+            actual: None,
+            run_id: None,
+            outputs: None,
+            error: None,
+        };
+        store.finish(&job.id, &cancelled).expect("finish");
+        let done = Outcome {
+            state: JobState::Done,
+            ..cancelled
+        };
+        store
+            .finish(&job.id, &done)
+            .expect("a late finish is ignored");
+        let ended = store.job("ada", &job.id).expect("read").expect("job");
+        assert_eq!(ended.state, JobState::Cancelled);
+    }
+
+    #[test]
+    fn jobs_left_running_fail_rather_than_run_again() {
+        let (_dir, store) = store();
+        let (job, _) = store
+            .enqueue("ada", None, "{}", usd("0.1"))
+            .expect("queued");
+        store.claim().expect("claim");
+        assert_eq!(store.fail_abandoned().expect("fail"), 1);
+        let ended = store.job("ada", &job.id).expect("read").expect("job");
+        assert_eq!(
+            (ended.state, ended.error.map(|e| e.0)),
+            (JobState::Failed, Some("job.interrupted".into()))
+        );
+        assert!(
+            store.claim().expect("claim").is_none(),
+            "nothing is queued again"
+        );
+        assert_eq!(
+            store.instance().expect("id"),
+            store.instance().expect("id"),
+            "one id, kept"
+        );
+    }
 }

@@ -45,36 +45,53 @@ pub(crate) async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
 
 /// Run `job` for its owner; never fails, a failure is the job's outcome.
 async fn execute(shared: &Shared, job: &Job) -> Outcome {
-    let failed = |code: &str, message: String| Outcome {
+    // Registered before anything else, then the owner's cancel is checked: a DELETE either
+    // finds this interrupt or left its mark for this check.
+    let interrupt = Interrupt::new();
+    shared.running_insert(&job.id, interrupt.clone());
+    if shared.store.cancel_requested(&job.id).unwrap_or(false) {
+        interrupt.fire(acgs_engine::Signal::Interrupt);
+    }
+    let outcome = run_job(shared, job, &interrupt)
+        .await
+        .unwrap_or_else(|(code, message)| failed(&code, message));
+    shared.running_remove(&job.id);
+    outcome
+}
+
+fn failed(code: &str, message: String) -> Outcome {
+    Outcome {
         state: JobState::Failed,
         actual: None,
         run_id: None,
         outputs: None,
         error: Some((code.to_owned(), message)),
-    };
+    }
+}
+
+/// The job's run through the guarded path, or the code and message of why it could not start.
+async fn run_job(
+    shared: &Shared,
+    job: &Job,
+    interrupt: &Interrupt,
+) -> Result<Outcome, (String, String)> {
     let user = match shared.store.user(&job.user) {
         Ok(Some(user)) => user,
-        _ => {
-            return failed(
-                "server.unknown_user",
-                format!("user `{}` is gone", job.user),
-            );
+        Ok(None) => {
+            let message = format!("user `{}` is gone", job.user);
+            return Err(("server.unknown_user".into(), message));
         }
+        Err(e) => return Err((e.code().to_owned(), e.to_string())),
     };
-    let (request, max) = match crate::api::stored_request(&job.request) {
-        Ok(parsed) => parsed,
-        Err(e) => return failed(e.code(), e.to_string()),
-    };
-    let interrupt = Interrupt::new();
-    shared.running_insert(&job.id, interrupt.clone());
+    let (request, max) = crate::api::stored_request(&job.request)
+        .map_err(|e| (e.code().to_owned(), e.to_string()))?;
     let caller = shared.caller(&user, max, Some(&job.id));
     let result = shared
         .suite
         .for_caller(caller)
-        .generate_with(&request, &EventSink::none(), &interrupt)
+        .generate_with(&request, &EventSink::none(), interrupt)
         .await;
-    shared.running_remove(&job.id);
-    match result {
+    Ok(match result {
         Ok(report) => {
             let names: Vec<String> = report
                 .outputs
@@ -94,5 +111,5 @@ async fn execute(shared: &Shared, job: &Job) -> Outcome {
             ..failed(e.code(), e.to_string())
         },
         Err(e) => failed(e.code(), e.to_string()),
-    }
+    })
 }

@@ -58,6 +58,7 @@ async fn serve(app: &App, args: &ServeArgs, interrupt: &Interrupt) -> CmdResult 
     let options = Options {
         addr: args.addr,
         workers: usize::from(args.workers),
+        lock: app.loaded.paths.state_file("server.lock"),
     };
     let (bound, serving) = acgs_server::serve(suite, store, &options, interrupt.token().clone())
         .await
