@@ -216,6 +216,40 @@ async fn users_reach_only_their_own_jobs_within_their_own_budgets() {
             .unwrap_or_default()
             .contains("event: done")
     );
+    let name = done["outputs"][0].as_str().expect("a file name").to_owned();
+    let file = format!("{}/v1/jobs/{id}/outputs/{name}", api.base);
+    let fetched = api
+        .http
+        .get(&file)
+        .bearer_auth(&ada)
+        .send()
+        .await
+        .expect("the file");
+    assert_eq!(fetched.status().as_u16(), 200);
+    let bytes = fetched.bytes().await.expect("bytes");
+    assert!(bytes.starts_with(b"\x89PNG"), "the image itself");
+    let theirs = api
+        .http
+        .get(&file)
+        .bearer_auth(&bob)
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(
+        theirs.status().as_u16(),
+        404,
+        "outputs go to their owner only"
+    );
+    let (escape, _) = api
+        .call(
+            reqwest::Method::GET,
+            &format!("/v1/jobs/{id}/outputs/..%2Fmanifest.json"),
+            Some(&ada),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(escape, 404, "only a file the job lists");
 
     // Ada's day holds $0.06: two more jobs of $0.025 fit, the third does not.
     let mut ends = Vec::new();

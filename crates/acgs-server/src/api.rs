@@ -43,6 +43,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> axum::Router {
         .route("/v1/jobs", post(create_job))
         .route("/v1/jobs/{id}", get(show_job).delete(cancel_job))
         .route("/v1/jobs/{id}/events", get(job_events))
+        .route("/v1/jobs/{id}/outputs/{name}", get(output))
         .route("/v1/estimate", post(estimate))
         .route("/v1/spend", get(spend))
         .layer(axum::middleware::from_fn_with_state(
@@ -246,12 +247,23 @@ async fn estimate(
     ))
 }
 
-fn job_json(job: &Job) -> Value {
-    let outputs: Value = job
-        .outputs
+/// A done job's output files, as stored (full paths, never shown).
+fn output_paths(job: &Job) -> Option<Vec<std::path::PathBuf>> {
+    job.outputs
         .as_deref()
-        .and_then(|o| serde_json::from_str(o).ok())
-        .unwrap_or(Value::Null);
+        .and_then(|o| serde_json::from_str::<Vec<std::path::PathBuf>>(o).ok())
+}
+
+fn job_json(job: &Job) -> Value {
+    let outputs: Value = output_paths(job).map_or(Value::Null, |paths| {
+        paths
+            .iter()
+            .filter_map(|p| {
+                p.file_name()
+                    .map(|n| Value::from(n.to_string_lossy().into_owned()))
+            })
+            .collect()
+    });
     json!({
         "id": job.id, "status": job.state.as_str(), "estimate": job.estimate, "actual": job.actual,
         "run_id": job.run_id, "outputs": outputs,
@@ -338,6 +350,65 @@ async fn job_events(
             (header::CACHE_CONTROL, "no-cache"),
         ],
         Body::from_stream(stream),
+    )
+        .into_response())
+}
+
+/// One output file of a done job of the caller's, streamed: only a name the job lists, only a
+/// regular file (never a link), read 64 KiB at a time.
+async fn output(
+    State(shared): State<Arc<Shared>>,
+    Path((id, name)): Path<(String, String)>,
+    request: Request,
+) -> Result<Response, ServerError> {
+    let user = user_of(request.extensions())?;
+    let job = shared
+        .store
+        .job(&user.name, &id)?
+        .ok_or(ServerError::NotFound)?;
+    let plain = |n: &str| {
+        n.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+    };
+    let path = output_paths(&job)
+        .unwrap_or_default()
+        .into_iter()
+        .find(|p| p.file_name().is_some_and(|n| n == name.as_str()))
+        .filter(|_| plain(&name))
+        .ok_or(ServerError::NotFound)?;
+    let meta = tokio::fs::symlink_metadata(&path)
+        .await
+        .map_err(|_| ServerError::NotFound)?;
+    if !meta.is_file() {
+        return Err(ServerError::NotFound);
+    }
+    let file = tokio::fs::File::open(&path)
+        .await
+        .map_err(|_| ServerError::NotFound)?;
+    let chunks = futures_util::stream::unfold(Some(file), |file| async move {
+        use tokio::io::AsyncReadExt as _;
+        let mut file = file?;
+        let mut buf = vec![0u8; 64 * 1024];
+        match file.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok(Bytes::from(buf)), Some(file)))
+            }
+            Err(e) => Some((Err(e), None)),
+        }
+    });
+    Ok((
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
+            (header::CONTENT_LENGTH, meta.len().to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
+        ],
+        Body::from_stream(chunks),
     )
         .into_response())
 }

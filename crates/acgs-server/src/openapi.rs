@@ -55,6 +55,10 @@ pub fn document() -> Value {
                 "server-sent events, one per change of state, ending with done, failed or cancelled",
                 "content": {"text/event-stream": {}}}, "404": error_response("no such job of yours")}}},
             "/v1/spend": {"get": {"responses": {"200": {"description": "your own budgets: spent and limit of each"}}}},
+            "/v1/jobs/{id}/outputs/{name}": {"get": {"parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}},
+                {"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "the file", "content": {"application/octet-stream": {}}},
+                              "404": error_response("no such job or file of yours")}}},
         },
     })
 }

@@ -127,7 +127,7 @@ pub struct Job {
     pub actual: Option<Usd>,
     /// Its run id, once it ran.
     pub run_id: Option<String>,
-    /// Its output files' names (JSON list), once done.
+    /// Its output files' paths (JSON list), once done.
     pub outputs: Option<String>,
     /// `(code, message)` when it failed.
     pub error: Option<(String, String)>,
@@ -142,7 +142,7 @@ pub struct Outcome {
     pub actual: Option<Usd>,
     /// The run id.
     pub run_id: Option<String>,
-    /// Output file names (JSON list).
+    /// Output file paths (JSON list).
     pub outputs: Option<String>,
     /// `(code, message)` of a failure.
     pub error: Option<(String, String)>,

@@ -93,10 +93,11 @@ async fn run_job(
         .await;
     Ok(match result {
         Ok(report) => {
+            // Kept whole for the download route; the API shows only their names.
             let names: Vec<String> = report
                 .outputs
                 .iter()
-                .filter_map(|o| o.path.file_name().map(|n| n.to_string_lossy().into_owned()))
+                .map(|o| o.path.to_string_lossy().into_owned())
                 .collect();
             Outcome {
                 state: JobState::Done,
