@@ -136,6 +136,18 @@ async fn users_reach_only_their_own_jobs_within_their_own_budgets() {
     let post = reqwest::Method::POST;
     let job = json!({"model": "flux_dev", "prompt": "a fox in snow"});
 
+    let metrics = api
+        .http
+        .get(format!("{}/metrics", api.base))
+        .send()
+        .await
+        .expect("metrics");
+    assert!(metrics.headers().contains_key("x-request-id"));
+    let metrics = metrics.text().await.unwrap_or_default();
+    assert!(
+        metrics.contains("acgs_jobs{state=\"queued\"} 0"),
+        "{metrics}"
+    );
     let (health, _) = api
         .call(reqwest::Method::GET, "/healthz", None, None, None)
         .await;
@@ -344,6 +356,17 @@ async fn users_reach_only_their_own_jobs_within_their_own_budgets() {
         .await;
     assert_eq!(after, 200, "the first server still serves");
 
+    let counted = api
+        .http
+        .get(format!("{}/metrics", api.base))
+        .send()
+        .await
+        .expect("metrics");
+    let counted = counted.text().await.unwrap_or_default();
+    assert!(
+        counted.contains("acgs_jobs{state=\"done\"} 2") && !counted.contains("ada"),
+        "jobs by state, no user names: {counted}"
+    );
     signal(&child, rustix::process::Signal::TERM);
     let out = tokio::time::timeout(Duration::from_secs(20), child.wait_with_output())
         .await

@@ -54,7 +54,9 @@ pub(crate) fn router(shared: Arc<Shared>) -> axum::Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .route("/v1/openapi.json", get(openapi))
+        .route("/metrics", get(metrics))
         .merge(private)
+        .layer(axum::middleware::from_fn(request_id))
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(shared)
 }
@@ -79,8 +81,11 @@ async fn authenticate(
         Some(Err(e)) => return e.into_response(),
         _ => return ServerError::Unauthorized.into_response(),
     };
-    request.extensions_mut().insert(Authenticated(user));
-    next.run(request).await
+    request.extensions_mut().insert(Authenticated(user.clone()));
+    let mut response = next.run(request).await;
+    // For the request log: who it was.
+    response.extensions_mut().insert(Authenticated(user));
+    response
 }
 
 fn user_of(request_extensions: &axum::http::Extensions) -> Result<User, ServerError> {
@@ -437,6 +442,55 @@ async fn ready(State(shared): State<Arc<Shared>>) -> Response {
         Ok(_) => (StatusCode::OK, "ready").into_response(),
         Err(e) => e.into_response(),
     }
+}
+
+/// Every request gets an id, answered in `x-request-id` and logged with its method, path,
+/// status and user (the bearer token is never logged).
+async fn request_id(request: Request, next: Next) -> Response {
+    let mut bytes = [0u8; 8];
+    let id = getrandom::fill(&mut bytes).map_or_else(|_| "-".to_owned(), |()| hex::encode(bytes));
+    let (method, path) = (request.method().clone(), request.uri().path().to_owned());
+    let mut response = next.run(request).await;
+    let user = response
+        .extensions()
+        .get::<Authenticated>()
+        .map(|a| a.0.name.clone());
+    tracing::info!(request_id = %id, %method, path = %path, status = response.status().as_u16(), user = user.as_deref().unwrap_or("-"), "request");
+    if let Ok(value) = axum::http::HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    response
+}
+
+/// Prometheus metrics: jobs by state, the age of the oldest queued job, the settled total. No
+/// user names: the open route shows no one's jobs or spend.
+async fn metrics(State(shared): State<Arc<Shared>>) -> Result<Response, ServerError> {
+    let m = shared.store.metrics()?;
+    let mut text = String::from("# HELP acgs_jobs Jobs by state.\n# TYPE acgs_jobs gauge\n");
+    for state in ["queued", "running", "done", "failed", "cancelled"] {
+        let n = m
+            .by_state
+            .iter()
+            .find(|(s, _)| s == state)
+            .map_or(0, |(_, n)| *n);
+        text.push_str(&format!("acgs_jobs{{state=\"{state}\"}} {n}\n"));
+    }
+    let age = m.oldest_queued.map_or(0, |t| {
+        jiff::Timestamp::now().duration_since(t).as_secs().max(0)
+    });
+    text.push_str(&format!(
+        "# HELP acgs_queue_oldest_seconds Age of the oldest queued job.\n# TYPE acgs_queue_oldest_seconds gauge\nacgs_queue_oldest_seconds {age}\n"
+    ));
+    text.push_str(&format!(
+        "# HELP acgs_settled_micro_usd_total What jobs were settled at, in micro-dollars.\n# TYPE acgs_settled_micro_usd_total counter\nacgs_settled_micro_usd_total {}\n",
+        m.settled_micros
+    ));
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        text,
+    )
+        .into_response())
 }
 
 async fn openapi() -> Response {

@@ -37,6 +37,7 @@ pub fn document() -> Value {
             "/healthz": {"get": {"security": [], "responses": {"200": {"description": "alive"}}}},
             "/readyz": {"get": {"security": [], "responses": {"200": {"description": "the records answer"}}}},
             "/v1/openapi.json": {"get": {"security": [], "responses": {"200": {"description": "this document"}}}},
+            "/metrics": {"get": {"security": [], "responses": {"200": {"description": "Prometheus text: jobs by state, queue age, settled total"}}}},
             "/v1/estimate": {"post": {"requestBody": {"content": {"application/json": {"schema": job_body}}},
                 "responses": {"200": {"description": "the worst case; nothing reserved"}, "401": error_response("no valid token"),
                               "422": error_response("refused by validation or the guard")}}},

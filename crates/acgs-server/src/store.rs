@@ -148,6 +148,17 @@ pub struct Outcome {
     pub error: Option<(String, String)>,
 }
 
+/// What [`Store::metrics`] counts.
+#[derive(Debug, Clone, Default)]
+pub struct Metrics {
+    /// Jobs per state name.
+    pub by_state: Vec<(String, i64)>,
+    /// When the oldest queued job was queued.
+    pub oldest_queued: Option<jiff::Timestamp>,
+    /// The settled cost of every job, in micro-dollars.
+    pub settled_micros: i64,
+}
+
 /// The service's records.
 #[derive(Debug)]
 pub struct Store {
@@ -418,6 +429,33 @@ impl Store {
                 ],
             )
             .map(|_| ())
+        })
+    }
+
+    /// What `/metrics` shows: jobs by state, when the oldest queued job was queued, and the
+    /// settled cost of every job, in micro-dollars.
+    pub fn metrics(&self) -> Result<Metrics, ServerError> {
+        self.with(|c| {
+            let mut by_state = Vec::new();
+            let mut rows = c.prepare("SELECT state, COUNT(*) FROM jobs GROUP BY state")?;
+            for row in rows.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
+                by_state.push(row?);
+            }
+            let oldest: Option<String> = c.query_row(
+                "SELECT MIN(created_at) FROM jobs WHERE state = 'queued'",
+                [],
+                |r| r.get(0),
+            )?;
+            let settled: i64 = c.query_row(
+                "SELECT COALESCE(SUM(actual_micros), 0) FROM jobs",
+                [],
+                |r| r.get(0),
+            )?;
+            Ok(Metrics {
+                by_state,
+                oldest_queued: oldest.and_then(|t| t.parse().ok()),
+                settled_micros: settled,
+            })
         })
     }
 
