@@ -26,7 +26,15 @@ async fn user_with_token(sb: &Sandbox, name: &str, daily: &str) -> String {
 /// Start `acgs serve --addr 127.0.0.1:0` and return the child and its base URL.
 async fn server(sb: &Sandbox) -> (tokio::process::Child, String) {
     let mut child = sb
-        .command(&["serve", "--addr", "127.0.0.1:0", "--workers", "2"])
+        .command(&[
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--workers",
+            "2",
+            "--max-upload-mib",
+            "1",
+        ])
         .spawn()
         .expect("starts");
     let stderr = child.stderr.take().expect("stderr");
@@ -367,6 +375,89 @@ async fn users_reach_only_their_own_jobs_within_their_own_budgets() {
         counted.contains("acgs_jobs{state=\"done\"} 2") && !counted.contains("ada"),
         "jobs by state, no user names: {counted}"
     );
+    // Uploads: kept for their owner, read by their type, capped; a job may use only its own.
+    // A multipart form of one file field, as any HTTP client sends it.
+    let form = |bytes: Vec<u8>| {
+        let mut body = b"--acgs-boundary\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x\"\r\nContent-Type: application/octet-stream\r\n\r\n".to_vec();
+        body.extend_from_slice(&bytes);
+        body.extend_from_slice(b"\r\n--acgs-boundary--\r\n");
+        body
+    };
+    let upload = |token: &str, bytes: Vec<u8>| {
+        api.http
+            .post(format!("{}/v1/files", api.base))
+            .bearer_auth(token.to_owned())
+            .header(
+                "content-type",
+                "multipart/form-data; boundary=acgs-boundary",
+            )
+            .body(form(bytes))
+            .send()
+    };
+    let stored = upload(&bob, acgs_testkit::media::png(640, 480, 200_000))
+        .await
+        .expect("answer");
+    assert_eq!(stored.status().as_u16(), 201);
+    let stored: Value =
+        serde_json::from_str(&stored.text().await.unwrap_or_default()).expect("json");
+    assert_eq!(stored["content_type"], "image/png");
+    let file_id = stored["id"].as_str().expect("an id").to_owned();
+    let mine = api
+        .http
+        .get(format!("{}/v1/files/{file_id}", api.base))
+        .bearer_auth(&bob)
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(
+        mine.bytes().await.map(|b| b.len()).ok(),
+        stored["bytes"]
+            .as_u64()
+            .and_then(|n| usize::try_from(n).ok())
+    );
+    let not_ada = api
+        .http
+        .get(format!("{}/v1/files/{file_id}", api.base))
+        .bearer_auth(&ada)
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(not_ada.status().as_u16(), 404);
+    let text = upload(&bob, b"just some words, not media".to_vec())
+        .await
+        .expect("answer");
+    assert_eq!(text.status().as_u16(), 400, "not a media type acgs knows");
+    let huge = upload(&bob, vec![0u8; 3 * 1024 * 1024])
+        .await
+        .expect("answer");
+    assert_eq!(
+        huge.status().as_u16(),
+        413,
+        "over --max-upload-mib, unread past the cap"
+    );
+    let with_input =
+        json!({"model": "kontext", "prompt": "make it night", "inputs": {"image": file_id}});
+    let (bobs, estimate) = api
+        .call(
+            reqwest::Method::POST,
+            "/v1/estimate",
+            Some(&bob),
+            Some(with_input.clone()),
+            None,
+        )
+        .await;
+    assert_eq!(bobs, 200, "bob's own upload is an input: {estimate}");
+    let (adas, _) = api
+        .call(
+            reqwest::Method::POST,
+            "/v1/estimate",
+            Some(&ada),
+            Some(with_input),
+            None,
+        )
+        .await;
+    assert_eq!(adas, 400, "ada cannot use bob's upload");
+
     signal(&child, rustix::process::Signal::TERM);
     let out = tokio::time::timeout(Duration::from_secs(20), child.wait_with_output())
         .await

@@ -259,6 +259,9 @@ pub struct ServeArgs {
     /// How many jobs run at once.
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub workers: u16,
+    /// The largest upload (`POST /v1/files`), in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub max_upload_mib: u32,
     /// Manage users and tokens instead of serving.
     #[command(subcommand)]
     pub action: Option<ServeAction>,

@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 
 use crate::Shared;
 use crate::error::ServerError;
-use crate::store::{Job, JobState, User};
+use crate::store::{Job, JobState, Store, User};
 
 /// The largest request body accepted (a job is a few fields of text).
 pub const BODY_LIMIT: usize = 256 * 1024;
@@ -44,6 +44,15 @@ pub(crate) fn router(shared: Arc<Shared>) -> axum::Router {
         .route("/v1/jobs/{id}", get(show_job).delete(cancel_job))
         .route("/v1/jobs/{id}/events", get(job_events))
         .route("/v1/jobs/{id}/outputs/{name}", get(output))
+        .route(
+            "/v1/files",
+            post(crate::files::upload).layer(axum::extract::DefaultBodyLimit::max(
+                usize::try_from(shared.max_upload)
+                    .unwrap_or(usize::MAX)
+                    .saturating_add(64 * 1024),
+            )),
+        )
+        .route("/v1/files/{id}", get(crate::files::download))
         .route("/v1/estimate", post(estimate))
         .route("/v1/spend", get(spend))
         .layer(axum::middleware::from_fn_with_state(
@@ -88,7 +97,7 @@ async fn authenticate(
     response
 }
 
-fn user_of(request_extensions: &axum::http::Extensions) -> Result<User, ServerError> {
+pub(crate) fn user_of(request_extensions: &axum::http::Extensions) -> Result<User, ServerError> {
     request_extensions
         .get::<Authenticated>()
         .map(|a| a.0.clone())
@@ -112,6 +121,10 @@ struct JobBody {
     n: Option<u32>,
     #[serde(default)]
     max_cost_usd: Option<String>,
+    /// Input files by the option or step key that takes them (`image`, `video`, `audio`,
+    /// `images`): ids of the caller's uploads, one or a list.
+    #[serde(default)]
+    inputs: BTreeMap<String, Value>,
 }
 
 impl JobBody {
@@ -128,8 +141,28 @@ impl JobBody {
             .transpose()
     }
 
-    /// The engine request: texts by flag, parameters as the command line gives them.
-    pub(crate) fn request(&self) -> GenerationRequest {
+    /// The engine request: texts by flag, parameters as the command line gives them, inputs
+    /// as the paths of `user`'s uploads.
+    pub(crate) fn request(
+        &self,
+        store: &Store,
+        user: &str,
+    ) -> Result<GenerationRequest, ServerError> {
+        let mut inputs = Vec::new();
+        for (flag, ids) in &self.inputs {
+            let ids: Vec<&Value> = match ids {
+                Value::Array(list) => list.iter().collect(),
+                one => vec![one],
+            };
+            for id in ids {
+                let id = id.as_str().unwrap_or_default();
+                let upload = store.upload(user, id)?.ok_or_else(|| {
+                    let shown: String = id.chars().take(40).collect();
+                    ServerError::BadRequest(format!("inputs.{flag}: no file of yours is `{shown}`"))
+                })?;
+                inputs.push((flag.clone(), upload.path));
+            }
+        }
         let texts = [
             ("prompt", &self.prompt),
             ("negative_prompt", &self.negative_prompt),
@@ -148,22 +181,25 @@ impl JobBody {
                 )
             })
             .collect();
-        GenerationRequest {
+        Ok(GenerationRequest {
             model: self.model.clone(),
             texts,
             params,
             count: self.n,
+            inputs,
             ..GenerationRequest::default()
-        }
+        })
     }
 }
 
-/// The stored form of an accepted job, which a worker turns back into a request.
+/// The stored form of an accepted job, which a worker turns back into a request for `user`.
 pub(crate) fn stored_request(
+    store: &Store,
+    user: &str,
     stored: &str,
 ) -> Result<(GenerationRequest, Option<Usd>), ServerError> {
     let body = JobBody::parse(stored.as_bytes())?;
-    Ok((body.request(), body.max_cost()?))
+    Ok((body.request(store, user)?, body.max_cost()?))
 }
 
 /// Plan `body` for `user` (stages 1–5: validation, the guard, the price), nothing reserved; a
@@ -171,7 +207,8 @@ pub(crate) fn stored_request(
 fn plan(shared: &Shared, user: &User, body: &JobBody) -> Result<acgs_engine::Plan, ServerError> {
     let max = body.max_cost()?;
     let suite = shared.suite.for_caller(shared.caller(user, max, None));
-    let plan = suite.plan(&body.request()).map_err(|e| {
+    let request = body.request(&shared.store, &user.name)?;
+    let plan = suite.plan(&request).map_err(|e| {
         suite.audit_refusal("serve.job", acgs_core::UserFacing::code(&e));
         ServerError::refused(&e)
     })?;
@@ -381,41 +418,7 @@ async fn output(
         .find(|p| p.file_name().is_some_and(|n| n == name.as_str()))
         .filter(|_| plain(&name))
         .ok_or(ServerError::NotFound)?;
-    let meta = tokio::fs::symlink_metadata(&path)
-        .await
-        .map_err(|_| ServerError::NotFound)?;
-    if !meta.is_file() {
-        return Err(ServerError::NotFound);
-    }
-    let file = tokio::fs::File::open(&path)
-        .await
-        .map_err(|_| ServerError::NotFound)?;
-    let chunks = futures_util::stream::unfold(Some(file), |file| async move {
-        use tokio::io::AsyncReadExt as _;
-        let mut file = file?;
-        let mut buf = vec![0u8; 64 * 1024];
-        match file.read(&mut buf).await {
-            Ok(0) => None,
-            Ok(n) => {
-                buf.truncate(n);
-                Some((Ok(Bytes::from(buf)), Some(file)))
-            }
-            Err(e) => Some((Err(e), None)),
-        }
-    });
-    Ok((
-        StatusCode::OK,
-        [
-            (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
-            (header::CONTENT_LENGTH, meta.len().to_string()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{name}\""),
-            ),
-        ],
-        Body::from_stream(chunks),
-    )
-        .into_response())
+    crate::files::stream(&path, &name, "application/octet-stream").await
 }
 
 async fn spend(

@@ -12,6 +12,7 @@
 
 mod api;
 pub mod error;
+mod files;
 pub mod openapi;
 pub mod store;
 mod worker;
@@ -57,6 +58,10 @@ pub(crate) struct Shared {
     shutdown: CancellationToken,
     /// Event streams open.
     streams: Arc<tokio::sync::Semaphore>,
+    /// Where uploads are kept, a folder per user.
+    files: PathBuf,
+    /// The largest upload, in bytes.
+    max_upload: u64,
     /// Wakes an idle worker when a job is queued.
     wake: tokio::sync::Notify,
     /// The interrupt of each running job, to cancel it.
@@ -70,11 +75,12 @@ impl Shared {
         let now = jiff::Timestamp::now();
         let day = now.strftime("%Y-%m-%d").to_string();
         let month = now.strftime("%Y-%m").to_string();
-        // No job reads a file of the machine it runs on: every input must come through the API.
         let scope = |period: &str| format!("{}:user:{}:{period}", self.instance, user.name);
+        // A job reads only its owner's uploads, never another file of this machine.
+        let uploads = std::fs::canonicalize(files::folder(&self.files, &user.name));
         let mut caller = Caller::new(&user.name)
             .origin(Origin::Service)
-            .input_roots(Vec::new())
+            .input_roots(uploads.into_iter().collect())
             .scope(ScopeLimit {
                 scope: scope(&day),
                 limit: user.daily,
@@ -155,6 +161,10 @@ pub struct Options {
     pub workers: usize,
     /// A file held locked while serving, so that one set of records has one server.
     pub lock: PathBuf,
+    /// Where uploads are kept (a private folder per user is made in it).
+    pub files: PathBuf,
+    /// The largest upload, in bytes.
+    pub max_upload: u64,
 }
 
 /// Serve the API on `options.addr` with `options.workers` in-process workers until `shutdown`:
@@ -189,6 +199,8 @@ pub async fn serve(
         instance,
         shutdown: shutdown.clone(),
         streams: Arc::new(tokio::sync::Semaphore::new(MAX_STREAMS)),
+        files: options.files.clone(),
+        max_upload: options.max_upload,
         wake: tokio::sync::Notify::new(),
         running: Mutex::new(HashMap::new()),
     });

@@ -24,6 +24,7 @@ pub fn document() -> Value {
                 "JobRequest": {"type": "object", "required": ["model"], "additionalProperties": false, "properties": {
                     "model": {"type": "string"}, "prompt": {"type": "string"}, "negative_prompt": {"type": "string"},
                     "text": {"type": "string"}, "params": {"type": "object"}, "n": {"type": "integer", "minimum": 1},
+                    "inputs": {"type": "object", "description": "upload ids by the key that takes them: image, video, audio, images"},
                     "max_cost_usd": {"type": "string", "description": "a decimal amount; the job is refused if its worst case is higher"}}},
                 "Job": {"type": "object", "required": ["id", "status", "estimate"], "properties": {
                     "id": {"type": "string"}, "status": {"enum": ["queued", "running", "done", "failed", "cancelled"]},
@@ -56,6 +57,10 @@ pub fn document() -> Value {
                 "server-sent events, one per change of state, ending with done, failed or cancelled",
                 "content": {"text/event-stream": {}}}, "404": error_response("no such job of yours")}}},
             "/v1/spend": {"get": {"responses": {"200": {"description": "your own budgets: spent and limit of each"}}}},
+            "/v1/files": {"post": {"requestBody": {"content": {"multipart/form-data": {"schema": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}}}},
+                "responses": {"201": {"description": "kept: {id, content_type, bytes}"}, "400": error_response("not media acgs knows"),
+                              "413": error_response("larger than the upload cap")}}},
+            "/v1/files/{id}": {"get": {"parameters": id.clone(), "responses": {"200": {"description": "the file"}, "404": error_response("no such file of yours")}}},
             "/v1/jobs/{id}/outputs/{name}": {"get": {"parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}},
                 {"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}],
                 "responses": {"200": {"description": "the file", "content": {"application/octet-stream": {}}},

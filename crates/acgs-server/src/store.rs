@@ -49,6 +49,14 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE INDEX IF NOT EXISTS jobs_queued ON jobs (state, created_at);
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS files (
+    id TEXT PRIMARY KEY,
+    user TEXT NOT NULL,
+    path TEXT NOT NULL,
+    content_type TEXT NOT NULL,
+    bytes INTEGER NOT NULL,
+    created_at TEXT NOT NULL
+);
 ";
 
 /// The most jobs one user may have queued or running at once.
@@ -146,6 +154,19 @@ pub struct Outcome {
     pub outputs: Option<String>,
     /// `(code, message)` of a failure.
     pub error: Option<(String, String)>,
+}
+
+/// An uploaded input file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upload {
+    /// `file_<hex>`.
+    pub id: String,
+    /// Where it is kept.
+    pub path: std::path::PathBuf,
+    /// Its type, read from its bytes.
+    pub content_type: String,
+    /// Its size.
+    pub bytes: u64,
 }
 
 /// What [`Store::metrics`] counts.
@@ -429,6 +450,48 @@ impl Store {
                 ],
             )
             .map(|_| ())
+        })
+    }
+
+    /// A new file id.
+    pub fn new_file_id() -> Result<String, ServerError> {
+        Ok(format!("file_{}", random_hex(12)?))
+    }
+
+    /// Record `user`'s upload.
+    pub fn put_upload(&self, user: &str, upload: &Upload) -> Result<(), ServerError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO files (id, user, path, content_type, bytes, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    upload.id,
+                    user,
+                    upload.path.to_string_lossy(),
+                    upload.content_type,
+                    i64::try_from(upload.bytes).unwrap_or(i64::MAX),
+                    now()
+                ],
+            )
+            .map(|_| ())
+        })
+    }
+
+    /// `user`'s upload `id` (anyone else's is as missing as an unknown one).
+    pub fn upload(&self, user: &str, id: &str) -> Result<Option<Upload>, ServerError> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT id, path, content_type, bytes FROM files WHERE user = ?1 AND id = ?2",
+                params![user, id],
+                |r| {
+                    Ok(Upload {
+                        id: r.get(0)?,
+                        path: std::path::PathBuf::from(r.get::<_, String>(1)?),
+                        content_type: r.get(2)?,
+                        bytes: u64::try_from(r.get::<_, i64>(3)?).unwrap_or(0),
+                    })
+                },
+            )
+            .optional()
         })
     }
 

@@ -83,7 +83,7 @@ async fn run_job(
         }
         Err(e) => return Err((e.code().to_owned(), e.to_string())),
     };
-    let (request, max) = crate::api::stored_request(&job.request)
+    let (request, max) = crate::api::stored_request(&shared.store, &job.user, &job.request)
         .map_err(|e| (e.code().to_owned(), e.to_string()))?;
     let caller = shared.caller(&user, max, Some(&job.id));
     let result = shared

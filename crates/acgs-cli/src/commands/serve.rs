@@ -59,6 +59,8 @@ async fn serve(app: &App, args: &ServeArgs, interrupt: &Interrupt) -> CmdResult 
         addr: args.addr,
         workers: usize::from(args.workers),
         lock: app.loaded.paths.state_file("server.lock"),
+        files: app.loaded.paths.state_file("server-files"),
+        max_upload: u64::from(args.max_upload_mib) * 1024 * 1024,
     };
     let (bound, serving) = acgs_server::serve(suite, store, &options, interrupt.token().clone())
         .await
