@@ -391,6 +391,8 @@ async fn users_reach_only_their_own_jobs_within_their_own_budgets() {
                 "content-type",
                 "multipart/form-data; boundary=acgs-boundary",
             )
+            // A refused body is not read to its end: its connection is not reused.
+            .header("connection", "close")
             .body(form(bytes))
             .send()
     };
@@ -423,6 +425,26 @@ async fn users_reach_only_their_own_jobs_within_their_own_budgets() {
         .await
         .expect("answer");
     assert_eq!(not_ada.status().as_u16(), 404);
+    let mut endless = b"--acgs-boundary\r\nX-Filler: ".to_vec();
+    endless.extend(std::iter::repeat_n(b'a', 64 * 1024));
+    let headers = api
+        .http
+        .post(format!("{}/v1/files", api.base))
+        .bearer_auth(&bob)
+        .header(
+            "content-type",
+            "multipart/form-data; boundary=acgs-boundary",
+        )
+        .header("connection", "close")
+        .body(endless)
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(
+        headers.status().as_u16(),
+        400,
+        "a part's headers are not buffered past 16 KiB"
+    );
     let text = upload(&bob, b"just some words, not media".to_vec())
         .await
         .expect("answer");

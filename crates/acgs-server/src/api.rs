@@ -24,6 +24,8 @@ use crate::store::{Job, JobState, Store, User};
 
 /// The largest request body accepted (a job is a few fields of text).
 pub const BODY_LIMIT: usize = 256 * 1024;
+/// The most input files one job may name.
+const MAX_INPUTS: usize = 16;
 /// How often an event stream looks at its job.
 const EVENT_POLL: Duration = Duration::from_millis(200);
 
@@ -149,6 +151,16 @@ impl JobBody {
         user: &str,
     ) -> Result<GenerationRequest, ServerError> {
         let mut inputs = Vec::new();
+        let named: usize = self
+            .inputs
+            .values()
+            .map(|v| v.as_array().map_or(1, Vec::len))
+            .sum();
+        if named > MAX_INPUTS {
+            return Err(ServerError::BadRequest(format!(
+                "a job takes at most {MAX_INPUTS} input files"
+            )));
+        }
         for (flag, ids) in &self.inputs {
             let ids: Vec<&Value> = match ids {
                 Value::Array(list) => list.iter().collect(),

@@ -33,6 +33,9 @@ pub enum ServerError {
     /// The user has [`crate::store::MAX_OPEN_JOBS`] jobs queued or running already.
     #[error("you have {0} jobs queued or running; wait for some to end")]
     TooManyJobs(u64),
+    /// The user's uploads take their whole quota.
+    #[error("your uploads take your whole quota (2 GiB or 256 files)")]
+    TooManyFiles,
     /// Too many event streams are open.
     #[error("too many event streams are open; poll the job instead")]
     Busy,
@@ -73,7 +76,7 @@ impl ServerError {
                 ErrorKind::Check | ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             },
             Self::UnknownUser(_) => StatusCode::NOT_FOUND,
-            Self::TooManyJobs(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::TooManyJobs(_) | Self::TooManyFiles => StatusCode::TOO_MANY_REQUESTS,
             Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
             Self::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -90,6 +93,7 @@ impl UserFacing for ServerError {
             Self::Refused { code, .. } => code,
             Self::UnknownUser(_) => "server.unknown_user",
             Self::TooManyJobs(_) => "rate.too_many_jobs",
+            Self::TooManyFiles => "rate.upload_quota",
             Self::Busy => "server.busy",
             Self::Store(_) => "server.store",
         }
@@ -102,7 +106,7 @@ impl UserFacing for ServerError {
                 ErrorKind::Usage
             }
             Self::Refused { kind, .. } => *kind,
-            Self::TooManyJobs(_) | Self::Busy => ErrorKind::Money,
+            Self::TooManyJobs(_) | Self::TooManyFiles | Self::Busy => ErrorKind::Money,
             Self::Store(_) => ErrorKind::Internal,
         }
     }

@@ -18,9 +18,47 @@ use crate::Shared;
 use crate::error::ServerError;
 use crate::store::{Store, Upload};
 
-/// `user`'s upload folder under `root`.
-pub(crate) fn folder(root: &Path, user: &str) -> PathBuf {
-    root.join(user)
+/// The most bytes one user's uploads may take in all.
+pub(crate) const USER_QUOTA: u64 = 2 * 1024 * 1024 * 1024;
+/// The most uploads one user may keep.
+pub(crate) const USER_FILES: u64 = 256;
+/// The most bytes of a form before its first part's headers end.
+const HEADERS_CAP: usize = 16 * 1024;
+
+/// `user`'s upload folder under `root`; a name that is not plain gets none (user names are
+/// checked when users are added, and again here, since the name becomes a path).
+pub(crate) fn folder(root: &Path, user: &str) -> Option<PathBuf> {
+    let plain = !user.is_empty()
+        && user.len() <= 64
+        && user
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    plain.then(|| root.join(user))
+}
+
+/// The request body, refused when its first part's headers do not end (a blank line) within
+/// the first 16 KiB: the form parser would otherwise hold them all in memory.
+fn headers_bounded(request: Request) -> Request {
+    let (parts, body) = request.into_parts();
+    let mut seen: Vec<u8> = Vec::new();
+    let mut ended = false;
+    let stream = futures_util::StreamExt::map(body.into_data_stream(), move |chunk| {
+        let chunk = chunk?;
+        if !ended {
+            let room = (HEADERS_CAP + 4)
+                .saturating_sub(seen.len())
+                .min(chunk.len());
+            seen.extend_from_slice(&chunk[..room]);
+            ended = seen.windows(4).any(|w| w == b"\r\n\r\n");
+            if !ended && seen.len() > HEADERS_CAP {
+                return Err(axum::Error::new(std::io::Error::other(
+                    "the form's headers are longer than 16 KiB",
+                )));
+            }
+        }
+        Ok(chunk)
+    });
+    Request::from_parts(parts, Body::from_stream(stream))
 }
 
 /// `POST /v1/files`: the first field of a multipart form, kept for its owner.
@@ -29,15 +67,21 @@ pub(crate) async fn upload(
     request: Request,
 ) -> Result<Response, ServerError> {
     let user = crate::api::user_of(request.extensions())?;
-    let mut form = Multipart::from_request(request, &())
+    let (used, count) = shared.store.uploads_of(&user.name)?;
+    if used >= USER_QUOTA || count >= USER_FILES {
+        return Err(ServerError::TooManyFiles);
+    }
+    let cap = shared.max_upload.min(USER_QUOTA - used);
+    let mut form = Multipart::from_request(headers_bounded(request), &())
         .await
         .map_err(|e| ServerError::BadRequest(format!("a multipart form: {}", e.body_text())))?;
     let mut field = form
         .next_field()
         .await
-        .map_err(|e| too_large_or_bad(e.status(), &e.body_text(), shared.max_upload))?
+        .map_err(|e| too_large_or_bad(e.status(), &e.body_text(), cap))?
         .ok_or_else(|| ServerError::BadRequest("the form has no file".into()))?;
-    let dir = folder(&shared.files, &user.name);
+    let dir = folder(&shared.files, &user.name)
+        .ok_or_else(|| ServerError::Store("a user name that is not plain".into()))?;
     tokio::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -45,12 +89,13 @@ pub(crate) async fn upload(
         .await
         .map_err(|e| ServerError::Store(format!("the upload folder: {e}")))?;
     let id = Store::new_file_id()?;
-    let path = dir.join(&id);
+    // Written under a temporary name, and named only once recorded.
+    let part = dir.join(format!("{id}.part"));
     let mut file = tokio::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .open(&path)
+        .open(&part)
         .await
         .map_err(|e| ServerError::Store(format!("an upload: {e}")))?;
     let mut bytes = 0u64;
@@ -59,12 +104,12 @@ pub(crate) async fn upload(
         while let Some(chunk) = field
             .chunk()
             .await
-            .map_err(|e| too_large_or_bad(e.status(), &e.body_text(), shared.max_upload))?
+            .map_err(|e| too_large_or_bad(e.status(), &e.body_text(), cap))?
         {
             bytes = bytes.saturating_add(chunk.len() as u64);
-            if bytes > shared.max_upload {
+            if bytes > cap {
                 return Err(ServerError::TooLarge(
-                    usize::try_from(shared.max_upload).unwrap_or(usize::MAX),
+                    usize::try_from(cap).unwrap_or(usize::MAX),
                 ));
             }
             let room = 64usize.saturating_sub(head.len()).min(chunk.len());
@@ -73,33 +118,58 @@ pub(crate) async fn upload(
                 .await
                 .map_err(|e| ServerError::Store(format!("an upload: {e}")))?;
         }
-        Ok(())
+        // The last write's failure shows only here.
+        file.flush()
+            .await
+            .and(file.sync_all().await)
+            .map_err(|e| ServerError::Store(format!("an upload: {e}")))
     }
     .await;
     drop(file);
-    let kind = copied.and_then(|()| {
+    let kept = match copied.and_then(|()| {
         ContentType::sniff(&head).ok_or_else(|| {
             ServerError::BadRequest("not an image, video or audio file acgs knows".into())
         })
-    });
-    let kind = match kind {
-        Ok(kind) => kind,
-        Err(e) => {
-            let _ = tokio::fs::remove_file(&path).await;
-            return Err(e);
-        }
+    }) {
+        Ok(kind) => keep(&shared, &user.name, id, &part, kind, bytes).await,
+        Err(e) => Err(e),
     };
+    match kept {
+        Ok(upload) => Ok(crate::api::json(
+            StatusCode::CREATED,
+            &json!({"id": upload.id, "content_type": upload.content_type, "bytes": upload.bytes}),
+        )),
+        Err(e) => {
+            let _ = tokio::fs::remove_file(&part).await;
+            Err(e)
+        }
+    }
+}
+
+/// Name the finished upload and record it; a file that cannot be recorded is removed.
+async fn keep(
+    shared: &Shared,
+    user: &str,
+    id: String,
+    part: &Path,
+    kind: ContentType,
+    bytes: u64,
+) -> Result<Upload, ServerError> {
+    let path = part.with_extension("");
+    tokio::fs::rename(part, &path)
+        .await
+        .map_err(|e| ServerError::Store(format!("an upload: {e}")))?;
     let upload = Upload {
         id,
         path,
         content_type: kind.mime().to_owned(),
         bytes,
     };
-    shared.store.put_upload(&user.name, &upload)?;
-    Ok(crate::api::json(
-        StatusCode::CREATED,
-        &json!({"id": upload.id, "content_type": upload.content_type, "bytes": upload.bytes}),
-    ))
+    if let Err(e) = shared.store.put_upload(user, &upload) {
+        let _ = tokio::fs::remove_file(&upload.path).await;
+        return Err(e);
+    }
+    Ok(upload)
 }
 
 fn too_large_or_bad(status: StatusCode, text: &str, max: u64) -> ServerError {
@@ -124,21 +194,29 @@ pub(crate) async fn download(
     stream(&upload.path, &id, &upload.content_type).await
 }
 
+/// Open `path` for reading if it is a regular file and not a link, checked on the handle.
+fn open_plain(path: &Path) -> std::io::Result<(std::fs::File, u64)> {
+    use fs_err::os::unix::fs::OpenOptionsExt as _;
+    let flags = rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK;
+    let file = fs_err::OpenOptions::new()
+        .read(true)
+        .custom_flags(i32::try_from(flags.bits()).unwrap_or(0))
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    Ok((file.into_parts().0, meta.len()))
+}
+
 /// Stream the regular file at `path` as `name` (never through a link).
 pub(crate) async fn stream(
     path: &Path,
     name: &str,
     content_type: &str,
 ) -> Result<Response, ServerError> {
-    let meta = tokio::fs::symlink_metadata(path)
-        .await
-        .map_err(|_| ServerError::NotFound)?;
-    if !meta.is_file() {
-        return Err(ServerError::NotFound);
-    }
-    let file = tokio::fs::File::open(path)
-        .await
-        .map_err(|_| ServerError::NotFound)?;
+    let (file, length) = open_plain(path).map_err(|_| ServerError::NotFound)?;
+    let file = tokio::fs::File::from_std(file);
     let chunks = futures_util::stream::unfold(Some(file), |file| async move {
         use tokio::io::AsyncReadExt as _;
         let mut file = file?;
@@ -156,7 +234,8 @@ pub(crate) async fn stream(
         StatusCode::OK,
         [
             (header::CONTENT_TYPE, content_type.to_owned()),
-            (header::CONTENT_LENGTH, meta.len().to_string()),
+            (header::CONTENT_LENGTH, length.to_string()),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_owned()),
             (
                 header::CONTENT_DISPOSITION,
                 format!("attachment; filename=\"{name}\""),

@@ -77,7 +77,8 @@ impl Shared {
         let month = now.strftime("%Y-%m").to_string();
         let scope = |period: &str| format!("{}:user:{}:{period}", self.instance, user.name);
         // A job reads only its owner's uploads, never another file of this machine.
-        let uploads = std::fs::canonicalize(files::folder(&self.files, &user.name));
+        let uploads =
+            files::folder(&self.files, &user.name).and_then(|f| std::fs::canonicalize(f).ok());
         let mut caller = Caller::new(&user.name)
             .origin(Origin::Service)
             .input_roots(uploads.into_iter().collect())

@@ -250,6 +250,17 @@ impl Store {
 
     /// Add a user, or change an existing user's budgets (a monthly budget not given is kept).
     pub fn put_user(&self, user: &User) -> Result<(), ServerError> {
+        let plain = !user.name.is_empty()
+            && user.name.len() <= 64
+            && user
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !plain {
+            return Err(ServerError::BadRequest(
+                "a user name is 1 to 64 letters, digits, `-` or `_`".into(),
+            ));
+        }
         // A monthly budget not given is kept: changing the day must not lift the month.
         self.with(|c| {
             c.execute(
@@ -474,6 +485,18 @@ impl Store {
             )
             .map(|_| ())
         })
+    }
+
+    /// What `user`'s uploads take: bytes and files.
+    pub fn uploads_of(&self, user: &str) -> Result<(u64, u64), ServerError> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT COALESCE(SUM(bytes), 0), COUNT(*) FROM files WHERE user = ?1",
+                params![user],
+                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
+            )
+        })
+        .map(|(b, n)| (u64::try_from(b).unwrap_or(0), u64::try_from(n).unwrap_or(0)))
     }
 
     /// `user`'s upload `id` (anyone else's is as missing as an unknown one).
