@@ -125,27 +125,7 @@ impl ElevenLabsProvider {
         if is_voice_id(voice) {
             return Ok(voice.to_owned());
         }
-        let voices = self.voices().await?;
-        if let Some(id) = voices
-            .iter()
-            .find(|v| v.name.eq_ignore_ascii_case(voice.trim()))
-            .map(|v| v.voice_id.clone())
-            .filter(|id| is_voice_id(id))
-        {
-            return Ok(id);
-        }
-        let names = voices.iter().map(|v| v.name.as_str());
-        let close = acgs_core::suggest::closest(voice, names, 3);
-        Err(ProviderError::new(
-            FailureClass::UnknownName,
-            "input.unknown_voice",
-            format!(
-                "no ElevenLabs voice is named `{}`{}; `acgs voices` lists them",
-                voice.chars().take(40).collect::<String>(),
-                acgs_core::suggest::did_you_mean(&close)
-            ),
-            Charge::Release,
-        ))
+        voice_in(voice, &self.voices().await?)
     }
 
     /// The per-request character limit: `/v1/models` when the key may read it, else the catalogue's.
@@ -280,6 +260,31 @@ impl ElevenLabsProvider {
             ..Output::default()
         })
     }
+}
+
+/// The id of the voice named `voice` (case-insensitively) among `voices`, or an unknown-voice
+/// error naming the closest names.
+fn voice_in(voice: &str, voices: &[crate::protocol::Voice]) -> ProviderResult<String> {
+    if let Some(id) = voices
+        .iter()
+        .find(|v| v.name.eq_ignore_ascii_case(voice.trim()))
+        .map(|v| v.voice_id.clone())
+        .filter(|id| is_voice_id(id))
+    {
+        return Ok(id);
+    }
+    let names = voices.iter().map(|v| v.name.as_str());
+    let close = acgs_core::suggest::closest(voice, names, 3);
+    Err(ProviderError::new(
+        FailureClass::UnknownName,
+        "input.unknown_voice",
+        format!(
+            "no ElevenLabs voice is named `{}`{}; `acgs voices` lists them",
+            voice.chars().take(40).collect::<String>(),
+            acgs_core::suggest::did_you_mean(&close)
+        ),
+        Charge::Release,
+    ))
 }
 
 /// Characters billed for a request: `character-cost`, else `x-character-count`, else the

@@ -325,16 +325,21 @@ fn job_json(job: &Job) -> Value {
     })
 }
 
+/// `user`'s job `id`; anyone else's is as missing as one that does not exist.
+fn owned_job(shared: &Shared, user: &User, id: &str) -> Result<Job, ServerError> {
+    shared
+        .store
+        .job(&user.name, id)?
+        .ok_or(ServerError::NotFound)
+}
+
 async fn show_job(
     State(shared): State<Arc<Shared>>,
     Path(id): Path<String>,
     request: Request,
 ) -> Result<Response, ServerError> {
     let user = user_of(request.extensions())?;
-    let job = shared
-        .store
-        .job(&user.name, &id)?
-        .ok_or(ServerError::NotFound)?;
+    let job = owned_job(&shared, &user, &id)?;
     Ok(json(StatusCode::OK, &job_json(&job)))
 }
 
@@ -350,10 +355,7 @@ async fn cancel_job(
         Some(JobState::Running) => shared.cancel_running(&id),
         Some(_) => {}
     }
-    let job = shared
-        .store
-        .job(&user.name, &id)?
-        .ok_or(ServerError::NotFound)?;
+    let job = owned_job(&shared, &user, &id)?;
     Ok(json(StatusCode::ACCEPTED, &job_json(&job)))
 }
 
@@ -366,10 +368,7 @@ async fn job_events(
     request: Request,
 ) -> Result<Response, ServerError> {
     let user = user_of(request.extensions())?;
-    let first = shared
-        .store
-        .job(&user.name, &id)?
-        .ok_or(ServerError::NotFound)?;
+    let first = owned_job(&shared, &user, &id)?;
     let permit = Arc::clone(&shared.streams)
         .try_acquire_owned()
         .map_err(|_| ServerError::Busy)?;
@@ -416,10 +415,7 @@ async fn output(
     request: Request,
 ) -> Result<Response, ServerError> {
     let user = user_of(request.extensions())?;
-    let job = shared
-        .store
-        .job(&user.name, &id)?
-        .ok_or(ServerError::NotFound)?;
+    let job = owned_job(&shared, &user, &id)?;
     let plain = |n: &str| {
         n.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))

@@ -8,7 +8,7 @@ use acgs_core::request::{Artifact, Output, Request, Usage};
 use acgs_http::{HttpRequest, Method};
 use serde_json::{Map, Value, json};
 
-use super::{AUDIO_CAP, ElevenLabsProvider, billed_characters};
+use super::{AUDIO_CAP, ElevenLabsProvider, billed_characters, voice_in};
 use crate::protocol::is_voice_id;
 
 /// The most distinct voices one dialogue may use (ElevenLabs' limit).
@@ -89,20 +89,6 @@ fn turns(script: &str) -> ProviderResult<Vec<(String, String)>> {
         )));
     }
     Ok(turns)
-}
-
-fn unknown_voice(voice: &str, voices: &[crate::protocol::Voice]) -> ProviderError {
-    let close = acgs_core::suggest::closest(voice, voices.iter().map(|v| v.name.as_str()), 3);
-    ProviderError::new(
-        FailureClass::UnknownName,
-        "input.unknown_voice",
-        format!(
-            "no ElevenLabs voice is named `{}`{}; `acgs voices` lists them",
-            voice.chars().take(40).collect::<String>(),
-            acgs_core::suggest::did_you_mean(&close)
-        ),
-        Charge::Release,
-    )
 }
 
 fn bad_script(message: String) -> ProviderError {
@@ -204,13 +190,7 @@ impl ElevenLabsProvider {
                     if voices.is_none() {
                         voices = Some(self.voices().await?);
                     }
-                    let listed = voices.as_deref().unwrap_or_default();
-                    listed
-                        .iter()
-                        .find(|v| v.name.eq_ignore_ascii_case(&voice))
-                        .map(|v| v.voice_id.clone())
-                        .filter(|id| is_voice_id(id))
-                        .ok_or_else(|| unknown_voice(&voice, listed))?
+                    voice_in(&voice, voices.as_deref().unwrap_or_default())?
                 }
             };
             if known.is_none() {
