@@ -14,7 +14,7 @@ const ENDPOINT: &str = "fal-ai/flux/dev";
 const FLUX_DEV_PER_MP: i64 = 25_000;
 
 /// A fresh database on the test server, or `None` when none is configured and none is required.
-async fn postgres_database() -> Option<String> {
+pub(super) async fn postgres_database() -> Option<String> {
     let Ok(url) = std::env::var("ACGS_TEST_POSTGRES_URL") else {
         assert!(
             std::env::var("ACGS_REQUIRE_POSTGRES").is_err(),

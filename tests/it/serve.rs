@@ -37,6 +37,12 @@ async fn server(sb: &Sandbox) -> (tokio::process::Child, String) {
         ])
         .spawn()
         .expect("starts");
+    let url = listening(&mut child).await;
+    (child, url)
+}
+
+/// The base URL a starting `acgs serve` prints.
+async fn listening(child: &mut tokio::process::Child) -> String {
     let stderr = child.stderr.take().expect("stderr");
     let mut lines = tokio::io::BufReader::new(stderr).lines();
     let url = tokio::time::timeout(Duration::from_secs(30), async {
@@ -53,7 +59,9 @@ async fn server(sb: &Sandbox) -> (tokio::process::Child, String) {
     })
     .await
     .expect("listening in time");
-    (child, url)
+    // Keep reading, so that the service never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    url
 }
 
 struct Api {
@@ -92,7 +100,11 @@ impl Api {
     }
 
     async fn job_until_final(&self, token: &str, id: &str) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(60);
+        self.job_until_final_within(token, id, 60).await
+    }
+
+    async fn job_until_final_within(&self, token: &str, id: &str, secs: u64) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(secs);
         loop {
             let (status, job) = self
                 .call(
@@ -490,4 +502,160 @@ async fn users_reach_only_their_own_jobs_within_their_own_budgets() {
         !log.contains(&ada) && !log.contains(&bob),
         "no token in the log"
     );
+}
+
+/// Micro-dollars of a `"0.025"` amount.
+fn micros(amount: &Value) -> i64 {
+    acgs_core::Usd::parse(amount.as_str().unwrap_or("0"))
+        .expect("an amount")
+        .micros()
+}
+
+/// Start `acgs worker` processes, each running `jobs` at once on leases of 3 s.
+fn workers(sb: &Sandbox, n: usize, jobs: &str) -> Vec<tokio::process::Child> {
+    (0..n)
+        .map(|_| {
+            let mut child = sb
+                .command(&["worker", "--jobs", jobs, "--lease-secs", "3"])
+                .spawn()
+                .expect("a worker starts");
+            // Read what it says, so that it never blocks on a full pipe.
+            let mut lines = tokio::io::BufReader::new(child.stderr.take().expect("stderr")).lines();
+            tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+            child
+        })
+        .collect()
+}
+
+/// One API process and three workers on a real PostgreSQL: 20 users × 10 jobs, a worker killed
+/// (`kill -9`) in the middle of its jobs. Every job ends done (or, if it was killed while its
+/// request was on the wire, refused as unknown rather than sent again); no provider job is
+/// submitted twice; no user passes their day, nor the service its own; nothing stays reserved.
+#[tokio::test(flavor = "multi_thread")]
+async fn workers_on_postgres_share_the_queue_and_take_over_a_killed_one() {
+    let Some(url) = super::budget::postgres_database().await else {
+        return;
+    };
+    let fleet = acgs_testkit::fleet::FakeFalFleet::start_running(
+        "fal-ai/flux/dev",
+        Duration::ZERO,
+        Duration::from_millis(1500),
+    )
+    .await;
+    let mut sb = Sandbox::new();
+    sb.set_env("FAL_KEY", FAL_KEY)
+        .set_env("ACGS_PROVIDERS__FAL__QUEUE_URL", &fleet.uri())
+        .set_env("ACGS_LEDGER__URL", &url)
+        .set_env("ACGS_COST_MANAGEMENT__DAILY_LIMIT", "5.50")
+        .set_env("ACGS_RATE_LIMITS__FAL__PER_MINUTE", "6000");
+    let mut tokens = Vec::new();
+    for u in 0..20 {
+        tokens.push(user_with_token(&sb, &format!("user{u}"), "0.30").await);
+    }
+    let mut api_child = sb
+        .command(&["serve", "--addr", "127.0.0.1:0", "--workers", "0"])
+        .spawn()
+        .expect("starts");
+    let base = listening(&mut api_child).await;
+    let mut crew = workers(&sb, 3, "8");
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "a client of acgs's own service, not a provider call"
+    )]
+    let api = Api {
+        http: reqwest::Client::new(),
+        base,
+    };
+    let mut ids = Vec::new();
+    for (u, token) in tokens.iter().enumerate() {
+        for n in 0..10 {
+            let body = json!({"model": "flux_dev", "prompt": format!("job {u}-{n}")});
+            let (status, job) = api
+                .call(
+                    reqwest::Method::POST,
+                    "/v1/jobs",
+                    Some(token),
+                    Some(body),
+                    None,
+                )
+                .await;
+            assert_eq!(status, 202, "{job}");
+            ids.push((u, job["id"].as_str().expect("an id").to_owned()));
+        }
+    }
+    // Kill one worker while it holds jobs whose provider requests are in flight.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while fleet.accepted().len() < 30 {
+        assert!(Instant::now() < deadline, "the workers never started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    signal(&crew[0], rustix::process::Signal::KILL);
+    let _ = crew[0].wait().await;
+
+    let (mut done, mut unknown) = (0_usize, 0_i64);
+    for (u, id) in &ids {
+        let job = api.job_until_final_within(&tokens[*u], id, 180).await;
+        match (job["status"].as_str(), job["error"]["code"].as_str()) {
+            (Some("done"), _) => done += 1,
+            (Some("failed"), Some("run.outcome_unknown")) => unknown += 1,
+            _ => panic!("a job did not finish: {job}"),
+        }
+    }
+    assert!(
+        done + usize::try_from(unknown).unwrap_or(0) == 200 && unknown <= 8,
+        "{done} done, {unknown} unknown"
+    );
+    let mut sent = std::collections::BTreeMap::<String, usize>::new();
+    for params in fleet.accepted() {
+        *sent
+            .entry(params["prompt"].as_str().unwrap_or_default().to_owned())
+            .or_default() += 1;
+    }
+    assert!(
+        sent.values().all(|n| *n == 1),
+        "a provider job was sent twice"
+    );
+    assert!(
+        sent.len() >= done,
+        "every done job was sent: {}",
+        sent.len()
+    );
+
+    // Only a job whose outcome is unknown still counts (at its estimate, until an operator
+    // writes it off): everything else was settled.
+    let mut reserved = 0;
+    for token in &tokens {
+        let (status, spend) = api
+            .call(reqwest::Method::GET, "/v1/spend", Some(token), None, None)
+            .await;
+        assert_eq!(status, 200, "{spend}");
+        let scopes = spend["scopes"].as_array().expect("scopes");
+        assert!(!scopes.is_empty(), "{spend}");
+        for scope in scopes {
+            let held = micros(&scope["spend"]["reserved"]);
+            let counted = micros(&scope["spend"]["settled"]) + held;
+            assert!(
+                counted <= micros(&scope["limit"]),
+                "a user passed a limit: {scope}"
+            );
+            reserved += held;
+        }
+    }
+    assert_eq!(reserved, unknown * 25_000, "what stays reserved");
+    let today = ok(&sb.run(&["--json", "spend"]).await);
+    assert_eq!(
+        micros(&today["today"]["reserved"]),
+        unknown * 25_000,
+        "{today}"
+    );
+    assert!(micros(&today["today"]["settled"]) <= 5_500_000, "{today}");
+    for mut child in crew.into_iter().skip(1).chain([api_child]) {
+        signal(&child, rustix::process::Signal::TERM);
+        let status = tokio::time::timeout(Duration::from_secs(40), child.wait())
+            .await
+            .expect("stops in time")
+            .expect("status");
+        assert!(status.success(), "{status}");
+    }
 }

@@ -210,9 +210,24 @@ impl App {
     }
 
     async fn open_ledger(&self) -> Result<Arc<dyn acgs_core::ledger::Ledger>, Failure> {
+        acgs_storage::ensure_private_dir(&self.loaded.paths.state_dir)?;
+        let access = self.ledger_access();
+        let ledger = acgs_storage::open_ledger(&self.loaded.ledger_url(), &access).await?;
+        let report = self.journal().retry(ledger.as_ref()).await?;
+        if report.remaining > 0 {
+            self.ui.warning(&format!(
+                "{} earlier settlement(s) still could not be recorded; they keep counting against the limit",
+                report.remaining
+            ));
+        }
+        Ok(ledger)
+    }
+
+    /// What opening a PostgreSQL ledger (or the service's shared records) may need: the
+    /// password from `PGPASSWORD` or `.pgpass`, and the redactor that learns it.
+    pub(crate) fn ledger_access(&self) -> acgs_storage::LedgerAccess {
         let paths = &self.loaded.paths;
-        acgs_storage::ensure_private_dir(&paths.state_dir)?;
-        let access = acgs_storage::LedgerAccess {
+        acgs_storage::LedgerAccess {
             password: self
                 .env
                 .var("PGPASSWORD")
@@ -223,16 +238,7 @@ impl App {
                     .map_or_else(|| paths.home.join(".pgpass"), std::path::PathBuf::from),
             ),
             redactor: self.ui.redactor().clone(),
-        };
-        let ledger = acgs_storage::open_ledger(&self.loaded.ledger_url(), &access).await?;
-        let report = self.journal().retry(ledger.as_ref()).await?;
-        if report.remaining > 0 {
-            self.ui.warning(&format!(
-                "{} earlier settlement(s) still could not be recorded; they keep counting against the limit",
-                report.remaining
-            ));
         }
-        Ok(ledger)
     }
 
     fn journal(&self) -> acgs_storage::journal::SettlementJournal {

@@ -148,6 +148,9 @@ pub enum Command {
     /// Serve people and programs over HTTP: jobs with their own token, within their own budgets.
     #[command(after_long_help = crate::examples::SERVE)]
     Serve(ServeArgs),
+    /// Run the service's jobs from its shared PostgreSQL records, on this or another machine.
+    #[command(after_long_help = crate::examples::WORKER)]
+    Worker(WorkerArgs),
     /// Print the completion script of a shell (bash, zsh, fish, elvish, powershell).
     Completions {
         /// The shell.
@@ -178,6 +181,7 @@ impl Command {
             Self::Spend(a) => a.action.is_some(),
             Self::Mcp(a) => a.action.is_none(),
             Self::Serve(a) => a.action.is_none(),
+            Self::Worker(_) => true,
             _ => false,
         }
     }
@@ -256,15 +260,31 @@ pub struct ServeArgs {
     /// Where to listen: a loopback address (put a TLS proxy in front to serve others).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8787")]
     pub addr: std::net::SocketAddr,
-    /// How many jobs run at once.
-    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    /// How many jobs run at once in this process (0 with a PostgreSQL ledger: `acgs worker`
+    /// processes run them).
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(0..=4096))]
     pub workers: u16,
+    /// How long a worker's claim on a job lasts unless renewed, in seconds (PostgreSQL).
+    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(3..=3600))]
+    pub lease_secs: u32,
     /// The largest upload (`POST /v1/files`), in MiB.
     #[arg(long, value_name = "MIB", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub max_upload_mib: u32,
     /// Manage users and tokens instead of serving.
     #[command(subcommand)]
     pub action: Option<ServeAction>,
+}
+
+/// `acgs worker`.
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// How many jobs run at once.
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=4096))]
+    pub jobs: u16,
+    /// How long its claim on a job lasts unless renewed, in seconds: a job whose worker died
+    /// is taken over by another after this.
+    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(3..=3600))]
+    pub lease_secs: u32,
 }
 
 /// `acgs serve …`.

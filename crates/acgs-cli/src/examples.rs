@@ -144,7 +144,13 @@ pub(crate) const DOCTOR: &str = "Examples:
 pub(crate) const SERVE: &str = "Examples:
   acgs serve user add ada --daily 5.00 --monthly 50.00
   acgs serve token create --user ada         # shown once; give it as `Authorization: Bearer …`
-  acgs serve                                 # http://127.0.0.1:8787, SQLite ledger, 4 workers";
+  acgs serve                                 # http://127.0.0.1:8787, SQLite ledger, 4 workers
+  ACGS_LEDGER__URL=postgres://… acgs serve --workers 0   # the API only; workers run the jobs";
+
+/// `acgs worker`.
+pub(crate) const WORKER: &str = "Examples:
+  ACGS_LEDGER__URL=postgres://db.internal/acgs acgs worker --jobs 16
+  acgs worker --jobs 1000 --lease-secs 60    # many long provider jobs in one process";
 
 /// `acgs mcp`.
 pub(crate) const MCP: &str = "Examples:
@@ -153,8 +159,8 @@ pub(crate) const MCP: &str = "Examples:
 
 /// Every example, in the order of the commands.
 #[cfg(test)]
-pub(crate) const ALL: [&str; 25] = [
+pub(crate) const ALL: [&str; 26] = [
     IMAGE, VIDEO, AVATAR, UPSCALE, TRANSCRIBE, TEXT, ANALYZE, SPEECH, SOUND, MUSIC, VOICES,
     VALIDATE, ESTIMATE, RUN, INIT, RESUME, RUNS, MODELS, KEYS, GUARD, SPEND, AUDIT, DOCTOR, MCP,
-    SERVE,
+    SERVE, WORKER,
 ];

@@ -196,6 +196,7 @@ async fn command(cli: &Cli, app: &App, interrupt: &Interrupt) -> CmdResult {
         Command::Doctor(args) => commands::doctor::run(app, args).await,
         Command::Mcp(args) => commands::mcp::run(app, args, interrupt).await,
         Command::Serve(args) => commands::serve::run(app, args, interrupt).await,
+        Command::Worker(args) => commands::serve::worker(app, args, interrupt).await,
         Command::Completions { .. } | Command::Man => Ok(()),
     }
 }

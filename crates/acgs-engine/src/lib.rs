@@ -40,6 +40,8 @@ mod stages;
 mod status;
 mod suite;
 
+/// A fresh run id, for an entrance that names its run before starting it ([`Suite::generate_as`]).
+pub use acgs_storage::runs::new_run_id;
 pub use error::{EngineError, Signal};
 pub use history::{RunFilter, RunOutcome, RunSummary};
 pub use inputs::OpenedInputs;

@@ -279,8 +279,22 @@ impl Suite {
         events: &EventSink,
         interrupt: &Interrupt,
     ) -> Result<RunReport, EngineError> {
-        let services = self.services.as_ref();
         let run_id = acgs_storage::runs::new_run_id();
+        self.generate_as(&run_id, request, events, interrupt).await
+    }
+
+    /// [`Suite::generate_with`] as run `run_id`, which the caller chose beforehand so that
+    /// whoever takes its job over can [`Suite::resume`] it (the service's workers do); the id
+    /// must be a plain name no run has yet.
+    pub async fn generate_as(
+        &self,
+        run_id: &str,
+        request: &GenerationRequest,
+        events: &EventSink,
+        interrupt: &Interrupt,
+    ) -> Result<RunReport, EngineError> {
+        let services = self.services.as_ref();
+        let run_id = run_id.to_owned();
         let plan = driver::prepare(services, request, &run_id, MAIN_STEP).inspect_err(|e| {
             let entry = audit::refusal(services, request, None, MAIN_STEP, e);
             audit::record(services, vec![entry]);

@@ -20,7 +20,8 @@ use serde_json::{Value, json};
 
 use crate::Shared;
 use crate::error::ServerError;
-use crate::store::{Job, JobState, Store, User};
+use crate::records::Records;
+use crate::store::{Job, JobState, User};
 
 /// The largest request body accepted (a job is a few fields of text).
 pub const BODY_LIMIT: usize = 256 * 1024;
@@ -87,10 +88,13 @@ async fn authenticate(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
-    let user = match presented.map(|token| shared.store.authenticate(token)) {
-        Some(Ok(Some(user))) => user,
-        Some(Err(e)) => return e.into_response(),
-        _ => return ServerError::Unauthorized.into_response(),
+    let Some(presented) = presented else {
+        return ServerError::Unauthorized.into_response();
+    };
+    let user = match shared.records.authenticate(presented).await {
+        Ok(Some(user)) => user,
+        Err(e) => return e.into_response(),
+        Ok(None) => return ServerError::Unauthorized.into_response(),
     };
     request.extensions_mut().insert(Authenticated(user.clone()));
     let mut response = next.run(request).await;
@@ -145,9 +149,9 @@ impl JobBody {
 
     /// The engine request: texts by flag, parameters as the command line gives them, inputs
     /// as the paths of `user`'s uploads.
-    pub(crate) fn request(
+    pub(crate) async fn request(
         &self,
-        store: &Store,
+        records: &Records,
         user: &str,
     ) -> Result<GenerationRequest, ServerError> {
         let mut inputs = Vec::new();
@@ -168,7 +172,7 @@ impl JobBody {
             };
             for id in ids {
                 let id = id.as_str().unwrap_or_default();
-                let upload = store.upload(user, id)?.ok_or_else(|| {
+                let upload = records.upload(user, id).await?.ok_or_else(|| {
                     let shown: String = id.chars().take(40).collect();
                     ServerError::BadRequest(format!("inputs.{flag}: no file of yours is `{shown}`"))
                 })?;
@@ -205,21 +209,25 @@ impl JobBody {
 }
 
 /// The stored form of an accepted job, which a worker turns back into a request for `user`.
-pub(crate) fn stored_request(
-    store: &Store,
+pub(crate) async fn stored_request(
+    records: &Records,
     user: &str,
     stored: &str,
 ) -> Result<(GenerationRequest, Option<Usd>), ServerError> {
     let body = JobBody::parse(stored.as_bytes())?;
-    Ok((body.request(store, user)?, body.max_cost()?))
+    Ok((body.request(records, user).await?, body.max_cost()?))
 }
 
 /// Plan `body` for `user` (stages 1–5: validation, the guard, the price), nothing reserved; a
 /// refusal is audited with the user, and a worst case above the job's ceiling is refused here.
-fn plan(shared: &Shared, user: &User, body: &JobBody) -> Result<acgs_engine::Plan, ServerError> {
+async fn plan(
+    shared: &Shared,
+    user: &User,
+    body: &JobBody,
+) -> Result<acgs_engine::Plan, ServerError> {
     let max = body.max_cost()?;
     let suite = shared.suite.for_caller(shared.caller(user, max, None));
-    let request = body.request(&shared.store, &user.name)?;
+    let request = body.request(&shared.records, &user.name).await?;
     let plan = suite.plan(&request).map_err(|e| {
         suite.audit_refusal("serve.job", acgs_core::UserFacing::code(&e));
         ServerError::refused(&e)
@@ -260,22 +268,22 @@ async fn create_job(
         .map(str::to_owned);
     // A key already used answers with its job, whatever the body: never a second job.
     if let Some(key) = &key
-        && let Some(job) = shared.store.job_by_key(&user.name, key)?
+        && let Some(job) = shared.records.job_by_key(&user.name, key).await?
     {
         return Ok(json(StatusCode::ACCEPTED, &job_json(&job)));
     }
-    let open = shared.store.open_jobs(&user.name)?;
+    let open = shared.records.open_jobs(&user.name).await?;
     if open >= crate::store::MAX_OPEN_JOBS {
         return Err(ServerError::TooManyJobs(open));
     }
     let bytes = body_bytes(request).await?;
     let body = JobBody::parse(&bytes)?;
-    let plan = plan(&shared, &user, &body)?;
+    let plan = plan(&shared, &user, &body).await?;
     let stored = String::from_utf8_lossy(&bytes);
-    let (job, _new) =
-        shared
-            .store
-            .enqueue(&user.name, key.as_deref(), &stored, plan.quote.amount)?;
+    let (job, _new) = shared
+        .records
+        .enqueue(&user.name, key.as_deref(), &stored, plan.quote.amount)
+        .await?;
     shared.wake.notify_one();
     Ok(json(StatusCode::ACCEPTED, &job_json(&job)))
 }
@@ -292,7 +300,7 @@ async fn estimate(
 ) -> Result<Response, ServerError> {
     let user = user_of(request.extensions())?;
     let body = JobBody::parse(&body_bytes(request).await?)?;
-    let plan = plan(&shared, &user, &body)?;
+    let plan = plan(&shared, &user, &body).await?;
     let q = &plan.quote;
     Ok(json(
         StatusCode::OK,
@@ -326,10 +334,11 @@ fn job_json(job: &Job) -> Value {
 }
 
 /// `user`'s job `id`; anyone else's is as missing as one that does not exist.
-fn owned_job(shared: &Shared, user: &User, id: &str) -> Result<Job, ServerError> {
+async fn owned_job(shared: &Shared, user: &User, id: &str) -> Result<Job, ServerError> {
     shared
-        .store
-        .job(&user.name, id)?
+        .records
+        .job(&user.name, id)
+        .await?
         .ok_or(ServerError::NotFound)
 }
 
@@ -339,7 +348,7 @@ async fn show_job(
     request: Request,
 ) -> Result<Response, ServerError> {
     let user = user_of(request.extensions())?;
-    let job = owned_job(&shared, &user, &id)?;
+    let job = owned_job(&shared, &user, &id).await?;
     Ok(json(StatusCode::OK, &job_json(&job)))
 }
 
@@ -349,13 +358,13 @@ async fn cancel_job(
     request: Request,
 ) -> Result<Response, ServerError> {
     let user = user_of(request.extensions())?;
-    match shared.store.cancel(&user.name, &id)? {
+    match shared.records.cancel(&user.name, &id).await? {
         None => return Err(ServerError::NotFound),
         // A running job is cancelled through the guarded path: the charge table settles it.
         Some(JobState::Running) => shared.cancel_running(&id),
         Some(_) => {}
     }
-    let job = owned_job(&shared, &user, &id)?;
+    let job = owned_job(&shared, &user, &id).await?;
     Ok(json(StatusCode::ACCEPTED, &job_json(&job)))
 }
 
@@ -368,7 +377,7 @@ async fn job_events(
     request: Request,
 ) -> Result<Response, ServerError> {
     let user = user_of(request.extensions())?;
-    let first = owned_job(&shared, &user, &id)?;
+    let first = owned_job(&shared, &user, &id).await?;
     let permit = Arc::clone(&shared.streams)
         .try_acquire_owned()
         .map_err(|_| ServerError::Busy)?;
@@ -381,7 +390,7 @@ async fn job_events(
                     () = tokio::time::sleep(EVENT_POLL) => {}
                     () = shared.shutdown.cancelled() => return None,
                 }
-                job = shared.store.job(&user, &job.id).ok().flatten()?;
+                job = shared.records.job(&user, &job.id).await.ok().flatten()?;
             }
             let event = format!(
                 "event: {}\ndata: {}\n\n",
@@ -415,7 +424,7 @@ async fn output(
     request: Request,
 ) -> Result<Response, ServerError> {
     let user = user_of(request.extensions())?;
-    let job = owned_job(&shared, &user, &id)?;
+    let job = owned_job(&shared, &user, &id).await?;
     let plain = |n: &str| {
         n.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
@@ -449,7 +458,7 @@ async fn spend(
 }
 
 async fn ready(State(shared): State<Arc<Shared>>) -> Response {
-    match shared.store.user("") {
+    match shared.records.user("").await {
         Ok(_) => (StatusCode::OK, "ready").into_response(),
         Err(e) => e.into_response(),
     }
@@ -476,7 +485,7 @@ async fn request_id(request: Request, next: Next) -> Response {
 /// Prometheus metrics: jobs by state, the age of the oldest queued job, the settled total. No
 /// user names: the open route shows no one's jobs or spend.
 async fn metrics(State(shared): State<Arc<Shared>>) -> Result<Response, ServerError> {
-    let m = shared.store.metrics()?;
+    let m = shared.records.metrics().await?;
     let mut text = String::from("# HELP acgs_jobs Jobs by state.\n# TYPE acgs_jobs gauge\n");
     for state in ["queued", "running", "done", "failed", "cancelled"] {
         let n = m

@@ -67,7 +67,7 @@ pub(crate) async fn upload(
     request: Request,
 ) -> Result<Response, ServerError> {
     let user = crate::api::user_of(request.extensions())?;
-    let (used, count) = shared.store.uploads_of(&user.name)?;
+    let (used, count) = shared.records.uploads_of(&user.name).await?;
     if used >= USER_QUOTA || count >= USER_FILES {
         return Err(ServerError::TooManyFiles);
     }
@@ -165,7 +165,7 @@ async fn keep(
         content_type: kind.mime().to_owned(),
         bytes,
     };
-    if let Err(e) = shared.store.put_upload(user, &upload) {
+    if let Err(e) = shared.records.put_upload(user, &upload).await {
         let _ = tokio::fs::remove_file(&upload.path).await;
         return Err(e);
     }
@@ -188,8 +188,9 @@ pub(crate) async fn download(
 ) -> Result<Response, ServerError> {
     let user = crate::api::user_of(request.extensions())?;
     let upload = shared
-        .store
-        .upload(&user.name, &id)?
+        .records
+        .upload(&user.name, &id)
+        .await?
         .ok_or(ServerError::NotFound)?;
     stream(&upload.path, &id, &upload.content_type).await
 }

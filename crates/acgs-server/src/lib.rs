@@ -8,13 +8,19 @@
 //! service's own id) that every reservation checks atomically with the service's own limits.
 //!
 //! The service is one more entrance: it never reserves, settles, audits or writes outputs
-//! itself. Its own records (users, token digests, jobs) are in [`store`].
+//! itself. Its own records (users, token digests, jobs, uploads) are [`Records`]: a SQLite
+//! file ([`store`]) when the service is one process, or PostgreSQL (`store_pg`, feature
+//! `postgres`) when an API process and `acgs worker` processes on other machines share them
+//! ([`work`]).
 
 mod api;
 pub mod error;
 mod files;
 pub mod openapi;
+mod records;
 pub mod store;
+#[cfg(feature = "postgres")]
+pub mod store_pg;
 mod worker;
 
 use std::collections::HashMap;
@@ -31,6 +37,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use api::BODY_LIMIT;
 pub use error::ServerError;
+pub use records::Records;
 pub use store::{Store, User};
 
 /// The most event streams open at once.
@@ -51,7 +58,7 @@ impl Confirm for NoOneToAsk {
 /// What the routes and workers share.
 pub(crate) struct Shared {
     suite: Suite,
-    store: Store,
+    records: Records,
     /// This service's id, the prefix of its users' ledger scopes.
     instance: String,
     /// Fired when the service shuts down.
@@ -66,6 +73,8 @@ pub(crate) struct Shared {
     wake: tokio::sync::Notify,
     /// The interrupt of each running job, to cancel it.
     running: Mutex<HashMap<String, Interrupt>>,
+    /// How long a worker's claim on a job lasts unless renewed (shared records).
+    lease_secs: u32,
 }
 
 impl Shared {
@@ -166,21 +175,157 @@ pub struct Options {
     pub files: PathBuf,
     /// The largest upload, in bytes.
     pub max_upload: u64,
+    /// How long a worker's claim on a job lasts unless renewed (shared records).
+    pub lease_secs: u32,
+}
+
+/// How an `acgs worker` process works.
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    /// How many jobs it runs at once.
+    pub jobs: usize,
+    /// Where the API keeps uploads (a path every worker shares).
+    pub files: PathBuf,
+    /// How long its claim on a job lasts unless renewed; a job whose worker died is taken over
+    /// after this.
+    pub lease_secs: u32,
+}
+
+/// The shared state of one process, with `records`' service id.
+async fn shared(
+    suite: Suite,
+    records: Records,
+    (files, max_upload, lease_secs): (PathBuf, u64, u32),
+    shutdown: CancellationToken,
+) -> Result<Arc<Shared>, std::io::Error> {
+    let instance = records
+        .instance()
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    Ok(Arc::new(Shared {
+        suite,
+        records,
+        instance,
+        shutdown,
+        streams: Arc::new(tokio::sync::Semaphore::new(MAX_STREAMS)),
+        files,
+        max_upload,
+        wake: tokio::sync::Notify::new(),
+        running: Mutex::new(HashMap::new()),
+        lease_secs: lease_secs.max(3),
+    }))
+}
+
+/// Run jobs from shared `records` until `shutdown`, at most `options.jobs` at once, through
+/// `suite`: an `acgs worker` process, on any machine that reaches the database and the output
+/// and upload folders. On shutdown it stops claiming and its running jobs get 30 s to end
+/// before they are cancelled through the engine (a job it cannot finish is taken over by
+/// another worker once its lease runs out).
+pub async fn work(
+    suite: Suite,
+    records: Records,
+    options: &WorkerOptions,
+    shutdown: CancellationToken,
+) -> Result<(), std::io::Error> {
+    if !records.is_shared() {
+        return Err(std::io::Error::other(
+            "workers on their own need shared records (a PostgreSQL ledger); with SQLite, `acgs serve` runs its workers",
+        ));
+    }
+    let shared = shared(
+        suite,
+        records,
+        (options.files.clone(), 0, options.lease_secs),
+        shutdown.clone(),
+    )
+    .await?;
+    drain(
+        &shared,
+        worker::run(Arc::clone(&shared), options.jobs, shutdown),
+    )
+    .await;
+    Ok(())
+}
+
+/// Let `working` end after a shutdown, cancelling every running job after 30 s.
+async fn drain(shared: &Shared, working: impl std::future::Future<Output = ()>) {
+    tokio::pin!(working);
+    let stopped = shared.shutdown.clone();
+    tokio::select! {
+        () = &mut working => return,
+        () = stopped.cancelled() => {}
+    }
+    if tokio::time::timeout(DRAIN, &mut working).await.is_err() {
+        shared.cancel_all();
+        working.await;
+    }
 }
 
 /// Serve the API on `options.addr` with `options.workers` in-process workers until `shutdown`:
 /// returns the bound address (port 0 picks one) and the serving task. On shutdown the workers
 /// stop claiming, event streams end, the server finishes the requests it has, and running jobs
-/// get 30 s to end before they are cancelled through the engine.
+/// get 30 s to end before they are cancelled through the engine. With local records one server
+/// holds them (`options.lock`) and needs a worker; with shared records `options.workers` may
+/// be 0 (`acgs worker` processes run the jobs).
 pub async fn serve(
     suite: Suite,
-    store: Store,
+    records: Records,
     options: &Options,
     shutdown: CancellationToken,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), std::io::Error> {
-    let held = lock(&options.lock)?;
+    let held = match &records {
+        Records::Local(store) => Some(hold_local(store, &options.lock)?),
+        #[cfg(feature = "postgres")]
+        Records::Shared(_) => None,
+    };
+    if options.workers == 0 && !records.is_shared() {
+        return Err(std::io::Error::other(
+            "with local records the service runs its own workers: give --workers 1 or more",
+        ));
+    }
     let listener = tokio::net::TcpListener::bind(options.addr).await?;
     let bound = listener.local_addr()?;
+    let shared = shared(
+        suite,
+        records,
+        (
+            options.files.clone(),
+            options.max_upload,
+            options.lease_secs,
+        ),
+        shutdown.clone(),
+    )
+    .await?;
+    let workers = (options.workers > 0).then(|| {
+        tokio::spawn(worker::run(
+            Arc::clone(&shared),
+            options.workers,
+            shutdown.clone(),
+        ))
+    });
+    let router = api::router(Arc::clone(&shared));
+    let task = tokio::spawn(async move {
+        let stop = shutdown.clone();
+        let served = axum::serve(listener, router)
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "the service stopped");
+        }
+        if let Some(workers) = workers {
+            drain(&shared, async move {
+                let _ = workers.await;
+            })
+            .await;
+        }
+        drop(held);
+    });
+    Ok((bound, task))
+}
+
+/// Lock the local records for this server, then fail the jobs an earlier process left running.
+fn hold_local(store: &Store, lock_path: &std::path::Path) -> Result<fs_err::File, std::io::Error> {
+    let held = lock(lock_path)?;
     // Only now, holding the lock: no other server can be running these jobs.
     let abandoned = store
         .fail_abandoned()
@@ -191,39 +336,5 @@ pub async fn serve(
             "jobs left running by an earlier process were marked failed"
         );
     }
-    let instance = store
-        .instance()
-        .map_err(|e| std::io::Error::other(e.to_string()))?;
-    let shared = Arc::new(Shared {
-        suite,
-        store,
-        instance,
-        shutdown: shutdown.clone(),
-        streams: Arc::new(tokio::sync::Semaphore::new(MAX_STREAMS)),
-        files: options.files.clone(),
-        max_upload: options.max_upload,
-        wake: tokio::sync::Notify::new(),
-        running: Mutex::new(HashMap::new()),
-    });
-    let workers: Vec<_> = (0..options.workers.max(1))
-        .map(|_| tokio::spawn(worker::run(Arc::clone(&shared), shutdown.clone())))
-        .collect();
-    let router = api::router(Arc::clone(&shared));
-    let task = tokio::spawn(async move {
-        let stop = shutdown.clone();
-        let served = axum::serve(listener, router)
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await;
-        if let Err(e) = served {
-            tracing::error!(error = %e, "the service stopped");
-        }
-        let all = futures_util::future::join_all(workers);
-        tokio::pin!(all);
-        if tokio::time::timeout(DRAIN, &mut all).await.is_err() {
-            shared.cancel_all();
-            all.await;
-        }
-        drop(held);
-    });
-    Ok((bound, task))
+    Ok(held)
 }

@@ -43,6 +43,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     error_code TEXT,
     error_message TEXT,
     cancel_requested INTEGER NOT NULL DEFAULT 0,
+    attempts INTEGER NOT NULL DEFAULT 0,
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL,
     UNIQUE (user, idempotency_key)
@@ -101,7 +102,7 @@ impl JobState {
         }
     }
 
-    fn parse(text: &str) -> Self {
+    pub(crate) fn parse(text: &str) -> Self {
         match text {
             "running" => Self::Running,
             "done" => Self::Done,
@@ -139,6 +140,8 @@ pub struct Job {
     pub outputs: Option<String>,
     /// `(code, message)` when it failed.
     pub error: Option<(String, String)>,
+    /// How many times a worker claimed it: above 1, a worker took over one that stopped.
+    pub attempt: u32,
 }
 
 /// How a job ended, for [`Store::finish`].
@@ -190,13 +193,13 @@ fn now() -> String {
     jiff::Timestamp::now().to_string()
 }
 
-fn random_hex(bytes: usize) -> Result<String, ServerError> {
+pub(crate) fn random_hex(bytes: usize) -> Result<String, ServerError> {
     let mut buf = vec![0u8; bytes];
     getrandom::fill(&mut buf).map_err(|e| ServerError::Store(format!("no randomness: {e}")))?;
     Ok(hex::encode(buf))
 }
 
-fn digest(token: &str) -> String {
+pub(crate) fn digest(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
@@ -207,6 +210,11 @@ impl Store {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON;")?;
         conn.execute_batch(SCHEMA)?;
+        // Records made before jobs counted their claims.
+        let has_attempts = conn.prepare("SELECT attempts FROM jobs LIMIT 0").is_ok();
+        if !has_attempts {
+            conn.execute_batch("ALTER TABLE jobs ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0")?;
+        }
         Ok(Self {
             conn: Mutex::new(conn),
         })
@@ -250,17 +258,7 @@ impl Store {
 
     /// Add a user, or change an existing user's budgets (a monthly budget not given is kept).
     pub fn put_user(&self, user: &User) -> Result<(), ServerError> {
-        let plain = !user.name.is_empty()
-            && user.name.len() <= 64
-            && user
-                .name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        if !plain {
-            return Err(ServerError::BadRequest(
-                "a user name is 1 to 64 letters, digits, `-` or `_`".into(),
-            ));
-        }
+        check_user_name(&user.name)?;
         // A monthly budget not given is kept: changing the day must not lift the month.
         self.with(|c| {
             c.execute(
@@ -398,19 +396,20 @@ impl Store {
         args: impl rusqlite::Params,
     ) -> Result<Option<Job>, ServerError> {
         let sql = format!(
-            "SELECT id, user, state, request, estimate_micros, actual_micros, run_id, outputs, error_code, error_message FROM jobs {filter}"
+            "SELECT id, user, state, request, estimate_micros, actual_micros, run_id, outputs, error_code, error_message, attempts FROM jobs {filter}"
         );
         self.with(|c| c.query_row(&sql, args, row_to_job).optional())
     }
 
-    /// Claim the oldest queued job for a worker: it becomes `running`.
-    pub fn claim(&self) -> Result<Option<Job>, ServerError> {
+    /// Claim the oldest queued job for a worker: it becomes `running`, and gets `run_id` as
+    /// its run's id.
+    pub fn claim(&self, run_id: &str) -> Result<Option<Job>, ServerError> {
         self.with(|c| {
             c.query_row(
-                "UPDATE jobs SET state = 'running', updated_at = ?1
+                "UPDATE jobs SET state = 'running', attempts = attempts + 1, run_id = COALESCE(run_id, ?2), updated_at = ?1
                  WHERE id = (SELECT id FROM jobs WHERE state = 'queued' ORDER BY created_at, id LIMIT 1)
-                 RETURNING id, user, state, request, estimate_micros, actual_micros, run_id, outputs, error_code, error_message",
-                params![now()],
+                 RETURNING id, user, state, request, estimate_micros, actual_micros, run_id, outputs, error_code, error_message, attempts",
+                params![now(), run_id],
                 row_to_job,
             )
             .optional()
@@ -447,7 +446,7 @@ impl Store {
         let (code, message) = outcome.error.clone().unzip();
         self.with(|c| {
             c.execute(
-                "UPDATE jobs SET state = ?2, actual_micros = ?3, run_id = ?4, outputs = ?5, error_code = ?6,
+                "UPDATE jobs SET state = ?2, actual_micros = ?3, run_id = COALESCE(?4, run_id), outputs = ?5, error_code = ?6,
                  error_message = ?7, updated_at = ?8 WHERE id = ?1 AND state = 'running'",
                 params![
                     id,
@@ -572,7 +571,25 @@ fn row_to_job(r: &rusqlite::Row<'_>) -> rusqlite::Result<Job> {
         run_id: r.get(6)?,
         outputs: r.get(7)?,
         error: code.map(|c| (c, message.unwrap_or_default())),
+        attempt: u32::try_from(r.get::<_, i64>(10)?).unwrap_or(0),
     })
+}
+
+/// A user name is 1 to 64 letters, digits, `-` or `_`: it goes into ledger scopes and folder
+/// names.
+pub(crate) fn check_user_name(name: &str) -> Result<(), ServerError> {
+    let plain = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if plain {
+        Ok(())
+    } else {
+        Err(ServerError::BadRequest(
+            "a user name is 1 to 64 letters, digits, `-` or `_`".into(),
+        ))
+    }
 }
 
 #[cfg(test)]
@@ -644,7 +661,7 @@ mod tests {
             .enqueue("ada", Some("k"), "{}", usd("0.1"))
             .expect("same");
         assert!(new && !second && again.id == job.id, "one job per key");
-        let claimed = store.claim().expect("claim").expect("a job");
+        let claimed = store.claim("r1").expect("claim").expect("a job");
         assert_eq!(claimed.state, JobState::Running);
         // The owner cancels while the worker has not registered its interrupt yet.
         assert_eq!(
@@ -685,7 +702,7 @@ mod tests {
         let (job, _) = store
             .enqueue("ada", None, "{}", usd("0.1"))
             .expect("queued");
-        store.claim().expect("claim");
+        store.claim("r1").expect("claim");
         assert_eq!(store.fail_abandoned().expect("fail"), 1);
         let ended = store.job("ada", &job.id).expect("read").expect("job");
         assert_eq!(
@@ -693,7 +710,7 @@ mod tests {
             (JobState::Failed, Some("job.interrupted".into()))
         );
         assert!(
-            store.claim().expect("claim").is_none(),
+            store.claim("r1").expect("claim").is_none(),
             "nothing is queued again"
         );
         assert_eq!(

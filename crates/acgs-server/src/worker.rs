@@ -1,14 +1,20 @@
-//! In-process workers: each claims the oldest queued job, runs it through the guarded path for
-//! its owner (their budgets as ledger scopes, the job's ceiling as the caller's cap), and records
-//! how it ended. A worker stops claiming when the service shuts down; a job it runs reaches its
-//! end or the engine's cancellation first.
+//! Workers: a process claims jobs while it has free slots, runs each through the guarded path
+//! for its owner (their budgets as ledger scopes, the job's ceiling as the caller's cap), and
+//! records how it ended.
+//!
+//! A job gets its run id when first claimed. With shared records every job is held on a lease
+//! that one heartbeat per process renews (and that also carries cancels from the API to
+//! whichever machine runs the job); when a process dies its jobs' leases run out and another
+//! worker claims them again and *resumes* their runs: the ledger decides what each needs, and a
+//! provider job already sent is waited for, never sent again. A process stops claiming when it
+//! shuts down; a job it runs reaches its end or the engine's cancellation first.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use acgs_core::UserFacing as _;
 use acgs_core::provider::EventSink;
-use acgs_engine::Interrupt;
+use acgs_engine::{EngineError, Interrupt, Resumed, RunReport};
 use tokio_util::sync::CancellationToken;
 
 use crate::Shared;
@@ -17,28 +23,94 @@ use crate::store::{Job, JobState, Outcome};
 /// How long an idle worker waits before looking at the queue again, unless woken.
 const IDLE: Duration = Duration::from_millis(500);
 
-/// Run one worker until `shutdown`.
-pub(crate) async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
-    while !shutdown.is_cancelled() {
-        let job = match shared.store.claim() {
-            Ok(Some(job)) => job,
-            Ok(None) => {
-                tokio::select! {
-                    () = shared.wake.notified() => {}
-                    () = tokio::time::sleep(IDLE) => {}
-                    () = shutdown.cancelled() => {}
-                }
-                continue;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "claiming a job failed");
-                tokio::time::sleep(IDLE).await;
-                continue;
-            }
+/// A worker process's name in the records: random, so that a restarted process never mistakes
+/// its predecessor's leases for its own.
+fn worker_name() -> String {
+    let mut bytes = [0u8; 8];
+    let suffix = getrandom::fill(&mut bytes).map_or_else(|_| "0".into(), |()| hex::encode(bytes));
+    format!("wrk_{}_{suffix}", std::process::id())
+}
+
+/// Run jobs, at most `slots` at once, until `shutdown`; returns when every job it started has
+/// ended.
+pub(crate) async fn run(shared: Arc<Shared>, slots: usize, shutdown: CancellationToken) {
+    let worker: Arc<str> = worker_name().into();
+    let free = Arc::new(tokio::sync::Semaphore::new(slots.max(1)));
+    let beating = CancellationToken::new();
+    let heart = tokio::spawn(heartbeat(
+        Arc::clone(&shared),
+        Arc::clone(&worker),
+        beating.clone(),
+    ));
+    let mut running = tokio::task::JoinSet::new();
+    loop {
+        let permit = tokio::select! {
+            permit = Arc::clone(&free).acquire_owned() => permit,
+            () = shutdown.cancelled() => break,
         };
-        let outcome = execute(&shared, &job).await;
-        if let Err(e) = shared.store.finish(&job.id, &outcome) {
-            tracing::error!(job = %job.id, error = %e, "recording a job's end failed");
+        let Ok(permit) = permit else { break };
+        let Some(job) = next_job(&shared, &worker, &shutdown).await else {
+            break;
+        };
+        let (shared, worker) = (Arc::clone(&shared), Arc::clone(&worker));
+        running.spawn(async move {
+            let outcome = execute(&shared, &job).await;
+            if let Err(e) = shared.records.finish(&job.id, &worker, &outcome).await {
+                tracing::error!(job = %job.id, error = %e, "recording a job's end failed");
+            }
+            drop(permit);
+        });
+        // Reap the ones that ended, so that the set does not grow.
+        while running.try_join_next().is_some() {}
+    }
+    while running.join_next().await.is_some() {}
+    beating.cancel();
+    let _ = heart.await;
+}
+
+/// The next job to run, waiting while there is none; `None` once `shutdown` fires.
+async fn next_job(shared: &Shared, worker: &str, shutdown: &CancellationToken) -> Option<Job> {
+    while !shutdown.is_cancelled() {
+        let run_id = acgs_engine::new_run_id();
+        match shared
+            .records
+            .claim(worker, shared.lease_secs, &run_id)
+            .await
+        {
+            Ok(Some(job)) => return Some(job),
+            Ok(None) => {}
+            Err(e) => tracing::error!(error = %e, "claiming a job failed"),
+        }
+        tokio::select! {
+            () = shared.wake.notified() => {}
+            () = tokio::time::sleep(IDLE) => {}
+            () = shutdown.cancelled() => {}
+        }
+    }
+    None
+}
+
+/// Renew this process's leases a third of a lease apart, and cancel the jobs whose owners
+/// asked, wherever the request came in.
+async fn heartbeat(shared: Arc<Shared>, worker: Arc<str>, stop: CancellationToken) {
+    if !shared.records.is_shared() {
+        return;
+    }
+    let every = Duration::from_secs(u64::from(shared.lease_secs.max(3) / 3));
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            () = stop.cancelled() => return,
+        }
+        match shared.records.heartbeat(&worker, shared.lease_secs).await {
+            Ok(held) => {
+                for (job, cancel) in held {
+                    if cancel {
+                        shared.cancel_running(&job);
+                    }
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "renewing the job leases failed"),
         }
     }
 }
@@ -49,7 +121,12 @@ async fn execute(shared: &Shared, job: &Job) -> Outcome {
     // finds this interrupt or left its mark for this check.
     let interrupt = Interrupt::new();
     shared.running_insert(&job.id, interrupt.clone());
-    if shared.store.cancel_requested(&job.id).unwrap_or(false) {
+    if shared
+        .records
+        .cancel_requested(&job.id)
+        .await
+        .unwrap_or(false)
+    {
         interrupt.fire(acgs_engine::Signal::Interrupt);
     }
     let outcome = run_job(shared, job, &interrupt)
@@ -75,23 +152,57 @@ async fn run_job(
     job: &Job,
     interrupt: &Interrupt,
 ) -> Result<Outcome, (String, String)> {
-    let user = match shared.store.user(&job.user) {
+    let fail = |e: &dyn acgs_core::UserFacing, text: String| (e.code().to_owned(), text);
+    let user = match shared.records.user(&job.user).await {
         Ok(Some(user)) => user,
         Ok(None) => {
             let message = format!("user `{}` is gone", job.user);
             return Err(("server.unknown_user".into(), message));
         }
-        Err(e) => return Err((e.code().to_owned(), e.to_string())),
+        Err(e) => return Err(fail(&e, e.to_string())),
     };
-    let (request, max) = crate::api::stored_request(&shared.store, &job.user, &job.request)
-        .map_err(|e| (e.code().to_owned(), e.to_string()))?;
-    let caller = shared.caller(&user, max, Some(&job.id));
-    let result = shared
+    let run_id = job.run_id.clone().ok_or_else(|| {
+        (
+            "server.no_run_id".to_owned(),
+            "the job has no run id".to_owned(),
+        )
+    })?;
+    let (request, max) = crate::api::stored_request(&shared.records, &job.user, &job.request)
+        .await
+        .map_err(|e| fail(&e, e.to_string()))?;
+    let suite = shared
         .suite
-        .for_caller(caller)
-        .generate_with(&request, &EventSink::none(), interrupt)
-        .await;
-    Ok(match result {
+        .for_caller(shared.caller(&user, max, Some(&job.id)));
+    let events = EventSink::none();
+    let result = if job.attempt > 1 {
+        // Taken over from a worker that stopped: its run, if it started, is resumed.
+        tracing::info!(job = %job.id, run = %run_id, attempt = job.attempt, "taking over a job");
+        match suite.resume(&run_id, false, &events, interrupt).await {
+            Ok(Resumed::Single(report)) => Ok(report),
+            Ok(Resumed::Pipeline(_)) => {
+                return Err((
+                    "server.not_single".into(),
+                    "the job's run is a pipeline".into(),
+                ));
+            }
+            // It stopped before its run began: begin it.
+            Err(e) if e.code() == "run.not_found" => {
+                suite
+                    .generate_as(&run_id, &request, &events, interrupt)
+                    .await
+            }
+            Err(e) => Err(e),
+        }
+    } else {
+        suite
+            .generate_as(&run_id, &request, &events, interrupt)
+            .await
+    };
+    Ok(outcome(result, interrupt))
+}
+
+fn outcome(result: Result<RunReport, EngineError>, interrupt: &Interrupt) -> Outcome {
+    match result {
         Ok(report) => {
             // Kept whole for the download route; the API shows only their names.
             let names: Vec<String> = report
@@ -112,5 +223,5 @@ async fn run_job(
             ..failed(e.code(), e.to_string())
         },
         Err(e) => failed(e.code(), e.to_string()),
-    })
+    }
 }

@@ -24,6 +24,8 @@ pub mod ledger_sqlite;
 mod locked;
 pub mod manifest;
 pub mod output;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod runs;
 
 use std::path::Path;

@@ -1,10 +1,11 @@
 //! A fake fal server for many concurrent clients: every submit gets its own request id, finishes
-//! at once, and returns as many images, of the size asked for, as the request paid for — so that
+//! at once (or after a set running time), and returns as many images, of the size asked for, as the request paid for — so that
 //! the provider side knows exactly what every accepted request costs.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use wiremock::matchers::{any, method, path, path_regex};
@@ -41,12 +42,19 @@ pub struct FakeFalFleet {
 impl FakeFalFleet {
     /// Start serving `endpoint`; each submit waits `submit_delay` before it is answered.
     pub async fn start(endpoint: &str, submit_delay: Duration) -> Self {
+        Self::start_running(endpoint, submit_delay, Duration::ZERO).await
+    }
+
+    /// [`FakeFalFleet::start`], with each job `IN_PROGRESS` for `run_time` after its submit.
+    pub async fn start_running(endpoint: &str, submit_delay: Duration, run_time: Duration) -> Self {
         let server = MockServer::start().await;
         let base = server.uri();
         let root: String = endpoint.split('/').take(2).collect::<Vec<_>>().join("/");
         let accepted: Arc<Mutex<Vec<Value>>> = Arc::new(Mutex::new(Vec::new()));
         let counter = Arc::new(AtomicU64::new(1));
         let store = Arc::clone(&accepted);
+        let started: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+        let submitted = Arc::clone(&started);
         let submit_root = root.clone();
         let submit_base = base.clone();
         Mock::given(method("POST"))
@@ -58,6 +66,9 @@ impl FakeFalFleet {
                 params["__request_id"] = json!(id);
                 if let Ok(mut list) = store.lock() {
                     list.push(params);
+                }
+                if let Ok(mut times) = submitted.lock() {
+                    times.insert(id.clone(), Instant::now());
                 }
                 let body = json!({
                     "status": "IN_QUEUE", "queue_position": 0, "request_id": id,
@@ -75,9 +86,20 @@ impl FakeFalFleet {
             .and(path_regex(
                 format!(r"^/{root}/requests/[0-9a-f-]+/status$").as_str(),
             ))
-            .respond_with(ResponseTemplate::new(200).set_body_json(
-                json!({"status": "COMPLETED", "logs": [], "metrics": {"inference_time": 0.1}}),
-            ))
+            .respond_with(move |req: &Request| {
+                let id = req.url.path().rsplit('/').nth(1).unwrap_or_default();
+                let since = started
+                    .lock()
+                    .ok()
+                    .and_then(|t| t.get(id).map(Instant::elapsed));
+                if since.is_some_and(|s| s < run_time) {
+                    return ResponseTemplate::new(200)
+                        .set_body_json(json!({"status": "IN_PROGRESS", "logs": []}));
+                }
+                ResponseTemplate::new(200).set_body_json(
+                    json!({"status": "COMPLETED", "logs": [], "metrics": {"inference_time": 0.1}}),
+                )
+            })
             .mount(&server)
             .await;
         let lookup = Arc::clone(&accepted);

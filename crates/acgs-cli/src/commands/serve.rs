@@ -1,14 +1,16 @@
-//! `acgs serve`: the HTTP service on loopback with in-process workers; `acgs serve user add` and
-//! `acgs serve token create|revoke` keep its users and tokens (in `server.sqlite3` in the state
-//! folder). The guarded path, ledger and audit log are the command line's own.
+//! `acgs serve`: the HTTP service on loopback with in-process workers; `acgs worker`: a process
+//! that runs the service's jobs from shared records; `acgs serve user add` and `acgs serve token
+//! create|revoke` keep its users and tokens. The records are `server.sqlite3` in the state
+//! folder, or the PostgreSQL database of a PostgreSQL ledger. The guarded path, ledger and
+//! audit log are the command line's own.
 
 use acgs_core::Usd;
 use acgs_engine::Interrupt;
-use acgs_server::{Options, Store, User};
+use acgs_server::{Options, Records, Store, User, WorkerOptions};
 use serde_json::json;
 
 use crate::app::App;
-use crate::cli::{ServeAction, ServeArgs, ServeTokenAction, ServeUserAction};
+use crate::cli::{ServeAction, ServeArgs, ServeTokenAction, ServeUserAction, WorkerArgs};
 use crate::failure::{CliError, CmdResult, Failure};
 
 /// The service's records, in the state folder.
@@ -24,22 +26,51 @@ pub(crate) async fn run(app: &App, args: &ServeArgs, interrupt: &Interrupt) -> C
                     daily,
                     monthly,
                 },
-        }) => add_user(app, name, daily, monthly.as_deref()),
+        }) => add_user(app, name, daily, monthly.as_deref()).await,
         Some(ServeAction::Token {
             action: ServeTokenAction::Create { user, days },
-        }) => create_token(app, user, *days),
+        }) => create_token(app, user, *days).await,
         Some(ServeAction::Token {
             action: ServeTokenAction::Revoke { id },
-        }) => revoke_token(app, id),
+        }) => revoke_token(app, id).await,
     }
 }
 
-fn store(app: &App) -> Result<Store, Failure> {
+/// Whether the ledger is PostgreSQL: then the service's records are there too, shared by
+/// every API and worker process.
+fn shared_ledger(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+/// The service's records: in the PostgreSQL database of a PostgreSQL ledger, else
+/// `server.sqlite3` in the state folder.
+async fn records(app: &App) -> Result<Records, Failure> {
+    let url = app.loaded.ledger_url();
+    if shared_ledger(&url) {
+        return shared_records(app, &url).await;
+    }
     let path = app.loaded.paths.state_file(STORE_FILE);
     if let Some(dir) = path.parent() {
         acgs_storage::ensure_private_dir(dir)?;
     }
-    Store::open(&path).map_err(|e| CliError::Usage(e.to_string()).into())
+    let store = Store::open(&path).map_err(usage)?;
+    Ok(Records::Local(store))
+}
+
+#[cfg(feature = "postgres")]
+async fn shared_records(app: &App, url: &str) -> Result<Records, Failure> {
+    let (client, _) = acgs_storage::postgres::connect(url, &app.ledger_access()).await?;
+    let store = acgs_server::store_pg::PgStore::new(client)
+        .await
+        .map_err(usage)?;
+    Ok(Records::Shared(store))
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn shared_records(_app: &App, _url: &str) -> Result<Records, Failure> {
+    Err(usage(
+        "a PostgreSQL ledger needs acgs built with the `postgres` feature",
+    ))
 }
 
 fn usage(e: impl std::fmt::Display) -> Failure {
@@ -53,7 +84,7 @@ async fn serve(app: &App, args: &ServeArgs, interrupt: &Interrupt) -> CmdResult 
             args.addr
         )));
     }
-    let store = store(app)?;
+    let records = records(app).await?;
     let suite = app.serving_suite().await?;
     let options = Options {
         addr: args.addr,
@@ -61,10 +92,11 @@ async fn serve(app: &App, args: &ServeArgs, interrupt: &Interrupt) -> CmdResult 
         lock: app.loaded.paths.state_file("server.lock"),
         files: app.loaded.paths.state_file("server-files"),
         max_upload: u64::from(args.max_upload_mib) * 1024 * 1024,
+        lease_secs: args.lease_secs,
     };
-    let (bound, serving) = acgs_server::serve(suite, store, &options, interrupt.token().clone())
+    let (bound, serving) = acgs_server::serve(suite, records, &options, interrupt.token().clone())
         .await
-        .map_err(|e| usage(format!("cannot listen on {}: {e}", args.addr)))?;
+        .map_err(|e| usage(format!("cannot serve on {}: {e}", args.addr)))?;
     app.ui.note(&format!(
         "acgs serve: listening on http://{bound} with {} workers",
         options.workers
@@ -73,7 +105,31 @@ async fn serve(app: &App, args: &ServeArgs, interrupt: &Interrupt) -> CmdResult 
     Ok(())
 }
 
-fn add_user(app: &App, name: &str, daily: &str, monthly: Option<&str>) -> CmdResult {
+/// `acgs worker`: run the service's jobs from its shared records until a signal.
+pub(crate) async fn worker(app: &App, args: &WorkerArgs, interrupt: &Interrupt) -> CmdResult {
+    if !shared_ledger(&app.loaded.ledger_url()) {
+        return Err(usage(
+            "acgs worker runs jobs from shared records: set ledger.url to a PostgreSQL database (with SQLite, `acgs serve` runs its own workers)",
+        ));
+    }
+    let records = records(app).await?;
+    let suite = app.serving_suite().await?;
+    let options = WorkerOptions {
+        jobs: usize::from(args.jobs),
+        files: app.loaded.paths.state_file("server-files"),
+        lease_secs: args.lease_secs,
+    };
+    app.ui.note(&format!(
+        "acgs worker: running up to {} jobs at once",
+        options.jobs
+    ));
+    acgs_server::work(suite, records, &options, interrupt.token().clone())
+        .await
+        .map_err(usage)?;
+    Ok(())
+}
+
+async fn add_user(app: &App, name: &str, daily: &str, monthly: Option<&str>) -> CmdResult {
     let plain = !name.is_empty()
         && name.len() <= 64
         && name
@@ -88,7 +144,7 @@ fn add_user(app: &App, name: &str, daily: &str, monthly: Option<&str>) -> CmdRes
         daily: amount(daily)?,
         monthly: monthly.map(amount).transpose()?,
     };
-    store(app)?.put_user(&user).map_err(usage)?;
+    records(app).await?.put_user(&user).await.map_err(usage)?;
     let doc = json!({"user": user.name, "daily": user.daily, "monthly": user.monthly});
     if app.ui.json {
         return app
@@ -107,8 +163,12 @@ fn add_user(app: &App, name: &str, daily: &str, monthly: Option<&str>) -> CmdRes
         .map_err(|e| CliError::from(e).into())
 }
 
-fn create_token(app: &App, user: &str, days: u32) -> CmdResult {
-    let (id, token) = store(app)?.create_token(user, days).map_err(usage)?;
+async fn create_token(app: &App, user: &str, days: u32) -> CmdResult {
+    let (id, token) = records(app)
+        .await?
+        .create_token(user, days)
+        .await
+        .map_err(usage)?;
     let secret = secrecy::ExposeSecret::expose_secret(&token).to_owned();
     if app.ui.json {
         let doc = json!({"id": id, "user": user, "token": secret, "expires_in_days": days});
@@ -125,8 +185,8 @@ fn create_token(app: &App, user: &str, days: u32) -> CmdResult {
         .map_err(|e| CliError::from(e).into())
 }
 
-fn revoke_token(app: &App, id: &str) -> CmdResult {
-    if !store(app)?.revoke_token(id).map_err(usage)? {
+async fn revoke_token(app: &App, id: &str) -> CmdResult {
+    if !records(app).await?.revoke_token(id).await.map_err(usage)? {
         return Err(usage(format!("no live token {id}")));
     }
     if app.ui.json {

@@ -625,7 +625,7 @@ mod postgres {
             .parse()
             .expect("url");
         let text = "# comment\nother:5432:*:*:nope\ndb.example:5433:budget:acgs:s3cret-pw\n*:*:*:*:fallback\n";
-        let found = acgs_storage::ledger_postgres::pgpass_lookup(text, &config).expect("matched");
+        let found = acgs_storage::postgres::pgpass_lookup(text, &config).expect("matched");
         assert_eq!(secrecy::ExposeSecret::expose_secret(&found), "s3cret-pw");
     }
 }
