@@ -25,18 +25,22 @@ async fn user_with_token(sb: &Sandbox, name: &str, daily: &str) -> String {
 
 /// Start `acgs serve --addr 127.0.0.1:0` and return the child and its base URL.
 async fn server(sb: &Sandbox) -> (tokio::process::Child, String) {
-    let mut child = sb
-        .command(&[
-            "serve",
-            "--addr",
-            "127.0.0.1:0",
-            "--workers",
-            "2",
-            "--max-upload-mib",
-            "1",
-        ])
-        .spawn()
-        .expect("starts");
+    server_with(sb, &[]).await
+}
+
+/// [`server`] with more arguments.
+async fn server_with(sb: &Sandbox, extra: &[&str]) -> (tokio::process::Child, String) {
+    let mut args = vec![
+        "serve",
+        "--addr",
+        "127.0.0.1:0",
+        "--workers",
+        "2",
+        "--max-upload-mib",
+        "1",
+    ];
+    args.extend_from_slice(extra);
+    let mut child = sb.command(&args).spawn().expect("starts");
     let url = listening(&mut child).await;
     (child, url)
 }
@@ -658,4 +662,130 @@ async fn workers_on_postgres_share_the_queue_and_take_over_a_killed_one() {
             .expect("status");
         assert!(status.success(), "{status}");
     }
+}
+
+/// The API of a service on `base`, with a plain HTTP client.
+fn api_at(base: String) -> Api {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "a client of acgs's own service, not a provider call"
+    )]
+    let http = reqwest::Client::new();
+    Api { http, base }
+}
+
+async fn stop(mut child: tokio::process::Child) {
+    signal(&child, rustix::process::Signal::TERM);
+    let status = tokio::time::timeout(Duration::from_secs(40), child.wait())
+        .await
+        .expect("stops in time")
+        .expect("status");
+    assert!(status.success(), "{status}");
+}
+
+/// A job's callback: refused at the door for inside addresses unless the operator allows
+/// loopback; when allowed, posted once the job ends, signed in the Standard Webhooks format
+/// with the owner's secret, and sent again after a failed delivery.
+#[tokio::test(flavor = "multi_thread")]
+async fn callbacks_are_signed_retried_and_never_sent_inside() {
+    use base64::Engine as _;
+    use hmac::Mac as _;
+
+    let fake = FakeFal::builder("fal-ai/flux/dev").start().await;
+    let sb = sandbox_for(&fake);
+    let ada = user_with_token(&sb, "ada", "1.00").await;
+    let receiver = wiremock::MockServer::start().await;
+    let hook = format!("{}/hook", receiver.uri());
+    let job = |url: &str| json!({"model": "flux_dev", "prompt": "a fox", "callback_url": url});
+    let post = reqwest::Method::POST;
+
+    let (child, base) = server(&sb).await;
+    let api = api_at(base);
+    for inside in [
+        hook.as_str(),
+        "https://10.1.2.3/hook",
+        "https://169.254.169.254/latest/meta-data",
+        "https://[::1]/hook",
+        "https://[fe80::1]/hook",
+        "ftp://example.com/hook",
+    ] {
+        let (status, body) = api
+            .call(
+                post.clone(),
+                "/v1/jobs",
+                Some(&ada),
+                Some(job(inside)),
+                None,
+            )
+            .await;
+        assert_eq!(status, 400, "{inside}: {body}");
+        assert!(body.to_string().contains("callback_url"), "{body}");
+    }
+    stop(child).await;
+
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .respond_with(wiremock::ResponseTemplate::new(503))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&receiver)
+        .await;
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .respond_with(wiremock::ResponseTemplate::new(204))
+        .mount(&receiver)
+        .await;
+    let (child, base) = server_with(&sb, &["--allow-private-callbacks"]).await;
+    let api = api_at(base);
+    let (status, accepted) = api
+        .call(post.clone(), "/v1/jobs", Some(&ada), Some(job(&hook)), None)
+        .await;
+    assert_eq!(status, 202, "{accepted}");
+    let id = accepted["id"].as_str().expect("an id").to_owned();
+    let done = api.job_until_final(&ada, &id).await;
+    assert_eq!(done["status"], "done", "{done}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let received = loop {
+        let received = receiver.received_requests().await.unwrap_or_default();
+        if received.len() >= 2 {
+            break received;
+        }
+        assert!(Instant::now() < deadline, "the callback was not sent again");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let (_, secret) = api
+        .call(
+            reqwest::Method::GET,
+            "/v1/callback-secret",
+            Some(&ada),
+            None,
+            None,
+        )
+        .await;
+    let secret = secret["secret"].as_str().expect("a secret");
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(secret.strip_prefix("whsec_").expect("whsec_"))
+        .expect("base64");
+    for request in &received {
+        let header = |name: &str| request.headers[name].to_str().expect("a header").to_owned();
+        let (msg, ts) = (header("webhook-id"), header("webhook-timestamp"));
+        let body = String::from_utf8_lossy(&request.body);
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).expect("key");
+        mac.update(format!("{msg}.{ts}.{body}").as_bytes());
+        let expected = format!(
+            "v1,{}",
+            base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+        );
+        assert_eq!(
+            header("webhook-signature"),
+            expected,
+            "signed with ada's secret"
+        );
+        assert_eq!(msg, format!("msg_{id}"), "one message id for every attempt");
+        let event: Value = serde_json::from_str(&body).expect("json");
+        assert_eq!(
+            (event["type"].as_str(), event["data"]["id"].as_str()),
+            (Some("job.done"), Some(id.as_str()))
+        );
+    }
+    stop(child).await;
 }

@@ -267,6 +267,10 @@ pub struct ServeArgs {
     /// How long a worker's claim on a job lasts unless renewed, in seconds (PostgreSQL).
     #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(3..=3600))]
     pub lease_secs: u32,
+    /// Send jobs' callbacks to loopback addresses too (plain http included); private and
+    /// link-local addresses stay refused.
+    #[arg(long)]
+    pub allow_private_callbacks: bool,
     /// The largest upload (`POST /v1/files`), in MiB.
     #[arg(long, value_name = "MIB", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub max_upload_mib: u32,
@@ -285,6 +289,10 @@ pub struct WorkerArgs {
     /// is taken over by another after this.
     #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(3..=3600))]
     pub lease_secs: u32,
+    /// Send jobs' callbacks to loopback addresses too (plain http included); private and
+    /// link-local addresses stay refused.
+    #[arg(long)]
+    pub allow_private_callbacks: bool,
 }
 
 /// `acgs serve …`.

@@ -58,6 +58,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> axum::Router {
         .route("/v1/files/{id}", get(crate::files::download))
         .route("/v1/estimate", post(estimate))
         .route("/v1/spend", get(spend))
+        .route("/v1/callback-secret", get(callback_secret))
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&shared),
             authenticate,
@@ -131,6 +132,9 @@ struct JobBody {
     /// `images`): ids of the caller's uploads, one or a list.
     #[serde(default)]
     inputs: BTreeMap<String, Value>,
+    /// Where to post the job's final state, signed with the owner's callback secret.
+    #[serde(default)]
+    callback_url: Option<String>,
 }
 
 impl JobBody {
@@ -218,6 +222,11 @@ pub(crate) async fn stored_request(
     Ok((body.request(records, user).await?, body.max_cost()?))
 }
 
+/// The callback URL a stored job names, if any.
+pub(crate) fn stored_callback(stored: &str) -> Option<String> {
+    JobBody::parse(stored.as_bytes()).ok()?.callback_url
+}
+
 /// Plan `body` for `user` (stages 1–5: validation, the guard, the price), nothing reserved; a
 /// refusal is audited with the user, and a worst case above the job's ceiling is refused here.
 async fn plan(
@@ -279,6 +288,12 @@ async fn create_job(
     let bytes = body_bytes(request).await?;
     let body = JobBody::parse(&bytes)?;
     let plan = plan(&shared, &user, &body).await?;
+    if let Some(url) = &body.callback_url {
+        let client = shared.callbacks.as_ref().ok_or_else(|| {
+            ServerError::BadRequest("callback_url: this service sends no callbacks".into())
+        })?;
+        crate::callbacks::check(client, url)?;
+    }
     let stored = String::from_utf8_lossy(&bytes);
     let (job, _new) = shared
         .records
@@ -316,7 +331,7 @@ fn output_paths(job: &Job) -> Option<Vec<std::path::PathBuf>> {
         .and_then(|o| serde_json::from_str::<Vec<std::path::PathBuf>>(o).ok())
 }
 
-fn job_json(job: &Job) -> Value {
+pub(crate) fn job_json(job: &Job) -> Value {
     let outputs: Value = output_paths(job).map_or(Value::Null, |paths| {
         paths
             .iter()
@@ -455,6 +470,23 @@ async fn spend(
         StatusCode::OK,
         &json!({"user": user.name, "scopes": now.scopes}),
     ))
+}
+
+/// The caller's callback secret (`whsec_…`), made on first asking: callbacks of their jobs are
+/// signed with it.
+async fn callback_secret(
+    State(shared): State<Arc<Shared>>,
+    request: Request,
+) -> Result<Response, ServerError> {
+    let user = user_of(request.extensions())?;
+    let secret = shared
+        .records
+        .meta_or_init(
+            &crate::callbacks::secret_name(&user.name),
+            &crate::callbacks::fresh_secret()?,
+        )
+        .await?;
+    Ok(json(StatusCode::OK, &json!({"secret": secret})))
 }
 
 async fn ready(State(shared): State<Arc<Shared>>) -> Response {

@@ -14,6 +14,7 @@
 //! ([`work`]).
 
 mod api;
+mod callbacks;
 pub mod error;
 mod files;
 pub mod openapi;
@@ -75,6 +76,8 @@ pub(crate) struct Shared {
     running: Mutex<HashMap<String, Interrupt>>,
     /// How long a worker's claim on a job lasts unless renewed (shared records).
     lease_secs: u32,
+    /// The client callbacks are sent with, under its address policy; none: no callbacks.
+    callbacks: Option<acgs_http::HttpClient>,
 }
 
 impl Shared {
@@ -177,6 +180,9 @@ pub struct Options {
     pub max_upload: u64,
     /// How long a worker's claim on a job lasts unless renewed (shared records).
     pub lease_secs: u32,
+    /// The client that sends jobs' callbacks, whose address policy they obey; none refuses
+    /// `callback_url`.
+    pub callbacks: Option<acgs_http::HttpClient>,
 }
 
 /// How an `acgs worker` process works.
@@ -189,6 +195,8 @@ pub struct WorkerOptions {
     /// How long its claim on a job lasts unless renewed; a job whose worker died is taken over
     /// after this.
     pub lease_secs: u32,
+    /// The client that sends jobs' callbacks (see [`Options::callbacks`]).
+    pub callbacks: Option<acgs_http::HttpClient>,
 }
 
 /// The shared state of one process, with `records`' service id.
@@ -196,6 +204,7 @@ async fn shared(
     suite: Suite,
     records: Records,
     (files, max_upload, lease_secs): (PathBuf, u64, u32),
+    callbacks: Option<acgs_http::HttpClient>,
     shutdown: CancellationToken,
 ) -> Result<Arc<Shared>, std::io::Error> {
     let instance = records
@@ -213,6 +222,7 @@ async fn shared(
         wake: tokio::sync::Notify::new(),
         running: Mutex::new(HashMap::new()),
         lease_secs: lease_secs.max(3),
+        callbacks,
     }))
 }
 
@@ -236,6 +246,7 @@ pub async fn work(
         suite,
         records,
         (options.files.clone(), 0, options.lease_secs),
+        options.callbacks.clone(),
         shutdown.clone(),
     )
     .await?;
@@ -293,6 +304,7 @@ pub async fn serve(
             options.max_upload,
             options.lease_secs,
         ),
+        options.callbacks.clone(),
         shutdown.clone(),
     )
     .await?;

@@ -25,7 +25,8 @@ pub fn document() -> Value {
                     "model": {"type": "string"}, "prompt": {"type": "string"}, "negative_prompt": {"type": "string"},
                     "text": {"type": "string"}, "params": {"type": "object"}, "n": {"type": "integer", "minimum": 1},
                     "inputs": {"type": "object", "description": "upload ids by the key that takes them: image, video, audio, images"},
-                    "max_cost_usd": {"type": "string", "description": "a decimal amount; the job is refused if its worst case is higher"}}},
+                    "max_cost_usd": {"type": "string", "description": "a decimal amount; the job is refused if its worst case is higher"},
+                    "callback_url": {"type": "string", "format": "uri", "description": "https URL to post the final state to, signed (Standard Webhooks) with your callback secret; private, loopback and link-local addresses are refused"}}},
                 "Job": {"type": "object", "required": ["id", "status", "estimate"], "properties": {
                     "id": {"type": "string"}, "status": {"enum": ["queued", "running", "done", "failed", "cancelled"]},
                     "estimate": {"type": "string"}, "actual": {"type": ["string", "null"]}, "run_id": {"type": ["string", "null"]},
@@ -57,6 +58,7 @@ pub fn document() -> Value {
                 "server-sent events, one per change of state, ending with done, failed or cancelled",
                 "content": {"text/event-stream": {}}}, "404": error_response("no such job of yours")}}},
             "/v1/spend": {"get": {"responses": {"200": {"description": "your own budgets: spent and limit of each"}}}},
+            "/v1/callback-secret": {"get": {"responses": {"200": {"description": "{secret}: the whsec_ secret your jobs' callbacks are signed with"}}}},
             "/v1/files": {"post": {"requestBody": {"content": {"multipart/form-data": {"schema": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}}}},
                 "responses": {"201": {"description": "kept: {id, content_type, bytes}"}, "400": error_response("not media acgs knows"),
                               "413": error_response("larger than the upload cap")}}},

@@ -42,6 +42,11 @@ impl Records {
         dispatch!(self.instance())
     }
 
+    /// The value kept under `name`, made `fresh` if there is none yet.
+    pub async fn meta_or_init(&self, name: &str, fresh: &str) -> Result<String, ServerError> {
+        dispatch!(self.meta_or_init(name, fresh))
+    }
+
     /// How many jobs `user` has queued or running.
     pub async fn open_jobs(&self, user: &str) -> Result<u64, ServerError> {
         dispatch!(self.open_jobs(user))

@@ -234,13 +234,21 @@ impl Store {
     /// This service's id, made once: it names the ledger scopes of its users, so two services
     /// sharing one ledger never share a user's budget.
     pub fn instance(&self) -> Result<String, ServerError> {
-        let fresh = format!("srv{}", random_hex(4)?);
+        self.meta_or_init("instance", &format!("srv{}", random_hex(4)?))
+    }
+
+    /// The value kept under `name`, made `fresh` if there is none yet (the first writer wins).
+    pub fn meta_or_init(&self, name: &str, fresh: &str) -> Result<String, ServerError> {
         self.with(|c| {
             c.execute(
-                "INSERT INTO meta (name, value) VALUES ('instance', ?1) ON CONFLICT (name) DO NOTHING",
-                params![fresh],
+                "INSERT INTO meta (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING",
+                params![name, fresh],
             )?;
-            c.query_row("SELECT value FROM meta WHERE name = 'instance'", [], |r| r.get(0))
+            c.query_row(
+                "SELECT value FROM meta WHERE name = ?1",
+                params![name],
+                |r| r.get(0),
+            )
         })
     }
 

@@ -125,17 +125,22 @@ impl PgStore {
     /// This service's id, made once and shared by every process (see
     /// [`crate::store::Store::instance`]).
     pub async fn instance(&self) -> Result<String, ServerError> {
-        let fresh = format!("srv{}", random_hex(4)?);
+        self.meta_or_init("instance", &format!("srv{}", random_hex(4)?))
+            .await
+    }
+
+    /// The value kept under `name`, made `fresh` if there is none yet (the first writer wins).
+    pub async fn meta_or_init(&self, name: &str, fresh: &str) -> Result<String, ServerError> {
         self.client
             .execute(
-                "INSERT INTO srv_meta (name, value) VALUES ('instance', $1) ON CONFLICT (name) DO NOTHING",
-                &[&fresh],
+                "INSERT INTO srv_meta (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+                &[&name, &fresh],
             )
             .await
             .map_err(|e| failed(&e))?;
         let row = self
             .client
-            .query_one("SELECT value FROM srv_meta WHERE name = 'instance'", &[])
+            .query_one("SELECT value FROM srv_meta WHERE name = $1", &[&name])
             .await
             .map_err(|e| failed(&e))?;
         Ok(row.get(0))

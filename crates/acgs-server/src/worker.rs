@@ -59,6 +59,7 @@ pub(crate) async fn run(shared: Arc<Shared>, slots: usize, shutdown: Cancellatio
                 tracing::error!(job = %job.id, error = %e, "recording a job's end failed");
             }
             drop(permit);
+            call_back(&shared, &job).await;
         });
         // Reap the ones that ended, so that the set does not grow.
         while running.try_join_next().is_some() {}
@@ -113,6 +114,45 @@ async fn heartbeat(shared: Arc<Shared>, worker: Arc<str>, stop: CancellationToke
             Err(e) => tracing::error!(error = %e, "renewing the job leases failed"),
         }
     }
+}
+
+/// Post `job`'s final state to the callback URL it names, if any, on a task of its own (a
+/// callback's retries never hold a worker's slot).
+async fn call_back(shared: &Shared, job: &Job) {
+    let (Some(client), Some(url)) = (
+        shared.callbacks.clone(),
+        crate::api::stored_callback(&job.request),
+    ) else {
+        return;
+    };
+    let Ok(Some(ended)) = shared.records.job(&job.user, &job.id).await else {
+        return;
+    };
+    if !ended.state.is_final() {
+        return;
+    }
+    // Checked again: the policy may have changed since the job was accepted.
+    let Ok(url) = crate::callbacks::check(&client, &url) else {
+        tracing::warn!(job = %job.id, "a callback URL is refused now; not sent");
+        return;
+    };
+    let name = crate::callbacks::secret_name(&job.user);
+    let secret = match crate::callbacks::fresh_secret() {
+        Ok(fresh) => shared.records.meta_or_init(&name, &fresh).await,
+        Err(e) => Err(e),
+    };
+    let Ok(secret) = secret else {
+        tracing::error!(job = %job.id, "no callback secret; not sent");
+        return;
+    };
+    let body = serde_json::json!({
+        "type": format!("job.{}", ended.state.as_str()),
+        "timestamp": jiff::Timestamp::now().to_string(),
+        "data": crate::api::job_json(&ended),
+    })
+    .to_string();
+    let id = format!("msg_{}", ended.id);
+    tokio::spawn(crate::callbacks::deliver(client, url, secret, id, body));
 }
 
 /// Run `job` for its owner; never fails, a failure is the job's outcome.

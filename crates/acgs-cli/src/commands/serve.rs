@@ -93,6 +93,7 @@ async fn serve(app: &App, args: &ServeArgs, interrupt: &Interrupt) -> CmdResult 
         files: app.loaded.paths.state_file("server-files"),
         max_upload: u64::from(args.max_upload_mib) * 1024 * 1024,
         lease_secs: args.lease_secs,
+        callbacks: Some(callback_client(app, args.allow_private_callbacks)?),
     };
     let (bound, serving) = acgs_server::serve(suite, records, &options, interrupt.token().clone())
         .await
@@ -103,6 +104,18 @@ async fn serve(app: &App, args: &ServeArgs, interrupt: &Interrupt) -> CmdResult 
     ));
     serving.await.map_err(usage)?;
     Ok(())
+}
+
+/// The client jobs' callbacks are sent with: the configured network settings, but loopback
+/// only when the operator allows it for callbacks (`--allow-private-callbacks`), whatever
+/// `network.allow_http_loopback` says for providers.
+fn callback_client(app: &App, allow_loopback: bool) -> Result<acgs_http::HttpClient, Failure> {
+    let mut policy = acgs_http::NetworkPolicy::from_config(&app.config().network);
+    policy.allow_loopback = allow_loopback;
+    Ok(acgs_http::HttpClient::new(
+        policy,
+        app.ui.redactor().clone(),
+    )?)
 }
 
 /// `acgs worker`: run the service's jobs from its shared records until a signal.
@@ -118,6 +131,7 @@ pub(crate) async fn worker(app: &App, args: &WorkerArgs, interrupt: &Interrupt) 
         jobs: usize::from(args.jobs),
         files: app.loaded.paths.state_file("server-files"),
         lease_secs: args.lease_secs,
+        callbacks: Some(callback_client(app, args.allow_private_callbacks)?),
     };
     app.ui.note(&format!(
         "acgs worker: running up to {} jobs at once",
