@@ -700,7 +700,7 @@ async fn callbacks_are_signed_retried_and_never_sent_inside() {
     let job = |url: &str| json!({"model": "flux_dev", "prompt": "a fox", "callback_url": url});
     let post = reqwest::Method::POST;
 
-    let (child, base) = server(&sb).await;
+    let (child, base) = server_with(&sb, &["--user-rate", "8"]).await;
     let api = api_at(base);
     for inside in [
         hook.as_str(),
@@ -722,6 +722,22 @@ async fn callbacks_are_signed_retried_and_never_sent_inside() {
         assert_eq!(status, 400, "{inside}: {body}");
         assert!(body.to_string().contains("callback_url"), "{body}");
     }
+    // Eight requests a minute: a burst of twenty is cut short, with a time to come back.
+    let mut limited = None;
+    for _ in 0..20 {
+        let answer = api
+            .http
+            .get(format!("{}/v1/spend", api.base))
+            .bearer_auth(&ada)
+            .send()
+            .await
+            .expect("an answer");
+        if answer.status().as_u16() == 429 {
+            limited = answer.headers().get("retry-after").cloned();
+            break;
+        }
+    }
+    assert!(limited.is_some(), "the user's rate was never enforced");
     stop(child).await;
 
     wiremock::Mock::given(wiremock::matchers::method("POST"))

@@ -271,6 +271,9 @@ pub struct ServeArgs {
     /// link-local addresses stay refused.
     #[arg(long)]
     pub allow_private_callbacks: bool,
+    /// The most requests one user may make a minute (bursts of as many); more get 429.
+    #[arg(long, value_name = "N", default_value_t = 600, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub user_rate: u32,
     /// The largest upload (`POST /v1/files`), in MiB.
     #[arg(long, value_name = "MIB", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub max_upload_mib: u32,

@@ -97,6 +97,11 @@ async fn authenticate(
         Err(e) => return e.into_response(),
         Ok(None) => return ServerError::Unauthorized.into_response(),
     };
+    if let Err(wait) = shared.rates.take(&user.name, std::time::Instant::now()) {
+        let mut refused = ServerError::RateLimited(wait.as_secs().max(1)).into_response();
+        refused.extensions_mut().insert(Authenticated(user));
+        return refused;
+    }
     request.extensions_mut().insert(Authenticated(user.clone()));
     let mut response = next.run(request).await;
     // For the request log: who it was.

@@ -36,6 +36,9 @@ pub enum ServerError {
     /// The user's uploads take their whole quota.
     #[error("your uploads take your whole quota (2 GiB or 256 files)")]
     TooManyFiles,
+    /// The user made more requests than their rate allows; retry after this many seconds.
+    #[error("too many requests; retry in {0} s")]
+    RateLimited(u64),
     /// Too many event streams are open.
     #[error("too many event streams are open; poll the job instead")]
     Busy,
@@ -76,7 +79,9 @@ impl ServerError {
                 ErrorKind::Check | ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             },
             Self::UnknownUser(_) => StatusCode::NOT_FOUND,
-            Self::TooManyJobs(_) | Self::TooManyFiles => StatusCode::TOO_MANY_REQUESTS,
+            Self::TooManyJobs(_) | Self::TooManyFiles | Self::RateLimited(_) => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
             Self::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -94,6 +99,7 @@ impl UserFacing for ServerError {
             Self::UnknownUser(_) => "server.unknown_user",
             Self::TooManyJobs(_) => "rate.too_many_jobs",
             Self::TooManyFiles => "rate.upload_quota",
+            Self::RateLimited(_) => "rate.limited",
             Self::Busy => "server.busy",
             Self::Store(_) => "server.store",
         }
@@ -106,7 +112,9 @@ impl UserFacing for ServerError {
                 ErrorKind::Usage
             }
             Self::Refused { kind, .. } => *kind,
-            Self::TooManyJobs(_) | Self::TooManyFiles | Self::Busy => ErrorKind::Money,
+            Self::TooManyJobs(_) | Self::TooManyFiles | Self::RateLimited(_) | Self::Busy => {
+                ErrorKind::Money
+            }
             Self::Store(_) => ErrorKind::Internal,
         }
     }
@@ -116,6 +124,13 @@ impl IntoResponse for ServerError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({"error": {"code": self.code(), "message": self.to_string()}});
         let mut response = crate::api::json(self.status(), &body);
+        if let Self::RateLimited(secs) = self
+            && let Ok(value) = axum::http::HeaderValue::from_str(&secs.to_string())
+        {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, value);
+        }
         if matches!(self, Self::Unauthorized) {
             response.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,

@@ -18,6 +18,7 @@ mod callbacks;
 pub mod error;
 mod files;
 pub mod openapi;
+mod rate;
 mod records;
 pub mod store;
 #[cfg(feature = "postgres")]
@@ -78,6 +79,8 @@ pub(crate) struct Shared {
     lease_secs: u32,
     /// The client callbacks are sent with, under its address policy; none: no callbacks.
     callbacks: Option<acgs_http::HttpClient>,
+    /// Each user's request rate.
+    rates: rate::Rates,
 }
 
 impl Shared {
@@ -183,6 +186,9 @@ pub struct Options {
     /// The client that sends jobs' callbacks, whose address policy they obey; none refuses
     /// `callback_url`.
     pub callbacks: Option<acgs_http::HttpClient>,
+    /// The most requests one user may make a minute (in bursts of as many); more are answered
+    /// 429 with `Retry-After`.
+    pub user_rate: u32,
 }
 
 /// How an `acgs worker` process works.
@@ -203,7 +209,7 @@ pub struct WorkerOptions {
 async fn shared(
     suite: Suite,
     records: Records,
-    (files, max_upload, lease_secs): (PathBuf, u64, u32),
+    (files, max_upload, lease_secs, user_rate): (PathBuf, u64, u32, u32),
     callbacks: Option<acgs_http::HttpClient>,
     shutdown: CancellationToken,
 ) -> Result<Arc<Shared>, std::io::Error> {
@@ -223,6 +229,7 @@ async fn shared(
         running: Mutex::new(HashMap::new()),
         lease_secs: lease_secs.max(3),
         callbacks,
+        rates: rate::Rates::new(user_rate),
     }))
 }
 
@@ -245,7 +252,7 @@ pub async fn work(
     let shared = shared(
         suite,
         records,
-        (options.files.clone(), 0, options.lease_secs),
+        (options.files.clone(), 0, options.lease_secs, 1),
         options.callbacks.clone(),
         shutdown.clone(),
     )
@@ -303,6 +310,7 @@ pub async fn serve(
             options.files.clone(),
             options.max_upload,
             options.lease_secs,
+            options.user_rate,
         ),
         options.callbacks.clone(),
         shutdown.clone(),

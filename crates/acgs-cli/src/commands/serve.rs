@@ -94,6 +94,7 @@ async fn serve(app: &App, args: &ServeArgs, interrupt: &Interrupt) -> CmdResult 
         max_upload: u64::from(args.max_upload_mib) * 1024 * 1024,
         lease_secs: args.lease_secs,
         callbacks: Some(callback_client(app, args.allow_private_callbacks)?),
+        user_rate: args.user_rate,
     };
     let (bound, serving) = acgs_server::serve(suite, records, &options, interrupt.token().clone())
         .await
