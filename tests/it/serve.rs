@@ -805,3 +805,106 @@ async fn callbacks_are_signed_retried_and_never_sent_inside() {
     }
     stop(child).await;
 }
+
+/// fal's webhooks: jobs are submitted with the service's public callback URL; a delivery
+/// signed by any published key is taken (twice too), and a tampered, stale, unsigned or
+/// foreign-signed one is refused and audited. A callback never settles anything: the job is
+/// done by its fetched result.
+#[tokio::test(flavor = "multi_thread")]
+async fn fal_webhooks_are_verified_against_the_published_keys() {
+    use acgs_testkit::fal_webhook::{Signer, serve_jwks};
+
+    let fake = FakeFal::builder("fal-ai/flux/dev").start().await;
+    let keys = wiremock::MockServer::start().await;
+    let (old, current, stranger) = (Signer::generate(), Signer::generate(), Signer::generate());
+    let jwks = serve_jwks(&keys, &[&old, &current]).await;
+    let mut sb = sandbox_for(&fake);
+    sb.set_env("ACGS_PROVIDERS__FAL__JWKS_URL", &jwks);
+    let ada = user_with_token(&sb, "ada", "1.00").await;
+    let (child, base) = server_with(&sb, &["--public-url", "https://acgs.example.com/"]).await;
+    let api = api_at(base);
+    let (status, accepted) = api
+        .call(
+            reqwest::Method::POST,
+            "/v1/jobs",
+            Some(&ada),
+            Some(json!({"model": "flux_dev", "prompt": "a fox"})),
+            None,
+        )
+        .await;
+    assert_eq!(status, 202, "{accepted}");
+    let id = accepted["id"].as_str().expect("an id").to_owned();
+    assert_eq!(api.job_until_final(&ada, &id).await["status"], "done");
+    let submit = fake
+        .requests()
+        .await
+        .into_iter()
+        .find(|r| r.method == wiremock::http::Method::POST)
+        .expect("a submit");
+    assert_eq!(
+        submit.url.query(),
+        Some("fal_webhook=https%3A%2F%2Facgs.example.com%2Fv1%2Fwebhooks%2Ffal"),
+    );
+
+    let now = jiff::Timestamp::now().as_second();
+    let body = br#"{"error": null, "gateway_request_id": "req-1", "payload": {"images": []}, "request_id": "req-1", "status": "OK"}"#;
+    let failed = br#"{"error": "Invalid status code: 422", "gateway_request_id": "req-2", "payload": null, "payload_error": "not serializable", "request_id": "req-2", "status": "ERROR"}"#;
+    let deliver = |headers: Vec<(String, String)>, body: &'static [u8]| {
+        let mut request = api
+            .http
+            .post(format!("{}/v1/webhooks/fal", api.base))
+            .header("content-type", "application/json")
+            .body(body);
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        async move {
+            let answer = request.send().await.expect("an answer");
+            let status = answer.status().as_u16();
+            let doc: Value = answer.json().await.unwrap_or(Value::Null);
+            (
+                status,
+                doc["error"]["code"].as_str().unwrap_or_default().to_owned(),
+            )
+        }
+    };
+    let signed = current.headers("req-1", now, body);
+    assert_eq!(
+        deliver(signed.clone(), body).await.0,
+        200,
+        "signed by a published key"
+    );
+    assert_eq!(
+        deliver(signed.clone(), body).await.0,
+        200,
+        "a duplicate is harmless"
+    );
+    assert_eq!(
+        deliver(old.headers("req-2", now, failed), failed).await.0,
+        200,
+        "an ERROR delivery, by the older key"
+    );
+    let tampered = br#"{"error": null, "gateway_request_id": "req-1", "payload": {"images": [1]}, "request_id": "req-1", "status": "OK"}"#;
+    for (headers, body, code) in [
+        (signed.clone(), &tampered[..], "webhook.bad_signature"),
+        (
+            current.headers("req-1", now - 600, body),
+            &body[..],
+            "webhook.stale",
+        ),
+        (signed[1..].to_vec(), &body[..], "webhook.unsigned"),
+        (
+            stranger.headers("req-1", now, body),
+            &body[..],
+            "webhook.bad_signature",
+        ),
+    ] {
+        assert_eq!(deliver(headers, body).await, (401, code.to_owned()));
+    }
+    stop(child).await;
+    let refused = super::audit_lines(&sb)
+        .into_iter()
+        .filter(|e| e.to_string().contains("serve.fal_webhook"))
+        .count();
+    assert_eq!(refused, 4, "every refusal is audited");
+}

@@ -44,6 +44,9 @@ pub(crate) struct App {
     ledger: tokio::sync::OnceCell<Arc<dyn acgs_core::ledger::Ledger>>,
     /// The per-install secret, read once per process.
     audit_key: std::sync::OnceLock<Option<AuditKey>>,
+    /// Where fal calls back and who waits for it (`acgs serve --public-url`), set before the
+    /// providers are built.
+    pub fal_webhook: std::sync::OnceLock<(url::Url, acgs_core::callback::JobWakeups)>,
 }
 
 /// The built-in catalogues of every provider crate.
@@ -144,6 +147,7 @@ impl App {
             yes: cli.yes,
             interrupt: interrupt.clone(),
             http: std::sync::OnceLock::new(),
+            fal_webhook: std::sync::OnceLock::new(),
             ledger: tokio::sync::OnceCell::new(),
             audit_key: std::sync::OnceLock::new(),
         })
@@ -432,7 +436,10 @@ impl App {
             ProviderId::Local => return self.local_provider(),
             ProviderId::Fal => {
                 let (key, http) = keyed()?;
-                let fal = acgs_providers_fal::FalProvider::new(http, &urls, &key.secret)?;
+                let mut fal = acgs_providers_fal::FalProvider::new(http, &urls, &key.secret)?;
+                if let Some((url, wakeups)) = self.fal_webhook.get() {
+                    fal = fal.with_webhook(url.clone(), wakeups.clone());
+                }
                 (Arc::new(fal), key)
             }
             ProviderId::Gemini => {

@@ -271,6 +271,10 @@ pub struct ServeArgs {
     /// link-local addresses stay refused.
     #[arg(long)]
     pub allow_private_callbacks: bool,
+    /// The service's public https URL (behind its TLS proxy): fal then calls back at
+    /// `URL/v1/webhooks/fal` when a job ends, and the callbacks are verified against fal's keys.
+    #[arg(long, value_name = "URL")]
+    pub public_url: Option<String>,
     /// The most requests one user may make a minute (bursts of as many); more get 429.
     #[arg(long, value_name = "N", default_value_t = 600, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub user_rate: u32,

@@ -417,6 +417,11 @@ impl Default for ProvidersConfig {
                     ("queue_url", "https://queue.fal.run"),
                     ("rest_url", "https://rest.fal.ai"),
                     ("api_url", "https://api.fal.ai"),
+                    // fal's webhook signing keys (not rest.fal.ai).
+                    (
+                        "jwks_url",
+                        "https://rest.alpha.fal.ai/.well-known/jwks.json",
+                    ),
                 ]),
             ),
             (

@@ -16,6 +16,7 @@
 //! - [`error`]: error kinds, exit codes and the [`UserFacing`] trait.
 
 pub mod audit;
+pub mod callback;
 pub mod catalog;
 pub mod config;
 pub mod env;

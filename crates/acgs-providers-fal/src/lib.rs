@@ -16,6 +16,7 @@ pub mod protocol;
 mod provider;
 pub mod schema_map;
 pub mod upload;
+mod webhook;
 
 use acgs_core::catalog::Catalog;
 use acgs_core::{Error, ProviderId};
@@ -25,6 +26,7 @@ pub use models_api::{Listing, Metadata};
 pub use platform::Platform;
 pub use pricing_api::{ListedPrice, PriceRefresh, PricingApi};
 pub use provider::FalProvider;
+pub use webhook::FalWebhooks;
 
 /// fal's base URL `name` from `[providers.fal]`.
 fn base_url(

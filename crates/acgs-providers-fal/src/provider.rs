@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use acgs_core::ProviderId;
+use acgs_core::callback::JobWakeups;
 use acgs_core::config::ProviderUrls;
 use acgs_core::provider::{
     CancellationToken, Charge, EventSink, FailureClass, HttpFailure, Provider, ProviderError,
@@ -25,6 +26,15 @@ use crate::upload::Uploader;
 const NAME: &str = "fal";
 const FIRST_POLL: Duration = Duration::from_millis(250);
 const MAX_POLL: Duration = Duration::from_secs(5);
+/// The longest wait between polls when fal calls back: the callback wakes the wait.
+const MAX_POLL_CALLED_BACK: Duration = Duration::from_secs(30);
+
+/// Where fal announces finished jobs, and who waits for the announcements.
+#[derive(Debug, Clone)]
+struct Webhook {
+    url: Url,
+    wakeups: JobWakeups,
+}
 
 /// The fal.ai provider (queue API).
 #[derive(Debug)]
@@ -34,6 +44,7 @@ pub struct FalProvider {
     credential: Credential,
     retry: RetryPolicy,
     uploader: Uploader,
+    webhook: Option<Webhook>,
 }
 
 impl FalProvider {
@@ -56,7 +67,17 @@ impl FalProvider {
             credential,
             retry: RetryPolicy::default(),
             uploader,
+            webhook: None,
         })
+    }
+
+    /// Submit jobs with `?fal_webhook=url`, and wait for them by polling slowly, woken early
+    /// through `wakeups` when a verified callback names them (no status stream per job: a
+    /// process can hold many jobs). The result is still fetched and checked as ever.
+    #[must_use]
+    pub fn with_webhook(mut self, url: Url, wakeups: JobWakeups) -> Self {
+        self.webhook = Some(Webhook { url, wakeups });
+        self
     }
 
     /// Use another retry policy (tests use short delays).
@@ -165,7 +186,11 @@ impl FalProvider {
     async fn follow(&self, job: &JobHandle, events: &EventSink) -> ProviderResult<Output> {
         let (root, id) = Self::job_path(job)?;
         let mut logs_seen = 0;
-        let completion = match self.stream(&root, &id, events, &mut logs_seen).await {
+        let streamed = match &self.webhook {
+            Some(_) => None,
+            None => self.stream(&root, &id, events, &mut logs_seen).await,
+        };
+        let completion = match streamed {
             Some(done) => done,
             None => self.poll(&root, &id, events, &mut logs_seen).await?,
         };
@@ -227,13 +252,30 @@ impl FalProvider {
         logs_seen: &mut usize,
     ) -> ProviderResult<Completion> {
         let mut delay = FIRST_POLL;
-        loop {
-            if let Some(done) = report(self.status(root, id).await?, events, logs_seen) {
-                return Ok(done);
+        let (waiter, max) = match &self.webhook {
+            Some(hook) => (Some(hook.wakeups.waiter(id)), MAX_POLL_CALLED_BACK),
+            None => (None, MAX_POLL),
+        };
+        let polled = async {
+            loop {
+                if let Some(done) = report(self.status(root, id).await?, events, logs_seen) {
+                    return Ok(done);
+                }
+                match &waiter {
+                    Some(waiter) => tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        () = waiter.notified() => {}
+                    },
+                    None => tokio::time::sleep(delay).await,
+                }
+                delay = (delay * 3 / 2).min(max);
             }
-            tokio::time::sleep(delay).await;
-            delay = (delay * 3 / 2).min(MAX_POLL);
         }
+        .await;
+        if let Some(hook) = &self.webhook {
+            hook.wakeups.forget(id);
+        }
+        polled
     }
 }
 
@@ -327,7 +369,11 @@ impl Provider for FalProvider {
                 Charge::Release,
             ));
         }
-        let url = self.url(&model.endpoint)?;
+        let mut url = self.url(&model.endpoint)?;
+        if let Some(hook) = &self.webhook {
+            url.query_pairs_mut()
+                .append_pair("fal_webhook", hook.url.as_str());
+        }
         let http = HttpRequest::new(Method::Post, url)
             .credential(&self.credential)
             .json(Value::Object(req.params.clone()))

@@ -68,6 +68,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> axum::Router {
         .route("/readyz", get(ready))
         .route("/v1/openapi.json", get(openapi))
         .route("/metrics", get(metrics))
+        .route("/v1/webhooks/fal", post(fal_webhook))
         .merge(private)
         .layer(axum::middleware::from_fn(request_id))
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
@@ -475,6 +476,41 @@ async fn spend(
         StatusCode::OK,
         &json!({"user": user.name, "scopes": now.scopes}),
     ))
+}
+
+/// A callback of fal's: verified against fal's published keys (an unverifiable one is
+/// refused, logged and audited), then only a wake-up for whoever waits for that request here —
+/// the result is still fetched and checked. Answered at once; duplicates are harmless.
+async fn fal_webhook(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    let Some(callbacks) = shared.provider_callbacks.clone() else {
+        return ServerError::NotFound.into_response();
+    };
+    let headers: std::collections::HashMap<String, String> = request
+        .headers()
+        .iter()
+        .filter_map(|(name, value)| {
+            Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
+        })
+        .collect();
+    let body = match body_bytes(request).await {
+        Ok(body) => body,
+        Err(e) => return e.into_response(),
+    };
+    match callbacks.fal.verify(&headers, &body).await {
+        Ok(request_id) => {
+            let woken = callbacks.wakeups.wake(&request_id);
+            tracing::info!(request = %request_id, woken, "a fal callback was verified");
+            json(StatusCode::OK, &json!({"received": true}))
+        }
+        Err(refused) => {
+            tracing::warn!(code = refused.code, reason = %refused.reason, "a fal callback was refused");
+            shared
+                .suite
+                .audit_refusal("serve.fal_webhook", refused.code);
+            let body = json!({"error": {"code": refused.code, "message": refused.reason}});
+            json(StatusCode::UNAUTHORIZED, &body)
+        }
+    }
 }
 
 /// The caller's callback secret (`whsec_…`), made on first asking: callbacks of their jobs are

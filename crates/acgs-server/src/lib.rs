@@ -81,6 +81,18 @@ pub(crate) struct Shared {
     callbacks: Option<acgs_http::HttpClient>,
     /// Each user's request rate.
     rates: rate::Rates,
+    /// How fal's callbacks are checked and whom they wake.
+    provider_callbacks: Option<ProviderCallbacks>,
+}
+
+/// Provider callbacks the service takes (`POST /v1/webhooks/fal`): the verifier of fal's
+/// signatures and the waiters a verified callback wakes (those of this process).
+#[derive(Debug, Clone)]
+pub struct ProviderCallbacks {
+    /// Checks a delivery's signature and freshness.
+    pub fal: Arc<dyn acgs_core::callback::CallbackVerifier>,
+    /// The waits of this process's fal jobs.
+    pub wakeups: acgs_core::callback::JobWakeups,
 }
 
 impl Shared {
@@ -189,6 +201,8 @@ pub struct Options {
     /// The most requests one user may make a minute (in bursts of as many); more are answered
     /// 429 with `Retry-After`.
     pub user_rate: u32,
+    /// fal's callbacks, when the service has a public URL they can reach.
+    pub provider_callbacks: Option<ProviderCallbacks>,
 }
 
 /// How an `acgs worker` process works.
@@ -210,7 +224,7 @@ async fn shared(
     suite: Suite,
     records: Records,
     (files, max_upload, lease_secs, user_rate): (PathBuf, u64, u32, u32),
-    callbacks: Option<acgs_http::HttpClient>,
+    (callbacks, provider_callbacks): (Option<acgs_http::HttpClient>, Option<ProviderCallbacks>),
     shutdown: CancellationToken,
 ) -> Result<Arc<Shared>, std::io::Error> {
     let instance = records
@@ -230,6 +244,7 @@ async fn shared(
         lease_secs: lease_secs.max(3),
         callbacks,
         rates: rate::Rates::new(user_rate),
+        provider_callbacks,
     }))
 }
 
@@ -253,7 +268,7 @@ pub async fn work(
         suite,
         records,
         (options.files.clone(), 0, options.lease_secs, 1),
-        options.callbacks.clone(),
+        (options.callbacks.clone(), None),
         shutdown.clone(),
     )
     .await?;
@@ -312,7 +327,10 @@ pub async fn serve(
             options.lease_secs,
             options.user_rate,
         ),
-        options.callbacks.clone(),
+        (
+            options.callbacks.clone(),
+            options.provider_callbacks.clone(),
+        ),
         shutdown.clone(),
     )
     .await?;

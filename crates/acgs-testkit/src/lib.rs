@@ -11,6 +11,7 @@ pub mod canary;
 pub mod elevenlabs;
 pub mod fal;
 pub mod fal_platform;
+pub mod fal_webhook;
 pub mod fleet;
 pub mod gemini;
 pub mod media;

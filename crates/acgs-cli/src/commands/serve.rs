@@ -85,6 +85,10 @@ async fn serve(app: &App, args: &ServeArgs, interrupt: &Interrupt) -> CmdResult 
         )));
     }
     let records = records(app).await?;
+    let provider_callbacks = match &args.public_url {
+        Some(url) => Some(fal_callbacks(app, url)?),
+        None => None,
+    };
     let suite = app.serving_suite().await?;
     let options = Options {
         addr: args.addr,
@@ -95,6 +99,7 @@ async fn serve(app: &App, args: &ServeArgs, interrupt: &Interrupt) -> CmdResult 
         lease_secs: args.lease_secs,
         callbacks: Some(callback_client(app, args.allow_private_callbacks)?),
         user_rate: args.user_rate,
+        provider_callbacks,
     };
     let (bound, serving) = acgs_server::serve(suite, records, &options, interrupt.token().clone())
         .await
@@ -117,6 +122,41 @@ fn callback_client(app: &App, allow_loopback: bool) -> Result<acgs_http::HttpCli
         policy,
         app.ui.redactor().clone(),
     )?)
+}
+
+/// fal's callbacks to `public`: its jobs are submitted with `public/v1/webhooks/fal` as their
+/// webhook, and deliveries are checked against the keys at `providers.fal.jwks_url`.
+fn fal_callbacks(app: &App, public: &str) -> Result<acgs_server::ProviderCallbacks, Failure> {
+    let base = url::Url::parse(public)
+        .ok()
+        .filter(|u| u.scheme() == "https" && u.query().is_none())
+        .ok_or_else(|| {
+            usage(format!(
+                "--public-url `{public}` is not an https URL without a query"
+            ))
+        })?;
+    let hook = base
+        .join(&format!(
+            "{}/v1/webhooks/fal",
+            base.path().trim_end_matches('/')
+        ))
+        .map_err(usage)?;
+    let urls = app.config().providers.urls(acgs_core::ProviderId::Fal);
+    let jwks = urls
+        .url("jwks_url")
+        .and_then(|u| url::Url::parse(u).ok())
+        .ok_or_else(|| usage("providers.fal.jwks_url is not a URL"))?;
+    let http = acgs_http::HttpClient::new(
+        acgs_http::NetworkPolicy::from_config(&app.config().network),
+        app.ui.redactor().clone(),
+    )?;
+    let verifier = acgs_providers_fal::FalWebhooks::new(http, jwks)?;
+    let wakeups = acgs_core::callback::JobWakeups::default();
+    let _ = app.fal_webhook.set((hook, wakeups.clone()));
+    Ok(acgs_server::ProviderCallbacks {
+        fal: std::sync::Arc::new(verifier),
+        wakeups,
+    })
 }
 
 /// `acgs worker`: run the service's jobs from its shared records until a signal.
