@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::OnceLock;
 
-/// The `acgs` binary, built with `cargo build -p acgs-cli --bin acgs` on first use.
+/// The `acgs` binary, built with `cargo build -p acgs-cli --bin acgs` on first use (with
+/// `--release` when this harness is itself optimized, as in benchmarks).
 ///
 /// # Panics
 /// When the build fails: the tests cannot run without the binary.
@@ -17,6 +18,11 @@ pub fn acgs_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let profile: &[&str] = if cfg!(debug_assertions) {
+            &[]
+        } else {
+            &["--release"]
+        };
         let output = std::process::Command::new(cargo)
             .args([
                 "build",
@@ -28,6 +34,7 @@ pub fn acgs_bin() -> &'static Path {
                 "--message-format",
                 "json",
             ])
+            .args(profile)
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .stderr(Stdio::inherit())
             .output()
