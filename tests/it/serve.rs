@@ -908,3 +908,157 @@ async fn fal_webhooks_are_verified_against_the_published_keys() {
         .count();
     assert_eq!(refused, 4, "every refusal is audited");
 }
+
+/// Budgets per tag and per week hold as the service runs jobs, a tag without a budget is
+/// refused at the door, and admins — only they — manage users, tokens and limits over HTTP.
+#[tokio::test(flavor = "multi_thread")]
+async fn tag_and_week_budgets_hold_and_admins_manage_them() {
+    let fake = FakeFal::builder("fal-ai/flux/dev").start().await;
+    let sb = sandbox_for(&fake);
+    ok(&sb
+        .run(&[
+            "--json", "serve", "user", "add", "ada", "--daily", "1.00", "--weekly", "0.08",
+        ])
+        .await);
+    let ada = user_with_token(&sb, "ada", "1.00").await;
+    ok(&sb
+        .run(&[
+            "--json", "serve", "user", "add", "root", "--daily", "0", "--admin",
+        ])
+        .await);
+    let created = ok(&sb
+        .run(&["--json", "serve", "token", "create", "--user", "root"])
+        .await);
+    let root = created["token"].as_str().expect("a token").to_owned();
+    let limits = ok(&sb
+        .run(&[
+            "--json", "serve", "limit", "set", "tag:film", "daily", "0.05",
+        ])
+        .await);
+    assert_eq!(limits["limits"][0]["scope"], "tag:film", "{limits}");
+    let (child, base) = server(&sb).await;
+    let api = api_at(base);
+    let (post, get) = (reqwest::Method::POST, reqwest::Method::GET);
+
+    let job = |tags: Value| json!({"model": "flux_dev", "prompt": "a fox", "tags": tags});
+    let (status, body) = api
+        .call(
+            post.clone(),
+            "/v1/jobs",
+            Some(&ada),
+            Some(job(json!(["nope"]))),
+            None,
+        )
+        .await;
+    assert_eq!(status, 400, "a tag with no budget: {body}");
+    let mut ends = Vec::new();
+    for tags in [
+        json!(["film"]),
+        json!(["film"]),
+        json!(["film"]),
+        json!([]),
+        json!([]),
+    ] {
+        let (status, accepted) = api
+            .call(post.clone(), "/v1/jobs", Some(&ada), Some(job(tags)), None)
+            .await;
+        assert_eq!(status, 202, "{accepted}");
+        let id = accepted["id"].as_str().expect("an id").to_owned();
+        let end = api.job_until_final(&ada, &id).await;
+        ends.push((end["status"].clone(), end["error"]["message"].clone()));
+    }
+    assert_eq!(ends[0].0, "done");
+    assert_eq!(ends[1].0, "done");
+    assert_eq!(
+        ends[2].0, "failed",
+        "the film tag's day is spent: {:?}",
+        ends[2]
+    );
+    assert!(
+        ends[2].1.to_string().contains(":tag:film:"),
+        "{:?}",
+        ends[2]
+    );
+    assert_eq!(ends[3].0, "done", "{:?}", ends[3]);
+    assert_eq!(ends[4].0, "failed", "ada's week is spent: {:?}", ends[4]);
+    assert!(
+        ends[4].1.to_string().contains(":user:ada:20"),
+        "{:?}",
+        ends[4]
+    );
+    assert!(ends[4].1.to_string().contains("-W"), "{:?}", ends[4]);
+
+    let (status, _) = api
+        .call(get.clone(), "/v1/admin/limits", Some(&ada), None, None)
+        .await;
+    assert_eq!(status, 403, "ada is no admin");
+    let put = reqwest::Method::PUT;
+    let (status, bob) = api
+        .call(
+            put.clone(),
+            "/v1/admin/users/bob",
+            Some(&root),
+            Some(json!({"daily": "2.00", "weekly": "5"})),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, bob["weekly"].as_str()),
+        (200, Some("5.00")),
+        "{bob}"
+    );
+    let (status, token) = api
+        .call(
+            post.clone(),
+            "/v1/admin/users/bob/tokens",
+            Some(&root),
+            Some(json!({"days": 1})),
+            None,
+        )
+        .await;
+    assert_eq!(status, 201, "{token}");
+    let bob_token = token["token"].as_str().expect("a token");
+    let (status, spend) = api
+        .call(get.clone(), "/v1/spend", Some(bob_token), None, None)
+        .await;
+    assert_eq!(status, 200, "{spend}");
+    let (status, _) = api
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/v1/admin/tokens/{}", token["id"].as_str().expect("id")),
+            Some(&root),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, _) = api
+        .call(get.clone(), "/v1/spend", Some(bob_token), None, None)
+        .await;
+    assert_eq!(status, 401, "revoked over HTTP");
+    let (status, limits) = api
+        .call(
+            put,
+            "/v1/admin/limits/service/monthly",
+            Some(&root),
+            Some(json!({"amount": "100"})),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, limits["limits"].as_array().map(Vec::len)),
+        (200, Some(2)),
+        "{limits}"
+    );
+    let (status, _) = api
+        .call(
+            reqwest::Method::PUT,
+            "/v1/admin/limits/tag:..%2Fx/daily",
+            Some(&root),
+            Some(json!({"amount": "1"})),
+            None,
+        )
+        .await;
+    assert_eq!(status, 400, "a scope that is not plain");
+    stop(child).await;
+}

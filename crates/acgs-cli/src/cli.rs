@@ -317,22 +317,61 @@ pub enum ServeAction {
         #[command(subcommand)]
         action: ServeTokenAction,
     },
+    /// Budgets of the whole service and of tags (projects, teams), per day, week or month.
+    Limit {
+        /// What to do.
+        #[command(subcommand)]
+        action: ServeLimitAction,
+    },
+}
+
+/// `acgs serve limit …`.
+#[derive(Debug, Subcommand)]
+pub enum ServeLimitAction {
+    /// Set a limit: `service` or `tag:NAME`, `daily`, `weekly` or `monthly`, an amount.
+    Set {
+        /// `service` or `tag:NAME`.
+        scope: String,
+        /// `daily`, `weekly` or `monthly` (UTC; weeks are ISO weeks).
+        period: String,
+        /// The most, e.g. 100.00.
+        amount: String,
+    },
+    /// Remove a limit (a tag with no limit left is refused on jobs).
+    Remove {
+        /// `service` or `tag:NAME`.
+        scope: String,
+        /// `daily`, `weekly` or `monthly`.
+        period: String,
+    },
+    /// Every limit set.
+    List,
 }
 
 /// `acgs serve user …`.
 #[derive(Debug, Subcommand)]
 pub enum ServeUserAction {
     /// Add a user, or change an existing user's budgets.
-    Add {
-        /// The name (letters, digits, `-`, `_`; at most 64).
-        name: String,
-        /// The most their jobs may count in one day (UTC), e.g. 5.00.
-        #[arg(long, value_name = "USD")]
-        daily: String,
-        /// The most in one calendar month (UTC).
-        #[arg(long, value_name = "USD")]
-        monthly: Option<String>,
-    },
+    Add(UserAddArgs),
+}
+
+/// `acgs serve user add`.
+#[derive(Debug, Args)]
+pub struct UserAddArgs {
+    /// The name (letters, digits, `-`, `_`; at most 64).
+    pub name: String,
+    /// The most their jobs may count in one day (UTC), e.g. 5.00.
+    #[arg(long, value_name = "USD")]
+    pub daily: String,
+    /// The most in one ISO week (UTC); kept when not given.
+    #[arg(long, value_name = "USD")]
+    pub weekly: Option<String>,
+    /// The most in one calendar month (UTC); kept when not given.
+    #[arg(long, value_name = "USD")]
+    pub monthly: Option<String>,
+    /// May use the admin routes (`/v1/admin/…`: users, tokens, limits); without it, may not.
+    #[arg(long)]
+    pub admin: bool,
 }
 
 /// `acgs serve token …`.

@@ -27,6 +27,8 @@ use crate::store::{Job, JobState, User};
 pub const BODY_LIMIT: usize = 256 * 1024;
 /// The most input files one job may name.
 const MAX_INPUTS: usize = 16;
+/// The most tags one job may carry.
+const MAX_TAGS: usize = 8;
 /// How often an event stream looks at its job.
 const EVENT_POLL: Duration = Duration::from_millis(200);
 
@@ -59,6 +61,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> axum::Router {
         .route("/v1/estimate", post(estimate))
         .route("/v1/spend", get(spend))
         .route("/v1/callback-secret", get(callback_secret))
+        .merge(crate::admin::routes())
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&shared),
             authenticate,
@@ -141,11 +144,30 @@ struct JobBody {
     /// Where to post the job's final state, signed with the owner's callback secret.
     #[serde(default)]
     callback_url: Option<String>,
+    /// Budgets the job also counts against (projects, teams), each set by an admin.
+    #[serde(default)]
+    tags: Vec<String>,
 }
 
 impl JobBody {
     fn parse(body: &[u8]) -> Result<Self, ServerError> {
         serde_json::from_slice(body).map_err(|e| ServerError::BadRequest(format!("the body: {e}")))
+    }
+
+    /// The tags, checked: at most 8, each a plain name, none twice.
+    fn tags(&self) -> Result<Vec<String>, ServerError> {
+        let mut tags = self.tags.clone();
+        tags.sort();
+        tags.dedup();
+        if tags.len() > MAX_TAGS || tags.len() < self.tags.len() {
+            return Err(ServerError::BadRequest(format!(
+                "tags: at most {MAX_TAGS}, none twice"
+            )));
+        }
+        for tag in &tags {
+            crate::store::LimitScope::parse(&format!("tag:{tag}"))?;
+        }
+        Ok(tags)
     }
 
     fn max_cost(&self) -> Result<Option<Usd>, ServerError> {
@@ -223,9 +245,23 @@ pub(crate) async fn stored_request(
     records: &Records,
     user: &str,
     stored: &str,
-) -> Result<(GenerationRequest, Option<Usd>), ServerError> {
+) -> Result<Stored, ServerError> {
     let body = JobBody::parse(stored.as_bytes())?;
-    Ok((body.request(records, user).await?, body.max_cost()?))
+    Ok(Stored {
+        request: body.request(records, user).await?,
+        max: body.max_cost()?,
+        tags: body.tags()?,
+    })
+}
+
+/// An accepted job as a worker runs it.
+pub(crate) struct Stored {
+    /// The engine request.
+    pub request: GenerationRequest,
+    /// The job's ceiling.
+    pub max: Option<Usd>,
+    /// Its tags.
+    pub tags: Vec<String>,
 }
 
 /// The callback URL a stored job names, if any.
@@ -241,7 +277,10 @@ async fn plan(
     body: &JobBody,
 ) -> Result<acgs_engine::Plan, ServerError> {
     let max = body.max_cost()?;
-    let suite = shared.suite.for_caller(shared.caller(user, max, None));
+    let scopes = shared.scopes(user, &body.tags()?).await?;
+    let suite = shared
+        .suite
+        .for_caller(shared.caller(user, scopes, max, None));
     let request = body.request(&shared.records, &user.name).await?;
     let plan = suite.plan(&request).map_err(|e| {
         suite.audit_refusal("serve.job", acgs_core::UserFacing::code(&e));
@@ -307,6 +346,15 @@ async fn create_job(
         .await?;
     shared.wake.notify_one();
     Ok(json(StatusCode::ACCEPTED, &job_json(&job)))
+}
+
+/// The body of `request` as `T` (an empty body as `T`'s default form, `{}`).
+pub(crate) async fn read_json<T: serde::de::DeserializeOwned>(
+    request: Request,
+) -> Result<T, ServerError> {
+    let bytes = body_bytes(request).await?;
+    let text: &[u8] = if bytes.is_empty() { b"{}" } else { &bytes };
+    serde_json::from_slice(text).map_err(|e| ServerError::BadRequest(format!("the body: {e}")))
 }
 
 async fn body_bytes(request: Request) -> Result<Bytes, ServerError> {
@@ -464,7 +512,15 @@ async fn spend(
     request: Request,
 ) -> Result<Response, ServerError> {
     let user = user_of(request.extensions())?;
-    let caller = shared.caller(&user, None, None);
+    // Only the caller's own scopes: the service's and the tags' totals are not theirs to see.
+    let own = format!(":user:{}:", user.name);
+    let scopes = shared
+        .scopes(&user, &[])
+        .await?
+        .into_iter()
+        .filter(|s| s.scope.contains(&own))
+        .collect();
+    let caller = shared.caller(&user, scopes, None, None);
     let now = shared
         .suite
         .for_caller(caller)

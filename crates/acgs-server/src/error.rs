@@ -11,6 +11,9 @@ pub enum ServerError {
     /// No token, or one that is unknown, revoked or expired.
     #[error("a valid bearer token is required")]
     Unauthorized,
+    /// The route is for admins, and the caller is not one.
+    #[error("this route is for admins")]
+    Forbidden,
     /// No such job (or one of another user's: they look the same).
     #[error("no such job")]
     NotFound,
@@ -70,6 +73,7 @@ impl ServerError {
         match self {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::NotFound => StatusCode::NOT_FOUND,
+            Self::Forbidden => StatusCode::FORBIDDEN,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Refused { kind, .. } => match kind {
@@ -93,6 +97,7 @@ impl UserFacing for ServerError {
         match self {
             Self::Unauthorized => "auth.token_required",
             Self::NotFound => "job.not_found",
+            Self::Forbidden => "auth.not_admin",
             Self::BadRequest(_) => "request.invalid",
             Self::TooLarge(_) => "request.too_large",
             Self::Refused { code, .. } => code,
@@ -107,7 +112,7 @@ impl UserFacing for ServerError {
 
     fn kind(&self) -> ErrorKind {
         match self {
-            Self::Unauthorized => ErrorKind::Auth,
+            Self::Unauthorized | Self::Forbidden => ErrorKind::Auth,
             Self::NotFound | Self::BadRequest(_) | Self::TooLarge(_) | Self::UnknownUser(_) => {
                 ErrorKind::Usage
             }

@@ -13,6 +13,7 @@
 //! `postgres`) when an API process and `acgs worker` processes on other machines share them
 //! ([`work`]).
 
+mod admin;
 mod api;
 mod callbacks;
 pub mod error;
@@ -40,7 +41,7 @@ use tokio_util::sync::CancellationToken;
 pub use api::BODY_LIMIT;
 pub use error::ServerError;
 pub use records::Records;
-pub use store::{Store, User};
+pub use store::{Limit, LimitScope, Period, Store, User};
 
 /// The most event streams open at once.
 const MAX_STREAMS: usize = 256;
@@ -96,28 +97,72 @@ pub struct ProviderCallbacks {
 }
 
 impl Shared {
-    /// Who a job runs for: the user, through the service, with their budgets as scopes and the
-    /// job's ceiling as the cap (which is the consent a confirmation would ask for).
-    fn caller(&self, user: &User, max: Option<Usd>, job: Option<&str>) -> Caller {
+    /// Every ledger scope a job of `user` tagged `tags` counts against, with its limit: the
+    /// user's day, week and month; the service's and each tag's limits per period. Scopes are
+    /// named `SERVICE:WHAT:PERIOD` (`srv1a2b:user:ada:2026-W49`, `srv1a2b:tag:film:2026-12`,
+    /// UTC); the ledger checks them all in the reservation's one transaction. A tag no limit
+    /// names is refused: every tag is a budget.
+    async fn scopes(&self, user: &User, tags: &[String]) -> Result<Vec<ScopeLimit>, ServerError> {
         let now = jiff::Timestamp::now();
-        let day = now.strftime("%Y-%m-%d").to_string();
-        let month = now.strftime("%Y-%m").to_string();
-        let scope = |period: &str| format!("{}:user:{}:{period}", self.instance, user.name);
+        let name =
+            |what: &str, period: Period| format!("{}:{what}:{}", self.instance, period.key(now));
+        let own = [
+            (Period::Day, Some(user.daily)),
+            (Period::Week, user.weekly),
+            (Period::Month, user.monthly),
+        ];
+        let mut scopes: Vec<ScopeLimit> = own
+            .into_iter()
+            .filter_map(|(period, limit)| {
+                Some(ScopeLimit {
+                    scope: name(&format!("user:{}", user.name), period),
+                    limit: limit?,
+                })
+            })
+            .collect();
+        let limits = self.records.limits().await?;
+        if let Some(unknown) = tags.iter().find(|t| {
+            !limits
+                .iter()
+                .any(|l| l.scope == LimitScope::Tag((*t).clone()))
+        }) {
+            return Err(ServerError::BadRequest(format!(
+                "tags: `{unknown}` has no budget; an admin sets one first"
+            )));
+        }
+        for limit in limits {
+            let applies = match &limit.scope {
+                LimitScope::Service => true,
+                LimitScope::Tag(tag) => tags.contains(tag),
+            };
+            if applies {
+                scopes.push(ScopeLimit {
+                    scope: name(&limit.scope.as_text(), limit.period),
+                    limit: limit.amount,
+                });
+            }
+        }
+        Ok(scopes)
+    }
+
+    /// Who a job runs for: the user, through the service, with `scopes` (see
+    /// [`Shared::scopes`]) and the job's ceiling as the cap (which is the consent a
+    /// confirmation would ask for).
+    fn caller(
+        &self,
+        user: &User,
+        scopes: Vec<ScopeLimit>,
+        max: Option<Usd>,
+        job: Option<&str>,
+    ) -> Caller {
         // A job reads only its owner's uploads, never another file of this machine.
         let uploads =
             files::folder(&self.files, &user.name).and_then(|f| std::fs::canonicalize(f).ok());
         let mut caller = Caller::new(&user.name)
             .origin(Origin::Service)
-            .input_roots(uploads.into_iter().collect())
-            .scope(ScopeLimit {
-                scope: scope(&day),
-                limit: user.daily,
-            });
-        if let Some(monthly) = user.monthly {
-            caller = caller.scope(ScopeLimit {
-                scope: scope(&month),
-                limit: monthly,
-            });
+            .input_roots(uploads.into_iter().collect());
+        for scope in scopes {
+            caller = caller.scope(scope);
         }
         caller = match max {
             Some(max) => caller.cap(max),

@@ -13,6 +13,8 @@ pub fn document() -> Value {
     let job_body = json!({"$ref": "#/components/schemas/JobRequest"});
     let job = json!({"$ref": "#/components/schemas/Job"});
     let id = json!([{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}]);
+    let name =
+        json!([{"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}]);
     json!({
         "openapi": "3.1.0",
         "info": {"title": "acgs service", "version": "1"},
@@ -26,6 +28,7 @@ pub fn document() -> Value {
                     "text": {"type": "string"}, "params": {"type": "object"}, "n": {"type": "integer", "minimum": 1},
                     "inputs": {"type": "object", "description": "upload ids by the key that takes them: image, video, audio, images"},
                     "max_cost_usd": {"type": "string", "description": "a decimal amount; the job is refused if its worst case is higher"},
+                    "tags": {"type": "array", "maxItems": 8, "items": {"type": "string"}, "description": "budgets the job also counts against; each needs a limit an admin set"},
                     "callback_url": {"type": "string", "format": "uri", "description": "https URL to post the final state to, signed (Standard Webhooks) with your callback secret; private, loopback and link-local addresses are refused"}}},
                 "Job": {"type": "object", "required": ["id", "status", "estimate"], "properties": {
                     "id": {"type": "string"}, "status": {"enum": ["queued", "running", "done", "failed", "cancelled"]},
@@ -58,6 +61,19 @@ pub fn document() -> Value {
                 "server-sent events, one per change of state, ending with done, failed or cancelled",
                 "content": {"text/event-stream": {}}}, "404": error_response("no such job of yours")}}},
             "/v1/spend": {"get": {"responses": {"200": {"description": "your own budgets: spent and limit of each"}}}},
+            "/v1/admin/users/{name}": {
+                "get": {"parameters": name.clone(), "responses": {"200": {"description": "the user's budgets"}, "403": error_response("not an admin")}},
+                "put": {"parameters": name.clone(), "requestBody": {"content": {"application/json": {"schema": {"type": "object", "required": ["daily"],
+                    "properties": {"daily": {"type": "string"}, "weekly": {"type": "string"}, "monthly": {"type": "string"}, "admin": {"type": "boolean"}}}}}},
+                    "responses": {"200": {"description": "added or changed"}, "403": error_response("not an admin")}}},
+            "/v1/admin/users/{name}/tokens": {"post": {"parameters": name, "responses": {"201": {"description": "{id, token}: the token, shown once"}, "403": error_response("not an admin")}}},
+            "/v1/admin/tokens/{id}": {"delete": {"parameters": id.clone(), "responses": {"200": {"description": "revoked"}, "404": error_response("no live token")}}},
+            "/v1/admin/limits": {"get": {"responses": {"200": {"description": "every limit: scope (service or tag:NAME), period, amount"}, "403": error_response("not an admin")}}},
+            "/v1/admin/limits/{scope}/{period}": {
+                "put": {"requestBody": {"content": {"application/json": {"schema": {"type": "object", "required": ["amount"], "properties": {"amount": {"type": "string"}}}}}},
+                    "responses": {"200": {"description": "the limits now"}, "400": error_response("not service or tag:NAME, or not daily, weekly or monthly")}},
+                "delete": {"responses": {"200": {"description": "the limits now"}}}},
+            "/v1/webhooks/fal": {"post": {"security": [], "responses": {"200": {"description": "verified against fal's published keys"}, "401": error_response("unsigned, stale or not signed by fal")}}},
             "/v1/callback-secret": {"get": {"responses": {"200": {"description": "{secret}: the whsec_ secret your jobs' callbacks are signed with"}}}},
             "/v1/files": {"post": {"requestBody": {"content": {"multipart/form-data": {"schema": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}}}},
                 "responses": {"201": {"description": "kept: {id, content_type, bytes}"}, "400": error_response("not media acgs knows"),

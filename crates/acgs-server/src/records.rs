@@ -6,7 +6,9 @@ use acgs_core::Usd;
 use secrecy::SecretString;
 
 use crate::error::ServerError;
-use crate::store::{Job, JobState, Metrics, Outcome, Store, Upload, User};
+use crate::store::{
+    Job, JobState, Limit, LimitScope, Metrics, Outcome, Period, Store, Upload, User,
+};
 
 /// The service's records.
 #[derive(Debug)]
@@ -69,6 +71,21 @@ impl Records {
         days: u32,
     ) -> Result<(String, SecretString), ServerError> {
         dispatch!(self.create_token(user, days))
+    }
+
+    /// Set (or, with `None`, remove) the limit of `scope` per `period`.
+    pub async fn set_limit(
+        &self,
+        scope: &LimitScope,
+        period: Period,
+        amount: Option<Usd>,
+    ) -> Result<(), ServerError> {
+        dispatch!(self.set_limit(scope, period, amount))
+    }
+
+    /// Every limit set.
+    pub async fn limits(&self) -> Result<Vec<Limit>, ServerError> {
+        dispatch!(self.limits())
     }
 
     /// Revoke token `id`; whether there was such a live token.

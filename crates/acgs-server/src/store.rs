@@ -20,7 +20,15 @@ CREATE TABLE IF NOT EXISTS users (
     name TEXT PRIMARY KEY,
     daily_micros INTEGER NOT NULL,
     monthly_micros INTEGER,
+    weekly_micros INTEGER,
+    admin INTEGER NOT NULL DEFAULT 0,
     created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS limits (
+    scope TEXT NOT NULL,
+    period TEXT NOT NULL,
+    micros INTEGER NOT NULL,
+    PRIMARY KEY (scope, period)
 );
 CREATE TABLE IF NOT EXISTS tokens (
     id TEXT PRIMARY KEY,
@@ -72,6 +80,106 @@ pub struct User {
     pub daily: Usd,
     /// The most in one calendar month (UTC), if limited.
     pub monthly: Option<Usd>,
+    /// The most in one ISO week (UTC, Monday to Sunday), if limited.
+    pub weekly: Option<Usd>,
+    /// Whether they may use the admin routes (users, tokens, limits).
+    pub admin: bool,
+}
+
+/// What a limit bounds: the whole service, or every job carrying a tag.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LimitScope {
+    /// Every job of the service.
+    Service,
+    /// Jobs tagged with this name (a project, a team).
+    Tag(String),
+}
+
+impl LimitScope {
+    /// `service` or `tag:NAME`, as stored and as the routes and commands take it.
+    #[must_use]
+    pub fn as_text(&self) -> String {
+        match self {
+            Self::Service => "service".into(),
+            Self::Tag(name) => format!("tag:{name}"),
+        }
+    }
+
+    /// The scope `text` names (`service`, `tag:NAME` with a plain name).
+    pub fn parse(text: &str) -> Result<Self, ServerError> {
+        match text.strip_prefix("tag:") {
+            Some(name) => check_user_name(name)
+                .map(|()| Self::Tag(name.to_owned()))
+                .map_err(|_| {
+                    ServerError::BadRequest(format!(
+                        "`{text}`: a tag is 1 to 64 letters, digits, `-` or `_`"
+                    ))
+                }),
+            None if text == "service" => Ok(Self::Service),
+            None => Err(ServerError::BadRequest(format!(
+                "`{text}` is not a scope: service or tag:NAME"
+            ))),
+        }
+    }
+}
+
+/// A budget period: the scope's spend is counted per UTC day, ISO week or month.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Period {
+    /// `YYYY-MM-DD`.
+    Day,
+    /// `YYYY-Www`.
+    Week,
+    /// `YYYY-MM`.
+    Month,
+}
+
+impl Period {
+    /// Every period, shortest first.
+    pub const ALL: [Self; 3] = [Self::Day, Self::Week, Self::Month];
+
+    /// `daily`, `weekly` or `monthly`.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Day => "daily",
+            Self::Week => "weekly",
+            Self::Month => "monthly",
+        }
+    }
+
+    /// The period `text` names.
+    pub fn parse(text: &str) -> Result<Self, ServerError> {
+        Self::ALL
+            .into_iter()
+            .find(|p| p.as_str() == text)
+            .ok_or_else(|| ServerError::BadRequest(format!("`{text}`: daily, weekly or monthly")))
+    }
+
+    /// The name of the period holding `at` (UTC), which ends a ledger scope's name.
+    #[must_use]
+    pub fn key(self, at: jiff::Timestamp) -> String {
+        let day = at.to_zoned(jiff::tz::TimeZone::UTC).date();
+        match self {
+            Self::Day => day.strftime("%Y-%m-%d").to_string(),
+            Self::Week => {
+                let week = day.iso_week_date();
+                format!("{:04}-W{:02}", week.year(), week.week())
+            }
+            Self::Month => day.strftime("%Y-%m").to_string(),
+        }
+    }
+}
+
+/// A limit set on a scope for a period.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limit {
+    /// What it bounds.
+    pub scope: LimitScope,
+    /// Per what.
+    pub period: Period,
+    /// The most.
+    pub amount: Usd,
 }
 
 /// Where a job is.
@@ -210,10 +318,18 @@ impl Store {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON;")?;
         conn.execute_batch(SCHEMA)?;
-        // Records made before jobs counted their claims.
-        let has_attempts = conn.prepare("SELECT attempts FROM jobs LIMIT 0").is_ok();
-        if !has_attempts {
-            conn.execute_batch("ALTER TABLE jobs ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0")?;
+        // Records made before these columns existed.
+        for (table, column, kind) in [
+            ("jobs", "attempts", "INTEGER NOT NULL DEFAULT 0"),
+            ("users", "weekly_micros", "INTEGER"),
+            ("users", "admin", "INTEGER NOT NULL DEFAULT 0"),
+        ] {
+            if conn
+                .prepare(&format!("SELECT {column} FROM {table} LIMIT 0"))
+                .is_err()
+            {
+                conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {kind}"))?;
+            }
         }
         Ok(Self {
             conn: Mutex::new(conn),
@@ -270,9 +386,10 @@ impl Store {
         // A monthly budget not given is kept: changing the day must not lift the month.
         self.with(|c| {
             c.execute(
-                "INSERT INTO users (name, daily_micros, monthly_micros, created_at) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (name) DO UPDATE SET daily_micros = ?2, monthly_micros = COALESCE(?3, monthly_micros)",
-                params![user.name, user.daily.micros(), user.monthly.map(Usd::micros), now()],
+                "INSERT INTO users (name, daily_micros, monthly_micros, weekly_micros, admin, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (name) DO UPDATE SET daily_micros = ?2, monthly_micros = COALESCE(?3, monthly_micros),
+                 weekly_micros = COALESCE(?4, weekly_micros), admin = ?5",
+                params![user.name, user.daily.micros(), user.monthly.map(Usd::micros), user.weekly.map(Usd::micros), user.admin, now()],
             )
             .map(|_| ())
         })
@@ -282,13 +399,15 @@ impl Store {
     pub fn user(&self, name: &str) -> Result<Option<User>, ServerError> {
         self.with(|c| {
             c.query_row(
-                "SELECT name, daily_micros, monthly_micros FROM users WHERE name = ?1",
+                "SELECT name, daily_micros, monthly_micros, weekly_micros, admin FROM users WHERE name = ?1",
                 params![name],
                 |r| {
                     Ok(User {
                         name: r.get(0)?,
                         daily: Usd::from_micros(r.get(1)?),
                         monthly: r.get::<_, Option<i64>>(2)?.map(Usd::from_micros),
+                        weekly: r.get::<_, Option<i64>>(3)?.map(Usd::from_micros),
+                        admin: r.get(4)?,
                     })
                 },
             )
@@ -318,6 +437,42 @@ impl Store {
             )
         })?;
         Ok((id, token))
+    }
+
+    /// Set (or, with `None`, remove) the limit of `scope` per `period`.
+    pub fn set_limit(
+        &self,
+        scope: &LimitScope,
+        period: Period,
+        amount: Option<Usd>,
+    ) -> Result<(), ServerError> {
+        let (scope, period) = (scope.as_text(), period.as_str());
+        self.with(|c| match amount {
+            Some(amount) => c.execute(
+                "INSERT INTO limits (scope, period, micros) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (scope, period) DO UPDATE SET micros = ?3",
+                params![scope, period, amount.micros()],
+            ),
+            None => c.execute(
+                "DELETE FROM limits WHERE scope = ?1 AND period = ?2",
+                params![scope, period],
+            ),
+        })
+        .map(|_| ())
+    }
+
+    /// Every limit set.
+    pub fn limits(&self) -> Result<Vec<Limit>, ServerError> {
+        let rows: Vec<(String, String, i64)> = self.with(|c| {
+            let mut query =
+                c.prepare("SELECT scope, period, micros FROM limits ORDER BY scope, period")?;
+            query
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect()
+        })?;
+        rows.into_iter()
+            .map(|(s, p, m)| limit_of(&s, &p, m))
+            .collect()
     }
 
     /// Revoke token `id`; whether there was such a live token.
@@ -583,6 +738,15 @@ fn row_to_job(r: &rusqlite::Row<'_>) -> rusqlite::Result<Job> {
     })
 }
 
+/// A stored limit.
+pub(crate) fn limit_of(scope: &str, period: &str, micros: i64) -> Result<Limit, ServerError> {
+    Ok(Limit {
+        scope: LimitScope::parse(scope)?,
+        period: Period::parse(period)?,
+        amount: Usd::from_micros(micros),
+    })
+}
+
 /// A user name is 1 to 64 letters, digits, `-` or `_`: it goes into ledger scopes and folder
 /// names.
 pub(crate) fn check_user_name(name: &str) -> Result<(), ServerError> {
@@ -624,6 +788,8 @@ mod tests {
             name: "ada".into(),
             daily: usd("5"),
             monthly: Some(usd("50")),
+            weekly: None,
+            admin: false,
         };
         store.put_user(&ada).expect("put");
         store
@@ -657,6 +823,40 @@ mod tests {
             "revoked"
         );
         assert!(store.create_token("nobody", 1).is_err());
+    }
+
+    #[test]
+    fn periods_are_utc_days_iso_weeks_and_months_and_limits_keep() {
+        use super::{LimitScope, Period};
+        let at = |t: &str| t.parse::<jiff::Timestamp>().expect("a time");
+        // 1 January 2027 is a Friday: it belongs to the last ISO week of 2026.
+        let new_year = at("2027-01-01T00:30:00Z");
+        assert_eq!(Period::Day.key(new_year), "2027-01-01");
+        assert_eq!(Period::Week.key(new_year), "2026-W53");
+        assert_eq!(Period::Month.key(new_year), "2027-01");
+        assert_eq!(Period::Week.key(at("2026-12-06T23:59:59Z")), "2026-W49");
+        assert!(LimitScope::parse("tag:../x").is_err());
+        assert!(LimitScope::parse("user:ada").is_err());
+        let (_dir, store) = store();
+        let film = LimitScope::Tag("film".into());
+        store
+            .set_limit(&film, Period::Week, Some(usd("5")))
+            .expect("set");
+        store
+            .set_limit(&LimitScope::Service, Period::Day, Some(usd("50")))
+            .expect("set");
+        store
+            .set_limit(&film, Period::Week, Some(usd("6")))
+            .expect("changed");
+        let limits = store.limits().expect("limits");
+        assert_eq!(limits.len(), 2);
+        assert!(
+            limits
+                .iter()
+                .any(|l| l.scope == film && l.amount == usd("6"))
+        );
+        store.set_limit(&film, Period::Week, None).expect("removed");
+        assert_eq!(store.limits().expect("limits").len(), 1);
     }
 
     #[test]

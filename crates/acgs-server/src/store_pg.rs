@@ -15,8 +15,8 @@ use tokio_postgres::{Client, Row};
 
 use crate::error::ServerError;
 use crate::store::{
-    Job, JobState, Metrics, Outcome, TOKEN_PREFIX, Upload, User, check_user_name, digest,
-    random_hex,
+    Job, JobState, Limit, LimitScope, Metrics, Outcome, Period, TOKEN_PREFIX, Upload, User,
+    check_user_name, digest, limit_of, random_hex,
 };
 
 const SCHEMA: &str = "
@@ -24,7 +24,15 @@ CREATE TABLE IF NOT EXISTS srv_users (
     name TEXT PRIMARY KEY,
     daily_micros BIGINT NOT NULL,
     monthly_micros BIGINT,
+    weekly_micros BIGINT,
+    admin BOOLEAN NOT NULL DEFAULT false,
     created_at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp()
+);
+CREATE TABLE IF NOT EXISTS srv_limits (
+    scope TEXT NOT NULL,
+    period TEXT NOT NULL,
+    micros BIGINT NOT NULL,
+    PRIMARY KEY (scope, period)
 );
 CREATE TABLE IF NOT EXISTS srv_tokens (
     id TEXT PRIMARY KEY,
@@ -107,6 +115,16 @@ fn job(row: &Row) -> Job {
     }
 }
 
+fn user_of(r: &Row) -> User {
+    User {
+        name: r.get(0),
+        daily: Usd::from_micros(r.get(1)),
+        monthly: r.get::<_, Option<i64>>(2).map(Usd::from_micros),
+        weekly: r.get::<_, Option<i64>>(3).map(Usd::from_micros),
+        admin: r.get(4),
+    }
+}
+
 fn count(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
@@ -115,7 +133,12 @@ impl PgStore {
     /// Use `client`, creating the tables if needed (under an advisory lock, so that processes
     /// starting at once do not race).
     pub async fn new(client: Client) -> Result<Self, ServerError> {
-        let sql = format!("BEGIN; SELECT pg_advisory_xact_lock(727275); {SCHEMA} COMMIT;");
+        let sql = format!(
+            "BEGIN; SELECT pg_advisory_xact_lock(727275); {SCHEMA}
+             ALTER TABLE srv_users ADD COLUMN IF NOT EXISTS weekly_micros BIGINT;
+             ALTER TABLE srv_users ADD COLUMN IF NOT EXISTS admin BOOLEAN NOT NULL DEFAULT false;
+             COMMIT;"
+        );
         client.batch_execute(&sql).await.map_err(|e| failed(&e))?;
         Ok(Self {
             client: Arc::new(client),
@@ -164,9 +187,10 @@ impl PgStore {
         check_user_name(&user.name)?;
         self.client
             .execute(
-                "INSERT INTO srv_users (name, daily_micros, monthly_micros) VALUES ($1, $2, $3)
-                 ON CONFLICT (name) DO UPDATE SET daily_micros = $2, monthly_micros = COALESCE($3, srv_users.monthly_micros)",
-                &[&user.name, &user.daily.micros(), &user.monthly.map(Usd::micros)],
+                "INSERT INTO srv_users (name, daily_micros, monthly_micros, weekly_micros, admin) VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (name) DO UPDATE SET daily_micros = $2, monthly_micros = COALESCE($3, srv_users.monthly_micros),
+                 weekly_micros = COALESCE($4, srv_users.weekly_micros), admin = $5",
+                &[&user.name, &user.daily.micros(), &user.monthly.map(Usd::micros), &user.weekly.map(Usd::micros), &user.admin],
             )
             .await
             .map_err(|e| failed(&e))?;
@@ -178,16 +202,12 @@ impl PgStore {
         let row = self
             .client
             .query_opt(
-                "SELECT name, daily_micros, monthly_micros FROM srv_users WHERE name = $1",
+                "SELECT name, daily_micros, monthly_micros, weekly_micros, admin FROM srv_users WHERE name = $1",
                 &[&name],
             )
             .await
             .map_err(|e| failed(&e))?;
-        Ok(row.map(|r| User {
-            name: r.get(0),
-            daily: Usd::from_micros(r.get(1)),
-            monthly: r.get::<_, Option<i64>>(2).map(Usd::from_micros),
-        }))
+        Ok(row.as_ref().map(user_of))
     }
 
     /// A new token for `user`, valid for `days` (see [`crate::store::Store::create_token`]).
@@ -234,17 +254,58 @@ impl PgStore {
         let row = self
             .client
             .query_opt(
-                "SELECT u.name, u.daily_micros, u.monthly_micros FROM srv_tokens t JOIN srv_users u ON u.name = t.user_name
+                "SELECT u.name, u.daily_micros, u.monthly_micros, u.weekly_micros, u.admin FROM srv_tokens t JOIN srv_users u ON u.name = t.user_name
                  WHERE t.digest = $1 AND t.revoked_at IS NULL AND t.expires_at > clock_timestamp()",
                 &[&digest(presented)],
             )
             .await
             .map_err(|e| failed(&e))?;
-        Ok(row.map(|r| User {
-            name: r.get(0),
-            daily: Usd::from_micros(r.get(1)),
-            monthly: r.get::<_, Option<i64>>(2).map(Usd::from_micros),
-        }))
+        Ok(row.as_ref().map(user_of))
+    }
+
+    /// Set (or, with `None`, remove) the limit of `scope` per `period`.
+    pub async fn set_limit(
+        &self,
+        scope: &LimitScope,
+        period: Period,
+        amount: Option<Usd>,
+    ) -> Result<(), ServerError> {
+        let (scope, period) = (scope.as_text(), period.as_str());
+        let done = match amount {
+            Some(amount) => {
+                self.client
+                    .execute(
+                        "INSERT INTO srv_limits (scope, period, micros) VALUES ($1, $2, $3)
+                         ON CONFLICT (scope, period) DO UPDATE SET micros = $3",
+                        &[&scope, &period, &amount.micros()],
+                    )
+                    .await
+            }
+            None => {
+                self.client
+                    .execute(
+                        "DELETE FROM srv_limits WHERE scope = $1 AND period = $2",
+                        &[&scope, &period],
+                    )
+                    .await
+            }
+        };
+        done.map(|_| ()).map_err(|e| failed(&e))
+    }
+
+    /// Every limit set.
+    pub async fn limits(&self) -> Result<Vec<Limit>, ServerError> {
+        let rows = self
+            .client
+            .query(
+                "SELECT scope, period, micros FROM srv_limits ORDER BY scope, period",
+                &[],
+            )
+            .await
+            .map_err(|e| failed(&e))?;
+        rows.iter()
+            .map(|r| limit_of(r.get(0), r.get(1), r.get(2)))
+            .collect()
     }
 
     /// Queue a job for `user`, or return their earlier job with the same idempotency key

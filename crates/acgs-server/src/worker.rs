@@ -207,12 +207,15 @@ async fn run_job(
             "the job has no run id".to_owned(),
         )
     })?;
-    let (request, max) = crate::api::stored_request(&shared.records, &job.user, &job.request)
+    let stored = crate::api::stored_request(&shared.records, &job.user, &job.request)
         .await
         .map_err(|e| fail(&e, e.to_string()))?;
-    let suite = shared
-        .suite
-        .for_caller(shared.caller(&user, max, Some(&job.id)));
+    let scopes = shared
+        .scopes(&user, &stored.tags)
+        .await
+        .map_err(|e| fail(&e, e.to_string()))?;
+    let caller = shared.caller(&user, scopes, stored.max, Some(&job.id));
+    let (suite, request) = (shared.suite.for_caller(caller), stored.request);
     let events = EventSink::none();
     let result = if job.attempt > 1 {
         // Taken over from a worker that stopped: its run, if it started, is resumed.

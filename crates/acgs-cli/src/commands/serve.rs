@@ -10,7 +10,10 @@ use acgs_server::{Options, Records, Store, User, WorkerOptions};
 use serde_json::json;
 
 use crate::app::App;
-use crate::cli::{ServeAction, ServeArgs, ServeTokenAction, ServeUserAction, WorkerArgs};
+use crate::cli::{
+    ServeAction, ServeArgs, ServeLimitAction, ServeTokenAction, ServeUserAction, UserAddArgs,
+    WorkerArgs,
+};
 use crate::failure::{CliError, CmdResult, Failure};
 
 /// The service's records, in the state folder.
@@ -20,13 +23,9 @@ pub(crate) async fn run(app: &App, args: &ServeArgs, interrupt: &Interrupt) -> C
     match &args.action {
         None => serve(app, args, interrupt).await,
         Some(ServeAction::User {
-            action:
-                ServeUserAction::Add {
-                    name,
-                    daily,
-                    monthly,
-                },
-        }) => add_user(app, name, daily, monthly.as_deref()).await,
+            action: ServeUserAction::Add(add),
+        }) => add_user(app, add).await,
+        Some(ServeAction::Limit { action }) => limit(app, action).await,
         Some(ServeAction::Token {
             action: ServeTokenAction::Create { user, days },
         }) => create_token(app, user, *days).await,
@@ -184,23 +183,18 @@ pub(crate) async fn worker(app: &App, args: &WorkerArgs, interrupt: &Interrupt) 
     Ok(())
 }
 
-async fn add_user(app: &App, name: &str, daily: &str, monthly: Option<&str>) -> CmdResult {
-    let plain = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if !plain {
-        return Err(usage("a user name is 1 to 64 letters, digits, `-` or `_`"));
-    }
+async fn add_user(app: &App, add: &UserAddArgs) -> CmdResult {
     let amount = |text: &str| Usd::parse(text).map_err(usage);
     let user = User {
-        name: name.to_owned(),
-        daily: amount(daily)?,
-        monthly: monthly.map(amount).transpose()?,
+        name: add.name.clone(),
+        daily: amount(&add.daily)?,
+        weekly: add.weekly.as_deref().map(amount).transpose()?,
+        monthly: add.monthly.as_deref().map(amount).transpose()?,
+        admin: add.admin,
     };
     records(app).await?.put_user(&user).await.map_err(usage)?;
-    let doc = json!({"user": user.name, "daily": user.daily, "monthly": user.monthly});
+    let doc = json!({"user": user.name, "daily": user.daily, "weekly": user.weekly,
+                     "monthly": user.monthly, "admin": user.admin});
     if app.ui.json {
         return app
             .ui
@@ -215,6 +209,65 @@ async fn add_user(app: &App, name: &str, daily: &str, monthly: Option<&str>) -> 
             user.monthly
                 .map_or_else(String::new, |m| format!(", ${m} a month"))
         ))
+        .map_err(|e| CliError::from(e).into())
+}
+
+/// `acgs serve limit set|remove|list`.
+async fn limit(app: &App, action: &ServeLimitAction) -> CmdResult {
+    use acgs_server::{LimitScope, Period};
+    let records = records(app).await?;
+    match action {
+        ServeLimitAction::Set {
+            scope,
+            period,
+            amount,
+        } => {
+            let amount = Usd::parse(amount).map_err(usage)?;
+            let (scope, period) = (
+                LimitScope::parse(scope).map_err(usage)?,
+                Period::parse(period).map_err(usage)?,
+            );
+            records
+                .set_limit(&scope, period, Some(amount))
+                .await
+                .map_err(usage)?;
+        }
+        ServeLimitAction::Remove { scope, period } => {
+            let (scope, period) = (
+                LimitScope::parse(scope).map_err(usage)?,
+                Period::parse(period).map_err(usage)?,
+            );
+            records
+                .set_limit(&scope, period, None)
+                .await
+                .map_err(usage)?;
+        }
+        ServeLimitAction::List => {}
+    }
+    let limits = records.limits().await.map_err(usage)?;
+    if app.ui.json {
+        let doc: Vec<_> = limits
+            .iter()
+            .map(|l| json!({"scope": l.scope.as_text(), "period": l.period.as_str(), "amount": l.amount}))
+            .collect();
+        return app
+            .ui
+            .result_json(&json!({"limits": doc}))
+            .map_err(|e| CliError::from(e).into());
+    }
+    let text: String = limits
+        .iter()
+        .map(|l| {
+            format!(
+                "{} {} ${}\n",
+                l.scope.as_text(),
+                l.period.as_str(),
+                l.amount
+            )
+        })
+        .collect();
+    app.ui
+        .result_text(&text)
         .map_err(|e| CliError::from(e).into())
 }
 
