@@ -1062,3 +1062,97 @@ async fn tag_and_week_budgets_hold_and_admins_manage_them() {
     assert_eq!(status, 400, "a scope that is not plain");
     stop(child).await;
 }
+
+/// A pipeline over HTTP: priced whole at the door (its ceiling holds), run as one job by a
+/// worker, its steps' files served to its owner; a broken file is refused with its problems.
+#[tokio::test(flavor = "multi_thread")]
+async fn pipelines_run_as_one_job_over_http() {
+    let fake = FakeFal::builder("fal-ai/flux/dev").start().await;
+    let sb = sandbox_for(&fake);
+    let ada = user_with_token(&sb, "ada", "1.00").await;
+    let (child, base) = server(&sb).await;
+    let api = api_at(base);
+    let post = reqwest::Method::POST;
+    let file = "version: 1\ninputs:\n  subject: { type: text }\nsteps:\n\
+                - { id: still, model: flux_dev, prompt: \"a still of {{ inputs.subject }}\" }\n\
+                - { id: other, model: flux_dev, prompt: \"another {{ inputs.subject }}\" }\n";
+    let body =
+        |max: &str| json!({"pipeline": file, "inputs": {"subject": "a fox"}, "max_cost_usd": max});
+    let (status, refused) = api
+        .call(
+            post.clone(),
+            "/v1/pipelines",
+            Some(&ada),
+            Some(body("0.03")),
+            None,
+        )
+        .await;
+    assert_eq!(
+        status, 402,
+        "two steps at $0.025 pass a $0.03 ceiling: {refused}"
+    );
+    let (status, broken) = api
+        .call(post.clone(), "/v1/pipelines", Some(&ada), Some(json!({"pipeline": "version: 1\nsteps: []\nsettings: { cost_management: { daily_limit: 9999 } }\n"})), None)
+        .await;
+    assert_eq!(status, 422, "{broken}");
+    let (status, accepted) = api
+        .call(
+            post.clone(),
+            "/v1/pipelines",
+            Some(&ada),
+            Some(body("1.00")),
+            Some("p-1"),
+        )
+        .await;
+    assert_eq!(
+        (status, accepted["estimate"].as_str()),
+        (202, Some("0.05")),
+        "{accepted}"
+    );
+    let id = accepted["id"].as_str().expect("an id").to_owned();
+    let done = api.job_until_final(&ada, &id).await;
+    assert_eq!(
+        (done["status"].as_str(), done["actual"].as_str()),
+        (Some("done"), Some("0.05")),
+        "{done}"
+    );
+    let outputs = done["outputs"].as_array().expect("outputs").clone();
+    assert_eq!(outputs.len(), 2, "{done}");
+    for name in outputs {
+        let url = format!(
+            "{}/v1/jobs/{id}/outputs/{}",
+            api.base,
+            name.as_str().expect("a name")
+        );
+        let fetched = api
+            .http
+            .get(&url)
+            .bearer_auth(&ada)
+            .send()
+            .await
+            .expect("a file");
+        assert_eq!(fetched.status().as_u16(), 200);
+    }
+    let submitted: Vec<String> = fake
+        .requests()
+        .await
+        .iter()
+        .filter(|r| r.method == wiremock::http::Method::POST)
+        .map(|r| String::from_utf8_lossy(&r.body).into_owned())
+        .collect();
+    assert!(
+        submitted.iter().any(|b| b.contains("a still of a fox")),
+        "{submitted:?}"
+    );
+    let (_, again) = api
+        .call(
+            post,
+            "/v1/pipelines",
+            Some(&ada),
+            Some(body("1.00")),
+            Some("p-1"),
+        )
+        .await;
+    assert_eq!(again["id"], accepted["id"], "one job per key");
+    stop(child).await;
+}

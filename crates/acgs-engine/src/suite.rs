@@ -367,8 +367,25 @@ impl Suite {
         events: &EventSink,
         interrupt: &Interrupt,
     ) -> Result<PipelineReport, EngineError> {
+        let run_id = acgs_storage::runs::new_run_id();
+        self.run_pipeline_as(&run_id, pipeline, inputs, (detach, events), interrupt)
+            .await
+    }
+
+    /// [`Suite::run_pipeline`] as run `run_id`, which the caller chose beforehand so that
+    /// whoever takes its job over can [`Suite::resume`] it; the id must be a plain name no run
+    /// has yet.
+    pub async fn run_pipeline_as(
+        &self,
+        run_id: &str,
+        pipeline: &Pipeline,
+        inputs: &BTreeMap<String, String>,
+        (detach, events): (bool, &EventSink),
+        interrupt: &Interrupt,
+    ) -> Result<PipelineReport, EngineError> {
         let pipeline = Arc::new(pipeline.clone());
-        pipeline::run(&self.services, &pipeline, inputs, detach, events, interrupt).await
+        let target = (&pipeline, run_id.to_owned());
+        pipeline::run(&self.services, target, inputs, detach, events, interrupt).await
     }
 
     /// Finish run `run_id` where it stopped (`acgs resume`): the ledger decides what each step

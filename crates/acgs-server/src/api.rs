@@ -58,6 +58,12 @@ pub(crate) fn router(shared: Arc<Shared>) -> axum::Router {
             )),
         )
         .route("/v1/files/{id}", get(crate::files::download))
+        .route(
+            "/v1/pipelines",
+            post(crate::pipelines::create).layer(axum::extract::DefaultBodyLimit::max(
+                crate::pipelines::BODY_LIMIT,
+            )),
+        )
         .route("/v1/estimate", post(estimate))
         .route("/v1/spend", get(spend))
         .route("/v1/callback-secret", get(callback_secret))
@@ -154,29 +160,13 @@ impl JobBody {
         serde_json::from_slice(body).map_err(|e| ServerError::BadRequest(format!("the body: {e}")))
     }
 
-    /// The tags, checked: at most 8, each a plain name, none twice.
+    /// The tags, checked (see [`checked_tags`]).
     fn tags(&self) -> Result<Vec<String>, ServerError> {
-        let mut tags = self.tags.clone();
-        tags.sort();
-        tags.dedup();
-        if tags.len() > MAX_TAGS || tags.len() < self.tags.len() {
-            return Err(ServerError::BadRequest(format!(
-                "tags: at most {MAX_TAGS}, none twice"
-            )));
-        }
-        for tag in &tags {
-            crate::store::LimitScope::parse(&format!("tag:{tag}"))?;
-        }
-        Ok(tags)
+        checked_tags(&self.tags)
     }
 
     fn max_cost(&self) -> Result<Option<Usd>, ServerError> {
-        self.max_cost_usd
-            .as_deref()
-            .map(|m| {
-                Usd::parse(m).map_err(|e| ServerError::BadRequest(format!("max_cost_usd: {e}")))
-            })
-            .transpose()
+        parse_max_cost(self.max_cost_usd.as_deref())
     }
 
     /// The engine request: texts by flag, parameters as the command line gives them, inputs
@@ -240,15 +230,41 @@ impl JobBody {
     }
 }
 
+/// `given` tags, checked: at most 8, each a plain name, none twice.
+pub(crate) fn checked_tags(given: &[String]) -> Result<Vec<String>, ServerError> {
+    let mut tags = given.to_vec();
+    tags.sort();
+    tags.dedup();
+    if tags.len() > MAX_TAGS || tags.len() < given.len() {
+        return Err(ServerError::BadRequest(format!(
+            "tags: at most {MAX_TAGS}, none twice"
+        )));
+    }
+    for tag in &tags {
+        crate::store::LimitScope::parse(&format!("tag:{tag}"))?;
+    }
+    Ok(tags)
+}
+
+/// A job's `max_cost_usd`, read.
+pub(crate) fn parse_max_cost(given: Option<&str>) -> Result<Option<Usd>, ServerError> {
+    given
+        .map(|m| Usd::parse(m).map_err(|e| ServerError::BadRequest(format!("max_cost_usd: {e}"))))
+        .transpose()
+}
+
 /// The stored form of an accepted job, which a worker turns back into a request for `user`.
 pub(crate) async fn stored_request(
     records: &Records,
     user: &str,
     stored: &str,
 ) -> Result<Stored, ServerError> {
+    if let Some(pipeline) = crate::pipelines::StoredPipeline::parse(stored) {
+        return pipeline.into_stored();
+    }
     let body = JobBody::parse(stored.as_bytes())?;
     Ok(Stored {
-        request: body.request(records, user).await?,
+        work: Work::Single(body.request(records, user).await?),
         max: body.max_cost()?,
         tags: body.tags()?,
     })
@@ -256,17 +272,31 @@ pub(crate) async fn stored_request(
 
 /// An accepted job as a worker runs it.
 pub(crate) struct Stored {
-    /// The engine request.
-    pub request: GenerationRequest,
+    /// What to run.
+    pub work: Work,
     /// The job's ceiling.
     pub max: Option<Usd>,
     /// Its tags.
     pub tags: Vec<String>,
 }
 
-/// The callback URL a stored job names, if any.
+/// A job's work: one generation or a pipeline.
+pub(crate) enum Work {
+    /// One request through the guarded path.
+    Single(GenerationRequest),
+    /// A pipeline file kept in its owner's folder, with its inputs.
+    Pipeline {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Its inputs, uploads already turned into their paths.
+        inputs: BTreeMap<String, String>,
+    },
+}
+
+/// The callback URL a stored job or pipeline names, if any.
 pub(crate) fn stored_callback(stored: &str) -> Option<String> {
-    JobBody::parse(stored.as_bytes()).ok()?.callback_url
+    let stored: Value = serde_json::from_str(stored).ok()?;
+    stored.get("callback_url")?.as_str().map(str::to_owned)
 }
 
 /// Plan `body` for `user` (stages 1–5: validation, the guard, the price), nothing reserved; a
@@ -302,12 +332,21 @@ async fn plan(
     Ok(plan)
 }
 
-async fn create_job(
-    State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-    request: Request,
-) -> Result<Response, ServerError> {
-    let user = user_of(request.extensions())?;
+/// What the door says to a new job or pipeline.
+pub(crate) enum Door {
+    /// Its idempotency key already made this job: answer with it, never a second one.
+    Made(Job),
+    /// Admit it, with this idempotency key.
+    Open(Option<String>),
+}
+
+/// The checks every new job passes before its body is read: its idempotency key (a key used
+/// before answers with its job) and the user's open jobs.
+pub(crate) async fn door(
+    shared: &Shared,
+    user: &User,
+    headers: &HeaderMap,
+) -> Result<Door, ServerError> {
     let key = headers
         .get("idempotency-key")
         .map(|v| {
@@ -324,28 +363,58 @@ async fn create_job(
     if let Some(key) = &key
         && let Some(job) = shared.records.job_by_key(&user.name, key).await?
     {
-        return Ok(json(StatusCode::ACCEPTED, &job_json(&job)));
+        return Ok(Door::Made(job));
     }
     let open = shared.records.open_jobs(&user.name).await?;
     if open >= crate::store::MAX_OPEN_JOBS {
         return Err(ServerError::TooManyJobs(open));
     }
-    let bytes = body_bytes(request).await?;
-    let body = JobBody::parse(&bytes)?;
-    let plan = plan(&shared, &user, &body).await?;
-    if let Some(url) = &body.callback_url {
+    Ok(Door::Open(key))
+}
+
+/// A callback URL a job names, checked against the callback client's address policy.
+pub(crate) fn check_callback(shared: &Shared, url: Option<&str>) -> Result<(), ServerError> {
+    if let Some(url) = url {
         let client = shared.callbacks.as_ref().ok_or_else(|| {
             ServerError::BadRequest("callback_url: this service sends no callbacks".into())
         })?;
         crate::callbacks::check(client, url)?;
     }
-    let stored = String::from_utf8_lossy(&bytes);
+    Ok(())
+}
+
+/// Queue `stored` for `user` at `estimate` and wake a worker: the `202` answer.
+pub(crate) async fn enqueue(
+    shared: &Shared,
+    user: &User,
+    key: Option<&str>,
+    stored: &str,
+    estimate: Usd,
+) -> Result<Response, ServerError> {
     let (job, _new) = shared
         .records
-        .enqueue(&user.name, key.as_deref(), &stored, plan.quote.amount)
+        .enqueue(&user.name, key, stored, estimate)
         .await?;
     shared.wake.notify_one();
     Ok(json(StatusCode::ACCEPTED, &job_json(&job)))
+}
+
+async fn create_job(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    request: Request,
+) -> Result<Response, ServerError> {
+    let user = user_of(request.extensions())?;
+    let key = match door(&shared, &user, &headers).await? {
+        Door::Made(job) => return Ok(json(StatusCode::ACCEPTED, &job_json(&job))),
+        Door::Open(key) => key,
+    };
+    let bytes = body_bytes(request).await?;
+    let body = JobBody::parse(&bytes)?;
+    let plan = plan(&shared, &user, &body).await?;
+    check_callback(&shared, body.callback_url.as_deref())?;
+    let stored = String::from_utf8_lossy(&bytes);
+    enqueue(&shared, &user, key.as_deref(), &stored, plan.quote.amount).await
 }
 
 /// The body of `request` as `T` (an empty body as `T`'s default form, `{}`).

@@ -19,6 +19,7 @@ mod callbacks;
 pub mod error;
 mod files;
 pub mod openapi;
+mod pipelines;
 mod rate;
 mod records;
 pub mod store;

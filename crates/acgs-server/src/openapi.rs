@@ -73,6 +73,13 @@ pub fn document() -> Value {
                 "put": {"requestBody": {"content": {"application/json": {"schema": {"type": "object", "required": ["amount"], "properties": {"amount": {"type": "string"}}}}}},
                     "responses": {"200": {"description": "the limits now"}, "400": error_response("not service or tag:NAME, or not daily, weekly or monthly")}},
                 "delete": {"responses": {"200": {"description": "the limits now"}}}},
+            "/v1/pipelines": {"post": {"parameters": [{"name": "Idempotency-Key", "in": "header", "schema": {"type": "string"}}],
+                "requestBody": {"content": {"application/json": {"schema": {"type": "object", "required": ["pipeline"], "additionalProperties": false, "properties": {
+                    "pipeline": {"type": "string", "description": "the pipeline file's YAML (at most 1 MiB)"},
+                    "inputs": {"type": "object", "additionalProperties": {"type": "string"}, "description": "by name; an upload id (file_…) stands for that file"},
+                    "max_cost_usd": {"type": "string"}, "tags": {"type": "array", "items": {"type": "string"}}, "callback_url": {"type": "string"}}}}}},
+                "responses": {"202": {"description": "queued as one job, priced whole", "content": {"application/json": {"schema": job.clone()}}},
+                              "402": error_response("its worst case is above max_cost_usd"), "422": error_response("the file's problems")}}},
             "/v1/webhooks/fal": {"post": {"security": [], "responses": {"200": {"description": "verified against fal's published keys"}, "401": error_response("unsigned, stale or not signed by fal")}}},
             "/v1/callback-secret": {"get": {"responses": {"200": {"description": "{secret}: the whsec_ secret your jobs' callbacks are signed with"}}}},
             "/v1/files": {"post": {"requestBody": {"content": {"multipart/form-data": {"schema": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}}}},

@@ -14,10 +14,11 @@ use std::time::Duration;
 
 use acgs_core::UserFacing as _;
 use acgs_core::provider::EventSink;
-use acgs_engine::{EngineError, Interrupt, Resumed, RunReport};
+use acgs_engine::{EngineError, Interrupt, Resumed};
 use tokio_util::sync::CancellationToken;
 
 use crate::Shared;
+use crate::api::Work;
 use crate::store::{Job, JobState, Outcome};
 
 /// How long an idle worker waits before looking at the queue again, unless woken.
@@ -215,50 +216,87 @@ async fn run_job(
         .await
         .map_err(|e| fail(&e, e.to_string()))?;
     let caller = shared.caller(&user, scopes, stored.max, Some(&job.id));
-    let (suite, request) = (shared.suite.for_caller(caller), stored.request);
+    let suite = shared.suite.for_caller(caller);
     let events = EventSink::none();
     let result = if job.attempt > 1 {
         // Taken over from a worker that stopped: its run, if it started, is resumed.
         tracing::info!(job = %job.id, run = %run_id, attempt = job.attempt, "taking over a job");
         match suite.resume(&run_id, false, &events, interrupt).await {
-            Ok(Resumed::Single(report)) => Ok(report),
-            Ok(Resumed::Pipeline(_)) => {
-                return Err((
-                    "server.not_single".into(),
-                    "the job's run is a pipeline".into(),
-                ));
-            }
             // It stopped before its run began: begin it.
             Err(e) if e.code() == "run.not_found" => {
-                suite
-                    .generate_as(&run_id, &request, &events, interrupt)
-                    .await
+                start(&suite, &run_id, &stored.work, &events, interrupt).await
             }
-            Err(e) => Err(e),
+            resumed => resumed,
         }
     } else {
-        suite
-            .generate_as(&run_id, &request, &events, interrupt)
-            .await
+        start(&suite, &run_id, &stored.work, &events, interrupt).await
     };
     Ok(outcome(result, interrupt))
 }
 
-fn outcome(result: Result<RunReport, EngineError>, interrupt: &Interrupt) -> Outcome {
+/// Begin `work` as run `run_id`.
+async fn start(
+    suite: &acgs_engine::Suite,
+    run_id: &str,
+    work: &Work,
+    events: &EventSink,
+    interrupt: &Interrupt,
+) -> Result<Resumed, EngineError> {
+    match work {
+        Work::Single(request) => suite
+            .generate_as(run_id, request, events, interrupt)
+            .await
+            .map(Resumed::Single),
+        Work::Pipeline { path, inputs } => {
+            let pipeline = suite.load_pipeline(path)?;
+            suite
+                .run_pipeline_as(run_id, &pipeline, inputs, (false, events), interrupt)
+                .await
+                .map(Resumed::Pipeline)
+        }
+    }
+}
+
+/// How a run that ended went, as the job's outcome: a pipeline with a step that did not
+/// finish is failed, with what it made and cost kept.
+fn outcome(result: Result<Resumed, EngineError>, interrupt: &Interrupt) -> Outcome {
     match result {
-        Ok(report) => {
-            // Kept whole for the download route; the API shows only their names.
-            let names: Vec<String> = report
-                .outputs
-                .iter()
-                .map(|o| o.path.to_string_lossy().into_owned())
-                .collect();
+        Ok(Resumed::Single(report)) => Outcome {
+            state: JobState::Done,
+            actual: Some(report.actual),
+            run_id: Some(report.run_id),
+            outputs: names(report.outputs.iter().map(|o| &o.path)),
+            error: None,
+        },
+        Ok(Resumed::Pipeline(report)) => {
+            let failed_steps = report.failed();
+            let error = (failed_steps > 0).then(|| {
+                let first = report.steps.iter().find_map(|s| s.error.as_ref());
+                let why =
+                    first.map_or_else(String::new, |(code, text)| format!(": {code}: {text}"));
+                (
+                    "pipeline.steps_failed".to_owned(),
+                    format!(
+                        "{failed_steps} of {} steps did not finish{why}",
+                        report.steps.len()
+                    ),
+                )
+            });
             Outcome {
-                state: JobState::Done,
+                state: if error.is_some() {
+                    JobState::Failed
+                } else {
+                    JobState::Done
+                },
                 actual: Some(report.actual),
-                run_id: Some(report.run_id),
-                outputs: serde_json::to_string(&names).ok(),
-                error: None,
+                run_id: Some(report.run_id.clone()),
+                outputs: names(
+                    report
+                        .steps
+                        .iter()
+                        .flat_map(|s| s.outputs.iter().map(|o| &o.path)),
+                ),
+                error,
             }
         }
         Err(e) if interrupt.signal().is_some() => Outcome {
@@ -267,4 +305,11 @@ fn outcome(result: Result<RunReport, EngineError>, interrupt: &Interrupt) -> Out
         },
         Err(e) => failed(e.code(), e.to_string()),
     }
+}
+
+/// Output paths as the job keeps them (whole, for the download route; the API shows only
+/// their names).
+fn names<'a>(paths: impl Iterator<Item = &'a std::path::PathBuf>) -> Option<String> {
+    let names: Vec<String> = paths.map(|p| p.to_string_lossy().into_owned()).collect();
+    serde_json::to_string(&names).ok()
 }

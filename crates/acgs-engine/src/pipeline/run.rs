@@ -29,13 +29,12 @@ pub const PIPELINE_COPY: &str = "pipeline.yaml";
 /// running on an interrupt. A step that cannot be planned refuses the run, audited.
 pub(crate) async fn run(
     services: &Arc<Services>,
-    pipeline: &Arc<Pipeline>,
+    (pipeline, run_id): (&Arc<Pipeline>, String),
     inputs: &BTreeMap<String, String>,
     detach: bool,
     events: &EventSink,
     interrupt: &Interrupt,
 ) -> Result<PipelineReport, EngineError> {
-    let run_id = acgs_storage::runs::new_run_id();
     let mut plans = match plan_all(services, pipeline, inputs, &run_id) {
         Ok(plans) => plans,
         Err(unplanned) => {
