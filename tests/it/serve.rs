@@ -987,6 +987,25 @@ async fn tag_and_week_budgets_hold_and_admins_manage_them() {
         ends[4]
     );
     assert!(ends[4].1.to_string().contains("-W"), "{:?}", ends[4]);
+    let metrics = api
+        .http
+        .get(format!("{}/metrics", api.base))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .unwrap_or_default();
+    let today = jiff::Timestamp::now().strftime("%Y-%m-%d").to_string();
+    for line in [
+        format!("acgs_scope_spend_micro_usd{{scope=\"tag:film\",period=\"{today}\"}} 50000"),
+        format!("acgs_scope_limit_micro_usd{{scope=\"tag:film\",period=\"{today}\"}} 50000"),
+        "acgs_provider_job_seconds_count{provider=\"fal\"} 5".to_owned(),
+        "acgs_provider_job_errors_total{provider=\"fal\",code=\"budget.scope_limit\"} 2".to_owned(),
+    ] {
+        assert!(metrics.contains(&line), "{line} in {metrics}");
+    }
+    assert!(!metrics.contains("ada"), "the open route names no user");
 
     let (status, _) = api
         .call(get.clone(), "/v1/admin/limits", Some(&ada), None, None)

@@ -76,7 +76,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> axum::Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .route("/v1/openapi.json", get(openapi))
-        .route("/metrics", get(metrics))
+        .route("/metrics", get(crate::metrics::render))
         .route("/v1/webhooks/fal", post(fal_webhook))
         .merge(private)
         .layer(axum::middleware::from_fn(request_id))
@@ -678,37 +678,6 @@ async fn request_id(request: Request, next: Next) -> Response {
         response.headers_mut().insert("x-request-id", value);
     }
     response
-}
-
-/// Prometheus metrics: jobs by state, the age of the oldest queued job, the settled total. No
-/// user names: the open route shows no one's jobs or spend.
-async fn metrics(State(shared): State<Arc<Shared>>) -> Result<Response, ServerError> {
-    let m = shared.records.metrics().await?;
-    let mut text = String::from("# HELP acgs_jobs Jobs by state.\n# TYPE acgs_jobs gauge\n");
-    for state in ["queued", "running", "done", "failed", "cancelled"] {
-        let n = m
-            .by_state
-            .iter()
-            .find(|(s, _)| s == state)
-            .map_or(0, |(_, n)| *n);
-        text.push_str(&format!("acgs_jobs{{state=\"{state}\"}} {n}\n"));
-    }
-    let age = m.oldest_queued.map_or(0, |t| {
-        jiff::Timestamp::now().duration_since(t).as_secs().max(0)
-    });
-    text.push_str(&format!(
-        "# HELP acgs_queue_oldest_seconds Age of the oldest queued job.\n# TYPE acgs_queue_oldest_seconds gauge\nacgs_queue_oldest_seconds {age}\n"
-    ));
-    text.push_str(&format!(
-        "# HELP acgs_settled_micro_usd_total What jobs were settled at, in micro-dollars.\n# TYPE acgs_settled_micro_usd_total counter\nacgs_settled_micro_usd_total {}\n",
-        m.settled_micros
-    ));
-    Ok((
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        text,
-    )
-        .into_response())
 }
 
 async fn openapi() -> Response {

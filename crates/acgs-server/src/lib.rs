@@ -18,6 +18,7 @@ mod api;
 mod callbacks;
 pub mod error;
 mod files;
+mod metrics;
 pub mod openapi;
 mod pipelines;
 mod rate;
@@ -85,6 +86,8 @@ pub(crate) struct Shared {
     rates: rate::Rates,
     /// How fal's callbacks are checked and whom they wake.
     provider_callbacks: Option<ProviderCallbacks>,
+    /// The jobs this process ran, for `/metrics`.
+    ran: metrics::Ran,
 }
 
 /// Provider callbacks the service takes (`POST /v1/webhooks/fal`): the verifier of fal's
@@ -105,8 +108,6 @@ impl Shared {
     /// names is refused: every tag is a budget.
     async fn scopes(&self, user: &User, tags: &[String]) -> Result<Vec<ScopeLimit>, ServerError> {
         let now = jiff::Timestamp::now();
-        let name =
-            |what: &str, period: Period| format!("{}:{what}:{}", self.instance, period.key(now));
         let own = [
             (Period::Day, Some(user.daily)),
             (Period::Week, user.weekly),
@@ -116,11 +117,23 @@ impl Shared {
             .into_iter()
             .filter_map(|(period, limit)| {
                 Some(ScopeLimit {
-                    scope: name(&format!("user:{}", user.name), period),
+                    scope: self.scope_name(&format!("user:{}", user.name), period, now),
                     limit: limit?,
                 })
             })
             .collect();
+        scopes.extend(self.shared_scopes(tags).await?);
+        Ok(scopes)
+    }
+
+    /// `SERVICE:WHAT:PERIOD` for the period holding `now`.
+    fn scope_name(&self, what: &str, period: Period, now: jiff::Timestamp) -> String {
+        format!("{}:{what}:{}", self.instance, period.key(now))
+    }
+
+    /// The service's scopes and those of `tags` (see [`Shared::scopes`]).
+    async fn shared_scopes(&self, tags: &[String]) -> Result<Vec<ScopeLimit>, ServerError> {
+        let now = jiff::Timestamp::now();
         let limits = self.records.limits().await?;
         if let Some(unknown) = tags.iter().find(|t| {
             !limits
@@ -131,19 +144,17 @@ impl Shared {
                 "tags: `{unknown}` has no budget; an admin sets one first"
             )));
         }
-        for limit in limits {
-            let applies = match &limit.scope {
+        Ok(limits
+            .into_iter()
+            .filter(|limit| match &limit.scope {
                 LimitScope::Service => true,
                 LimitScope::Tag(tag) => tags.contains(tag),
-            };
-            if applies {
-                scopes.push(ScopeLimit {
-                    scope: name(&limit.scope.as_text(), limit.period),
-                    limit: limit.amount,
-                });
-            }
-        }
-        Ok(scopes)
+            })
+            .map(|limit| ScopeLimit {
+                scope: self.scope_name(&limit.scope.as_text(), limit.period, now),
+                limit: limit.amount,
+            })
+            .collect())
     }
 
     /// Who a job runs for: the user, through the service, with `scopes` (see
@@ -291,6 +302,7 @@ async fn shared(
         callbacks,
         rates: rate::Rates::new(user_rate),
         provider_callbacks,
+        ran: metrics::Ran::default(),
     }))
 }
 

@@ -218,6 +218,14 @@ async fn run_job(
     let caller = shared.caller(&user, scopes, stored.max, Some(&job.id));
     let suite = shared.suite.for_caller(caller);
     let events = EventSink::none();
+    let provider = match &stored.work {
+        Work::Single(request) => suite
+            .catalog()
+            .resolve(&request.model)
+            .map_or_else(|_| "unknown".to_owned(), |m| m.provider.to_string()),
+        Work::Pipeline { .. } => "pipeline".to_owned(),
+    };
+    let started = std::time::Instant::now();
     let result = if job.attempt > 1 {
         // Taken over from a worker that stopped: its run, if it started, is resumed.
         tracing::info!(job = %job.id, run = %run_id, attempt = job.attempt, "taking over a job");
@@ -231,7 +239,10 @@ async fn run_job(
     } else {
         start(&suite, &run_id, &stored.work, &events, interrupt).await
     };
-    Ok(outcome(result, interrupt))
+    let outcome = outcome(result, interrupt);
+    let code = outcome.error.as_ref().map(|(code, _)| code.as_str());
+    shared.ran.record(&provider, started.elapsed(), code);
+    Ok(outcome)
 }
 
 /// Begin `work` as run `run_id`.
