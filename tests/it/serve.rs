@@ -1175,3 +1175,66 @@ async fn pipelines_run_as_one_job_over_http() {
     assert_eq!(again["id"], accepted["id"], "one job per key");
     stop(child).await;
 }
+
+/// Cancelling a running job goes through the guarded path: the provider job is cancelled, the
+/// reservation follows the charge table, and the job's record shows its run and what the
+/// ledger settled, as its events do.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cancelled_running_job_shows_what_it_cost() {
+    let fake = FakeFal::builder("fal-ai/flux/dev")
+        .outcome(acgs_testkit::fal::Outcome::KeepRunning)
+        .start()
+        .await;
+    let sb = sandbox_for(&fake);
+    let ada = user_with_token(&sb, "ada", "1.00").await;
+    let (child, base) = server(&sb).await;
+    let api = api_at(base);
+    let (status, accepted) = api
+        .call(
+            reqwest::Method::POST,
+            "/v1/jobs",
+            Some(&ada),
+            Some(json!({"model": "flux_dev", "prompt": "a fox"})),
+            None,
+        )
+        .await;
+    assert_eq!(status, 202, "{accepted}");
+    let id = accepted["id"].as_str().expect("an id").to_owned();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while fake.submits().await == 0 {
+        assert!(Instant::now() < deadline, "never submitted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (status, _) = api
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/v1/jobs/{id}"),
+            Some(&ada),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, 202);
+    let ended = api.job_until_final(&ada, &id).await;
+    assert_eq!(ended["status"], "cancelled", "{ended}");
+    let run_id = ended["run_id"].as_str().expect("its run").to_owned();
+    let rows = super::ledger_rows(&sb).await;
+    let row = rows
+        .iter()
+        .find(|r| r.run_id == run_id)
+        .expect("its reservation");
+    assert!(row.actual.is_some(), "a cancelled running fal job is charged: {row:?}");
+    assert_eq!(
+        ended["actual"].as_str(),
+        row.actual.map(|a| a.to_string()).as_deref(),
+        "the record shows what the ledger settled: {ended}"
+    );
+    assert!(
+        fake.queue_requests()
+            .await
+            .iter()
+            .any(|r| r.ends_with("/cancel")),
+        "the provider job was cancelled"
+    );
+    stop(child).await;
+}

@@ -239,10 +239,26 @@ async fn run_job(
     } else {
         start(&suite, &run_id, &stored.work, &events, interrupt).await
     };
-    let outcome = outcome(result, interrupt);
+    let mut outcome = outcome(result, interrupt);
+    if outcome.actual.is_none() {
+        // Failed or cancelled after being charged: the ledger knows what it cost.
+        outcome.actual = charged(&suite, &run_id).await;
+    }
     let code = outcome.error.as_ref().map(|(code, _)| code.as_str());
     shared.ran.record(&provider, started.elapsed(), code);
     Ok(outcome)
+}
+
+/// What run `run_id`'s steps were settled at, if any was (none: it never began, or nothing
+/// was charged).
+async fn charged(suite: &acgs_engine::Suite, run_id: &str) -> Option<acgs_core::Usd> {
+    let status = suite.run_status(run_id).await.ok()?;
+    let settled: Vec<acgs_core::Usd> = status.steps.iter().filter_map(|s| s.actual).collect();
+    (!settled.is_empty()).then(|| {
+        settled
+            .into_iter()
+            .fold(acgs_core::Usd::ZERO, acgs_core::Usd::saturating_add)
+    })
 }
 
 /// Begin `work` as run `run_id`.
