@@ -515,12 +515,21 @@ fn micros(amount: &Value) -> i64 {
         .micros()
 }
 
-/// Start `acgs worker` processes, each running `jobs` at once on leases of 3 s.
-fn workers(sb: &Sandbox, n: usize, jobs: &str) -> Vec<tokio::process::Child> {
+/// Start `acgs worker` processes, each running `jobs` at once on leases of 3 s, handing its
+/// jobs over `drain` seconds after a signal.
+fn workers(sb: &Sandbox, n: usize, jobs: &str, drain: &str) -> Vec<tokio::process::Child> {
     (0..n)
         .map(|_| {
             let mut child = sb
-                .command(&["worker", "--jobs", jobs, "--lease-secs", "3"])
+                .command(&[
+                    "worker",
+                    "--jobs",
+                    jobs,
+                    "--lease-secs",
+                    "3",
+                    "--drain-secs",
+                    drain,
+                ])
                 .spawn()
                 .expect("a worker starts");
             // Read what it says, so that it never blocks on a full pipe.
@@ -532,7 +541,8 @@ fn workers(sb: &Sandbox, n: usize, jobs: &str) -> Vec<tokio::process::Child> {
 }
 
 /// One API process and three workers on a real PostgreSQL: 20 users × 10 jobs, a worker killed
-/// (`kill -9`) in the middle of its jobs. Every job ends done (or, if it was killed while its
+/// (`kill -9`) in the middle of its jobs, and a fourth stopped by a signal at once (no drain
+/// time), which hands its jobs over. Every job ends done (or, if it was stopped while its
 /// request was on the wire, refused as unknown rather than sent again); no provider job is
 /// submitted twice; no user passes their day, nor the service its own; nothing stays reserved.
 #[tokio::test(flavor = "multi_thread")]
@@ -561,7 +571,8 @@ async fn workers_on_postgres_share_the_queue_and_take_over_a_killed_one() {
         .spawn()
         .expect("starts");
     let base = listening(&mut api_child).await;
-    let mut crew = workers(&sb, 3, "8");
+    let mut crew = workers(&sb, 3, "8", "30");
+    let mut quitter = workers(&sb, 1, "8", "0").remove(0);
     let _ = rustls::crypto::ring::default_provider().install_default();
     #[expect(
         clippy::disallowed_methods,
@@ -596,6 +607,12 @@ async fn workers_on_postgres_share_the_queue_and_take_over_a_killed_one() {
     }
     signal(&crew[0], rustix::process::Signal::KILL);
     let _ = crew[0].wait().await;
+    signal(&quitter, rustix::process::Signal::TERM);
+    let quit = tokio::time::timeout(Duration::from_secs(20), quitter.wait())
+        .await
+        .expect("hands over at once")
+        .expect("status");
+    assert!(quit.success(), "{quit}");
 
     let (mut done, mut unknown) = (0_usize, 0_i64);
     for (u, id) in &ids {
@@ -607,7 +624,7 @@ async fn workers_on_postgres_share_the_queue_and_take_over_a_killed_one() {
         }
     }
     assert!(
-        done + usize::try_from(unknown).unwrap_or(0) == 200 && unknown <= 8,
+        done + usize::try_from(unknown).unwrap_or(0) == 200 && unknown <= 16,
         "{done} done, {unknown} unknown"
     );
     let mut sent = std::collections::BTreeMap::<String, usize>::new();
@@ -1223,7 +1240,10 @@ async fn a_cancelled_running_job_shows_what_it_cost() {
         .iter()
         .find(|r| r.run_id == run_id)
         .expect("its reservation");
-    assert!(row.actual.is_some(), "a cancelled running fal job is charged: {row:?}");
+    assert!(
+        row.actual.is_some(),
+        "a cancelled running fal job is charged: {row:?}"
+    );
     assert_eq!(
         ended["actual"].as_str(),
         row.actual.map(|a| a.to_string()).as_deref(),

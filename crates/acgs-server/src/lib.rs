@@ -274,6 +274,8 @@ pub struct WorkerOptions {
     pub lease_secs: u32,
     /// The client that sends jobs' callbacks (see [`Options::callbacks`]).
     pub callbacks: Option<acgs_http::HttpClient>,
+    /// How long running jobs may take to end after a shutdown before they are handed over.
+    pub drain_secs: u32,
 }
 
 /// The shared state of one process, with `records`' service id.
@@ -308,9 +310,11 @@ async fn shared(
 
 /// Run jobs from shared `records` until `shutdown`, at most `options.jobs` at once, through
 /// `suite`: an `acgs worker` process, on any machine that reaches the database and the output
-/// and upload folders. On shutdown it stops claiming and its running jobs get 30 s to end
-/// before they are cancelled through the engine (a job it cannot finish is taken over by
-/// another worker once its lease runs out).
+/// and upload folders. On shutdown it stops claiming and its running jobs get
+/// `options.drain_secs` to end;
+/// those still running are then handed over, not cancelled: their leases are released and
+/// another worker resumes each run from its last checkpoint (a provider job already sent is
+/// waited for, never sent again).
 pub async fn work(
     suite: Suite,
     records: Records,
@@ -330,26 +334,9 @@ pub async fn work(
         shutdown.clone(),
     )
     .await?;
-    drain(
-        &shared,
-        worker::run(Arc::clone(&shared), options.jobs, shutdown),
-    )
-    .await;
+    let drain = Duration::from_secs(u64::from(options.drain_secs));
+    worker::run(Arc::clone(&shared), (options.jobs, drain), shutdown).await;
     Ok(())
-}
-
-/// Let `working` end after a shutdown, cancelling every running job after 30 s.
-async fn drain(shared: &Shared, working: impl std::future::Future<Output = ()>) {
-    tokio::pin!(working);
-    let stopped = shared.shutdown.clone();
-    tokio::select! {
-        () = &mut working => return,
-        () = stopped.cancelled() => {}
-    }
-    if tokio::time::timeout(DRAIN, &mut working).await.is_err() {
-        shared.cancel_all();
-        working.await;
-    }
 }
 
 /// Serve the API on `options.addr` with `options.workers` in-process workers until `shutdown`:
@@ -395,7 +382,7 @@ pub async fn serve(
     let workers = (options.workers > 0).then(|| {
         tokio::spawn(worker::run(
             Arc::clone(&shared),
-            options.workers,
+            (options.workers, DRAIN),
             shutdown.clone(),
         ))
     });
@@ -409,10 +396,7 @@ pub async fn serve(
             tracing::error!(error = %e, "the service stopped");
         }
         if let Some(workers) = workers {
-            drain(&shared, async move {
-                let _ = workers.await;
-            })
-            .await;
+            let _ = workers.await;
         }
         drop(held);
     });

@@ -154,6 +154,19 @@ impl Records {
         }
     }
 
+    /// Release `worker`'s leases at once, for other workers to take its jobs over; how many
+    /// (one process holds no leases: none).
+    pub async fn release(&self, worker: &str) -> Result<u64, ServerError> {
+        match self {
+            Self::Local(_) => {
+                let _ = worker;
+                Ok(0)
+            }
+            #[cfg(feature = "postgres")]
+            Self::Shared(store) => store.release(worker).await,
+        }
+    }
+
     /// Cancel `user`'s job `id`; its state after the call.
     pub async fn cancel(&self, user: &str, id: &str) -> Result<Option<JobState>, ServerError> {
         dispatch!(self.cancel(user, id))

@@ -420,6 +420,18 @@ impl PgStore {
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
+    /// Release `worker`'s leases at once: its running jobs are claimable again; how many.
+    pub async fn release(&self, worker: &str) -> Result<u64, ServerError> {
+        self.client
+            .execute(
+                "UPDATE srv_jobs SET lease_until = clock_timestamp() - interval '1 second'
+                 WHERE worker = $1 AND state = 'running'",
+                &[&worker],
+            )
+            .await
+            .map_err(|e| failed(&e))
+    }
+
     /// Cancel `user`'s job `id` (see [`crate::store::Store::cancel`]).
     pub async fn cancel(&self, user: &str, id: &str) -> Result<Option<JobState>, ServerError> {
         self.client

@@ -34,7 +34,11 @@ fn worker_name() -> String {
 
 /// Run jobs, at most `slots` at once, until `shutdown`; returns when every job it started has
 /// ended.
-pub(crate) async fn run(shared: Arc<Shared>, slots: usize, shutdown: CancellationToken) {
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    (slots, drain): (usize, Duration),
+    shutdown: CancellationToken,
+) {
     let worker: Arc<str> = worker_name().into();
     let free = Arc::new(tokio::sync::Semaphore::new(slots.max(1)));
     let beating = CancellationToken::new();
@@ -65,9 +69,34 @@ pub(crate) async fn run(shared: Arc<Shared>, slots: usize, shutdown: Cancellatio
         // Reap the ones that ended, so that the set does not grow.
         while running.try_join_next().is_some() {}
     }
-    while running.join_next().await.is_some() {}
+    let drained = tokio::time::timeout(drain, async {
+        while running.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        hand_over(&shared, &worker, &mut running).await;
+    }
     beating.cancel();
     let _ = heart.await;
+}
+
+/// The jobs still running when the drain time is over: with shared records they are handed
+/// over — stopped here where they are, their leases released, for another worker to resume —
+/// and with local records (no other worker) cancelled through the engine.
+async fn hand_over(shared: &Shared, worker: &str, running: &mut tokio::task::JoinSet<()>) {
+    if shared.records.is_shared() {
+        running.abort_all();
+        while running.join_next().await.is_some() {}
+        match shared.records.release(worker).await {
+            Ok(n) => tracing::warn!(jobs = n, "running jobs were handed over to other workers"),
+            Err(e) => {
+                tracing::error!(error = %e, "releasing the jobs failed; their leases will run out")
+            }
+        }
+    } else {
+        shared.cancel_all();
+        while running.join_next().await.is_some() {}
+    }
 }
 
 /// The next job to run, waiting while there is none; `None` once `shutdown` fires.

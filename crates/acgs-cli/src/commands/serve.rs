@@ -171,6 +171,7 @@ pub(crate) async fn worker(app: &App, args: &WorkerArgs, interrupt: &Interrupt) 
         jobs: usize::from(args.jobs),
         files: app.loaded.paths.state_file("server-files"),
         lease_secs: args.lease_secs,
+        drain_secs: args.drain_secs,
         callbacks: Some(callback_client(app, args.allow_private_callbacks)?),
     };
     app.ui.note(&format!(
