@@ -6,6 +6,8 @@
 # Keys come from the environment (`-e FAL_KEY`, never baked into the image) or from a secret file
 # mounted as the credentials file (`--mount type=bind,src=creds,dst=/home/acgs/.config/acgs/credentials,ro`;
 # it must be owned by uid 10001 and mode 0600). .env files are never copied in (.dockerignore).
+#
+# compose.yaml beside this file runs it as a service: PostgreSQL, the API, two workers, a TLS proxy.
 
 FROM rust:1-slim-bookworm AS build
 WORKDIR /src
@@ -17,7 +19,7 @@ RUN apt-get update \
     && apt-get install --no-install-recommends -y ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --create-home --uid 10001 --shell /usr/sbin/nologin acgs \
-    && mkdir /work && chown acgs:acgs /work
+    && mkdir /work /state && chown acgs:acgs /work /state
 COPY --from=build /src/target/release/acgs /usr/local/bin/acgs
 USER acgs
 WORKDIR /work
