@@ -1258,3 +1258,43 @@ async fn a_cancelled_running_job_shows_what_it_cost() {
     );
     stop(child).await;
 }
+
+/// A client that sends its body too slowly is answered `408` after 30 s, not waited for.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slow_body_is_cut_off() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let fake = FakeFal::builder("fal-ai/flux/dev").start().await;
+    let sb = sandbox_for(&fake);
+    let ada = user_with_token(&sb, "ada", "1.00").await;
+    let (child, base) = server(&sb).await;
+    let addr = base.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connects");
+    let head = format!(
+        "POST /v1/jobs HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {ada}\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{{\"mo"
+    );
+    stream.write_all(head.as_bytes()).await.expect("sent");
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(60), async {
+        let mut buf = [0u8; 1024];
+        while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = stream.read(&mut buf).await.expect("reads");
+            if n == 0 {
+                break;
+            }
+            answer.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "the server kept waiting");
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(
+        started.elapsed() >= Duration::from_secs(29),
+        "cut off after 30 s, not before"
+    );
+    stop(child).await;
+}

@@ -25,6 +25,8 @@ use crate::store::{Job, JobState, User};
 
 /// The largest request body accepted (a job is a few fields of text).
 pub const BODY_LIMIT: usize = 256 * 1024;
+/// How long a request body may take to arrive.
+pub(crate) const BODY_TIME: Duration = Duration::from_secs(30);
 /// The most input files one job may name.
 const MAX_INPUTS: usize = 16;
 /// The most tags one job may carry.
@@ -426,10 +428,15 @@ pub(crate) async fn read_json<T: serde::de::DeserializeOwned>(
     serde_json::from_slice(text).map_err(|e| ServerError::BadRequest(format!("the body: {e}")))
 }
 
+/// The whole body, read within [`BODY_TIME`]: a client that sends it slower is answered `408`
+/// rather than holding a connection and a task.
 async fn body_bytes(request: Request) -> Result<Bytes, ServerError> {
-    axum::body::to_bytes(request.into_body(), BODY_LIMIT)
-        .await
-        .map_err(|_| ServerError::TooLarge(BODY_LIMIT))
+    let read = axum::body::to_bytes(request.into_body(), BODY_LIMIT);
+    match tokio::time::timeout(BODY_TIME, read).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(_)) => Err(ServerError::TooLarge(BODY_LIMIT)),
+        Err(_) => Err(ServerError::TooSlow(BODY_TIME.as_secs())),
+    }
 }
 
 async fn estimate(

@@ -20,6 +20,9 @@ pub enum ServerError {
     /// The body is larger than [`crate::BODY_LIMIT`]; it was not read past the limit.
     #[error("the body is larger than {0} bytes")]
     TooLarge(usize),
+    /// The body did not arrive within this many seconds.
+    #[error("the body did not arrive within {0} s")]
+    TooSlow(u64),
     /// The body is not the JSON this endpoint takes.
     #[error("{0}")]
     BadRequest(String),
@@ -76,6 +79,7 @@ impl ServerError {
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::TooSlow(_) => StatusCode::REQUEST_TIMEOUT,
             Self::Refused { kind, .. } => match kind {
                 ErrorKind::Usage | ErrorKind::Guard => StatusCode::UNPROCESSABLE_ENTITY,
                 ErrorKind::Money => StatusCode::PAYMENT_REQUIRED,
@@ -100,6 +104,7 @@ impl UserFacing for ServerError {
             Self::Forbidden => "auth.not_admin",
             Self::BadRequest(_) => "request.invalid",
             Self::TooLarge(_) => "request.too_large",
+            Self::TooSlow(_) => "request.too_slow",
             Self::Refused { code, .. } => code,
             Self::UnknownUser(_) => "server.unknown_user",
             Self::TooManyJobs(_) => "rate.too_many_jobs",
@@ -113,9 +118,11 @@ impl UserFacing for ServerError {
     fn kind(&self) -> ErrorKind {
         match self {
             Self::Unauthorized | Self::Forbidden => ErrorKind::Auth,
-            Self::NotFound | Self::BadRequest(_) | Self::TooLarge(_) | Self::UnknownUser(_) => {
-                ErrorKind::Usage
-            }
+            Self::NotFound
+            | Self::BadRequest(_)
+            | Self::TooLarge(_)
+            | Self::TooSlow(_)
+            | Self::UnknownUser(_) => ErrorKind::Usage,
             Self::Refused { kind, .. } => *kind,
             Self::TooManyJobs(_) | Self::TooManyFiles | Self::RateLimited(_) | Self::Busy => {
                 ErrorKind::Money

@@ -101,9 +101,11 @@ pub(crate) async fn upload(
     let mut bytes = 0u64;
     let mut head = Vec::with_capacity(64);
     let copied: Result<(), ServerError> = async {
-        while let Some(chunk) = field
-            .chunk()
+        // Each piece must come within 30 s: a stalled upload does not hold its task forever.
+        let idle = crate::api::BODY_TIME;
+        while let Some(chunk) = tokio::time::timeout(idle, field.chunk())
             .await
+            .map_err(|_| ServerError::TooSlow(idle.as_secs()))?
             .map_err(|e| too_large_or_bad(e.status(), &e.body_text(), cap))?
         {
             bytes = bytes.saturating_add(chunk.len() as u64);
