@@ -1298,3 +1298,108 @@ async fn a_slow_body_is_cut_off() {
     );
     stop(child).await;
 }
+
+/// What a run left in the ledger and the audit log, without what names the run, the entrance
+/// or the time: (state, provider, model, estimate, actual) per reservation, and (operation,
+/// outcome, code, provider, model, estimate, actual, quantity) per audit entry of the run.
+async fn trace(sb: &Sandbox, run_id: &str) -> (Vec<String>, Vec<String>) {
+    let ledger = super::ledger_rows(sb)
+        .await
+        .into_iter()
+        .filter(|r| r.run_id == run_id)
+        .map(|r| {
+            format!(
+                "{:?} {} {} {} {:?}",
+                r.state, r.provider, r.model, r.estimate, r.actual
+            )
+        })
+        .collect();
+    let audit = super::audit_lines(sb)
+        .into_iter()
+        .filter(|e| e["run_id"] == run_id)
+        .map(|e| {
+            let keep = [
+                "operation",
+                "outcome",
+                "code",
+                "provider",
+                "model",
+                "estimate",
+                "actual",
+                "quantity",
+                "step",
+            ];
+            keep.iter()
+                .map(|k| format!("{k}={}", e[*k]))
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect();
+    (ledger, audit)
+}
+
+/// One road: the same request through the command line and through the service leaves the
+/// same ledger rows and the same audit entries, on success and on a provider failure; only the
+/// entrance (`origin`), the user and the ids differ.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_service_leaves_what_the_command_line_leaves() {
+    for outcome in [
+        acgs_testkit::fal::Outcome::Images,
+        acgs_testkit::fal::Outcome::CompletedWithError,
+    ] {
+        let fake = FakeFal::builder("fal-ai/flux/dev")
+            .outcome(outcome)
+            .start()
+            .await;
+        let sb = sandbox_for(&fake);
+        let cli = sb
+            .run(&[
+                "--json",
+                "image",
+                "a fox in snow",
+                "--model",
+                "flux_dev",
+                "--yes",
+            ])
+            .await;
+        let cli_run = cli_run_id(&sb).await;
+        let ada = user_with_token(&sb, "ada", "1.00").await;
+        let (child, base) = server(&sb).await;
+        let api = api_at(base);
+        let (status, accepted) = api
+            .call(
+                reqwest::Method::POST,
+                "/v1/jobs",
+                Some(&ada),
+                Some(json!({"model": "flux_dev", "prompt": "a fox in snow"})),
+                None,
+            )
+            .await;
+        assert_eq!(status, 202, "{accepted}");
+        let ended = api
+            .job_until_final(&ada, accepted["id"].as_str().expect("an id"))
+            .await;
+        let service_run = ended["run_id"].as_str().expect("a run").to_owned();
+        stop(child).await;
+        let (from_cli, from_service) = (trace(&sb, &cli_run).await, trace(&sb, &service_run).await);
+        assert!(
+            !from_cli.0.is_empty() && !from_cli.1.is_empty(),
+            "{outcome:?}: {}",
+            cli.stderr
+        );
+        assert_eq!(from_cli, from_service, "{outcome:?}");
+        let origins: Vec<String> = super::audit_lines(&sb)
+            .into_iter()
+            .filter(|e| e["run_id"] == service_run)
+            .map(|e| e["origin"].to_string())
+            .collect();
+        assert!(origins.iter().all(|o| o == "\"service\""), "{origins:?}");
+    }
+}
+
+/// The run id of the only run the command line made in `sb`.
+async fn cli_run_id(sb: &Sandbox) -> String {
+    let rows = super::ledger_rows(sb).await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    rows[0].run_id.clone()
+}
