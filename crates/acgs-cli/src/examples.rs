@@ -145,11 +145,12 @@ pub(crate) const SERVE: &str = "Examples:
   acgs serve user add ada --daily 5.00 --monthly 50.00
   acgs serve token create --user ada         # shown once; give it as `Authorization: Bearer …`
   acgs serve                                 # http://127.0.0.1:8787, SQLite ledger, 4 workers
-  ACGS_LEDGER__URL=postgres://… acgs serve --workers 0   # the API only; workers run the jobs";
+  acgs serve --workers 0                     # PostgreSQL ledger: the API only, workers run jobs
+  acgs serve limit set tag:film weekly 100   # a budget for every job tagged film";
 
 /// `acgs worker`.
 pub(crate) const WORKER: &str = "Examples:
-  ACGS_LEDGER__URL=postgres://db.internal/acgs acgs worker --jobs 16
+  acgs worker --jobs 16                      # with ledger.url = \"postgres://…\"
   acgs worker --jobs 1000 --lease-secs 60    # many long provider jobs in one process";
 
 /// `acgs mcp`.
