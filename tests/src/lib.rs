@@ -35,6 +35,25 @@ pub fn acgs_bin() -> &'static Path {
                 "json",
             ])
             .args(profile)
+            // The test process's package variables (CARGO_MANIFEST_DIR, CARGO_PKG_NAME …) would
+            // make ring's build script, which watches them, see a change from the build of the
+            // tests and rebuild everything above it: this build runs without them, as the tests'
+            // build did.
+            .env_clear()
+            .envs(std::env::vars_os().filter(|(name, _)| {
+                !name.to_str().is_some_and(|n| {
+                    [
+                        "CARGO_PKG_",
+                        "CARGO_MANIFEST_",
+                        "CARGO_CRATE_",
+                        "CARGO_BIN_",
+                    ]
+                    .iter()
+                    .any(|p| n.starts_with(p))
+                        || n == "CARGO_PRIMARY_PACKAGE"
+                        || n == "CARGO_TARGET_TMPDIR"
+                })
+            }))
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .stderr(Stdio::inherit())
             .output()

@@ -29,9 +29,33 @@ pub(crate) fn run_cmd_in(dir: &Path, program: &str, args: &[&str]) -> Result<()>
     run_cmd_env(dir, program, args, &[])
 }
 
+/// A variable cargo sets for the package it runs (not one a user sets, like CARGO_TARGET_DIR).
+fn is_package_variable(name: &str) -> bool {
+    [
+        "CARGO_PKG_",
+        "CARGO_MANIFEST_",
+        "CARGO_CRATE_",
+        "CARGO_BIN_",
+    ]
+    .iter()
+    .any(|p| name.starts_with(p))
+        || name == "CARGO_PRIMARY_PACKAGE"
+        || name == "CARGO_TARGET_TMPDIR"
+}
+
 fn run_cmd_env(dir: &Path, program: &str, args: &[&str], envs: &[(&str, &str)]) -> Result<()> {
     say(&format!("$ {program} {}", args.join(" ")));
-    let status = Command::new(program)
+    // `cargo run` gave this process xtask's package variables (CARGO_MANIFEST_DIR,
+    // CARGO_PKG_NAME …). A build script that watches them (ring's) would see them change between
+    // this build and the e2e harness's build of the binary, and rebuild everything above it each
+    // time: neither passes them on.
+    let mut command = Command::new(program);
+    for (name, _) in std::env::vars_os() {
+        if name.to_str().is_some_and(is_package_variable) {
+            command.env_remove(name);
+        }
+    }
+    let status = command
         .args(args)
         .envs(envs.iter().copied())
         .current_dir(dir)
