@@ -29,6 +29,15 @@ const MAX_POLL: Duration = Duration::from_secs(5);
 /// The longest wait between polls when fal calls back: the callback wakes the wait.
 const MAX_POLL_CALLED_BACK: Duration = Duration::from_secs(30);
 
+/// Takes a job's wait out of the wake-ups when dropped.
+struct Forget(JobWakeups, String);
+
+impl Drop for Forget {
+    fn drop(&mut self) {
+        self.0.forget(&self.1);
+    }
+}
+
 /// Where fal announces finished jobs, and who waits for the announcements.
 #[derive(Debug, Clone)]
 struct Webhook {
@@ -256,26 +265,24 @@ impl FalProvider {
             Some(hook) => (Some(hook.wakeups.waiter(id)), MAX_POLL_CALLED_BACK),
             None => (None, MAX_POLL),
         };
-        let polled = async {
-            loop {
-                if let Some(done) = report(self.status(root, id).await?, events, logs_seen) {
-                    return Ok(done);
-                }
-                match &waiter {
-                    Some(waiter) => tokio::select! {
-                        () = tokio::time::sleep(delay) => {}
-                        () = waiter.notified() => {}
-                    },
-                    None => tokio::time::sleep(delay).await,
-                }
-                delay = (delay * 3 / 2).min(max);
+        // Forgotten however the wait ends (a cancel or a deadline drops it mid-way).
+        let _forget = self
+            .webhook
+            .as_ref()
+            .map(|hook| Forget(hook.wakeups.clone(), id.to_owned()));
+        loop {
+            if let Some(done) = report(self.status(root, id).await?, events, logs_seen) {
+                return Ok(done);
             }
+            match &waiter {
+                Some(waiter) => tokio::select! {
+                    () = tokio::time::sleep(delay) => {}
+                    () = waiter.notified() => {}
+                },
+                None => tokio::time::sleep(delay).await,
+            }
+            delay = (delay * 3 / 2).min(max);
         }
-        .await;
-        if let Some(hook) = &self.webhook {
-            hook.wakeups.forget(id);
-        }
-        polled
     }
 }
 

@@ -7,7 +7,6 @@
 //! cached set. The body is never parsed here: a verified callback only names its request id.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use acgs_core::callback::{CallbackRefusal, CallbackVerifier};
@@ -30,7 +29,14 @@ const JWKS_CAP: u64 = 64 * 1024;
 pub struct FalWebhooks {
     http: HttpClient,
     jwks: Url,
-    keys: Mutex<Option<(Vec<[u8; 32]>, Instant)>>,
+    keys: tokio::sync::Mutex<Cached>,
+}
+
+/// The keys last fetched, and when a fetch was last tried.
+#[derive(Debug, Default)]
+struct Cached {
+    keys: Vec<[u8; 32]>,
+    attempted: Option<Instant>,
 }
 
 #[derive(Deserialize)]
@@ -63,18 +69,38 @@ impl FalWebhooks {
         Ok(Self {
             http,
             jwks,
-            keys: Mutex::new(None),
+            keys: tokio::sync::Mutex::new(Cached::default()),
         })
     }
 
-    /// The cached keys while younger than `max_age`, else fetched now.
+    /// The keys, fetched again when the last attempt is older than `max_age`. One fetch at a
+    /// time (deliveries arriving together wait for it); a failed fetch is timed like a good
+    /// one, so forged deliveries cannot make the service fetch on every request, and the keys
+    /// fetched before are kept.
     async fn keys(&self, max_age: Duration) -> Result<Vec<[u8; 32]>, CallbackRefusal> {
-        if let Ok(cached) = self.keys.lock()
-            && let Some((keys, at)) = cached.as_ref()
-            && at.elapsed() < max_age
-        {
-            return Ok(keys.clone());
+        let mut cached = self.keys.lock().await;
+        let fresh = cached.attempted.is_some_and(|at| at.elapsed() < max_age);
+        if !fresh {
+            cached.attempted = Some(Instant::now());
+            match self.fetch().await {
+                Ok(keys) => cached.keys = keys,
+                Err(e) if cached.keys.is_empty() => return Err(e),
+                Err(e) => {
+                    tracing::warn!(reason = %e, "fal's keys could not be fetched; keeping those fetched before")
+                }
+            }
         }
+        if cached.keys.is_empty() {
+            return Err(refusal(
+                "webhook.keys_unavailable",
+                "fal's keys could not be fetched",
+            ));
+        }
+        Ok(cached.keys.clone())
+    }
+
+    /// The Ed25519 keys of the key set, fetched now.
+    async fn fetch(&self) -> Result<Vec<[u8; 32]>, CallbackRefusal> {
         let unavailable = |e: String| refusal("webhook.keys_unavailable", e);
         let response = self
             .http
@@ -95,9 +121,6 @@ impl FalWebhooks {
             .collect();
         if keys.is_empty() {
             return Err(unavailable("the key set holds no Ed25519 key".into()));
-        }
-        if let Ok(mut cached) = self.keys.lock() {
-            *cached = Some((keys.clone(), Instant::now()));
         }
         Ok(keys)
     }
