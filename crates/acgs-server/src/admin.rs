@@ -84,7 +84,7 @@ async fn put_user(
     request: Request,
 ) -> Result<Response, ServerError> {
     admin(&request)?;
-    let budgets: Budgets = read_json(request).await?;
+    let budgets: Budgets = read_json(request, crate::api::BODY_LIMIT).await?;
     let user = User {
         name,
         daily: amount(Some(&budgets.daily), "daily")?.unwrap_or(Usd::ZERO),
@@ -110,7 +110,7 @@ async fn create_token(
     request: Request,
 ) -> Result<Response, ServerError> {
     admin(&request)?;
-    let body: TokenBody = read_json(request).await?;
+    let body: TokenBody = read_json(request, crate::api::BODY_LIMIT).await?;
     let days = body.days.unwrap_or(90).clamp(1, 3650);
     let (id, token) = shared.records.create_token(&name, days).await?;
     Ok(json(
@@ -152,7 +152,7 @@ async fn set_limit(
 ) -> Result<Response, ServerError> {
     admin(&request)?;
     let (scope, period) = (LimitScope::parse(&scope)?, Period::parse(&period)?);
-    let body: LimitBody = read_json(request).await?;
+    let body: LimitBody = read_json(request, crate::api::BODY_LIMIT).await?;
     let amount = amount(Some(&body.amount), "amount")?;
     shared.records.set_limit(&scope, period, amount).await?;
     list_limits_now(&shared).await

@@ -66,7 +66,12 @@ pub(crate) fn router(shared: Arc<Shared>) -> axum::Router {
                 crate::pipelines::BODY_LIMIT,
             )),
         )
-        .route("/v1/estimate", post(estimate))
+        .route(
+            "/v1/estimate",
+            post(estimate).layer(axum::extract::DefaultBodyLimit::max(
+                crate::pipelines::BODY_LIMIT,
+            )),
+        )
         .route("/v1/spend", get(spend))
         .route("/v1/callback-secret", get(callback_secret))
         .merge(crate::admin::routes())
@@ -411,7 +416,7 @@ async fn create_job(
         Door::Made(job) => return Ok(json(StatusCode::ACCEPTED, &job_json(&job))),
         Door::Open(key) => key,
     };
-    let bytes = body_bytes(request).await?;
+    let bytes = body_bytes(request, BODY_LIMIT).await?;
     let body = JobBody::parse(&bytes)?;
     let plan = plan(&shared, &user, &body).await?;
     check_callback(&shared, body.callback_url.as_deref())?;
@@ -422,19 +427,20 @@ async fn create_job(
 /// The body of `request` as `T` (an empty body as `T`'s default form, `{}`).
 pub(crate) async fn read_json<T: serde::de::DeserializeOwned>(
     request: Request,
+    limit: usize,
 ) -> Result<T, ServerError> {
-    let bytes = body_bytes(request).await?;
+    let bytes = body_bytes(request, limit).await?;
     let text: &[u8] = if bytes.is_empty() { b"{}" } else { &bytes };
     serde_json::from_slice(text).map_err(|e| ServerError::BadRequest(format!("the body: {e}")))
 }
 
 /// The whole body, read within [`BODY_TIME`]: a client that sends it slower is answered `408`
 /// rather than holding a connection and a task.
-async fn body_bytes(request: Request) -> Result<Bytes, ServerError> {
-    let read = axum::body::to_bytes(request.into_body(), BODY_LIMIT);
+async fn body_bytes(request: Request, limit: usize) -> Result<Bytes, ServerError> {
+    let read = axum::body::to_bytes(request.into_body(), limit);
     match tokio::time::timeout(BODY_TIME, read).await {
         Ok(Ok(bytes)) => Ok(bytes),
-        Ok(Err(_)) => Err(ServerError::TooLarge(BODY_LIMIT)),
+        Ok(Err(_)) => Err(ServerError::TooLarge(limit)),
         Err(_) => Err(ServerError::TooSlow(BODY_TIME.as_secs())),
     }
 }
@@ -444,7 +450,14 @@ async fn estimate(
     request: Request,
 ) -> Result<Response, ServerError> {
     let user = user_of(request.extensions())?;
-    let body = JobBody::parse(&body_bytes(request).await?)?;
+    let bytes = body_bytes(request, crate::pipelines::BODY_LIMIT).await?;
+    // A pipeline is priced whole; anything else is one request.
+    let is_pipeline = serde_json::from_slice::<serde_json::Map<String, Value>>(&bytes)
+        .is_ok_and(|m| m.contains_key("pipeline"));
+    if is_pipeline {
+        return crate::pipelines::estimate(&shared, &user, &bytes).await;
+    }
+    let body = JobBody::parse(&bytes)?;
     let plan = plan(&shared, &user, &body).await?;
     let q = &plan.quote;
     Ok(json(
@@ -503,10 +516,15 @@ async fn cancel_job(
     request: Request,
 ) -> Result<Response, ServerError> {
     let user = user_of(request.extensions())?;
+    let before = owned_job(&shared, &user, &id).await?;
     match shared.records.cancel(&user.name, &id).await? {
         None => return Err(ServerError::NotFound),
         // A running job is cancelled through the guarded path: the charge table settles it.
         Some(JobState::Running) => shared.cancel_running(&id),
+        // A queued one ended here, and no worker will record it: its callback goes from here.
+        Some(JobState::Cancelled) if before.state == JobState::Queued => {
+            crate::worker::call_back(&shared, &before).await;
+        }
         Some(_) => {}
     }
     let job = owned_job(&shared, &user, &id).await?;
@@ -603,11 +621,21 @@ async fn spend(
         .spend_now()
         .await
         .map_err(|e| ServerError::refused(&e))?;
-    // Only the caller's own scopes: the service's total is not theirs to see.
     Ok(json(
         StatusCode::OK,
-        &json!({"user": user.name, "scopes": now.scopes}),
+        &json!({"user": user.name, "scopes": shown_scopes(&now.scopes)}),
     ))
+}
+
+/// Scopes as the API shows them: a period with no limit has `"limit": null`.
+pub(crate) fn shown_scopes(scopes: &[acgs_engine::ScopeNow]) -> Vec<Value> {
+    scopes
+        .iter()
+        .map(|s| {
+            let limit = (s.limit != crate::UNLIMITED).then_some(s.limit);
+            json!({"spend": s.spend, "limit": limit})
+        })
+        .collect()
 }
 
 /// A callback of fal's: verified against fal's published keys (an unverifiable one is
@@ -624,10 +652,15 @@ async fn fal_webhook(State(shared): State<Arc<Shared>>, request: Request) -> Res
             Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
         })
         .collect();
-    let body = match body_bytes(request).await {
+    let body = match body_bytes(request, BODY_LIMIT).await {
         Ok(body) => body,
         Err(e) => return e.into_response(),
     };
+    // Unauthenticated: bounded for the whole service, so forged deliveries cannot flood the
+    // audit log.
+    if let Err(wait) = shared.webhook_rate.take("fal", std::time::Instant::now()) {
+        return ServerError::RateLimited(wait.as_secs().max(1)).into_response();
+    }
     match callbacks.fal.verify(&headers, &body).await {
         Ok(request_id) => {
             let woken = callbacks.wakeups.wake(&request_id);

@@ -7,8 +7,9 @@
 //! to private, loopback, link-local or other special ranges — checked on the URL at the door
 //! and again on every address a name resolves to when it is sent (so a name cannot be rebound
 //! to an inside address later). `acgs serve --allow-private-callbacks` allows loopback (plain
-//! http to a loopback address included). A failed delivery is retried 5 times, 1 s to 16 s
-//! apart; a callback never changes the job.
+//! http to a loopback address included). A delivery is tried up to 5 times, 1 s to 8 s apart,
+//! each attempt within 15 s; at most 256 are in flight per process; a callback never changes
+//! the job. Deliveries still retrying when the process stops are lost (logged).
 
 use std::time::Duration;
 
@@ -22,6 +23,8 @@ use crate::store::random_hex;
 
 /// How many times a callback is sent before it is given up (logged).
 const ATTEMPTS: u32 = 5;
+/// How long one attempt may take.
+const ATTEMPT_TIME: Duration = Duration::from_secs(15);
 /// The first wait between attempts; each later one doubles.
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 /// The longest callback URL accepted.
@@ -91,9 +94,10 @@ pub(crate) async fn deliver(
             .header("webhook-signature", &signature)
             .bytes(body.clone().into(), "application/json")
             .cap(64 * 1024);
-        match client.execute(&request).await {
-            Ok(_) => return,
-            Err(e) => tracing::warn!(message = %id, attempt, error = %e, "a callback failed"),
+        match tokio::time::timeout(ATTEMPT_TIME, client.execute(&request)).await {
+            Ok(Ok(_)) => return,
+            Ok(Err(e)) => tracing::warn!(message = %id, attempt, error = %e, "a callback failed"),
+            Err(_) => tracing::warn!(message = %id, attempt, "a callback took longer than 15 s"),
         }
         if attempt < ATTEMPTS {
             tokio::time::sleep(wait).await;

@@ -134,7 +134,16 @@ impl UserFacing for ServerError {
 
 impl IntoResponse for ServerError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({"error": {"code": self.code(), "message": self.to_string()}});
+        // The records' own failure is logged whole, and shown without its details (database
+        // messages, paths of this machine).
+        let message = match &self {
+            Self::Store(detail) => {
+                tracing::error!(error = %detail, "the service's records failed");
+                "the service's records failed; the operator's log has the details".to_owned()
+            }
+            other => other.to_string(),
+        };
+        let body = serde_json::json!({"error": {"code": self.code(), "message": message}});
         let mut response = crate::api::json(self.status(), &body);
         if let Self::RateLimited(secs) = self
             && let Ok(value) = axum::http::HeaderValue::from_str(&secs.to_string())

@@ -75,9 +75,10 @@ pub(crate) async fn upload(
     let mut form = Multipart::from_request(headers_bounded(request), &())
         .await
         .map_err(|e| ServerError::BadRequest(format!("a multipart form: {}", e.body_text())))?;
-    let mut field = form
-        .next_field()
+    let idle = crate::api::BODY_TIME;
+    let mut field = tokio::time::timeout(idle, form.next_field())
         .await
+        .map_err(|_| ServerError::TooSlow(idle.as_secs()))?
         .map_err(|e| too_large_or_bad(e.status(), &e.body_text(), cap))?
         .ok_or_else(|| ServerError::BadRequest("the form has no file".into()))?;
     let dir = folder(&shared.files, &user.name)

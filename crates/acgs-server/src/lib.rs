@@ -1,11 +1,13 @@
 //! # acgs-server
 //!
 //! acgs as a multi-user service (`acgs serve`): an HTTP API where people and programs send jobs
-//! with their own bearer token, and in-process workers that run each job through the same
+//! with their own bearer token, and workers (in-process, or `acgs worker` processes on other
+//! machines) that run each job through the same
 //! guarded path as the command line — the same validation, guard, worst-case reservation,
-//! settlement and audit — for the job's owner. A user's daily and monthly budgets are ledger
-//! scopes (`SERVICE:user:NAME:YYYY-MM-DD`, `SERVICE:user:NAME:YYYY-MM`, in UTC, `SERVICE` this
-//! service's own id) that every reservation checks atomically with the service's own limits.
+//! settlement and audit — for the job's owner. The budgets of the user, of the whole service and
+//! of the job's tags, per UTC day, ISO week and month, are ledger scopes
+//! (`SERVICE:user:NAME:2026-12-06`, `SERVICE:tag:film:2026-W49`, `SERVICE` this service's own
+//! id) that every reservation checks atomically in one transaction.
 //!
 //! The service is one more entrance: it never reserves, settles, audits or writes outputs
 //! itself. Its own records (users, token digests, jobs, uploads) are [`Records`]: a SQLite
@@ -45,6 +47,14 @@ pub use error::ServerError;
 pub use records::Records;
 pub use store::{Limit, LimitScope, Period, Store, User};
 
+/// The limit of a scope no limit bounds: it still counts every reservation, so that a limit
+/// set later in its period starts from what was already spent.
+pub(crate) const UNLIMITED: Usd = Usd::from_dollars(1_000_000_000);
+
+/// The most provider callbacks taken a minute, for the whole service.
+const WEBHOOK_RATE: u32 = 6000;
+/// The most client callbacks being delivered at once in one process.
+const MAX_DELIVERIES: usize = 256;
 /// The most event streams open at once.
 const MAX_STREAMS: usize = 256;
 /// How long running jobs may take to end after a shutdown before they are cancelled.
@@ -84,6 +94,10 @@ pub(crate) struct Shared {
     callbacks: Option<acgs_http::HttpClient>,
     /// Each user's request rate.
     rates: rate::Rates,
+    /// The rate of fal's (unauthenticated) callbacks, for the whole service.
+    webhook_rate: rate::Rates,
+    /// Callback deliveries in flight.
+    deliveries: Arc<tokio::sync::Semaphore>,
     /// How fal's callbacks are checked and whom they wake.
     provider_callbacks: Option<ProviderCallbacks>,
     /// The jobs this process ran, for `/metrics`.
@@ -102,7 +116,9 @@ pub struct ProviderCallbacks {
 
 impl Shared {
     /// Every ledger scope a job of `user` tagged `tags` counts against, with its limit: the
-    /// user's day, week and month; the service's and each tag's limits per period. Scopes are
+    /// user's day, week and month; the service's and each tag's day, week and month. A period
+    /// with no limit is counted all the same (at [`UNLIMITED`]), so that a limit set later in
+    /// the period starts from what was already spent there. Scopes are
     /// named `SERVICE:WHAT:PERIOD` (`srv1a2b:user:ada:2026-W49`, `srv1a2b:tag:film:2026-12`,
     /// UTC); the ledger checks them all in the reservation's one transaction. A tag no limit
     /// names is refused: every tag is a budget.
@@ -115,11 +131,9 @@ impl Shared {
         ];
         let mut scopes: Vec<ScopeLimit> = own
             .into_iter()
-            .filter_map(|(period, limit)| {
-                Some(ScopeLimit {
-                    scope: self.scope_name(&format!("user:{}", user.name), period, now),
-                    limit: limit?,
-                })
+            .map(|(period, limit)| ScopeLimit {
+                scope: self.scope_name(&format!("user:{}", user.name), period, now),
+                limit: limit.unwrap_or(UNLIMITED),
             })
             .collect();
         scopes.extend(self.shared_scopes(tags).await?);
@@ -144,17 +158,21 @@ impl Shared {
                 "tags: `{unknown}` has no budget; an admin sets one first"
             )));
         }
-        Ok(limits
-            .into_iter()
-            .filter(|limit| match &limit.scope {
-                LimitScope::Service => true,
-                LimitScope::Tag(tag) => tags.contains(tag),
-            })
-            .map(|limit| ScopeLimit {
-                scope: self.scope_name(&limit.scope.as_text(), limit.period, now),
-                limit: limit.amount,
-            })
-            .collect())
+        let mut counted = vec![LimitScope::Service];
+        counted.extend(tags.iter().map(|t| LimitScope::Tag(t.clone())));
+        let mut scopes = Vec::new();
+        for scope in counted {
+            for period in Period::ALL {
+                let set = limits
+                    .iter()
+                    .find(|l| l.scope == scope && l.period == period);
+                scopes.push(ScopeLimit {
+                    scope: self.scope_name(&scope.as_text(), period, now),
+                    limit: set.map_or(UNLIMITED, |l| l.amount),
+                });
+            }
+        }
+        Ok(scopes)
     }
 
     /// Who a job runs for: the user, through the service, with `scopes` (see
@@ -303,6 +321,8 @@ async fn shared(
         lease_secs: lease_secs.max(3),
         callbacks,
         rates: rate::Rates::new(user_rate),
+        webhook_rate: rate::Rates::new(WEBHOOK_RATE),
+        deliveries: Arc::new(tokio::sync::Semaphore::new(MAX_DELIVERIES)),
         provider_callbacks,
         ran: metrics::Ran::default(),
     }))
@@ -335,12 +355,41 @@ pub async fn work(
     )
     .await?;
     let drain = Duration::from_secs(u64::from(options.drain_secs));
+    let watching = tokio::spawn(watch_connection(Arc::clone(&shared)));
     worker::run(Arc::clone(&shared), (options.jobs, drain), shutdown).await;
+    watching.abort();
+    connection_kept(&shared)
+}
+
+/// Watch shared records' database connection: when it closes, shut down (a supervisor starts
+/// the process again, and other workers resume its jobs once their leases run out).
+async fn watch_connection(shared: Arc<Shared>) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            () = shared.shutdown.cancelled() => return,
+        }
+        if shared.records.is_closed() {
+            tracing::error!("the connection to the records' database closed; shutting down");
+            shared.shutdown.cancel();
+            return;
+        }
+    }
+}
+
+/// An error if the process stopped because it lost its records' database.
+fn connection_kept(shared: &Shared) -> Result<(), std::io::Error> {
+    if shared.records.is_closed() {
+        return Err(std::io::Error::other(
+            "the connection to the records' database closed",
+        ));
+    }
     Ok(())
 }
 
 /// Serve the API on `options.addr` with `options.workers` in-process workers until `shutdown`:
-/// returns the bound address (port 0 picks one) and the serving task. On shutdown the workers
+/// returns the bound address (port 0 picks one) and the serving task, which fails when the
+/// process stopped because it lost its shared records' database. On shutdown the workers
 /// stop claiming, event streams end, the server finishes the requests it has, and running jobs
 /// get 30 s to end before they are cancelled through the engine. With local records one server
 /// holds them (`options.lock`) and needs a worker; with shared records `options.workers` may
@@ -350,7 +399,13 @@ pub async fn serve(
     records: Records,
     options: &Options,
     shutdown: CancellationToken,
-) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), std::io::Error> {
+) -> Result<
+    (
+        SocketAddr,
+        tokio::task::JoinHandle<Result<(), std::io::Error>>,
+    ),
+    std::io::Error,
+> {
     let held = match &records {
         Records::Local(store) => Some(hold_local(store, &options.lock)?),
         #[cfg(feature = "postgres")]
@@ -387,6 +442,7 @@ pub async fn serve(
         ))
     });
     let router = api::router(Arc::clone(&shared));
+    let watching = tokio::spawn(watch_connection(Arc::clone(&shared)));
     let task = tokio::spawn(async move {
         let stop = shutdown.clone();
         let served = axum::serve(listener, router)
@@ -398,7 +454,9 @@ pub async fn serve(
         if let Some(workers) = workers {
             let _ = workers.await;
         }
+        watching.abort();
         drop(held);
+        connection_kept(&shared)
     });
     Ok((bound, task))
 }

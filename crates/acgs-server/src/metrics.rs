@@ -131,11 +131,13 @@ async fn scope_spend(shared: &Shared, text: &mut String) -> Result<(), ServerErr
             "acgs_scope_spend_micro_usd{{{labels}}} {}",
             scope.spend.total().micros()
         );
-        let _ = writeln!(
-            text,
-            "acgs_scope_limit_micro_usd{{{labels}}} {}",
-            scope.limit.micros()
-        );
+        if scope.limit != crate::UNLIMITED {
+            let _ = writeln!(
+                text,
+                "acgs_scope_limit_micro_usd{{{labels}}} {}",
+                scope.limit.micros()
+            );
+        }
     }
     Ok(())
 }

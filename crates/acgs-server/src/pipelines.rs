@@ -23,6 +23,7 @@ use crate::api::{
 };
 use crate::error::ServerError;
 use crate::store::{User, random_hex};
+use acgs_engine::PipelineEstimate;
 
 /// The largest request: a pipeline file is at most 1 MiB, and its inputs are few.
 pub(crate) const BODY_LIMIT: usize = 1024 * 1024 + 64 * 1024;
@@ -121,8 +122,57 @@ async fn keep_file(shared: &Shared, user: &User, text: &str) -> Result<PathBuf, 
     Ok(path)
 }
 
-/// `POST /v1/pipelines`: checked and priced whole (validation, the guard on every step's
-/// text, worst-case prices, the job's ceiling), then queued as one job.
+/// `body` checked and priced whole for `user` (validation, the guard on every step's text,
+/// worst-case prices, the job's ceiling): the kept file, the inputs as the run takes them, and
+/// the estimate. A refusal is audited, and the file is not kept.
+async fn price(
+    shared: &Shared,
+    user: &User,
+    body: &PipelineBody,
+) -> Result<(PathBuf, BTreeMap<String, String>, PipelineEstimate), ServerError> {
+    let (max, tags) = (
+        parse_max_cost(body.max_cost_usd.as_deref())?,
+        checked_tags(&body.tags)?,
+    );
+    check_callback(shared, body.callback_url.as_deref())?;
+    let inputs = resolve_inputs(shared, user, body.inputs.clone()).await?;
+    let scopes = shared.scopes(user, &tags).await?;
+    let path = keep_file(shared, user, &body.pipeline).await?;
+    let suite = shared
+        .suite
+        .for_caller(shared.caller(user, scopes, max, None));
+    let priced = suite
+        .load_pipeline(&path)
+        .and_then(|p| suite.estimate_pipeline(&p, &inputs));
+    let refusal = match &priced {
+        Err(e) => Some((acgs_core::UserFacing::code(e), ServerError::refused(e))),
+        Ok(estimate) => max.filter(|max| estimate.total > *max).map(|max| {
+            let message = format!(
+                "its worst case is ${}, above max_cost_usd ${max}",
+                estimate.total
+            );
+            let code = "budget.max_cost_below_estimate";
+            let kind = acgs_core::ErrorKind::Money;
+            (
+                code,
+                ServerError::Refused {
+                    code,
+                    kind,
+                    message,
+                },
+            )
+        }),
+    };
+    if let Some((code, refused)) = refusal {
+        suite.audit_refusal("serve.pipeline", code);
+        let _ = tokio::fs::remove_file(&path).await;
+        return Err(refused);
+    }
+    let estimate = priced.map_err(|e| ServerError::refused(&e))?;
+    Ok((path, inputs, estimate))
+}
+
+/// `POST /v1/pipelines`: checked and priced whole (see [`price`]), then queued as one job.
 pub(crate) async fn create(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
@@ -133,47 +183,38 @@ pub(crate) async fn create(
         Door::Made(job) => return Ok(json(StatusCode::ACCEPTED, &job_json(&job))),
         Door::Open(key) => key,
     };
-    let body: PipelineBody = read_json(request).await?;
-    let (max, tags) = (
-        parse_max_cost(body.max_cost_usd.as_deref())?,
-        checked_tags(&body.tags)?,
-    );
-    check_callback(&shared, body.callback_url.as_deref())?;
-    let inputs = resolve_inputs(&shared, &user, body.inputs).await?;
-    let path = keep_file(&shared, &user, &body.pipeline).await?;
-    let scopes = shared.scopes(&user, &tags).await?;
-    let suite = shared
-        .suite
-        .for_caller(shared.caller(&user, scopes, max, None));
-    let refused = |e: &acgs_engine::EngineError| {
-        suite.audit_refusal("serve.pipeline", acgs_core::UserFacing::code(e));
-        ServerError::refused(e)
-    };
-    let estimate = suite
-        .load_pipeline(&path)
-        .and_then(|p| suite.estimate_pipeline(&p, &inputs))
-        .map_err(|e| refused(&e))?;
-    if let Some(max) = max
-        && estimate.total > max
-    {
-        suite.audit_refusal("serve.pipeline", "budget.max_cost_below_estimate");
-        return Err(ServerError::Refused {
-            code: "budget.max_cost_below_estimate",
-            kind: acgs_core::ErrorKind::Money,
-            message: format!(
-                "its worst case is ${}, above max_cost_usd ${max}",
-                estimate.total
-            ),
-        });
-    }
+    let body: PipelineBody = read_json(request, BODY_LIMIT).await?;
+    let (path, inputs, estimate) = price(&shared, &user, &body).await?;
     let stored = StoredPipeline {
         pipeline_path: path,
         inputs,
         max_cost_usd: body.max_cost_usd,
-        tags,
+        tags: checked_tags(&body.tags)?,
         callback_url: body.callback_url,
     };
     let stored = serde_json::to_string(&stored)
         .map_err(|e| ServerError::Store(format!("the pipeline job: {e}")))?;
     enqueue(&shared, &user, key.as_deref(), &stored, estimate.total).await
+}
+
+/// The answer of `POST /v1/estimate` for a pipeline: each step's worst case and the total,
+/// nothing reserved, nothing kept.
+pub(crate) async fn estimate(
+    shared: &Shared,
+    user: &User,
+    bytes: &[u8],
+) -> Result<Response, ServerError> {
+    let body: PipelineBody = serde_json::from_slice(bytes)
+        .map_err(|e| ServerError::BadRequest(format!("the body: {e}")))?;
+    let (path, _, estimate) = price(shared, user, &body).await?;
+    let _ = tokio::fs::remove_file(&path).await;
+    let steps: Vec<serde_json::Value> = estimate
+        .steps
+        .iter()
+        .map(|p| serde_json::json!({"step": p.step, "model": p.model.key, "estimate": p.quote.amount}))
+        .collect();
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({"estimate": estimate.total, "steps": steps}),
+    ))
 }

@@ -58,7 +58,7 @@ impl Rates {
 /// Milli-tokens after refilling `tokens` from `at` to `now` at `per_minute` tokens a minute.
 fn refilled(tokens: u64, at: Instant, now: Instant, per_minute: u64) -> u64 {
     let ms = u64::try_from(now.saturating_duration_since(at).as_millis()).unwrap_or(u64::MAX);
-    tokens.saturating_add(ms.saturating_mul(per_minute) * TOKEN / 60_000)
+    tokens.saturating_add(ms.saturating_mul(per_minute).saturating_mul(TOKEN) / 60_000)
 }
 
 #[cfg(test)]

@@ -39,6 +39,16 @@ impl Records {
         !matches!(self, Self::Local(_))
     }
 
+    /// Whether the connection to shared records' database closed (local records: never).
+    #[must_use]
+    pub fn is_closed(&self) -> bool {
+        match self {
+            Self::Local(_) => false,
+            #[cfg(feature = "postgres")]
+            Self::Shared(store) => store.is_closed(),
+        }
+    }
+
     /// This service's id, the prefix of its users' ledger scopes.
     pub async fn instance(&self) -> Result<String, ServerError> {
         dispatch!(self.instance())
@@ -137,20 +147,21 @@ impl Records {
         }
     }
 
-    /// Renew `worker`'s leases: the jobs it still holds, each with whether its owner asked to
-    /// cancel it (one process holds no leases: nothing).
+    /// Renew `worker`'s leases of jobs `ids`: those it still holds, each with whether its owner
+    /// asked to cancel it (one process holds no leases: nothing).
     pub async fn heartbeat(
         &self,
         worker: &str,
         lease_secs: u32,
+        ids: &[String],
     ) -> Result<Vec<(String, bool)>, ServerError> {
         match self {
             Self::Local(_) => {
-                let _ = (worker, lease_secs);
+                let _ = (worker, lease_secs, ids);
                 Ok(Vec::new())
             }
             #[cfg(feature = "postgres")]
-            Self::Shared(store) => store.heartbeat(worker, lease_secs).await,
+            Self::Shared(store) => store.heartbeat(worker, lease_secs, ids).await,
         }
     }
 

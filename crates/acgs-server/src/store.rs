@@ -823,6 +823,17 @@ mod tests {
             "revoked"
         );
         assert!(store.create_token("nobody", 1).is_err());
+        let (_, expiring) = store.create_token("ada", 1).expect("token");
+        store
+            .with(|c| c.execute("UPDATE tokens SET expires_at = '2026-01-01T00:00:00Z'", []))
+            .expect("expired");
+        assert!(
+            store
+                .authenticate(expiring.expose_secret())
+                .expect("auth")
+                .is_none(),
+            "expired"
+        );
     }
 
     #[test]

@@ -145,6 +145,13 @@ impl PgStore {
         })
     }
 
+    /// Whether the connection closed (the database restarted or the network failed): every
+    /// later call fails, so the process should stop and be started again.
+    #[must_use]
+    pub fn is_closed(&self) -> bool {
+        self.client.is_closed()
+    }
+
     /// This service's id, made once and shared by every process (see
     /// [`crate::store::Store::instance`]).
     pub async fn instance(&self) -> Result<String, ServerError> {
@@ -400,20 +407,21 @@ impl PgStore {
         Ok(row.as_ref().map(job))
     }
 
-    /// Renew the lease of every job `worker` runs: the ids it still holds, each with whether
-    /// its owner asked to cancel it.
+    /// Renew `worker`'s leases of jobs `ids` (those it runs): the ids it still holds, each with
+    /// whether its owner asked to cancel it.
     pub async fn heartbeat(
         &self,
         worker: &str,
         lease_secs: u32,
+        ids: &[String],
     ) -> Result<Vec<(String, bool)>, ServerError> {
         let lease = i32::try_from(lease_secs).unwrap_or(i32::MAX);
         let rows = self
             .client
             .query(
                 "UPDATE srv_jobs SET lease_until = clock_timestamp() + ($2::int * interval '1 second')
-                 WHERE worker = $1 AND state = 'running' RETURNING id, cancel_requested",
-                &[&worker, &lease],
+                 WHERE worker = $1 AND state = 'running' AND id = ANY($3) RETURNING id, cancel_requested",
+                &[&worker, &lease, &ids],
             )
             .await
             .map_err(|e| failed(&e))?;

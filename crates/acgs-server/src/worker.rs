@@ -9,8 +9,9 @@
 //! provider job already sent is waited for, never sent again. A process stops claiming when it
 //! shuts down; a job it runs reaches its end or the engine's cancellation first.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use acgs_core::UserFacing as _;
 use acgs_core::provider::EventSink;
@@ -23,6 +24,25 @@ use crate::store::{Job, JobState, Outcome};
 
 /// How long an idle worker waits before looking at the queue again, unless woken.
 const IDLE: Duration = Duration::from_millis(500);
+
+/// This process's running jobs by id, with their tasks: a job whose lease another worker took
+/// is stopped here.
+type Local = Arc<Mutex<HashMap<String, tokio::task::AbortHandle>>>;
+
+/// Takes a job out of [`Local`] when its task ends, however it ends (a panic too: its lease
+/// then runs out and another worker takes it over).
+struct Registered {
+    local: Local,
+    id: String,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        if let Ok(mut local) = self.local.lock() {
+            local.remove(&self.id);
+        }
+    }
+}
 
 /// A worker process's name in the records: random, so that a restarted process never mistakes
 /// its predecessor's leases for its own.
@@ -42,9 +62,10 @@ pub(crate) async fn run(
     let worker: Arc<str> = worker_name().into();
     let free = Arc::new(tokio::sync::Semaphore::new(slots.max(1)));
     let beating = CancellationToken::new();
+    let local: Local = Arc::default();
     let heart = tokio::spawn(heartbeat(
         Arc::clone(&shared),
-        Arc::clone(&worker),
+        (Arc::clone(&worker), Arc::clone(&local)),
         beating.clone(),
     ));
     let mut running = tokio::task::JoinSet::new();
@@ -58,14 +79,21 @@ pub(crate) async fn run(
             break;
         };
         let (shared, worker) = (Arc::clone(&shared), Arc::clone(&worker));
-        running.spawn(async move {
+        let registered = Registered {
+            local: Arc::clone(&local),
+            id: job.id.clone(),
+        };
+        let id = job.id.clone();
+        let task = running.spawn(async move {
+            let _registered = registered;
             let outcome = execute(&shared, &job).await;
-            if let Err(e) = shared.records.finish(&job.id, &worker, &outcome).await {
-                tracing::error!(job = %job.id, error = %e, "recording a job's end failed");
-            }
+            record_end(&shared, &worker, &job, &outcome).await;
             drop(permit);
             call_back(&shared, &job).await;
         });
+        if let Ok(mut local) = local.lock() {
+            local.insert(id, task);
+        }
         // Reap the ones that ended, so that the set does not grow.
         while running.try_join_next().is_some() {}
     }
@@ -78,6 +106,20 @@ pub(crate) async fn run(
     }
     beating.cancel();
     let _ = heart.await;
+}
+
+/// Record how `job` ended, trying three times a second apart: a job whose end is never
+/// recorded stays running until its lease runs out and another worker resumes it.
+async fn record_end(shared: &Shared, worker: &str, job: &Job, outcome: &Outcome) {
+    for attempt in 1..=3 {
+        match shared.records.finish(&job.id, worker, outcome).await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::error!(job = %job.id, attempt, error = %e, "recording a job's end failed")
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 }
 
 /// The jobs still running when the drain time is over: with shared records they are handed
@@ -121,34 +163,79 @@ async fn next_job(shared: &Shared, worker: &str, shutdown: &CancellationToken) -
     None
 }
 
-/// Renew this process's leases a third of a lease apart, and cancel the jobs whose owners
-/// asked, wherever the request came in.
-async fn heartbeat(shared: Arc<Shared>, worker: Arc<str>, stop: CancellationToken) {
+/// Renew the leases of the jobs this process runs, a third of a lease apart, and cancel those
+/// whose owners asked, wherever the request came in. A job whose lease is no longer this
+/// worker's (another took it over) is stopped here; and when no renewal has succeeded for two
+/// thirds of a lease, every job here is stopped, since other workers may take them over soon.
+async fn heartbeat(
+    shared: Arc<Shared>,
+    (worker, local): (Arc<str>, Local),
+    stop: CancellationToken,
+) {
     if !shared.records.is_shared() {
         return;
     }
-    let every = Duration::from_secs(u64::from(shared.lease_secs.max(3) / 3));
+    let lease = Duration::from_secs(u64::from(shared.lease_secs.max(3)));
+    let mut renewed = Instant::now();
     loop {
         tokio::select! {
-            () = tokio::time::sleep(every) => {}
+            () = tokio::time::sleep(lease / 3) => {}
             () = stop.cancelled() => return,
         }
-        match shared.records.heartbeat(&worker, shared.lease_secs).await {
+        let ids: Vec<String> = local
+            .lock()
+            .map(|l| l.keys().cloned().collect())
+            .unwrap_or_default();
+        match shared
+            .records
+            .heartbeat(&worker, shared.lease_secs, &ids)
+            .await
+        {
             Ok(held) => {
-                for (job, cancel) in held {
-                    if cancel {
-                        shared.cancel_running(&job);
+                renewed = Instant::now();
+                let kept: HashSet<&str> = held.iter().map(|(id, _)| id.as_str()).collect();
+                for id in ids.iter().filter(|id| !kept.contains(id.as_str())) {
+                    stop_local(
+                        &local,
+                        id,
+                        "its lease is another worker's now; stopped here",
+                    );
+                }
+                for (job, cancel) in &held {
+                    if *cancel {
+                        shared.cancel_running(job);
                     }
                 }
             }
-            Err(e) => tracing::error!(error = %e, "renewing the job leases failed"),
+            Err(e) => {
+                tracing::error!(error = %e, "renewing the job leases failed");
+                if renewed.elapsed() > lease * 2 / 3 {
+                    for id in &ids {
+                        stop_local(
+                            &local,
+                            id,
+                            "its lease could not be renewed; stopped here for another worker to resume",
+                        );
+                    }
+                }
+            }
         }
+    }
+}
+
+/// Stop job `id`'s task here (not through the engine: its provider job stays for whoever
+/// resumes it).
+fn stop_local(local: &Local, id: &str, why: &str) {
+    let task = local.lock().ok().and_then(|mut l| l.remove(id));
+    if let Some(task) = task {
+        task.abort();
+        tracing::warn!(job = %id, "{why}");
     }
 }
 
 /// Post `job`'s final state to the callback URL it names, if any, on a task of its own (a
 /// callback's retries never hold a worker's slot).
-async fn call_back(shared: &Shared, job: &Job) {
+pub(crate) async fn call_back(shared: &Shared, job: &Job) {
     let (Some(client), Some(url)) = (
         shared.callbacks.clone(),
         crate::api::stored_callback(&job.request),
@@ -182,7 +269,15 @@ async fn call_back(shared: &Shared, job: &Job) {
     })
     .to_string();
     let id = format!("msg_{}", ended.id);
-    tokio::spawn(crate::callbacks::deliver(client, url, secret, id, body));
+    // At most so many deliveries at once in this process; beyond them one is given up, logged.
+    let Ok(permit) = Arc::clone(&shared.deliveries).try_acquire_owned() else {
+        tracing::error!(job = %job.id, "too many callbacks in flight; this one is not sent");
+        return;
+    };
+    tokio::spawn(async move {
+        crate::callbacks::deliver(client, url, secret, id, body).await;
+        drop(permit);
+    });
 }
 
 /// Run `job` for its owner; never fails, a failure is the job's outcome.
@@ -269,6 +364,10 @@ async fn run_job(
         start(&suite, &run_id, &stored.work, &events, interrupt).await
     };
     let mut outcome = outcome(result, interrupt);
+    if let Work::Pipeline { path, .. } = &stored.work {
+        // Its run keeps its own copy; the one kept for the job has done its work.
+        let _ = tokio::fs::remove_file(path).await;
+    }
     if outcome.actual.is_none() {
         // Failed or cancelled after being charged: the ledger knows what it cost.
         outcome.actual = charged(&suite, &run_id).await;

@@ -107,7 +107,7 @@ async fn serve(app: &App, args: &ServeArgs, interrupt: &Interrupt) -> CmdResult 
         "acgs serve: listening on http://{bound} with {} workers",
         options.workers
     ));
-    serving.await.map_err(usage)?;
+    serving.await.map_err(usage)?.map_err(usage)?;
     Ok(())
 }
 
@@ -117,6 +117,8 @@ async fn serve(app: &App, args: &ServeArgs, interrupt: &Interrupt) -> CmdResult 
 fn callback_client(app: &App, allow_loopback: bool) -> Result<acgs_http::HttpClient, Failure> {
     let mut policy = acgs_http::NetworkPolicy::from_config(&app.config().network);
     policy.allow_loopback = allow_loopback;
+    // Never through a proxy: the proxy would resolve the name, past the address checks.
+    policy.proxy = None;
     Ok(acgs_http::HttpClient::new(
         policy,
         app.ui.redactor().clone(),
