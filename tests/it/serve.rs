@@ -1472,3 +1472,102 @@ async fn cli_run_id(sb: &Sandbox) -> String {
     assert_eq!(rows.len(), 1, "{rows:?}");
     rows[0].run_id.clone()
 }
+
+/// With a public URL, a worker on another machine submits fal jobs with the service's webhook
+/// and waits by slow polling; the callback the API verifies reaches that worker through the
+/// database and wakes its wait at once, long before its next poll.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_callback_the_api_takes_wakes_a_worker_elsewhere() {
+    use acgs_testkit::fal_webhook::{Signer, serve_jwks};
+
+    let Some(url) = super::budget::postgres_database().await else {
+        return;
+    };
+    let fake = FakeFal::builder("fal-ai/flux/dev")
+        .outcome(acgs_testkit::fal::Outcome::KeepRunning)
+        .start()
+        .await;
+    let keys = wiremock::MockServer::start().await;
+    let signer = Signer::generate();
+    let jwks = serve_jwks(&keys, &[&signer]).await;
+    let mut sb = sandbox_for(&fake);
+    sb.set_env("ACGS_PROVIDERS__FAL__JWKS_URL", &jwks)
+        .set_env("ACGS_LEDGER__URL", &url);
+    let ada = user_with_token(&sb, "ada", "1.00").await;
+    let public = "https://acgs.example.com";
+    let mut api_child = sb
+        .command(&[
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--workers",
+            "0",
+            "--public-url",
+            public,
+        ])
+        .spawn()
+        .expect("starts");
+    let base = listening(&mut api_child).await;
+    let mut worker = sb
+        .command(&["worker", "--jobs", "2", "--public-url", public])
+        .spawn()
+        .expect("a worker starts");
+    let mut lines = tokio::io::BufReader::new(worker.stderr.take().expect("stderr")).lines();
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let api = api_at(base);
+    let (status, accepted) = api
+        .call(
+            reqwest::Method::POST,
+            "/v1/jobs",
+            Some(&ada),
+            Some(json!({"model": "flux_dev", "prompt": "a fox"})),
+            None,
+        )
+        .await;
+    assert_eq!(status, 202, "{accepted}");
+    let polls = || async {
+        fake.queue_requests()
+            .await
+            .iter()
+            .filter(|r| r.ends_with("/status"))
+            .count()
+    };
+    // Eight polls in, the next is about 4.3 s away (250 ms, growing by half each time).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while polls().await < 8 {
+        assert!(Instant::now() < deadline, "the worker never polled");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let before = polls().await;
+    fake.complete_now().await;
+    let body = br#"{"error": null, "gateway_request_id": "g", "payload": {}, "request_id": "r", "status": "OK"}"#;
+    let now = jiff::Timestamp::now().as_second();
+    let mut delivery = api
+        .http
+        .post(format!("{}/v1/webhooks/fal", api.base))
+        .body(&body[..]);
+    for (name, value) in signer.headers(acgs_testkit::fal::REQUEST_ID, now, body) {
+        delivery = delivery.header(name, value);
+    }
+    let answer = delivery.send().await.expect("an answer");
+    assert_eq!(answer.status().as_u16(), 200);
+    let woken = Instant::now() + Duration::from_millis(2000);
+    while polls().await == before {
+        assert!(Instant::now() < woken, "the worker was not woken");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    api.job_until_final(&ada, accepted["id"].as_str().expect("an id"))
+        .await;
+    // The callback ended nothing by itself: the worker fetched the result and checked it.
+    let result = format!("/requests/{}", acgs_testkit::fal::REQUEST_ID);
+    assert!(
+        fake.queue_requests()
+            .await
+            .iter()
+            .any(|r| r.starts_with("GET") && r.ends_with(&result)),
+        "the result was fetched"
+    );
+    signal(&worker, rustix::process::Signal::TERM);
+    let _ = worker.wait().await;
+    stop(api_child).await;
+}

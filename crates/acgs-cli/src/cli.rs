@@ -296,6 +296,10 @@ pub struct WorkerArgs {
     /// is taken over by another after this.
     #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(3..=3600))]
     pub lease_secs: u32,
+    /// The service's public https URL, as given to `acgs serve --public-url`: fal jobs are then
+    /// submitted with its webhook, and the callbacks the API verifies wake their waits here.
+    #[arg(long, value_name = "URL")]
+    pub public_url: Option<String>,
     /// On a signal, how long running jobs may take to end before they are handed over to other
     /// workers (their leases released, resumed elsewhere from their last checkpoint).
     #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(0..=3600))]

@@ -664,6 +664,10 @@ async fn fal_webhook(State(shared): State<Arc<Shared>>, request: Request) -> Res
     match callbacks.fal.verify(&headers, &body).await {
         Ok(request_id) => {
             let woken = callbacks.wakeups.wake(&request_id);
+            // Workers elsewhere hear of it through the database.
+            if let Err(e) = shared.records.notify_callback(&request_id).await {
+                tracing::warn!(error = %e, "a fal callback could not be passed on to the workers");
+            }
             tracing::info!(request = %request_id, woken, "a fal callback was verified");
             json(StatusCode::OK, &json!({"received": true}))
         }

@@ -44,7 +44,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use api::BODY_LIMIT;
 pub use error::ServerError;
-pub use records::Records;
+pub use records::{CALLBACK_CHANNEL, Records};
 pub use store::{Limit, LimitScope, Period, Store, User};
 
 /// The limit of a scope no limit bounds: it still counts every reservation, so that a limit
@@ -280,8 +280,21 @@ pub struct Options {
     pub provider_callbacks: Option<ProviderCallbacks>,
 }
 
+/// The fal callbacks another process (the API) received, for this worker's waits: the API
+/// passes each verified one on through the database (`NOTIFY`), and these wake-ups are the
+/// ones the worker's fal provider waits on.
+#[derive(Debug)]
+pub struct CallbackWakes {
+    /// The waits of this process's fal jobs.
+    pub wakeups: acgs_core::callback::JobWakeups,
+    /// The request ids the API passed on.
+    pub notices: tokio::sync::mpsc::UnboundedReceiver<String>,
+    /// What keeps the listening connection open.
+    pub connection: Box<dyn std::any::Any + Send>,
+}
+
 /// How an `acgs worker` process works.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct WorkerOptions {
     /// How many jobs it runs at once.
     pub jobs: usize,
@@ -294,6 +307,8 @@ pub struct WorkerOptions {
     pub callbacks: Option<acgs_http::HttpClient>,
     /// How long running jobs may take to end after a shutdown before they are handed over.
     pub drain_secs: u32,
+    /// fal's callbacks, passed on by the API, when jobs are submitted with a webhook.
+    pub wakes: Option<CallbackWakes>,
 }
 
 /// The shared state of one process, with `records`' service id.
@@ -338,7 +353,7 @@ async fn shared(
 pub async fn work(
     suite: Suite,
     records: Records,
-    options: &WorkerOptions,
+    options: WorkerOptions,
     shutdown: CancellationToken,
 ) -> Result<(), std::io::Error> {
     if !records.is_shared() {
@@ -356,9 +371,21 @@ pub async fn work(
     .await?;
     let drain = Duration::from_secs(u64::from(options.drain_secs));
     let watching = tokio::spawn(watch_connection(Arc::clone(&shared)));
+    let waking = options.wakes.map(|wakes| tokio::spawn(pass_on(wakes)));
     worker::run(Arc::clone(&shared), (options.jobs, drain), shutdown).await;
     watching.abort();
+    if let Some(waking) = waking {
+        waking.abort();
+    }
     connection_kept(&shared)
+}
+
+/// Wake this process's waits for the fal jobs the API heard of.
+async fn pass_on(mut wakes: CallbackWakes) {
+    while let Some(request_id) = wakes.notices.recv().await {
+        wakes.wakeups.wake(&request_id);
+    }
+    drop(wakes.connection);
 }
 
 /// Watch shared records' database connection: when it closes, shut down (a supervisor starts

@@ -10,6 +10,9 @@ use crate::store::{
     Job, JobState, Limit, LimitScope, Metrics, Outcome, Period, Store, Upload, User,
 };
 
+/// The PostgreSQL channel verified fal callbacks are passed on by, to workers elsewhere.
+pub const CALLBACK_CHANNEL: &str = "acgs_fal_callbacks";
+
 /// The service's records.
 #[derive(Debug)]
 pub enum Records {
@@ -175,6 +178,19 @@ impl Records {
             }
             #[cfg(feature = "postgres")]
             Self::Shared(store) => store.release(worker).await,
+        }
+    }
+
+    /// Pass a verified fal callback about `request_id` on to every worker listening on
+    /// [`CALLBACK_CHANNEL`] (local records: no other process to tell).
+    pub async fn notify_callback(&self, request_id: &str) -> Result<(), ServerError> {
+        match self {
+            Self::Local(_) => {
+                let _ = request_id;
+                Ok(())
+            }
+            #[cfg(feature = "postgres")]
+            Self::Shared(store) => store.notify_callback(request_id).await,
         }
     }
 

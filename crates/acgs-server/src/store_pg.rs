@@ -428,6 +428,19 @@ impl PgStore {
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
+    /// Tell the workers listening on [`crate::records::CALLBACK_CHANNEL`] that fal called back
+    /// about `request_id`.
+    pub async fn notify_callback(&self, request_id: &str) -> Result<(), ServerError> {
+        self.client
+            .execute(
+                "SELECT pg_notify($1, $2)",
+                &[&crate::records::CALLBACK_CHANNEL, &request_id],
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| failed(&e))
+    }
+
     /// Release `worker`'s leases at once: its running jobs are claimable again; how many.
     pub async fn release(&self, worker: &str) -> Result<u64, ServerError> {
         self.client

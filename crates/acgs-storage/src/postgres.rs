@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret as _, SecretString};
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio_postgres::config::{Host, SslMode};
 use tokio_postgres::{Client, NoTls};
 
@@ -18,6 +19,39 @@ use crate::error::StorageError;
 pub async fn connect(
     url: &str,
     access: &crate::LedgerAccess,
+) -> Result<(Client, String), StorageError> {
+    open(url, access, None).await
+}
+
+/// [`connect`], and `LISTEN channel` on the connection: the payload of every notification on
+/// it arrives on the receiver, until the connection closes.
+pub async fn listen(
+    url: &str,
+    access: &crate::LedgerAccess,
+    channel: &str,
+) -> Result<(Client, UnboundedReceiver<String>), StorageError> {
+    let (notices, received) = tokio::sync::mpsc::unbounded_channel();
+    let (client, target) = open(url, access, Some(notices)).await?;
+    let plain = !channel.is_empty() && channel.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
+    if !plain {
+        return Err(setup_error(
+            &target,
+            "a channel is lowercase letters and `_`",
+        ));
+    }
+    client
+        .batch_execute(&format!("LISTEN {channel}"))
+        .await
+        .map_err(|e| setup_error(&target, e))?;
+    Ok((client, received))
+}
+
+/// Connect, the connection driven on a task of its own that passes notifications to
+/// `notices` when given.
+async fn open(
+    url: &str,
+    access: &crate::LedgerAccess,
+    notices: Option<UnboundedSender<String>>,
 ) -> Result<(Client, String), StorageError> {
     let mut config: tokio_postgres::Config = url
         .parse()
@@ -43,7 +77,7 @@ pub async fn connect(
             .connect(NoTls)
             .await
             .map_err(|e| setup_error(&target, e))?;
-        tokio::spawn(connection);
+        tokio::spawn(drive(connection, notices));
         client
     } else {
         config.ssl_mode(SslMode::Require);
@@ -54,10 +88,31 @@ pub async fn connect(
             .connect(tls)
             .await
             .map_err(|e| setup_error(&target, e))?;
-        tokio::spawn(connection);
+        tokio::spawn(drive(connection, notices));
         client
     };
     Ok((client, target))
+}
+
+/// Drive `connection` until it closes, passing its notifications to `notices`.
+async fn drive<S, T>(
+    mut connection: tokio_postgres::Connection<S, T>,
+    notices: Option<UnboundedSender<String>>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    while let Some(message) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+        match message {
+            Ok(tokio_postgres::AsyncMessage::Notification(note)) => {
+                if let Some(notices) = &notices {
+                    let _ = notices.send(note.payload().to_owned());
+                }
+            }
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
 }
 
 pub(crate) fn setup_error(target: &str, reason: impl std::fmt::Display) -> StorageError {

@@ -128,6 +128,29 @@ fn callback_client(app: &App, allow_loopback: bool) -> Result<acgs_http::HttpCli
 /// fal's callbacks to `public`: its jobs are submitted with `public/v1/webhooks/fal` as their
 /// webhook, and deliveries are checked against the keys at `providers.fal.jwks_url`.
 fn fal_callbacks(app: &App, public: &str) -> Result<acgs_server::ProviderCallbacks, Failure> {
+    let (_, wakeups) = fal_webhook(app, public)?;
+    let urls = app.config().providers.urls(acgs_core::ProviderId::Fal);
+    let jwks = urls
+        .url("jwks_url")
+        .and_then(|u| url::Url::parse(u).ok())
+        .ok_or_else(|| usage("providers.fal.jwks_url is not a URL"))?;
+    let http = acgs_http::HttpClient::new(
+        acgs_http::NetworkPolicy::from_config(&app.config().network),
+        app.ui.redactor().clone(),
+    )?;
+    let verifier = acgs_providers_fal::FalWebhooks::new(http, jwks)?;
+    Ok(acgs_server::ProviderCallbacks {
+        fal: std::sync::Arc::new(verifier),
+        wakeups,
+    })
+}
+
+/// Submit this process's fal jobs with `public/v1/webhooks/fal` as their webhook (set before
+/// the providers are built), waiting on the wake-ups it returns.
+fn fal_webhook(
+    app: &App,
+    public: &str,
+) -> Result<(url::Url, acgs_core::callback::JobWakeups), Failure> {
     let base = url::Url::parse(public)
         .ok()
         .filter(|u| u.scheme() == "https" && u.query().is_none())
@@ -142,22 +165,41 @@ fn fal_callbacks(app: &App, public: &str) -> Result<acgs_server::ProviderCallbac
             base.path().trim_end_matches('/')
         ))
         .map_err(usage)?;
-    let urls = app.config().providers.urls(acgs_core::ProviderId::Fal);
-    let jwks = urls
-        .url("jwks_url")
-        .and_then(|u| url::Url::parse(u).ok())
-        .ok_or_else(|| usage("providers.fal.jwks_url is not a URL"))?;
-    let http = acgs_http::HttpClient::new(
-        acgs_http::NetworkPolicy::from_config(&app.config().network),
-        app.ui.redactor().clone(),
-    )?;
-    let verifier = acgs_providers_fal::FalWebhooks::new(http, jwks)?;
     let wakeups = acgs_core::callback::JobWakeups::default();
-    let _ = app.fal_webhook.set((hook, wakeups.clone()));
-    Ok(acgs_server::ProviderCallbacks {
-        fal: std::sync::Arc::new(verifier),
+    let _ = app.fal_webhook.set((hook.clone(), wakeups.clone()));
+    Ok((hook, wakeups))
+}
+
+/// With `--public-url`, a worker submits with fal's webhook and hears of the callbacks the API
+/// verified through the database.
+#[cfg(feature = "postgres")]
+async fn callback_wakes(
+    app: &App,
+    public: Option<&str>,
+) -> Result<Option<acgs_server::CallbackWakes>, Failure> {
+    let Some(public) = public else {
+        return Ok(None);
+    };
+    let (_, wakeups) = fal_webhook(app, public)?;
+    let (connection, notices) = acgs_storage::postgres::listen(
+        &app.loaded.ledger_url(),
+        &app.ledger_access(),
+        acgs_server::CALLBACK_CHANNEL,
+    )
+    .await?;
+    Ok(Some(acgs_server::CallbackWakes {
         wakeups,
-    })
+        notices,
+        connection: Box::new(connection),
+    }))
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn callback_wakes(
+    _app: &App,
+    _public: Option<&str>,
+) -> Result<Option<acgs_server::CallbackWakes>, Failure> {
+    Ok(None)
 }
 
 /// `acgs worker`: run the service's jobs from its shared records until a signal.
@@ -168,6 +210,7 @@ pub(crate) async fn worker(app: &App, args: &WorkerArgs, interrupt: &Interrupt) 
         ));
     }
     let records = records(app).await?;
+    let wakes = callback_wakes(app, args.public_url.as_deref()).await?;
     let suite = app.serving_suite().await?;
     let options = WorkerOptions {
         jobs: usize::from(args.jobs),
@@ -175,12 +218,18 @@ pub(crate) async fn worker(app: &App, args: &WorkerArgs, interrupt: &Interrupt) 
         lease_secs: args.lease_secs,
         drain_secs: args.drain_secs,
         callbacks: Some(callback_client(app, args.allow_private_callbacks)?),
+        wakes,
     };
     app.ui.note(&format!(
-        "acgs worker: running up to {} jobs at once",
-        options.jobs
+        "acgs worker: running up to {} jobs at once{}",
+        options.jobs,
+        if options.wakes.is_some() {
+            ", woken by fal's callbacks"
+        } else {
+            ""
+        }
     ));
-    acgs_server::work(suite, records, &options, interrupt.token().clone())
+    acgs_server::work(suite, records, options, interrupt.token().clone())
         .await
         .map_err(usage)?;
     Ok(())
