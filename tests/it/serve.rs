@@ -1135,6 +1135,35 @@ async fn tag_and_week_budgets_hold_and_admins_manage_them() {
         )
         .await;
     assert_eq!(status, 400, "a scope that is not plain");
+    let changes: Vec<(String, String)> = super::audit_lines(&sb)
+        .into_iter()
+        .filter(|e| {
+            e["operation"]
+                .as_str()
+                .is_some_and(|o| o.starts_with("serve.admin."))
+        })
+        .map(|e| {
+            (
+                e["operation"].as_str().unwrap_or_default().to_owned(),
+                e["user"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        changes.len(),
+        4,
+        "a user, a token created and revoked, a limit: {changes:?}"
+    );
+    assert!(
+        changes.iter().all(|(_, user)| user == "root"),
+        "{changes:?}"
+    );
+    assert!(
+        !super::audit_lines(&sb)
+            .iter()
+            .any(|e| e.to_string().contains(bob_token)),
+        "no token in the log"
+    );
     stop(child).await;
 }
 

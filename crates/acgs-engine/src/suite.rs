@@ -409,6 +409,15 @@ impl Suite {
         audit::record(services, vec![entry]);
     }
 
+    /// Audit a change this suite's caller made outside the guarded path — an admin's change of
+    /// a user, a token or a limit (`operation`, e.g. `serve.admin.limit`) — with what it changed
+    /// (`subject`, kept in the entry's `step`).
+    pub fn audit_change(&self, operation: &str, subject: &str) {
+        let services = self.services.as_ref();
+        let entry = audit::change(services, operation, subject);
+        audit::record(services, vec![entry]);
+    }
+
     /// Where run `run_id` is: each step as its manifest and the ledger describe it. Nothing is
     /// changed.
     pub async fn run_status(&self, run_id: &str) -> Result<crate::RunStatus, EngineError> {

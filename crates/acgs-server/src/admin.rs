@@ -1,6 +1,6 @@
 //! The admin routes (`/v1/admin/…`): users and their budgets, tokens, and the limits of the
 //! service and of tags — what `acgs serve user|token|limit` does, over HTTP, for users added
-//! with `--admin`. Anyone else gets 403; every call is in the request log with its user.
+//! with `--admin`. Anyone else gets 403; every change is audited with the admin who made it.
 
 use std::sync::Arc;
 
@@ -39,6 +39,15 @@ fn admin(request: &Request) -> Result<User, ServerError> {
     } else {
         Err(ServerError::Forbidden)
     }
+}
+
+/// Audit `admin`'s change: `operation` (`serve.admin.…`) and what it changed.
+fn audited(shared: &Shared, admin: &User, operation: &str, subject: &str) {
+    let caller = acgs_engine::Caller::new(&admin.name).origin(acgs_core::audit::Origin::Service);
+    shared
+        .suite
+        .for_caller(caller)
+        .audit_change(operation, subject);
 }
 
 fn amount(text: Option<&str>, what: &str) -> Result<Option<Usd>, ServerError> {
@@ -83,7 +92,7 @@ async fn put_user(
     Path(name): Path<String>,
     request: Request,
 ) -> Result<Response, ServerError> {
-    admin(&request)?;
+    let by = admin(&request)?;
     let budgets: Budgets = read_json(request, crate::api::BODY_LIMIT).await?;
     let user = User {
         name,
@@ -93,6 +102,7 @@ async fn put_user(
         admin: budgets.admin,
     };
     shared.records.put_user(&user).await?;
+    audited(&shared, &by, "serve.admin.user", &user.name);
     let stored = shared.records.user(&user.name).await?.unwrap_or(user);
     Ok(json(StatusCode::OK, &user_json(&stored)))
 }
@@ -109,10 +119,16 @@ async fn create_token(
     Path(name): Path<String>,
     request: Request,
 ) -> Result<Response, ServerError> {
-    admin(&request)?;
+    let by = admin(&request)?;
     let body: TokenBody = read_json(request, crate::api::BODY_LIMIT).await?;
     let days = body.days.unwrap_or(90).clamp(1, 3650);
     let (id, token) = shared.records.create_token(&name, days).await?;
+    audited(
+        &shared,
+        &by,
+        "serve.admin.token_create",
+        &format!("{id} for {name}"),
+    );
     Ok(json(
         StatusCode::CREATED,
         &json!({"id": id, "user": name, "token": token.expose_secret(), "expires_in_days": days}),
@@ -124,10 +140,11 @@ async fn revoke_token(
     Path(id): Path<String>,
     request: Request,
 ) -> Result<Response, ServerError> {
-    admin(&request)?;
+    let by = admin(&request)?;
     if !shared.records.revoke_token(&id).await? {
         return Err(ServerError::NotFound);
     }
+    audited(&shared, &by, "serve.admin.token_revoke", &id);
     Ok(json(StatusCode::OK, &json!({"revoked": id})))
 }
 
@@ -150,11 +167,13 @@ async fn set_limit(
     Path((scope, period)): Path<(String, String)>,
     request: Request,
 ) -> Result<Response, ServerError> {
-    admin(&request)?;
+    let by = admin(&request)?;
     let (scope, period) = (LimitScope::parse(&scope)?, Period::parse(&period)?);
     let body: LimitBody = read_json(request, crate::api::BODY_LIMIT).await?;
     let amount = amount(Some(&body.amount), "amount")?;
     shared.records.set_limit(&scope, period, amount).await?;
+    let subject = format!("{} {} {}", scope.as_text(), period.as_str(), body.amount);
+    audited(&shared, &by, "serve.admin.limit", &subject);
     list_limits_now(&shared).await
 }
 
@@ -163,9 +182,11 @@ async fn remove_limit(
     Path((scope, period)): Path<(String, String)>,
     request: Request,
 ) -> Result<Response, ServerError> {
-    admin(&request)?;
+    let by = admin(&request)?;
     let (scope, period) = (LimitScope::parse(&scope)?, Period::parse(&period)?);
     shared.records.set_limit(&scope, period, None).await?;
+    let subject = format!("{} {} removed", scope.as_text(), period.as_str());
+    audited(&shared, &by, "serve.admin.limit", &subject);
     list_limits_now(&shared).await
 }
 

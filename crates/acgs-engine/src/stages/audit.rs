@@ -107,6 +107,17 @@ pub(crate) fn refused_call(services: &Services, operation: &str, code: &str) -> 
     }
 }
 
+/// The entry of a change the caller made outside the guarded path (an admin's change of a
+/// user, a token or a limit): what it changed is in `step`.
+pub(crate) fn change(services: &Services, operation: &str, subject: &str) -> AuditEvent {
+    AuditEvent {
+        operation: operation.to_owned(),
+        outcome: Some(AuditOutcome::Success),
+        step: Some(subject.to_owned()),
+        ..who(services)
+    }
+}
+
 /// The user text of a request no plan was made of (its texts as given, system last).
 fn raw_prompt(request: &GenerationRequest) -> String {
     request
