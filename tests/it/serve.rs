@@ -1092,6 +1092,20 @@ async fn tag_and_week_budgets_hold_and_admins_manage_them() {
         .call(get.clone(), "/v1/spend", Some(bob_token), None, None)
         .await;
     assert_eq!(status, 401, "revoked over HTTP");
+    let (status, again) = api
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/v1/admin/tokens/{}", token["id"].as_str().expect("id")),
+            Some(&root),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, again["error"]["code"].as_str()),
+        (404, Some("server.unknown_token")),
+        "{again}"
+    );
     let (status, limits) = api
         .call(
             put,

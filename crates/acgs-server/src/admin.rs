@@ -142,7 +142,7 @@ async fn revoke_token(
 ) -> Result<Response, ServerError> {
     let by = admin(&request)?;
     if !shared.records.revoke_token(&id).await? {
-        return Err(ServerError::NotFound);
+        return Err(ServerError::UnknownToken(id));
     }
     audited(&shared, &by, "serve.admin.token_revoke", &id);
     Ok(json(StatusCode::OK, &json!({"revoked": id})))

@@ -523,6 +523,9 @@ async fn cancel_job(
         Some(JobState::Running) => shared.cancel_running(&id),
         // A queued one ended here, and no worker will record it: its callback goes from here.
         Some(JobState::Cancelled) if before.state == JobState::Queued => {
+            if let Some(pipeline) = crate::pipelines::StoredPipeline::parse(&before.request) {
+                pipeline.forget().await;
+            }
             crate::worker::call_back(&shared, &before).await;
         }
         Some(_) => {}

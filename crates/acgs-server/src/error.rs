@@ -48,6 +48,9 @@ pub enum ServerError {
     /// Too many event streams are open.
     #[error("too many event streams are open; poll the job instead")]
     Busy,
+    /// No live token has this id.
+    #[error("no live token `{0}`")]
+    UnknownToken(String),
     /// A user `serve token create` names does not exist.
     #[error("no user named `{0}`; add one with `acgs serve user add NAME --daily AMOUNT`")]
     UnknownUser(String),
@@ -86,7 +89,7 @@ impl ServerError {
                 ErrorKind::Auth | ErrorKind::Provider => StatusCode::BAD_GATEWAY,
                 ErrorKind::Check | ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             },
-            Self::UnknownUser(_) => StatusCode::NOT_FOUND,
+            Self::UnknownUser(_) | Self::UnknownToken(_) => StatusCode::NOT_FOUND,
             Self::TooManyJobs(_) | Self::TooManyFiles | Self::RateLimited(_) => {
                 StatusCode::TOO_MANY_REQUESTS
             }
@@ -107,6 +110,7 @@ impl UserFacing for ServerError {
             Self::TooSlow(_) => "request.too_slow",
             Self::Refused { code, .. } => code,
             Self::UnknownUser(_) => "server.unknown_user",
+            Self::UnknownToken(_) => "server.unknown_token",
             Self::TooManyJobs(_) => "rate.too_many_jobs",
             Self::TooManyFiles => "rate.upload_quota",
             Self::RateLimited(_) => "rate.limited",
@@ -122,7 +126,8 @@ impl UserFacing for ServerError {
             | Self::BadRequest(_)
             | Self::TooLarge(_)
             | Self::TooSlow(_)
-            | Self::UnknownUser(_) => ErrorKind::Usage,
+            | Self::UnknownUser(_)
+            | Self::UnknownToken(_) => ErrorKind::Usage,
             Self::Refused { kind, .. } => *kind,
             Self::TooManyJobs(_) | Self::TooManyFiles | Self::RateLimited(_) | Self::Busy => {
                 ErrorKind::Money

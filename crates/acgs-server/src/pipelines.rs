@@ -62,6 +62,11 @@ impl StoredPipeline {
         serde_json::from_str(stored).ok()
     }
 
+    /// Remove the kept pipeline file of a job that will not run.
+    pub(crate) async fn forget(&self) {
+        let _ = tokio::fs::remove_file(&self.pipeline_path).await;
+    }
+
     /// What a worker runs.
     pub(crate) fn into_stored(self) -> Result<Stored, ServerError> {
         Ok(Stored {
