@@ -323,20 +323,34 @@ async fn plan(
         suite.audit_refusal("serve.job", acgs_core::UserFacing::code(&e));
         ServerError::refused(&e)
     })?;
-    if let Some(max) = max
-        && plan.quote.amount > max
-    {
-        suite.audit_refusal("serve.job", "budget.max_cost_below_estimate");
-        return Err(ServerError::Refused {
-            code: "budget.max_cost_below_estimate",
-            kind: acgs_core::ErrorKind::Money,
-            message: format!(
-                "its worst case is ${}, above max_cost_usd ${max}",
-                plan.quote.amount
-            ),
-        });
+    if let Some(refused) = above_ceiling(plan.quote.amount, max) {
+        suite.audit_refusal("serve.job", acgs_core::UserFacing::code(&refused));
+        return Err(refused);
     }
     Ok(plan)
+}
+
+/// The refusal of a worst case above the job's `max_cost_usd`, if it is.
+pub(crate) fn above_ceiling(estimate: Usd, max: Option<Usd>) -> Option<ServerError> {
+    let max = max.filter(|max| estimate > *max)?;
+    Some(ServerError::Refused {
+        code: "budget.max_cost_below_estimate",
+        kind: acgs_core::ErrorKind::Money,
+        message: format!("its worst case is ${estimate}, above max_cost_usd ${max}"),
+    })
+}
+
+/// What `caller`'s scopes count now, against their limits.
+pub(crate) async fn spend_of(
+    shared: &Shared,
+    caller: acgs_engine::Caller,
+) -> Result<acgs_engine::SpendNow, ServerError> {
+    shared
+        .suite
+        .for_caller(caller)
+        .spend_now()
+        .await
+        .map_err(|e| ServerError::refused(&e))
 }
 
 /// What the door says to a new job or pipeline.
@@ -617,13 +631,7 @@ async fn spend(
         .into_iter()
         .filter(|s| s.scope.contains(&own))
         .collect();
-    let caller = shared.caller(&user, scopes, None, None);
-    let now = shared
-        .suite
-        .for_caller(caller)
-        .spend_now()
-        .await
-        .map_err(|e| ServerError::refused(&e))?;
+    let now = spend_of(&shared, shared.caller(&user, scopes, None, None)).await?;
     Ok(json(
         StatusCode::OK,
         &json!({"user": user.name, "scopes": shown_scopes(&now.scopes)}),

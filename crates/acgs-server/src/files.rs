@@ -28,12 +28,9 @@ const HEADERS_CAP: usize = 16 * 1024;
 /// `user`'s upload folder under `root`; a name that is not plain gets none (user names are
 /// checked when users are added, and again here, since the name becomes a path).
 pub(crate) fn folder(root: &Path, user: &str) -> Option<PathBuf> {
-    let plain = !user.is_empty()
-        && user.len() <= 64
-        && user
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    plain.then(|| root.join(user))
+    crate::store::check_user_name(user)
+        .ok()
+        .map(|()| root.join(user))
 }
 
 /// The request body, refused when its first part's headers do not end (a blank line) within

@@ -99,12 +99,7 @@ async fn scope_spend(shared: &Shared, text: &mut String) -> Result<(), ServerErr
     for scope in shared.shared_scopes(&tags).await? {
         caller = caller.scope(scope);
     }
-    let now = shared
-        .suite
-        .for_caller(caller)
-        .spend_now()
-        .await
-        .map_err(|e| ServerError::refused(&e))?;
+    let now = crate::api::spend_of(shared, caller).await?;
     metric(
         text,
         "acgs_scope_spend_micro_usd",

@@ -150,26 +150,11 @@ async fn price(
         .load_pipeline(&path)
         .and_then(|p| suite.estimate_pipeline(&p, &inputs));
     let refusal = match &priced {
-        Err(e) => Some((acgs_core::UserFacing::code(e), ServerError::refused(e))),
-        Ok(estimate) => max.filter(|max| estimate.total > *max).map(|max| {
-            let message = format!(
-                "its worst case is ${}, above max_cost_usd ${max}",
-                estimate.total
-            );
-            let code = "budget.max_cost_below_estimate";
-            let kind = acgs_core::ErrorKind::Money;
-            (
-                code,
-                ServerError::Refused {
-                    code,
-                    kind,
-                    message,
-                },
-            )
-        }),
+        Err(e) => Some(ServerError::refused(e)),
+        Ok(estimate) => crate::api::above_ceiling(estimate.total, max),
     };
-    if let Some((code, refused)) = refusal {
-        suite.audit_refusal("serve.pipeline", code);
+    if let Some(refused) = refusal {
+        suite.audit_refusal("serve.pipeline", acgs_core::UserFacing::code(&refused));
         let _ = tokio::fs::remove_file(&path).await;
         return Err(refused);
     }
