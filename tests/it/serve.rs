@@ -149,6 +149,10 @@ async fn users_reach_only_their_own_jobs_within_their_own_budgets() {
         ])
         .await);
     let (child, base) = server(&sb).await;
+    for file in ["server.sqlite3", "server.lock"] {
+        let mode = super::mode(&sb.state().join(file));
+        assert_eq!(mode & 0o077, 0, "{file} is the owner's only: {mode:o}");
+    }
     // Plain HTTP to loopback; reqwest is built without a default crypto provider.
     let _ = rustls::crypto::ring::default_provider().install_default();
     #[expect(

@@ -237,10 +237,12 @@ impl Shared {
 
 /// Hold `path` locked for as long as the file lives, or fail when another `acgs serve` holds it.
 fn lock(path: &std::path::Path) -> std::io::Result<fs_err::File> {
+    use fs_err::os::unix::fs::OpenOptionsExt as _;
     let file = fs_err::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
+        .mode(0o600)
         .open(path)?;
     rustix::fs::flock(
         file.file(),

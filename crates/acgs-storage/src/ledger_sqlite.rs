@@ -219,9 +219,9 @@ impl Cached for Connection {
     }
 }
 
-/// Create the database file 0600 if it does not exist (SQLite gives its `-wal` and `-shm` files
-/// the database file's mode).
-fn create_private(path: &Path) -> Result<(), StorageError> {
+/// Create the SQLite database file at `path` 0600 if it does not exist (SQLite gives its
+/// `-wal` and `-shm` files the database file's mode), without following a link in its place.
+pub fn create_private(path: &Path) -> Result<(), StorageError> {
     use fs_err::os::unix::fs::OpenOptionsExt as _;
     match fs_err::OpenOptions::new()
         .write(true)
@@ -239,8 +239,9 @@ fn create_private(path: &Path) -> Result<(), StorageError> {
     }
 }
 
-/// Owner-only modes on the database and its WAL files (ledgers made by earlier versions).
-fn make_private(path: &Path) {
+/// Owner-only modes on the SQLite database at `path` and its WAL files (files made by earlier
+/// versions).
+pub fn make_private(path: &Path) {
     use std::os::unix::fs::PermissionsExt as _;
     let mut wal = path.as_os_str().to_owned();
     wal.push("-wal");

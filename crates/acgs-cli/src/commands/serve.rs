@@ -52,7 +52,10 @@ async fn records(app: &App) -> Result<Records, Failure> {
     if let Some(dir) = path.parent() {
         acgs_storage::ensure_private_dir(dir)?;
     }
+    // Token digests and every job's request: the owner's only, as the ledger is.
+    acgs_storage::ledger_sqlite::create_private(&path)?;
     let store = Store::open(&path).map_err(usage)?;
+    acgs_storage::ledger_sqlite::make_private(&path);
     Ok(Records::Local(store))
 }
 
